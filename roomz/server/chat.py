@@ -1,0 +1,152 @@
+"""The live side: Socket.IO connections, each user's private channel, messages and names."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import socketio
+
+from .sessions import Sessions, SessionError, cookie_value
+from .settings import ServerSettings
+from .validation import MAX_DISPLAY_NAME_LENGTH, clean_content, clean_display_name
+
+log = logging.getLogger("roomz.server")
+
+NOT_AUTHENTICATED = {"error": "Not authenticated", "code": 401}
+INVALID_FORMAT = {"error": "Invalid message format", "code": 400}
+INVALID_CONTENT = {"error": "Missing or invalid 'content' field", "code": 400}
+INVALID_NAME = {
+    "error": f"Invalid display name: must be 1-{MAX_DISPLAY_NAME_LENGTH} characters, no newlines",
+    "code": 400,
+}
+_NO_DATA = object()
+
+
+def now_iso() -> str:
+    """The current UTC time in ISO 8601, as every event carries it."""
+    return datetime.now(timezone.utc).isoformat()
+
+
+@dataclass(slots=True)
+class Connection:
+    """One signed-in Socket.IO connection; display names live here, per connection."""
+
+    email: str
+    connection_id: str
+    display_name: str | None = None
+
+    @property
+    def channel(self) -> str:
+        """The user's private channel, shared by all their connections."""
+        return f"user:{self.email}"
+
+    def user(self) -> dict[str, Any]:
+        """The ``user`` object events carry."""
+        return {"id": self.channel, "email": self.email, "display_name": self.display_name}
+
+
+class Chat:
+    """Socket.IO event handlers of PROTOCOL.md section 2, bound to one ``AsyncServer``."""
+
+    def __init__(self, sio: socketio.AsyncServer, sessions: Sessions,
+                 settings: ServerSettings) -> None:
+        self.sio = sio
+        self.sessions = sessions
+        self.settings = settings
+        self.connections: dict[str, Connection] = {}
+        self.per_user: Counter[str] = Counter()
+        sio.on("connect", self.connect)
+        sio.on("disconnect", self.disconnect)
+        sio.on("message", self.message)
+        sio.on("set_display_name", self.set_display_name)
+
+    async def connect(self, sid: str, environ: Any = None, auth: Any = None) -> None:
+        """Accept a connection whose cookie holds a valid session, and announce it."""
+        if sid in self.connections:
+            return  # a connected client emitted an event named "connect": not ours to obey
+        try:
+            claims = self.sessions.verify(cookie_value(environ.get("HTTP_COOKIE")))
+        except SessionError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(f"Not authenticated: {exc}") from None
+        email = claims["email"]
+        if not self.settings.allows(email):
+            raise socketio.exceptions.ConnectionRefusedError("Not authenticated: email not allowed")
+        if len(self.connections) >= self.settings.max_connections:
+            log.warning("refused %s: server full (%d connections)", email, len(self.connections))
+            raise socketio.exceptions.ConnectionRefusedError(
+                f"Server full: {self.settings.max_connections} connections; try again later"
+            )
+        conn = Connection(email=email, connection_id=str(uuid.uuid4()))
+        self.connections[sid] = conn
+        self.per_user[email] += 1
+        user = conn.user()
+        await self.sio.emit("authenticated", {
+            "user": user, "channel": conn.channel, "server_time": now_iso(),
+            "connection_id": conn.connection_id,
+        }, to=sid)
+        await self.sio.enter_room(sid, conn.channel)
+        await self.sio.emit("user_joined", {
+            "user": user, "timestamp": now_iso(), "total_connections": self.per_user[email],
+        }, room=conn.channel, skip_sid=sid)
+
+    async def disconnect(self, sid: str, reason: Any = None) -> None:
+        """Forget a closed connection and tell the user's other connections."""
+        if self.sio.manager.is_connected(sid, "/"):
+            return  # a live client emitted an event named "disconnect": ignore it
+        conn = self.connections.pop(sid, None)
+        if conn is None:
+            return
+        self.per_user[conn.email] -= 1
+        remaining = self.per_user[conn.email]
+        if remaining <= 0:
+            del self.per_user[conn.email]
+        await self.sio.emit("user_left", {
+            "user": conn.user(), "timestamp": now_iso(), "remaining_connections": remaining,
+        }, room=conn.channel, skip_sid=sid)
+
+    async def message(self, sid: str, data: Any = _NO_DATA, *extra: Any) -> dict[str, Any]:
+        """Broadcast a chat message to the sender's channel, sender included, then ack it."""
+        conn = self.connections.get(sid)
+        if conn is None:
+            return NOT_AUTHENTICATED
+        if not isinstance(data, dict):
+            return INVALID_FORMAT
+        content = data.get("content")
+        if not isinstance(content, str) or not content.strip():
+            return INVALID_CONTENT
+        message_id = str(uuid.uuid4())
+        timestamp = now_iso()
+        await self.sio.emit("message", {
+            "id": message_id, "user": conn.user(), "content": clean_content(content),
+            "timestamp": timestamp, "connection_id": conn.connection_id,
+        }, room=conn.channel)
+        return {"status": "ok", "message_id": message_id, "timestamp": timestamp}
+
+    async def set_display_name(self, sid: str, data: Any = _NO_DATA,
+                               *extra: Any) -> dict[str, Any]:
+        """Set or clear this connection's display name and tell the user's other connections."""
+        conn = self.connections.get(sid)
+        if conn is None:
+            return NOT_AUTHENTICATED
+        if not isinstance(data, dict):
+            return INVALID_FORMAT
+        name = data.get("display_name")
+        if name is None or name == "":
+            cleaned = None
+        elif not isinstance(name, str) or (cleaned := clean_display_name(name)) is None:
+            return INVALID_NAME
+        conn.display_name = cleaned
+        await self.sio.emit("display_name_changed", {
+            "user": conn.user(), "timestamp": now_iso(), "connection_id": conn.connection_id,
+        }, room=conn.channel, skip_sid=sid)
+        return {"status": "ok", "display_name": cleaned}
+
+    async def disconnect_all(self) -> None:
+        """Close every connection with a normal Socket.IO disconnect (server shutdown)."""
+        for sid in list(self.connections):
+            await self.sio.disconnect(sid)

@@ -1,0 +1,82 @@
+"""An in-process Roomz server for tests: ephemeral loopback port, magic links captured."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from .app import Server
+from .mail import MagicLink
+from .sessions import COOKIE_NAME
+from .settings import ServerSettings
+
+
+class LocalServer:
+    """A :class:`Server` on ``127.0.0.1`` with a free port that keeps every magic link it sends.
+
+    ``async with LocalServer() as server:`` then ``server.url``, ``server.links``,
+    ``await server.next_link(email)`` and ``await server.sign_in(email)``.
+    """
+
+    def __init__(self, settings: ServerSettings | None = None, **overrides: Any) -> None:
+        base = settings or ServerSettings(jwt_secret=secrets.token_urlsafe(32))
+        self.settings = dataclasses.replace(base, host="127.0.0.1", port=0, **overrides)
+        self.links: list[MagicLink] = []
+        self._new_link = asyncio.Condition()
+        self.server = Server(self.settings, on_magic_link=self._record)
+
+    async def _record(self, link: MagicLink) -> None:
+        async with self._new_link:
+            self.links.append(link)
+            self._new_link.notify_all()
+
+    @property
+    def url(self) -> str:
+        """The base URL, such as ``http://127.0.0.1:40123``."""
+        return self.server.url
+
+    async def next_link(self, email: str, *, after: int = 0, timeout: float = 5.0) -> MagicLink:
+        """The first link for ``email`` among ``links[after:]``, waiting up to ``timeout``."""
+        def found() -> MagicLink | None:
+            return next((link for link in self.links[after:] if link.email == email), None)
+
+        async def wait() -> MagicLink:
+            async with self._new_link:
+                await self._new_link.wait_for(lambda: found() is not None)
+            return found()  # type: ignore[return-value]
+
+        return await asyncio.wait_for(wait(), timeout)
+
+    async def request_link(self, email: str) -> MagicLink:
+        """Ask for a magic link over HTTP, as a client would, and return it."""
+        before = len(self.links)
+        async with aiohttp.ClientSession() as http, http.post(
+            f"{self.url}/auth/request-magic-link", json={"email": email}
+        ) as resp:
+            if resp.status != 200:
+                raise AssertionError(f"magic link request failed: {resp.status} {await resp.text()}")
+        return await self.next_link(email, after=before)
+
+    async def sign_in(self, email: str) -> str:
+        """Sign ``email`` in over HTTP and return the session token (the cookie's value)."""
+        link = await self.request_link(email)
+        async with aiohttp.ClientSession() as http, http.get(
+            link.url, allow_redirects=False
+        ) as resp:
+            morsel = resp.cookies.get(COOKIE_NAME)
+            if morsel is None:
+                raise AssertionError(f"no session cookie from {link.url}: {resp.status}")
+            return morsel.value
+
+    async def __aenter__(self) -> LocalServer:
+        await self.server.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.server.stop()

@@ -1,0 +1,1 @@
+"""Roomz bots: the pluggy hook layer that dispatches chat events to plugins."""
