@@ -82,7 +82,7 @@ class Server:
             await task
 
     async def _disconnect_clients(self, app: web.Application) -> None:
-        await self.chat.disconnect_all()
+        await self.chat.close_all()
         await self.sio.shutdown()
 
     @property

@@ -72,6 +72,7 @@ class Chat:
         try:
             claims = self.sessions.verify(cookie_value(environ.get("HTTP_COOKIE")))
         except SessionError as exc:
+            log.info("refused a connection: %s", exc)
             raise socketio.exceptions.ConnectionRefusedError(f"Not authenticated: {exc}") from None
         email = claims["email"]
         if not self.settings.allows(email):
@@ -146,7 +147,12 @@ class Chat:
         }, room=conn.channel, skip_sid=sid)
         return {"status": "ok", "display_name": cleaned}
 
-    async def disconnect_all(self) -> None:
-        """Close every connection with a normal Socket.IO disconnect (server shutdown)."""
-        for sid in list(self.connections):
-            await self.sio.disconnect(sid)
+    async def close_all(self) -> None:
+        """Close every transport as a server going away does (shutdown).
+
+        Clients see their connection end and, like Socket.IO's own servers' clients on
+        shutdown, reconnect on their own; a Socket.IO DISCONNECT would tell them not to.
+        """
+        for socket in list(self.sio.eio.sockets.values()):
+            await socket.close(wait=False, abort=True)
+            await socket.queue.put(None)  # wakes the transport's writer, which closes the socket

@@ -1,0 +1,70 @@
+"""The published Roomz 0.4.0 Python client, unchanged, against our server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from roomz.server.testing import LocalServer
+
+SCRIPT = Path(__file__).with_name("published_client.py")
+
+
+async def run_published_client(python: Path, server: LocalServer, email: str) -> dict[str, Any]:
+    """Run the published client's scenario, feeding it magic-link tokens as it asks."""
+    # Its cookie jar ignores IP-address hosts, so it must be given a host name.
+    url = server.url.replace("127.0.0.1", "localhost")
+    home = tempfile.mkdtemp(prefix="roomz-published-home-")
+    proc = await asyncio.create_subprocess_exec(
+        str(python), str(SCRIPT), url, email,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, "HOME": home},
+    )
+    assert proc.stdin and proc.stdout and proc.stderr
+    seen = 0
+    try:
+        while True:
+            line = await asyncio.wait_for(proc.stdout.readline(), 20)
+            if not line:
+                err = (await asyncio.wait_for(proc.stderr.read(), 5)).decode()
+                raise AssertionError(f"published client ended early:\n{err}")
+            msg = json.loads(line)
+            if "need_token" in msg:
+                link = await server.next_link(msg["need_token"], after=seen)
+                seen = server.links.index(link) + 1
+                proc.stdin.write(link.token.encode() + b"\n")
+                await proc.stdin.drain()
+            else:
+                return msg["result"]  # type: ignore[no-any-return]
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await asyncio.wait_for(proc.wait(), 5)
+
+
+async def test_published_client_signs_in_sends_receives_and_names(
+    server: LocalServer, published_python: Path
+) -> None:
+    """A user of the published client signs in twice, names one connection, and chats."""
+    result = await run_published_client(published_python, server, "alice@example.com")
+
+    assert result["user"] == {"id": "user:alice@example.com", "email": "alice@example.com",
+                              "display_name": None}
+    assert result["name_ack"] == {"status": "ok", "display_name": "Alice"}
+    assert result["send_ack"]["status"] == "ok" and result["reply_ack"]["status"] == "ok"
+    events = result["events"]
+    kinds = [(who, name) for who, name, _ in events]
+    assert ("first", "user_joined") in kinds
+    renamed = next(d for who, name, d in events if (who, name) == ("second", "display_name_changed"))
+    assert renamed["user"]["display_name"] == "Alice"
+    messages = [(who, d["content"], d["user"]["display_name"])
+                for who, name, d in events if name == "message"]
+    sent = "hello &lt;from&gt; the published client"
+    assert ("first", sent, "Alice") in messages and ("second", sent, "Alice") in messages
+    assert ("first", "and back", None) in messages and ("second", "and back", None) in messages
+    left = next(d for who, name, d in events if (who, name) == ("first", "user_left"))
+    assert left["remaining_connections"] == 1
