@@ -1,0 +1,407 @@
+"""``AsyncClient``: the asyncio Roomz client, on python-socketio and aiohttp."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import socketio
+
+from .events import EventHandler, EventHandlers
+from .exceptions import AuthenticationError, ConnectionError
+from .session_cache import SessionCache
+from .state import ConnectionState
+
+log = logging.getLogger("roomz.client")
+
+COOKIE = "session_token"
+SIGN_IN_ERRORS = {
+    "missing_token": "the sign-in token is empty",
+    "invalid_token": "the sign-in token is unknown, expired or already used; "
+                     "request a new one with login()",
+    "unauthorized": "this email is not allowed on the server",
+}
+SEEN_MESSAGE_IDS = 1024  # enough to catch a redelivery around a reconnect
+
+
+class AsyncClient:
+    """Primary async WebSocket client for Roomz real-time chat.
+
+    ``session_token`` is a magic-link token (from the sign-in mail); it is redeemed
+    by :meth:`connect`. With ``session_cache_file`` the resulting session is kept
+    there, so later runs connect without a new token.
+    """
+
+    def __init__(
+        self,
+        server_url: str,
+        session_token: str = "",
+        *,
+        reconnect: bool = True,
+        reconnect_delay: float = 1.0,
+        max_reconnect_attempts: int = 5,
+        connection_timeout: float = 10.0,
+        session_cache_file: str | Path | None = None,
+    ) -> None:
+        parts = urlsplit(server_url) if isinstance(server_url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"server_url must be an http:// or https:// URL such as http://localhost:8000, "
+                f"got {server_url!r}"
+            )
+        if reconnect_delay <= 0 or connection_timeout <= 0 or max_reconnect_attempts < 0:
+            raise ValueError("reconnect_delay and connection_timeout must be positive and "
+                             "max_reconnect_attempts at least 0")
+        self.server_url = server_url.rstrip("/")
+        self._magic_token = session_token
+        self.reconnect = reconnect
+        self.reconnect_delay = reconnect_delay
+        self.max_reconnect_attempts = max_reconnect_attempts
+        self.connection_timeout = connection_timeout
+        self._cache = SessionCache(session_cache_file) if session_cache_file else None
+        self._session: str | None = None
+        self._handlers = EventHandlers()
+        self._state = ConnectionState.DISCONNECTED
+        self._user: dict[str, Any] | None = None
+        self._display_name: str | None = None  # as asked for, re-applied after reconnects
+        self._sio: socketio.AsyncClient | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._authenticated = asyncio.Event()
+        self._namespace_connected = asyncio.Event()
+        self._refusal: str | None = None
+        self._closing = False
+        self._seen_ids: deque[str] = deque(maxlen=SEEN_MESSAGE_IDS)
+
+    # -- what the user sees -------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True if the WebSocket is connected and authenticated."""
+        return self._state is ConnectionState.CONNECTED
+
+    @property
+    def user(self) -> dict[str, Any] | None:
+        """``{"id", "email", "display_name"}`` of the signed-in user, or None."""
+        return self._user
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        """The current :class:`ConnectionState`."""
+        return self._state
+
+    def on(self, event: str, handler: EventHandler) -> None:
+        """Register ``handler`` (sync or async) for ``event``; see the README for event data."""
+        self._handlers.on(event, handler)
+
+    def off(self, event: str, handler: EventHandler | None = None) -> None:
+        """Unregister ``handler``, or every handler of ``event`` when it is None."""
+        self._handlers.off(event, handler)
+
+    # -- signing in -----------------------------------------------------------------------
+
+    async def login(self, email: str) -> bool:
+        """Request a magic link for ``email``; True once the server has sent it.
+
+        Raises :class:`ConnectionError` with the server's ``detail`` (email not allowed,
+        malformed, rate limited) or the network failure.
+        """
+        if not isinstance(email, str):
+            raise TypeError(f"email must be a str, got {type(email).__name__}")
+        try:
+            async with self._http_session().post(
+                f"{self.server_url}/auth/request-magic-link", json={"email": email},
+                timeout=aiohttp.ClientTimeout(total=self.connection_timeout),
+            ) as resp:
+                if resp.status == 200:
+                    return True
+                detail = await _problem_detail(resp)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise ConnectionError(f"cannot reach {self.server_url}: {_describe(exc)}") from exc
+        raise ConnectionError(f"login failed: {detail}", detail=detail, status=resp.status)
+
+    async def _redeem(self, token: str) -> str:
+        """Trade a magic-link token for a session token (the ``session_token`` cookie)."""
+        try:
+            async with self._http_session().get(
+                f"{self.server_url}/auth/verify", params={"token": token}, allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=self.connection_timeout),
+            ) as resp:
+                morsel = resp.cookies.get(COOKIE)
+                location = resp.headers.get("Location", "")
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise ConnectionError(f"cannot reach {self.server_url}: {_describe(exc)}") from exc
+        if morsel is None or not morsel.value:
+            code = location.partition("error=")[2] or f"HTTP {resp.status}"
+            reason = SIGN_IN_ERRORS.get(code, f"the server did not sign us in ({code})")
+            raise AuthenticationError(f"sign-in failed: {reason}", detail=reason,
+                                      status=resp.status)
+        return morsel.value
+
+    def clear_cached_session(self) -> None:
+        """Forget the session, in memory and in the session cache file."""
+        self._session = None
+        if self._cache is not None:
+            self._cache.remove(self.server_url)
+
+    # -- the live connection --------------------------------------------------------------
+
+    async def connect(self, session_token: str | None = None, *, token: str | None = None) -> None:
+        """Sign in and open the live connection; returns once the server has authenticated it.
+
+        ``session_token`` (or ``token``) is a magic-link token; without one the session
+        from an earlier connect or from the session cache is used.
+        Raises :class:`AuthenticationError` when there is no session or the server refuses
+        it, and :class:`ConnectionError` when the server cannot be reached in time.
+        """
+        if self._state in (ConnectionState.CONNECTED, ConnectionState.CONNECTING):
+            raise ConnectionError(f"already {self._state.value}; call disconnect() first")
+        self._state = ConnectionState.CONNECTING
+        try:
+            await asyncio.wait_for(self._connect(session_token or token),
+                                   self.connection_timeout)
+        except asyncio.TimeoutError:
+            await self._abandon()
+            raise ConnectionError(
+                f"no answer from {self.server_url} within {self.connection_timeout:g} s"
+            ) from None
+        except BaseException:
+            await self._abandon()
+            raise
+
+    async def _connect(self, magic_token: str | None) -> None:
+        magic_token = magic_token or self._magic_token
+        if magic_token:
+            self._session = await self._redeem(magic_token)
+            self._magic_token = ""  # used up: a link works once
+            if self._cache is not None:
+                self._cache.save(self.server_url, self._session)
+        elif self._session is None and self._cache is not None:
+            self._session = self._cache.load(self.server_url)
+        if self._session is None:
+            raise AuthenticationError(
+                "not signed in: call login(email), then connect() with the token from the mail"
+            )
+        if self._sio is not None:  # left over from a connection the server ended
+            await self._sio.shutdown()
+        self._closing = False
+        self._refusal = None
+        self._authenticated.clear()
+        self._namespace_connected.clear()
+        self._sio = self._new_socket()
+        try:
+            await self._sio.connect(
+                self.server_url, headers=self._headers, transports=["websocket"],
+                wait_timeout=self.connection_timeout,
+            )
+        except socketio.exceptions.ConnectionError as exc:
+            if self._refusal is not None or "namespaces failed" in str(exc):
+                reason = self._refusal or "the server refused the session"
+                raise AuthenticationError(f"the server refused the connection: {reason}",
+                                          detail=reason) from exc
+            raise ConnectionError(f"cannot reach {self.server_url}: {exc}") from exc
+        await self._authenticated.wait()
+
+    def _headers(self) -> dict[str, str]:
+        # A fresh dict per attempt: engineio consumes the Cookie header it is given.
+        return {"Cookie": f"{COOKIE}={self._session}"}
+
+    def _http_session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            # unsafe=True: the default jar silently drops cookies of IP-address hosts.
+            self._http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        return self._http
+
+    def _new_socket(self) -> socketio.AsyncClient:
+        sio = socketio.AsyncClient(
+            # python-socketio reads 0 attempts as "forever"; ours means "none".
+            reconnection=self.reconnect and self.max_reconnect_attempts > 0,
+            reconnection_attempts=self.max_reconnect_attempts,
+            reconnection_delay=self.reconnect_delay,
+            reconnection_delay_max=max(self.reconnect_delay * 32, 30.0),
+            randomization_factor=self.reconnect_delay / 4,  # seconds either way, not a percent
+            http_session=self._http_session(),
+            handle_sigint=False,
+        )
+        sio.on("connect", self._namespace_connected.set)
+        sio.on("connect_error", self._on_connect_error)
+        sio.on("disconnect", self._on_disconnect)
+        sio.on("__disconnect_final", self._on_disconnect_final)  # python-socketio: no more retries
+        sio.on("authenticated", self._on_authenticated)
+        sio.on("message", self._on_message)
+        sio.on("user_joined", self._forward("user_joined"))
+        sio.on("user_left", self._forward("user_left"))
+        sio.on("display_name_changed", self._on_display_name_changed)
+        return sio
+
+    async def _abandon(self) -> None:
+        """Undo a connect that failed half-way."""
+        self._closing = True
+        if self._sio is not None:
+            await self._sio.shutdown()
+            self._sio = None
+        self._state = ConnectionState.DISCONNECTED
+
+    async def disconnect(self) -> None:
+        """Close the connection; the client does not reconnect until :meth:`connect` is called."""
+        self._closing = True
+        was_connected = self._state is ConnectionState.CONNECTED
+        if self._sio is not None:
+            await self._sio.shutdown()
+            self._sio = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        self._state = ConnectionState.DISCONNECTED
+        self._user = None
+        if was_connected:
+            await self._handlers.emit("disconnect", {})
+
+    async def __aenter__(self) -> AsyncClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.disconnect()
+
+    # -- sending --------------------------------------------------------------------------
+
+    async def send(self, content: str) -> dict[str, Any]:
+        """Send a chat message; returns the server's acknowledgement or an error dict.
+
+        ``{"status": "ok", "message_id", "timestamp"}`` on success,
+        ``{"error", "code"}`` otherwise (408 when no acknowledgement came in time).
+        Raises :class:`ConnectionError` if not connected.
+        """
+        if not isinstance(content, str):
+            raise TypeError(f"content must be a str, got {type(content).__name__}")
+        return await self._call("message", {"content": content})
+
+    async def set_display_name(self, name: str | None) -> dict[str, Any]:
+        """Set (or with None, clear) this connection's display name; kept across reconnects.
+
+        Returns ``{"status": "ok", "display_name"}`` or ``{"error", "code"}``.
+        Raises :class:`ConnectionError` if not connected.
+        """
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {type(name).__name__}")
+        name = (name.strip() or None) if name is not None else None
+        ack = await self._call("set_display_name", {"display_name": name})
+        if ack.get("status") == "ok":
+            self._display_name = name
+            if self._user is not None:
+                self._user["display_name"] = ack.get("display_name")
+        return ack
+
+    async def _call(self, event: str, data: dict[str, Any]) -> dict[str, Any]:
+        sio = self._sio
+        if sio is None or not self.connected:
+            raise ConnectionError(f"not connected ({self._state.value}); call connect() first")
+        try:
+            ack = await sio.call(event, data, timeout=self.connection_timeout)
+        except socketio.exceptions.TimeoutError:
+            return {"error": f"no acknowledgement within {self.connection_timeout:g} s",
+                    "code": 408}
+        except socketio.exceptions.BadNamespaceError:
+            raise ConnectionError("the connection closed before the message was sent") from None
+        if not isinstance(ack, dict):
+            return {"error": f"unexpected acknowledgement {ack!r}", "code": 502}
+        return ack
+
+    # -- events from python-socketio ------------------------------------------------------
+
+    async def _on_connect_error(self, data: Any = None) -> None:
+        self._refusal = data.get("message") if isinstance(data, dict) else (data or None)
+
+    async def _on_authenticated(self, data: dict[str, Any]) -> None:
+        self._user = dict(data.get("user") or {})
+        if self._display_name is not None:
+            ack = await self._call_raw("set_display_name", {"display_name": self._display_name})
+            if ack.get("status") == "ok":
+                self._user["display_name"] = ack.get("display_name")
+            else:
+                log.warning("could not re-apply display name %r: %s", self._display_name, ack)
+        self._state = ConnectionState.CONNECTED
+        self._authenticated.set()
+        await self._handlers.emit("authenticated", data)
+
+    async def _call_raw(self, event: str, data: dict[str, Any]) -> dict[str, Any]:
+        """A call made before the client counts as connected (re-applying the name)."""
+        assert self._sio is not None
+        try:
+            # Servers send "authenticated" before confirming the namespace: wait for that.
+            await asyncio.wait_for(self._namespace_connected.wait(), self.connection_timeout)
+            ack = await self._sio.call(event, data, timeout=self.connection_timeout)
+        except (asyncio.TimeoutError, socketio.exceptions.TimeoutError,
+                socketio.exceptions.BadNamespaceError) as exc:
+            return {"error": str(exc) or type(exc).__name__, "code": 408}
+        return ack if isinstance(ack, dict) else {"error": repr(ack), "code": 502}
+
+    async def _on_message(self, data: dict[str, Any]) -> None:
+        message_id = data.get("id")
+        if message_id in self._seen_ids:
+            return
+        self._seen_ids.append(message_id)
+        await self._handlers.emit("message", data)
+
+    async def _on_display_name_changed(self, data: dict[str, Any]) -> None:
+        # The reference shows a top-level display_name; the wire nests it in user.
+        await self._handlers.emit("display_name_changed",
+                                  {**data, "display_name": (data.get("user") or {}).get(
+                                      "display_name")})
+
+    def _forward(self, event: str) -> Any:
+        async def forward(data: dict[str, Any]) -> None:
+            await self._handlers.emit(event, data)
+        return forward
+
+    async def _on_disconnect(self, reason: Any = None) -> None:
+        sio = self._sio
+        # python-socketio retries only when the transport was still up, as checked here.
+        retrying = (not self._closing and sio is not None and sio.reconnection
+                    and sio.eio.state == "connected")
+        was_connected = self._state is ConnectionState.CONNECTED
+        self._authenticated.clear()
+        self._namespace_connected.clear()
+        if retrying:
+            self._state = ConnectionState.RECONNECTING
+            log.info("connection to %s lost (%s); reconnecting", self.server_url, reason)
+        elif not self._closing:
+            self._state = ConnectionState.DISCONNECTED
+            log.info("connection to %s closed (%s)", self.server_url, reason)
+        if was_connected and not self._closing:
+            await self._handlers.emit("disconnect", {})
+
+    async def _on_disconnect_final(self) -> None:
+        if self._closing or self._state is not ConnectionState.RECONNECTING:
+            return
+        self._state = ConnectionState.DISCONNECTED
+        self._user = None
+        attempts = self.max_reconnect_attempts
+        await self._handlers.emit("error", {
+            "error": f"could not reconnect to {self.server_url} after {attempts} attempts",
+            "code": 503,
+        })
+
+
+async def _problem_detail(resp: aiohttp.ClientResponse) -> str:
+    """The ``detail`` of a problem answer, or the status line when there is none."""
+    try:
+        body = await resp.json(content_type=None)
+        if isinstance(body, dict) and isinstance(body.get("detail"), str):
+            return body["detail"]
+    except (ValueError, aiohttp.ClientError):
+        pass
+    return f"HTTP {resp.status} {resp.reason or ''}".strip()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    return str(exc) or type(exc).__name__

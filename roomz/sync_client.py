@@ -1,0 +1,128 @@
+"""``SyncClient``: the same client for code without asyncio, on one background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import Any, TypeVar
+
+from .async_client import AsyncClient
+from .events import EventHandler
+from .state import ConnectionState
+
+T = TypeVar("T")
+
+
+class SyncClient:
+    """Synchronous wrapper around :class:`AsyncClient` with a background thread.
+
+    One event loop runs in one daemon thread named ``roomz-client``; every method
+    may be called from any thread and blocks until the work is done there.
+    Handlers registered with :meth:`on` run in that background thread, so a handler
+    that blocks holds up the connection; they must not call this client's blocking
+    methods (that would wait on their own thread). :meth:`close`, or leaving the
+    ``with`` block, disconnects and stops the thread.
+    """
+
+    def __init__(
+        self,
+        server_url: str,
+        session_token: str = "",
+        *,
+        reconnect: bool = True,
+        reconnect_delay: float = 1.0,
+        max_reconnect_attempts: int = 5,
+        connection_timeout: float = 10.0,
+    ) -> None:
+        self._client = AsyncClient(
+            server_url, session_token, reconnect=reconnect, reconnect_delay=reconnect_delay,
+            max_reconnect_attempts=max_reconnect_attempts, connection_timeout=connection_timeout,
+        )
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="roomz-client",
+                                        daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._closed:
+            coro.close()
+            raise RuntimeError("this SyncClient is closed")
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("a SyncClient handler cannot call the client's blocking methods; "
+                               "use AsyncClient for bots that reply from handlers")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    @property
+    def connected(self) -> bool:
+        """True if the WebSocket is connected and authenticated."""
+        return self._client.connected
+
+    @property
+    def user(self) -> dict[str, Any] | None:
+        """``{"id", "email", "display_name"}`` of the signed-in user, or None."""
+        return self._client.user
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        """The current :class:`ConnectionState`."""
+        return self._client.connection_state
+
+    def on(self, event: str, handler: EventHandler) -> None:
+        """Register ``handler`` for ``event``; it runs in the client's background thread."""
+        self._client.on(event, handler)
+
+    def off(self, event: str, handler: EventHandler | None = None) -> None:
+        """Unregister ``handler``, or every handler of ``event`` when it is None."""
+        self._client.off(event, handler)
+
+    def login(self, email: str) -> bool:
+        """Request a magic link for ``email``; see :meth:`AsyncClient.login`."""
+        return self._run(self._client.login(email))
+
+    def connect(self, session_token: str | None = None, *, token: str | None = None) -> None:
+        """Sign in and connect; see :meth:`AsyncClient.connect`."""
+        self._run(self._client.connect(session_token, token=token))
+
+    def disconnect(self) -> None:
+        """Close the connection; see :meth:`AsyncClient.disconnect`."""
+        self._run(self._client.disconnect())
+
+    def send(self, content: str) -> dict[str, Any]:
+        """Send a chat message and return the acknowledgement; see :meth:`AsyncClient.send`."""
+        return self._run(self._client.send(content))
+
+    def set_display_name(self, name: str | None) -> dict[str, Any]:
+        """Set or clear the display name; see :meth:`AsyncClient.set_display_name`."""
+        return self._run(self._client.set_display_name(name))
+
+    def clear_cached_session(self) -> None:
+        """Forget the session; see :meth:`AsyncClient.clear_cached_session`."""
+        self._client.clear_cached_session()
+
+    def close(self) -> None:
+        """Disconnect and stop the background thread; the client cannot be used afterwards."""
+        if self._closed:
+            return
+        try:
+            self._run(self._client.disconnect())
+        finally:
+            self._closed = True
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop.close()
+
+    def __enter__(self) -> SyncClient:
+        try:
+            self.connect()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None,
+                 exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
