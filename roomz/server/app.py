@@ -12,6 +12,7 @@ import socketio
 from aiohttp import web
 
 from .chat import Chat
+from .fanout import FanOutManager
 from .mail import CallbackMailer, ConsoleMailer, MagicLinkCallback, Mailer, SmtpMailer
 from .magic_links import MagicLinks
 from .pages import Pages
@@ -47,8 +48,10 @@ class Server:
         assert self.settings.jwt_secret is not None  # checked() guarantees one
         self.sessions = Sessions(self.settings.jwt_secret, self.settings.jwt_expiry_days)
         self.sio = socketio.AsyncServer(
-            async_mode="aiohttp", ping_interval=self.settings.ping_interval,
-            ping_timeout=self.settings.ping_timeout,
+            async_mode="aiohttp", client_manager=FanOutManager(),
+            # Handlers only queue packets: running them inline keeps each connection's order.
+            async_handlers=False,
+            ping_interval=self.settings.ping_interval, ping_timeout=self.settings.ping_timeout,
         )
         self.chat = Chat(self.sio, self.sessions, self.settings)
         self.app = self._build_app()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections import Counter
@@ -60,6 +61,7 @@ class Chat:
         self.settings = settings
         self.connections: dict[str, Connection] = {}
         self.per_user: Counter[str] = Counter()
+        self._welcomes: set[asyncio.Task[None]] = set()
         sio.on("connect", self.connect)
         sio.on("disconnect", self.disconnect)
         sio.on("message", self.message)
@@ -85,6 +87,20 @@ class Chat:
         conn = Connection(email=email, connection_id=str(uuid.uuid4()))
         self.connections[sid] = conn
         self.per_user[email] += 1
+        # Greet once python-socketio has confirmed the connection, so clients may emit
+        # from their "authenticated" handler.
+        task = asyncio.create_task(self._welcome(sid, conn, self.per_user[email]))
+        self._welcomes.add(task)
+        task.add_done_callback(self._welcomes.discard)
+
+    async def _welcome(self, sid: str, conn: Connection, total: int) -> None:
+        """Send ``authenticated`` to the new connection, then ``user_joined`` to the others."""
+        for _ in range(100):  # the confirmation is queued right after connect() returns
+            if self.sio.manager.is_connected(sid, "/") or sid not in self.connections:
+                break
+            await asyncio.sleep(0)
+        if sid not in self.connections:
+            return
         user = conn.user()
         await self.sio.emit("authenticated", {
             "user": user, "channel": conn.channel, "server_time": now_iso(),
@@ -92,7 +108,7 @@ class Chat:
         }, to=sid)
         await self.sio.enter_room(sid, conn.channel)
         await self.sio.emit("user_joined", {
-            "user": user, "timestamp": now_iso(), "total_connections": self.per_user[email],
+            "user": user, "timestamp": now_iso(), "total_connections": total,
         }, room=conn.channel, skip_sid=sid)
 
     async def disconnect(self, sid: str, reason: Any = None) -> None:

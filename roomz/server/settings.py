@@ -79,9 +79,9 @@ class ServerSettings:
                 raise SettingsError(
                     f"refusing to listen on {self.host} without ALLOWED_EMAILS: anyone could sign in"
                 )
-            if self.jwt_secret is None or len(self.jwt_secret) < MIN_SECRET_LENGTH:
+            if self.jwt_secret is not None and len(self.jwt_secret) < MIN_SECRET_LENGTH:
                 raise SettingsError(
-                    f"refusing to listen on {self.host} without a JWT_SECRET_KEY of at least "
+                    f"refusing to listen on {self.host} with a JWT_SECRET_KEY shorter than "
                     f"{MIN_SECRET_LENGTH} characters"
                 )
         if self.jwt_secret is None:

@@ -51,7 +51,7 @@ class SignIn:
         """``POST /auth/request-magic-link {"email": ...}``: mail a sign-in link."""
         try:
             body = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
             return _invalid('Request body must be JSON: {"email": "you@example.com"}.')
         if not isinstance(body, dict) or "email" not in body:
             return _invalid('Missing "email" field: send {"email": "you@example.com"}.')
