@@ -7,7 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,16 @@ async def serve(settings: ServerSettings) -> None:
     await server.stop()
 
 
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop where it is installed (a faster event loop), else on asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``roomz-server``; exits 2 with one line when settings are unusable."""
     args = build_parser().parse_args(argv)
@@ -105,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = settings_from(args)
-        asyncio.run(serve(settings))
+        run(serve(settings))
     except SettingsError as exc:
         print(f"roomz-server: {exc}", file=sys.stderr)
         sys.exit(2)
