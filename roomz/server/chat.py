@@ -67,7 +67,7 @@ class Chat:
         sio.on("message", self.message)
         sio.on("set_display_name", self.set_display_name)
 
-    async def connect(self, sid: str, environ: Any = None, auth: Any = None) -> None:
+    async def connect(self, sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> None:
         """Accept a connection whose cookie holds a valid session, and announce it."""
         if sid in self.connections:
             return  # a connected client emitted an event named "connect": not ours to obey
@@ -111,7 +111,7 @@ class Chat:
             "user": user, "timestamp": now_iso(), "total_connections": total,
         }, room=conn.channel, skip_sid=sid)
 
-    async def disconnect(self, sid: str, reason: Any = None) -> None:
+    async def disconnect(self, sid: str, reason: Any = None, *extra: Any) -> None:
         """Forget a closed connection and tell the user's other connections."""
         if self.sio.manager.is_connected(sid, "/"):
             return  # a live client emitted an event named "disconnect": ignore it

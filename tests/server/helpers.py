@@ -1,0 +1,176 @@
+"""Small helpers for server tests: a recording Socket.IO client and the protocol's shapes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import socketio
+
+TIMEOUT = 5.0
+PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
+INVALID_FORMAT = {"error": "Invalid message format", "code": 400}
+INVALID_CONTENT = {"error": "Missing or invalid 'content' field", "code": 400}
+INVALID_NAME = {"error": "Invalid display name: must be 1-50 characters, no newlines", "code": 400}
+REFUSED = "One or more namespaces failed to connect"
+
+Event = tuple[str, Any]
+
+
+def is_iso8601_with_zone(value: object) -> bool:
+    """True for an ISO 8601 timestamp string that names its time zone."""
+    if not isinstance(value, str):
+        return False
+    try:
+        return datetime.fromisoformat(value).tzinfo is not None
+    except ValueError:
+        return False
+
+
+def assert_problem(body: object, status: int, instance: str = "/auth/request-magic-link") -> None:
+    """Assert ``body`` is RFC 7807 problem JSON for ``status`` with a detail to show people."""
+    assert isinstance(body, dict), body
+    assert set(body) == PROBLEM_KEYS, body
+    assert body["status"] == status
+    assert body["instance"] == instance
+    assert isinstance(body["type"], str) and body["type"].startswith("https://")
+    assert isinstance(body["title"], str) and body["title"]
+    assert isinstance(body["detail"], str) and body["detail"]
+
+
+def assert_ok_ack(ack: object) -> None:
+    """Assert ``ack`` is the documented acknowledgement of a sent message."""
+    assert isinstance(ack, dict), ack
+    assert set(ack) == {"status", "message_id", "timestamp"}, ack
+    assert ack["status"] == "ok"
+    uuid.UUID(ack["message_id"])
+    assert is_iso8601_with_zone(ack["timestamp"])
+
+
+def user_of(email: str, display_name: str | None = None) -> dict[str, Any]:
+    """The ``user`` object events carry for a connection of ``email``."""
+    return {"id": f"user:{email}", "email": email, "display_name": display_name}
+
+
+class ChatClient:
+    """A bare python-socketio client that records every event and every acknowledgement."""
+
+    def __init__(self, sio: socketio.AsyncClient) -> None:
+        self.sio = sio
+        self.events: list[Event] = []
+        self._changed = asyncio.Event()
+        sio.on("*", self._record)
+
+    def _record(self, event: str, *args: Any) -> None:
+        # Synchronous on purpose: recording order is the order packets arrived in.
+        self.note(event, args[0] if len(args) == 1 else args)
+
+    def note(self, name: str, data: Any) -> None:
+        """Record something that arrived, such as an acknowledgement, among the events."""
+        self.events.append((name, data))
+        self._changed.set()
+
+    def named(self, name: str) -> list[Any]:
+        """The payloads of every recorded event called ``name``."""
+        return [data for event, data in self.events if event == name]
+
+    @property
+    def authenticated(self) -> dict[str, Any]:
+        """This connection's ``authenticated`` payload."""
+        (payload,) = self.named("authenticated")
+        assert isinstance(payload, dict)
+        return payload
+
+    @property
+    def connection_id(self) -> str:
+        """This connection's id, from its ``authenticated`` event (our extension)."""
+        return str(self.authenticated["connection_id"])
+
+    async def wait_for(self, predicate: Callable[[Event], bool], timeout: float = TIMEOUT,
+                       start: int = 0) -> Event:
+        """The first event in ``events[start:]`` matching ``predicate``, waiting for it."""
+        async def wait() -> Event:
+            while True:
+                self._changed.clear()
+                for item in self.events[start:]:
+                    if predicate(item):
+                        return item
+                await self._changed.wait()
+
+        return await asyncio.wait_for(wait(), timeout)
+
+    async def wait_event(self, name: str, timeout: float = TIMEOUT, start: int = 0) -> Any:
+        """The payload of the first event called ``name`` from ``events[start:]``."""
+        return (await self.wait_for(lambda e: e[0] == name, timeout, start))[1]
+
+    async def call(self, event: str, data: Any = None, timeout: float = TIMEOUT) -> Any:
+        """Emit ``event`` and return the server's acknowledgement."""
+        return await asyncio.wait_for(self.sio.call(event, data, timeout=timeout), timeout + 1)
+
+    async def emit(self, event: str, data: Any = None) -> None:
+        """Emit ``event`` without asking for an acknowledgement."""
+        await asyncio.wait_for(self.sio.emit(event, data), TIMEOUT)
+
+    async def send(self, content: str) -> Any:
+        """Send a chat message and return its acknowledgement."""
+        return await self.call("message", {"content": content})
+
+    async def barrier(self) -> list[Event]:
+        """Send a marker message and wait for its echo; returns every event recorded before it.
+
+        The server writes each connection's packets in order, so anything it sent this
+        connection before handling the marker has arrived once the echo has.
+        """
+        marker = f"barrier {uuid.uuid4()}"
+        ack = await self.send(marker)
+        assert_ok_ack(ack)
+        await self.wait_for(lambda e: e[0] == "message" and e[1]["id"] == ack["message_id"])
+        index = next(i for i, (event, data) in enumerate(self.events)
+                     if event == "message" and data["id"] == ack["message_id"])
+        return self.events[:index]
+
+
+def cookie_headers(token: str | None) -> dict[str, str]:
+    """Handshake headers carrying the session cookie, as non-browser clients must send them."""
+    return {} if token is None else {"Cookie": f"session_token={token}"}
+
+
+async def open_client(url: str, token: str | None, *,
+                      transports: list[str] | None = None) -> ChatClient:
+    """Connect a recording client; raises ``socketio.exceptions.ConnectionError`` when refused."""
+    sio = socketio.AsyncClient(reconnection=False)
+    client = ChatClient(sio)
+    await asyncio.wait_for(
+        sio.connect(url, headers=cookie_headers(token), transports=transports or ["websocket"],
+                    wait_timeout=TIMEOUT),
+        TIMEOUT + 1,
+    )
+    return client
+
+
+async def close_client(client: ChatClient) -> None:
+    """Disconnect ``client`` normally."""
+    await asyncio.wait_for(client.sio.disconnect(), TIMEOUT)
+
+
+@asynccontextmanager
+async def connected(url: str, token: str | None, *,
+                    transports: list[str] | None = None) -> AsyncIterator[ChatClient]:
+    """A recording client connected with ``Cookie: session_token=TOKEN`` for the block."""
+    client = await open_client(url, token, transports=transports)
+    try:
+        yield client
+    finally:
+        await close_client(client)
+
+
+@asynccontextmanager
+async def signed_in(url: str, token: str) -> AsyncIterator[ChatClient]:
+    """A connected client that has received its ``authenticated`` event."""
+    async with connected(url, token) as client:
+        await client.wait_event("authenticated")
+        yield client
