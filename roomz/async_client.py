@@ -200,7 +200,7 @@ class AsyncClient:
                 wait_timeout=self.connection_timeout,
             )
         except socketio.exceptions.ConnectionError as exc:
-            if self._refusal is not None or "namespaces failed" in str(exc):
+            if self._sio.failed_namespaces:  # reached, then refused: not a network problem
                 reason = self._refusal or "the server refused the session"
                 raise AuthenticationError(f"the server refused the connection: {reason}",
                                           detail=reason) from exc

@@ -1,0 +1,1 @@
+"""Tests of the Roomz client library against real servers."""

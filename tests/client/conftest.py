@@ -1,0 +1,83 @@
+"""Fixtures for client tests: clients that are always disconnected, servers in other processes."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from roomz import AsyncClient
+from roomz.server.testing import LocalServer
+from tests.server.proc import ServerProcess, free_port
+
+from .helpers import TIMEOUT
+
+ClientFactory = Callable[..., AsyncClient]
+
+
+@pytest.fixture
+async def make_client() -> AsyncIterator[ClientFactory]:
+    """Make ``AsyncClient``s that are disconnected when the test ends."""
+    made: list[AsyncClient] = []
+
+    def make(server_url: str, *args: Any, **kwargs: Any) -> AsyncClient:
+        client = AsyncClient(server_url, *args, **kwargs)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await asyncio.wait_for(client.disconnect(), TIMEOUT)
+
+
+SignedIn = Callable[..., Awaitable[AsyncClient]]
+
+
+@pytest.fixture
+def signed_in(make_client: ClientFactory) -> SignedIn:
+    """``await signed_in(server, email, **options)``: a client connected with a fresh magic link."""
+    async def connect(server: LocalServer, email: str, *, url: str | None = None,
+                      **options: Any) -> AsyncClient:
+        link = await server.request_link(email)
+        client = make_client(url or server.url, **options)
+        await asyncio.wait_for(client.connect(link.token), TIMEOUT)
+        return client
+    return connect
+
+
+class ProcServers:
+    """Starts ``roomz-server`` processes on one fixed port with one JWT secret; kills them."""
+
+    def __init__(self, state_home: Path) -> None:
+        self.port = free_port()
+        self.secret = secrets.token_urlsafe(40)
+        self.state_home = state_home
+        self.running: list[ServerProcess] = []
+
+    async def start(self) -> ServerProcess:
+        """Start a server on :attr:`port` with :attr:`secret`, returning once it is healthy."""
+        proc = ServerProcess("--host", "127.0.0.1", "--port", str(self.port),
+                             state_home=self.state_home, pick_port=False,
+                             env={"JWT_SECRET_KEY": self.secret})
+        self.running.append(proc)
+        await proc.start()
+        return proc
+
+    async def kill_all(self) -> None:
+        """SIGKILL every server started here."""
+        for proc in self.running:
+            await proc.kill()
+
+
+@pytest.fixture
+async def proc_servers(tmp_path: Path) -> AsyncIterator[ProcServers]:
+    """Start and SIGKILL ``roomz-server`` processes on a fixed port (for reconnection tests)."""
+    servers = ProcServers(tmp_path / "state")
+    try:
+        yield servers
+    finally:
+        await servers.kill_all()

@@ -1,0 +1,307 @@
+"""Helpers for client tests: event recording, bounded waits, and small real servers.
+
+Every server here is real and listens on loopback: a Roomz server in a thread of its
+own (for ``SyncClient``), a TCP server that accepts and never answers, and a tiny
+Socket.IO server that signs a client in and never acknowledges anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import socketio
+from aiohttp import web
+
+from roomz.server.app import Server
+from roomz.server.mail import MagicLink
+from roomz.server.testing import LocalServer
+
+T = TypeVar("T")
+
+TIMEOUT = 5.0
+EVENTS = ("authenticated", "message", "user_joined", "user_left", "display_name_changed",
+          "disconnect", "error")
+FAKE_SESSION = "not-a-real-session"
+
+
+def is_iso8601(value: object) -> bool:
+    """True for an ISO 8601 timestamp string."""
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def is_uuid(value: object) -> bool:
+    """True for a UUID string."""
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return isinstance(value, str)
+
+
+def assert_send_ack(ack: object) -> None:
+    """Assert ``ack`` is the documented success of ``send()``."""
+    assert isinstance(ack, dict), ack
+    assert set(ack) == {"status", "message_id", "timestamp"}, ack
+    assert ack["status"] == "ok"
+    assert is_uuid(ack["message_id"]), ack
+    assert is_iso8601(ack["timestamp"]), ack
+
+
+def assert_error_dict(result: object, code: int) -> None:
+    """Assert ``result`` is the documented failure shape ``{"error": str, "code": int}``."""
+    assert isinstance(result, dict), result
+    assert set(result) == {"error", "code"}, result
+    assert isinstance(result["error"], str) and result["error"], result
+    assert result["code"] == code, result
+
+
+def user_of(email: str, display_name: str | None = None) -> dict[str, Any]:
+    """The ``user`` object events carry for ``email``."""
+    return {"id": f"user:{email}", "email": email, "display_name": display_name}
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT,
+                     what: str = "condition") -> None:
+    """Poll ``predicate`` until it is true; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def stays_true(predicate: Callable[[], bool], duration: float) -> bool:
+    """True when ``predicate`` holds at every poll for ``duration`` seconds."""
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline:
+        if not predicate():
+            return False
+        await asyncio.sleep(0.02)
+    return predicate()
+
+
+class Recorder:
+    """Registers one handler per event on a client and keeps, in order, what each received.
+
+    Works for ``AsyncClient`` and ``SyncClient``: handlers may run in another thread,
+    so the thread's name is kept too.
+    """
+
+    def __init__(self, client: Any, events: tuple[str, ...] = EVENTS) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.threads: list[str] = []
+        self._cond = threading.Condition()
+        for name in events:
+            client.on(name, self._handler(name))
+
+    def _handler(self, name: str) -> Callable[[dict[str, Any]], None]:
+        def record(data: dict[str, Any]) -> None:
+            with self._cond:
+                self.events.append((name, data))
+                self.threads.append(threading.current_thread().name)
+                self._cond.notify_all()
+        return record
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        """The data of every recorded ``name`` event."""
+        with self._cond:
+            return [data for event, data in self.events if event == name]
+
+    def count(self, name: str) -> int:
+        """How many ``name`` events arrived."""
+        return len(self.named(name))
+
+    def _find(self, name: str, match: Callable[[dict[str, Any]], bool],
+              start: int) -> dict[str, Any] | None:
+        with self._cond:
+            return next((d for e, d in self.events[start:] if e == name and match(d)), None)
+
+    async def wait_for(self, name: str, match: Callable[[dict[str, Any]], bool] = lambda d: True,
+                       *, timeout: float = TIMEOUT, start: int = 0) -> dict[str, Any]:
+        """The first ``name`` event from ``events[start:]`` that ``match``es, waiting for it."""
+        found: list[dict[str, Any]] = []
+
+        def seen() -> bool:
+            data = self._find(name, match, start)
+            if data is not None:
+                found.append(data)
+            return data is not None
+
+        await wait_until(seen, timeout, f"a {name!r} event; got {self.events!r}")
+        return found[0]
+
+    def wait_for_sync(self, name: str,
+                      match: Callable[[dict[str, Any]], bool] = lambda d: True,
+                      *, timeout: float = TIMEOUT, start: int = 0) -> dict[str, Any]:
+        """Like :meth:`wait_for`, blocking the calling thread (for ``SyncClient`` tests)."""
+        with self._cond:
+            ok = self._cond.wait_for(lambda: self._find(name, match, start) is not None, timeout)
+            if not ok:
+                raise AssertionError(f"no {name!r} event within {timeout} s: {self.events!r}")
+        result = self._find(name, match, start)
+        assert result is not None
+        return result
+
+
+def port_of(url: str) -> int:
+    """The port of ``url``."""
+    port = urlsplit(url).port
+    assert port is not None, url
+    return port
+
+
+async def restart_in_process(local: LocalServer) -> None:
+    """Stop ``local``'s server and start a new one on the same port with the same secret."""
+    port = port_of(local.url)
+    await asyncio.wait_for(local.server.stop(), TIMEOUT)
+    settings = dataclasses.replace(local.settings, port=port)
+    local.server = Server(settings, on_magic_link=local.links.append)
+    await asyncio.wait_for(local.server.start(), TIMEOUT)
+
+
+class ThreadedServer:
+    """A :class:`LocalServer` running in its own thread and event loop.
+
+    ``SyncClient`` runs its own loop in a background thread; a server on the test's
+    loop would be starved while a sync call blocks that loop, so it gets a thread.
+    """
+
+    def __init__(self, **overrides: Any) -> None:
+        self._overrides = overrides
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="test-server",
+                                        daemon=True)
+        self.local: LocalServer | None = None
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = TIMEOUT) -> T:
+        """Run ``coro`` on the server's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        assert self.local is not None
+        return self.local.url
+
+    def links(self) -> list[MagicLink]:
+        """Every magic link the server has sent so far."""
+        assert self.local is not None
+        return list(self.local.links)
+
+    def request_link(self, email: str) -> MagicLink:
+        """Ask for a magic link over HTTP and return it."""
+        assert self.local is not None
+        return self.run(self.local.request_link(email))
+
+    async def _start(self) -> LocalServer:
+        local = LocalServer(**self._overrides)
+        await local.__aenter__()
+        return local
+
+    def __enter__(self) -> ThreadedServer:
+        self._thread.start()
+        self.local = self.run(self._start())
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None,
+                 exc: BaseException | None, tb: TracebackType | None) -> None:
+        try:
+            if self.local is not None:
+                self.run(self.local.__aexit__(None, None, None), timeout=10)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+            self._loop.close()
+
+
+class SilentServer:
+    """A TCP server on loopback that accepts connections, records bytes, and never answers."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.received = bytearray()
+        self._writers: list[asyncio.StreamWriter] = []
+        self._server: asyncio.Server | None = None
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.append(writer)
+        while chunk := await reader.read(4096):
+            self.received.extend(chunk)
+
+    async def start(self, port: int = 0) -> str:
+        """Listen on ``127.0.0.1:port`` and return the URL."""
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", port,
+                                                  reuse_address=True)
+        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def stop(self) -> None:
+        """Close every accepted connection and stop listening."""
+        for writer in self._writers:
+            writer.close()
+        if self._server is not None:
+            self._server.close()
+            await asyncio.wait_for(self._server.wait_closed(), TIMEOUT)
+
+
+@asynccontextmanager
+async def silent_server(port: int = 0) -> AsyncIterator[tuple[str, SilentServer]]:
+    """``(url, server)`` of a :class:`SilentServer` for the block."""
+    server = SilentServer()
+    url = await server.start(port)
+    try:
+        yield url, server
+    finally:
+        await server.stop()
+
+
+@asynccontextmanager
+async def ackless_server() -> AsyncIterator[str]:
+    """A real Socket.IO server that signs anyone in and never acknowledges anything.
+
+    ``/auth/verify`` sets a session cookie for any token; the Socket.IO side sends
+    ``authenticated`` on connect and has no handler for ``message`` or
+    ``set_display_name``, so python-socketio sends no acknowledgement.
+    """
+    sio = socketio.AsyncServer(async_mode="aiohttp")
+
+    async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        await sio.emit("authenticated", {
+            "user": user_of("slow@example.com"), "channel": "user:slow@example.com",
+            "server_time": datetime.now().astimezone().isoformat(),
+        }, to=sid)
+
+    sio.on("connect", connect)
+
+    async def verify(request: web.Request) -> web.Response:
+        response = web.HTTPFound("/")
+        response.set_cookie("session_token", FAKE_SESSION, path="/", httponly=True)
+        raise response
+
+    app = web.Application()
+    app.add_routes([web.get("/auth/verify", verify)])
+    sio.attach(app)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await asyncio.wait_for(runner.cleanup(), TIMEOUT)

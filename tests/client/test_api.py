@@ -1,0 +1,222 @@
+"""The public surface of ``roomz`` exactly as API.md documents it: names, signatures, types."""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+import roomz
+from roomz import (
+    AsyncClient,
+    AuthenticationError,
+    ClientError,
+    ConnectionError,
+    ConnectionState,
+    SyncClient,
+)
+
+P = inspect.Parameter
+CLIENT_OPTIONS = [
+    ("reconnect", P.KEYWORD_ONLY, True, "bool"),
+    ("reconnect_delay", P.KEYWORD_ONLY, 1.0, "float"),
+    ("max_reconnect_attempts", P.KEYWORD_ONLY, 5, "int"),
+    ("connection_timeout", P.KEYWORD_ONLY, 10.0, "float"),
+]
+
+
+def params(func: Any) -> list[tuple[str, Any, Any, str]]:
+    """``(name, kind, default, annotation)`` of each parameter of ``func``, without ``self``."""
+    return [(p.name, p.kind, p.default, str(p.annotation).replace("typing.", ""))
+            for p in inspect.signature(func).parameters.values() if p.name != "self"]
+
+
+def test_documented_imports_work() -> None:
+    """The three import lines of API.md give the documented classes."""
+    namespace: dict[str, Any] = {}
+    exec(  # noqa: S102 - the documented lines, verbatim
+        "from roomz import AsyncClient, SyncClient\n"
+        "from roomz import ClientError, ConnectionError, AuthenticationError\n"
+        "from roomz import ConnectionState\n",
+        namespace,
+    )
+    assert namespace["AsyncClient"] is AsyncClient and inspect.isclass(AsyncClient)
+    assert namespace["SyncClient"] is SyncClient and inspect.isclass(SyncClient)
+    assert namespace["ClientError"] is ClientError
+    assert namespace["ConnectionError"] is ConnectionError
+    assert namespace["AuthenticationError"] is AuthenticationError
+    assert namespace["ConnectionState"] is ConnectionState
+    assert set(roomz.__all__) >= {"AsyncClient", "SyncClient", "ClientError", "ConnectionError",
+                                  "AuthenticationError", "ConnectionState"}
+
+
+def test_unknown_attribute_is_an_attribute_error() -> None:
+    """A name roomz does not export raises AttributeError, as for any module."""
+    with pytest.raises(AttributeError):
+        getattr(roomz, "NoSuchThing")  # noqa: B009
+
+
+def test_import_roomz_stays_light() -> None:
+    """A fresh ``import roomz`` loads neither prompt_toolkit, pluggy nor roomz.server."""
+    code = (
+        "import json, sys\n"
+        "import roomz\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in\n"
+        "    ('prompt_toolkit', 'pluggy') or m.startswith('roomz.server'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=30, check=True)
+    assert json.loads(done.stdout) == []
+
+
+def test_import_clients_stays_light() -> None:
+    """``from roomz import AsyncClient, SyncClient`` does not load them either."""
+    code = (
+        "import json, sys\n"
+        "from roomz import AsyncClient, SyncClient\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in\n"
+        "    ('prompt_toolkit', 'pluggy') or m.startswith('roomz.server'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=30, check=True)
+    assert json.loads(done.stdout) == []
+
+
+def test_exception_hierarchy() -> None:
+    """ClientError is the base of ConnectionError and AuthenticationError, as documented."""
+    assert ClientError.__bases__ == (Exception,)
+    assert ConnectionError.__bases__ == (ClientError,)
+    assert AuthenticationError.__bases__ == (ClientError,)
+    assert not issubclass(AuthenticationError, ConnectionError)
+    assert not issubclass(ConnectionError, AuthenticationError)
+    assert ConnectionError.__name__ == "ConnectionError"
+    assert ClientError.__doc__ is not None
+    assert ClientError.__doc__.splitlines()[0] == "Base exception for client errors."
+    assert ConnectionError.__doc__ == "Connection-related errors."
+    assert AuthenticationError.__doc__ == "Authentication-related errors."
+
+
+def test_exceptions_can_be_raised_and_caught_as_client_error() -> None:
+    """Each exception carries its message and is caught by ``except ClientError``."""
+    for cls in (ClientError, ConnectionError, AuthenticationError):
+        with pytest.raises(ClientError, match="went wrong"):
+            raise cls("it went wrong")
+
+
+def test_connection_state_values() -> None:
+    """ConnectionState is an Enum with exactly the four documented members and values."""
+    assert issubclass(ConnectionState, enum.Enum)
+    assert [(m.name, m.value) for m in ConnectionState] == [
+        ("DISCONNECTED", "disconnected"),
+        ("CONNECTING", "connecting"),
+        ("CONNECTED", "connected"),
+        ("RECONNECTING", "reconnecting"),
+    ]
+    assert ConnectionState("reconnecting") is ConnectionState.RECONNECTING
+
+
+def test_async_client_constructor_signature() -> None:
+    """AsyncClient's parameters, kinds, defaults and types are those of API.md."""
+    assert params(AsyncClient) == [
+        ("server_url", P.POSITIONAL_OR_KEYWORD, P.empty, "str"),
+        ("session_token", P.POSITIONAL_OR_KEYWORD, "", "str"),
+        *CLIENT_OPTIONS,
+        ("session_cache_file", P.KEYWORD_ONLY, None, "str | Path | None"),
+    ]
+
+
+def test_sync_client_constructor_signature() -> None:
+    """SyncClient's parameters match API.md (a default for session_token is a compatible extra)."""
+    got = params(SyncClient)
+    assert [(n, k) for n, k, _, _ in got[:2]] == [("server_url", P.POSITIONAL_OR_KEYWORD),
+                                                  ("session_token", P.POSITIONAL_OR_KEYWORD)]
+    assert got[0][2] is P.empty and got[0][3] == "str"
+    assert got[1][2] in (P.empty, "") and got[1][3] == "str"
+    assert got[2:] == CLIENT_OPTIONS
+    assert "session_cache_file" not in inspect.signature(SyncClient).parameters
+    with pytest.raises(TypeError):
+        SyncClient("http://localhost:8000", "", session_cache_file="cache.json")  # type: ignore[call-arg]
+
+
+def test_constructor_accepts_documented_arguments() -> None:
+    """Every documented keyword is accepted and a client starts disconnected, with no user."""
+    client = AsyncClient("http://localhost:8000", "token", reconnect=False, reconnect_delay=0.5,
+                         max_reconnect_attempts=2, connection_timeout=3.0,
+                         session_cache_file=None)
+    assert client.connected is False
+    assert client.user is None
+    assert client.connection_state is ConnectionState.DISCONNECTED
+
+
+def test_async_client_methods_and_properties() -> None:
+    """AsyncClient's methods: coroutines or plain functions as documented, with their parameters."""
+    for name in ("connected", "user", "connection_state"):
+        assert isinstance(inspect.getattr_static(AsyncClient, name), property), name
+    assert params(AsyncClient.on) == [("event", P.POSITIONAL_OR_KEYWORD, P.empty, "str"),
+                                      ("handler", P.POSITIONAL_OR_KEYWORD, P.empty,
+                                       "EventHandler")]
+    assert params(AsyncClient.off) == [("event", P.POSITIONAL_OR_KEYWORD, P.empty, "str"),
+                                       ("handler", P.POSITIONAL_OR_KEYWORD, None,
+                                        "EventHandler | None")]
+    assert params(AsyncClient.login) == [("email", P.POSITIONAL_OR_KEYWORD, P.empty, "str")]
+    assert params(AsyncClient.connect)[0] == ("session_token", P.POSITIONAL_OR_KEYWORD, None,
+                                              "str | None")
+    assert all(p[2] is not P.empty for p in params(AsyncClient.connect))  # connect() works bare
+    assert params(AsyncClient.disconnect) == []
+    assert params(AsyncClient.send) == [("content", P.POSITIONAL_OR_KEYWORD, P.empty, "str")]
+    assert params(AsyncClient.clear_cached_session) == []
+    assert params(AsyncClient.set_display_name) == [
+        ("name", P.POSITIONAL_OR_KEYWORD, P.empty, "str | None")]
+    for name in ("login", "connect", "disconnect", "send", "set_display_name"):
+        assert inspect.iscoroutinefunction(getattr(AsyncClient, name)), name
+    for name in ("on", "off", "clear_cached_session"):
+        assert not inspect.iscoroutinefunction(getattr(AsyncClient, name)), name
+    returns = {name: inspect.signature(getattr(AsyncClient, name)).return_annotation
+               for name in ("login", "connect", "disconnect", "send", "set_display_name",
+                            "on", "off", "clear_cached_session")}
+    assert returns["send"].startswith("dict") and returns["set_display_name"].startswith("dict")
+    assert {k: v for k, v in returns.items() if not v.startswith("dict")} == {
+        "login": "bool", "connect": "None", "disconnect": "None", "on": "None", "off": "None",
+        "clear_cached_session": "None"}
+    assert hasattr(AsyncClient, "__aenter__") and hasattr(AsyncClient, "__aexit__")
+
+
+def test_sync_client_methods_and_properties() -> None:
+    """SyncClient has every method in synchronous form and the same properties."""
+    for name in ("connected", "user", "connection_state"):
+        assert isinstance(inspect.getattr_static(SyncClient, name), property), name
+    for name in ("connect", "disconnect", "send", "login", "set_display_name",
+                 "clear_cached_session", "on", "off", "close"):
+        method = getattr(SyncClient, name)
+        assert callable(method) and not inspect.iscoroutinefunction(method), name
+    assert params(SyncClient.send) == [("content", P.POSITIONAL_OR_KEYWORD, P.empty, "str")]
+    assert params(SyncClient.off)[1][2] is None
+    assert all(p[2] is not P.empty for p in params(SyncClient.connect))
+    assert hasattr(SyncClient, "__enter__") and hasattr(SyncClient, "__exit__")
+
+
+@pytest.mark.parametrize("event", ["authenticated", "message", "user_joined", "user_left",
+                                   "display_name_changed", "disconnect", "error"])
+def test_on_and_off_accept_every_documented_event(event: str) -> None:
+    """on() and off() accept each documented event name."""
+    client = AsyncClient("http://localhost:8000")
+    client.on(event, lambda data: None)
+    client.off(event)
+
+
+def test_on_unknown_event_is_a_value_error() -> None:
+    """A misspelled event name fails at registration with ValueError, not silently."""
+    client = AsyncClient("http://localhost:8000")
+    with pytest.raises(ValueError, match="mesage"):
+        client.on("mesage", lambda data: None)
+    sync = SyncClient("http://localhost:8000", "")
+    try:
+        with pytest.raises(ValueError):
+            sync.on("connected", lambda data: None)
+    finally:
+        sync.close()

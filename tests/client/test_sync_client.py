@@ -1,0 +1,225 @@
+"""``SyncClient``: the same client without asyncio, on one background thread named roomz-client.
+
+These tests are plain functions; the server runs in a thread and loop of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from roomz import AuthenticationError, ConnectionError, ConnectionState, SyncClient
+
+from .helpers import TIMEOUT, Recorder, ThreadedServer, assert_send_ack, user_of
+
+THREAD = "roomz-client"
+
+
+def client_threads() -> set[threading.Thread]:
+    """The live threads named roomz-client."""
+    return {t for t in threading.enumerate() if t.name == THREAD}
+
+
+@pytest.fixture
+def threaded_server() -> Iterator[ThreadedServer]:
+    """A Roomz server in its own thread and loop."""
+    with ThreadedServer() as server:
+        yield server
+
+
+@pytest.fixture
+def sync_clients() -> Iterator[list[SyncClient]]:
+    """A list of SyncClients that are closed when the test ends."""
+    made: list[SyncClient] = []
+    yield made
+    for client in made:
+        client.close()
+
+
+def test_login_connect_send_and_name(
+    threaded_server: ThreadedServer, sync_clients: list[SyncClient]
+) -> None:
+    """Every method and property in sync form, and handlers running in the roomz-client thread."""
+    client = SyncClient(threaded_server.url, "", reconnect_delay=0.1, connection_timeout=5.0)
+    sync_clients.append(client)
+    recorder = Recorder(client)
+    assert client.connection_state is ConnectionState.DISCONNECTED
+    assert client.connected is False and client.user is None
+
+    before = len(threaded_server.links())
+    assert client.login("alice@example.com") is True
+    link = threaded_server.links()[before]
+    assert link.email == "alice@example.com"
+    client.connect(link.token)
+    assert client.connected is True
+    assert client.connection_state is ConnectionState.CONNECTED
+    assert client.user == user_of("alice@example.com")
+    assert recorder.count("authenticated") == 1
+
+    assert client.set_display_name("Alice") == {"status": "ok", "display_name": "Alice"}
+    assert client.user == user_of("alice@example.com", "Alice")
+    ack = client.send("Hello from a thread")
+    assert_send_ack(ack)
+    message = recorder.wait_for_sync("message", lambda d: d["id"] == ack["message_id"])
+    assert message["user"] == user_of("alice@example.com", "Alice")
+    assert message["content"] == "Hello from a thread"
+    assert set(recorder.threads) == {THREAD}
+
+    client.disconnect()
+    assert client.connected is False
+    assert client.connection_state is ConnectionState.DISCONNECTED
+    assert recorder.named("disconnect") == [{}]
+    assert set(recorder.threads) == {THREAD}
+
+
+def test_context_manager_example(threaded_server: ThreadedServer) -> None:
+    """The API.md ``with SyncClient(server_url, session_token)`` example; no thread after."""
+    server_url = threaded_server.url
+    session_token = threaded_server.request_link("alice@example.com").token
+    received: list[dict[str, Any]] = []
+    done = threading.Event()
+
+    def handler(data: dict[str, Any]) -> None:
+        received.append(data)
+        done.set()
+
+    before = client_threads()
+    with SyncClient(server_url, session_token) as client:
+        client.on("message", handler)
+        result = client.send("Hello!")
+        assert client_threads() - before, "no roomz-client thread while connected"
+        assert done.wait(TIMEOUT)
+    assert_send_ack(result)
+    assert received[0]["content"] == "Hello!"
+    assert received[0]["id"] == result["message_id"]
+    assert client_threads() <= before
+    assert client.connected is False
+
+
+def test_close_stops_the_background_thread(threaded_server: ThreadedServer) -> None:
+    """close() disconnects and ends the roomz-client thread; closing twice is harmless."""
+    before = client_threads()
+    client = SyncClient(threaded_server.url, threaded_server.request_link("bob@example.com").token)
+    mine = client_threads() - before
+    assert len(mine) == 1 and all(t.is_alive() for t in mine)
+    client.connect()
+    recorder = Recorder(client)
+    client.close()
+    assert client.connected is False
+    assert recorder.named("disconnect") == [{}]
+    assert not any(t.is_alive() for t in mine)
+    assert client_threads() <= before
+    client.close()
+
+
+def test_failed_connect_in_with_statement_stops_the_thread(
+    threaded_server: ThreadedServer,
+) -> None:
+    """A bad token in ``with SyncClient(...)``: AuthenticationError and no thread left behind."""
+    before = client_threads()
+    with pytest.raises(AuthenticationError), SyncClient(threaded_server.url, "bad-token"):
+        pass  # pragma: no cover - never entered
+    assert client_threads() <= before
+
+
+def test_sends_from_several_threads(
+    threaded_server: ThreadedServer, sync_clients: list[SyncClient]
+) -> None:
+    """Four threads sending twenty messages each: eighty ok acks, each message seen once."""
+    token = threaded_server.request_link("alice@example.com").token
+    client = SyncClient(threaded_server.url, token)
+    sync_clients.append(client)
+    client.connect()
+    recorder = Recorder(client, events=("message",))
+
+    def send_twenty(worker: int) -> list[dict[str, Any]]:
+        return [client.send(f"worker {worker} message {i}") for i in range(20)]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(send_twenty, worker) for worker in range(4)]
+        acks = [ack for future in futures for ack in future.result(timeout=30)]
+    assert len(acks) == 80
+    for ack in acks:
+        assert_send_ack(ack)
+    sent = {ack["message_id"] for ack in acks}
+    assert len(sent) == 80
+    recorder.wait_for_sync("message", lambda d: sent <= {m["id"] for m in recorder.named("message")}
+                           , timeout=10)
+    assert sorted(m["id"] for m in recorder.named("message")) == sorted(sent)
+    assert client.connected
+
+
+def test_errors_in_sync_form(sync_clients: list[SyncClient]) -> None:
+    """The same exceptions as AsyncClient: login refused, bad token, no session, not connected."""
+    with ThreadedServer(allowed_emails=frozenset({"alice@example.com"})) as server:
+        client = SyncClient(server.url, "", connection_timeout=5.0)
+        sync_clients.append(client)
+        with pytest.raises(ConnectionError) as caught:
+            client.login("mallory@example.com")
+        assert caught.value.detail == "This email is not authorized to access this service."
+        with pytest.raises(ConnectionError):
+            client.send("not connected")
+        with pytest.raises(ConnectionError):
+            client.set_display_name("Alice")
+        with pytest.raises(AuthenticationError, match="log ?in"):
+            client.connect()
+        with pytest.raises(AuthenticationError):
+            client.connect("no-such-token")
+        assert client.connection_state is ConnectionState.DISCONNECTED
+
+
+def test_connect_token_keyword_and_clear_cached_session(
+    threaded_server: ThreadedServer, sync_clients: list[SyncClient]
+) -> None:
+    """connect(token=...) works; after clear_cached_session(), connect() needs a new login."""
+    client = SyncClient(threaded_server.url, "")
+    sync_clients.append(client)
+    client.connect(token=threaded_server.request_link("alice@example.com").token)
+    assert client.connected
+    client.disconnect()
+    client.connect()  # the session is still known
+    assert client.connected
+    client.disconnect()
+    client.clear_cached_session()
+    with pytest.raises(AuthenticationError, match="log ?in"):
+        client.connect()
+
+
+def test_on_off_and_async_handlers(
+    threaded_server: ThreadedServer, sync_clients: list[SyncClient]
+) -> None:
+    """on()/off() in sync form; async handlers run on the client's loop too."""
+    token = threaded_server.request_link("alice@example.com").token
+    client = SyncClient(threaded_server.url, token)
+    sync_clients.append(client)
+    client.connect()
+    removed: list[str] = []
+    awaited: list[str] = []
+    kept = Recorder(client, events=("message",))
+
+    def removed_handler(data: dict[str, Any]) -> None:
+        removed.append(data["id"])
+
+    async def async_handler(data: dict[str, Any]) -> None:
+        await asyncio.sleep(0)
+        awaited.append(threading.current_thread().name)
+
+    client.on("message", removed_handler)
+    client.on("message", async_handler)
+    with pytest.raises(ValueError):
+        client.on("nope", removed_handler)
+    client.off("message", removed_handler)
+    ack = client.send("one")
+    kept.wait_for_sync("message", lambda d: d["id"] == ack["message_id"])
+    assert removed == []
+    client.off("message")
+    late = Recorder(client, events=("message",))
+    second = client.send("two")
+    late.wait_for_sync("message", lambda d: d["id"] == second["message_id"])
+    assert [m["id"] for m in kept.named("message")] == [ack["message_id"]]
+    assert awaited == [THREAD]

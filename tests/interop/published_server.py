@@ -1,0 +1,178 @@
+"""The published Roomz 0.4.0 server, run under uvicorn from its own venv, for interop tests.
+
+``async with PublishedServer(python, allowed_emails=[...]) as server:`` starts it on a free
+loopback port, returns once it answers HTTP, and keeps its stderr in ``server.lines``;
+its console mailer logs each magic link there (``MAGIC LINK for EMAIL`` then
+``URL: http://localhost:PORT/auth/verify?token=TOKEN``), found with ``next_link``.
+``kill()`` and ``start()`` again restart it on the same port with the same JWT secret.
+Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import aiohttp
+
+RUN = (
+    "import logging, sys, uvicorn; logging.basicConfig(level=logging.INFO, stream=sys.stderr); "
+    'uvicorn.run("roomz.server:asgi_app", host="127.0.0.1", port=int(sys.argv[1]), '
+    'log_level="warning")'
+)
+LINK_FOR = re.compile(r"MAGIC LINK for (?P<email>\S+)")
+LINK_URL = re.compile(r"URL: (?P<url>https?://\S+/auth/verify\?token=(?P<token>[\w-]+))")
+#: Settings the published server reads; only the ones a test passes reach it.
+SETTING_VARS = re.compile(
+    r"^(JWT_\w+|ALLOWED_EMAILS|MAGIC_LINK_\w+|EMAIL_\w+|SMTP_\w+|ROOMZ_\w+|BASEWEB_\w+)$"
+)
+
+
+@dataclass(frozen=True)
+class PublishedLink:
+    """A magic link as the published server's console mailer logged it."""
+
+    email: str
+    url: str
+    token: str
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class PublishedServer:
+    """``roomz==0.4.0``'s ASGI app under uvicorn in a subprocess on ``127.0.0.1``."""
+
+    def __init__(self, python: Path, *, allowed_emails: Iterable[str],
+                 port: int | None = None, secret: str | None = None) -> None:
+        self.python = python
+        self.port = port or free_port()
+        self.secret = secret or secrets.token_urlsafe(30)[:40]
+        self.allowed_emails = ",".join(allowed_emails)
+        self.workdir = tempfile.mkdtemp(prefix="roomz-published-server-")
+        self.lines: list[str] = []
+        self.links: list[PublishedLink] = []
+        self._pending_email: str | None = None
+        self._changed = asyncio.Condition()
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def localhost_url(self) -> str:
+        """``http://localhost:PORT``, the form the published client needs."""
+        return f"http://localhost:{self.port}"
+
+    @property
+    def stderr(self) -> str:
+        """Everything the server wrote to stderr so far."""
+        return "\n".join(self.lines)
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not SETTING_VARS.match(k)}
+        env.update(JWT_SECRET_KEY=self.secret, ALLOWED_EMAILS=self.allowed_emails,
+                   HOME=self.workdir)
+        return env
+
+    async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
+        while raw := await stream.readline():
+            line = raw.decode(errors="replace").rstrip("\n")
+            async with self._changed:
+                self.lines.append(line)
+                if (found := LINK_FOR.search(line)) is not None:
+                    self._pending_email = found["email"]
+                elif (url := LINK_URL.search(line)) is not None and self._pending_email:
+                    self.links.append(PublishedLink(self._pending_email, url["url"],
+                                                    url["token"]))
+                    self._pending_email = None
+                self._changed.notify_all()
+
+    async def start(self, timeout: float = 20.0) -> None:
+        """Start the server and return once it answers HTTP on its port."""
+        self._process = await asyncio.create_subprocess_exec(
+            str(self.python), "-c", RUN, str(self.port), env=self._env(), cwd=self.workdir,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        assert self._process.stderr is not None
+        self._reader = asyncio.create_task(self._read_stderr(self._process.stderr))
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+            while True:
+                try:
+                    async with http.get(f"{self.url}/") as resp:
+                        if resp.status < 500:
+                            return
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    pass
+                if self._process.returncode is not None or time.monotonic() > deadline:
+                    await self.kill()
+                    raise AssertionError(f"the published server did not start:\n{self.stderr}")
+                await asyncio.sleep(0.05)
+
+    async def next_link(self, email: str, *, after: int = 0,
+                        timeout: float = 5.0) -> PublishedLink:
+        """The first link logged for ``email`` among ``links[after:]``, waiting for it."""
+        def found() -> PublishedLink | None:
+            return next((link for link in self.links[after:] if link.email == email), None)
+
+        async def wait() -> PublishedLink:
+            async with self._changed:
+                await self._changed.wait_for(lambda: found() is not None)
+            link = found()
+            assert link is not None
+            return link
+
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"no magic link for {email} within {timeout} s:\n"
+                                 f"{self.stderr}") from None
+
+    async def request_link(self, email: str) -> PublishedLink:
+        """Ask for a magic link over HTTP, as a client would, and read it from the log."""
+        before = len(self.links)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http, \
+                http.post(f"{self.url}/auth/request-magic-link", json={"email": email}) as resp:
+            if resp.status != 200:
+                body = await resp.text()
+                raise AssertionError(f"magic link request failed: {resp.status} {body}")
+        return await self.next_link(email, after=before)
+
+    async def kill(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Send ``sig`` (SIGKILL by default) and wait until the process and its log have ended."""
+        if self._process is not None and self._process.returncode is None:
+            self._process.send_signal(sig)
+            await asyncio.wait_for(self._process.wait(), 10)
+        if self._reader is not None:
+            try:
+                await asyncio.wait_for(self._reader, 5)
+            except asyncio.TimeoutError:
+                self._reader.cancel()
+            self._reader = None
+
+    async def __aenter__(self) -> PublishedServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.kill()

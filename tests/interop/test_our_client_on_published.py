@@ -1,0 +1,243 @@
+"""Our AsyncClient against the published Roomz 0.4.0 server: the scenario we run against ours."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from roomz import AsyncClient, AuthenticationError, ConnectionError, ConnectionState
+
+from .published_server import PublishedServer
+
+TIMEOUT = 10.0
+EMAILS = ("alice@example.com", "bob@example.com")
+EVENTS = ("authenticated", "message", "user_joined", "user_left", "display_name_changed",
+          "disconnect", "error")
+FAST = {"reconnect_delay": 0.1, "max_reconnect_attempts": 30, "connection_timeout": 5.0}
+
+
+def user_of(email: str, display_name: str | None = None) -> dict[str, Any]:
+    """The ``user`` object events carry for ``email``."""
+    return {"id": f"user:{email}", "email": email, "display_name": display_name}
+
+
+def is_iso8601(value: object) -> bool:
+    """True for an ISO 8601 timestamp string."""
+    try:
+        datetime.fromisoformat(str(value))
+    except ValueError:
+        return False
+    return isinstance(value, str)
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT,
+                     what: str = "condition") -> None:
+    """Poll ``predicate`` until true; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+class Recorder:
+    """Keeps every event a client's handlers receive, in order."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        for name in EVENTS:
+            client.on(name, self._handler(name))
+
+    def _handler(self, name: str) -> Callable[[dict[str, Any]], None]:
+        def record(data: dict[str, Any]) -> None:
+            self.events.append((name, data))
+        return record
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        """The data of every ``name`` event so far."""
+        return [data for event, data in self.events if event == name]
+
+    async def wait_for(self, name: str,
+                       match: Callable[[dict[str, Any]], bool] = lambda d: True,
+                       timeout: float = TIMEOUT) -> dict[str, Any]:
+        """The first ``name`` event that ``match``es, waiting for it."""
+        await wait_until(lambda: any(match(d) for d in self.named(name)), timeout,
+                         f"{name!r}; got {self.events!r}")
+        return next(d for d in self.named(name) if match(d))
+
+
+@pytest.fixture
+async def published(published_python: Path) -> AsyncIterator[PublishedServer]:
+    """The published server on a free loopback port."""
+    async with PublishedServer(published_python, allowed_emails=EMAILS) as server:
+        yield server
+
+
+Connect = Callable[..., Awaitable[AsyncClient]]
+
+
+@pytest.fixture
+async def our_client() -> AsyncIterator[Connect]:
+    """``await our_client(server, url, email, **options)``: our client, logged in and connected."""
+    made: list[AsyncClient] = []
+
+    async def connect(server: PublishedServer, url: str, email: str,
+                      **options: Any) -> AsyncClient:
+        client = AsyncClient(url, **options)
+        made.append(client)
+        before = len(server.links)
+        assert await asyncio.wait_for(client.login(email), TIMEOUT) is True
+        link = await server.next_link(email, after=before)
+        await asyncio.wait_for(client.connect(token=link.token), TIMEOUT)
+        return client
+
+    yield connect
+    for client in made:
+        await asyncio.wait_for(client.disconnect(), TIMEOUT)
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
+async def test_chat_scenario_on_the_published_server(
+    published: PublishedServer, our_client: Connect, host: str
+) -> None:
+    """Login, connect, two connections, names, messages, joins and leaves, as against ours."""
+    url = published.localhost_url if host == "localhost" else published.url
+    first = await our_client(published, url, "alice@example.com")
+    assert first.connected and first.connection_state is ConnectionState.CONNECTED
+    assert first.user == user_of("alice@example.com")
+    seen_first = Recorder(first)
+
+    second = await our_client(published, url, "alice@example.com")
+    seen_second = Recorder(second)
+    joined = await seen_first.wait_for("user_joined")
+    assert joined["user"] == user_of("alice@example.com")
+    assert joined["total_connections"] == 2 and is_iso8601(joined["timestamp"])
+
+    assert await asyncio.wait_for(first.set_display_name("Alice"), TIMEOUT) == {
+        "status": "ok", "display_name": "Alice"}
+    assert first.user == user_of("alice@example.com", "Alice")
+    changed = await seen_second.wait_for("display_name_changed")
+    assert changed["display_name"] == "Alice"
+    assert changed["user"] == user_of("alice@example.com", "Alice")
+
+    ack = await asyncio.wait_for(first.send("hello <from> our client"), TIMEOUT)
+    assert set(ack) == {"status", "message_id", "timestamp"} and ack["status"] == "ok"
+    for recorder in (seen_first, seen_second):
+        message = await recorder.wait_for("message", lambda d: d["id"] == ack["message_id"])
+        assert message["user"] == user_of("alice@example.com", "Alice")
+        assert message["content"] == "hello &lt;from&gt; our client"
+        assert is_iso8601(message["timestamp"])
+    reply = await asyncio.wait_for(second.send("and back"), TIMEOUT)
+    for recorder in (seen_first, seen_second):
+        message = await recorder.wait_for("message", lambda d: d["id"] == reply["message_id"])
+        assert message["user"] == user_of("alice@example.com")
+
+    assert await asyncio.wait_for(first.send(""), TIMEOUT) == {
+        "error": "Missing or invalid 'content' field", "code": 400}
+    await asyncio.wait_for(first.set_display_name(None), TIMEOUT)
+    cleared = await seen_second.wait_for("display_name_changed",
+                                         lambda d: d["display_name"] is None)
+    assert cleared["user"]["display_name"] is None
+
+    await asyncio.wait_for(second.disconnect(), TIMEOUT)
+    assert seen_second.named("disconnect") == [{}]
+    left = await seen_first.wait_for("user_left")
+    assert left["remaining_connections"] == 1
+    assert left["user"]["email"] == "alice@example.com"
+    assert first.connected
+    assert Counter(e for e, _ in seen_first.events)["message"] == 2
+
+
+async def test_sign_in_errors_from_the_published_server(
+    published: PublishedServer, our_client: Connect
+) -> None:
+    """Its refusals reach the user: login details, an unknown token, a used token."""
+    client = AsyncClient(published.url, connection_timeout=5.0)
+    with pytest.raises(ConnectionError) as caught:
+        await asyncio.wait_for(client.login("mallory@example.com"), TIMEOUT)
+    assert caught.value.detail == "This email is not authorized to access this service."
+    with pytest.raises(ConnectionError) as caught:
+        await asyncio.wait_for(client.login("not-an-email"), TIMEOUT)
+    assert caught.value.detail == "Invalid email format. Please enter a valid email address."
+    with pytest.raises(AuthenticationError):
+        await asyncio.wait_for(client.connect("no-such-token"), TIMEOUT)
+    link = await published.request_link("bob@example.com")
+    await asyncio.wait_for(client.connect(link.token), TIMEOUT)
+    again = AsyncClient(published.url, connection_timeout=5.0)
+    with pytest.raises(AuthenticationError):
+        await asyncio.wait_for(again.connect(link.token), TIMEOUT)
+    await asyncio.wait_for(client.disconnect(), TIMEOUT)
+
+
+async def test_cached_session_on_the_published_server(
+    published: PublishedServer, tmp_path: Path
+) -> None:
+    """A session cached from one run connects the next run without a token."""
+    cache = tmp_path / "sessions.json"
+    link = await published.request_link("bob@example.com")
+    first = AsyncClient(published.url, session_cache_file=cache)
+    await asyncio.wait_for(first.connect(token=link.token), TIMEOUT)
+    await asyncio.wait_for(first.disconnect(), TIMEOUT)
+    later = AsyncClient(published.url, session_cache_file=cache)
+    await asyncio.wait_for(later.connect(), TIMEOUT)
+    try:
+        assert later.connected and later.user == user_of("bob@example.com")
+        ack = await asyncio.wait_for(later.send("from the cache"), TIMEOUT)
+        assert ack["status"] == "ok"
+    finally:
+        await asyncio.wait_for(later.disconnect(), TIMEOUT)
+
+
+async def test_refused_session_on_the_published_server(
+    published: PublishedServer, tmp_path: Path
+) -> None:
+    """Restarted with a new secret, it refuses the cached session: AuthenticationError."""
+    cache = tmp_path / "sessions.json"
+    link = await published.request_link("bob@example.com")
+    first = AsyncClient(published.url, session_cache_file=cache, reconnect=False)
+    await asyncio.wait_for(first.connect(token=link.token), TIMEOUT)
+    await asyncio.wait_for(first.disconnect(), TIMEOUT)
+    await published.kill()
+    published.secret = "another-secret-of-forty-characters-long!"
+    await published.start()
+    later = AsyncClient(published.url, session_cache_file=cache)
+    with pytest.raises(AuthenticationError):
+        await asyncio.wait_for(later.connect(), TIMEOUT)
+    assert later.connection_state is ConnectionState.DISCONNECTED
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
+async def test_reconnect_after_the_published_server_is_killed_and_restarted(
+    published: PublishedServer, our_client: Connect, host: str
+) -> None:
+    """SIGKILL and a restart with the same secret: reconnected, name re-applied, nothing twice."""
+    url = published.localhost_url if host == "localhost" else published.url
+    client = await our_client(published, url, "alice@example.com", **FAST)
+    other = await our_client(published, url, "alice@example.com", **FAST)
+    recorder, seen_by_other = Recorder(client), Recorder(other)
+    await asyncio.wait_for(client.set_display_name("Alice"), TIMEOUT)
+    await seen_by_other.wait_for("display_name_changed")
+
+    await published.kill()
+    await recorder.wait_for("disconnect")
+    await wait_until(lambda: client.connection_state is ConnectionState.RECONNECTING,
+                     what="RECONNECTING")
+    await published.start()
+    await wait_until(lambda: client.connected and other.connected, 15, "both to reconnect")
+    assert client.user == user_of("alice@example.com", "Alice")
+
+    ack = await asyncio.wait_for(client.send("after the restart"), TIMEOUT)
+    assert ack["status"] == "ok"
+    message = await seen_by_other.wait_for("message", lambda d: d["id"] == ack["message_id"])
+    assert message["user"] == user_of("alice@example.com", "Alice")
+    await recorder.wait_for("message", lambda d: d["id"] == ack["message_id"])
+    counts = Counter(e for e, _ in recorder.events)
+    assert counts["authenticated"] == 1 and counts["disconnect"] == 1
+    assert counts["message"] == 1 and counts["error"] == 0
