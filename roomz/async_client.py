@@ -76,7 +76,8 @@ class AsyncClient:
         self._namespace_connected = asyncio.Event()
         self._refusal: str | None = None
         self._closing = False
-        self._seen_ids: deque[str] = deque(maxlen=SEEN_MESSAGE_IDS)
+        self._seen: set[str] = set()  # ids of recent messages, so none is handled twice
+        self._seen_order: deque[str] = deque(maxlen=SEEN_MESSAGE_IDS)
 
     # -- what the user sees -------------------------------------------------------------
 
@@ -345,9 +346,13 @@ class AsyncClient:
 
     async def _on_message(self, data: dict[str, Any]) -> None:
         message_id = data.get("id")
-        if message_id in self._seen_ids:
-            return
-        self._seen_ids.append(message_id)
+        if isinstance(message_id, str):
+            if message_id in self._seen:
+                return
+            if len(self._seen_order) == SEEN_MESSAGE_IDS:
+                self._seen.discard(self._seen_order[0])
+            self._seen_order.append(message_id)
+            self._seen.add(message_id)
         await self._handlers.emit("message", data)
 
     async def _on_display_name_changed(self, data: dict[str, Any]) -> None:
@@ -394,8 +399,9 @@ async def _problem_detail(resp: aiohttp.ClientResponse) -> str:
     """The ``detail`` of a problem answer, or the status line when there is none."""
     try:
         body = await resp.json(content_type=None)
-        if isinstance(body, dict) and isinstance(body.get("detail"), str):
-            return body["detail"]
+        detail = body.get("detail") if isinstance(body, dict) else None
+        if isinstance(detail, str):
+            return detail
     except (ValueError, aiohttp.ClientError):
         pass
     return f"HTTP {resp.status} {resp.reason or ''}".strip()

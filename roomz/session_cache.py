@@ -25,7 +25,8 @@ def server_key(server_url: str) -> str:
     """The cache key of a server: scheme, host and port, lower-cased, without a trailing slash."""
     parts = urlsplit(server_url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port}{parts.path.rstrip('/')}"
+    host = (parts.hostname or "").lower()
+    return f"{parts.scheme.lower()}://{host}:{port}{parts.path.rstrip('/')}"
 
 
 class SessionCache:

@@ -13,8 +13,8 @@ from aiohttp import web
 
 from .chat import Chat
 from .fanout import FanOutManager
-from .mail import CallbackMailer, ConsoleMailer, MagicLinkCallback, Mailer, SmtpMailer
 from .magic_links import MagicLinks
+from .mail import CallbackMailer, ConsoleMailer, MagicLinkCallback, Mailer, SmtpMailer
 from .pages import Pages
 from .problems import problems_for_http_errors
 from .rate_limit import RateLimiter

@@ -12,7 +12,7 @@ from typing import Any
 
 import socketio
 
-from .sessions import Sessions, SessionError, cookie_value
+from .sessions import SessionError, Sessions, cookie_value
 from .settings import ServerSettings
 from .validation import MAX_DISPLAY_NAME_LENGTH, clean_content, clean_display_name
 

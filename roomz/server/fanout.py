@@ -44,5 +44,5 @@ class QueuedFanOut:
                     await send(eio_sid, p)
 
 
-class FanOutManager(QueuedFanOut, socketio.AsyncManager):
+class FanOutManager(QueuedFanOut, socketio.AsyncManager):  # type: ignore[misc]
     """The single-process manager with queued fan-out."""

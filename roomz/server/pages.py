@@ -6,7 +6,7 @@ import html
 
 from aiohttp import web
 
-from .sessions import COOKIE_NAME, Sessions, SessionError
+from .sessions import COOKIE_NAME, SessionError, Sessions
 
 ERRORS = {
     "missing_token": ("The sign-in link has no token.",

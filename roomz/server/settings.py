@@ -69,7 +69,9 @@ class ServerSettings:
         Raises :class:`SettingsError` when the server must not start.
         """
         if self.email_sender not in ("console", "smtp", "callback"):
-            raise SettingsError(f"EMAIL_SENDER must be 'console' or 'smtp', got {self.email_sender!r}")
+            raise SettingsError(
+                f"EMAIL_SENDER must be 'console' or 'smtp', got {self.email_sender!r}"
+            )
         for name in ("jwt_expiry_days", "magic_link_expiry_minutes", "magic_link_rate_limit",
                      "max_connections"):
             if getattr(self, name) < 1:
@@ -77,7 +79,8 @@ class ServerSettings:
         if not self.is_loopback:
             if self.allowed_emails is None:
                 raise SettingsError(
-                    f"refusing to listen on {self.host} without ALLOWED_EMAILS: anyone could sign in"
+                    f"refusing to listen on {self.host} without ALLOWED_EMAILS: "
+                    "anyone could sign in"
                 )
             if self.jwt_secret is not None and len(self.jwt_secret) < MIN_SECRET_LENGTH:
                 raise SettingsError(

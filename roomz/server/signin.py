@@ -9,11 +9,11 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from .mail import MagicLink, Mailer, MailError
 from .magic_links import MagicLinks
+from .mail import MagicLink, Mailer, MailError
 from .problems import problem
 from .rate_limit import RateLimiter
-from .sessions import COOKIE_NAME, Sessions, SessionError
+from .sessions import COOKIE_NAME, SessionError, Sessions
 from .settings import ServerSettings
 from .validation import is_valid_email, normalize_email
 

@@ -59,7 +59,8 @@ class LocalServer:
             f"{self.url}/auth/request-magic-link", json={"email": email}
         ) as resp:
             if resp.status != 200:
-                raise AssertionError(f"magic link request failed: {resp.status} {await resp.text()}")
+                body = await resp.text()
+                raise AssertionError(f"magic link request failed: {resp.status} {body}")
         return await self.next_link(email, after=before)
 
     async def sign_in(self, email: str) -> str:

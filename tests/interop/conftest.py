@@ -1,4 +1,4 @@
-"""Interop fixtures: the published ``roomz==0.4.0`` lives in its own venv (it shares our import name)."""
+"""Interop fixtures: the published ``roomz==0.4.0`` lives in its own venv (same import name)."""
 
 from __future__ import annotations
 
@@ -16,5 +16,6 @@ def published_python() -> Path:
     venv = Path(os.environ.get("ROOMZ_PUBLISHED_VENV", REPO / ".venv-published"))
     python = venv / "bin" / "python"
     if not python.exists():
-        pytest.fail(f"no published Roomz venv at {venv}: run ./dev setup (or set ROOMZ_PUBLISHED_VENV)")
+        pytest.fail(f"no published Roomz venv at {venv}: run ./dev setup "
+                    "(or set ROOMZ_PUBLISHED_VENV)")
     return python

@@ -59,7 +59,8 @@ async def test_published_client_signs_in_sends_receives_and_names(
     events = result["events"]
     kinds = [(who, name) for who, name, _ in events]
     assert ("first", "user_joined") in kinds
-    renamed = next(d for who, name, d in events if (who, name) == ("second", "display_name_changed"))
+    renamed = next(d for who, name, d in events
+                   if (who, name) == ("second", "display_name_changed"))
     assert renamed["user"]["display_name"] == "Alice"
     messages = [(who, d["content"], d["user"]["display_name"])
                 for who, name, d in events if name == "message"]

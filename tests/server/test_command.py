@@ -320,7 +320,7 @@ async def test_signal_disconnects_clients_and_exits_0(tmp_path: Path, sig: signa
 
 
 async def test_clients_reconnect_by_themselves_after_a_restart(tmp_path: Path) -> None:
-    """A restart (SIGTERM, start again) closes transports as Socket.IO servers do: clients come back."""
+    """A restart (SIGTERM, then start again) closes transports: clients come back by themselves."""
     env = {"JWT_SECRET_KEY": LONG_SECRET}
     async with ServerProcess(state_home=tmp_path, env=env) as proc:
         token = await proc.sign_in("alice@example.com")
