@@ -12,6 +12,7 @@ from typing import Any
 
 import socketio
 
+from . import transport
 from .sessions import SessionError, Sessions, cookie_value
 from .settings import ServerSettings
 from .validation import MAX_DISPLAY_NAME_LENGTH, clean_content, clean_display_name
@@ -86,6 +87,7 @@ class Chat:
             )
         conn = Connection(email=email, connection_id=str(uuid.uuid4()))
         self.connections[sid] = conn
+        transport.tune(self.sio.eio.sockets.get(self.sio.manager.eio_sid_from_sid(sid, "/")))
         self.per_user[email] += 1
         # Greet once python-socketio has confirmed the connection, so clients may emit
         # from their "authenticated" handler.
