@@ -94,7 +94,7 @@ async def serve(settings: ServerSettings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await server.start()
     await stop.wait()
-    log.info("shutting down: disconnecting %d clients", len(server.chat.connections))
+    log.info("shutting down: closing %d connections", len(server.chat.connections))
     await server.stop()
 
 
