@@ -21,6 +21,13 @@ log = logging.getLogger("roomz.client")
 FORMAT_VERSION = 1
 
 
+def default_session_file() -> Path:
+    """Where the terminal and bots keep sessions unless told otherwise (the user's cache dir)."""
+    import platformdirs  # only for callers that want the default, not for every import roomz
+
+    return Path(platformdirs.user_cache_dir("roomz")) / "session.json"
+
+
 def server_key(server_url: str) -> str:
     """The cache key of a server: scheme, host and port, lower-cased, without a trailing slash."""
     parts = urlsplit(server_url)

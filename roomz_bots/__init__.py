@@ -1,1 +1,25 @@
-"""Roomz bots: the pluggy hook layer that dispatches chat events to plugins."""
+"""Roomz bots: every chat event goes through pluggy to every plugin of a bot.
+
+A plugin is a module::
+
+    from roomz_bots import command, hookimpl
+
+    @command
+    def echo(*, text: str) -> str:
+        \"\"\"Say it back.\"\"\"
+        return text
+
+    @hookimpl
+    async def on_user_joined(bot, event):
+        await bot.send("Welcome back!")
+"""
+
+from .bot import Bot
+from .commands import Command, UsageError, command
+from .hookspecs import hookimpl
+from .message import Message
+from .plugin_bot import PluginBot
+from .plugins import Plugin, PluginError, load_plugin
+
+__all__ = ["Bot", "Command", "Message", "Plugin", "PluginBot", "PluginError", "UsageError",
+           "command", "hookimpl", "load_plugin"]

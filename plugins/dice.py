@@ -1,0 +1,32 @@
+"""Dice: ``!roll [NdM]`` rolls N dice with M sides (one six-sided die by default)."""
+
+import random
+import re
+from dataclasses import dataclass
+
+from roomz_bots import UsageError, command
+
+SPEC = re.compile(r"^(\d*)d(\d+)$", re.IGNORECASE)
+
+
+@dataclass
+class Settings:
+    """``[plugins.dice]`` in the config."""
+
+    max_dice: int = 20
+    max_sides: int = 1000
+
+
+@command(aliases=["r"], usage="roll [NdM]")
+def roll(bot, spec: str = "1d6") -> str:
+    """Roll dice: 2d6 is two six-sided dice."""
+    match = SPEC.match(spec)
+    if not match:
+        raise UsageError(f"{spec!r} is not like 2d6")
+    count, sides = int(match.group(1) or 1), int(match.group(2))
+    limits = bot.settings
+    if not 1 <= count <= limits.max_dice or not 2 <= sides <= limits.max_sides:
+        raise UsageError(f"1-{limits.max_dice} dice of 2-{limits.max_sides} sides")
+    rolls = [random.randint(1, sides) for _ in range(count)]
+    shown = " + ".join(map(str, rolls)) + f" = {sum(rolls)}" if count > 1 else str(rolls[0])
+    return f"🎲 {spec}: {shown}"

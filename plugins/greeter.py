@@ -1,0 +1,19 @@
+"""Greeter: says hello when another connection of the user joins."""
+
+from dataclasses import dataclass
+
+from roomz_bots import hookimpl
+
+
+@dataclass
+class Settings:
+    """``[plugins.greeter]`` in the config; {name} is the newcomer's display name or email."""
+
+    greeting: str = "Welcome, {name}!"
+
+
+@hookimpl
+async def on_user_joined(bot, event):
+    """Greet the connection that just joined."""
+    user = event.get("user") or {}
+    await bot.send(bot.settings.greeting.format(name=user.get("display_name") or user.get("email")))

@@ -1,0 +1,1 @@
+"""``roomz-cli``: the Roomz terminal, which also hosts bots from a TOML file."""

@@ -1,0 +1,296 @@
+"""``Bot``: one Roomz connection whose events are dispatched to its plugins."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+from collections.abc import Awaitable, Iterable
+from pathlib import Path
+from typing import Any
+
+from roomz import AsyncClient, ConnectionError
+
+from .clock import Clock
+from .commands import Command, UsageError
+from .flood import TokenBucket
+from .message import Message
+from .origins import ORIGINS
+from .plugin_bot import PluginBot
+from .plugins import Plugin, load_plugin, plugin_manager, settings_for
+from .scheduler import Scheduler
+from .store import Store, default_data_dir
+
+log = logging.getLogger("roomz_bots")
+
+EVENT_HOOKS = {
+    "authenticated": "on_authenticated", "user_joined": "on_user_joined",
+    "user_left": "on_user_left", "display_name_changed": "on_display_name_changed",
+    "disconnect": "on_disconnect", "error": "on_error",
+}
+SEND_WAIT_SECONDS = 30.0  # how long a send waits for a reconnect before it fails
+SHUTDOWN_HOOK_SECONDS = 10.0
+
+
+class Bot:
+    """A bot: its client, its plugins, its command prefix, flood limit, jobs and stores."""
+
+    def __init__(
+        self,
+        name: str,
+        client: AsyncClient,
+        plugins: Iterable[Plugin],
+        *,
+        display_name: str | None = None,
+        prefix: str = "!",
+        settings: dict[str, dict[str, Any]] | None = None,
+        flood: TokenBucket | None = None,
+        clock: Clock | None = None,
+        data_dir: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.client = client
+        self.display_name = display_name
+        self.prefix = prefix
+        self.flood = flood or TokenBucket()
+        self.clock = clock or Clock()
+        self.data_dir = (data_dir or default_data_dir()) / _safe(name)
+        self.scheduler = Scheduler(self.clock)
+        self._settings = settings or {}
+        self._stores: dict[str, Store] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._connected = asyncio.Event()
+        #: This bot's connection, as the server named it (None on servers that do not).
+        self.connection_id: str | None = None
+        self.plugins: list[Plugin] = []
+        self._views: dict[str, PluginBot] = {}
+        self._install([load_plugin("help"), *plugins])
+        for event, hook in EVENT_HOOKS.items():
+            client.on(event, self._forward(hook))
+        client.on("message", self._on_message)
+        client.on("authenticated", self._on_authenticated)
+        client.on("disconnect", self._on_disconnect)
+
+    # -- plugins ---------------------------------------------------------------------------
+
+    def _install(self, plugins: list[Plugin]) -> None:
+        unique = {p.name: p for p in plugins}
+        self.plugins = list(unique.values())
+        self.pm = plugin_manager()
+        for plugin in self.plugins:
+            self.pm.register(plugin.module, name=plugin.name)
+            if plugin.name not in self._views:
+                values = self._settings.get(plugin.name, {})
+                self._views[plugin.name] = PluginBot(self, plugin, settings_for(plugin, values))
+            else:
+                self._views[plugin.name].plugin = plugin
+        self.commands = [c for p in self.plugins for c in p.commands]
+        self.pm.hook.register_commands(register=self._register_command)
+        self._by_name = {n: c for c in self.commands for n in c.names}
+
+    def _register_command(self, command: Command) -> None:
+        if not isinstance(command, Command):
+            raise TypeError(f"register_commands: expected a Command, got {command!r}")
+        self.commands.append(command)
+
+    def replace_plugin(self, plugin: Plugin) -> None:
+        """Swap in a freshly loaded version of a plugin (``/reload``), keeping its store."""
+        self._install([plugin if p.name == plugin.name else p for p in self.plugins])
+
+    def find_command(self, name: str) -> Command | None:
+        """The command called or aliased ``name``."""
+        return self._by_name.get(name)
+
+    def store_for(self, plugin: str) -> Store:
+        """The persistent store of ``plugin`` for this bot."""
+        if plugin not in self._stores:
+            self._stores[plugin] = Store(self.data_dir / f"{_safe(plugin)}.sqlite3")
+        return self._stores[plugin]
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    def _dispatch(self, hook: str, from_bot: bool = False, **kwargs: Any) -> None:
+        """Call every plugin's implementation of ``hook``; each is isolated from the others."""
+        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
+            view = self._views[impl.plugin_name]
+            if from_bot and not view.plugin.reacts_to_bots:
+                continue
+            args = {name: view if name == "bot" else kwargs[name] for name in impl.argnames}
+            self._call(impl.plugin_name, hook, impl.function, args)
+
+    def _call(self, plugin: str, what: str, func: Any, kwargs: dict[str, Any],
+              on_result: Any = None) -> None:
+        try:
+            result = func(**kwargs)
+        except Exception as exc:
+            self._failed(plugin, what, exc)
+            return
+        if inspect.isawaitable(result):
+            # A coroutine runs in a task of its own: a slow plugin delays no other.
+            task = asyncio.ensure_future(self._finish(plugin, what, result, on_result))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif on_result is not None:
+            self._spawn(on_result(result))
+
+    async def _finish(self, plugin: str, what: str, awaitable: Awaitable[Any],
+                      on_result: Any) -> None:
+        try:
+            result = await awaitable
+        except Exception as exc:
+            self._failed(plugin, what, exc)
+            return
+        if on_result is not None:
+            await on_result(result)
+
+    def _failed(self, plugin: str, what: str, exc: Exception) -> None:
+        if isinstance(exc, UsageError):
+            return
+        log.error("bot %s: plugin %s failed in %s: %s: %s", self.name, plugin, what,
+                  type(exc).__name__, exc, exc_info=exc)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _forward(self, hook: str) -> Any:
+        def forward(event: dict[str, Any]) -> None:
+            self._dispatch(hook, event=event)
+        return forward
+
+    def _on_authenticated(self, event: dict[str, Any]) -> None:
+        self.connection_id = event.get("connection_id")
+        ORIGINS.connected(self.connection_id, self)
+        self._connected.set()
+
+    def _on_disconnect(self, event: dict[str, Any]) -> None:
+        self._connected.clear()
+
+    def _on_message(self, data: dict[str, Any]) -> None:
+        message = Message.from_event(data)
+        origin = ORIGINS.origin(message)
+        if origin is self:
+            return  # never react to ourselves
+        from_bot = origin is not None
+        self._dispatch("on_message", from_bot=from_bot, message=message)
+        if message.text.startswith(self.prefix):
+            self._run_command(message, from_bot)
+
+    def _run_command(self, message: Message, from_bot: bool) -> None:
+        name, _, line = message.text[len(self.prefix):].partition(" ")
+        command = self._by_name.get(name.strip())
+        if command is None or command.plugin is None:
+            return  # not ours: another bot may answer it, or it is just punctuation
+        view = self._views[command.plugin]
+        if from_bot and not view.plugin.reacts_to_bots:
+            return
+        try:
+            args, kwargs = command.bind(line, bot=view, message=message)
+        except UsageError as exc:
+            self._spawn(self._usage(view, message, command, exc))
+            return
+
+        async def answer(result: Any) -> None:
+            if isinstance(result, str) and result:
+                await view.reply(message, result)
+
+        self._call_command(view, message, command, args, kwargs, answer)
+
+    def _call_command(self, view: PluginBot, message: Message, command: Command,
+                      args: list[Any], kwargs: dict[str, Any], answer: Any) -> None:
+        async def run() -> None:
+            try:
+                result = command.func(*args, **kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+            except UsageError as exc:
+                await self._usage(view, message, command, exc)
+                return
+            await answer(result)
+        self._call(command.plugin or "?", f"command {self.prefix}{command.name}", run, {})
+
+    async def _usage(self, view: PluginBot, message: Message, command: Command,
+                     error: UsageError) -> None:
+        reason = f" ({error})" if str(error) else ""
+        await view.reply(message, f"Usage: {self.prefix}{command.usage}{reason}")
+
+    # -- sending ---------------------------------------------------------------------------
+
+    async def send(self, text: str) -> dict[str, Any]:
+        """Post ``text`` under the flood limit; waits (bounded) while the bot reconnects.
+
+        Returns the server's acknowledgement; raises :class:`roomz.ConnectionError` when
+        the bot stays disconnected for longer than 30 seconds.
+        """
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"a bot can only send non-empty text, got {text!r}")
+        await self.flood.take()
+        if not self.client.connected:
+            try:
+                await asyncio.wait_for(self._connected.wait(), SEND_WAIT_SECONDS)
+            except asyncio.TimeoutError:
+                raise ConnectionError(
+                    f"bot {self.name} could not send {text[:40]!r}: still not connected "
+                    f"after {SEND_WAIT_SECONDS:g} s"
+                ) from None
+        email = (self.client.user or {}).get("email", "")
+        key = ORIGINS.sending(self, email, text)
+        ack: dict[str, Any] = {}
+        try:
+            ack = await self.client.send(text)
+        finally:
+            ORIGINS.sent(self, key, ack.get("message_id"))
+        if "error" in ack:
+            log.warning("bot %s: the server refused a message: %s", self.name, ack)
+        return ack
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Run startup hooks, start jobs, connect and set the display name.
+
+        Raises :class:`roomz.AuthenticationError` or :class:`roomz.ConnectionError` when the
+        bot cannot sign in.
+        """
+        self.scheduler.start()
+        await self._run_lifecycle("startup")
+        await self.client.connect()
+        if self.display_name:
+            ack = await self.client.set_display_name(self.display_name)
+            if "error" in ack:
+                log.warning("bot %s: display name %r refused: %s", self.name,
+                            self.display_name, ack.get("error"))
+        log.info("bot %s is running with plugins: %s", self.name,
+                 ", ".join(p.name for p in self.plugins))
+
+    async def stop(self) -> None:
+        """Run shutdown hooks, stop jobs, disconnect, and close the stores."""
+        await self._run_lifecycle("shutdown")
+        await self.scheduler.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.client.disconnect()
+        ORIGINS.disconnected(self)
+        for store in self._stores.values():
+            store.close()
+        self._stores.clear()
+
+    async def _run_lifecycle(self, hook: str) -> None:
+        """Run ``startup`` or ``shutdown`` in every plugin and wait for them (bounded)."""
+        before = set(self._tasks)
+        self._dispatch(hook)
+        running = self._tasks - before
+        if running:
+            done, pending = await asyncio.wait(running, timeout=SHUTDOWN_HOOK_SECONDS)
+            for task in pending:
+                log.error("bot %s: a %s hook did not finish within %g s", self.name, hook,
+                          SHUTDOWN_HOOK_SECONDS)
+                task.cancel()
+
+
+def _safe(name: str) -> str:
+    """A name usable as a file name."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "_"

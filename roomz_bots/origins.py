@@ -1,0 +1,75 @@
+"""Which hosted bot sent a message: the loop safety of bots that share a user's channel.
+
+Every connection of a user sees every message of that user, bots included. On servers
+with the ``connection_id`` extension a message names its connection; on the published
+server it does not, and arrives before the sender's acknowledgement, so a bot records
+what it is about to send and the first copy that comes back is recognised as its own.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from typing import Generic, TypeVar
+
+from .message import Message
+
+B = TypeVar("B")
+KEY_LENGTH = 150  # escaping can grow text 6x before the server cuts it at 1000 characters
+REMEMBERED = 4096
+
+
+class Origins(Generic[B]):
+    """Tells which bot (if any) of this process sent a message."""
+
+    def __init__(self) -> None:
+        self._connections: dict[str, B] = {}
+        self._pending: dict[tuple[str, str], deque[B]] = {}
+        self._messages: OrderedDict[str, B | None] = OrderedDict()
+
+    def connected(self, connection_id: str | None, bot: B) -> None:
+        """``bot`` now speaks through ``connection_id`` (from its ``authenticated`` event)."""
+        if connection_id:
+            self._connections[connection_id] = bot
+
+    def disconnected(self, bot: B) -> None:
+        """Forget ``bot``'s connections."""
+        for cid in [c for c, b in self._connections.items() if b is bot]:
+            del self._connections[cid]
+
+    def sending(self, bot: B, email: str, text: str) -> tuple[str, str]:
+        """Record that ``bot`` is about to send ``text``; returns the key to pass to ``sent``."""
+        key = (email, text.strip()[:KEY_LENGTH])
+        self._pending.setdefault(key, deque()).append(bot)
+        return key
+
+    def sent(self, bot: B, key: tuple[str, str], message_id: str | None) -> None:
+        """The send is over: its copy either came back already or never will."""
+        waiting = self._pending.get(key)
+        if waiting and bot in waiting:
+            waiting.remove(bot)
+        if waiting is not None and not waiting:
+            del self._pending[key]
+        if message_id:
+            self._remember(message_id, bot)
+
+    def origin(self, message: Message) -> B | None:
+        """The hosted bot that sent ``message``, or None for anyone else."""
+        if message.id in self._messages:
+            return self._messages[message.id]
+        if message.connection_id:
+            bot = self._connections.get(message.connection_id)
+        else:
+            waiting = self._pending.get((message.email, message.text.strip()[:KEY_LENGTH]))
+            bot = waiting.popleft() if waiting else None
+        self._remember(message.id, bot)
+        return bot
+
+    def _remember(self, message_id: str, bot: B | None) -> None:
+        self._messages[message_id] = bot
+        self._messages.move_to_end(message_id)
+        while len(self._messages) > REMEMBERED:
+            self._messages.popitem(last=False)
+
+
+#: One registry for the whole process: every hosted bot reports here.
+ORIGINS: Origins[object] = Origins()

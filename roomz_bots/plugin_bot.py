@@ -1,0 +1,86 @@
+"""``PluginBot``: the bot as one plugin sees it, passed to its hooks and commands as ``bot``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .commands import Command
+from .message import Message
+from .scheduler import Job
+from .store import Store
+
+if TYPE_CHECKING:
+    from .bot import Bot
+    from .plugins import Plugin
+
+
+class PluginBot:
+    """Send and reply, this plugin's settings and store, and its scheduled jobs."""
+
+    def __init__(self, bot: Bot, plugin: Plugin, settings: Any) -> None:
+        self._bot = bot
+        self.plugin = plugin
+        #: This plugin's ``Settings`` instance (None when it declares none).
+        self.settings = settings
+        #: A logger named after the plugin.
+        self.log = logging.getLogger(f"roomz_bots.plugin.{plugin.name}")
+        self._store: Store | None = None
+
+    @property
+    def name(self) -> str:
+        """The bot's name from the config."""
+        return self._bot.name
+
+    @property
+    def prefix(self) -> str:
+        """What starts a command, ``!`` unless the config says otherwise."""
+        return self._bot.prefix
+
+    @property
+    def user(self) -> dict[str, Any] | None:
+        """The signed-in user (``{"id", "email", "display_name"}``), or None."""
+        return self._bot.client.user
+
+    @property
+    def clock(self) -> Any:
+        """The bot's clock: ``bot.clock.time()`` is the current time (tests can move it)."""
+        return self._bot.clock
+
+    @property
+    def store(self) -> Store:
+        """This plugin's persistent key-value store (SQLite in the user's data directory)."""
+        if self._store is None:
+            self._store = self._bot.store_for(self.plugin.name)
+        return self._store
+
+    @property
+    def commands(self) -> list[Command]:
+        """Every command the bot answers, of every plugin."""
+        return self._bot.commands
+
+    def find_command(self, name: str) -> Command | None:
+        """The command called (or aliased) ``name``."""
+        return self._bot.find_command(name)
+
+    async def send(self, text: str) -> dict[str, Any]:
+        """Post ``text``; waits its turn under the flood limit, and for a reconnect (bounded)."""
+        return await self._bot.send(text)
+
+    async def reply(self, message: Message, text: str) -> dict[str, Any]:
+        """Answer ``message``, addressing its sender by display name when it has one."""
+        return await self._bot.send(f"{message.display_name}: {text}"
+                                    if message.display_name else text)
+
+    def after(self, seconds: float, func: Callable[[], Any]) -> Job:
+        """Run ``func`` (function or coroutine function) once, ``seconds`` from now."""
+        return self._bot.scheduler.after(seconds, func, owner=self.plugin.name)
+
+    def at(self, when: float, func: Callable[[], Any]) -> Job:
+        """Run ``func`` once at the time ``when`` (seconds since the epoch)."""
+        return self._bot.scheduler.at(when, func, owner=self.plugin.name)
+
+    def every(self, seconds: float, func: Callable[[], Any]) -> Job:
+        """Run ``func`` every ``seconds`` until the bot stops or the job is cancelled."""
+        return self._bot.scheduler.every(seconds, func, owner=self.plugin.name)

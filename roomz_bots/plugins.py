@@ -1,0 +1,154 @@
+"""Finding and loading plugins: bundled, installed (entry points), dotted modules, files.
+
+A plugin is a module. Its ``@hookimpl`` functions implement hooks, its ``@command``
+functions are chat commands, an optional ``Settings`` dataclass declares its settings,
+and ``REACT_TO_BOTS = True`` lets it hear the other bots hosted in the same process.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import sys
+from dataclasses import dataclass, field, is_dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from . import builtin_help, hookspecs
+from .commands import Command
+
+ENTRY_POINT_GROUP = "roomz.plugins"
+BUILTIN = {"help": builtin_help}
+
+
+class PluginError(Exception):
+    """A plugin could not be found, imported or validated; the message names it."""
+
+
+@dataclass
+class Plugin:
+    """A loaded plugin module and what it declares."""
+
+    name: str
+    module: ModuleType
+    commands: list[Command] = field(default_factory=list)
+
+    @property
+    def settings_type(self) -> type | None:
+        """The plugin's ``Settings`` dataclass, if it declares one."""
+        settings = getattr(self.module, "Settings", None)
+        return settings if isinstance(settings, type) and is_dataclass(settings) else None
+
+    @property
+    def reacts_to_bots(self) -> bool:
+        """True when the plugin wants messages of other bots hosted in this process."""
+        return bool(getattr(self.module, "REACT_TO_BOTS", False))
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    """A pluggy manager that knows Roomz's hooks."""
+    pm = pluggy.PluginManager("roomz")
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def load_plugin(name: str | ModuleType, base_dir: Path | None = None) -> Plugin:
+    """Import the plugin called ``name`` (or take a module) and check its hooks.
+
+    Raises :class:`PluginError` saying what is wrong.
+    """
+    if isinstance(name, ModuleType):
+        module, name = name, name.__name__.rpartition(".")[2]
+    else:
+        module = _import(name, base_dir or Path.cwd())
+    commands = [v for v in vars(module).values()
+                if isinstance(v, Command) and v.func.__module__ == module.__name__]
+    plugin = Plugin(name=name, module=module, commands=commands)
+    check_hooks(plugin)
+    for command in plugin.commands:
+        command.plugin = name
+    return plugin
+
+
+def check_hooks(plugin: Plugin) -> None:
+    """Fail loudly on a misspelled hook or a hook asking for an argument it cannot get."""
+    pm = plugin_manager()
+    try:
+        pm.register(plugin.module, name=plugin.name)
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin {plugin.name!r}: {exc}") from None
+    for caller in pm.get_hookcallers(plugin.module) or []:
+        if caller.spec is None:
+            known = [n for n in dir(hookspecs) if not n.startswith("_")]
+            hint = difflib.get_close_matches(caller.name, known, n=1)
+            maybe = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise PluginError(f"plugin {plugin.name!r}: there is no hook named "
+                              f"{caller.name!r}{maybe}")
+
+
+def _import(name: str, base_dir: Path) -> ModuleType:
+    if name in BUILTIN:
+        return BUILTIN[name]
+    if name.endswith(".py") or "/" in name or "\\" in name:
+        return _import_path(name, (base_dir / name).expanduser())
+    try:
+        if importlib.util.find_spec(f"roomz_bots.bundled.{name}") is not None:
+            return _run_import(name, f"roomz_bots.bundled.{name}")
+    except (ImportError, ValueError):
+        pass
+    for entry in entry_points(group=ENTRY_POINT_GROUP, name=name):
+        try:
+            loaded = entry.load()
+        except Exception as exc:
+            raise PluginError(f"plugin {name!r}: import failed: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(loaded, ModuleType):
+            raise PluginError(f"plugin {name!r}: entry point {entry.value!r} is not a module")
+        return loaded
+    try:
+        found = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise PluginError(
+            f"plugin {name!r} not found: it is not bundled, no installed package offers it "
+            f"(entry point group {ENTRY_POINT_GROUP!r}), and no module has that name"
+        )
+    return _run_import(name, name)
+
+
+def _run_import(name: str, module_name: str) -> ModuleType:
+    try:
+        return importlib.import_module(module_name)
+    except Exception as exc:
+        raise PluginError(f"plugin {name!r}: import failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _import_path(name: str, path: Path) -> ModuleType:
+    """Import a plugin from a ``.py`` file or a package folder."""
+    init = path / "__init__.py" if path.is_dir() else path
+    if not init.is_file():
+        raise PluginError(f"plugin {name!r}: no file {init}")
+    module_name = f"roomz_plugin_{path.stem if path.is_file() else path.name}"
+    spec = importlib.util.spec_from_file_location(
+        module_name, init, submodule_search_locations=[str(path)] if path.is_dir() else None)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # so the plugin's own submodules can import each other
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise PluginError(f"plugin {name!r}: import failed: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def settings_for(plugin: Plugin, values: dict[str, Any]) -> Any:
+    """The plugin's ``Settings`` built from ``values`` (already validated by the config)."""
+    settings_type = plugin.settings_type
+    return settings_type(**values) if settings_type is not None else None

@@ -1,0 +1,72 @@
+"""Each plugin's persistent key-value store: JSON values in SQLite, in the user's data directory."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+
+def default_data_dir() -> Path:
+    """Where bots keep their stores (``~/.local/share/roomz/bots`` on Linux)."""
+    return Path(platformdirs.user_data_dir("roomz")) / "bots"
+
+
+class Store:
+    """A small dict-like store that survives restarts; values are anything JSON can hold.
+
+    ``store["key"] = value``, ``store.get("key", default)``, ``del store["key"]``,
+    ``store.items(prefix="reminder:")``. Every write is committed at once.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None)  # autocommit: nothing to lose
+        self._db.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT)")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value under ``key``, or ``default``."""
+        row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def __getitem__(self, key: str) -> Any:
+        row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return json.loads(row[0])
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, json.dumps(value)))
+
+    def __delitem__(self, key: str) -> None:
+        if self._db.execute("DELETE FROM kv WHERE key = ?", (key,)).rowcount == 0:
+            raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return self._db.execute("SELECT 1 FROM kv WHERE key = ?", (key,)).fetchone() is not None
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM kv").fetchone()[0])
+
+    def pop(self, key: str, default: Any = None) -> Any:
+        """Remove ``key`` and return its value, or ``default`` when it is absent."""
+        value = self.get(key, default)
+        self._db.execute("DELETE FROM kv WHERE key = ?", (key,))
+        return value
+
+    def items(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
+        """``(key, value)`` pairs whose key starts with ``prefix``, in key order."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._db.execute("SELECT key, value FROM kv WHERE key LIKE ? ESCAPE '\\' "
+                                "ORDER BY key", (escaped + "%",)).fetchall()
+        for key, value in rows:
+            yield key, json.loads(value)
+
+    def close(self) -> None:
+        """Close the database; the store cannot be used afterwards."""
+        self._db.close()

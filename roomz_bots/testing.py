@@ -1,0 +1,155 @@
+"""A test harness for plugin authors: a real server, your bot, and a user who talks to it.
+
+::
+
+    from roomz_bots.testing import BotHarness
+
+    async def test_roll():
+        async with BotHarness(["dice"]) as chat:
+            await chat.say("!roll 2d6")
+            reply = await chat.reply()
+            assert reply.text.startswith("🎲 2d6:")
+
+``chat.advance(seconds)`` moves the bot's clock for scheduled jobs without sleeping;
+``chat.drop_connection()`` / ``chat.restore_connection()`` take the server away and back;
+``chat.restart_bot()`` stops the bot and starts a new one on the same stores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import tempfile
+from pathlib import Path
+from types import ModuleType, TracebackType
+from typing import Any
+
+from roomz import AsyncClient
+from roomz.server import Server
+from roomz.server.testing import LocalServer
+
+from .bot import Bot
+from .clock import FakeClock
+from .flood import TokenBucket
+from .message import Message
+from .plugins import Plugin, load_plugin
+
+
+class BotHarness:
+    """Runs one bot with ``plugins`` against an in-process server, and a user beside it."""
+
+    def __init__(self, plugins: list[str | ModuleType | Plugin], *,
+                 settings: dict[str, dict[str, Any]] | None = None, prefix: str = "!",
+                 display_name: str | None = "TestBot", email: str = "tester@example.com",
+                 data_dir: Path | None = None, flood: TokenBucket | None = None,
+                 timeout: float = 5.0) -> None:
+        self.plugins = [p if isinstance(p, Plugin) else load_plugin(p) for p in plugins]
+        self.settings = settings or {}
+        self.prefix = prefix
+        self.display_name = display_name
+        self.email = email
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="roomz-bot-data-"))
+        self.flood = flood or TokenBucket(burst=1000, per_second=1000.0)
+        self.timeout = timeout
+        self.clock = FakeClock()
+        self.server = LocalServer()
+        self.bot: Bot | None = None
+        self.user: AsyncClient | None = None
+        self.messages: list[Message] = []
+        self._arrived = asyncio.Condition()
+        self._read = 0
+
+    async def _new_client(self) -> AsyncClient:
+        link = await self.server.request_link(self.email)
+        client = AsyncClient(self.server.url, link.token, reconnect_delay=0.1,
+                             max_reconnect_attempts=50, connection_timeout=self.timeout)
+        return client
+
+    async def start_bot(self) -> Bot:
+        """Start a bot with the harness's plugins (done on entering the ``async with``)."""
+        client = await self._new_client()
+        self.bot = Bot("testbot", client, self.plugins, display_name=self.display_name,
+                       prefix=self.prefix, settings=self.settings, flood=self.flood,
+                       clock=self.clock, data_dir=self.data_dir)
+        await self.bot.start()
+        return self.bot
+
+    async def restart_bot(self) -> Bot:
+        """Stop the bot and start a fresh one on the same stores (a process restart)."""
+        assert self.bot is not None
+        await self.bot.stop()
+        return await self.start_bot()
+
+    async def _on_message(self, data: dict[str, Any]) -> None:
+        async with self._arrived:
+            self.messages.append(Message.from_event(data))
+            self._arrived.notify_all()
+
+    async def say(self, text: str) -> dict[str, Any]:
+        """Send ``text`` as the user; returns the server's acknowledgement."""
+        assert self.user is not None
+        return await self.user.send(text)
+
+    async def reply(self, timeout: float | None = None) -> Message:
+        """The bot's next message not read yet, waiting for it up to ``timeout`` seconds."""
+        def from_bot() -> list[Message]:
+            assert self.bot is not None
+            return [m for m in self.messages[self._read:]
+                    if m.connection_id == self.bot.connection_id]
+
+        async def wait() -> Message:
+            async with self._arrived:
+                await self._arrived.wait_for(lambda: bool(from_bot()))
+            message = from_bot()[0]
+            self._read = self.messages.index(message) + 1
+            return message
+
+        return await asyncio.wait_for(wait(), timeout or self.timeout)
+
+    async def no_reply(self, within: float = 0.3) -> None:
+        """Assert the bot says nothing more for ``within`` seconds."""
+        try:
+            message = await self.reply(timeout=within)
+        except asyncio.TimeoutError:
+            return
+        raise AssertionError(f"the bot said {message.text!r}")
+
+    async def advance(self, seconds: float) -> None:
+        """Move the bot's clock forward and let the jobs that fall due run."""
+        self.clock.advance(seconds)
+        for _ in range(20):  # a few loop turns: the scheduler wakes, then each job runs
+            await asyncio.sleep(0)
+
+    async def drop_connection(self) -> None:
+        """Stop the server: the bot and the user lose their connections."""
+        await self.server.server.stop()
+
+    async def restore_connection(self) -> None:
+        """Start the server again on the same port; wait until the bot and user are back."""
+        port = int(self.server.url.rsplit(":", 1)[1])
+        settings = dataclasses.replace(self.server.settings, port=port)
+        self.server.server = Server(settings, on_magic_link=self.server._record)
+        await self.server.server.start()
+
+        async def back() -> None:
+            while not (self.bot and self.bot.client.connected and self.user
+                       and self.user.connected):
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(back(), self.timeout * 2)
+
+    async def __aenter__(self) -> BotHarness:
+        await self.server.__aenter__()
+        self.user = await self._new_client()
+        self.user.on("message", self._on_message)
+        await self.user.connect()
+        await self.start_bot()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self.bot is not None:
+            await self.bot.stop()
+        if self.user is not None:
+            await self.user.disconnect()
+        await self.server.__aexit__(exc_type, exc, tb)
