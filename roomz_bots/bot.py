@@ -66,11 +66,11 @@ class Bot:
         self.plugins: list[Plugin] = []
         self._views: dict[str, PluginBot] = {}
         self._install([load_plugin("help"), *plugins])
+        client.on("authenticated", self._on_authenticated)  # before plugins hear of it
+        client.on("disconnect", self._on_disconnect)
+        client.on("message", self._on_message)
         for event, hook in EVENT_HOOKS.items():
             client.on(event, self._forward(hook))
-        client.on("message", self._on_message)
-        client.on("authenticated", self._on_authenticated)
-        client.on("disconnect", self._on_disconnect)
 
     # -- plugins ---------------------------------------------------------------------------
 
@@ -86,13 +86,20 @@ class Bot:
             else:
                 self._views[plugin.name].plugin = plugin
         self.commands = [c for p in self.plugins for c in p.commands]
-        self.pm.hook.register_commands(register=self._register_command)
         self._by_name = {n: c for c in self.commands for n in c.names}
+        for impl in reversed(self.pm.hook.register_commands.get_hookimpls()):
+            self._call(impl.plugin_name, "register_commands", impl.function,
+                       {"register": self._registrar(impl.plugin_name)})
 
-    def _register_command(self, command: Command) -> None:
-        if not isinstance(command, Command):
-            raise TypeError(f"register_commands: expected a Command, got {command!r}")
-        self.commands.append(command)
+    def _registrar(self, plugin: str) -> Any:
+        def register(command: Command) -> None:
+            """Add ``command`` (made with ``@command``) to the bot, on behalf of ``plugin``."""
+            if not isinstance(command, Command):
+                raise TypeError(f"register() takes a @command, got {command!r}")
+            command.plugin = plugin
+            self.commands.append(command)
+            self._by_name.update((name, command) for name in command.names)
+        return register
 
     def replace_plugin(self, plugin: Plugin) -> None:
         """Swap in a freshly loaded version of a plugin (``/reload``), keeping its store."""
