@@ -80,11 +80,12 @@ class Bot:
         self.pm = plugin_manager()
         for plugin in self.plugins:
             self.pm.register(plugin.module, name=plugin.name)
-            if plugin.name not in self._views:
-                values = self._settings.get(plugin.name, {})
-                self._views[plugin.name] = PluginBot(self, plugin, settings_for(plugin, values))
-            else:
+            settings = settings_for(plugin, self._settings.get(plugin.name, {}))
+            if plugin.name in self._views:  # a reloaded plugin keeps its store
                 self._views[plugin.name].plugin = plugin
+                self._views[plugin.name].settings = settings
+            else:
+                self._views[plugin.name] = PluginBot(self, plugin, settings)
         self.commands = [c for p in self.plugins for c in p.commands]
         self._by_name = {n: c for c in self.commands for n in c.names}
         for impl in reversed(self.pm.hook.register_commands.get_hookimpls()):
@@ -180,7 +181,7 @@ class Bot:
         origin = ORIGINS.origin(message)
         if origin is self:
             return  # never react to ourselves
-        from_bot = origin is not None
+        from_bot = isinstance(origin, Bot)  # the terminal's user is no bot
         self._dispatch("on_message", from_bot=from_bot, message=message)
         if message.text.startswith(self.prefix):
             self._run_command(message, from_bot)

@@ -1,4 +1,4 @@
-"""``roomz-cli`` command line."""
+"""``roomz-cli``: chat in the terminal, host bots from a TOML file, or both in one command."""
 
 from __future__ import annotations
 
@@ -7,10 +7,27 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from roomz_bots.config import Config
+
+    from .app import ChatApp
+
+DEFAULT_SERVER = "http://localhost:8000"
 EPILOG = """\
 examples:
-  roomz-cli --headless --config bots.toml    run the bots of bots.toml until Ctrl-C
+  roomz-cli                                   chat on http://localhost:8000
+  roomz-cli -s https://chat.example.com       chat on another server
+  roomz-cli --config bots.toml                chat, and host the bots of bots.toml
+  roomz-cli --headless --config bots.toml     only the bots, until Ctrl-C or SIGTERM
+  roomz-cli --embedded --config config.example.toml
+                                              a server of your own in this process, signed
+                                              in already: type !roll 2d6
+
+in the terminal: /help lists the commands; Alt+Enter starts a new line; Ctrl-D quits.
 """
 
 
@@ -20,37 +37,82 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 description="Chat on a Roomz server and host bots.")
     p.add_argument("--server", "-s", metavar="URL",
-                   help="server URL (default: the config's server_url, else "
-                        "http://localhost:8000)")
-    p.add_argument("--config", metavar="FILE", help="TOML file of bots to host")
+                   help=f"server URL (default: the config's server_url, else {DEFAULT_SERVER})")
+    p.add_argument("--config", metavar="FILE",
+                   help="TOML file of bots to host (see config.example.toml)")
     p.add_argument("--headless", action="store_true",
                    help="run the config's bots without the terminal, until SIGINT/SIGTERM")
+    p.add_argument("--embedded", action="store_true",
+                   help="start a Roomz server inside this process on a free loopback port "
+                        "and sign in to it automatically (email: $ROOMZ_EMAIL or "
+                        "<you>@roomz.local)")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``roomz-cli``."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not args.headless:
-        print("roomz-cli: the interactive terminal is not built yet; use --headless --config FILE",
-              file=sys.stderr)
-        sys.exit(2)
-    if not args.config:
-        print("roomz-cli: --headless needs --config FILE", file=sys.stderr)
-        sys.exit(2)
-    from roomz_bots.config import ConfigError, load_config
+async def run(args: argparse.Namespace, config: Config | None) -> int:
+    """Run the terminal, or the bots alone, against the chosen or the embedded server."""
+    server_url = args.server or (config.server_url if config else DEFAULT_SERVER)
+    if not args.embedded:
+        return await (_headless(config) if args.headless else _terminal(server_url, config))
+    from roomz import AsyncClient
+
+    from .embedded import EmbeddedServer, local_email
+
+    async with EmbeddedServer() as embedded:
+        if config is not None:
+            config.server_url = embedded.url
+            config.session_cache_file = embedded.session_file
+        if args.headless:
+            client = AsyncClient(embedded.url, session_cache_file=embedded.session_file)
+            await embedded.sign_in(client, local_email())
+            await client.disconnect()
+            return await _headless(config)
+        app = _app(embedded.url, config, session_file=embedded.session_file)
+        await embedded.sign_in(app.client, local_email())
+        return await app.run()
+
+
+def _app(server_url: str, config: Config | None, session_file: Path | None = None) -> ChatApp:
+    from .app import ChatApp, history_file
+
+    return ChatApp(server_url, config=config, history=history_file(), session_file=session_file)
+
+
+async def _terminal(server_url: str, config: Config | None) -> int:
+    return await _app(server_url, config).run()
+
+
+async def _headless(config: Config | None) -> int:
     from roomz_bots.runner import run_headless
 
-    try:
-        config = load_config(args.config)
+    assert config is not None
+    return await run_headless(config)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``roomz-cli``; mistakes in the command line or config exit 2, one line."""
+    args = build_parser().parse_args(argv)
+    if args.headless and not args.config:
+        print("roomz-cli: --headless needs --config FILE", file=sys.stderr)
+        sys.exit(2)
+    logging.basicConfig(level=logging.INFO if args.headless else logging.WARNING,
+                        stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = None
+    if args.config:
+        from roomz_bots.config import ConfigError, load_config
+
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print(f"roomz-cli: {exc}", file=sys.stderr)
+            sys.exit(2)
         if args.server:
             config.server_url = args.server
-        sys.exit(asyncio.run(run_headless(config)))
-    except ConfigError as exc:
-        print(f"roomz-cli: {exc}", file=sys.stderr)
-        sys.exit(2)
+    try:
+        sys.exit(asyncio.run(run(args, config)))
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,374 @@
+"""``ChatApp``: the terminal. One prompt, the user's connection, and the bots it hosts."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from prompt_toolkit import PromptSession, print_formatted_text
+from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.patch_stdout import patch_stdout
+
+from roomz import AsyncClient, AuthenticationError, ClientError, ConnectionState
+from roomz.session_cache import default_session_file
+from roomz_bots.bot import Bot
+from roomz_bots.config import Config, ConfigError
+from roomz_bots.message import Message
+from roomz_bots.origins import ORIGINS
+from roomz_bots.plugins import PluginError, load_plugin
+from roomz_bots.runner import build_bot
+
+from .commands import BY_NAME
+from .completion import SlashCompleter
+from .render import STYLE, message_line, system_line, user_label
+
+log = logging.getLogger("roomz.cli")
+
+SIGN_IN_HELP = "Not signed in: /login you@example.com, then /token TOKEN from the mail."
+
+
+def print_line(line: FormattedText) -> None:
+    """Write one rendered line above the prompt."""
+    print_formatted_text(line, style=STYLE)
+
+
+class ChatApp:
+    """The chat terminal: what the user types goes to the server, what arrives is shown."""
+
+    def __init__(self, server_url: str, *, config: Config | None = None,
+                 session_file: Path | None = None, history: History | None = None,
+                 echo: Callable[[FormattedText], None] = print_line,
+                 data_dir: Path | None = None) -> None:
+        self.server_url = server_url
+        self.config = config
+        self.echo = echo
+        self.data_dir = data_dir
+        cache = session_file or (config and config.session_cache_file) or default_session_file()
+        self.client = AsyncClient(server_url, session_cache_file=cache,
+                                  max_reconnect_attempts=10)
+        self.connection_id: str | None = None
+        self.bots: dict[str, Bot] = {}
+        self.running: set[str] = set()
+        self.history = history or InMemoryHistory()
+        for event, handler in (("authenticated", self._on_authenticated),
+                               ("message", self._on_message),
+                               ("user_joined", self._on_user_joined),
+                               ("user_left", self._on_user_left),
+                               ("display_name_changed", self._on_name_changed),
+                               ("disconnect", self._on_disconnect), ("error", self._on_error)):
+            self.client.on(event, handler)
+        self.session: PromptSession[str] = PromptSession(
+            history=self.history, auto_suggest=AutoSuggestFromHistory(),
+            completer=SlashCompleter(self.arguments), complete_while_typing=True,
+            bottom_toolbar=self.toolbar, refresh_interval=0.5, key_bindings=_key_bindings(),
+            style=STYLE,
+        )
+
+    # -- output ----------------------------------------------------------------------------
+
+    def say(self, text: str, kind: str = "system") -> None:
+        """Show a system line (``kind``: system, good, warning, error)."""
+        self.echo(system_line(text, kind))
+
+    def toolbar(self) -> FormattedText:
+        """The bottom toolbar: connection state, who I am, the server, how many bots run."""
+        user = self.client.user or {}
+        who = user_label(user) if user else "not signed in"
+        state = self.client.connection_state.value
+        return FormattedText([("class:toolbar", f" {state} · {who} · {self.server_url} · "
+                                                f"{len(self.running)} bot(s) running ")])
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Resume the session, then read lines until /quit or Ctrl-D; returns the exit status."""
+        with patch_stdout(raw=True):
+            await self.resume()
+            while True:
+                try:
+                    text = await self.session.prompt_async("> ")
+                except KeyboardInterrupt:
+                    continue  # Ctrl-C clears the line
+                except EOFError:
+                    break
+                if await self.handle(text) is False:
+                    break
+            await self.close()
+        return 0
+
+    async def resume(self) -> None:
+        """Connect with the cached session if there is one; otherwise say how to sign in."""
+        if self.client.connected:  # signed in already (embedded mode)
+            await self.start_bots()
+            return
+        try:
+            await self.client.connect()
+        except AuthenticationError as exc:
+            self.say(SIGN_IN_HELP if "not signed in" in str(exc) else f"{exc}", "warning")
+            return
+        except ClientError as exc:
+            self.say(f"Cannot reach {self.server_url}: {exc}", "error")
+            return
+        await self.start_bots()
+
+    async def handle(self, text: str) -> bool | None:
+        """Run a slash command or send a message; False means quit."""
+        text = text.strip()
+        if not text:
+            return None
+        if text.startswith("/") and not text.startswith("//"):
+            name, _, args = text[1:].partition(" ")
+            command = BY_NAME.get(name)
+            if command is None:
+                self.say(f"Unknown command /{name}. /help lists the commands.", "warning")
+                return None
+            if command.needs_args and not args.strip():
+                self.say(f"Usage: {command.usage}", "warning")
+                return None
+            return await command.run(self, args.strip())
+        await self.send(text[1:] if text.startswith("//") else text)
+        return None
+
+    async def close(self) -> None:
+        """Stop the bots and disconnect."""
+        for name in list(self.running):
+            await self.stop_bot(name)
+        await self.client.disconnect()
+
+    # -- chat ------------------------------------------------------------------------------
+
+    async def send(self, text: str) -> None:
+        """Send a chat message; say why not when it cannot go."""
+        if not self.client.connected:
+            self.say(SIGN_IN_HELP if self.client.user is None else
+                     "Not connected (reconnecting); try again in a moment.", "warning")
+            return
+        key = ORIGINS.sending(self, self.client.user["email"] if self.client.user else "", text)
+        ack: dict[str, Any] = {}
+        try:
+            ack = await self.client.send(text)
+        except ClientError as exc:
+            self.say(f"Not sent: {exc}", "error")
+        finally:
+            ORIGINS.sent(self, key, ack.get("message_id"))
+        if "error" in ack:
+            self.say(f"Not sent: {ack['error']} ({ack.get('code')})", "error")
+
+    async def login(self, email: str) -> None:
+        """``/login``: request a sign-in link."""
+        try:
+            await self.client.login(email)
+        except ClientError as exc:
+            self.say(f"Login failed: {exc.detail or exc}", "error")
+            return
+        self.say(f"Sign-in link sent to {email.strip().lower()}. "
+                 "Open it, or paste its token here: /token TOKEN", "good")
+
+    async def connect_with_token(self, token: str) -> None:
+        """``/token``: redeem the token, connect, and start the bots."""
+        if self.client.connection_state is not ConnectionState.DISCONNECTED:
+            await self.client.disconnect()
+        try:
+            await self.client.connect(token)
+        except ClientError as exc:
+            self.say(f"Sign-in failed: {exc.detail or exc}", "error")
+            return
+        await self.start_bots()
+
+    async def set_name(self, name: str | None) -> None:
+        """``/name``: set or clear this connection's display name."""
+        try:
+            ack = await self.client.set_display_name(name)
+        except ClientError as exc:
+            self.say(f"{exc}", "warning")
+            return
+        if "error" in ack:
+            self.say(f"Name not changed: {ack['error']}", "error")
+        elif ack.get("display_name"):
+            self.say(f"You are now {user_label(self.client.user)}", "good")
+        else:
+            self.say("Display name cleared: you show as your email.", "good")
+
+    async def logout(self) -> None:
+        """``/logout``: stop the bots, disconnect, and forget the session."""
+        for name in list(self.running):
+            await self.stop_bot(name)
+        await self.client.disconnect()
+        self.client.clear_cached_session()
+        self.say("Logged out; the session is forgotten.", "good")
+
+    # -- events ----------------------------------------------------------------------------
+
+    def _on_authenticated(self, data: dict[str, Any]) -> None:
+        self.connection_id = data.get("connection_id")
+        ORIGINS.connected(self.connection_id, self)
+        self.say(f"Connected to {self.server_url} as {user_label(data.get('user'))}", "good")
+
+    def _on_message(self, data: dict[str, Any]) -> None:
+        message = Message.from_event(data)
+        origin = ORIGINS.origin(message)
+        own = origin is self or bool(message.connection_id
+                                     and message.connection_id == self.connection_id)
+        self.echo(message_line(message, own=own, bot=isinstance(origin, Bot)))
+
+    def _on_user_joined(self, data: dict[str, Any]) -> None:
+        self.say(f"{user_label(data.get('user'))} joined "
+                 f"({data.get('total_connections')} connections)")
+
+    def _on_user_left(self, data: dict[str, Any]) -> None:
+        self.say(f"{user_label(data.get('user'))} left "
+                 f"({data.get('remaining_connections')} remaining)")
+
+    def _on_name_changed(self, data: dict[str, Any]) -> None:
+        email = (data.get("user") or {}).get("email", "someone")
+        name = data.get("display_name")
+        self.say(f"{email} is now called {user_label(data.get('user'))}" if name
+                 else f"{email} cleared their display name")
+
+    def _on_disconnect(self, data: dict[str, Any]) -> None:
+        if self.client.connection_state is ConnectionState.RECONNECTING:
+            self.say("Connection lost; reconnecting…", "warning")
+
+    def _on_error(self, data: dict[str, Any]) -> None:
+        self.say(f"Error {data.get('code')}: {data.get('error')}", "error")
+
+    # -- bots ------------------------------------------------------------------------------
+
+    async def start_bots(self) -> None:
+        """Start every configured bot that is not running yet, on the user's session."""
+        if self.config is None:
+            return
+        for bot_config in self.config.bots:
+            if bot_config.name not in self.bots:
+                await self._build(bot_config.name)
+            await self.start_bot(bot_config.name)
+
+    async def _build(self, name: str) -> Bot | None:
+        assert self.config is not None
+        bot_config = next((b for b in self.config.bots if b.name == name), None)
+        if bot_config is None:
+            self.say(f"No bot named {name!r} in {self.config.path}; /bots lists them.",
+                     "warning")
+            return None
+        self.config.server_url = self.server_url
+        try:
+            self.bots[name] = build_bot(self.config, bot_config, data_dir=self.data_dir)
+        except ConfigError as exc:
+            self.say(str(exc), "error")
+            return None
+        return self.bots[name]
+
+    async def start_bot(self, name: str) -> None:
+        """``/bot start``: start a hosted bot."""
+        if name in self.running:
+            self.say(f"Bot {name} is already running.")
+            return
+        bot = self.bots.get(name) or await self._build(name)
+        if bot is None:
+            return
+        try:
+            await bot.start()
+        except ClientError as exc:
+            self.say(f"Bot {name} cannot sign in: {exc}", "error")
+            await bot.stop()
+            del self.bots[name]
+            return
+        self.running.add(name)
+        self.say(f"Bot {name} running: {', '.join(p.name for p in bot.plugins)}", "good")
+
+    async def stop_bot(self, name: str) -> None:
+        """``/bot stop``: stop a hosted bot."""
+        bot = self.bots.pop(name, None)
+        if bot is None or name not in self.running:
+            self.say(f"Bot {name} is not running.", "warning")
+            return
+        self.running.discard(name)
+        await bot.stop()
+        self.say(f"Bot {name} stopped.")
+
+    def show_bots(self) -> None:
+        """``/bots``: each configured bot's name, state and plugins."""
+        if self.config is None or not self.config.bots:
+            self.say("No bots: start with --config FILE to host some.")
+            return
+        for bot_config in self.config.bots:
+            bot = self.bots.get(bot_config.name)
+            state = bot.client.connection_state.value if bot and bot_config.name in \
+                self.running else "stopped"
+            self.say(f"{bot_config.name}: {state}; plugins: {', '.join(bot_config.plugins)}")
+
+    def show_plugins(self) -> None:
+        """``/plugins``: every plugin of the running bots and its commands."""
+        seen: dict[str, list[str]] = {}
+        for bot in self.bots.values():
+            for plugin in bot.plugins:
+                seen.setdefault(plugin.name, [c.name for c in plugin.commands])
+        if not seen:
+            self.say("No plugins are running.")
+        for plugin_name, commands in sorted(seen.items()):
+            shown = ", ".join("!" + c for c in commands) or "no commands"
+            self.say(f"{plugin_name}: {shown}")
+
+    def reload_plugin(self, name: str) -> None:
+        """``/reload``: re-import a plugin; on failure the old code keeps running."""
+        users = [b for b in self.bots.values() if any(p.name == name for p in b.plugins)]
+        if not users:
+            self.say(f"No running bot uses plugin {name!r}; /plugins lists them.", "warning")
+            return
+        old = next(p for p in users[0].plugins if p.name == name)
+        prefix = old.module.__name__
+        saved = {k: m for k, m in sys.modules.items() if k == prefix or k.startswith(prefix + ".")}
+        for key in saved:
+            del sys.modules[key]
+        try:
+            fresh = load_plugin(name, self.config.path.parent if self.config else None)
+        except PluginError as exc:
+            sys.modules.update(saved)  # the old version keeps running
+            self.say(f"Reload failed, keeping the running version: {exc}", "error")
+            return
+        for bot in users:
+            bot.replace_plugin(fresh)
+        self.say(f"Reloaded {name} in {', '.join(b.name for b in users)}", "good")
+
+    # -- completion ------------------------------------------------------------------------
+
+    def arguments(self, command: str, words: list[str]) -> Iterable[tuple[str, str]]:
+        """Known arguments of ``command``: emails used before, plugin names, bot names."""
+        if command == "login":
+            emails = {line.split(" ", 1)[1].strip() for line in self.history.get_strings()
+                      if line.startswith("/login ") and " " in line.strip()}
+            return [(e, "used before") for e in sorted(emails)]
+        if command == "reload":
+            return [(p.name, "plugin") for b in self.bots.values() for p in b.plugins]
+        if command == "bot":
+            if not words:
+                return [("start", "start a bot"), ("stop", "stop a bot")]
+            names = [b.name for b in self.config.bots] if self.config else []
+            return [(n, "running" if n in self.running else "stopped") for n in names]
+        return []
+
+
+def _key_bindings() -> KeyBindings:
+    bindings = KeyBindings()
+
+    @bindings.add("escape", "enter")
+    def _(event: KeyPressEvent) -> None:
+        """Alt+Enter (or Esc, then Enter) starts a new line in the message."""
+        event.current_buffer.insert_text("\n")
+
+    return bindings
+
+
+def history_file() -> FileHistory:
+    """The terminal's persistent history, in the user's state directory."""
+    import platformdirs
+
+    path = Path(platformdirs.user_state_dir("roomz")) / "history"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileHistory(str(path))
