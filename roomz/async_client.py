@@ -189,7 +189,7 @@ class AsyncClient:
                 "not signed in: call login(email), then connect() with the token from the mail"
             )
         if self._sio is not None:  # left over from a connection the server ended
-            await self._sio.shutdown()
+            await _shut(self._sio)
         self._closing = False
         self._refusal = None
         self._authenticated.clear()
@@ -244,7 +244,7 @@ class AsyncClient:
         """Undo a connect that failed half-way."""
         self._closing = True
         if self._sio is not None:
-            await self._sio.shutdown()
+            await _shut(self._sio)
             self._sio = None
         self._state = ConnectionState.DISCONNECTED
 
@@ -252,12 +252,14 @@ class AsyncClient:
         """Close the connection; the client does not reconnect until :meth:`connect` is called."""
         self._closing = True
         was_connected = self._state is ConnectionState.CONNECTED
-        if self._sio is not None:
-            await self._sio.shutdown()
-            self._sio = None
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        try:
+            if self._sio is not None:
+                await _shut(self._sio)
+                self._sio = None
+        finally:
+            if self._http is not None:
+                await self._http.close()
+                self._http = None
         self._state = ConnectionState.DISCONNECTED
         self._user = None
         if was_connected:
@@ -393,6 +395,17 @@ class AsyncClient:
             "error": f"could not reconnect to {self.server_url} after {attempts} attempts",
             "code": 503,
         })
+
+
+async def _shut(sio: socketio.AsyncClient) -> None:
+    """Disconnect ``sio`` and stop its reconnecting."""
+    try:
+        await sio.shutdown()
+    except AttributeError:
+        # python-socketio 5.x: shutdown() just as a reconnect task starts finds no abort
+        # event yet; one turn of the loop later the task has made it.
+        await asyncio.sleep(0)
+        await sio.shutdown()
 
 
 async def _problem_detail(resp: aiohttp.ClientResponse) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Iterable
 from pathlib import Path
 from typing import Any
 
-from roomz import AsyncClient, ConnectionError
+from roomz import AsyncClient, ClientError, ConnectionError, ConnectionState
 
 from .clock import Clock
 from .commands import Command, UsageError
@@ -155,8 +155,9 @@ class Bot:
     def _failed(self, plugin: str, what: str, exc: Exception) -> None:
         if isinstance(exc, UsageError):
             return
+        # A traceback helps with a plugin's bug, not with a connection that is down.
         log.error("bot %s: plugin %s failed in %s: %s: %s", self.name, plugin, what,
-                  type(exc).__name__, exc, exc_info=exc)
+                  type(exc).__name__, exc, exc_info=None if isinstance(exc, ClientError) else exc)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -235,6 +236,8 @@ class Bot:
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"a bot can only send non-empty text, got {text!r}")
         await self.flood.take()
+        if self.client.connection_state is ConnectionState.DISCONNECTED:
+            raise ConnectionError(f"bot {self.name} is not connected; cannot send {text[:40]!r}")
         if not self.client.connected:
             try:
                 await asyncio.wait_for(self._connected.wait(), SEND_WAIT_SECONDS)

@@ -42,7 +42,7 @@ def on_authenticated(bot: PluginBot, event: dict[str, Any]) -> None:
 
 @hookspec
 def on_message(bot: PluginBot, message: Message) -> None:
-    """A chat message from someone else than this bot (commands are dispatched separately)."""
+    """A chat message from someone else than this bot; command lines too (``!roll 2d6``)."""
 
 
 @hookspec

@@ -30,6 +30,10 @@ class PluginError(Exception):
     """A plugin could not be found, imported or validated; the message names it."""
 
 
+class PluginNotFound(PluginError):
+    """No route (bundled, entry point, module, file) knows a plugin of that name."""
+
+
 @dataclass
 class Plugin:
     """A loaded plugin module and what it declares."""
@@ -66,8 +70,9 @@ def load_plugin(name: str | ModuleType, base_dir: Path | None = None) -> Plugin:
         module, name = name, name.__name__.rpartition(".")[2]
     else:
         module = _import(name, base_dir or Path.cwd())
-    commands = [v for v in vars(module).values()
-                if isinstance(v, Command) and v.func.__module__ == module.__name__]
+    own = (module.__name__, module.__name__ + ".")  # the plugin's module, or its package's
+    commands = [v for v in vars(module).values() if isinstance(v, Command)
+                and (v.func.__module__ == own[0] or v.func.__module__.startswith(own[1]))]
     plugin = Plugin(name=name, module=module, commands=commands)
     check_hooks(plugin)
     for command in plugin.commands:
@@ -115,7 +120,7 @@ def _import(name: str, base_dir: Path) -> ModuleType:
     except (ImportError, ValueError):
         found = None
     if found is None:
-        raise PluginError(
+        raise PluginNotFound(
             f"plugin {name!r} not found: it is not bundled, no installed package offers it "
             f"(entry point group {ENTRY_POINT_GROUP!r}), and no module has that name"
         )
@@ -133,7 +138,7 @@ def _import_path(name: str, path: Path) -> ModuleType:
     """Import a plugin from a ``.py`` file or a package folder."""
     init = path / "__init__.py" if path.is_dir() else path
     if not init.is_file():
-        raise PluginError(f"plugin {name!r}: no file {init}")
+        raise PluginNotFound(f"plugin {name!r}: no file {init}")
     module_name = f"roomz_plugin_{path.stem if path.is_file() else path.name}"
     spec = importlib.util.spec_from_file_location(
         module_name, init, submodule_search_locations=[str(path)] if path.is_dir() else None)

@@ -12,20 +12,25 @@ from roomz.session_cache import default_session_file
 
 from .bot import Bot
 from .clock import Clock
-from .config import BotConfig, Config
+from .config import BotConfig, Config, ConfigError
 from .flood import TokenBucket
+from .plugins import PluginNotFound
 
 log = logging.getLogger("roomz_bots")
 
 
 def build_bot(config: Config, bot: BotConfig, *, clock: Clock | None = None,
               data_dir: Path | None = None) -> Bot:
-    """A :class:`Bot` for one ``[[bots]]`` entry; plugins that fail to load are logged and skipped.
+    """A :class:`Bot` for one ``[[bots]]`` entry; plugins that fail to import are logged
+    and skipped, so the others run.
 
-    Raises :class:`~roomz_bots.config.ConfigError` when a plugin's settings are wrong.
+    Raises :class:`~roomz_bots.config.ConfigError` for a plugin no route knows, or wrong
+    plugin settings.
     """
     plugins, failed = config.load_plugins(bot)
     for error in failed:
+        if isinstance(error, PluginNotFound):  # a typo in the file, not a broken plugin
+            raise ConfigError(f"{config.path}: [[bots]] {bot.name!r} plugins: {error}")
         log.error("bot %s: %s", bot.name, error)
     settings = config.settings_of(plugins)
     client = AsyncClient(

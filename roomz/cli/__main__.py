@@ -109,8 +109,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             sys.exit(2)
         if args.server:
             config.server_url = args.server
+    from roomz_bots.config import ConfigError
+
     try:
         sys.exit(asyncio.run(run(args, config)))
+    except ConfigError as exc:  # plugin settings are checked when the bots are built
+        print(f"roomz-cli: {exc}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
 

@@ -1,0 +1,98 @@
+"""Helpers for bot tests: bounded waits, a person's connection that records what it sees."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from roomz import AsyncClient
+from roomz_bots import Message
+from roomz_bots.testing import BotHarness
+from tests.server.proc import ServerProcess, free_port
+
+TIMEOUT = 5.0
+FAST = {"reconnect_delay": 0.1, "max_reconnect_attempts": 50, "connection_timeout": 5.0}
+SAMPLES = Path(__file__).parent / "sample_plugins"
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT,
+                     what: str = "condition") -> None:
+    """Poll ``predicate`` until it holds; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+class Watcher:
+    """A person's connection that keeps every message it sees, with when it arrived."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+        self.seen: list[tuple[float, Message]] = []
+        client.on("message", self._record)
+
+    def _record(self, data: dict[str, Any]) -> None:
+        self.seen.append((time.monotonic(), Message.from_event(data)))
+
+    @property
+    def texts(self) -> list[str]:
+        """The text of every message seen so far."""
+        return [m.text for _, m in self.seen]
+
+    def from_connection(self, connection_id: str | None) -> list[Message]:
+        """Messages sent by one connection."""
+        return [m for _, m in self.seen if m.connection_id == connection_id]
+
+    async def wait_for(self, match: Callable[[Message], bool], timeout: float = TIMEOUT,
+                       what: str = "a message") -> Message:
+        """The first message seen that ``match``es, waiting for it."""
+        await wait_until(lambda: any(match(m) for _, m in self.seen), timeout,
+                         f"{what}; saw {self.texts!r}")
+        return next(m for _, m in self.seen if match(m))
+
+    async def wait_for_text(self, text: str, timeout: float = TIMEOUT) -> Message:
+        """The first message whose text is ``text``, waiting for it."""
+        return await self.wait_for(lambda m: m.text == text, timeout, repr(text))
+
+
+def messages_from(chat: BotHarness, connection_id: str | None) -> list[Message]:
+    """What the harness's user saw from one connection."""
+    return [m for m in chat.messages if m.connection_id == connection_id]
+
+
+
+class ServerOnAPort:
+    """``roomz-server`` processes on one fixed port with one JWT secret, restartable."""
+
+    def __init__(self, state_home: Path) -> None:
+        self.port = free_port()
+        self.secret = secrets.token_urlsafe(40)
+        self.state_home = state_home
+        self.current: ServerProcess | None = None
+        self.started: list[ServerProcess] = []
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> ServerProcess:
+        """Start a server on the port, returning once it is healthy."""
+        proc = ServerProcess("--host", "127.0.0.1", "--port", str(self.port),
+                             state_home=self.state_home, pick_port=False,
+                             env={"JWT_SECRET_KEY": self.secret})
+        self.started.append(proc)
+        await proc.start()
+        self.current = proc
+        return proc
+
+    async def kill_all(self) -> None:
+        """SIGKILL every server started here."""
+        for proc in self.started:
+            await proc.kill()

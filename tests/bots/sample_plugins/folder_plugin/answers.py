@@ -1,0 +1,3 @@
+"""Data of the folder plugin."""
+
+ANSWER = "from a folder"

@@ -1,0 +1,181 @@
+"""Bot configs: the example loads, ${VAR}s are filled in, every mistake is one clear ConfigError."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from roomz_bots.config import ConfigError, load_config
+from roomz_bots.runner import build_bot
+
+REPO = Path(__file__).resolve().parents[2]
+ROOMZ_CLI = str(Path(sys.executable).with_name("roomz-cli"))
+WEATHER = "tests.bots.sample_plugins.weather"
+NOWHERE = "http://127.0.0.1:9"  # nothing listens: no test may reach a real server by accident
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    """``text`` as ``bots.toml`` in ``tmp_path``."""
+    path = tmp_path / "bots.toml"
+    path.write_text(text)
+    return path
+
+
+def config_error(path: Path, env: dict[str, str] | None = None) -> str:
+    """The one ConfigError that loading ``path`` and building its bots raises."""
+    with pytest.raises(ConfigError) as caught:
+        config = load_config(path, env=env)
+        for bot in config.bots:
+            build_bot(config, bot, data_dir=path.parent / "data")
+    return str(caught.value)
+
+
+def test_the_example_config_loads() -> None:
+    """``config.example.toml`` as shipped: one bot with the bundled plugins and their settings."""
+    config = load_config(REPO / "config.example.toml")
+    assert config.server_url == "http://localhost:8000"
+    assert config.session_cache_file == Path("~/.cache/roomz/session.json").expanduser()
+    (bot,) = config.bots
+    assert (bot.name, bot.display_name, bot.prefix) == ("helper", "HelperBot", "!")
+    assert bot.plugins == ["help", "echo", "dice", "greeter", "reminders"]
+    assert (bot.flood_burst, bot.flood_per_second) == (3, 1.0)
+    assert config.plugin_settings["dice"] == {"max_dice": 20, "max_sides": 1000}
+
+
+async def test_the_example_configs_bot_builds_with_every_plugin(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Its bot loads every plugin without a warning and knows every bundled command."""
+    caplog.set_level(logging.WARNING)
+    config = load_config(REPO / "config.example.toml")
+    bot = build_bot(config, config.bots[0], data_dir=tmp_path)
+    assert [p.name for p in bot.plugins] == ["help", "echo", "dice", "greeter", "reminders"]
+    assert {c.name for c in bot.commands} == {"help", "echo", "roll", "remind"}
+    assert caplog.records == []
+
+
+def test_variables_are_substituted_from_the_environment(tmp_path: Path) -> None:
+    """``${VAR}`` in any string, in any table, is replaced by the environment's value."""
+    path = write(tmp_path, '''
+[client]
+server_url = "${ROOMZ_TEST_URL}"
+
+[[bots]]
+name = "${OWNER}-bot"
+display_name = "Bot of ${OWNER}"
+plugins = ["greeter", "${SECOND_PLUGIN}"]
+
+[plugins.greeter]
+greeting = "Hi {name}, from ${OWNER}"
+''')
+    env = {"ROOMZ_TEST_URL": NOWHERE, "OWNER": "ada", "SECOND_PLUGIN": "dice"}
+    config = load_config(path, env=env)
+    assert config.server_url == NOWHERE
+    assert (config.bots[0].name, config.bots[0].display_name) == ("ada-bot", "Bot of ada")
+    assert config.bots[0].plugins == ["greeter", "dice"]
+    assert config.plugin_settings["greeter"]["greeting"] == "Hi {name}, from ada"
+
+
+def test_variables_come_from_the_process_environment_by_default(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``env=``, ``os.environ`` is used."""
+    monkeypatch.setenv("ROOMZ_TEST_URL", NOWHERE)
+    path = write(tmp_path, '[client]\nserver_url = "${ROOMZ_TEST_URL}"\n')
+    assert load_config(path).server_url == NOWHERE
+
+
+# Each mistake, what the message must name besides the file.
+MISTAKES = {
+    "unset variable": ('[client]\nserver_url = "${ROOMZ_TEST_UNSET}"\n',
+                       ["server_url", "ROOMZ_TEST_UNSET", "not set"]),
+    "bad TOML": ('[client]\nserver_url = "http://x"\nsession_cache_file = = 1\n',
+                 ["not valid TOML", "line 3"]),
+    "duplicate bot names": ('[[bots]]\nname = "twin"\nplugins = []\n'
+                            '[[bots]]\nname = "twin"\nplugins = []\n', ["'twin'", "differ"]),
+    "bot without a name": ('[[bots]]\nplugins = ["dice"]\n', ["[[bots]] #1", "missing key 'name'"]),
+    "plugins not a list": ('[[bots]]\nname = "b"\nplugins = "dice"\n',
+                           ["[[bots]] 'b'", "plugins", "list"]),
+    "wrong type of a bot key": ('[[bots]]\nname = "b"\nplugins = []\nflood_burst = "3"\n',
+                                ["flood_burst", "expected a whole number", "'3'"]),
+    "wrong type of a plugin setting": ('[[bots]]\nname = "b"\nplugins = ["dice"]\n'
+                                       '[plugins.dice]\nmax_dice = "many"\n',
+                                       ["[plugins.dice] max_dice", "expected a whole number",
+                                        "'many'"]),
+    "missing plugin setting": (f'[[bots]]\nname = "b"\nplugins = ["{WEATHER}"]\n'
+                               f'[plugins."{WEATHER}"]\nunits = "imperial"\n',
+                               [WEATHER, "missing key 'city'", "a string"]),
+    "unknown plugin": ('[[bots]]\nname = "b"\nplugins = ["dice", "dcie"]\n',
+                       ["'dcie'"]),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(MISTAKES))
+async def test_each_mistake_is_one_clear_config_error(tmp_path: Path, mistake: str) -> None:
+    """One ConfigError, one line, naming the file, the key or line, and what was expected."""
+    text, expected = MISTAKES[mistake]
+    path = write(tmp_path, f'[client]\nsession_cache_file = "{tmp_path}/s.json"\n' + text
+                 if not text.startswith("[client]") else text)
+    message = config_error(path, env={})
+    assert "\n" not in message
+    assert str(path) in message
+    for part in expected:
+        assert part in message, f"{part!r} not in {message!r}"
+
+
+def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    """No such file: a ConfigError saying so."""
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "absent.toml")
+
+
+async def test_unknown_keys_are_warned_about_and_the_rest_still_loads(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Typos in key names are warnings naming file, key and the known keys; the config works."""
+    path = write(tmp_path, '''
+bot = "typo of bots"
+
+[client]
+sever_url = "http://127.0.0.1:9"
+
+[[bots]]
+name = "b"
+plugins = ["dice"]
+prefx = "?"
+
+[plugins.dice]
+max_sidez = 12
+''')
+    caplog.set_level(logging.WARNING)
+    config = load_config(path)
+    bot = build_bot(config, config.bots[0], data_dir=tmp_path / "data")
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    for key, known in [("'bot'", "bots"), ("'sever_url'", "server_url"), ("'prefx'", "prefix"),
+                       ("'max_sidez'", "max_sides")]:
+        assert any(key in w and known in w and str(path) in w for w in warnings), \
+            f"no warning about {key}: {warnings}"
+    assert bot.prefix == "!"
+    assert [p.name for p in bot.plugins] == ["help", "dice"]
+
+
+# -- the same mistakes through the command line ---------------------------------------------
+
+
+@pytest.mark.parametrize("mistake", sorted(MISTAKES))
+def test_roomz_cli_headless_exits_2_with_one_line_for_a_bad_config(tmp_path: Path,
+                                                                   mistake: str) -> None:
+    """``roomz-cli --headless --config BAD``: exit status 2, one line on stderr, no traceback."""
+    text, expected = MISTAKES[mistake]
+    path = write(tmp_path, f'[client]\nserver_url = "{NOWHERE}"\n'
+                           f'session_cache_file = "{tmp_path}/s.json"\n' + text
+                 if not text.startswith("[client]") else text)
+    done = subprocess.run([ROOMZ_CLI, "--headless", "--config", str(path)], capture_output=True,
+                          text=True, timeout=20, check=False, cwd=REPO)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("roomz-cli: ") and str(path) in lines[0]
+    assert all(part in lines[0] for part in expected), lines[0]

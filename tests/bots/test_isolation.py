@@ -1,0 +1,121 @@
+"""One plugin's failure, slowness or typo never costs the others: isolated, logged, loud at load."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from roomz_bots import PluginError, load_plugin
+from roomz_bots.testing import BotHarness
+
+from .helpers import wait_until
+from .sample_plugins import JOURNAL, failing, misspelled, recorder_sync, sleepy, wrong_argument
+
+
+def failures(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The error lines the bot logged."""
+    return [r.getMessage() for r in caplog.records
+            if r.levelno >= logging.ERROR and r.name.startswith("roomz_bots")]
+
+
+def logged(caplog: pytest.LogCaptureFixture, *parts: str) -> bool:
+    """True when one error line holds every one of ``parts``."""
+    return any(all(part in line for part in parts) for line in failures(caplog))
+
+
+async def test_a_raising_hook_is_logged_and_the_others_still_run(
+        caplog: pytest.LogCaptureFixture, watchers: Callable[..., Any]) -> None:
+    """Plain and coroutine hooks that raise: logged with plugin and event; the rest carry on."""
+    caplog.set_level(logging.ERROR)
+    async with BotHarness([failing, recorder_sync, "dice"]) as chat:
+        assert logged(caplog, "failing", "startup", "boom at startup")
+
+        await chat.say("hello")
+        await wait_until(lambda: bool(JOURNAL.of("recorder_sync", "on_message")),
+                         what="recorder_sync to hear the message")
+        assert logged(caplog, "failing", "on_message", "RuntimeError", "boom in on_message")
+
+        token = (await chat.server.request_link(chat.email)).token
+        other = await watchers(chat.server.url, token)
+        await wait_until(lambda: bool(JOURNAL.of("recorder_sync", "on_user_joined")),
+                         what="recorder_sync to hear the join")
+        await wait_until(lambda: logged(caplog, "failing", "on_user_joined", "ValueError"),
+                         what="the coroutine's failure in the log")
+        await other.client.disconnect()
+
+        await chat.say("!roll")
+        assert (await chat.reply()).text.startswith("🎲 1d6: ")
+
+
+async def test_a_raising_command_is_logged_and_the_bot_keeps_answering(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A command that raises is logged with its plugin and name; the next command is answered."""
+    caplog.set_level(logging.ERROR)
+    async with BotHarness([failing, "dice"]) as chat:
+        await chat.say("!explode")
+        await wait_until(lambda: logged(caplog, "failing", "explode", "boom in a command"),
+                         what="the command's failure in the log")
+        await chat.say("!roll")
+        assert (await chat.reply()).text.startswith("🎲 1d6: ")
+
+
+async def test_a_slow_hook_does_not_delay_other_plugins_replies() -> None:
+    """A message hook sleeping seconds: another plugin's reply comes well before it finishes."""
+    async with BotHarness([sleepy, "dice"]) as chat:
+        said = time.monotonic()
+        await chat.say("!roll")
+        reply = await chat.reply(timeout=sleepy.SECONDS)
+        answered = time.monotonic() - said
+
+        assert reply.text.startswith("🎲 1d6: ")
+        assert answered < sleepy.SECONDS / 3, f"the reply took {answered:.2f} s"
+        assert JOURNAL.of("sleepy", "on_message started")
+        assert not JOURNAL.of("sleepy", "on_message finished")
+
+
+async def test_a_slow_command_does_not_delay_the_next_one() -> None:
+    """While one command sleeps, a command of another plugin is answered at once."""
+    async with BotHarness([sleepy, "echo"]) as chat:
+        await chat.say("!nap")
+        await wait_until(lambda: bool(JOURNAL.of("sleepy", "nap started")), what="the nap")
+        said = time.monotonic()
+        await chat.say("!echo still here")
+        reply = await chat.reply(timeout=sleepy.SECONDS)
+
+        assert reply.text == "still here"
+        assert time.monotonic() - said < sleepy.SECONDS / 3
+        assert not JOURNAL.of("sleepy", "nap finished")
+
+
+def test_a_misspelled_hook_fails_at_load_time_naming_plugin_and_the_right_name() -> None:
+    """``on_mesage``: a PluginError at load time naming the plugin, suggesting ``on_message``."""
+    with pytest.raises(PluginError) as caught:
+        load_plugin(misspelled)
+    message = str(caught.value)
+    assert "misspelled" in message
+    assert "on_mesage" in message
+    assert "did you mean 'on_message'" in message
+
+
+def test_a_misspelled_hook_fails_when_loaded_by_name() -> None:
+    """Loading the typo by its module path fails the same way, before any bot starts."""
+    with pytest.raises(PluginError, match=r"tests\.bots\.sample_plugins\.misspelled.*on_message"):
+        load_plugin("tests.bots.sample_plugins.misspelled")
+
+
+async def test_a_harness_refuses_a_plugin_with_a_misspelled_hook() -> None:
+    """The harness loads plugins first: the typo fails before anything connects."""
+    with pytest.raises(PluginError, match="on_mesage"):
+        BotHarness([misspelled, "dice"])
+
+
+def test_a_hook_asking_for_an_unknown_argument_fails_at_load_time() -> None:
+    """``on_message(bot, msg)``: the plugin and the argument are named."""
+    with pytest.raises(PluginError) as caught:
+        load_plugin(wrong_argument)
+    assert "wrong_argument" in str(caught.value)
+    assert "msg" in str(caught.value)
