@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import inspect
 import logging
 import re
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,20 @@ EVENT_HOOKS = {
 }
 SEND_WAIT_SECONDS = 30.0  # how long a send waits for a reconnect before it fails
 SHUTDOWN_HOOK_SECONDS = 10.0
+MESSAGE_LIMIT = 1000  # the server cuts content at 1000 characters after HTML-escaping
+
+
+DISPATCHED = ("startup", "shutdown", "on_message", *EVENT_HOOKS.values())
+
+
+@dataclass(frozen=True)
+class _Impl:
+    """One plugin's implementation of one hook, ready to call."""
+
+    plugin: str
+    view: PluginBot
+    function: Callable[..., Any]
+    argnames: tuple[str, ...]
 
 
 class Bot:
@@ -78,19 +94,27 @@ class Bot:
         unique = {p.name: p for p in plugins}
         self.plugins = list(unique.values())
         self.pm = plugin_manager()
-        for plugin in self.plugins:
+        for plugin in reversed(self.plugins):  # pluggy calls the last registered first
             self.pm.register(plugin.module, name=plugin.name)
+        for plugin in self.plugins:
             settings = settings_for(plugin, self._settings.get(plugin.name, {}))
             if plugin.name in self._views:  # a reloaded plugin keeps its store
                 self._views[plugin.name].plugin = plugin
                 self._views[plugin.name].settings = settings
             else:
                 self._views[plugin.name] = PluginBot(self, plugin, settings)
+        # Who implements what, worked out once: dispatch runs for every message.
+        self._impls = {
+            hook: [_Impl(impl.plugin_name, self._views[impl.plugin_name], impl.function,
+                         tuple(impl.argnames))
+                   for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls())]
+            for hook in DISPATCHED
+        }
         self.commands = [c for p in self.plugins for c in p.commands]
         self._by_name = {n: c for c in self.commands for n in c.names}
         for impl in reversed(self.pm.hook.register_commands.get_hookimpls()):
             self._call(impl.plugin_name, "register_commands", impl.function,
-                       {"register": self._registrar(impl.plugin_name)})
+                       [self._registrar(impl.plugin_name)])
 
     def _registrar(self, plugin: str) -> Any:
         def register(command: Command) -> None:
@@ -118,22 +142,26 @@ class Bot:
 
     # -- dispatch --------------------------------------------------------------------------
 
-    def _dispatch(self, hook: str, from_bot: bool = False, **kwargs: Any) -> None:
-        """Call every plugin's implementation of ``hook``; each is isolated from the others."""
-        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
-            view = self._views[impl.plugin_name]
-            if from_bot and not view.plugin.reacts_to_bots:
-                continue
-            args = {name: view if name == "bot" else kwargs[name] for name in impl.argnames}
-            self._call(impl.plugin_name, hook, impl.function, args)
+    def _dispatch(self, hook: str, payload: Any = None, from_bot: bool = False) -> None:
+        """Call every plugin's implementation of ``hook``, in config order, each isolated.
 
-    def _call(self, plugin: str, what: str, func: Any, kwargs: dict[str, Any],
+        Every hook takes ``bot`` and at most one other argument, ``payload``.
+        """
+        for impl in self._impls[hook]:
+            if from_bot and not impl.view.plugin.reacts_to_bots:
+                continue
+            args = [impl.view if name == "bot" else payload for name in impl.argnames]
+            self._call(impl.plugin, hook, impl.function, args)
+
+    def _call(self, plugin: str, what: str, func: Any, args: list[Any],
               on_result: Any = None) -> None:
         try:
-            result = func(**kwargs)
+            result = func(*args)
         except Exception as exc:
             self._failed(plugin, what, exc)
             return
+        if result is None and on_result is None:
+            return  # the common case, a plain function: nothing to await
         if inspect.isawaitable(result):
             # A coroutine runs in a task of its own: a slow plugin delays no other.
             task = asyncio.ensure_future(self._finish(plugin, what, result, on_result))
@@ -166,7 +194,7 @@ class Bot:
 
     def _forward(self, hook: str) -> Any:
         def forward(event: dict[str, Any]) -> None:
-            self._dispatch(hook, event=event)
+            self._dispatch(hook, event)
         return forward
 
     def _on_authenticated(self, event: dict[str, Any]) -> None:
@@ -183,7 +211,7 @@ class Bot:
         if origin is self:
             return  # never react to ourselves
         from_bot = isinstance(origin, Bot)  # the terminal's user is no bot
-        self._dispatch("on_message", from_bot=from_bot, message=message)
+        self._dispatch("on_message", message, from_bot)
         if message.text.startswith(self.prefix):
             self._run_command(message, from_bot)
 
@@ -218,7 +246,7 @@ class Bot:
                 await self._usage(view, message, command, exc)
                 return
             await answer(result)
-        self._call(command.plugin or "?", f"command {self.prefix}{command.name}", run, {})
+        self._call(command.plugin or "?", f"command {self.prefix}{command.name}", run, [])
 
     async def _usage(self, view: PluginBot, message: Message, command: Command,
                      error: UsageError) -> None:
@@ -230,11 +258,18 @@ class Bot:
     async def send(self, text: str) -> dict[str, Any]:
         """Post ``text`` under the flood limit; waits (bounded) while the bot reconnects.
 
-        Returns the server's acknowledgement; raises :class:`roomz.ConnectionError` when
-        the bot stays disconnected for longer than 30 seconds.
+        Text longer than a message may be goes out in several, split between lines.
+        Returns the server's (last) acknowledgement; raises :class:`roomz.ConnectionError`
+        when the bot is stopped, or stays disconnected for longer than 30 seconds.
         """
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"a bot can only send non-empty text, got {text!r}")
+        ack: dict[str, Any] = {}
+        for part in split_message(text):
+            ack = await self._send_one(part)
+        return ack
+
+    async def _send_one(self, text: str) -> dict[str, Any]:
         await self.flood.take()
         if self.client.connection_state is ConnectionState.DISCONNECTED:
             raise ConnectionError(f"bot {self.name} is not connected; cannot send {text[:40]!r}")
@@ -300,6 +335,26 @@ class Bot:
                 log.error("bot %s: a %s hook did not finish within %g s", self.name, hook,
                           SHUTDOWN_HOOK_SECONDS)
                 task.cancel()
+
+
+def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """``text`` in parts the server will not cut: at most ``limit`` characters once
+    HTML-escaped, split between lines where possible."""
+    parts: list[str] = []
+    current = ""
+    for line in text.strip().splitlines(keepends=True):
+        while len(html.escape(line)) > limit:  # one line too long on its own
+            cut = limit
+            while len(html.escape(line[:cut])) > limit:
+                cut -= 1
+            parts.append(line[:cut])
+            line = line[cut:]
+        if len(html.escape(current + line)) > limit:
+            parts.append(current)
+            current = ""
+        current += line
+    parts.append(current)
+    return [p.strip() for p in parts if p.strip()]
 
 
 def _safe(name: str) -> str:

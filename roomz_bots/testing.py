@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
@@ -38,7 +39,7 @@ from .plugins import Plugin, load_plugin
 class BotHarness:
     """Runs one bot with ``plugins`` against an in-process server, and a user beside it."""
 
-    def __init__(self, plugins: list[str | ModuleType | Plugin], *,
+    def __init__(self, plugins: Sequence[str | ModuleType | Plugin], *,
                  settings: dict[str, dict[str, Any]] | None = None, prefix: str = "!",
                  display_name: str | None = "TestBot", email: str = "tester@example.com",
                  data_dir: Path | None = None, flood: TokenBucket | None = None,

@@ -89,17 +89,23 @@ class ChatApp:
     async def run(self) -> int:
         """Resume the session, then read lines until /quit or Ctrl-D; returns the exit status."""
         with patch_stdout(raw=True):
-            await self.resume()
-            while True:
-                try:
-                    text = await self.session.prompt_async("> ")
-                except KeyboardInterrupt:
-                    continue  # Ctrl-C clears the line
-                except EOFError:
-                    break
-                if await self.handle(text) is False:
-                    break
-            await self.close()
+            try:
+                await self.resume()
+                while True:
+                    try:
+                        text = await self.session.prompt_async("> ")
+                    except KeyboardInterrupt:
+                        continue  # Ctrl-C clears the line
+                    except EOFError:
+                        break
+                    try:
+                        if await self.handle(text) is False:
+                            break
+                    except Exception as exc:  # a bug of ours: show it, keep the terminal
+                        log.exception("while handling %r", text)
+                        self.say(f"Something went wrong: {type(exc).__name__}: {exc}", "error")
+            finally:
+                await self.close()
         return 0
 
     async def resume(self) -> None:
@@ -250,7 +256,9 @@ class ChatApp:
             await self.start_bot(bot_config.name)
 
     async def _build(self, name: str) -> Bot | None:
-        assert self.config is not None
+        if self.config is None:
+            self.say(f"No bot {name!r} here: start with --config FILE to host bots.", "warning")
+            return None
         bot_config = next((b for b in self.config.bots if b.name == name), None)
         if bot_config is None:
             self.say(f"No bot named {name!r} in {self.config.path}; /bots lists them.",

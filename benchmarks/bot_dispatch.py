@@ -1,0 +1,436 @@
+"""Bot dispatch: a bot whose 20 plugins hear every message, against a bare client handler.
+
+One in-process server on loopback (this process, on uvloop when installed, as roomz-server
+runs). The receiver under test runs in a process of its own on the default asyncio loop, as
+``roomz-cli --headless`` runs bots, so its CPU time is its own:
+
+(a) ``bare``: a roomz ``AsyncClient`` with one ``on("message")`` handler counting messages;
+(b) ``bot``: a ``roomz_bots.Bot`` with 20 in-memory plugins, each ``@hookimpl def
+    on_message(message)`` adding one to its own counter, and the same counting handler,
+    registered after the bot's, so it sees message N once all 20 plugins have.
+
+A bare python-socketio connection of the same user sends the messages (every connection of
+a user gets every one of its messages), pipelined: at most ``WINDOW`` in flight, bounded by
+count and time. Per receiver process and round, two phases:
+
+- live: the receiver handles messages as they arrive. On 2 cores the sender and the server
+  share one, so this pace is the sender's (printed, not compared), and per-message CPU
+  includes waking up for nearly every message;
+- backlog: the receiver is stopped (SIGSTOP) while the same number is sent, then resumed
+  (SIGCONT) and works them off as fast as it can. Nothing else limits it, so this is the
+  rate it can process messages at, and what isolates the dispatch cost. The target
+  compares messages per CPU-second of the receiver in this phase: bot >= 0.9 x bare,
+  medians of rounds. (On an idle machine the wall-clock rate, printed too, is the same;
+  a busy neighbour on a shared machine slows only the wall clock.)
+
+Rounds alternate a/b (ab, ba, ab, ...) so drift on a shared machine hits both alike.
+
+Latency: a user (roomz ``AsyncClient``) sends ``!echo rN`` and waits for ``rN``, one at a
+time, to a bot with the bundled ``echo`` plugin, and, as the baseline, to a bare client that
+sends the text back from its handler. The bot's flood limit is a ``TokenBucket`` of 10^6
+burst and 10^6 per second, so it never makes a reply wait (the default, 3 then 1/s, would).
+
+Run: ``./dev bench`` or ``.venv/bin/python benchmarks/bot_dispatch.py [--quick] [--rounds N]``.
+Exit status is 0 unless ``--check`` is given and the target fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import json
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+TARGET_RATIO = 0.9
+PLUGINS = 20
+WINDOW = 32  # messages in flight from the sender
+EMAIL = "bench@example.com"
+CHILD_TIMEOUT = 60.0  # seconds any single exchange with a receiver process may take
+
+COUNTER_PLUGIN = '''
+"""Counts every message it hears."""
+from roomz_bots import hookimpl
+
+COUNT = 0
+
+
+@hookimpl
+def on_message(message):
+    global COUNT
+    COUNT += 1
+'''
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much each round does."""
+
+    rounds: int = 4
+    messages: int = 5000
+    send_limit_s: float = 30.0
+    echoes: int = 500
+
+
+FULL = Profile()
+QUICK = Profile(rounds=2, messages=1000, send_limit_s=10.0, echoes=150)
+
+
+# -- the receiver process -----------------------------------------------------------------
+
+def counter_plugins(count: int) -> list[Any]:
+    """``count`` plugins built in memory, each counting messages in its own module."""
+    from roomz_bots import load_plugin
+
+    plugins = []
+    for i in range(count):
+        module = types.ModuleType(f"bench_counter_{i:02d}")
+        exec(compile(COUNTER_PLUGIN, f"<bench_counter_{i:02d}>", "exec"), module.__dict__)
+        plugins.append(load_plugin(module))
+    return plugins
+
+
+async def receiver(mode: str, url: str, session_file: str) -> None:
+    """Run one receiver; speak JSON lines on stdout, read the expected count from stdin."""
+    from roomz import AsyncClient
+    from roomz_bots import Bot, load_plugin
+    from roomz_bots.flood import TokenBucket
+
+    client = AsyncClient(url, session_cache_file=session_file)
+    state = {"n": 0, "target": -1, "last": 0.0}
+    done = asyncio.Event()
+    me: dict[str, Any] = {}
+
+    def count(data: dict[str, Any]) -> None:
+        state["n"] += 1
+        state["last"] = time.monotonic()
+        if state["n"] == state["target"]:
+            done.set()
+
+    async def echo_back(data: dict[str, Any]) -> None:
+        content = data.get("content", "")
+        if content.startswith("!echo ") and data.get("connection_id") != me.get("id"):
+            await client.send(content[len("!echo "):])
+
+    client.on("authenticated", lambda event: me.update(id=event.get("connection_id")))
+    bot = None
+    plugins: list[Any] = []
+    if mode in ("bot", "echo-bot"):
+        plugins = counter_plugins(PLUGINS) if mode == "bot" else [load_plugin("echo")]
+        # Stores (none used here) go beside the session file, in the run's temporary folder.
+        bot = Bot("bench", client, plugins, data_dir=Path(session_file).parent / "bot-data",
+                  flood=TokenBucket(burst=10**6, per_second=1e6))
+    if mode in ("bare", "bot"):
+        client.on("message", count)
+    elif mode == "echo-bare":
+        client.on("message", echo_back)
+    if bot is not None:
+        await bot.start()
+    else:
+        await client.connect()
+
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    print(json.dumps({"ready": True}), flush=True)
+    cpu_start = time.process_time()
+    while (line := (await stdin.readline()).strip()) not in (b"quit", b""):
+        # "K": report once K messages in all have been handled (the sender has sent them).
+        state["target"] = int(line)
+        done.clear()
+        if state["n"] >= state["target"]:
+            done.set()
+        await asyncio.wait_for(done.wait(), CHILD_TIMEOUT)
+        counts = sorted({p.module.COUNT for p in plugins}) if mode == "bot" else []
+        print(json.dumps({"handled": state["n"], "last": state["last"],
+                          "cpu": time.process_time() - cpu_start, "plugin_counts": counts}),
+              flush=True)
+    if bot is not None:
+        await bot.stop()
+    else:
+        await client.disconnect()
+
+
+# -- the load generator -------------------------------------------------------------------
+
+def _die_with_parent() -> None:
+    """In the child before exec: die if the benchmark dies (SIGKILL: it may be stopped)."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class Receiver:
+    """A receiver process: start it, wait until it is connected, tell it what was sent."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self, url: str, session_file: Path) -> None:
+        """Spawn the receiver and wait for it to say it is connected."""
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--receiver", self.mode, "--url", url,
+            "--session-file", str(session_file),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            preexec_fn=_die_with_parent)
+        await self._read()
+
+    async def _read(self) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), CHILD_TIMEOUT)
+        if not line:
+            raise RuntimeError(f"receiver {self.mode} exited ({await self.proc.wait()})")
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    async def handled(self, total: int) -> dict[str, Any]:
+        """The receiver's report once it has handled ``total`` messages since it started."""
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(f"{total}\n".encode())
+        await self.proc.stdin.drain()
+        return await self._read()
+
+    async def pause(self) -> None:
+        """Stop the process (SIGSTOP): messages queue up in the socket and the server."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+        stat = Path(f"/proc/{self.proc.pid}/stat")
+        for _ in range(500):  # the signal is asynchronous: wait (bounded) until it has stopped
+            if stat.read_text().rsplit(")", 1)[1].split()[0] == "T":
+                return
+            await asyncio.sleep(0.002)
+        raise RuntimeError(f"receiver {self.mode} did not stop")
+
+    def resume(self) -> float:
+        """Let the process run again (SIGCONT); returns the monotonic time it was resumed."""
+        assert self.proc is not None
+        resumed = time.monotonic()
+        self.proc.send_signal(signal.SIGCONT)
+        return resumed
+
+    async def stop(self) -> None:
+        """Ask the receiver to disconnect and exit; wait for it."""
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(b"quit\n")
+        await self.proc.stdin.drain()
+        await asyncio.wait_for(self.proc.wait(), CHILD_TIMEOUT)
+
+    def kill(self) -> None:
+        """Kill the process if it is still there (after a failure)."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+
+
+async def sender(url: str, session: str) -> Any:
+    """A bare python-socketio connection of the benchmark's user."""
+    import socketio
+
+    sio = socketio.AsyncClient()
+    await sio.connect(url, headers={"Cookie": f"session_token={session}"},
+                      transports=["websocket"], wait_timeout=5)
+    return sio
+
+
+async def send_pipelined(sio: Any, count: int, limit_s: float) -> tuple[int, float]:
+    """Send up to ``count`` messages, ``WINDOW`` in flight, for at most ``limit_s`` seconds.
+
+    Returns how many were acknowledged and the monotonic time of the first send.
+    """
+    next_index = 0
+    acked = 0
+    start = time.monotonic()
+    deadline = start + limit_s
+
+    async def worker() -> None:
+        nonlocal next_index, acked
+        while next_index < count and time.monotonic() < deadline:
+            i = next_index
+            next_index += 1
+            ack = await sio.call("message", {"content": f"hello {i}"}, timeout=10)
+            assert ack.get("status") == "ok", ack
+            acked += 1
+
+    await asyncio.gather(*(worker() for _ in range(WINDOW)))
+    return acked, start
+
+
+async def echo_latencies(url: str, session_file: Path, count: int) -> list[float]:
+    """Seconds from a user's ``!echo rN`` to ``rN`` arriving back, one message at a time."""
+    from roomz import AsyncClient
+
+    user = AsyncClient(url, session_cache_file=session_file)
+    waiting: dict[str, asyncio.Future[float]] = {}
+
+    def arrived(data: dict[str, Any]) -> None:
+        future = waiting.pop(data.get("content", ""), None)
+        if future is not None and not future.done():
+            future.set_result(time.monotonic())
+
+    user.on("message", arrived)
+    await user.connect()
+    loop = asyncio.get_running_loop()
+    times = []
+    try:
+        for i in range(count):
+            future = waiting[f"r{i}"] = loop.create_future()
+            start = time.monotonic()
+            ack = await user.send(f"!echo r{i}")
+            assert ack.get("status") == "ok", ack
+            times.append(await asyncio.wait_for(future, 10) - start)
+    finally:
+        await user.disconnect()
+    return times
+
+
+def p99(values: list[float]) -> float:
+    """The 99th percentile."""
+    return statistics.quantiles(values, n=100)[98]
+
+
+@dataclass
+class Figures:
+    """One receiver's figures, a value per round."""
+
+    drain_rate: list[float]
+    drain_cpu: list[float]
+    live_rate: list[float]
+    live_cpu: list[float]
+
+
+async def dispatch_round(mode: str, url: str, session_file: Path, sio: Any, profile: Profile,
+                         figures: Figures) -> None:
+    """One receiver process: a live phase, then a backlog it drains."""
+    receiver = Receiver(mode)
+    try:
+        await receiver.start(url, session_file)
+        # Live: the receiver handles messages as they arrive; the sender sets the pace.
+        sent, first = await send_pipelined(sio, profile.messages, profile.send_limit_s)
+        live = await receiver.handled(sent)
+        # Backlog: the receiver is stopped while the messages are sent, then works them off
+        # as fast as it can; nothing else is busy, so its pace is its own.
+        await receiver.pause()
+        backlog, _ = await send_pipelined(sio, profile.messages, profile.send_limit_s)
+        resumed = receiver.resume()
+        drained = await receiver.handled(sent + backlog)
+        await receiver.stop()
+    finally:
+        receiver.kill()
+    for report, total in ((live, sent), (drained, sent + backlog)):
+        if report["handled"] != total or (mode == "bot" and report["plugin_counts"] != [total]):
+            raise AssertionError(f"{mode}: sent {total}, receiver reported {report}")
+    figures.live_rate.append(sent / (live["last"] - first))
+    figures.live_cpu.append(live["cpu"] / sent)
+    figures.drain_rate.append(backlog / (drained["last"] - resumed))
+    figures.drain_cpu.append((drained["cpu"] - live["cpu"]) / backlog)
+    print(f"  {mode:4}  backlog {figures.drain_rate[-1]:6.0f} msg/s "
+          f"{figures.drain_cpu[-1] * 1e6:5.1f} us/msg   live {figures.live_rate[-1]:6.0f} msg/s "
+          f"{figures.live_cpu[-1] * 1e6:5.1f} us/msg", flush=True)
+
+
+async def measure(profile: Profile, session_file: Path, figures: dict[str, Figures],
+                  latency: dict[str, list[float]]) -> None:
+    """Run the dispatch rounds, then the latency rounds, against one in-process server."""
+    from roomz.server.testing import LocalServer
+    from roomz.session_cache import SessionCache
+
+    async with LocalServer() as server:
+        session = await server.sign_in(EMAIL)
+        SessionCache(session_file).save(server.url, session)
+
+        print(f"dispatch: {profile.messages} messages live, then {profile.messages} as a "
+              f"backlog, per receiver and round; receiver CPU per message:", flush=True)
+        sio = await sender(server.url, session)
+        try:
+            for r in range(profile.rounds):
+                for mode in ("bare", "bot") if r % 2 == 0 else ("bot", "bare"):
+                    await dispatch_round(mode, server.url, session_file, sio, profile,
+                                         figures[mode])
+        finally:
+            await sio.disconnect()
+
+        for r in range(profile.rounds):
+            for mode in ("echo-bare", "echo-bot") if r % 2 == 0 else ("echo-bot", "echo-bare"):
+                receiver = Receiver(mode)
+                try:
+                    await receiver.start(server.url, session_file)
+                    latency[mode] += await echo_latencies(server.url, session_file,
+                                                          profile.echoes)
+                    await receiver.stop()
+                finally:
+                    receiver.kill()
+
+
+async def main(profile: Profile, check: bool) -> int:
+    began = time.monotonic()
+    figures = {mode: Figures([], [], [], []) for mode in ("bare", "bot")}
+    latency: dict[str, list[float]] = {"echo-bare": [], "echo-bot": []}
+    with tempfile.TemporaryDirectory(prefix="roomz-bench-") as scratch:
+        await measure(profile, Path(scratch) / "session.json", figures, latency)
+
+    med = statistics.median
+    bare, bot = figures["bare"], figures["bot"]
+    ratio = med(bare.drain_cpu) / med(bot.drain_cpu)
+    verdict = "PASS" if ratio >= TARGET_RATIO else "FAIL"
+    extra = med(bot.drain_cpu) - med(bare.drain_cpu)
+    print(f"dispatch, medians of {profile.rounds} rounds:")
+    print("                                  backlog: msg/CPU-s  CPU/msg  msg/s   "
+          "live: CPU/msg  msg/s")
+    for label, f in (("(a) bare client handler", bare),
+                     (f"(b) bot, {PLUGINS} on_message plugins", bot)):
+        print(f"  {label:32} {1 / med(f.drain_cpu):8.0f} {med(f.drain_cpu) * 1e6:8.1f} us "
+              f"{med(f.drain_rate):6.0f}   {med(f.live_cpu) * 1e6:9.1f} us {med(f.live_rate):6.0f}")
+    print(f"  bot's extra CPU per message      {extra * 1e6:5.1f} us "
+          f"({extra / PLUGINS * 1e6:.2f} us per plugin)")
+    print(f"  ratio b/a, backlog msg/CPU-s     {ratio:.3f}  (target >= {TARGET_RATIO:.2f}: "
+          f"{verdict})")
+    print(f"  ratio b/a, backlog msg/s         {med(bot.drain_rate) / med(bare.drain_rate):.3f}"
+          f"  (wall clock)")
+    print(f"  ratio b/a, live CPU per message  {med(bare.live_cpu) / med(bot.live_cpu):.3f}"
+          f"  (live msg/s {med(bot.live_rate) / med(bare.live_rate):.3f}: paced by the sender)")
+    print(f"echo latency, user's '!echo rN' until 'rN' arrives, {len(latency['echo-bot'])} "
+          f"each, one at a time; bot flood limit 10^6/s:")
+    for mode, label in (("echo-bare", "bare client echoing back"),
+                        ("echo-bot", "bot with the echo plugin")):
+        print(f"  {label:32} median {med(latency[mode]) * 1e6:5.0f} us  "
+              f"p99 {p99(latency[mode]) * 1e6:5.0f} us")
+    print(f"  ratio bot/bare, median           "
+          f"{med(latency['echo-bot']) / med(latency['echo-bare']):.3f}")
+    print(f"runtime {time.monotonic() - began:.1f} s")
+    return 1 if check and ratio < TARGET_RATIO else 0
+
+
+def run(coro: Any) -> Any:
+    """Run on uvloop when it is installed (as roomz-server does), else on asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short run, for CI")
+    parser.add_argument("--rounds", type=int, help="a/b rounds (default 4, quick 2)")
+    parser.add_argument("--check", action="store_true", help="exit 1 when the target fails")
+    parser.add_argument("--receiver", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--session-file", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.receiver:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(receiver(args.receiver, args.url, args.session_file))
+        sys.exit(0)
+    chosen = QUICK if args.quick else FULL
+    if args.rounds:
+        chosen = Profile(args.rounds, chosen.messages, chosen.send_limit_s, chosen.echoes)
+    sys.exit(run(main(chosen, args.check)))

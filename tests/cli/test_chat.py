@@ -1,0 +1,255 @@
+"""Chatting in the terminal: what is typed is sent, what arrives is shown above the prompt."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from roomz import AsyncClient
+from roomz.server.testing import LocalServer
+from tests.client.helpers import restart_in_process
+
+from .helpers import (
+    ALT_ENTER,
+    CLOCK,
+    CTRL_C,
+    TIMEOUT,
+    connect_other,
+    open_terminal,
+    style_of,
+    text_of,
+)
+
+EMAIL = "alice@example.com"
+
+
+def seconds_apart(clock: str, moment: datetime) -> float:
+    """How far the ``HH:MM:SS`` ``clock`` is from ``moment``'s time of day, across midnight."""
+    shown = datetime.strptime(clock, "%H:%M:%S")
+    diff = abs((shown.hour - moment.hour) * 3600 + (shown.minute - moment.minute) * 60
+               + shown.second - moment.second) % 86400
+    return min(diff, 86400 - diff)
+
+
+async def test_own_message_is_shown_with_local_time_and_own_colour(
+        server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Enter sends; the message comes back as 'HH:MM:SS email: text', local time, class:own."""
+    monkeypatch.setenv("TZ", "XYZ-5:30")  # a zone far from UTC, so UTC times would show
+    time.tzset()
+    try:
+        async with open_terminal(server.url, tmp_path) as term:
+            await term.sign_in(server, EMAIL)
+            line = await term.command("Hello, world!", "Hello, world!")
+            local = datetime.now().astimezone()
+            assert local.utcoffset() == timedelta(hours=5, minutes=30)
+            assert re.fullmatch(rf"{CLOCK} {EMAIL}: Hello, world!", text_of(line))
+            assert seconds_apart(text_of(line)[:8], local) < 5, (text_of(line), local)
+            assert style_of(line, EMAIL) == "class:own"
+            assert style_of(line, text_of(line)[:8]) == "class:time"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+async def test_message_of_another_connection_is_name_email_in_the_plain_colour(
+        server: LocalServer, tmp_path: Path) -> None:
+    """Another connection with a display name: 'HH:MM:SS Bob (email): text', not class:own."""
+    other = await connect_other(server, EMAIL)
+    try:
+        async with open_terminal(server.url, tmp_path) as term:
+            await term.sign_in(server, EMAIL)
+            await asyncio.wait_for(other.set_display_name("Phone"), TIMEOUT)
+            start = term.mark()
+            await asyncio.wait_for(other.send("from my phone"), TIMEOUT)
+            line = await term.wait_for("from my phone", start=start)
+            assert re.fullmatch(rf"{CLOCK} Phone \({EMAIL}\): from my phone", text_of(line))
+            assert style_of(line, "Phone") == "class:name"
+            mine = await term.command("from my laptop", "from my laptop")
+            assert style_of(mine, EMAIL) == "class:own"
+    finally:
+        await other.disconnect()
+
+
+async def test_html_entities_are_unescaped_for_display(server: LocalServer,
+                                                       tmp_path: Path) -> None:
+    """The server escapes HTML; the terminal shows text and names as they were typed."""
+    other = await connect_other(server, EMAIL)
+    try:
+        async with open_terminal(server.url, tmp_path) as term:
+            await term.sign_in(server, EMAIL)
+            await asyncio.wait_for(other.set_display_name("Tom & <Jerry>"), TIMEOUT)
+            start = term.mark()
+            await asyncio.wait_for(other.send('<b>fish & "chips"</b> \'n\' &amp;'), TIMEOUT)
+            line = await term.wait_for("chips", start=start)
+            assert text_of(line).endswith(
+                f'Tom & <Jerry> ({EMAIL}): <b>fish & "chips"</b> \'n\' &amp;')
+    finally:
+        await other.disconnect()
+
+
+async def test_display_name_set_and_cleared(server: LocalServer, tmp_path: Path) -> None:
+    """/name Alice shows 'Alice (email)' on my messages; /name alone goes back to the email."""
+    async with open_terminal(server.url, tmp_path) as term:
+        await term.sign_in(server, EMAIL)
+        line = await term.command("/name Alice", "You are now")
+        assert text_of(line).endswith(f"You are now Alice ({EMAIL})")
+        line = await term.command("named", ": named$")
+        assert re.fullmatch(rf"{CLOCK} Alice \({EMAIL}\): named", text_of(line))
+        line = await term.command("/name", "cleared")
+        assert "email" in text_of(line)
+        line = await term.command("unnamed", ": unnamed$")
+        assert re.fullmatch(rf"{CLOCK} {EMAIL}: unnamed", text_of(line))
+        assert f"· {EMAIL} ·" in term.toolbar()
+
+
+async def test_display_name_too_long_shows_the_servers_error(server: LocalServer,
+                                                             tmp_path: Path) -> None:
+    """/name with 51 characters: an error line with the server's reason; the name is unchanged."""
+    async with open_terminal(server.url, tmp_path) as term:
+        await term.sign_in(server, EMAIL)
+        line = await term.command("/name " + "x" * 51, "Name not changed")
+        assert "Invalid display name: must be 1-50 characters" in text_of(line)
+        assert style_of(line, "Name not changed") == "class:error"
+        assert term.app.client.user is not None
+        assert term.app.client.user["display_name"] is None
+        line = await term.command("/name " + "y" * 50, "You are now")
+        assert "y" * 50 in text_of(line)
+
+
+async def test_joins_leaves_and_name_changes_are_system_lines(server: LocalServer,
+                                                              tmp_path: Path) -> None:
+    """Another connection joining, renaming itself and leaving: one system line each."""
+    async with open_terminal(server.url, tmp_path) as term:
+        await term.sign_in(server, EMAIL)
+        start = term.mark()
+        other = await connect_other(server, EMAIL)
+        try:
+            joined = await term.wait_for("joined", start=start)
+            assert re.fullmatch(rf"{CLOCK} {EMAIL} joined \(2 connections\)", text_of(joined))
+            assert style_of(joined, "joined") == "class:system"
+            await asyncio.wait_for(other.set_display_name("Phone"), TIMEOUT)
+            renamed = await term.wait_for("is now called", start=start)
+            assert text_of(renamed).endswith(f"{EMAIL} is now called Phone ({EMAIL})")
+            assert style_of(renamed, "called") == "class:system"
+            await asyncio.wait_for(other.set_display_name(None), TIMEOUT)
+            cleared = await term.wait_for("cleared their display name", start=start)
+            assert style_of(cleared, "cleared") == "class:system"
+        finally:
+            await other.disconnect()
+        left = await term.wait_for("left", start=start)
+        assert re.fullmatch(rf"{CLOCK} {EMAIL} left \(1 remaining\)", text_of(left))
+        assert style_of(left, "left") == "class:system"
+
+
+async def test_reconnect_is_a_system_line_and_chat_goes_on(server: LocalServer,
+                                                           tmp_path: Path) -> None:
+    """The server restarts: 'Connection lost; reconnecting…', then connected again and chatting."""
+    def quick(app: object) -> None:
+        app.client.reconnect_delay = 0.1  # type: ignore[attr-defined]
+
+    async with open_terminal(server.url, tmp_path, setup=quick) as term:
+        await term.sign_in(server, EMAIL)
+        start = term.mark()
+        await restart_in_process(server)
+        lost = await term.wait_for("Connection lost", start=start)
+        assert "reconnecting" in text_of(lost)
+        assert style_of(lost, "Connection lost") == "class:warning"
+        await term.wait_for("Connected to", start=start)
+        assert term.app.client.connected
+        await term.command("still here", ": still here$")
+
+
+async def test_reconnect_that_fails_is_an_error_line(server: LocalServer,
+                                                     tmp_path: Path) -> None:
+    """The server is gone for good: the client's error event is shown as an error line."""
+    def quick(app: object) -> None:
+        app.client.reconnect_delay = 0.05  # type: ignore[attr-defined]
+        app.client.max_reconnect_attempts = 1  # type: ignore[attr-defined]
+
+    async with open_terminal(server.url, tmp_path, setup=quick) as term:
+        await term.sign_in(server, EMAIL)
+        start = term.mark()
+        await asyncio.wait_for(server.server.stop(), TIMEOUT)
+        line = await term.wait_for("Error 503", start=start)
+        assert "could not reconnect" in text_of(line)
+        assert style_of(line, "Error 503") == "class:error"
+        line = await term.command("anyone?", "Not signed in|Not connected")
+        assert style_of(line, "Not") == "class:warning"
+
+
+async def test_events_arrive_while_the_user_types(server: LocalServer, tmp_path: Path) -> None:
+    """A message arrives mid-line: it is shown at once, and the half-typed line is kept intact."""
+    other = await connect_other(server, EMAIL)
+    try:
+        async with open_terminal(server.url, tmp_path) as term:
+            await term.sign_in(server, EMAIL)
+            term.type("half of a")
+            await term.until(lambda: term.typed == "half of a",
+                             "the prompt to hold the half-typed text")
+            start = term.mark()
+            await asyncio.wait_for(other.send("interruption"), TIMEOUT)
+            await term.wait_for("interruption", start=start)
+            assert term.typed == "half of a"
+            line = await term.command(" sentence", "half of a sentence")
+            assert style_of(line, EMAIL) == "class:own"
+    finally:
+        await other.disconnect()
+
+
+async def test_alt_enter_inserts_a_newline(server: LocalServer, tmp_path: Path) -> None:
+    """Alt+Enter (Esc, Enter) starts a new line in the message; Enter then sends both lines."""
+    other = await connect_other(server, EMAIL)
+    received: list[str] = []
+    other.on("message", lambda data: received.append(data["content"]))
+    try:
+        async with open_terminal(server.url, tmp_path) as term:
+            await term.sign_in(server, EMAIL)
+            line = await term.command(f"first line{ALT_ENTER}second line", "second line")
+            assert text_of(line).endswith(f"{EMAIL}: first line\nsecond line")
+            await term.until(lambda: "first line\nsecond line" in received,
+                             "the two-line message at the other connection")
+    finally:
+        await other.disconnect()
+
+
+async def test_ctrl_c_clears_the_line_and_does_not_quit(server: LocalServer,
+                                                        tmp_path: Path) -> None:
+    """Ctrl-C drops what was typed; nothing is sent and the terminal keeps running."""
+    async with open_terminal(server.url, tmp_path) as term:
+        await term.sign_in(server, EMAIL)
+        term.type("never to be sent")
+        await term.until(lambda: term.typed == "never to be sent", "the typed text")
+        term.type(CTRL_C)
+        await term.until(lambda: term.typed == "", "Ctrl-C to clear the line")
+        await term.command("after ctrl-c", ": after ctrl-c$")
+        assert not term.task.done()
+        assert not any("never to be sent" in t for t in term.texts)
+
+
+async def test_double_slash_sends_a_slash(server: LocalServer, tmp_path: Path) -> None:
+    """'//shrug' is not a command: it sends the message '/shrug'."""
+    async with open_terminal(server.url, tmp_path) as term:
+        await term.sign_in(server, EMAIL)
+        line = await term.command("//shrug ¯\\_(ツ)_/¯", "shrug")
+        assert text_of(line).endswith(f"{EMAIL}: /shrug ¯\\_(ツ)_/¯")
+
+
+async def test_empty_line_sends_nothing(server: LocalServer, tmp_path: Path) -> None:
+    """Enter on an empty or blank line sends nothing."""
+    received: list[str] = []
+    other: AsyncClient = await connect_other(server, EMAIL)
+    other.on("message", lambda data: received.append(data["content"]))
+    try:
+        async with open_terminal(server.url, tmp_path) as term:
+            await term.sign_in(server, EMAIL)
+            term.type("\r   \r")
+            await term.command("marker", ": marker$")
+            await term.until(lambda: "marker" in received, "the marker")
+            assert received == ["marker"]
+    finally:
+        await other.disconnect()
