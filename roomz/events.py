@@ -44,7 +44,7 @@ class EventHandlers:
         for handler in self._handlers.get(event, ()):
             try:
                 result = handler(data)
-                if inspect.isawaitable(result):
+                if result is not None and inspect.isawaitable(result):
                     await result
             except Exception:
                 log.exception("handler %s for %r raised", getattr(handler, "__qualname__", handler),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import inspect
 import logging
@@ -41,12 +42,28 @@ DISPATCHED = ("startup", "shutdown", "on_message", *EVENT_HOOKS.values())
 
 @dataclass(frozen=True)
 class _Impl:
-    """One plugin's implementation of one hook, ready to call."""
+    """One plugin's implementation of one hook, ready to call with the hook's payload."""
 
     plugin: str
     view: PluginBot
-    function: Callable[..., Any]
-    argnames: tuple[str, ...]
+    call: Callable[[Any], Any]
+    hears_bots: bool
+
+    @classmethod
+    def of(cls, plugin: str, view: PluginBot, func: Callable[..., Any],
+           argnames: tuple[str, ...]) -> _Impl:
+        """Bind ``bot`` once, so each dispatch is a single call with the payload."""
+        if argnames == ("bot",):
+            call: Callable[[Any], Any] = lambda _: func(view)  # noqa: E731
+        elif argnames == ():
+            call = lambda _: func()  # noqa: E731
+        elif argnames[0] == "bot":
+            call = functools.partial(func, view)
+        elif "bot" not in argnames:
+            call = func
+        else:
+            call = lambda payload: func(payload, view)  # noqa: E731
+        return cls(plugin, view, call, view.plugin.reacts_to_bots)
 
 
 class Bot:
@@ -105,8 +122,8 @@ class Bot:
                 self._views[plugin.name] = PluginBot(self, plugin, settings)
         # Who implements what, worked out once: dispatch runs for every message.
         self._impls = {
-            hook: [_Impl(impl.plugin_name, self._views[impl.plugin_name], impl.function,
-                         tuple(impl.argnames))
+            hook: [_Impl.of(impl.plugin_name, self._views[impl.plugin_name], impl.function,
+                            tuple(impl.argnames))
                    for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls())]
             for hook in DISPATCHED
         }
@@ -148,10 +165,16 @@ class Bot:
         Every hook takes ``bot`` and at most one other argument, ``payload``.
         """
         for impl in self._impls[hook]:
-            if from_bot and not impl.view.plugin.reacts_to_bots:
+            if from_bot and not impl.hears_bots:
                 continue
-            args = [impl.view if name == "bot" else payload for name in impl.argnames]
-            self._call(impl.plugin, hook, impl.function, args)
+            try:
+                result = impl.call(payload)
+            except Exception as exc:
+                self._failed(impl.plugin, hook, exc)
+                continue
+            if result is not None and inspect.isawaitable(result):
+                # A coroutine runs in a task of its own: a slow plugin delays no other.
+                self._spawn(self._finish(impl.plugin, hook, result, None))
 
     def _call(self, plugin: str, what: str, func: Any, args: list[Any],
               on_result: Any = None) -> None:

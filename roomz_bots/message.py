@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 
-@dataclass(frozen=True)
 class Message:
     """One ``message`` event.
 
@@ -16,18 +14,40 @@ class Message:
     form to show or parse. ``label`` is ``"Name (email)"``, or the email alone.
     """
 
-    id: str
-    email: str
-    display_name: str | None
-    content: str
-    timestamp: datetime
-    connection_id: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    __slots__ = ("id", "email", "display_name", "content", "text", "connection_id", "raw",
+                 "_timestamp", "_parsed")
+
+    def __init__(self, id: str, email: str, display_name: str | None, content: str,
+                 timestamp: datetime | str | None = None, connection_id: str | None = None,
+                 raw: dict[str, Any] | None = None) -> None:
+        self.id = id
+        self.email = email
+        self.display_name = display_name
+        self.content = content
+        #: The message text as its author typed it (HTML entities unescaped).
+        self.text = html.unescape(content)
+        self._timestamp = timestamp
+        self._parsed: datetime | None = None
+        self.connection_id = connection_id
+        #: The event exactly as it came from the server.
+        self.raw = raw if raw is not None else {}
+
+    @classmethod
+    def from_event(cls, data: dict[str, Any]) -> Message:
+        """Build a message from the wire's ``message`` event data."""
+        user = data.get("user") or {}
+        name = user.get("display_name")
+        return cls(id=str(data.get("id", "")), email=str(user.get("email", "")),
+                   display_name=html.unescape(name) if isinstance(name, str) and name else None,
+                   content=str(data.get("content", "")), timestamp=data.get("timestamp"),
+                   connection_id=data.get("connection_id"), raw=data)
 
     @property
-    def text(self) -> str:
-        """The message text as its author typed it (HTML entities unescaped)."""
-        return html.unescape(self.content)
+    def timestamp(self) -> datetime:
+        """When the server received it, as an aware datetime (parsed when first asked for)."""
+        if self._parsed is None:
+            self._parsed = _parse_time(self._timestamp)
+        return self._parsed
 
     @property
     def label(self) -> str:
@@ -36,24 +56,20 @@ class Message:
             return f"{self.display_name} ({self.email})"
         return self.email
 
-    @classmethod
-    def from_event(cls, data: dict[str, Any]) -> Message:
-        """Build a message from the wire's ``message`` event data."""
-        user = data.get("user") or {}
-        name = user.get("display_name")
-        return cls(
-            id=str(data.get("id", "")),
-            email=str(user.get("email", "")),
-            display_name=html.unescape(name) if isinstance(name, str) and name else None,
-            content=str(data.get("content", "")),
-            timestamp=_parse_time(data.get("timestamp")),
-            connection_id=data.get("connection_id"),
-            raw=data,
-        )
+    def __repr__(self) -> str:
+        return f"Message(id={self.id!r}, label={self.label!r}, text={self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Message) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
 
 
 def _parse_time(value: Any) -> datetime:
     """An aware datetime from an ISO 8601 string; now (UTC) when it is missing or malformed."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))

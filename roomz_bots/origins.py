@@ -54,13 +54,12 @@ class Origins(Generic[B]):
 
     def origin(self, message: Message) -> B | None:
         """The hosted bot that sent ``message``, or None for anyone else."""
+        if message.connection_id:  # the server names the sender: nothing to remember
+            return self._connections.get(message.connection_id)
         if message.id in self._messages:
             return self._messages[message.id]
-        if message.connection_id:
-            bot = self._connections.get(message.connection_id)
-        else:
-            waiting = self._pending.get((message.email, message.text.strip()[:KEY_LENGTH]))
-            bot = waiting.popleft() if waiting else None
+        waiting = self._pending.get((message.email, message.text.strip()[:KEY_LENGTH]))
+        bot = waiting.popleft() if waiting else None
         self._remember(message.id, bot)
         return bot
 
