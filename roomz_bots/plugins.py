@@ -41,6 +41,8 @@ class Plugin:
     name: str
     module: ModuleType
     commands: list[Command] = field(default_factory=list)
+    #: How the config named it (``"quotes.py"``, ``"my_pkg.quotes"``), for reloading.
+    spec: str = ""
 
     @property
     def settings_type(self) -> type | None:
@@ -67,13 +69,15 @@ def load_plugin(name: str | ModuleType, base_dir: Path | None = None) -> Plugin:
     Raises :class:`PluginError` saying what is wrong.
     """
     if isinstance(name, ModuleType):
-        module, name = name, name.__name__.rpartition(".")[2]
+        module, spec, name = name, name.__name__, name.__name__.rpartition(".")[2]
     else:
-        module = _import(name, base_dir or Path.cwd())
+        module, spec = _import(name, base_dir or Path.cwd()), name
+        if _is_path(name):  # "./quotes.py" is the plugin "quotes": [plugins.quotes]
+            name = Path(name).stem if name.endswith(".py") else Path(name).name
     own = (module.__name__, module.__name__ + ".")  # the plugin's module, or its package's
     commands = [v for v in vars(module).values() if isinstance(v, Command)
                 and (v.func.__module__ == own[0] or v.func.__module__.startswith(own[1]))]
-    plugin = Plugin(name=name, module=module, commands=commands)
+    plugin = Plugin(name=name, module=module, commands=commands, spec=spec)
     check_hooks(plugin)
     for command in plugin.commands:
         command.plugin = name
@@ -99,7 +103,7 @@ def check_hooks(plugin: Plugin) -> None:
 def _import(name: str, base_dir: Path) -> ModuleType:
     if name in BUILTIN:
         return BUILTIN[name]
-    if name.endswith(".py") or "/" in name or "\\" in name:
+    if _is_path(name):
         return _import_path(name, (base_dir / name).expanduser())
     try:
         if importlib.util.find_spec(f"roomz_bots.bundled.{name}") is not None:
@@ -125,6 +129,11 @@ def _import(name: str, base_dir: Path) -> ModuleType:
             f"(entry point group {ENTRY_POINT_GROUP!r}), and no module has that name"
         )
     return _run_import(name, name)
+
+
+def _is_path(name: str) -> bool:
+    """True for a plugin named by a file or folder rather than a module name."""
+    return name.endswith(".py") or "/" in name or "\\" in name
 
 
 def _run_import(name: str, module_name: str) -> ModuleType:

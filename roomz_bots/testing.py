@@ -49,7 +49,8 @@ class BotHarness:
         self.prefix = prefix
         self.display_name = display_name
         self.email = email
-        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="roomz-bot-data-"))
+        self._own_data = None if data_dir else tempfile.TemporaryDirectory(prefix="roomz-bot-")
+        self.data_dir = data_dir or Path(self._own_data.name)  # type: ignore[union-attr]
         self.flood = flood or TokenBucket(burst=1000, per_second=1000.0)
         self.timeout = timeout
         self.clock = FakeClock()
@@ -154,3 +155,5 @@ class BotHarness:
         if self.user is not None:
             await self.user.disconnect()
         await self.server.__aexit__(exc_type, exc, tb)
+        if self._own_data is not None:
+            self._own_data.cleanup()

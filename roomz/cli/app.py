@@ -21,7 +21,7 @@ from roomz_bots.bot import Bot
 from roomz_bots.config import Config, ConfigError
 from roomz_bots.message import Message
 from roomz_bots.origins import ORIGINS
-from roomz_bots.plugins import PluginError, load_plugin
+from roomz_bots.plugins import Plugin, PluginError, load_plugin
 from roomz_bots.runner import build_bot
 
 from .commands import BY_NAME
@@ -325,17 +325,20 @@ class ChatApp:
 
     def reload_plugin(self, name: str) -> None:
         """``/reload``: re-import a plugin; on failure the old code keeps running."""
-        users = [b for b in self.bots.values() if any(p.name == name for p in b.plugins)]
+        def named(plugin: Plugin) -> bool:
+            return name in (plugin.name, plugin.spec)
+
+        users = [b for b in self.bots.values() if any(named(p) for p in b.plugins)]
         if not users:
             self.say(f"No running bot uses plugin {name!r}; /plugins lists them.", "warning")
             return
-        old = next(p for p in users[0].plugins if p.name == name)
+        old = next(p for p in users[0].plugins if named(p))
         prefix = old.module.__name__
         saved = {k: m for k, m in sys.modules.items() if k == prefix or k.startswith(prefix + ".")}
         for key in saved:
             del sys.modules[key]
         try:
-            fresh = load_plugin(name, self.config.path.parent if self.config else None)
+            fresh = load_plugin(old.spec or name, self.config.path.parent if self.config else None)
         except PluginError as exc:
             sys.modules.update(saved)  # the old version keeps running
             self.say(f"Reload failed, keeping the running version: {exc}", "error")

@@ -197,7 +197,7 @@ async def test_leaving_shuts_the_bots_down(server: LocalServer, tmp_path: Path,
         await term.sign_in(server, EMAIL)
         await term.wait_for("Bot helper running")
         bot = term.app.bots["helper"]
-        lifecycle = next(p for p in bot.plugins if p.name == "./lifecycle.py").module
+        lifecycle = next(p for p in bot.plugins if p.name == "lifecycle").module
         assert lifecycle.EVENTS == ["startup"]
         assert await term.exit_status(keys) == 0
         assert lifecycle.EVENTS == ["startup", "shutdown"]
