@@ -63,8 +63,8 @@ class Server:
             self.rate_limiter = redis_state.RedisRateLimiter(redis, limit)
             versions = redis_state.RedisVersions(redis)
             presence = redis_state.RedisPresence(redis)
-            manager = redis_state.RedisFanOutManager(self.settings.redis_url)
-            self._background.append(redis_state.background(presence))
+            manager = redis_state.RedisFanOutManager(
+                self.settings.redis_url, redis_options=redis_state.BUS_OPTIONS)
         self.sessions = Sessions(self.settings.jwt_secret, self.settings.jwt_expiry_days,
                                  versions)
         self.sio = socketio.AsyncServer(
@@ -74,6 +74,8 @@ class Server:
             ping_interval=self.settings.ping_interval, ping_timeout=self.settings.ping_timeout,
         )
         self.chat = Chat(self.sio, self.sessions, self.settings, presence)
+        if self.settings.redis_url is not None:
+            self._background.append(redis_state.background(presence, self.sio))
         self.app = self._build_app()
         self._runner: web.AppRunner | None = None
         self._url: str | None = None

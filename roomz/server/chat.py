@@ -114,14 +114,18 @@ class Chat:
         if sid not in self.connections:
             return
         user = conn.user()
-        await self.sio.emit("authenticated", {
+        await self.sio.emit("authenticated", {  # this node's own connection: no queue needed
             "user": user, "channel": conn.channel, "server_time": now_iso(),
             "connection_id": conn.connection_id,
-        }, to=sid)
+        }, to=sid, ignore_queue=True)
         await self.sio.enter_room(sid, conn.channel)
-        await self.sio.emit("user_joined", {
-            "user": user, "timestamp": now_iso(), "total_connections": total,
-        }, room=conn.channel, skip_sid=sid)
+        try:
+            await self.sio.emit("user_joined", {
+                "user": user, "timestamp": now_iso(), "total_connections": total,
+            }, room=conn.channel, skip_sid=sid)
+        except StoreUnavailable:
+            log.warning("%s joined while shared state was unreachable: no user_joined sent",
+                        conn.email)
 
     async def disconnect(self, sid: str, reason: Any = None, *extra: Any) -> None:
         """Forget a closed connection and tell the user's other connections."""

@@ -17,6 +17,9 @@ from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 import socketio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from .fanout import FanOutManager
@@ -38,10 +41,21 @@ async def _guard(call: Awaitable[T]) -> T:
         raise StoreUnavailable(str(exc)) from exc
 
 
+#: Fail fast, so no request hangs on a Redis that went away.
+CLIENT_OPTIONS: dict[str, Any] = {
+    "socket_timeout": 2.0, "socket_connect_timeout": 2.0, "health_check_interval": 10,
+    # A pooled connection that died with Redis gets one retry on a fresh one.
+    "retry": Retry(NoBackoff(), 1), "retry_on_error": [RedisConnectionError],
+}
+
+
+#: The message bus's subscriber waits on an idle socket: no read timeout there.
+BUS_OPTIONS = {"socket_connect_timeout": 2.0, "health_check_interval": 10}
+
+
 def connect(url: str) -> aioredis.Redis:
-    """A Redis client that fails fast, so a request never hangs on a dead Redis."""
-    return aioredis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0,
-                             health_check_interval=10, decode_responses=True)
+    """A Redis client for the shared stores."""
+    return aioredis.from_url(url, decode_responses=True, **CLIENT_OPTIONS)
 
 
 class RedisMagicLinks:
@@ -204,20 +218,62 @@ class RedisPresence:
 class RedisFanOutManager(socketio.AsyncRedisManager, FanOutManager):  # type: ignore[misc]
     """python-socketio's Redis manager (emits reach every node), with queued local fan-out.
 
-    A publish that fails after python-socketio's own retry raises :class:`StoreUnavailable`
-    instead of vanishing, so the sender learns its message did not reach every node.
+    Publishing goes through a client of its own. python-socketio's publisher, after a
+    failure, reconnects by replacing the subscriber's connection too, which silently ends
+    the subscription; and it gives up without telling anyone. Ours raises
+    :class:`StoreUnavailable`, so the sender learns its message did not reach every node.
     """
 
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self._publisher = connect(url)
+        #: Set while this node is subscribed, so start-up can wait for it.
+        self.subscribed = asyncio.Event()
+
     async def _publish(self, data: Any) -> Any:
-        result = await super()._publish(data)
-        if result is None:
-            raise StoreUnavailable("cannot publish to Redis")
-        return result
+        return await _guard(self._publisher.publish(self.channel, self.json.dumps(data)))
+
+    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
+        """Messages of the channel, resubscribing on a fresh connection after any failure.
+
+        One subscription at a time (the old one is closed first), and retries capped at
+        a few seconds, so a Redis restart costs this node seconds, not a minute.
+        """
+        delay = 0.1
+        while True:
+            client = aioredis.from_url(self.redis_url, **BUS_OPTIONS)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self.pubsub = pubsub
+                self.subscribed.set()
+                log.info("subscribed to the message bus")
+                delay = 0.1
+                async for message in pubsub.listen():
+                    yield message
+            except (RedisError, OSError) as exc:
+                self.subscribed.clear()
+                log.warning("message bus lost (%s); resubscribing in %.1f s", exc, delay)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await client.aclose()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
-def background(presence: RedisPresence) -> Callable[[Any], AsyncIterator[None]]:
-    """An aiohttp cleanup context running the presence heartbeat."""
+def background(presence: RedisPresence,
+               sio: socketio.AsyncServer) -> Callable[[Any], AsyncIterator[None]]:
+    """An aiohttp cleanup context: subscribe before serving, then beat until the end."""
     async def heartbeat(app: Any) -> AsyncIterator[None]:
+        manager = sio.manager
+        if not sio.manager_initialized:  # python-socketio would wait for the first client
+            sio.manager_initialized = True
+            manager.initialize()
+        try:  # a message published before we listen would never reach our clients
+            await asyncio.wait_for(manager.subscribed.wait(), 5)
+        except asyncio.TimeoutError:
+            log.warning("not subscribed to the message bus yet; Redis may be down")
         task = asyncio.create_task(presence.run())
         yield
         task.cancel()
