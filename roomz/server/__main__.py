@@ -23,8 +23,8 @@ environment (flags win over these):
   ALLOWED_EMAILS             comma-separated emails that may sign in. Unset: anyone, and only
                              while listening on loopback.
   JWT_EXPIRY_DAYS, MAGIC_LINK_EXPIRY_MINUTES, MAGIC_LINK_RATE_LIMIT, EMAIL_SENDER,
-  ROOMZ_MAX_CONNECTIONS, ROOMZ_PUBLIC_URL, SMTP_HOST, SMTP_PORT, SMTP_STARTTLS, SMTP_USER,
-  SMTP_PASSWORD, SMTP_SENDER   the same as the flags below.
+  ROOMZ_MAX_CONNECTIONS, ROOMZ_PUBLIC_URL, REDIS_URL, SMTP_HOST, SMTP_PORT, SMTP_STARTTLS,
+  SMTP_USER, SMTP_PASSWORD, SMTP_SENDER   the same as the flags below.
 
 examples:
   roomz-server                                   local use: loopback, any email, links in the log
@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="live connections before new ones are refused (default 1000)")
     p.add_argument("--public-url", metavar="URL",
                    help="base URL in sign-in links, when behind a proxy (default: as requested)")
+    p.add_argument("--redis-url", metavar="URL",
+                   help="redis://HOST:PORT/DB: share state and messages with other nodes on "
+                        "this Redis (env REDIS_URL); without it the server runs alone")
     p.add_argument("--state-dir", type=Path, metavar="DIR",
                    help="where a generated JWT secret is kept (default ~/.local/state/roomz)")
     p.add_argument("--log-level", default="INFO",

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from types import TracebackType
+from typing import Any
 
 import socketio
 from aiohttp import web
@@ -16,9 +17,10 @@ from .fanout import FanOutManager
 from .magic_links import MagicLinks
 from .mail import CallbackMailer, ConsoleMailer, MagicLinkCallback, Mailer, SmtpMailer
 from .pages import Pages
+from .presence import Presence
 from .problems import problems_for_http_errors
 from .rate_limit import RateLimiter
-from .sessions import Sessions
+from .sessions import Sessions, Versions
 from .settings import ServerSettings
 from .signin import SignIn
 
@@ -43,17 +45,37 @@ class Server:
                  mailer: Mailer | None = None) -> None:
         self.settings = (settings or ServerSettings()).checked()
         self.mailer = mailer or _mailer_for(self.settings, on_magic_link)
-        self.magic_links = MagicLinks(self.settings.magic_link_expiry_minutes * 60)
-        self.rate_limiter = RateLimiter(self.settings.magic_link_rate_limit)
+        lifetime = self.settings.magic_link_expiry_minutes * 60
+        limit = self.settings.magic_link_rate_limit
         assert self.settings.jwt_secret is not None  # checked() guarantees one
-        self.sessions = Sessions(self.settings.jwt_secret, self.settings.jwt_expiry_days)
+        self._background: list[Any] = []
+        if self.settings.redis_url is None:
+            self.magic_links: Any = MagicLinks(lifetime)
+            self.rate_limiter: Any = RateLimiter(limit)
+            versions: Any = Versions()
+            presence: Any = Presence()
+            manager: socketio.AsyncManager = FanOutManager()
+        else:
+            from . import redis_state
+
+            redis = redis_state.connect(self.settings.redis_url)
+            self.magic_links = redis_state.RedisMagicLinks(redis, lifetime)
+            self.rate_limiter = redis_state.RedisRateLimiter(redis, limit)
+            versions = redis_state.RedisVersions(redis)
+            presence = redis_state.RedisPresence(redis)
+            manager = redis_state.RedisFanOutManager(
+                self.settings.redis_url, redis_options=redis_state.BUS_OPTIONS)
+        self.sessions = Sessions(self.settings.jwt_secret, self.settings.jwt_expiry_days,
+                                 versions)
         self.sio = socketio.AsyncServer(
-            async_mode="aiohttp", client_manager=FanOutManager(),
+            async_mode="aiohttp", client_manager=manager,
             # Handlers only queue packets: running them inline keeps each connection's order.
             async_handlers=False,
             ping_interval=self.settings.ping_interval, ping_timeout=self.settings.ping_timeout,
         )
-        self.chat = Chat(self.sio, self.sessions, self.settings)
+        self.chat = Chat(self.sio, self.sessions, self.settings, presence)
+        if self.settings.redis_url is not None:
+            self._background.append(redis_state.background(presence, self.sio))
         self.app = self._build_app()
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
@@ -65,6 +87,7 @@ class Server:
         app.add_routes(signin.routes() + Pages(self.sessions).routes())
         self.sio.attach(app)
         app.cleanup_ctx.append(self._housekeeping)
+        app.cleanup_ctx.extend(self._background)
         app.on_shutdown.append(self._disconnect_clients)
         return app
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -13,8 +12,10 @@ from typing import Any
 import socketio
 
 from . import transport
+from .presence import Presence
 from .sessions import SessionError, Sessions, cookie_value
 from .settings import ServerSettings
+from .unavailable import StoreUnavailable
 from .validation import MAX_DISPLAY_NAME_LENGTH, clean_content, clean_display_name
 
 log = logging.getLogger("roomz.server")
@@ -26,6 +27,9 @@ INVALID_NAME = {
     "error": f"Invalid display name: must be 1-{MAX_DISPLAY_NAME_LENGTH} characters, no newlines",
     "code": 400,
 }
+NOT_DELIVERED = {"error": "Message not delivered: the server cannot reach its other nodes; "
+                          "try again shortly", "code": 503}
+BUSY = "Server busy: shared state unreachable; try again shortly"
 _NO_DATA = object()
 
 
@@ -56,12 +60,12 @@ class Chat:
     """Socket.IO event handlers of PROTOCOL.md section 2, bound to one ``AsyncServer``."""
 
     def __init__(self, sio: socketio.AsyncServer, sessions: Sessions,
-                 settings: ServerSettings) -> None:
+                 settings: ServerSettings, presence: Presence | None = None) -> None:
         self.sio = sio
         self.sessions = sessions
         self.settings = settings
+        self.presence = presence or Presence()
         self.connections: dict[str, Connection] = {}
-        self.per_user: Counter[str] = Counter()
         self._welcomes: set[asyncio.Task[None]] = set()
         sio.on("connect", self.connect)
         sio.on("disconnect", self.disconnect)
@@ -73,10 +77,12 @@ class Chat:
         if sid in self.connections:
             return  # a connected client emitted an event named "connect": not ours to obey
         try:
-            claims = self.sessions.verify(cookie_value(environ.get("HTTP_COOKIE")))
+            claims = await self.sessions.verify(cookie_value(environ.get("HTTP_COOKIE")))
         except SessionError as exc:
             log.info("refused a connection: %s", exc)
             raise socketio.exceptions.ConnectionRefusedError(f"Not authenticated: {exc}") from None
+        except StoreUnavailable:
+            raise socketio.exceptions.ConnectionRefusedError(BUSY) from None
         email = claims["email"]
         if not self.settings.allows(email):
             raise socketio.exceptions.ConnectionRefusedError("Not authenticated: email not allowed")
@@ -87,11 +93,15 @@ class Chat:
             )
         conn = Connection(email=email, connection_id=str(uuid.uuid4()))
         self.connections[sid] = conn
+        try:
+            total = await self.presence.join(email)
+        except StoreUnavailable:
+            del self.connections[sid]
+            raise socketio.exceptions.ConnectionRefusedError(BUSY) from None
         transport.tune(self.sio.eio.sockets.get(self.sio.manager.eio_sid_from_sid(sid, "/")))
-        self.per_user[email] += 1
         # Greet once python-socketio has confirmed the connection, so clients may emit
         # from their "authenticated" handler.
-        task = asyncio.create_task(self._welcome(sid, conn, self.per_user[email]))
+        task = asyncio.create_task(self._welcome(sid, conn, total))
         self._welcomes.add(task)
         task.add_done_callback(self._welcomes.discard)
 
@@ -104,14 +114,18 @@ class Chat:
         if sid not in self.connections:
             return
         user = conn.user()
-        await self.sio.emit("authenticated", {
+        await self.sio.emit("authenticated", {  # this node's own connection: no queue needed
             "user": user, "channel": conn.channel, "server_time": now_iso(),
             "connection_id": conn.connection_id,
-        }, to=sid)
+        }, to=sid, ignore_queue=True)
         await self.sio.enter_room(sid, conn.channel)
-        await self.sio.emit("user_joined", {
-            "user": user, "timestamp": now_iso(), "total_connections": total,
-        }, room=conn.channel, skip_sid=sid)
+        try:
+            await self.sio.emit("user_joined", {
+                "user": user, "timestamp": now_iso(), "total_connections": total,
+            }, room=conn.channel, skip_sid=sid)
+        except StoreUnavailable:
+            log.warning("%s joined while shared state was unreachable: no user_joined sent",
+                        conn.email)
 
     async def disconnect(self, sid: str, reason: Any = None, *extra: Any) -> None:
         """Forget a closed connection and tell the user's other connections."""
@@ -120,13 +134,14 @@ class Chat:
         conn = self.connections.pop(sid, None)
         if conn is None:
             return
-        self.per_user[conn.email] -= 1
-        remaining = self.per_user[conn.email]
-        if remaining <= 0:
-            del self.per_user[conn.email]
-        await self.sio.emit("user_left", {
-            "user": conn.user(), "timestamp": now_iso(), "remaining_connections": remaining,
-        }, room=conn.channel, skip_sid=sid)
+        try:
+            remaining = await self.presence.leave(conn.email)
+            await self.sio.emit("user_left", {
+                "user": conn.user(), "timestamp": now_iso(), "remaining_connections": remaining,
+            }, room=conn.channel, skip_sid=sid)
+        except StoreUnavailable:
+            log.warning("%s left while shared state was unreachable: no user_left sent",
+                        conn.email)
 
     async def message(self, sid: str, data: Any = _NO_DATA, *extra: Any) -> dict[str, Any]:
         """Broadcast a chat message to the sender's channel, sender included, then ack it."""
@@ -140,10 +155,13 @@ class Chat:
             return INVALID_CONTENT
         message_id = str(uuid.uuid4())
         timestamp = now_iso()
-        await self.sio.emit("message", {
-            "id": message_id, "user": conn.user(), "content": clean_content(content),
-            "timestamp": timestamp, "connection_id": conn.connection_id,
-        }, room=conn.channel)
+        try:
+            await self.sio.emit("message", {
+                "id": message_id, "user": conn.user(), "content": clean_content(content),
+                "timestamp": timestamp, "connection_id": conn.connection_id,
+            }, room=conn.channel)
+        except StoreUnavailable:
+            return NOT_DELIVERED
         return {"status": "ok", "message_id": message_id, "timestamp": timestamp}
 
     async def set_display_name(self, sid: str, data: Any = _NO_DATA,
@@ -160,9 +178,12 @@ class Chat:
         elif not isinstance(name, str) or (cleaned := clean_display_name(name)) is None:
             return INVALID_NAME
         conn.display_name = cleaned
-        await self.sio.emit("display_name_changed", {
-            "user": conn.user(), "timestamp": now_iso(), "connection_id": conn.connection_id,
-        }, room=conn.channel, skip_sid=sid)
+        try:
+            await self.sio.emit("display_name_changed", {
+                "user": conn.user(), "timestamp": now_iso(), "connection_id": conn.connection_id,
+            }, room=conn.channel, skip_sid=sid)
+        except StoreUnavailable:
+            log.warning("%s changed name while shared state was unreachable", conn.email)
         return {"status": "ok", "display_name": cleaned}
 
     async def close_all(self) -> None:

@@ -15,18 +15,15 @@ from engineio import packet as eio_packet
 from socketio import packet
 
 
-class QueuedFanOut:
-    """Mixin for a python-socketio async manager: ``emit`` without callbacks queues in turn."""
-
-    server: socketio.AsyncServer
-    rooms: dict[str, Any]
+class FanOutManager(socketio.AsyncManager):  # type: ignore[misc]
+    """The single-process manager, whose ``emit`` without callbacks queues in turn."""
 
     async def emit(self, event: str, data: Any, namespace: str, room: Any = None,
                    skip_sid: Any = None, callback: Any = None, to: Any = None,
                    **kwargs: Any) -> None:
         """Send ``event`` to ``room`` (or ``to``) except ``skip_sid``, as AsyncManager does."""
         if callback is not None or isinstance(data, tuple):
-            await super().emit(event, data, namespace, room=room,  # type: ignore[misc]
+            await super().emit(event, data, namespace, room=room,
                                skip_sid=skip_sid, callback=callback, to=to, **kwargs)
             return
         if namespace not in self.rooms:
@@ -38,11 +35,8 @@ class QueuedFanOut:
                        for p in (encoded if isinstance(encoded, list) else [encoded])]
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         send = self.server.eio.send_packet
-        for sid, eio_sid in self.get_participants(namespace, to or room):  # type: ignore[attr-defined]
+        for sid, eio_sid in self.get_participants(namespace, to or room):
             if sid not in skip:
                 for p in eio_packets:
                     await send(eio_sid, p)
 
-
-class FanOutManager(QueuedFanOut, socketio.AsyncManager):  # type: ignore[misc]
-    """The single-process manager with queued fan-out."""

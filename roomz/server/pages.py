@@ -7,12 +7,15 @@ import html
 from aiohttp import web
 
 from .sessions import COOKIE_NAME, SessionError, Sessions
+from .unavailable import StoreUnavailable
 
 ERRORS = {
     "missing_token": ("The sign-in link has no token.",
                       "Copy the whole link from the mail, or request a new one."),
     "invalid_token": ("This sign-in link is unknown, expired or already used.",
                       "Links work once and expire after a few minutes: request a new one."),
+    "unavailable": ("The server could not check the link just now.",
+                    "Try the same link again in a moment."),
     "unauthorized": ("This email is not allowed on this server.",
                      "Ask the server's operator to add it to ALLOWED_EMAILS."),
 }
@@ -52,11 +55,11 @@ class Pages:
             body = f'<p class="bad">{what}</p><p>{fix}</p>'
         else:
             try:
-                email = self.sessions.verify(request.cookies.get(COOKIE_NAME))["email"]
+                email = (await self.sessions.verify(request.cookies.get(COOKIE_NAME)))["email"]
                 title = "signed in"
                 body = (f'<p class="ok">Signed in as <b>{html.escape(email)}</b>.</p>'
                         "<p>You can close this tab and chat from the Roomz terminal.</p>")
-            except SessionError:
+            except (SessionError, StoreUnavailable):
                 title, body = "welcome", "<p>You are not signed in.</p>"
         body += HOW_TO.format(server=server)
         return web.Response(text=PAGE.format(title=title, body=body), content_type="text/html")

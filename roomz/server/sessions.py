@@ -17,23 +17,34 @@ class SessionError(Exception):
     """A session token was missing, malformed, expired, revoked or not allowed."""
 
 
+class Versions:
+    """Each user's session version, in memory; revoking bumps it. Redis has its own."""
+
+    def __init__(self) -> None:
+        self._versions: dict[str, int] = {}
+
+    async def get(self, email: str) -> int:
+        """The version a valid session of ``email`` must carry."""
+        return self._versions.get(email, 1)
+
+    async def bump(self, email: str) -> None:
+        """Move ``email`` to a new version."""
+        self._versions[email] = self._versions.get(email, 1) + 1
+
+
 class Sessions:
     """Issue and check session tokens; a user's tokens are revoked by bumping their version."""
 
-    def __init__(self, secret: str, expiry_days: int) -> None:
+    def __init__(self, secret: str, expiry_days: int, versions: Versions | None = None) -> None:
         self._secret = secret
         self.max_age_seconds = expiry_days * 86400
-        self._versions: dict[str, int] = {}
+        self.versions = versions or Versions()
 
-    def version(self, email: str) -> int:
-        """The token version a valid session of ``email`` must carry."""
-        return self._versions.get(email, 1)
-
-    def revoke(self, email: str) -> None:
+    async def revoke(self, email: str) -> None:
         """Invalidate every session token issued to ``email`` so far."""
-        self._versions[email] = self.version(email) + 1
+        await self.versions.bump(email)
 
-    def issue(self, email: str) -> str:
+    async def issue(self, email: str) -> str:
         """A new session token for ``email``."""
         now = datetime.now(timezone.utc)
         claims = {
@@ -42,11 +53,11 @@ class Sessions:
             "iat": int(now.timestamp()),
             "exp": int((now + timedelta(seconds=self.max_age_seconds)).timestamp()),
             "channel_token": secrets.token_urlsafe(32),
-            "ver": self.version(email),
+            "ver": await self.versions.get(email),
         }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
-    def verify(self, token: str | None) -> dict[str, Any]:
+    async def verify(self, token: str | None) -> dict[str, Any]:
         """Return the token's claims, or raise :class:`SessionError` saying why not."""
         if not token:
             raise SessionError("no session cookie; sign in first")
@@ -61,7 +72,7 @@ class Sessions:
         email = claims["email"]
         if not isinstance(email, str) or claims["sub"] != f"user:{email}":
             raise SessionError("session invalid; sign in again")
-        if claims.get("ver", 1) != self.version(email):
+        if claims.get("ver", 1) != await self.versions.get(email):
             raise SessionError("session revoked; sign in again")
         return claims
 

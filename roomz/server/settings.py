@@ -53,6 +53,7 @@ class ServerSettings:
     ping_interval: float = 25.0
     ping_timeout: float = 20.0
     state_dir: Path | None = None
+    redis_url: str | None = None
 
     @property
     def is_loopback(self) -> bool:
@@ -68,6 +69,10 @@ class ServerSettings:
 
         Raises :class:`SettingsError` when the server must not start.
         """
+        if self.redis_url is not None and not self.redis_url.startswith(
+                ("redis://", "rediss://", "unix://")):
+            raise SettingsError(f"REDIS_URL must look like redis://HOST:PORT/DB, "
+                                f"got {self.redis_url!r}")
         if self.email_sender not in ("console", "smtp", "callback"):
             raise SettingsError(
                 f"EMAIL_SENDER must be 'console' or 'smtp', got {self.email_sender!r}"
@@ -179,6 +184,8 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
             found[key] = _int(var, env[var])
     if env.get("EMAIL_SENDER"):
         found["email_sender"] = env["EMAIL_SENDER"].strip().lower()
+    if env.get("REDIS_URL"):
+        found["redis_url"] = env["REDIS_URL"]
     if env.get("ROOMZ_PUBLIC_URL"):
         found["public_url"] = env["ROOMZ_PUBLIC_URL"]
     smtp: dict[str, Any] = {}

@@ -181,7 +181,7 @@ async def test_revoked_session_is_an_authentication_error(
     """The server reached but refusing a revoked session: AuthenticationError with its reason."""
     client = await signed_in(server, "alice@example.com")
     await asyncio.wait_for(client.disconnect(), TIMEOUT)
-    server.server.sessions.revoke("alice@example.com")
+    await server.server.sessions.revoke("alice@example.com")
     with pytest.raises(AuthenticationError) as caught:
         await asyncio.wait_for(client.connect(), TIMEOUT)
     assert "revoked" in str(caught.value)

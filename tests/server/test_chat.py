@@ -107,7 +107,7 @@ async def test_hand_made_token_with_the_server_secret_is_accepted(server: LocalS
 async def test_connection_with_a_revoked_cookie_is_refused(server: LocalServer) -> None:
     """After a user's sessions are revoked, their old cookie is refused and a new sign-in works."""
     old = await server.sign_in(ALICE)
-    server.server.sessions.revoke(ALICE)
+    await server.server.sessions.revoke(ALICE)
 
     await assert_refused(server.url, old)
     async with signed_in(server.url, await server.sign_in(ALICE)) as alice:

@@ -1,0 +1,283 @@
+"""Shared state for several server nodes on one Redis: links, limits, versions, presence, emits.
+
+Only imported with ``--redis-url``. Every Redis failure becomes :class:`StoreUnavailable`,
+which the server answers with "try again shortly" while keeping its connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+import socketio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from .fanout import FanOutManager
+from .magic_links import token_hash
+from .unavailable import StoreUnavailable
+
+log = logging.getLogger("roomz.server")
+T = TypeVar("T")
+
+PREFIX = "roomz:"
+HEARTBEAT_SECONDS = 5.0
+NODE_TTL_SECONDS = 15  # a node silent this long is dead: its connection counts are dropped
+
+
+async def _guard(call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(str(exc)) from exc
+
+
+#: Fail fast, so no request hangs on a Redis that went away.
+CLIENT_OPTIONS: dict[str, Any] = {
+    "socket_timeout": 2.0, "socket_connect_timeout": 2.0, "health_check_interval": 10,
+    # A pooled connection that died with Redis gets one retry on a fresh one.
+    "retry": Retry(NoBackoff(), 1), "retry_on_error": [RedisConnectionError],
+}
+
+
+#: The message bus's subscriber waits on an idle socket: no read timeout there.
+BUS_OPTIONS = {"socket_connect_timeout": 2.0, "health_check_interval": 10}
+
+
+def connect(url: str) -> aioredis.Redis:
+    """A Redis client for the shared stores."""
+    return aioredis.from_url(url, decode_responses=True, **CLIENT_OPTIONS)
+
+
+class RedisMagicLinks:
+    """Magic links as expiring keys; ``GETDEL`` makes each work once, whichever node redeems it."""
+
+    def __init__(self, redis: aioredis.Redis, lifetime_seconds: float) -> None:
+        self.redis = redis
+        self.lifetime_seconds = lifetime_seconds
+
+    async def create(self, email: str) -> str:
+        """Store a new link for ``email`` and return its token."""
+        import secrets
+
+        token = secrets.token_urlsafe(32)
+        await _guard(self.redis.set(f"{PREFIX}link:{token_hash(token)}", email,
+                                    ex=max(1, int(self.lifetime_seconds))))
+        return token
+
+    async def redeem(self, token: str) -> str | None:
+        """Use up ``token``; its email, or None when unknown, used or expired."""
+        email = await _guard(self.redis.getdel(f"{PREFIX}link:{token_hash(token)}"))
+        return str(email) if email is not None else None
+
+    async def remove_expired(self) -> int:
+        """Nothing to do: Redis expires links by itself."""
+        return 0
+
+
+class RedisRateLimiter:
+    """The sliding window of :class:`RateLimiter`, one sorted set per email, shared by nodes."""
+
+    def __init__(self, redis: aioredis.Redis, limit: int, window_seconds: float = 3600.0) -> None:
+        self.redis = redis
+        self.limit = limit
+        self.window_seconds = window_seconds
+
+    async def hit(self, key: str) -> float | None:
+        """Record a hit; None when allowed, else the seconds until the next one is."""
+        name, now, member = f"{PREFIX}rate:{key}", time.time(), uuid.uuid4().hex
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(name, 0, now - self.window_seconds)
+            pipe.zadd(name, {member: now})
+            pipe.zcard(name)
+            pipe.zrange(name, 0, 0, withscores=True)
+            pipe.expire(name, int(self.window_seconds) + 1)
+            _, _, count, oldest, _ = await _guard(pipe.execute())
+        if count <= self.limit:
+            return None
+        await _guard(self.redis.zrem(name, member))
+        return float(oldest[0][1]) + self.window_seconds - now
+
+    async def remove_expired(self) -> None:
+        """Nothing to do: keys expire with their window."""
+
+
+class RedisVersions:
+    """Session versions in one hash: version = 1 + how often the user's sessions were revoked."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+
+    async def get(self, email: str) -> int:
+        """The version a valid session of ``email`` must carry."""
+        revoked = await _guard(self.redis.hget(f"{PREFIX}versions", email))
+        return 1 + int(revoked or 0)
+
+    async def bump(self, email: str) -> None:
+        """Revoke every session of ``email``, on every node."""
+        await _guard(self.redis.hincrby(f"{PREFIX}versions", email, 1))
+
+
+class RedisPresence:
+    """Connection counts per user and node; counts of a node that stops beating are dropped.
+
+    Each node keeps its own counts as the truth and writes them back whenever Redis was
+    unreachable for a while, so a restart of Redis loses nothing for long.
+    """
+
+    def __init__(self, redis: aioredis.Redis, node_id: str | None = None) -> None:
+        self.redis = redis
+        self.node_id = node_id or uuid.uuid4().hex
+        self.counts: Counter[str] = Counter()
+        self._stale = False
+
+    async def join(self, email: str) -> int:
+        """Count a new connection of ``email`` on this node; returns its total on all nodes."""
+        self.counts[email] += 1
+        try:
+            await _guard(self.redis.hincrby(f"{PREFIX}presence:{email}", self.node_id, 1))
+            return await self._total(email)
+        except StoreUnavailable:
+            self.counts[email] -= 1
+            raise
+
+    async def leave(self, email: str) -> int:
+        """Count a closed connection of ``email``; returns how many remain on all nodes."""
+        self.counts[email] -= 1
+        local = self.counts[email]
+        if local <= 0:
+            del self.counts[email]
+        key = f"{PREFIX}presence:{email}"
+        try:
+            if local <= 0:
+                await _guard(self.redis.hdel(key, self.node_id))
+            else:
+                await _guard(self.redis.hset(key, self.node_id, local))
+            return await self._total(email)
+        except StoreUnavailable:
+            self._stale = True  # write our counts back once Redis answers again
+            raise
+
+    async def _total(self, email: str) -> int:
+        values = await _guard(self.redis.hvals(f"{PREFIX}presence:{email}"))
+        return sum(max(int(v), 0) for v in values)
+
+    async def beat(self) -> None:
+        """Say this node is alive, repair our counts if needed, and drop dead nodes' counts."""
+        await _guard(self.redis.set(f"{PREFIX}node:{self.node_id}", 1, ex=NODE_TTL_SECONDS))
+        await _guard(self.redis.sadd(f"{PREFIX}nodes", self.node_id))
+        if self._stale:
+            await self._write_back()
+        for node in await _guard(self.redis.smembers(f"{PREFIX}nodes")):
+            if not await _guard(self.redis.exists(f"{PREFIX}node:{node!s}")):
+                await self._forget(str(node))
+
+    async def _write_back(self) -> None:
+        async for key in self.redis.scan_iter(match=f"{PREFIX}presence:*"):
+            email = key.removeprefix(f"{PREFIX}presence:")
+            if email not in self.counts:
+                await _guard(self.redis.hdel(key, self.node_id))
+        for email, count in self.counts.items():
+            await _guard(self.redis.hset(f"{PREFIX}presence:{email}", self.node_id, count))
+        self._stale = False
+
+    async def _forget(self, node: str) -> None:
+        async for key in self.redis.scan_iter(match=f"{PREFIX}presence:*"):
+            await _guard(self.redis.hdel(key, node))
+        await _guard(self.redis.srem(f"{PREFIX}nodes", node))
+        log.info("dropped the connection counts of node %s: it stopped beating", node)
+
+    async def run(self) -> None:
+        """Beat every few seconds until cancelled; Redis outages are logged, not raised."""
+        while True:
+            try:
+                await self.beat()
+            except StoreUnavailable as exc:
+                self._stale = True
+                log.warning("Redis unreachable (%s); retrying in %g s", exc, HEARTBEAT_SECONDS)
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    async def leave_all(self) -> None:
+        """On a clean stop: remove this node's counts and heartbeat."""
+        with contextlib.suppress(StoreUnavailable, RedisError, OSError):
+            for email in list(self.counts):
+                await _guard(self.redis.hdel(f"{PREFIX}presence:{email}", self.node_id))
+            await _guard(self.redis.delete(f"{PREFIX}node:{self.node_id}"))
+            await _guard(self.redis.srem(f"{PREFIX}nodes", self.node_id))
+
+
+class RedisFanOutManager(socketio.AsyncRedisManager, FanOutManager):  # type: ignore[misc]
+    """python-socketio's Redis manager (emits reach every node), with queued local fan-out.
+
+    Publishing goes through a client of its own. python-socketio's publisher, after a
+    failure, reconnects by replacing the subscriber's connection too, which silently ends
+    the subscription; and it gives up without telling anyone. Ours raises
+    :class:`StoreUnavailable`, so the sender learns its message did not reach every node.
+    """
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self._publisher = connect(url)
+        #: Set while this node is subscribed, so start-up can wait for it.
+        self.subscribed = asyncio.Event()
+
+    async def _publish(self, data: Any) -> Any:
+        return await _guard(self._publisher.publish(self.channel, self.json.dumps(data)))
+
+    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
+        """Messages of the channel, resubscribing on a fresh connection after any failure.
+
+        One subscription at a time (the old one is closed first), and retries capped at
+        a few seconds, so a Redis restart costs this node seconds, not a minute.
+        """
+        delay = 0.1
+        while True:
+            client = aioredis.from_url(self.redis_url, **BUS_OPTIONS)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self.pubsub = pubsub
+                self.subscribed.set()
+                log.info("subscribed to the message bus")
+                delay = 0.1
+                async for message in pubsub.listen():
+                    yield message
+            except (RedisError, OSError) as exc:
+                self.subscribed.clear()
+                log.warning("message bus lost (%s); resubscribing in %.1f s", exc, delay)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await client.aclose()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def background(presence: RedisPresence,
+               sio: socketio.AsyncServer) -> Callable[[Any], AsyncIterator[None]]:
+    """An aiohttp cleanup context: subscribe before serving, then beat until the end."""
+    async def heartbeat(app: Any) -> AsyncIterator[None]:
+        manager = sio.manager
+        if not sio.manager_initialized:  # python-socketio would wait for the first client
+            sio.manager_initialized = True
+            manager.initialize()
+        try:  # a message published before we listen would never reach our clients
+            await asyncio.wait_for(manager.subscribed.wait(), 5)
+        except asyncio.TimeoutError:
+            log.warning("not subscribed to the message bus yet; Redis may be down")
+        task = asyncio.create_task(presence.run())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await presence.leave_all()
+    return heartbeat

@@ -1,0 +1,71 @@
+"""Redis going away and coming back: connections stay, answers say "try again", then recover."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+
+from roomz import AsyncClient
+from roomz.session_cache import SessionCache
+from tests.server.proc import ServerProcess
+
+from .redis_proc import RedisProcess
+
+
+async def eventually(check: Callable[[], object], timeout: float = 30.0) -> None:
+    """Retry an async ``check`` until it stops raising AssertionError (bounded)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            await check()  # type: ignore[misc]
+            return
+        except AssertionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def test_redis_restart_keeps_connections_and_recovers(
+        node: Callable[..., ServerProcess], redis: RedisProcess, tmp_path: Path) -> None:
+    """While Redis is down: 503 answers, no dropped connection, no traceback; then all works."""
+    async with node() as one, node() as two:
+        session = await one.sign_in("erin@example.com")
+        cache = tmp_path / "s.json"
+        for server in (one, two):
+            SessionCache(cache).save(server.url, session)
+        a = AsyncClient(one.url, session_cache_file=cache)
+        b = AsyncClient(two.url, session_cache_file=cache)
+        received: list[str] = []
+        b.on("message", lambda d: received.append(d["content"]))
+        await a.connect()
+        await b.connect()
+        try:
+            redis.kill()
+            ack = await a.send("while redis is down")
+            assert ack["code"] == 503 and "try again" in ack["error"]
+            async with aiohttp.ClientSession() as http, http.post(
+                    f"{one.url}/auth/request-magic-link",
+                    json={"email": "erin@example.com"}) as resp:
+                assert resp.status == 503
+                assert "Try again shortly" in (await resp.json())["detail"]
+            assert a.connected and b.connected
+
+            await redis.start()
+
+            async def crosses() -> None:
+                ack = await a.send("after the restart")
+                assert ack.get("status") == "ok", ack
+                await asyncio.sleep(0.2)
+                assert "after the restart" in received
+
+            await eventually(crosses)
+            assert a.connected and b.connected
+            link = await one.request_link("erin@example.com")
+            assert link.token
+            assert "Traceback" not in one.stderr + two.stderr
+        finally:
+            await a.disconnect()
+            await b.disconnect()

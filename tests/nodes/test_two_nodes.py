@@ -1,0 +1,117 @@
+"""Two server nodes on one Redis behave as one server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import aiohttp
+
+from roomz import AsyncClient
+from roomz.session_cache import SessionCache
+from tests.server.proc import ServerProcess
+
+from .redis_proc import RedisProcess
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait (bounded) until ``condition()`` holds."""
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.02)
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def test_link_requested_on_one_node_works_once_on_the_other(
+        node: Callable[..., ServerProcess]) -> None:
+    """A magic link made by node 1 signs in on node 2 exactly once."""
+    async with node() as one, node() as two:
+        link = await one.request_link("alice@example.com")
+        other_url = link.url.replace(one.url, two.url)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(other_url, allow_redirects=False) as first:
+                assert "session_token" in first.cookies
+            async with http.get(other_url, allow_redirects=False) as second:
+                assert "session_token" not in second.cookies
+                assert second.headers["Location"] == "/?error=invalid_token"
+
+
+async def test_rate_limit_is_shared(node: Callable[..., ServerProcess]) -> None:
+    """The hourly limit counts requests made through any node."""
+    async with node("--magic-link-rate-limit", "2") as one, \
+            node("--magic-link-rate-limit", "2") as two:
+        await one.request_link("bob@example.com")
+        await two.request_link("bob@example.com")
+        async with aiohttp.ClientSession() as http, http.post(
+                f"{one.url}/auth/request-magic-link", json={"email": "bob@example.com"}) as resp:
+            assert resp.status == 429
+
+
+async def test_messages_names_and_counts_cross_nodes(
+        node: Callable[..., ServerProcess], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Connections on two nodes see each other's messages, names, joins and leaves."""
+    async with node() as one, node() as two:
+        session = await one.sign_in("carol@example.com")
+        cache = tmp_path / "s.json"
+        for server in (one, two):
+            SessionCache(cache).save(server.url, session)
+        a = AsyncClient(one.url, session_cache_file=cache)
+        b = AsyncClient(two.url, session_cache_file=cache)
+        seen: dict[str, list[dict]] = {"a": [], "b": []}  # type: ignore[type-arg]
+        for name, client in (("a", a), ("b", b)):
+            for event in ("message", "user_joined", "user_left", "display_name_changed"):
+                client.on(event, lambda d, n=name, e=event: seen[n].append({"event": e, **d}))
+        await a.connect()
+        await b.connect()
+        await until(lambda: any(e["event"] == "user_joined" for e in seen["a"]))
+        joined = next(e for e in seen["a"] if e["event"] == "user_joined")
+        assert joined["total_connections"] == 2
+
+        await b.set_display_name("Bee")
+        ack = await b.send("hello across nodes")
+        assert ack["status"] == "ok"
+        await until(lambda: any(e["event"] == "message" for e in seen["a"]))
+        message = next(e for e in seen["a"] if e["event"] == "message")
+        assert (message["content"], message["user"]["display_name"]) == (
+            "hello across nodes", "Bee")
+        assert any(e["event"] == "display_name_changed" for e in seen["a"])
+        assert [e["id"] for e in seen["b"] if e["event"] == "message"] == [ack["message_id"]]
+
+        await b.disconnect()
+        await until(lambda: any(e["event"] == "user_left" for e in seen["a"]))
+        left = next(e for e in seen["a"] if e["event"] == "user_left")
+        assert left["remaining_connections"] == 1
+        await a.disconnect()
+
+
+async def test_counts_of_a_killed_node_are_dropped(
+        node: Callable[..., ServerProcess], redis: RedisProcess, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A node killed with SIGKILL stops counting within its heartbeat lifetime."""
+    async with node() as one, node() as two:
+        session = await one.sign_in("dave@example.com")
+        cache = tmp_path / "s.json"
+        for server in (one, two):
+            SessionCache(cache).save(server.url, session)
+        doomed = AsyncClient(two.url, session_cache_file=cache, reconnect=False)
+        await doomed.connect()
+        await two.kill()
+        survivor = AsyncClient(one.url, session_cache_file=cache)
+        joins: list[int] = []
+        survivor.on("user_joined", lambda d: joins.append(d["total_connections"]))
+        await survivor.connect()
+        late = AsyncClient(one.url, session_cache_file=cache)
+        try:
+            # The dead node's count lingers at most its heartbeat lifetime plus one beat.
+            async def settled() -> None:
+                while True:
+                    joins.clear()
+                    await late.connect()
+                    await until(lambda: bool(joins))
+                    if joins[-1] == 2:
+                        return
+                    await late.disconnect()
+                    await asyncio.sleep(1)
+            await asyncio.wait_for(settled(), 30)
+        finally:
+            await late.disconnect()
+            await survivor.disconnect()
