@@ -1,0 +1,89 @@
+"""The README's reverse-proxy example, run for real: nginx in front of two nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from roomz import AsyncClient
+from tests.server.proc import ServerProcess, free_port
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "nginx.conf"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+@pytest.fixture
+def nginx_conf(tmp_path: Path) -> Callable[[int, int], tuple[Path, int]]:
+    """The example config with free ports, ready to run from ``tmp_path``."""
+    def render(node1: int, node2: int) -> tuple[Path, int]:
+        port = free_port()
+        text = (EXAMPLE.read_text().replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+                .replace("127.0.0.1:8001", f"127.0.0.1:{node1}")
+                .replace("127.0.0.1:8002", f"127.0.0.1:{node2}"))
+        (tmp_path / "tmp").mkdir(exist_ok=True)
+        conf = tmp_path / "nginx.conf"
+        conf.write_text(text)
+        return conf, port
+    return render
+
+
+async def test_clients_chat_through_nginx_in_front_of_two_nodes(
+        node: Callable[..., ServerProcess], nginx_conf: Callable[[int, int], tuple[Path, int]],
+        tmp_path: Path) -> None:
+    """Sign in through nginx, connect several connections through it, and chat."""
+    assert Path(NGINX).exists(), "nginx is not installed: run ./dev setup"
+    async with node() as one, node() as two:
+        conf, port = nginx_conf(one.port or 0, two.port or 0)
+        proxy = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(conf),
+                                  "-g", "daemon off;"], stderr=subprocess.PIPE)
+        url = f"http://127.0.0.1:{port}"
+        clients: list[AsyncClient] = []
+        try:
+            async def up() -> None:
+                while True:
+                    try:
+                        _, writer = await asyncio.open_connection("127.0.0.1", port)
+                        writer.close()
+                        return
+                    except OSError:
+                        await asyncio.sleep(0.05)
+            await asyncio.wait_for(up(), 10)
+
+            first = AsyncClient(url, session_cache_file=tmp_path / "s.json")
+            clients.append(first)
+            assert await first.login("frank@example.com")
+            link = await asyncio.wait_for(_link_from(one, two), 10)
+            await first.connect(link)
+            received: list[str] = []
+            for _ in range(5):  # ip_hash sends all of them to one node: the bus still works
+                other = AsyncClient(url, session_cache_file=tmp_path / "s.json")
+                other.on("message", lambda d: received.append(d["content"]))
+                await other.connect()
+                clients.append(other)
+            ack = await first.send("through nginx")
+            assert ack["status"] == "ok"
+
+            async def all_got_it() -> None:
+                while received.count("through nginx") < 5:
+                    await asyncio.sleep(0.02)
+            await asyncio.wait_for(all_got_it(), 5)
+        finally:
+            for client in clients:
+                await client.disconnect()
+            proxy.terminate()
+            proxy.wait(5)
+
+
+async def _link_from(*servers: ServerProcess) -> str:
+    """The token of the first magic link either node logged."""
+    while True:
+        for server in servers:
+            for line in server.lines:
+                if "/token " in line:
+                    return line.rsplit("/token ", 1)[1].split()[0].rstrip(")")
+        await asyncio.sleep(0.05)
