@@ -27,8 +27,8 @@ INVALID_NAME = {
     "error": f"Invalid display name: must be 1-{MAX_DISPLAY_NAME_LENGTH} characters, no newlines",
     "code": 400,
 }
-NOT_DELIVERED = {"error": "Message not delivered: the server cannot reach its other nodes; "
-                          "try again shortly", "code": 503}
+NOT_DELIVERED = {"error": "Message not delivered to all your connections: the server cannot "
+                          "reach its other nodes; try again shortly", "code": 503}
 BUSY = "Server busy: shared state unreachable; try again shortly"
 _NO_DATA = object()
 

@@ -31,6 +31,8 @@ T = TypeVar("T")
 
 PREFIX = "roomz:"
 HEARTBEAT_SECONDS = 5.0
+RESUBSCRIBE_MAX_DELAY = 0.5  # while Redis is away, a node tries to listen again this often
+RESUBSCRIBE_WAIT_SECONDS = 3.0
 NODE_TTL_SECONDS = 15  # a node silent this long is dead: its connection counts are dropped
 
 
@@ -222,6 +224,10 @@ class RedisFanOutManager(socketio.AsyncRedisManager, FanOutManager):  # type: ig
     failure, reconnects by replacing the subscriber's connection too, which silently ends
     the subscription; and it gives up without telling anyone. Ours raises
     :class:`StoreUnavailable`, so the sender learns its message did not reach every node.
+
+    After Redis comes back, the first publishes wait (briefly) until as many nodes listen
+    again as listened before: a message published before they resubscribe would reach no
+    one on those nodes, yet look delivered.
     """
 
     def __init__(self, url: str, **kwargs: Any) -> None:
@@ -229,9 +235,30 @@ class RedisFanOutManager(socketio.AsyncRedisManager, FanOutManager):  # type: ig
         self._publisher = connect(url)
         #: Set while this node is subscribed, so start-up can wait for it.
         self.subscribed = asyncio.Event()
+        self._listeners = 0  # nodes that heard the last publish before an outage
+        self._recovering = False
 
     async def _publish(self, data: Any) -> Any:
-        return await _guard(self._publisher.publish(self.channel, self.json.dumps(data)))
+        if self._recovering:
+            await self._await_listeners()
+        try:
+            heard = await _guard(self._publisher.publish(self.channel, self.json.dumps(data)))
+        except StoreUnavailable:
+            self._recovering = True
+            raise
+        self._listeners = heard
+        return heard
+
+    async def _await_listeners(self) -> None:
+        """Wait until the nodes that listened before the outage listen again (up to 3 s;
+        a node that died meanwhile never will)."""
+        deadline = asyncio.get_running_loop().time() + RESUBSCRIBE_WAIT_SECONDS
+        while asyncio.get_running_loop().time() < deadline:
+            counts = await _guard(self._publisher.pubsub_numsub(self.channel))
+            if counts and counts[0][1] >= self._listeners:
+                break
+            await asyncio.sleep(0.05)
+        self._recovering = False
 
     async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
         """Messages of the channel, resubscribing on a fresh connection after any failure.
@@ -259,7 +286,7 @@ class RedisFanOutManager(socketio.AsyncRedisManager, FanOutManager):  # type: ig
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
                     await client.aclose()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, RESUBSCRIBE_MAX_DELAY)
 
 
 def background(presence: RedisPresence,

@@ -1,4 +1,4 @@
-"""The plugin of docs/writing-a-plugin.md, tested exactly as the page shows."""
+"""The plugin of the README's "Writing a plugin", tested exactly as the README shows."""
 
 from __future__ import annotations
 

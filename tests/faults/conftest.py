@@ -1,0 +1,105 @@
+"""Fixtures for fault tests: servers to kill and restart, Redis nodes, clients, a proxy."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from roomz import AsyncClient
+from roomz.session_cache import SessionCache
+from tests.nodes.conftest import node, redis  # noqa: F401 - fixtures used by the node tests
+from tests.server.proc import ServerProcess, free_port
+
+from .helpers import TIMEOUT
+from .proxy import TcpProxy
+
+#: Quick reconnects, so a test waits for a restart, not for the backoff.
+FAST = {"reconnect_delay": 0.1, "max_reconnect_attempts": 30, "connection_timeout": 2.0}
+
+ClientFactory = Callable[..., AsyncClient]
+
+
+class RestartableServer:
+    """``roomz-server`` processes on one fixed port and JWT secret: kill one, start the next."""
+
+    def __init__(self, state_home: Path) -> None:
+        self.port = free_port()
+        self.secret = secrets.token_urlsafe(40)
+        self.state_home = state_home
+        self.current: ServerProcess | None = None
+        self._all: list[ServerProcess] = []
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``, the same for every process."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> ServerProcess:
+        """Start a server on :attr:`port` and return once it answers ``/healthz``."""
+        proc = ServerProcess("--host", "127.0.0.1", "--port", str(self.port),
+                             state_home=self.state_home, pick_port=False,
+                             env={"JWT_SECRET_KEY": self.secret})
+        self._all.append(proc)
+        await proc.start()
+        self.current = proc
+        return proc
+
+    async def kill_all(self) -> None:
+        """SIGKILL every process started here (clean-up)."""
+        for proc in self._all:
+            await proc.kill()
+
+
+@pytest.fixture
+async def restartable(tmp_path: Path) -> AsyncIterator[RestartableServer]:
+    """A ``roomz-server`` that a test can SIGKILL and start again on the same port and secret."""
+    servers = RestartableServer(tmp_path / "state")
+    try:
+        yield servers
+    finally:
+        await servers.kill_all()
+
+
+@pytest.fixture
+async def make_client(tmp_path: Path) -> AsyncIterator[Callable[..., AsyncClient]]:
+    """``make_client(url, session, **options)``: a client signed in with ``session``.
+
+    The session is put in a session cache for ``url``, as a returning user's would be;
+    every client made is disconnected (bounded) when the test ends.
+    """
+    made: list[AsyncClient] = []
+    cache = tmp_path / "sessions.json"
+
+    def make(url: str, session: str, **options: Any) -> AsyncClient:
+        SessionCache(cache).save(url, session)
+        client = AsyncClient(url, session_cache_file=cache, **{**FAST, **options})
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        # A test that failed half-way may leave a client that cannot close cleanly.
+        with contextlib.suppress(asyncio.TimeoutError, OSError):
+            await asyncio.wait_for(client.disconnect(), TIMEOUT)
+
+
+@pytest.fixture
+async def proxy_factory() -> AsyncIterator[Callable[[list[int]], Any]]:
+    """``await proxy_factory([port, ...])``: a started :class:`TcpProxy`, closed at the end."""
+    proxies: list[TcpProxy] = []
+
+    async def make(ports: list[int]) -> TcpProxy:
+        proxy = TcpProxy(ports)
+        await proxy.start()
+        proxies.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in proxies:
+        await asyncio.wait_for(proxy.close(), TIMEOUT)

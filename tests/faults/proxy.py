@@ -1,0 +1,129 @@
+"""A loopback TCP proxy for fault tests: a network that can go silent, and a load balancer.
+
+``TcpProxy([port])`` forwards every connection to ``port``. ``blackhole()`` stops moving
+bytes in both directions without closing anything, as a dead link or a dropped route
+does: what is sent meanwhile waits, as TCP's retransmissions would, and ``restore()``
+lets it through (a connection whose far end gave up meanwhile then ends).
+``TcpProxy([port2, port1])`` routes each *new* connection to the first upstream that
+accepts it: a load balancer in front of two nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from types import TracebackType
+
+CHUNK = 65536
+UPSTREAM_CONNECT_SECONDS = 1.0
+
+
+class TcpProxy:
+    """A TCP proxy on 127.0.0.1 with a blackhole switch and first-live-upstream routing."""
+
+    def __init__(self, upstream_ports: list[int]) -> None:
+        self.upstream_ports = list(upstream_ports)
+        #: The upstream port each accepted connection went to (None: none would take it).
+        self.routed: list[int | None] = []
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def port(self) -> int:
+        """The port clients connect to."""
+        assert self._server is not None, "the proxy is not started"
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``: the server URL clients use through the proxy."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections the proxy holds right now."""
+        return sum(1 for task in self._tasks if not task.done())
+
+    def blackhole(self) -> None:
+        """Stop forwarding bytes, both ways, on every connection; close nothing."""
+        self._flowing.clear()
+
+    def restore(self) -> None:
+        """Forward again: held bytes (and held ends of connections) go through."""
+        self._flowing.set()
+
+    async def start(self) -> None:
+        """Listen on a free loopback port."""
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+
+    async def close(self) -> None:
+        """Stop listening and close every connection."""
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int] | None:
+        for port in self.upstream_ports:
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection("127.0.0.1", port), UPSTREAM_CONNECT_SECONDS)
+            except (OSError, asyncio.TimeoutError):
+                continue  # not live: try the next one
+            return reader, writer, port
+        return None
+
+    async def _accept(self, client_reader: asyncio.StreamReader,
+                      client_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._writers.add(client_writer)
+        try:
+            upstream = await self._open_upstream()
+            self.routed.append(upstream[2] if upstream else None)
+            if upstream is None:
+                return
+            up_reader, up_writer, _ = upstream
+            self._writers.add(up_writer)
+            try:
+                await asyncio.gather(self._pump(client_reader, up_writer),
+                                     self._pump(up_reader, client_writer))
+            finally:
+                self._writers.discard(up_writer)
+                up_writer.transport.abort()
+        finally:
+            self._writers.discard(client_writer)
+            client_writer.transport.abort()
+            self._tasks.discard(task)
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Copy one direction; when it ends, end the other direction's writer too."""
+        try:
+            while True:
+                await self._flowing.wait()
+                data = await reader.read(CHUNK)
+                await self._flowing.wait()  # read as the blackhole began: hold it
+                if not data:
+                    break
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            with contextlib.suppress(OSError, RuntimeError):
+                writer.transport.abort()
+
+    async def __aenter__(self) -> TcpProxy:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
