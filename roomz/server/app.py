@@ -14,13 +14,13 @@ from aiohttp import web
 
 from .chat import Chat
 from .fanout import FanOutManager
-from .magic_links import MagicLinks
+from .magic_links import MagicLinks, MagicLinkStore
 from .mail import CallbackMailer, ConsoleMailer, MagicLinkCallback, Mailer, SmtpMailer
 from .pages import Pages
-from .presence import Presence
+from .presence import Presence, PresenceStore
 from .problems import problems_for_http_errors
-from .rate_limit import RateLimiter
-from .sessions import Sessions, Versions
+from .rate_limit import RateLimit, RateLimiter
+from .sessions import Sessions, Versions, VersionStore
 from .settings import ServerSettings
 from .signin import SignIn
 
@@ -49,12 +49,15 @@ class Server:
         limit = self.settings.magic_link_rate_limit
         assert self.settings.jwt_secret is not None  # checked() guarantees one
         self._background: list[Any] = []
+        self.magic_links: MagicLinkStore
+        self.rate_limiter: RateLimit
+        versions: VersionStore
+        presence: PresenceStore
+        manager: socketio.AsyncManager
         if self.settings.redis_url is None:
-            self.magic_links: Any = MagicLinks(lifetime)
-            self.rate_limiter: Any = RateLimiter(limit)
-            versions: Any = Versions()
-            presence: Any = Presence()
-            manager: socketio.AsyncManager = FanOutManager()
+            self.magic_links = MagicLinks(lifetime)
+            self.rate_limiter = RateLimiter(limit)
+            versions, presence, manager = Versions(), Presence(), FanOutManager()
         else:
             from . import redis_state
 
@@ -62,7 +65,7 @@ class Server:
             self.magic_links = redis_state.RedisMagicLinks(redis, lifetime)
             self.rate_limiter = redis_state.RedisRateLimiter(redis, limit)
             versions = redis_state.RedisVersions(redis)
-            presence = redis_state.RedisPresence(redis)
+            presence = shared = redis_state.RedisPresence(redis)
             manager = redis_state.RedisFanOutManager(
                 self.settings.redis_url, redis_options=redis_state.BUS_OPTIONS)
         self.sessions = Sessions(self.settings.jwt_secret, self.settings.jwt_expiry_days,
@@ -75,7 +78,7 @@ class Server:
         )
         self.chat = Chat(self.sio, self.sessions, self.settings, presence)
         if self.settings.redis_url is not None:
-            self._background.append(redis_state.background(presence, self.sio))
+            self._background.append(redis_state.background(shared, self.sio))
         self.app = self._build_app()
         self._runner: web.AppRunner | None = None
         self._url: str | None = None

@@ -12,7 +12,7 @@ from typing import Any
 import socketio
 
 from . import transport
-from .presence import Presence
+from .presence import Presence, PresenceStore
 from .sessions import SessionError, Sessions, cookie_value
 from .settings import ServerSettings
 from .unavailable import StoreUnavailable
@@ -60,7 +60,7 @@ class Chat:
     """Socket.IO event handlers of PROTOCOL.md section 2, bound to one ``AsyncServer``."""
 
     def __init__(self, sio: socketio.AsyncServer, sessions: Sessions,
-                 settings: ServerSettings, presence: Presence | None = None) -> None:
+                 settings: ServerSettings, presence: PresenceStore | None = None) -> None:
         self.sio = sio
         self.sessions = sessions
         self.settings = settings

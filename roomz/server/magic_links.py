@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 
 def token_hash(token: str) -> str:
@@ -17,6 +18,14 @@ def token_hash(token: str) -> str:
 class _Link:
     email: str
     expires_at: float
+
+
+class MagicLinkStore(Protocol):
+    """Where pending magic links live: this process (:class:`MagicLinks`) or Redis."""
+
+    async def create(self, email: str) -> str: ...
+    async def redeem(self, token: str) -> str | None: ...
+    async def remove_expired(self) -> int: ...
 
 
 class MagicLinks:

@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Protocol
+
+
+class PresenceStore(Protocol):
+    """Connection counts per user: this process's (:class:`Presence`) or all nodes' (Redis)."""
+
+    async def join(self, email: str) -> int: ...
+    async def leave(self, email: str) -> int: ...
 
 
 class Presence:

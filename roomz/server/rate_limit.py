@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from typing import Protocol
+
+
+class RateLimit(Protocol):
+    """Counts magic-link requests: in this process (:class:`RateLimiter`) or in Redis."""
+
+    async def hit(self, key: str) -> float | None: ...
+    async def remove_expired(self) -> None: ...
 
 
 class RateLimiter:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 
@@ -15,6 +15,13 @@ REQUIRED_CLAIMS = ["sub", "email", "iat", "exp", "channel_token"]
 
 class SessionError(Exception):
     """A session token was missing, malformed, expired, revoked or not allowed."""
+
+
+class VersionStore(Protocol):
+    """Each user's session version: in this process (:class:`Versions`) or in Redis."""
+
+    async def get(self, email: str) -> int: ...
+    async def bump(self, email: str) -> None: ...
 
 
 class Versions:
@@ -35,7 +42,8 @@ class Versions:
 class Sessions:
     """Issue and check session tokens; a user's tokens are revoked by bumping their version."""
 
-    def __init__(self, secret: str, expiry_days: int, versions: Versions | None = None) -> None:
+    def __init__(self, secret: str, expiry_days: int,
+                 versions: VersionStore | None = None) -> None:
         self._secret = secret
         self.max_age_seconds = expiry_days * 86400
         self.versions = versions or Versions()

@@ -9,10 +9,10 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from .magic_links import MagicLinks
+from .magic_links import MagicLinkStore
 from .mail import MagicLink, Mailer, MailError
 from .problems import problem
-from .rate_limit import RateLimiter
+from .rate_limit import RateLimit
 from .sessions import COOKIE_NAME, SessionError, Sessions
 from .settings import ServerSettings
 from .unavailable import StoreUnavailable
@@ -27,8 +27,8 @@ INVALID_EMAIL = "Invalid email format. Please enter a valid email address."
 class SignIn:
     """The ``/auth/*`` endpoints of PROTOCOL.md section 1."""
 
-    def __init__(self, settings: ServerSettings, magic_links: MagicLinks,
-                 rate_limiter: RateLimiter, sessions: Sessions, mailer: Mailer) -> None:
+    def __init__(self, settings: ServerSettings, magic_links: MagicLinkStore,
+                 rate_limiter: RateLimit, sessions: Sessions, mailer: Mailer) -> None:
         self.settings = settings
         self.magic_links = magic_links
         self.rate_limiter = rate_limiter
