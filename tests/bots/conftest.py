@@ -14,7 +14,7 @@ from roomz import AsyncClient
 from roomz_bots import Bot, Plugin, load_plugin
 from tests.interop.conftest import published_python  # noqa: F401  (the published server's venv)
 
-from .helpers import FAST, TIMEOUT, ServerOnAPort, Watcher
+from .helpers import FAST, TIMEOUT, RestartableServer, Watcher
 from .sample_plugins import JOURNAL, ticker
 
 
@@ -55,9 +55,9 @@ async def watchers() -> AsyncIterator[Callable[..., Any]]:
 
 
 @pytest.fixture
-async def server_process(tmp_path: Path) -> AsyncIterator[ServerOnAPort]:
+async def server_process(tmp_path: Path) -> AsyncIterator[RestartableServer]:
     """A ``roomz-server`` subprocess on a fixed loopback port; restart it with ``start()``."""
-    servers = ServerOnAPort(tmp_path / "server-state")
+    servers = RestartableServer(tmp_path / "server-state")
     try:
         await servers.start()
         yield servers

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +11,6 @@ from typing import Any
 from roomz import AsyncClient
 from roomz_bots import Message
 from roomz_bots.testing import BotHarness
-from tests.server.proc import ServerProcess, free_port
 
 TIMEOUT = 5.0
 FAST = {"reconnect_delay": 0.1, "max_reconnect_attempts": 50, "connection_timeout": 5.0}
@@ -65,34 +63,3 @@ def messages_from(chat: BotHarness, connection_id: str | None) -> list[Message]:
     """What the harness's user saw from one connection."""
     return [m for m in chat.messages if m.connection_id == connection_id]
 
-
-
-class ServerOnAPort:
-    """``roomz-server`` processes on one fixed port with one JWT secret, restartable."""
-
-    def __init__(self, state_home: Path) -> None:
-        self.port = free_port()
-        self.secret = secrets.token_urlsafe(40)
-        self.state_home = state_home
-        self.current: ServerProcess | None = None
-        self.started: list[ServerProcess] = []
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> ServerProcess:
-        """Start a server on the port, returning once it is healthy."""
-        proc = ServerProcess("--host", "127.0.0.1", "--port", str(self.port),
-                             state_home=self.state_home, pick_port=False,
-                             env={"JWT_SECRET_KEY": self.secret})
-        self.started.append(proc)
-        await proc.start()
-        self.current = proc
-        return proc
-
-    async def kill_all(self) -> None:
-        """SIGKILL every server started here."""
-        for proc in self.started:
-            await proc.kill()

@@ -20,7 +20,7 @@ from roomz.session_cache import SessionCache
 from roomz_bots.config import load_config
 from roomz_bots.runner import build_bot, run_bots
 
-from .helpers import SAMPLES, TIMEOUT, ServerOnAPort, Watcher, wait_until
+from .helpers import SAMPLES, TIMEOUT, RestartableServer, Watcher, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 ROOMZ_CLI = str(Path(sys.executable).with_name("roomz-cli"))
@@ -107,7 +107,7 @@ plugins = [{names}]
     return path
 
 
-async def signed_in_config(tmp_path: Path, server: ServerOnAPort) -> Path:
+async def signed_in_config(tmp_path: Path, server: RestartableServer) -> Path:
     """A config whose session cache holds a valid session for ``server``."""
     assert server.current is not None
     session_file = tmp_path / "cache" / "session.json"
@@ -115,7 +115,7 @@ async def signed_in_config(tmp_path: Path, server: ServerOnAPort) -> Path:
     return bot_config(tmp_path, server.url, session_file)
 
 
-async def user_on(server: ServerOnAPort, watchers: Callable[..., Any]) -> Watcher:
+async def user_on(server: RestartableServer, watchers: Callable[..., Any]) -> Watcher:
     """A person signed in to ``server`` with a fresh magic link."""
     assert server.current is not None
     link = await server.current.request_link(EMAIL)
@@ -131,7 +131,7 @@ def rolls_from_roller(user: Watcher) -> list[str]:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_the_headless_bot_answers_then_stops_cleanly_on_a_signal(
-        tmp_path: Path, server_process: ServerOnAPort, start_cli: Callable[..., Any],
+        tmp_path: Path, server_process: RestartableServer, start_cli: Callable[..., Any],
         watchers: Callable[..., Any], sig: signal.Signals) -> None:
     """A cached session: it answers ``!roll``; on the signal, shutdown hooks run, exit status 0."""
     cli: Cli = await start_cli(await signed_in_config(tmp_path, server_process))
@@ -169,7 +169,7 @@ async def test_without_a_session_it_exits_promptly_with_a_clear_message(
 
 
 async def test_the_headless_bot_rides_out_a_server_restart(
-        tmp_path: Path, server_process: ServerOnAPort, start_cli: Callable[..., Any],
+        tmp_path: Path, server_process: RestartableServer, start_cli: Callable[..., Any],
         watchers: Callable[..., Any]) -> None:
     """The server is killed and started again on the same port and secret: the bot answers again."""
     cli: Cli = await start_cli(await signed_in_config(tmp_path, server_process))

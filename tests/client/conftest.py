@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 
 from roomz import AsyncClient
 from roomz.server.testing import LocalServer
-from tests.server.proc import ServerProcess, free_port
+from tests.server.proc import RestartableServer
 
 from .helpers import TIMEOUT
 
@@ -49,34 +48,11 @@ def signed_in(make_client: ClientFactory) -> SignedIn:
     return connect
 
 
-class ProcServers:
-    """Starts ``roomz-server`` processes on one fixed port with one JWT secret; kills them."""
-
-    def __init__(self, state_home: Path) -> None:
-        self.port = free_port()
-        self.secret = secrets.token_urlsafe(40)
-        self.state_home = state_home
-        self.running: list[ServerProcess] = []
-
-    async def start(self) -> ServerProcess:
-        """Start a server on :attr:`port` with :attr:`secret`, returning once it is healthy."""
-        proc = ServerProcess("--host", "127.0.0.1", "--port", str(self.port),
-                             state_home=self.state_home, pick_port=False,
-                             env={"JWT_SECRET_KEY": self.secret})
-        self.running.append(proc)
-        await proc.start()
-        return proc
-
-    async def kill_all(self) -> None:
-        """SIGKILL every server started here."""
-        for proc in self.running:
-            await proc.kill()
-
 
 @pytest.fixture
-async def proc_servers(tmp_path: Path) -> AsyncIterator[ProcServers]:
+async def proc_servers(tmp_path: Path) -> AsyncIterator[RestartableServer]:
     """Start and SIGKILL ``roomz-server`` processes on a fixed port (for reconnection tests)."""
-    servers = ProcServers(tmp_path / "state")
+    servers = RestartableServer(tmp_path / "state")
     try:
         yield servers
     finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from roomz import AsyncClient
 from roomz.session_cache import SessionCache
 from tests.nodes.conftest import node, redis  # noqa: F401 - fixtures used by the node tests
-from tests.server.proc import ServerProcess, free_port
+from tests.server.proc import RestartableServer
 
 from .helpers import TIMEOUT
 from .proxy import TcpProxy
@@ -24,36 +23,6 @@ FAST = {"reconnect_delay": 0.1, "max_reconnect_attempts": 30, "connection_timeou
 
 ClientFactory = Callable[..., AsyncClient]
 
-
-class RestartableServer:
-    """``roomz-server`` processes on one fixed port and JWT secret: kill one, start the next."""
-
-    def __init__(self, state_home: Path) -> None:
-        self.port = free_port()
-        self.secret = secrets.token_urlsafe(40)
-        self.state_home = state_home
-        self.current: ServerProcess | None = None
-        self._all: list[ServerProcess] = []
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT``, the same for every process."""
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> ServerProcess:
-        """Start a server on :attr:`port` and return once it answers ``/healthz``."""
-        proc = ServerProcess("--host", "127.0.0.1", "--port", str(self.port),
-                             state_home=self.state_home, pick_port=False,
-                             env={"JWT_SECRET_KEY": self.secret})
-        self._all.append(proc)
-        await proc.start()
-        self.current = proc
-        return proc
-
-    async def kill_all(self) -> None:
-        """SIGKILL every process started here (clean-up)."""
-        for proc in self._all:
-            await proc.kill()
 
 
 @pytest.fixture

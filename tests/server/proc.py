@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -234,3 +235,34 @@ class ServerProcess:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.kill()
+
+
+class RestartableServer:
+    """``roomz-server`` processes on one fixed port and JWT secret: kill one, start the next."""
+
+    def __init__(self, state_home: Path) -> None:
+        self.port = free_port()
+        self.secret = secrets.token_urlsafe(40)
+        self.state_home = state_home
+        self.current: ServerProcess | None = None
+        self.started: list[ServerProcess] = []
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``, the same for every process."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> ServerProcess:
+        """Start a server on :attr:`port` and return once it answers ``/healthz``."""
+        proc = ServerProcess("--host", "127.0.0.1", "--port", str(self.port),
+                             state_home=self.state_home, pick_port=False,
+                             env={"JWT_SECRET_KEY": self.secret})
+        self.started.append(proc)
+        await proc.start()
+        self.current = proc
+        return proc
+
+    async def kill_all(self) -> None:
+        """SIGKILL every process started here (clean-up)."""
+        for proc in self.started:
+            await proc.kill()
