@@ -13,8 +13,9 @@ import pytest
 from roomz import AsyncClient
 from roomz_bots import Bot, Plugin, load_plugin
 from tests.interop.conftest import published_python  # noqa: F401  (the published server's venv)
+from tests.server.proc import RestartableServer
 
-from .helpers import FAST, TIMEOUT, RestartableServer, Watcher
+from .helpers import FAST, TIMEOUT, Watcher
 from .sample_plugins import JOURNAL, ticker
 
 

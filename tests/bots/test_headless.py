@@ -19,8 +19,9 @@ from roomz.server.testing import LocalServer
 from roomz.session_cache import SessionCache
 from roomz_bots.config import load_config
 from roomz_bots.runner import build_bot, run_bots
+from tests.server.proc import RestartableServer
 
-from .helpers import SAMPLES, TIMEOUT, RestartableServer, Watcher, wait_until
+from .helpers import SAMPLES, TIMEOUT, Watcher, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 ROOMZ_CLI = str(Path(sys.executable).with_name("roomz-cli"))

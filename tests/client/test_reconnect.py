@@ -11,8 +11,9 @@ import pytest
 
 from roomz import ConnectionError, ConnectionState
 from roomz.server.testing import LocalServer
+from tests.server.proc import RestartableServer
 
-from .conftest import ClientFactory, ProcServers, SignedIn
+from .conftest import ClientFactory, SignedIn
 from .helpers import (
     TIMEOUT,
     Recorder,
@@ -33,7 +34,7 @@ def state_is(client: object, state: ConnectionState) -> bool:
 
 
 async def test_reconnects_after_the_server_process_is_killed_and_restarted(
-    proc_servers: ProcServers, make_client: ClientFactory
+    proc_servers: RestartableServer, make_client: ClientFactory
 ) -> None:
     """SIGKILL: RECONNECTING and disconnect, then CONNECTED and authenticated again, name kept."""
     proc = await proc_servers.start()
@@ -72,7 +73,7 @@ async def test_reconnects_after_the_server_process_is_killed_and_restarted(
 
 
 async def test_other_connection_sees_the_reapplied_name_after_a_kill(
-    proc_servers: ProcServers, make_client: ClientFactory
+    proc_servers: RestartableServer, make_client: ClientFactory
 ) -> None:
     """After a SIGKILL and restart, the user's other connection sees the name on new messages."""
     proc = await proc_servers.start()
@@ -95,7 +96,7 @@ async def test_other_connection_sees_the_reapplied_name_after_a_kill(
 
 
 async def test_reconnects_after_a_graceful_server_shutdown(
-    proc_servers: ProcServers, make_client: ClientFactory
+    proc_servers: RestartableServer, make_client: ClientFactory
 ) -> None:
     """SIGTERM (the server closes every connection) also leads to a reconnect once it is back."""
     proc = await proc_servers.start()
@@ -113,7 +114,7 @@ async def test_reconnects_after_a_graceful_server_shutdown(
 
 
 async def test_gives_up_when_the_server_stays_down(
-    proc_servers: ProcServers, make_client: ClientFactory
+    proc_servers: RestartableServer, make_client: ClientFactory
 ) -> None:
     """Attempts run out: DISCONNECTED, error 503 once; connect() works when the server is back."""
     proc = await proc_servers.start()
@@ -142,7 +143,7 @@ async def test_gives_up_when_the_server_stays_down(
 
 
 async def test_explicit_disconnect_never_reconnects(
-    proc_servers: ProcServers, make_client: ClientFactory
+    proc_servers: RestartableServer, make_client: ClientFactory
 ) -> None:
     """After disconnect(), a server restart does not bring the client back; connect() does."""
     proc = await proc_servers.start()

@@ -14,8 +14,9 @@ import pytest
 from roomz import AsyncClient
 from roomz_bots import Bot, load_plugin
 from roomz_bots.flood import TokenBucket
+from tests.server.proc import RestartableServer
 
-from .conftest import FAST, RestartableServer
+from .conftest import FAST
 from .helpers import (
     TIMEOUT,
     SendLog,
