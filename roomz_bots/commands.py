@@ -39,10 +39,15 @@ class Command:
     _params: list[inspect.Parameter] = field(default_factory=list, repr=False)
     _types: dict[str, Any] = field(default_factory=dict, repr=False)
     _wants: set[str] = field(default_factory=set, repr=False)
+    _by_position: list[inspect.Parameter] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         signature = inspect.signature(self.func)
-        self._params = [p for p in signature.parameters.values() if p.name not in INJECTED]
+        everything = list(signature.parameters.values())
+        # With *args, the parameters up to it go by position; without, all by name.
+        self._by_position = everything if any(
+            p.kind is p.VAR_POSITIONAL for p in everything) else []
+        self._params = [p for p in everything if p.name not in INJECTED]
         self._wants = {name for name in INJECTED if name in signature.parameters}
         self._types = {p.name: _resolve(p.annotation, self.func) for p in self._params}
         for name, kind in self._types.items():
@@ -90,11 +95,10 @@ class Command:
         """Call arguments for the line, with ``bot`` and ``message`` where the function asks."""
         values, extra = self.parse(line)
         values.update((k, v) for k, v in injected.items() if k in self._wants)
-        params = list(inspect.signature(self.func).parameters.values())
-        if not any(p.kind is p.VAR_POSITIONAL for p in params):
+        if not self._by_position:
             return [], values
         args: list[Any] = []  # parameters before *args must go by position
-        for param in params:
+        for param in self._by_position:
             if param.kind is param.VAR_POSITIONAL:
                 args.extend(extra)
                 break

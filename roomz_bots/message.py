@@ -37,10 +37,10 @@ class Message:
         """Build a message from the wire's ``message`` event data."""
         user = data.get("user") or {}
         name = user.get("display_name")
-        return cls(id=str(data.get("id", "")), email=str(user.get("email", "")),
-                   display_name=html.unescape(name) if isinstance(name, str) and name else None,
-                   content=str(data.get("content", "")), timestamp=data.get("timestamp"),
-                   connection_id=data.get("connection_id"), raw=data)
+        return cls(str(data.get("id", "")), str(user.get("email", "")),
+                   html.unescape(name) if name and isinstance(name, str) else None,
+                   str(data.get("content", "")), data.get("timestamp"),
+                   data.get("connection_id"), data)
 
     @property
     def timestamp(self) -> datetime:
