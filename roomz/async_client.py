@@ -307,12 +307,18 @@ class AsyncClient:
         if sio is None or not self.connected:
             raise ConnectionError(f"not connected ({self._state.value}); call connect() first")
         try:
+            return await self._ack(sio, event, data)
+        except socketio.exceptions.BadNamespaceError:
+            raise ConnectionError("the connection closed before the message was sent") from None
+
+    async def _ack(self, sio: socketio.AsyncClient, event: str,
+                   data: dict[str, Any]) -> dict[str, Any]:
+        """Emit and wait for the acknowledgement: 408 when none comes in time."""
+        try:
             ack = await sio.call(event, data, timeout=self.connection_timeout)
         except socketio.exceptions.TimeoutError:
             return {"error": f"no acknowledgement within {self.connection_timeout:g} s",
                     "code": 408}
-        except socketio.exceptions.BadNamespaceError:
-            raise ConnectionError("the connection closed before the message was sent") from None
         if not isinstance(ack, dict):
             return {"error": f"unexpected acknowledgement {ack!r}", "code": 502}
         return ack
@@ -324,8 +330,14 @@ class AsyncClient:
 
     async def _on_authenticated(self, data: dict[str, Any]) -> None:
         self._user = dict(data.get("user") or {})
-        if self._display_name is not None:
-            ack = await self._call_raw("set_display_name", {"display_name": self._display_name})
+        if self._display_name is not None and self._sio is not None:
+            try:
+                # Servers send "authenticated" before confirming the namespace: wait for that.
+                await asyncio.wait_for(self._namespace_connected.wait(), self.connection_timeout)
+                ack = await self._ack(self._sio, "set_display_name",
+                                      {"display_name": self._display_name})
+            except (asyncio.TimeoutError, socketio.exceptions.BadNamespaceError) as exc:
+                ack = {"error": str(exc) or type(exc).__name__, "code": 408}
             if ack.get("status") == "ok":
                 self._user["display_name"] = ack.get("display_name")
             else:
@@ -333,18 +345,6 @@ class AsyncClient:
         self._state = ConnectionState.CONNECTED
         self._authenticated.set()
         await self._handlers.emit("authenticated", data)
-
-    async def _call_raw(self, event: str, data: dict[str, Any]) -> dict[str, Any]:
-        """A call made before the client counts as connected (re-applying the name)."""
-        assert self._sio is not None
-        try:
-            # Servers send "authenticated" before confirming the namespace: wait for that.
-            await asyncio.wait_for(self._namespace_connected.wait(), self.connection_timeout)
-            ack = await self._sio.call(event, data, timeout=self.connection_timeout)
-        except (asyncio.TimeoutError, socketio.exceptions.TimeoutError,
-                socketio.exceptions.BadNamespaceError) as exc:
-            return {"error": str(exc) or type(exc).__name__, "code": 408}
-        return ack if isinstance(ack, dict) else {"error": repr(ack), "code": 502}
 
     async def _on_message(self, data: dict[str, Any]) -> None:
         message_id = data.get("id")

@@ -52,9 +52,7 @@ class Message:
     @property
     def label(self) -> str:
         """``"Name (email)"`` when the sender's connection has a display name, else the email."""
-        if self.display_name:
-            return f"{self.display_name} ({self.email})"
-        return self.email
+        return label(self.email, self.display_name)
 
     def __repr__(self) -> str:
         return f"Message(id={self.id!r}, label={self.label!r}, text={self.text!r})"
@@ -64,6 +62,11 @@ class Message:
 
     def __hash__(self) -> int:
         return hash(self.id)
+
+
+def label(email: str, display_name: str | None) -> str:
+    """How chat shows a person: ``"Name (email)"``, or the email without a display name."""
+    return f"{display_name} ({email})" if display_name else email
 
 
 def _parse_time(value: Any) -> datetime:

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +25,6 @@ from types import ModuleType, TracebackType
 from typing import Any
 
 from roomz import AsyncClient
-from roomz.server import Server
 from roomz.server.testing import LocalServer
 
 from .bot import Bot
@@ -124,14 +122,11 @@ class BotHarness:
 
     async def drop_connection(self) -> None:
         """Stop the server: the bot and the user lose their connections."""
-        await self.server.server.stop()
+        await self.server.stop()
 
     async def restore_connection(self) -> None:
         """Start the server again on the same port; wait until the bot and user are back."""
-        port = int(self.server.url.rsplit(":", 1)[1])
-        settings = dataclasses.replace(self.server.settings, port=port)
-        self.server.server = Server(settings, on_magic_link=self.server._record)
-        await self.server.server.start()
+        await self.server.start()
 
         async def back() -> None:
             while not (self.bot and self.bot.client.connected and self.user

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import html
 from datetime import datetime
 from typing import Any
 
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.styles import Style
 
-from roomz_bots.message import Message
+from roomz_bots.message import Message, label
 
 STYLE = Style.from_dict({
     "time": "#8a8a8a",
@@ -43,5 +44,6 @@ def system_line(text: str, kind: str = "system") -> FormattedText:
 def user_label(user: dict[str, Any] | None) -> str:
     """``Name (email)`` or the email of a wire ``user`` object."""
     user = user or {}
-    message = Message.from_event({"user": user})
-    return message.label or "someone"
+    name = user.get("display_name")
+    return label(str(user.get("email") or "someone"),
+                 html.unescape(name) if isinstance(name, str) and name else None)

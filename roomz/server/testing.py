@@ -29,6 +29,7 @@ class LocalServer:
         self.links: list[MagicLink] = []
         self._new_link = asyncio.Condition()
         self.server = Server(self.settings, on_magic_link=self._record)
+        self._port: int | None = None
 
     async def _record(self, link: MagicLink) -> None:
         async with self._new_link:
@@ -74,10 +75,22 @@ class LocalServer:
                 raise AssertionError(f"no session cookie from {link.url}: {resp.status}")
             return morsel.value
 
-    async def __aenter__(self) -> LocalServer:
+    async def start(self) -> None:
+        """Start listening; after a :meth:`stop`, a fresh server on the same port and secret."""
+        if self._port is not None:  # a Server starts once: a new one takes over its port
+            settings = dataclasses.replace(self.settings, port=self._port)
+            self.server = Server(settings, on_magic_link=self._record)
         await self.server.start()
+        self._port = int(self.url.rsplit(":", 1)[1])
+
+    async def stop(self) -> None:
+        """Stop listening: clients lose their connections (and reconnect after :meth:`start`)."""
+        await self.server.stop()
+
+    async def __aenter__(self) -> LocalServer:
+        await self.start()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.server.stop()
+        await self.stop()

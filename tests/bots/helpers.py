@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,20 +10,13 @@ from typing import Any
 from roomz import AsyncClient
 from roomz_bots import Message
 from roomz_bots.testing import BotHarness
+from tests.waiting import wait_until as wait_until
 
 TIMEOUT = 5.0
 FAST = {"reconnect_delay": 0.1, "max_reconnect_attempts": 50, "connection_timeout": 5.0}
 SAMPLES = Path(__file__).parent / "sample_plugins"
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT,
-                     what: str = "condition") -> None:
-    """Poll ``predicate`` until it holds; AssertionError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 class Watcher:

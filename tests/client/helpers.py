@@ -8,7 +8,6 @@ Socket.IO server that signs a client in and never acknowledges anything.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import threading
 import time
 import uuid
@@ -22,9 +21,9 @@ from urllib.parse import urlsplit
 import socketio
 from aiohttp import web
 
-from roomz.server.app import Server
 from roomz.server.mail import MagicLink
 from roomz.server.testing import LocalServer
+from tests.waiting import wait_until as wait_until
 
 T = TypeVar("T")
 
@@ -76,14 +75,6 @@ def user_of(email: str, display_name: str | None = None) -> dict[str, Any]:
     return {"id": f"user:{email}", "email": email, "display_name": display_name}
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT,
-                     what: str = "condition") -> None:
-    """Poll ``predicate`` until it is true; AssertionError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 async def stays_true(predicate: Callable[[], bool], duration: float) -> bool:
@@ -168,11 +159,8 @@ def port_of(url: str) -> int:
 
 async def restart_in_process(local: LocalServer) -> None:
     """Stop ``local``'s server and start a new one on the same port with the same secret."""
-    port = port_of(local.url)
-    await asyncio.wait_for(local.server.stop(), TIMEOUT)
-    settings = dataclasses.replace(local.settings, port=port)
-    local.server = Server(settings, on_magic_link=local.links.append)
-    await asyncio.wait_for(local.server.start(), TIMEOUT)
+    await asyncio.wait_for(local.stop(), TIMEOUT)
+    await asyncio.wait_for(local.start(), TIMEOUT)
 
 
 class ThreadedServer:

@@ -19,20 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from roomz import AsyncClient, ConnectionError
+from tests.waiting import wait_until as wait_until
 
 TIMEOUT = 5.0
 
 
-async def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT,
-                     what: str = "the condition") -> None:
-    """Wait (bounded) until ``condition()`` holds; fail naming ``what`` otherwise."""
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.02)
-    try:
-        await asyncio.wait_for(poll(), timeout)
-    except asyncio.TimeoutError:
-        raise AssertionError(f"timed out after {timeout:g} s waiting for {what}") from None
 
 
 async def stays_true(condition: Callable[[], bool], seconds: float) -> bool:

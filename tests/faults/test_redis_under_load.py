@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.load.loadrun import Connection
+from tests.load.loadrun import Connection, open_connections
 from tests.nodes.redis_proc import RedisProcess
 from tests.server.proc import ServerProcess
 
@@ -18,26 +18,10 @@ from .helpers import Send, SendLog, keep_sending, wait_until
 
 USERS = 20
 PER_USER = 5
-OPEN_AT_ONCE = 50
 PACE = 0.2  # each of the 100 connections sends five messages a second
 CALL_TIMEOUT = 5.0
 
 
-async def open_connections(urls: list[str], sessions: list[str]) -> list[Connection]:
-    """``PER_USER`` bare Socket.IO connections per session; connection ``i`` on ``urls[i % 2]``."""
-    conns = [Connection(user) for user in range(len(sessions)) for _ in range(PER_USER)]
-    gate = asyncio.Semaphore(OPEN_AT_ONCE)
-
-    async def open_one(i: int, conn: Connection) -> None:
-        conn.sio.on("message", conn.on_message)
-        conn.sio.on("disconnect", lambda *_: setattr(conn, "dropped", True))
-        async with gate:
-            await conn.sio.connect(urls[i % len(urls)], transports=["websocket"],
-                                   headers={"Cookie": f"session_token={sessions[conn.user]}"},
-                                   wait_timeout=10)
-
-    await asyncio.wait_for(asyncio.gather(*(open_one(i, c) for i, c in enumerate(conns))), 30)
-    return conns
 
 
 def name_of(index: int) -> str:
@@ -65,7 +49,7 @@ async def test_redis_restart_under_load_answers_503_then_delivers_every_acked_me
     connection of its user, on both nodes, exactly once."""
     async with node() as one, node() as two:
         sessions = [await one.sign_in(f"load{u}@example.com") for u in range(USERS)]
-        conns = await open_connections([one.url, two.url], sessions)
+        conns = await open_connections([one.url, two.url], sessions, PER_USER, timeout=30)
         names = [name_of(i) for i in range(len(conns))]
         log = SendLog()
         stop = asyncio.Event()

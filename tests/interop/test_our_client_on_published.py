@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 
 from roomz import AsyncClient, AuthenticationError, ConnectionError, ConnectionState
+from tests.waiting import wait_until
 
 from .published_server import PublishedServer
 
@@ -37,14 +37,6 @@ def is_iso8601(value: object) -> bool:
     return isinstance(value, str)
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT,
-                     what: str = "condition") -> None:
-    """Poll ``predicate`` until true; AssertionError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 class Recorder:

@@ -76,10 +76,9 @@ class LoadResult:
                 f"duplicated {self.duplicated}, dropped connections {self.dropped}")
 
 
-async def run_load(urls: list[str], sessions: list[str], per_user: int,
-                   seconds: float) -> LoadResult:
-    """Connect ``per_user`` connections for each session (spread over ``urls``), then every
-    user's first connection sends acked messages for ``seconds``."""
+async def open_connections(urls: list[str], sessions: list[str], per_user: int,
+                           timeout: float = 120.0) -> list[Connection]:
+    """``per_user`` connections for each session; connection ``i`` goes to ``urls[i % n]``."""
     conns = [Connection(user) for user in range(len(sessions)) for _ in range(per_user)]
     gate = asyncio.Semaphore(OPEN_AT_ONCE)
 
@@ -91,7 +90,16 @@ async def run_load(urls: list[str], sessions: list[str], per_user: int,
                                    headers={"Cookie": f"session_token={sessions[conn.user]}"},
                                    wait_timeout=10)
 
-    await asyncio.wait_for(asyncio.gather(*(open_one(i, c) for i, c in enumerate(conns))), 120)
+    await asyncio.wait_for(asyncio.gather(*(open_one(i, c) for i, c in enumerate(conns))),
+                           timeout)
+    return conns
+
+
+async def run_load(urls: list[str], sessions: list[str], per_user: int,
+                   seconds: float) -> LoadResult:
+    """Connect ``per_user`` connections for each session (spread over ``urls``), then every
+    user's first connection sends acked messages for ``seconds``."""
+    conns = await open_connections(urls, sessions, per_user)
     result = LoadResult(len(urls), len(conns), seconds)
     acked: dict[int, list[str]] = {u: [] for u in range(len(sessions))}
 

@@ -10,16 +10,9 @@ import aiohttp
 from roomz import AsyncClient
 from roomz.session_cache import SessionCache
 from tests.server.proc import ServerProcess
+from tests.waiting import wait_until as until
 
 from .redis_proc import RedisProcess
-
-
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait (bounded) until ``condition()`` holds."""
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.02)
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def test_link_requested_on_one_node_works_once_on_the_other(
