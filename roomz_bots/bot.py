@@ -9,12 +9,12 @@ import inspect
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from roomz import AsyncClient, ClientError, ConnectionError, ConnectionState
 
+from . import dispatch
 from .clock import Clock
 from .commands import Command, UsageError
 from .flood import TokenBucket
@@ -40,30 +40,18 @@ MESSAGE_LIMIT = 1000  # the server cuts content at 1000 characters after HTML-es
 DISPATCHED = ("startup", "shutdown", "on_message", *EVENT_HOOKS.values())
 
 
-@dataclass(frozen=True)
-class _Impl:
-    """One plugin's implementation of one hook, ready to call with the hook's payload."""
-
-    plugin: str
-    view: PluginBot
-    call: Callable[[Any], Any]
-    hears_bots: bool
-
-    @classmethod
-    def of(cls, plugin: str, view: PluginBot, func: Callable[..., Any],
-           argnames: tuple[str, ...]) -> _Impl:
-        """Bind ``bot`` once, so each dispatch is a single call with the payload."""
-        if argnames == ("bot",):
-            call: Callable[[Any], Any] = lambda _: func(view)  # noqa: E731
-        elif argnames == ():
-            call = lambda _: func()  # noqa: E731
-        elif argnames[0] == "bot":
-            call = functools.partial(func, view)
-        elif "bot" not in argnames:
-            call = func
-        else:
-            call = lambda payload: func(payload, view)  # noqa: E731
-        return cls(plugin, view, call, view.plugin.reacts_to_bots)
+def _bound(func: Callable[..., Any], argnames: tuple[str, ...],
+           view: PluginBot) -> Callable[[Any], Any]:
+    """A plugin's hook implementation with ``bot`` bound once: a call with the payload."""
+    if argnames == ("bot",):
+        return lambda _: func(view)
+    if argnames == ():
+        return lambda _: func()
+    if argnames[0] == "bot":
+        return functools.partial(func, view)
+    if "bot" not in argnames:
+        return func
+    return lambda payload: func(payload, view)
 
 
 class Bot:
@@ -121,12 +109,19 @@ class Bot:
             else:
                 self._views[plugin.name] = PluginBot(self, plugin, settings)
         # Who implements what, worked out once: dispatch runs for every message.
-        self._impls = {
-            hook: [_Impl.of(impl.plugin_name, self._views[impl.plugin_name], impl.function,
-                            tuple(impl.argnames))
-                   for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls())]
-            for hook in DISPATCHED
-        }
+        self._callers: dict[str, Callable[[Any], None]] = {}
+        self._callers_for_bots: dict[str, Callable[[Any], None]] = {}
+        for hook in DISPATCHED:
+            implementations = [
+                (impl.plugin_name, _bound(impl.function, tuple(impl.argnames),
+                                          self._views[impl.plugin_name]))
+                for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls())]
+            self._callers[hook] = dispatch.caller(hook, implementations, self._failed,
+                                                  self._returned)
+            self._callers_for_bots[hook] = dispatch.caller(
+                hook, [(plugin, call) for plugin, call in implementations
+                       if self._views[plugin].plugin.reacts_to_bots],
+                self._failed, self._returned)
         self.commands = [c for p in self.plugins for c in p.commands]
         self._by_name = {n: c for c in self.commands for n in c.names}
         for impl in reversed(self.pm.hook.register_commands.get_hookimpls()):
@@ -164,17 +159,12 @@ class Bot:
 
         Every hook takes ``bot`` and at most one other argument, ``payload``.
         """
-        for impl in self._impls[hook]:
-            if from_bot and not impl.hears_bots:
-                continue
-            try:
-                result = impl.call(payload)
-            except Exception as exc:
-                self._failed(impl.plugin, hook, exc)
-                continue
-            if result is not None and inspect.isawaitable(result):
-                # A coroutine runs in a task of its own: a slow plugin delays no other.
-                self._spawn(self._finish(impl.plugin, hook, result, None))
+        (self._callers_for_bots if from_bot else self._callers)[hook](payload)
+
+    def _returned(self, plugin: str, hook: str, result: Any) -> None:
+        if inspect.isawaitable(result):
+            # A coroutine runs in a task of its own: a slow plugin delays no other.
+            self._spawn(self._finish(plugin, hook, result, None))
 
     def _call(self, plugin: str, what: str, func: Any, args: list[Any],
               on_result: Any = None) -> None:
@@ -229,12 +219,13 @@ class Bot:
         self._connected.clear()
 
     def _on_message(self, data: dict[str, Any]) -> None:
-        message = Message.from_event(data)
+        message = Message(data)
         origin = ORIGINS.origin(message)
         if origin is self:
             return  # never react to ourselves
         from_bot = isinstance(origin, Bot)  # the terminal's user is no bot
-        self._dispatch("on_message", message, from_bot)
+        # What _dispatch does, without its call: this runs for every message.
+        (self._callers_for_bots if from_bot else self._callers)["on_message"](message)
         if message.text.startswith(self.prefix):
             self._run_command(message, from_bot)
 

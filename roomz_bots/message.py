@@ -8,51 +8,66 @@ from typing import Any
 
 
 class Message:
-    """One ``message`` event.
+    """One ``message`` event, read from the event as it came from the server.
 
     ``content`` is what the server sent (HTML-escaped); ``text`` is it unescaped, the
-    form to show or parse. ``label`` is ``"Name (email)"``, or the email alone.
+    form to show or parse. ``label`` is ``"Name (email)"``, or the email alone. The other
+    fields are read from the event when asked for: a bot builds one per message it hears.
     """
 
-    __slots__ = ("id", "email", "display_name", "content", "text", "connection_id", "raw",
-                 "_timestamp", "_parsed")
+    __slots__ = ("raw", "content", "text", "_parsed")
 
-    def __init__(self, id: str, email: str, display_name: str | None, content: str,
-                 timestamp: datetime | str | None = None, connection_id: str | None = None,
-                 raw: dict[str, Any] | None = None) -> None:
-        self.id = id
-        self.email = email
-        self.display_name = display_name
-        self.content = content
-        #: The message text as its author typed it (HTML entities unescaped).
-        self.text = html.unescape(content)
-        self._timestamp = timestamp
-        self._parsed: datetime | None = None
-        self.connection_id = connection_id
+    def __init__(self, event: dict[str, Any]) -> None:
         #: The event exactly as it came from the server.
-        self.raw = raw if raw is not None else {}
+        self.raw = event
+        content = event.get("content", "")
+        self.content: str = content if isinstance(content, str) else str(content)
+        #: The message text as its author typed it (HTML entities unescaped).
+        self.text: str = html.unescape(self.content) if "&" in self.content else self.content
+        self._parsed: datetime | None = None
 
     @classmethod
     def from_event(cls, data: dict[str, Any]) -> Message:
         """Build a message from the wire's ``message`` event data."""
-        user = data.get("user") or {}
-        name = user.get("display_name")
-        return cls(str(data.get("id", "")), str(user.get("email", "")),
-                   html.unescape(name) if name and isinstance(name, str) else None,
-                   str(data.get("content", "")), data.get("timestamp"),
-                   data.get("connection_id"), data)
+        return cls(data)
+
+    @property
+    def id(self) -> str:
+        """The server's id for this message."""
+        return str(self.raw.get("id", ""))
+
+    @property
+    def email(self) -> str:
+        """The sender's email."""
+        return str(self._user.get("email", ""))
+
+    @property
+    def display_name(self) -> str | None:
+        """The display name of the sender's connection (unescaped), or None."""
+        name = self._user.get("display_name")
+        return html.unescape(name) if name and isinstance(name, str) else None
+
+    @property
+    def connection_id(self) -> str | None:
+        """The sending connection, on servers that name it."""
+        return self.raw.get("connection_id")
 
     @property
     def timestamp(self) -> datetime:
         """When the server received it, as an aware datetime (parsed when first asked for)."""
         if self._parsed is None:
-            self._parsed = _parse_time(self._timestamp)
+            self._parsed = _parse_time(self.raw.get("timestamp"))
         return self._parsed
 
     @property
     def label(self) -> str:
         """``"Name (email)"`` when the sender's connection has a display name, else the email."""
         return label(self.email, self.display_name)
+
+    @property
+    def _user(self) -> dict[str, Any]:
+        user = self.raw.get("user")
+        return user if isinstance(user, dict) else {}
 
     def __repr__(self) -> str:
         return f"Message(id={self.id!r}, label={self.label!r}, text={self.text!r})"

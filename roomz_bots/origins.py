@@ -54,8 +54,9 @@ class Origins(Generic[B]):
 
     def origin(self, message: Message) -> B | None:
         """The hosted bot that sent ``message``, or None for anyone else."""
-        if message.connection_id:  # the server names the sender: nothing to remember
-            return self._connections.get(message.connection_id)
+        connection_id = message.connection_id
+        if connection_id:  # the server names the sender: nothing to remember
+            return self._connections.get(connection_id)
         if message.id in self._messages:
             return self._messages[message.id]
         waiting = self._pending.get((message.email, message.text.strip()[:KEY_LENGTH]))
