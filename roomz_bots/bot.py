@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import html
 import inspect
 import logging
@@ -38,20 +37,6 @@ MESSAGE_LIMIT = 1000  # the server cuts content at 1000 characters after HTML-es
 
 
 DISPATCHED = ("startup", "shutdown", "on_message", *EVENT_HOOKS.values())
-
-
-def _bound(func: Callable[..., Any], argnames: tuple[str, ...],
-           view: PluginBot) -> Callable[[Any], Any]:
-    """A plugin's hook implementation with ``bot`` bound once: a call with the payload."""
-    if argnames == ("bot",):
-        return lambda _: func(view)
-    if argnames == ():
-        return lambda _: func()
-    if argnames[0] == "bot":
-        return functools.partial(func, view)
-    if "bot" not in argnames:
-        return func
-    return lambda payload: func(payload, view)
 
 
 class Bot:
@@ -113,14 +98,13 @@ class Bot:
         self._callers_for_bots: dict[str, Callable[[Any], None]] = {}
         for hook in DISPATCHED:
             implementations = [
-                (impl.plugin_name, _bound(impl.function, tuple(impl.argnames),
-                                          self._views[impl.plugin_name]))
+                dispatch.Implementation(impl.plugin_name, impl.function, tuple(impl.argnames),
+                                        self._views[impl.plugin_name])
                 for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls())]
             self._callers[hook] = dispatch.caller(hook, implementations, self._failed,
                                                   self._returned)
             self._callers_for_bots[hook] = dispatch.caller(
-                hook, [(plugin, call) for plugin, call in implementations
-                       if self._views[plugin].plugin.reacts_to_bots],
+                hook, [i for i in implementations if i.bot.plugin.reacts_to_bots],
                 self._failed, self._returned)
         self.commands = [c for p in self.plugins for c in p.commands]
         self._by_name = {n: c for c in self.commands for n in c.names}

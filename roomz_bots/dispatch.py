@@ -2,21 +2,32 @@
 
 Every chat event goes through here, once per bot, so the caller is written out call by
 call, the way :mod:`dataclasses` writes ``__init__``: each call site then stays
-specialised for its one function, and a bot with 20 plugins spends about a quarter less
-per message than with a loop over them.
+specialised for its one function, with the plugin's ``bot`` passed straight in, and a bot
+with 20 plugins spends about a quarter less per message than with a loop over them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-#: A plugin's name and its implementation, taking the hook's payload.
-Implementation = tuple[str, Callable[[Any], Any]]
 #: ``(plugin, hook, exception)``: an implementation raised.
 OnFailure = Callable[[str, str, Exception], None]
 #: ``(plugin, hook, result)``: an implementation returned something (a coroutine, say).
 OnResult = Callable[[str, str, Any], None]
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """One plugin's implementation of a hook."""
+
+    plugin: str
+    function: Callable[..., Any]
+    #: The hook arguments it takes, in its order: ``bot``, and the payload by any name.
+    argnames: tuple[str, ...]
+    #: What it gets as ``bot``.
+    bot: Any
 
 
 def caller(hook: str, implementations: Sequence[Implementation], failed: OnFailure,
@@ -26,14 +37,16 @@ def caller(hook: str, implementations: Sequence[Implementation], failed: OnFailu
     One that raises is reported to ``failed`` and the next one still runs; a result other
     than None goes to ``returned``.
     """
+    # Values reach the code through its namespace: no plugin's text is ever compiled.
     namespace: dict[str, Any] = {"hook": hook, "failed": failed, "returned": returned}
     lines = ["def call_all(payload):", "    pass"]
-    for i, (plugin, implementation) in enumerate(implementations):
-        # Names reach the code through the namespace: no plugin's text is ever compiled.
-        namespace[f"plugin_{i}"], namespace[f"call_{i}"] = plugin, implementation
+    for i, impl in enumerate(implementations):
+        namespace[f"plugin_{i}"], namespace[f"call_{i}"] = impl.plugin, impl.function
+        namespace[f"bot_{i}"] = impl.bot
+        args = ", ".join(f"bot_{i}" if name == "bot" else "payload" for name in impl.argnames)
         lines += [
             "    try:",
-            f"        result = call_{i}(payload)",
+            f"        result = call_{i}({args})",
             "    except Exception as exc:",
             f"        failed(plugin_{i}, hook, exc)",
             "    else:",

@@ -18,12 +18,14 @@ class Message:
     __slots__ = ("raw", "content", "text", "_parsed")
 
     def __init__(self, event: dict[str, Any]) -> None:
+        content = event.get("content", "")
+        if not isinstance(content, str):
+            content = str(content)
         #: The event exactly as it came from the server.
         self.raw = event
-        content = event.get("content", "")
-        self.content: str = content if isinstance(content, str) else str(content)
+        self.content = content
         #: The message text as its author typed it (HTML entities unescaped).
-        self.text: str = html.unescape(self.content) if "&" in self.content else self.content
+        self.text = html.unescape(content) if "&" in content else content
         self._parsed: datetime | None = None
 
     @classmethod

@@ -54,7 +54,7 @@ class Origins(Generic[B]):
 
     def origin(self, message: Message) -> B | None:
         """The hosted bot that sent ``message``, or None for anyone else."""
-        connection_id = message.connection_id
+        connection_id = message.raw.get("connection_id")  # not the property: this is hot
         if connection_id:  # the server names the sender: nothing to remember
             return self._connections.get(connection_id)
         if message.id in self._messages:
