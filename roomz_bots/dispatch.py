@@ -2,8 +2,8 @@
 
 Every chat event goes through here, once per bot, so the caller is written out call by
 call, the way :mod:`dataclasses` writes ``__init__``: each call site then stays
-specialised for its one function, with the plugin's ``bot`` passed straight in, and a bot
-with 20 plugins spends about a quarter less per message than with a loop over them.
+specialised for its one function, with the plugin's ``bot`` passed straight in. Calling 20
+plugins this way takes about a fifth less time than a loop over them.
 """
 
 from __future__ import annotations
