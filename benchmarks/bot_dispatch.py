@@ -415,7 +415,7 @@ async def main(profile: Profile, check_target: bool) -> int:
               f"{med(f.drain_rate):6.0f}   {med(f.live_cpu) * 1e6:9.1f} us")
     print(f"  bot's extra CPU per message      {extra * 1e6:5.1f} us "
           f"({extra / PLUGINS * 1e6:.2f} us per plugin)")
-    print(f"  ratio b/a, backlog msg/CPU-s     {ratio:.3f}  (median of the rounds' ratios; "
+    print(f"  ratio b/a, backlog msg/CPU-s     {ratio:.4f} (median of the rounds' ratios; "
           f"target >= {TARGET_RATIO:.2f}: {verdict})")
     print(f"  ratio of the medians             {med(bare.drain_cpu) / med(bot.drain_cpu):.3f}")
     print(f"  ratio b/a, backlog msg/s         {med(bot.drain_rate) / med(bare.drain_rate):.3f}"
