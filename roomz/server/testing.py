@@ -56,24 +56,13 @@ class LocalServer:
     async def request_link(self, email: str) -> MagicLink:
         """Ask for a magic link over HTTP, as a client would, and return it."""
         before = len(self.links)
-        async with aiohttp.ClientSession() as http, http.post(
-            f"{self.url}/auth/request-magic-link", json={"email": email}
-        ) as resp:
-            if resp.status != 200:
-                body = await resp.text()
-                raise AssertionError(f"magic link request failed: {resp.status} {body}")
+        await request_magic_link(self.url, email)
         return await self.next_link(email, after=before)
 
     async def sign_in(self, email: str) -> str:
         """Sign ``email`` in over HTTP and return the session token (the cookie's value)."""
         link = await self.request_link(email)
-        async with aiohttp.ClientSession() as http, http.get(
-            link.url, allow_redirects=False
-        ) as resp:
-            morsel = resp.cookies.get(COOKIE_NAME)
-            if morsel is None:
-                raise AssertionError(f"no session cookie from {link.url}: {resp.status}")
-            return morsel.value
+        return await follow_magic_link(link.url)
 
     async def start(self) -> None:
         """Start listening; after a :meth:`stop`, a fresh server on the same port and secret."""
@@ -94,3 +83,27 @@ class LocalServer:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.stop()
+
+
+HTTP_TIMEOUT = aiohttp.ClientTimeout(total=5)
+
+
+async def request_magic_link(server_url: str, email: str) -> None:
+    """``POST /auth/request-magic-link`` for ``email``; AssertionError unless it answers 200."""
+    async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http, http.post(
+        f"{server_url}/auth/request-magic-link", json={"email": email}
+    ) as resp:
+        if resp.status != 200:
+            body = await resp.text()
+            raise AssertionError(f"magic link request failed: {resp.status} {body}")
+
+
+async def follow_magic_link(link_url: str) -> str:
+    """Open a magic link as a browser would and return the session token it sets."""
+    async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http, http.get(
+        link_url, allow_redirects=False
+    ) as resp:
+        morsel = resp.cookies.get(COOKIE_NAME)
+        if morsel is None:
+            raise AssertionError(f"no session cookie from {link_url}: {resp.status}")
+        return morsel.value

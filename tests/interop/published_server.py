@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,6 +24,9 @@ from pathlib import Path
 from types import TracebackType
 
 import aiohttp
+
+from roomz.server.testing import request_magic_link
+from tests.server.proc import free_port
 
 RUN = (
     "import logging, sys, uvicorn; logging.basicConfig(level=logging.INFO, stream=sys.stderr); "
@@ -46,13 +48,6 @@ class PublishedLink:
     email: str
     url: str
     token: str
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class PublishedServer:
@@ -150,11 +145,7 @@ class PublishedServer:
     async def request_link(self, email: str) -> PublishedLink:
         """Ask for a magic link over HTTP, as a client would, and read it from the log."""
         before = len(self.links)
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http, \
-                http.post(f"{self.url}/auth/request-magic-link", json={"email": email}) as resp:
-            if resp.status != 200:
-                body = await resp.text()
-                raise AssertionError(f"magic link request failed: {resp.status} {body}")
+        await request_magic_link(self.url, email)
         return await self.next_link(email, after=before)
 
     async def kill(self, sig: signal.Signals = signal.SIGKILL) -> None:

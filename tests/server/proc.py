@@ -24,6 +24,8 @@ from types import TracebackType
 
 import aiohttp
 
+from roomz.server.testing import follow_magic_link, request_magic_link
+
 #: The console script under test, from the same virtualenv as the running tests.
 ROOMZ_SERVER = str(Path(sys.executable).with_name("roomz-server"))
 if not os.path.exists(ROOMZ_SERVER):  # pragma: no cover - an unusual install layout
@@ -157,26 +159,13 @@ class ServerProcess:
     async def request_link(self, email: str) -> LoggedLink:
         """Ask for a magic link over HTTP, as a client would, and read it from the log."""
         before = len(self.lines)
-        timeout = aiohttp.ClientTimeout(total=5)
-        async with aiohttp.ClientSession(timeout=timeout) as http, http.post(
-            f"{self.url}/auth/request-magic-link", json={"email": email}
-        ) as resp:
-            if resp.status != 200:
-                text = await resp.text()
-                raise AssertionError(f"magic link request failed: {resp.status} {text}")
+        await request_magic_link(self.url, email)
         return await self.next_link(email.strip().lower(), after=before)
 
     async def sign_in(self, email: str) -> str:
         """Sign ``email`` in over HTTP and return the ``session_token`` cookie's value."""
         link = await self.request_link(email)
-        timeout = aiohttp.ClientTimeout(total=5)
-        async with aiohttp.ClientSession(timeout=timeout) as http, http.get(
-            link.url, allow_redirects=False
-        ) as resp:
-            morsel = resp.cookies.get(SESSION_COOKIE)
-            if morsel is None:
-                raise AssertionError(f"no session cookie from {link.url}: {resp.status}")
-            return morsel.value
+        return await follow_magic_link(link.url)
 
     async def start(self, timeout: float = 10.0) -> None:
         """Start the command and return once ``GET /healthz`` answers ``{"status": "ok"}``."""
