@@ -54,22 +54,15 @@ async def run(args: argparse.Namespace, config: Config | None) -> int:
     server_url = args.server or (config.server_url if config else DEFAULT_SERVER)
     if not args.embedded:
         return await (_headless(config) if args.headless else _terminal(server_url, config))
-    from roomz import AsyncClient
+    from .embedded import embedded_server, local_email
 
-    from .embedded import EmbeddedServer, local_email
-
-    async with EmbeddedServer() as embedded:
+    async with embedded_server(local_email()) as (url, session_file):
         if config is not None:
-            config.server_url = embedded.url
-            config.session_cache_file = embedded.session_file
+            config.server_url = url
+            config.session_cache_file = session_file
         if args.headless:
-            client = AsyncClient(embedded.url, session_cache_file=embedded.session_file)
-            await embedded.sign_in(client, local_email())
-            await client.disconnect()
             return await _headless(config)
-        app = _app(embedded.url, config, session_file=embedded.session_file)
-        await embedded.sign_in(app.client, local_email())
-        return await app.run()
+        return await _app(url, config, session_file=session_file).run()
 
 
 def _app(server_url: str, config: Config | None, session_file: Path | None = None) -> ChatApp:
@@ -98,22 +91,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO if args.headless else logging.WARNING,
                         stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = None
-    if args.config:
-        from roomz_bots.config import ConfigError, load_config
-
-        try:
-            config = load_config(args.config)
-        except ConfigError as exc:
-            print(f"roomz-cli: {exc}", file=sys.stderr)
-            sys.exit(2)
-        if args.server:
-            config.server_url = args.server
-    from roomz_bots.config import ConfigError
+    from roomz_bots.config import ConfigError, load_config
 
     try:
+        config = load_config(args.config) if args.config else None
+        if config is not None and args.server:
+            config.server_url = args.server
+        # Plugin settings are checked when the bots are built, inside run().
         sys.exit(asyncio.run(run(args, config)))
-    except ConfigError as exc:  # plugin settings are checked when the bots are built
+    except ConfigError as exc:
         print(f"roomz-cli: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -47,14 +47,15 @@ class ChatApp:
                  data_dir: Path | None = None) -> None:
         self.server_url = server_url
         self.config = config
+        if config is not None:
+            config.server_url = server_url  # hosted bots join the terminal's server
         self.echo = echo
         self.data_dir = data_dir
         cache = session_file or (config and config.session_cache_file) or default_session_file()
         self.client = AsyncClient(server_url, session_cache_file=cache,
                                   max_reconnect_attempts=10)
-        self.connection_id: str | None = None
+        #: The hosted bots that are running, by name.
         self.bots: dict[str, Bot] = {}
-        self.running: set[str] = set()
         self.history = history or InMemoryHistory()
         for event, handler in (("authenticated", self._on_authenticated),
                                ("message", self._on_message),
@@ -82,7 +83,7 @@ class ChatApp:
         who = user_label(user) if user else "not signed in"
         state = self.client.connection_state.value
         return FormattedText([("class:toolbar", f" {state} · {who} · {self.server_url} · "
-                                                f"{len(self.running)} bot(s) running ")])
+                                                f"{len(self.bots)} bot(s) running ")])
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -110,9 +111,6 @@ class ChatApp:
 
     async def resume(self) -> None:
         """Connect with the cached session if there is one; otherwise say how to sign in."""
-        if self.client.connected:  # signed in already (embedded mode)
-            await self.start_bots()
-            return
         try:
             await self.client.connect()
         except AuthenticationError as exc:
@@ -143,9 +141,10 @@ class ChatApp:
 
     async def close(self) -> None:
         """Stop the bots and disconnect."""
-        for name in list(self.running):
+        for name in list(self.bots):
             await self.stop_bot(name)
         await self.client.disconnect()
+        ORIGINS.disconnected(self)
 
     # -- chat ------------------------------------------------------------------------------
 
@@ -203,25 +202,20 @@ class ChatApp:
 
     async def logout(self) -> None:
         """``/logout``: stop the bots, disconnect, and forget the session."""
-        for name in list(self.running):
-            await self.stop_bot(name)
-        await self.client.disconnect()
+        await self.close()
         self.client.clear_cached_session()
         self.say("Logged out; the session is forgotten.", "good")
 
     # -- events ----------------------------------------------------------------------------
 
     def _on_authenticated(self, data: dict[str, Any]) -> None:
-        self.connection_id = data.get("connection_id")
-        ORIGINS.connected(self.connection_id, self)
+        ORIGINS.connected(data.get("connection_id"), self)
         self.say(f"Connected to {self.server_url} as {user_label(data.get('user'))}", "good")
 
     def _on_message(self, data: dict[str, Any]) -> None:
         message = Message.from_event(data)
         origin = ORIGINS.origin(message)
-        own = origin is self or bool(message.connection_id
-                                     and message.connection_id == self.connection_id)
-        self.echo(message_line(message, own=own, bot=isinstance(origin, Bot)))
+        self.echo(message_line(message, own=origin is self, bot=isinstance(origin, Bot)))
 
     def _on_user_joined(self, data: dict[str, Any]) -> None:
         self.say(f"{user_label(data.get('user'))} joined "
@@ -252,10 +246,9 @@ class ChatApp:
             return
         for bot_config in self.config.bots:
             if bot_config.name not in self.bots:
-                await self._build(bot_config.name)
-            await self.start_bot(bot_config.name)
+                await self.start_bot(bot_config.name)
 
-    async def _build(self, name: str) -> Bot | None:
+    def _build(self, name: str) -> Bot | None:
         if self.config is None:
             self.say(f"No bot {name!r} here: start with --config FILE to host bots.", "warning")
             return None
@@ -264,20 +257,18 @@ class ChatApp:
             self.say(f"No bot named {name!r} in {self.config.path}; /bots lists them.",
                      "warning")
             return None
-        self.config.server_url = self.server_url
         try:
-            self.bots[name] = build_bot(self.config, bot_config, data_dir=self.data_dir)
+            return build_bot(self.config, bot_config, data_dir=self.data_dir)
         except ConfigError as exc:
             self.say(str(exc), "error")
             return None
-        return self.bots[name]
 
     async def start_bot(self, name: str) -> None:
         """``/bot start``: start a hosted bot."""
-        if name in self.running:
+        if name in self.bots:
             self.say(f"Bot {name} is already running.")
             return
-        bot = self.bots.get(name) or await self._build(name)
+        bot = self._build(name)
         if bot is None:
             return
         try:
@@ -285,18 +276,16 @@ class ChatApp:
         except ClientError as exc:
             self.say(f"Bot {name} cannot sign in: {exc}", "error")
             await bot.stop()
-            del self.bots[name]
             return
-        self.running.add(name)
+        self.bots[name] = bot
         self.say(f"Bot {name} running: {', '.join(p.name for p in bot.plugins)}", "good")
 
     async def stop_bot(self, name: str) -> None:
         """``/bot stop``: stop a hosted bot."""
         bot = self.bots.pop(name, None)
-        if bot is None or name not in self.running:
+        if bot is None:
             self.say(f"Bot {name} is not running.", "warning")
             return
-        self.running.discard(name)
         await bot.stop()
         self.say(f"Bot {name} stopped.")
 
@@ -307,8 +296,7 @@ class ChatApp:
             return
         for bot_config in self.config.bots:
             bot = self.bots.get(bot_config.name)
-            state = bot.client.connection_state.value if bot and bot_config.name in \
-                self.running else "stopped"
+            state = bot.client.connection_state.value if bot else "stopped"
             self.say(f"{bot_config.name}: {state}; plugins: {', '.join(bot_config.plugins)}")
 
     def show_plugins(self) -> None:
@@ -356,12 +344,13 @@ class ChatApp:
                       if line.startswith("/login ") and " " in line.strip()}
             return [(e, "used before") for e in sorted(emails)]
         if command == "reload":
-            return [(p.name, "plugin") for b in self.bots.values() for p in b.plugins]
+            plugins = {p.name for bot in self.bots.values() for p in bot.plugins}
+            return [(name, "plugin") for name in sorted(plugins)]
         if command == "bot":
             if not words:
                 return [("start", "start a bot"), ("stop", "stop a bot")]
             names = [b.name for b in self.config.bots] if self.config else []
-            return [(n, "running" if n in self.running else "stopped") for n in names]
+            return [(n, "running" if n in self.bots else "stopped") for n in names]
         return []
 
 

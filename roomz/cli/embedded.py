@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import getpass
 import os
 import re
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
-from types import TracebackType
 
-from roomz import AsyncClient
-from roomz.server import MagicLink, Server, ServerSettings
+from roomz.server.testing import LocalServer
+from roomz.session_cache import SessionCache
 
 
 def local_email() -> str:
@@ -22,33 +22,15 @@ def local_email() -> str:
     return f"{name}@roomz.local"
 
 
-class EmbeddedServer:
-    """A server on a free loopback port that hands its magic links straight to this process."""
+@contextlib.asynccontextmanager
+async def embedded_server(email: str) -> AsyncIterator[tuple[str, Path]]:
+    """A server on a free loopback port, and a session file in which ``email`` is signed in.
 
-    def __init__(self) -> None:
-        self._links: asyncio.Queue[MagicLink] = asyncio.Queue()
-        self.server = Server(ServerSettings(host="127.0.0.1", port=0),
-                             on_magic_link=self._links.put_nowait)
-        #: Sessions of this run only: the port, and so the server URL, changes every run.
-        self.session_file = Path(tempfile.mkdtemp(prefix="roomz-embedded-")) / "session.json"
-
-    @property
-    def url(self) -> str:
-        """Where the embedded server listens."""
-        return self.server.url
-
-    async def sign_in(self, client: AsyncClient, email: str, timeout: float = 10.0) -> None:
-        """Request a link for ``email`` and connect ``client`` with it, no copying needed."""
-        await client.login(email)
-        link = await asyncio.wait_for(self._links.get(), timeout)
-        await client.connect(link.token)
-
-    async def __aenter__(self) -> EmbeddedServer:
-        await self.server.start()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.server.stop()
-        self.session_file.unlink(missing_ok=True)
-        self.session_file.parent.rmdir()
+    Yields the server's URL and that file. The session lives for this run only: the port,
+    and so the server URL, changes every run, and the server's secret is a fresh one.
+    """
+    with tempfile.TemporaryDirectory(prefix="roomz-embedded-") as scratch:
+        async with LocalServer() as server:
+            session_file = Path(scratch) / "session.json"
+            SessionCache(session_file).save(server.url, await server.sign_in(email))
+            yield server.url, session_file

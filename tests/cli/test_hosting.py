@@ -203,7 +203,7 @@ async def test_leaving_shuts_the_bots_down(server: LocalServer, tmp_path: Path,
         assert lifecycle.EVENTS == ["startup", "shutdown"]
         assert bot.client.connection_state is ConnectionState.DISCONNECTED
         assert term.app.client.connection_state is ConnectionState.DISCONNECTED
-        assert term.app.running == set()
+        assert term.app.bots == {}
 
 
 async def test_reload_a_package_plugin_without_restarting_the_bot(server: LocalServer,
