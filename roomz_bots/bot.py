@@ -95,7 +95,6 @@ class Bot:
                 self._views[plugin.name] = PluginBot(self, plugin, settings)
         # Who implements what, worked out once: dispatch runs for every message.
         self._callers: dict[str, Callable[[Any], None]] = {}
-        self._callers_for_bots: dict[str, Callable[[Any], None]] = {}
         for hook in DISPATCHED:
             implementations = [
                 dispatch.Implementation(impl.plugin_name, impl.function, tuple(impl.argnames),
@@ -103,14 +102,15 @@ class Bot:
                 for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls())]
             self._callers[hook] = dispatch.caller(hook, implementations, self._failed,
                                                   self._returned)
-            self._callers_for_bots[hook] = dispatch.caller(
-                hook, [i for i in implementations if i.bot.plugin.reacts_to_bots],
-                self._failed, self._returned)
+            if hook == "on_message":  # another hosted bot's messages reach only some
+                self._hear_bots = dispatch.caller(
+                    hook, [i for i in implementations if i.bot.plugin.reacts_to_bots],
+                    self._failed, self._returned)
         self.commands = [c for p in self.plugins for c in p.commands]
         self._by_name = {n: c for c in self.commands for n in c.names}
         for impl in reversed(self.pm.hook.register_commands.get_hookimpls()):
             self._call(impl.plugin_name, "register_commands", impl.function,
-                       [self._registrar(impl.plugin_name)])
+                       self._registrar(impl.plugin_name))
 
     def _registrar(self, plugin: str) -> Any:
         def register(command: Command) -> None:
@@ -138,48 +138,35 @@ class Bot:
 
     # -- dispatch --------------------------------------------------------------------------
 
-    def _dispatch(self, hook: str, payload: Any = None, from_bot: bool = False) -> None:
+    def _dispatch(self, hook: str, payload: Any = None) -> None:
         """Call every plugin's implementation of ``hook``, in config order, each isolated.
 
         Every hook takes ``bot`` and at most one other argument, ``payload``.
         """
-        (self._callers_for_bots if from_bot else self._callers)[hook](payload)
+        self._callers[hook](payload)
 
-    def _returned(self, plugin: str, hook: str, result: Any) -> None:
-        if inspect.isawaitable(result):
-            # A coroutine runs in a task of its own: a slow plugin delays no other.
-            self._spawn(self._finish(plugin, hook, result, None))
-
-    def _call(self, plugin: str, what: str, func: Any, args: list[Any],
-              on_result: Any = None) -> None:
+    def _call(self, plugin: str, what: str, func: Callable[..., Any], *args: Any) -> None:
+        """Call one plugin function, isolated: what it raises is logged, what it returns run."""
         try:
             result = func(*args)
         except Exception as exc:
             self._failed(plugin, what, exc)
             return
-        if result is None and on_result is None:
-            return  # the common case, a plain function: nothing to await
+        if result is not None:
+            self._returned(plugin, what, result)
+
+    def _returned(self, plugin: str, what: str, result: Any) -> None:
         if inspect.isawaitable(result):
             # A coroutine runs in a task of its own: a slow plugin delays no other.
-            task = asyncio.ensure_future(self._finish(plugin, what, result, on_result))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        elif on_result is not None:
-            self._spawn(on_result(result))
+            self._spawn(self._finish(plugin, what, result))
 
-    async def _finish(self, plugin: str, what: str, awaitable: Awaitable[Any],
-                      on_result: Any) -> None:
+    async def _finish(self, plugin: str, what: str, awaitable: Awaitable[Any]) -> None:
         try:
-            result = await awaitable
+            await awaitable
         except Exception as exc:
             self._failed(plugin, what, exc)
-            return
-        if on_result is not None:
-            await on_result(result)
 
     def _failed(self, plugin: str, what: str, exc: Exception) -> None:
-        if isinstance(exc, UsageError):
-            return
         # A traceback helps with a plugin's bug, not with a connection that is down.
         log.error("bot %s: plugin %s failed in %s: %s: %s", self.name, plugin, what,
                   type(exc).__name__, exc, exc_info=None if isinstance(exc, ClientError) else exc)
@@ -209,7 +196,7 @@ class Bot:
             return  # never react to ourselves
         from_bot = isinstance(origin, Bot)  # the terminal's user is no bot
         # What _dispatch does, without its call: this runs for every message.
-        (self._callers_for_bots if from_bot else self._callers)["on_message"](message)
+        (self._hear_bots if from_bot else self._callers["on_message"])(message)
         if message.text.startswith(self.prefix):
             self._run_command(message, from_bot)
 
@@ -227,14 +214,6 @@ class Bot:
             self._spawn(self._usage(view, message, command, exc))
             return
 
-        async def answer(result: Any) -> None:
-            if isinstance(result, str) and result:
-                await view.reply(message, result)
-
-        self._call_command(view, message, command, args, kwargs, answer)
-
-    def _call_command(self, view: PluginBot, message: Message, command: Command,
-                      args: list[Any], kwargs: dict[str, Any], answer: Any) -> None:
         async def run() -> None:
             try:
                 result = command.func(*args, **kwargs)
@@ -243,8 +222,11 @@ class Bot:
             except UsageError as exc:
                 await self._usage(view, message, command, exc)
                 return
-            await answer(result)
-        self._call(command.plugin or "?", f"command {self.prefix}{command.name}", run, [])
+            if isinstance(result, str) and result:
+                await view.reply(message, result)
+
+        self._spawn(self._finish(command.plugin or "?", f"command {self.prefix}{command.name}",
+                                 run()))
 
     async def _usage(self, view: PluginBot, message: Message, command: Command,
                      error: UsageError) -> None:
