@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import OrderedDict
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -76,8 +76,7 @@ class AsyncClient:
         self._namespace_connected = asyncio.Event()
         self._refusal: str | None = None
         self._closing = False
-        self._seen: set[str] = set()  # ids of recent messages, so none is handled twice
-        self._seen_order: deque[str] = deque(maxlen=SEEN_MESSAGE_IDS)
+        self._seen: OrderedDict[str, None] = OrderedDict()  # recent message ids: none twice
 
     # -- what the user sees -------------------------------------------------------------
 
@@ -351,10 +350,9 @@ class AsyncClient:
         if isinstance(message_id, str):
             if message_id in self._seen:
                 return
-            if len(self._seen_order) == SEEN_MESSAGE_IDS:
-                self._seen.discard(self._seen_order[0])
-            self._seen_order.append(message_id)
-            self._seen.add(message_id)
+            self._seen[message_id] = None
+            if len(self._seen) > SEEN_MESSAGE_IDS:
+                self._seen.popitem(last=False)
         await self._handlers.emit("message", data)
 
     async def _on_display_name_changed(self, data: dict[str, Any]) -> None:
