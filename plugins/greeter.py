@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from roomz_bots import hookimpl
+from roomz_bots import display_name_of, hookimpl
 
 
 @dataclass
@@ -16,4 +16,4 @@ class Settings:
 async def on_user_joined(bot, event):
     """Greet the connection that just joined."""
     user = event.get("user") or {}
-    await bot.send(bot.settings.greeting.format(name=user.get("display_name") or user.get("email")))
+    await bot.send(bot.settings.greeting.format(name=display_name_of(user) or user.get("email")))

@@ -17,9 +17,9 @@ A plugin is a module::
 from .bot import Bot
 from .commands import Command, UsageError, command
 from .hookspecs import hookimpl
-from .message import Message
+from .message import Message, display_name_of
 from .plugin_bot import PluginBot
 from .plugins import Plugin, PluginError, load_plugin
 
 __all__ = ["Bot", "Command", "Message", "Plugin", "PluginBot", "PluginError", "UsageError",
-           "command", "hookimpl", "load_plugin"]
+           "command", "display_name_of", "hookimpl", "load_plugin"]

@@ -46,8 +46,7 @@ class Message:
     @property
     def display_name(self) -> str | None:
         """The display name of the sender's connection (unescaped), or None."""
-        name = self._user.get("display_name")
-        return html.unescape(name) if name and isinstance(name, str) else None
+        return display_name_of(self._user)
 
     @property
     def connection_id(self) -> str | None:
@@ -79,6 +78,12 @@ class Message:
 
     def __hash__(self) -> int:
         return hash(self.id)
+
+
+def display_name_of(user: dict[str, Any] | None) -> str | None:
+    """The display name of a wire ``user`` object, HTML-unescaped, or None when it has none."""
+    name = (user or {}).get("display_name")
+    return html.unescape(name) if name and isinstance(name, str) else None
 
 
 def label(email: str, display_name: str | None) -> str:

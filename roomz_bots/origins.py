@@ -28,6 +28,7 @@ class Origins(Generic[B]):
 
     def connected(self, connection_id: str | None, bot: B) -> None:
         """``bot`` now speaks through ``connection_id`` (from its ``authenticated`` event)."""
+        self.disconnected(bot)  # a reconnect's new id replaces the old one
         if connection_id:
             self._connections[connection_id] = bot
 

@@ -26,7 +26,6 @@ class PluginBot:
         self.settings = settings
         #: A logger named after the plugin.
         self.log = logging.getLogger(f"roomz_bots.plugin.{plugin.name}")
-        self._store: Store | None = None
 
     @property
     def name(self) -> str:
@@ -51,9 +50,7 @@ class PluginBot:
     @property
     def store(self) -> Store:
         """This plugin's persistent key-value store (SQLite in the user's data directory)."""
-        if self._store is None:
-            self._store = self._bot.store_for(self.plugin.name)
-        return self._store
+        return self._bot.store_for(self.plugin.name)
 
     @property
     def commands(self) -> list[Command]:

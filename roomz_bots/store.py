@@ -31,8 +31,10 @@ class Store:
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value under ``key``, or ``default``."""
-        row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row[0])
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
     def __getitem__(self, key: str) -> Any:
         row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
@@ -61,9 +63,9 @@ class Store:
 
     def items(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
         """``(key, value)`` pairs whose key starts with ``prefix``, in key order."""
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = self._db.execute("SELECT key, value FROM kv WHERE key LIKE ? ESCAPE '\\' "
-                                "ORDER BY key", (escaped + "%",)).fetchall()
+        # Not LIKE: it ignores the case of ASCII letters.
+        rows = self._db.execute("SELECT key, value FROM kv WHERE substr(key, 1, ?) = ? "
+                                "ORDER BY key", (len(prefix), prefix)).fetchall()
         for key, value in rows:
             yield key, json.loads(value)
 

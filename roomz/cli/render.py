@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import html
 from datetime import datetime
 from typing import Any
 
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.styles import Style
 
-from roomz_bots.message import Message, label
+from roomz_bots.message import Message, display_name_of, label
 
 STYLE = Style.from_dict({
     "time": "#8a8a8a",
@@ -43,7 +42,4 @@ def system_line(text: str, kind: str = "system") -> FormattedText:
 
 def user_label(user: dict[str, Any] | None) -> str:
     """``Name (email)`` or the email of a wire ``user`` object."""
-    user = user or {}
-    name = user.get("display_name")
-    return label(str(user.get("email") or "someone"),
-                 html.unescape(name) if isinstance(name, str) and name else None)
+    return label(str((user or {}).get("email") or "someone"), display_name_of(user))
