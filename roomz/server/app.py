@@ -66,8 +66,7 @@ class Server:
             self.rate_limiter = redis_state.RedisRateLimiter(redis, limit)
             versions = redis_state.RedisVersions(redis)
             presence = shared = redis_state.RedisPresence(redis)
-            manager = redis_state.RedisFanOutManager(
-                self.settings.redis_url, redis_options=redis_state.BUS_OPTIONS)
+            manager = redis_state.RedisFanOutManager(self.settings.redis_url, publisher=redis)
         self.sessions = Sessions(self.settings.jwt_secret, self.settings.jwt_expiry_days,
                                  versions)
         self.sio = socketio.AsyncServer(

@@ -150,6 +150,9 @@ class RedisPresence:
             return await self._total(email)
         except StoreUnavailable:
             self.counts[email] -= 1
+            if self.counts[email] <= 0:
+                del self.counts[email]
+            self._stale = True  # the increment may have landed: write our counts back
             raise
 
     async def leave(self, email: str) -> int:
@@ -202,7 +205,7 @@ class RedisPresence:
         """Beat every few seconds until cancelled; Redis outages are logged, not raised."""
         while True:
             try:
-                await self.beat()
+                await _guard(self.beat())  # the scans in beat() are not guarded one by one
             except StoreUnavailable as exc:
                 self._stale = True
                 log.warning("Redis unreachable (%s); retrying in %g s", exc, HEARTBEAT_SECONDS)
@@ -230,9 +233,9 @@ class RedisFanOutManager(socketio.AsyncRedisManager, FanOutManager):  # type: ig
     one on those nodes, yet look delivered.
     """
 
-    def __init__(self, url: str, **kwargs: Any) -> None:
+    def __init__(self, url: str, publisher: aioredis.Redis, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
-        self._publisher = connect(url)
+        self._publisher = publisher  # the stores' client: publishing needs nothing else
         #: Set while this node is subscribed, so start-up can wait for it.
         self.subscribed = asyncio.Event()
         self._listeners = 0  # nodes that heard the last publish before an outage
@@ -272,7 +275,6 @@ class RedisFanOutManager(socketio.AsyncRedisManager, FanOutManager):  # type: ig
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
-                self.pubsub = pubsub
                 self.subscribed.set()
                 log.info("subscribed to the message bus")
                 delay = 0.1
@@ -303,8 +305,9 @@ def background(presence: RedisPresence,
             log.warning("not subscribed to the message bus yet; Redis may be down")
         task = asyncio.create_task(presence.run())
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for running in (task, manager.thread):  # the heartbeat, and the bus's subscriber
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
         await presence.leave_all()
     return heartbeat

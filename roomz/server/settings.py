@@ -73,6 +73,9 @@ class ServerSettings:
                 ("redis://", "rediss://", "unix://")):
             raise SettingsError(f"REDIS_URL must look like redis://HOST:PORT/DB, "
                                 f"got {self.redis_url!r}")
+        if self.redis_url is not None and self.jwt_secret is None:
+            raise SettingsError("REDIS_URL needs JWT_SECRET_KEY: every node must sign "
+                                "sessions with the same secret")
         if self.email_sender not in ("console", "smtp", "callback"):
             raise SettingsError(
                 f"EMAIL_SENDER must be 'console' or 'smtp', got {self.email_sender!r}"

@@ -318,3 +318,11 @@ def test_generating_a_secret_is_logged(tmp_path: Path, caplog: pytest.LogCapture
         load_or_create_secret(tmp_path)
 
     assert any(str(tmp_path / "jwt_secret") in r.getMessage() for r in caplog.records)
+
+
+def test_several_nodes_need_one_shared_secret(tmp_path: Path) -> None:
+    """With REDIS_URL, a secret generated per machine would split sessions between nodes."""
+    settings = ServerSettings(redis_url="redis://127.0.0.1:6379/0", state_dir=tmp_path)
+    with pytest.raises(SettingsError, match="REDIS_URL needs JWT_SECRET_KEY"):
+        settings.checked()
+    assert not (tmp_path / "jwt_secret").exists()
