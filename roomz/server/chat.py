@@ -12,7 +12,7 @@ from typing import Any
 import socketio
 
 from . import transport
-from .presence import Presence, PresenceStore
+from .presence import PresenceStore
 from .sessions import SessionError, Sessions, cookie_value
 from .settings import ServerSettings
 from .unavailable import StoreUnavailable
@@ -60,11 +60,11 @@ class Chat:
     """Socket.IO event handlers of PROTOCOL.md section 2, bound to one ``AsyncServer``."""
 
     def __init__(self, sio: socketio.AsyncServer, sessions: Sessions,
-                 settings: ServerSettings, presence: PresenceStore | None = None) -> None:
+                 settings: ServerSettings, presence: PresenceStore) -> None:
         self.sio = sio
         self.sessions = sessions
         self.settings = settings
-        self.presence = presence or Presence()
+        self.presence = presence
         self.connections: dict[str, Connection] = {}
         self._welcomes: set[asyncio.Task[None]] = set()
         sio.on("connect", self.connect)
@@ -119,13 +119,9 @@ class Chat:
             "connection_id": conn.connection_id,
         }, to=sid, ignore_queue=True)
         await self.sio.enter_room(sid, conn.channel)
-        try:
-            await self.sio.emit("user_joined", {
-                "user": user, "timestamp": now_iso(), "total_connections": total,
-            }, room=conn.channel, skip_sid=sid)
-        except StoreUnavailable:
-            log.warning("%s joined while shared state was unreachable: no user_joined sent",
-                        conn.email)
+        await self._tell_others(conn, sid, "user_joined", {
+            "user": user, "timestamp": now_iso(), "total_connections": total,
+        })
 
     async def disconnect(self, sid: str, reason: Any = None, *extra: Any) -> None:
         """Forget a closed connection and tell the user's other connections."""
@@ -136,12 +132,13 @@ class Chat:
             return
         try:
             remaining = await self.presence.leave(conn.email)
-            await self.sio.emit("user_left", {
-                "user": conn.user(), "timestamp": now_iso(), "remaining_connections": remaining,
-            }, room=conn.channel, skip_sid=sid)
         except StoreUnavailable:
             log.warning("%s left while shared state was unreachable: no user_left sent",
                         conn.email)
+            return
+        await self._tell_others(conn, sid, "user_left", {
+            "user": conn.user(), "timestamp": now_iso(), "remaining_connections": remaining,
+        })
 
     async def message(self, sid: str, data: Any = _NO_DATA, *extra: Any) -> dict[str, Any]:
         """Broadcast a chat message to the sender's channel, sender included, then ack it."""
@@ -178,13 +175,18 @@ class Chat:
         elif not isinstance(name, str) or (cleaned := clean_display_name(name)) is None:
             return INVALID_NAME
         conn.display_name = cleaned
-        try:
-            await self.sio.emit("display_name_changed", {
-                "user": conn.user(), "timestamp": now_iso(), "connection_id": conn.connection_id,
-            }, room=conn.channel, skip_sid=sid)
-        except StoreUnavailable:
-            log.warning("%s changed name while shared state was unreachable", conn.email)
+        await self._tell_others(conn, sid, "display_name_changed", {
+            "user": conn.user(), "timestamp": now_iso(), "connection_id": conn.connection_id,
+        })
         return {"status": "ok", "display_name": cleaned}
+
+    async def _tell_others(self, conn: Connection, sid: str, event: str,
+                           payload: dict[str, Any]) -> None:
+        """Emit ``event`` to the user's other connections; without shared state, log it."""
+        try:
+            await self.sio.emit(event, payload, room=conn.channel, skip_sid=sid)
+        except StoreUnavailable:
+            log.warning("%s: no %s sent, shared state is unreachable", conn.email, event)
 
     async def close_all(self) -> None:
         """Close every transport as a server going away does (shutdown).

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .unavailable import StoreUnavailable
+
 ERROR_TYPES = "https://roomz.local/errors/"
 
 
@@ -19,9 +21,16 @@ def problem(
 
 @web.middleware
 async def problems_for_http_errors(request: web.Request, handler):  # type: ignore[no-untyped-def]
-    """Answer aiohttp's own errors under ``/auth/`` (404, 405, 413) as problem JSON too."""
+    """Answer aiohttp's own errors under ``/auth/`` (404, 405, 413) as problem JSON too,
+    and a shared store that is unreachable (several nodes) as 503."""
     try:
         return await handler(request)
+    except StoreUnavailable:
+        if request.path == "/auth/verify":  # a browser follows links: show it the page
+            raise web.HTTPFound("/?error=unavailable") from None
+        return problem(503, "unavailable", "Service Unavailable",
+                       "The server cannot reach its shared state right now. Try again shortly.",
+                       request.path, headers={"Retry-After": "5"})
     except web.HTTPException as exc:
         if not request.path.startswith("/auth/") or exc.status < 400:
             raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 import uuid
 from collections import Counter
@@ -69,8 +70,6 @@ class RedisMagicLinks:
 
     async def create(self, email: str) -> str:
         """Store a new link for ``email`` and return its token."""
-        import secrets
-
         token = secrets.token_urlsafe(32)
         await _guard(self.redis.set(f"{PREFIX}link:{token_hash(token)}", email,
                                     ex=max(1, int(self.lifetime_seconds))))
@@ -136,9 +135,9 @@ class RedisPresence:
     unreachable for a while, so a restart of Redis loses nothing for long.
     """
 
-    def __init__(self, redis: aioredis.Redis, node_id: str | None = None) -> None:
+    def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
-        self.node_id = node_id or uuid.uuid4().hex
+        self.node_id = uuid.uuid4().hex
         self.counts: Counter[str] = Counter()
         self._stale = False
 

@@ -43,10 +43,10 @@ class Sessions:
     """Issue and check session tokens; a user's tokens are revoked by bumping their version."""
 
     def __init__(self, secret: str, expiry_days: int,
-                 versions: VersionStore | None = None) -> None:
+                 versions: VersionStore) -> None:
         self._secret = secret
         self.max_age_seconds = expiry_days * 86400
-        self.versions = versions or Versions()
+        self.versions = versions
 
     async def revoke(self, email: str) -> None:
         """Invalidate every session token issued to ``email`` so far."""

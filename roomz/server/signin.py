@@ -15,7 +15,6 @@ from .problems import problem
 from .rate_limit import RateLimit
 from .sessions import COOKIE_NAME, SessionError, Sessions
 from .settings import ServerSettings
-from .unavailable import StoreUnavailable
 from .validation import is_valid_email, normalize_email
 
 log = logging.getLogger("roomz.server")
@@ -63,13 +62,6 @@ class SignIn:
         if not self.settings.allows(email):
             return problem(403, "not-authorized", "Not Authorized",
                            "This email is not authorized to access this service.", REQUEST_PATH)
-        try:
-            return await self._send_link(request, email)
-        except StoreUnavailable:
-            return _unavailable(REQUEST_PATH)
-
-    async def _send_link(self, request: web.Request, email: str) -> web.Response:
-        """Rate-limit, create and mail the link; shared stores may raise StoreUnavailable."""
         retry_after = await self.rate_limiter.hit(email)
         if retry_after is not None:
             return problem(429, "rate-limit", "Rate Limit Exceeded",
@@ -89,18 +81,12 @@ class SignIn:
         token = request.query.get("token", "").strip()
         if not token:
             raise web.HTTPFound("/?error=missing_token")
-        try:
-            email = await self.magic_links.redeem(token)
-        except StoreUnavailable:
-            raise web.HTTPFound("/?error=unavailable") from None
+        email = await self.magic_links.redeem(token)
         if email is None:
             raise web.HTTPFound("/?error=invalid_token")
         if not self.settings.allows(email):
             raise web.HTTPFound("/?error=unauthorized")
-        try:
-            session = await self.sessions.issue(email)
-        except StoreUnavailable:
-            raise web.HTTPFound("/?error=unavailable") from None
+        session = await self.sessions.issue(email)
         response = web.HTTPFound("/")
         response.set_cookie(
             COOKIE_NAME, session, max_age=self.sessions.max_age_seconds,
@@ -118,8 +104,6 @@ class SignIn:
         except SessionError as exc:
             return problem(401, "unauthorized", "Unauthorized",
                            f"Not signed in: {exc}.", "/auth/me")
-        except StoreUnavailable:
-            return _unavailable("/auth/me")
         created = datetime.fromtimestamp(claims["iat"], timezone.utc).isoformat()
         return web.json_response(
             {"status": "ok", "user": {"email": claims["email"], "created_at": created}}
@@ -130,12 +114,6 @@ class SignIn:
         response = web.json_response({"status": "ok"})
         response.del_cookie(COOKIE_NAME, path="/")
         return response
-
-
-def _unavailable(instance: str) -> web.Response:
-    return problem(503, "unavailable", "Service Unavailable",
-                   "The server cannot reach its shared state right now. Try again shortly.",
-                   instance, headers={"Retry-After": "5"})
 
 
 def _invalid(detail: str) -> web.Response:
