@@ -36,10 +36,11 @@ class Command:
     usage: str = ""
     help: str = ""
     plugin: str | None = None
-    _params: list[inspect.Parameter] = field(default_factory=list, repr=False)
-    _types: dict[str, Any] = field(default_factory=dict, repr=False)
-    _wants: set[str] = field(default_factory=set, repr=False)
-    _by_position: list[inspect.Parameter] = field(default_factory=list, repr=False)
+    # Worked out from func once, in __post_init__: binding runs for every command.
+    _params: list[inspect.Parameter] = field(init=False, repr=False, compare=False)
+    _types: dict[str, Any] = field(init=False, repr=False, compare=False)
+    _wants: set[str] = field(init=False, repr=False, compare=False)
+    _by_position: list[inspect.Parameter] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         signature = inspect.signature(self.func)
@@ -49,7 +50,7 @@ class Command:
             p.kind is p.VAR_POSITIONAL for p in everything) else []
         self._params = [p for p in everything if p.name not in INJECTED]
         self._wants = {name for name in INJECTED if name in signature.parameters}
-        self._types = {p.name: _resolve(p.annotation, self.func) for p in self._params}
+        self._types = {p.name: _resolve(p.annotation) for p in self._params}
         for name, kind in self._types.items():
             if kind not in CONVERTERS:
                 raise TypeError(f"command {self.name!r}: parameter {name!r} is annotated "
@@ -119,7 +120,7 @@ class Command:
         return self.func(*args, **kwargs)
 
 
-def _resolve(annotation: Any, func: Callable[..., Any]) -> Any:
+def _resolve(annotation: Any) -> Any:
     """The type an annotation names, also when it is a string (``from __future__``)."""
     if annotation is inspect.Parameter.empty:
         return str

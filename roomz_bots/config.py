@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import sys
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +30,6 @@ _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 KNOWN = {
     "": {"client", "bots", "plugins"},
     "client": {"server_url", "session_cache_file"},
-    "bots": {"name", "display_name", "plugins", "prefix", "session_cache_file",
-             "flood_burst", "flood_per_second"},
 }
 
 
@@ -168,7 +167,7 @@ class _Where:
         return Path(value).expanduser() if value else None
 
     def bot(self, table: dict[str, Any], section: str) -> BotConfig:
-        self.warn_unknown(table, KNOWN["bots"], section)
+        self.warn_unknown(table, {f.name for f in dataclasses.fields(BotConfig)}, section)
         name = self.string(table, "name", section)
         if not name:
             raise ConfigError(f"{self.path}: {section}: missing key 'name' (a string)")
@@ -177,17 +176,17 @@ class _Where:
         if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
             raise ConfigError(f"{self.path}: {section}: 'plugins' must be a list of plugin "
                               f"names, like [\"dice\", \"echo\"]")
-        prefix = self.string(table, "prefix", section, "!")
+        prefix = self.string(table, "prefix", section, BotConfig.prefix)
         if not prefix or prefix != prefix.strip():
             raise ConfigError(f"{self.path}: {section} prefix: must be non-empty, no spaces")
         return BotConfig(
             name=name, plugins=plugins, prefix=prefix,
             display_name=self.string(table, "display_name", section),
             session_cache_file=self.file(table, "session_cache_file", section),
-            flood_burst=_expect(table.get("flood_burst", 3), int, self.path,
-                                f"{section} flood_burst"),
-            flood_per_second=_expect(table.get("flood_per_second", 1.0), float, self.path,
-                                     f"{section} flood_per_second"),
+            flood_burst=_expect(table.get("flood_burst", BotConfig.flood_burst), int,
+                                self.path, f"{section} flood_burst"),
+            flood_per_second=_expect(table.get("flood_per_second", BotConfig.flood_per_second),
+                                     float, self.path, f"{section} flood_per_second"),
         )
 
 
@@ -198,7 +197,7 @@ def _expect(value: Any, kind: Any, path: Path, where: str) -> Any:
         (item,) = typing.get_args(kind) or (Any,)
         if isinstance(value, list):
             return [_expect(v, item, path, f"{where}[{i}]") for i, v in enumerate(value)]
-    elif origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    elif origin in (typing.Union, types.UnionType):
         options = typing.get_args(kind)
         if value is None and type(None) in options:
             return None

@@ -28,11 +28,6 @@ class Message:
         self.text = html.unescape(content) if "&" in content else content
         self._parsed: datetime | None = None
 
-    @classmethod
-    def from_event(cls, data: dict[str, Any]) -> Message:
-        """Build a message from the wire's ``message`` event data."""
-        return cls(data)
-
     @property
     def id(self) -> str:
         """The server's id for this message."""

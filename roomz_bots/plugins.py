@@ -93,7 +93,7 @@ def check_hooks(plugin: Plugin) -> None:
         raise PluginError(f"plugin {plugin.name!r}: {exc}") from None
     for caller in pm.get_hookcallers(plugin.module) or []:
         if caller.spec is None:
-            known = [n for n in dir(hookspecs) if not n.startswith("_")]
+            known = [n for n, hook in vars(pm.hook).items() if hook.spec is not None]
             hint = difflib.get_close_matches(caller.name, known, n=1)
             maybe = f"; did you mean {hint[0]!r}?" if hint else ""
             raise PluginError(f"plugin {plugin.name!r}: there is no hook named "

@@ -49,7 +49,7 @@ class Scheduler:
 
     def after(self, seconds: float, func: Callable[[], Any], *, owner: str = "") -> Job:
         """Run ``func`` once, ``seconds`` from now."""
-        return self._add(Job(self.clock.time() + seconds, next(self._seq), func, owner=owner))
+        return self.at(self.clock.time() + seconds, func, owner=owner)
 
     def at(self, when: float, func: Callable[[], Any], *, owner: str = "") -> Job:
         """Run ``func`` once at the wall-clock time ``when`` (right away if it has passed)."""

@@ -82,7 +82,7 @@ class BotHarness:
 
     async def _on_message(self, data: dict[str, Any]) -> None:
         async with self._arrived:
-            self.messages.append(Message.from_event(data))
+            self.messages.append(Message(data))
             self._arrived.notify_all()
 
     async def say(self, text: str) -> dict[str, Any]:

@@ -213,7 +213,7 @@ class ChatApp:
         self.say(f"Connected to {self.server_url} as {user_label(data.get('user'))}", "good")
 
     def _on_message(self, data: dict[str, Any]) -> None:
-        message = Message.from_event(data)
+        message = Message(data)
         origin = ORIGINS.origin(message)
         self.echo(message_line(message, own=origin is self, bot=isinstance(origin, Bot)))
 

@@ -28,7 +28,7 @@ class Watcher:
         client.on("message", self._record)
 
     def _record(self, data: dict[str, Any]) -> None:
-        self.seen.append((time.monotonic(), Message.from_event(data)))
+        self.seen.append((time.monotonic(), Message(data)))
 
     @property
     def texts(self) -> list[str]:
