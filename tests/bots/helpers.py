@@ -43,7 +43,7 @@ class Watcher:
                        what: str = "a message") -> Message:
         """The first message seen that ``match``es, waiting for it."""
         await wait_until(lambda: any(match(m) for _, m in self.seen), timeout,
-                         f"{what}; saw {self.texts!r}")
+                         lambda: f"{what}; saw {self.texts!r}")
         return next(m for _, m in self.seen if match(m))
 
     async def wait_for_text(self, text: str, timeout: float = TIMEOUT) -> Message:

@@ -52,7 +52,7 @@ class Cli:
         def found() -> str | None:
             return next((line for line in self.lines if re.search(pattern, line)), None)
         await wait_until(lambda: found() is not None or self.process.returncode is not None,
-                         timeout, f"{pattern!r} on stderr:\n{self.stderr}")
+                         timeout, lambda: f"{pattern!r} on stderr:\n{self.stderr}")
         line = found()
         assert line is not None, f"roomz-cli ended without {pattern!r}:\n{self.stderr}"
         return line
@@ -140,7 +140,8 @@ async def test_the_headless_bot_answers_then_stops_cleanly_on_a_signal(
     user = await user_on(server_process, watchers)
 
     await user.client.send("!roll")
-    await wait_until(lambda: len(rolls_from_roller(user)) == 1, what=f"a roll; saw {user.texts}")
+    await wait_until(lambda: len(rolls_from_roller(user)) == 1,
+                     what=lambda: f"a roll; saw {user.texts}")
 
     cli.process.send_signal(sig)
     assert await cli.wait() == 0, cli.stderr
@@ -177,7 +178,8 @@ async def test_the_headless_bot_rides_out_a_server_restart(
     await cli.wait_for_line(r"bot roller is running")
     user = await user_on(server_process, watchers)
     await user.client.send("!roll")
-    await wait_until(lambda: len(rolls_from_roller(user)) == 1, what=f"a roll; saw {user.texts}")
+    await wait_until(lambda: len(rolls_from_roller(user)) == 1,
+                     what=lambda: f"a roll; saw {user.texts}")
     await user.client.disconnect()
 
     assert server_process.current is not None

@@ -52,21 +52,25 @@ async def test_no_loop_on_the_published_server(published_python: Path,
             return [m.text for _, m in user.seen if m.display_name == name]
 
         await user.client.send("ping")
-        await wait_until(lambda: said("EchoBot") == ["ping"], what=f"one echo: {user.texts}")
+        await wait_until(lambda: said("EchoBot") == ["ping"],
+                         what=lambda: f"one echo: {user.texts}")
         await asyncio.sleep(QUIET)
         assert said("EchoBot") == ["ping"]
 
         await user.client.send("!echo !echo loop")
-        await wait_until(lambda: len(said("EchoBot")) >= 3, what=f"two answers: {user.texts}")
+        await wait_until(lambda: len(said("EchoBot")) >= 3,
+                         what=lambda: f"two answers: {user.texts}")
         await user.client.send("!echo !roll")
-        await wait_until(lambda: len(said("EchoBot")) >= 5, what=f"two answers: {user.texts}")
+        await wait_until(lambda: len(said("EchoBot")) >= 5,
+                         what=lambda: f"two answers: {user.texts}")
         await asyncio.sleep(QUIET)
         assert sorted(said("EchoBot")) == sorted(["ping", "!echo !echo loop", "!echo loop",
                                                   "!echo !roll", "!roll"])
         assert said("DiceBot") == []  # EchoBot's "!roll" is a bot's, not the user's
 
         await user.client.send("!roll")
-        await wait_until(lambda: len(said("DiceBot")) == 1, what=f"a roll: {user.texts}")
+        await wait_until(lambda: len(said("DiceBot")) == 1,
+                         what=lambda: f"a roll: {user.texts}")
         await asyncio.sleep(QUIET)  # EchoBot echoes "!roll": DiceBot must not roll again
         assert len(said("DiceBot")) == 1 and said("DiceBot")[0].startswith("🎲 1d6: ")
         assert said("EchoBot").count("!roll") == 2

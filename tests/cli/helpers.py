@@ -25,6 +25,7 @@ from roomz import AsyncClient
 from roomz.cli.app import ChatApp
 from roomz.server.testing import LocalServer
 from roomz_bots.config import Config, load_config
+from tests.waiting import wait_until
 
 TIMEOUT = 10.0
 CTRL_C = "\x03"
@@ -97,12 +98,8 @@ class Terminal:
     async def until(self, predicate: Callable[[], bool], what: str,
                     timeout: float = TIMEOUT) -> None:
         """Wait (bounded) until ``predicate()`` holds."""
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}; "
-                                     f"the terminal showed {self.texts!r}")
-            await asyncio.sleep(0.01)
+        await wait_until(predicate, timeout,
+                         lambda: f"{what}; the terminal showed {self.texts!r}")
 
     async def exit_status(self, keys: str | None = None, timeout: float = TIMEOUT) -> int:
         """Press ``keys`` (if any) and return the status ``run()`` ends with."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -75,18 +74,6 @@ def user_of(email: str, display_name: str | None = None) -> dict[str, Any]:
     return {"id": f"user:{email}", "email": email, "display_name": display_name}
 
 
-
-
-async def stays_true(predicate: Callable[[], bool], duration: float) -> bool:
-    """True when ``predicate`` holds at every poll for ``duration`` seconds."""
-    deadline = time.monotonic() + duration
-    while time.monotonic() < deadline:
-        if not predicate():
-            return False
-        await asyncio.sleep(0.02)
-    return predicate()
-
-
 class Recorder:
     """Registers one handler per event on a client and keeps, in order, what each received.
 
@@ -134,7 +121,7 @@ class Recorder:
                 found.append(data)
             return data is not None
 
-        await wait_until(seen, timeout, f"a {name!r} event; got {self.events!r}")
+        await wait_until(seen, timeout, lambda: f"a {name!r} event; got {self.events!r}")
         return found[0]
 
     def wait_for_sync(self, name: str,

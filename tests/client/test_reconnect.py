@@ -12,6 +12,7 @@ import pytest
 from roomz import ConnectionError, ConnectionState
 from roomz.server.testing import LocalServer
 from tests.server.proc import RestartableServer
+from tests.waiting import stays_true
 
 from .conftest import ClientFactory, SignedIn
 from .helpers import (
@@ -20,7 +21,6 @@ from .helpers import (
     assert_send_ack,
     port_of,
     restart_in_process,
-    stays_true,
     user_of,
     wait_until,
 )

@@ -19,21 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from roomz import AsyncClient, ConnectionError
+from tests.waiting import stays_true as stays_true
 from tests.waiting import wait_until as wait_until
 
 TIMEOUT = 5.0
-
-
-
-
-async def stays_true(condition: Callable[[], bool], seconds: float) -> bool:
-    """True when ``condition()`` holds at every check for ``seconds`` (a short, bounded watch)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not condition():
-            return False
-        await asyncio.sleep(0.02)
-    return condition()
 
 
 class Watch:

@@ -61,7 +61,7 @@ class Recorder:
                        timeout: float = TIMEOUT) -> dict[str, Any]:
         """The first ``name`` event that ``match``es, waiting for it."""
         await wait_until(lambda: any(match(d) for d in self.named(name)), timeout,
-                         f"{name!r}; got {self.events!r}")
+                         lambda: f"{name!r}; got {self.events!r}")
         return next(d for d in self.named(name) if match(d))
 
 
