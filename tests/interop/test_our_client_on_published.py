@@ -5,64 +5,20 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from roomz import AsyncClient, AuthenticationError, ConnectionError, ConnectionState
+from tests.client.helpers import Recorder, is_iso8601, user_of
 from tests.waiting import wait_until
 
 from .published_server import PublishedServer
 
 TIMEOUT = 10.0
 EMAILS = ("alice@example.com", "bob@example.com")
-EVENTS = ("authenticated", "message", "user_joined", "user_left", "display_name_changed",
-          "disconnect", "error")
 FAST = {"reconnect_delay": 0.1, "max_reconnect_attempts": 30, "connection_timeout": 5.0}
-
-
-def user_of(email: str, display_name: str | None = None) -> dict[str, Any]:
-    """The ``user`` object events carry for ``email``."""
-    return {"id": f"user:{email}", "email": email, "display_name": display_name}
-
-
-def is_iso8601(value: object) -> bool:
-    """True for an ISO 8601 timestamp string."""
-    try:
-        datetime.fromisoformat(str(value))
-    except ValueError:
-        return False
-    return isinstance(value, str)
-
-
-
-
-class Recorder:
-    """Keeps every event a client's handlers receive, in order."""
-
-    def __init__(self, client: AsyncClient) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        for name in EVENTS:
-            client.on(name, self._handler(name))
-
-    def _handler(self, name: str) -> Callable[[dict[str, Any]], None]:
-        def record(data: dict[str, Any]) -> None:
-            self.events.append((name, data))
-        return record
-
-    def named(self, name: str) -> list[dict[str, Any]]:
-        """The data of every ``name`` event so far."""
-        return [data for event, data in self.events if event == name]
-
-    async def wait_for(self, name: str,
-                       match: Callable[[dict[str, Any]], bool] = lambda d: True,
-                       timeout: float = TIMEOUT) -> dict[str, Any]:
-        """The first ``name`` event that ``match``es, waiting for it."""
-        await wait_until(lambda: any(match(d) for d in self.named(name)), timeout,
-                         lambda: f"{name!r}; got {self.events!r}")
-        return next(d for d in self.named(name) if match(d))
 
 
 @pytest.fixture
@@ -108,39 +64,41 @@ async def test_chat_scenario_on_the_published_server(
 
     second = await our_client(published, url, "alice@example.com")
     seen_second = Recorder(second)
-    joined = await seen_first.wait_for("user_joined")
+    joined = await seen_first.wait_for("user_joined", timeout=TIMEOUT)
     assert joined["user"] == user_of("alice@example.com")
     assert joined["total_connections"] == 2 and is_iso8601(joined["timestamp"])
 
     assert await asyncio.wait_for(first.set_display_name("Alice"), TIMEOUT) == {
         "status": "ok", "display_name": "Alice"}
     assert first.user == user_of("alice@example.com", "Alice")
-    changed = await seen_second.wait_for("display_name_changed")
+    changed = await seen_second.wait_for("display_name_changed", timeout=TIMEOUT)
     assert changed["display_name"] == "Alice"
     assert changed["user"] == user_of("alice@example.com", "Alice")
 
     ack = await asyncio.wait_for(first.send("hello <from> our client"), TIMEOUT)
     assert set(ack) == {"status", "message_id", "timestamp"} and ack["status"] == "ok"
     for recorder in (seen_first, seen_second):
-        message = await recorder.wait_for("message", lambda d: d["id"] == ack["message_id"])
+        message = await recorder.wait_for("message", lambda d: d["id"] == ack["message_id"],
+                                          timeout=TIMEOUT)
         assert message["user"] == user_of("alice@example.com", "Alice")
         assert message["content"] == "hello &lt;from&gt; our client"
         assert is_iso8601(message["timestamp"])
     reply = await asyncio.wait_for(second.send("and back"), TIMEOUT)
     for recorder in (seen_first, seen_second):
-        message = await recorder.wait_for("message", lambda d: d["id"] == reply["message_id"])
+        message = await recorder.wait_for("message", lambda d: d["id"] == reply["message_id"],
+                                          timeout=TIMEOUT)
         assert message["user"] == user_of("alice@example.com")
 
     assert await asyncio.wait_for(first.send(""), TIMEOUT) == {
         "error": "Missing or invalid 'content' field", "code": 400}
     await asyncio.wait_for(first.set_display_name(None), TIMEOUT)
     cleared = await seen_second.wait_for("display_name_changed",
-                                         lambda d: d["display_name"] is None)
+                                         lambda d: d["display_name"] is None, timeout=TIMEOUT)
     assert cleared["user"]["display_name"] is None
 
     await asyncio.wait_for(second.disconnect(), TIMEOUT)
     assert seen_second.named("disconnect") == [{}]
-    left = await seen_first.wait_for("user_left")
+    left = await seen_first.wait_for("user_left", timeout=TIMEOUT)
     assert left["remaining_connections"] == 1
     assert left["user"]["email"] == "alice@example.com"
     assert first.connected
@@ -215,10 +173,10 @@ async def test_reconnect_after_the_published_server_is_killed_and_restarted(
     other = await our_client(published, url, "alice@example.com", **FAST)
     recorder, seen_by_other = Recorder(client), Recorder(other)
     await asyncio.wait_for(client.set_display_name("Alice"), TIMEOUT)
-    await seen_by_other.wait_for("display_name_changed")
+    await seen_by_other.wait_for("display_name_changed", timeout=TIMEOUT)
 
     await published.kill()
-    await recorder.wait_for("disconnect")
+    await recorder.wait_for("disconnect", timeout=TIMEOUT)
     await wait_until(lambda: client.connection_state is ConnectionState.RECONNECTING,
                      what="RECONNECTING")
     await published.start()
@@ -227,9 +185,10 @@ async def test_reconnect_after_the_published_server_is_killed_and_restarted(
 
     ack = await asyncio.wait_for(client.send("after the restart"), TIMEOUT)
     assert ack["status"] == "ok"
-    message = await seen_by_other.wait_for("message", lambda d: d["id"] == ack["message_id"])
+    message = await seen_by_other.wait_for("message", lambda d: d["id"] == ack["message_id"],
+                                           timeout=TIMEOUT)
     assert message["user"] == user_of("alice@example.com", "Alice")
-    await recorder.wait_for("message", lambda d: d["id"] == ack["message_id"])
+    await recorder.wait_for("message", lambda d: d["id"] == ack["message_id"], timeout=TIMEOUT)
     counts = Counter(e for e, _ in recorder.events)
     assert counts["authenticated"] == 1 and counts["disconnect"] == 1
     assert counts["message"] == 1 and counts["error"] == 0
