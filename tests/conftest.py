@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ for _var in ("XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HO
     os.environ[_var] = os.path.join(_HOME, _var.lower())
 
 from roomz.server.testing import LocalServer  # noqa: E402
+from tests.server.proc import RestartableServer  # noqa: E402
 
 
 @pytest.fixture
@@ -21,3 +23,13 @@ async def server() -> AsyncIterator[LocalServer]:
     """A Roomz server on 127.0.0.1 with a free port; ``server.links`` holds the magic links."""
     async with LocalServer() as running:
         yield running
+
+
+@pytest.fixture
+async def restartable(tmp_path: Path) -> AsyncIterator[RestartableServer]:
+    """A ``roomz-server`` that a test can SIGKILL and start again on the same port and secret."""
+    servers = RestartableServer(tmp_path / "state")
+    try:
+        yield servers
+    finally:
+        await servers.kill_all()

@@ -56,14 +56,10 @@ async def watchers() -> AsyncIterator[Callable[..., Any]]:
 
 
 @pytest.fixture
-async def server_process(tmp_path: Path) -> AsyncIterator[RestartableServer]:
+async def server_process(restartable: RestartableServer) -> RestartableServer:
     """A ``roomz-server`` subprocess on a fixed loopback port; restart it with ``start()``."""
-    servers = RestartableServer(tmp_path / "server-state")
-    try:
-        await servers.start()
-        yield servers
-    finally:
-        await servers.kill_all()
+    await restartable.start()
+    return restartable
 
 
 BotFactory = Callable[..., Any]

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from roomz import AsyncClient
 from roomz.server.testing import LocalServer
-from tests.server.proc import RestartableServer
 
 from .helpers import TIMEOUT
 
@@ -49,11 +47,3 @@ def signed_in(make_client: ClientFactory) -> SignedIn:
 
 
 
-@pytest.fixture
-async def proc_servers(tmp_path: Path) -> AsyncIterator[RestartableServer]:
-    """Start and SIGKILL ``roomz-server`` processes on a fixed port (for reconnection tests)."""
-    servers = RestartableServer(tmp_path / "state")
-    try:
-        yield servers
-    finally:
-        await servers.kill_all()

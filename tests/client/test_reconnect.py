@@ -34,10 +34,10 @@ def state_is(client: object, state: ConnectionState) -> bool:
 
 
 async def test_reconnects_after_the_server_process_is_killed_and_restarted(
-    proc_servers: RestartableServer, make_client: ClientFactory
+    restartable: RestartableServer, make_client: ClientFactory
 ) -> None:
     """SIGKILL: RECONNECTING and disconnect, then CONNECTED and authenticated again, name kept."""
-    proc = await proc_servers.start()
+    proc = await restartable.start()
     link = await proc.request_link("alice@example.com")
     client = make_client(proc.url, **FAST)
     recorder = Recorder(client)
@@ -53,7 +53,7 @@ async def test_reconnects_after_the_server_process_is_killed_and_restarted(
     with pytest.raises(ConnectionError):
         await asyncio.wait_for(client.send("while down"), TIMEOUT)
 
-    await proc_servers.start()
+    await restartable.start()
     await wait_until(lambda: client.connected, 10, "the reconnect")
     assert client.connection_state is ConnectionState.CONNECTED
     assert client.user == user_of("alice@example.com", "Alice")
@@ -73,10 +73,10 @@ async def test_reconnects_after_the_server_process_is_killed_and_restarted(
 
 
 async def test_other_connection_sees_the_reapplied_name_after_a_kill(
-    proc_servers: RestartableServer, make_client: ClientFactory
+    restartable: RestartableServer, make_client: ClientFactory
 ) -> None:
     """After a SIGKILL and restart, the user's other connection sees the name on new messages."""
-    proc = await proc_servers.start()
+    proc = await restartable.start()
     named = make_client(proc.url, **FAST)
     other = make_client(proc.url, **FAST)
     await asyncio.wait_for(named.connect((await proc.request_link("alice@example.com")).token),
@@ -87,7 +87,7 @@ async def test_other_connection_sees_the_reapplied_name_after_a_kill(
     seen = Recorder(other)
     await proc.stop(signal.SIGKILL)
     await wait_until(lambda: not named.connected and not other.connected, what="the drop")
-    await proc_servers.start()
+    await restartable.start()
     await wait_until(lambda: named.connected and other.connected, 10, "both to reconnect")
     ack = await asyncio.wait_for(named.send("who am I?"), TIMEOUT)
     message = await seen.wait_for("message", lambda d: d["id"] == ack["message_id"])
@@ -96,10 +96,10 @@ async def test_other_connection_sees_the_reapplied_name_after_a_kill(
 
 
 async def test_reconnects_after_a_graceful_server_shutdown(
-    proc_servers: RestartableServer, make_client: ClientFactory
+    restartable: RestartableServer, make_client: ClientFactory
 ) -> None:
     """SIGTERM (the server closes every connection) also leads to a reconnect once it is back."""
-    proc = await proc_servers.start()
+    proc = await restartable.start()
     client = make_client(proc.url, **FAST)
     recorder = Recorder(client)
     await asyncio.wait_for(client.connect((await proc.request_link("bob@example.com")).token),
@@ -107,17 +107,17 @@ async def test_reconnects_after_a_graceful_server_shutdown(
     assert await proc.stop(signal.SIGTERM) == 0
     await recorder.wait_for("disconnect")
     assert client.connection_state is ConnectionState.RECONNECTING
-    await proc_servers.start()
+    await restartable.start()
     await recorder.wait_for("authenticated", start=1, timeout=10)
     await wait_until(lambda: client.connected, what="CONNECTED")
     assert_send_ack(await asyncio.wait_for(client.send("still here"), TIMEOUT))
 
 
 async def test_gives_up_when_the_server_stays_down(
-    proc_servers: RestartableServer, make_client: ClientFactory
+    restartable: RestartableServer, make_client: ClientFactory
 ) -> None:
     """Attempts run out: DISCONNECTED, error 503 once; connect() works when the server is back."""
-    proc = await proc_servers.start()
+    proc = await restartable.start()
     client = make_client(proc.url, reconnect_delay=0.1, max_reconnect_attempts=2,
                          connection_timeout=2.0)
     recorder = Recorder(client)
@@ -135,7 +135,7 @@ async def test_gives_up_when_the_server_stays_down(
     assert client.user is None
     assert recorder.named("disconnect") == [{}]
 
-    await proc_servers.start()
+    await restartable.start()
     await asyncio.wait_for(client.connect(), TIMEOUT)
     assert client.connected and client.user == user_of("alice@example.com")
     assert_send_ack(await asyncio.wait_for(client.send("back"), TIMEOUT))
@@ -143,10 +143,10 @@ async def test_gives_up_when_the_server_stays_down(
 
 
 async def test_explicit_disconnect_never_reconnects(
-    proc_servers: RestartableServer, make_client: ClientFactory
+    restartable: RestartableServer, make_client: ClientFactory
 ) -> None:
     """After disconnect(), a server restart does not bring the client back; connect() does."""
-    proc = await proc_servers.start()
+    proc = await restartable.start()
     client = make_client(proc.url, reconnect_delay=0.05, max_reconnect_attempts=20)
     recorder = Recorder(client)
     await asyncio.wait_for(client.connect((await proc.request_link("alice@example.com")).token),
@@ -154,7 +154,7 @@ async def test_explicit_disconnect_never_reconnects(
     await asyncio.wait_for(client.disconnect(), TIMEOUT)
     assert client.connection_state is ConnectionState.DISCONNECTED
     await proc.stop(signal.SIGKILL)
-    await proc_servers.start()
+    await restartable.start()
     # Reconnection attempts would come every 0.05-0.1 s: a second is ample to see one.
     assert await stays_true(
         lambda: state_is(client, ConnectionState.DISCONNECTED)

@@ -13,7 +13,6 @@ import pytest
 from roomz import AsyncClient
 from roomz.session_cache import SessionCache
 from tests.nodes.conftest import node, redis  # noqa: F401 - fixtures used by the node tests
-from tests.server.proc import RestartableServer
 
 from .helpers import TIMEOUT
 from .proxy import TcpProxy
@@ -23,16 +22,6 @@ FAST = {"reconnect_delay": 0.1, "max_reconnect_attempts": 30, "connection_timeou
 
 ClientFactory = Callable[..., AsyncClient]
 
-
-
-@pytest.fixture
-async def restartable(tmp_path: Path) -> AsyncIterator[RestartableServer]:
-    """A ``roomz-server`` that a test can SIGKILL and start again on the same port and secret."""
-    servers = RestartableServer(tmp_path / "state")
-    try:
-        yield servers
-    finally:
-        await servers.kill_all()
 
 
 @pytest.fixture
