@@ -113,7 +113,7 @@ class ServerProcess:
                     asyncio.open_connection("127.0.0.1", self.port), 1.0)
                 writer.close()
                 return
-            except OSError:
+            except (OSError, asyncio.TimeoutError):  # distinct errors before Python 3.11
                 await asyncio.sleep(0.1)
         raise RuntimeError(f"{self.name} server not listening after {timeout}s: {self.log_tail()}")
 

@@ -34,13 +34,14 @@ class RedisProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection("127.0.0.1", self.port), 1)
                 writer.write(b"PING\r\n")
                 answer = await asyncio.wait_for(reader.readline(), 1)
                 writer.close()
                 if answer.startswith(b"+PONG"):
                     return
-            except OSError:
+            except (OSError, asyncio.TimeoutError):  # distinct errors before Python 3.11
                 pass
             await asyncio.sleep(0.05)
         raise AssertionError(f"redis-server did not answer on port {self.port}")

@@ -183,7 +183,7 @@ class ServerProcess:
                     async with http.get(f"{self.url}/healthz") as resp:
                         if resp.status == 200 and await resp.json() == {"status": "ok"}:
                             return
-                except aiohttp.ClientError:
+                except (aiohttp.ClientError, asyncio.TimeoutError):
                     pass
                 if self.process.returncode is not None or time.monotonic() > deadline:
                     raise AssertionError(f"roomz-server did not become healthy:\n{self.stderr}")
