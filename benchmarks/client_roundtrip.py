@@ -73,7 +73,8 @@ async def main(quick: bool) -> int:
     async with LocalServer() as server:
         # Two users, so neither client's messages fan out to the other's connection.
         session = await server.sign_in("bare@example.com")
-        cache = Path(tempfile.mkdtemp()) / "session.json"
+        scratch = tempfile.TemporaryDirectory(prefix="roomz-bench-")
+        cache = Path(scratch.name) / "session.json"
         link = await server.request_link("bench@example.com")
         client = AsyncClient(server.url, session_cache_file=cache)
         await client.connect(link.token)
@@ -91,6 +92,7 @@ async def main(quick: bool) -> int:
             await cached.connect()
             connects.append(time.perf_counter() - start)
             await cached.disconnect()
+        scratch.cleanup()
 
     bare_median, ours_median = statistics.median(bare), statistics.median(ours)
     ratio = ours_median / bare_median

@@ -35,10 +35,6 @@ class Watcher:
         """The text of every message seen so far."""
         return [m.text for _, m in self.seen]
 
-    def from_connection(self, connection_id: str | None) -> list[Message]:
-        """Messages sent by one connection."""
-        return [m for _, m in self.seen if m.connection_id == connection_id]
-
     async def wait_for(self, match: Callable[[Message], bool], timeout: float = TIMEOUT,
                        what: str = "a message") -> Message:
         """The first message seen that ``match``es, waiting for it."""

@@ -42,11 +42,6 @@ class TcpProxy:
         """``http://127.0.0.1:PORT``: the server URL clients use through the proxy."""
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def open_connections(self) -> int:
-        """Client connections the proxy holds right now."""
-        return sum(1 for task in self._tasks if not task.done())
-
     def blackhole(self) -> None:
         """Stop forwarding bytes, both ways, on every connection; close nothing."""
         self._flowing.clear()

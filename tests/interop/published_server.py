@@ -53,13 +53,13 @@ class PublishedLink:
 class PublishedServer:
     """``roomz==0.4.0``'s ASGI app under uvicorn in a subprocess on ``127.0.0.1``."""
 
-    def __init__(self, python: Path, *, allowed_emails: Iterable[str],
-                 port: int | None = None, secret: str | None = None) -> None:
+    def __init__(self, python: Path, *, allowed_emails: Iterable[str]) -> None:
         self.python = python
-        self.port = port or free_port()
-        self.secret = secret or secrets.token_urlsafe(30)[:40]
+        self.port = free_port()
+        self.secret = secrets.token_urlsafe(30)[:40]
         self.allowed_emails = ",".join(allowed_emails)
-        self.workdir = tempfile.mkdtemp(prefix="roomz-published-server-")
+        self._scratch = tempfile.TemporaryDirectory(prefix="roomz-published-server-")
+        self.workdir = self._scratch.name
         self.lines: list[str] = []
         self.links: list[PublishedLink] = []
         self._pending_email: str | None = None
@@ -167,3 +167,4 @@ class PublishedServer:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.kill()
+        self._scratch.cleanup()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ async def run_published_client(python: Path, server: LocalServer, email: str) ->
         if proc.returncode is None:
             proc.kill()
         await asyncio.wait_for(proc.wait(), 5)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 async def test_published_client_signs_in_sends_receives_and_names(

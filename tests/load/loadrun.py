@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import sys
 import tempfile
@@ -154,6 +155,7 @@ async def load_on(nodes: int, users: int, per_user: int, seconds: float) -> Load
             await server.kill()
         if redis is not None:
             redis.kill()
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def main() -> int:
