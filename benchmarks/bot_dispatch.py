@@ -40,7 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
+import dataclasses
 import json
 import signal
 import statistics
@@ -51,6 +51,8 @@ import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from _common import bare_client, die_with_parent, p99, proc_stat
 
 TARGET_RATIO = 0.9
 PLUGINS = 20
@@ -166,12 +168,6 @@ async def receiver(mode: str, url: str, session_file: str) -> None:
 
 # -- the load generator -------------------------------------------------------------------
 
-def _die_with_parent() -> None:
-    """In the child before exec: die if the benchmark dies (SIGKILL: it may be stopped)."""
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 class Receiver:
     """A receiver process: start it, wait until it is connected, tell it what was sent."""
 
@@ -185,7 +181,7 @@ class Receiver:
             sys.executable, __file__, "--receiver", self.mode, "--url", url,
             "--session-file", str(session_file),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            preexec_fn=_die_with_parent)
+            preexec_fn=die_with_parent(signal.SIGKILL))  # SIGKILL: it may be stopped
         await self._read()
 
     async def _read(self) -> dict[str, Any]:
@@ -207,9 +203,8 @@ class Receiver:
         """Stop the process (SIGSTOP): messages queue up in the socket and the server."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGSTOP)
-        stat = Path(f"/proc/{self.proc.pid}/stat")
         for _ in range(500):  # the signal is asynchronous: wait (bounded) until it has stopped
-            if stat.read_text().rsplit(")", 1)[1].split()[0] == "T":
+            if proc_stat(self.proc.pid)[0] == "T":
                 return
             await asyncio.sleep(0.002)
         raise RuntimeError(f"receiver {self.mode} did not stop")
@@ -232,16 +227,6 @@ class Receiver:
         """Kill the process if it is still there (after a failure)."""
         if self.proc is not None and self.proc.returncode is None:
             self.proc.kill()
-
-
-async def sender(url: str, session: str) -> Any:
-    """A bare python-socketio connection of the benchmark's user."""
-    import socketio
-
-    sio = socketio.AsyncClient()
-    await sio.connect(url, headers={"Cookie": f"session_token={session}"},
-                      transports=["websocket"], wait_timeout=5)
-    return sio
 
 
 async def send_pipelined(sio: Any, count: int, limit_s: float) -> tuple[int, float]:
@@ -293,11 +278,6 @@ async def echo_latencies(url: str, session_file: Path, count: int) -> list[float
     finally:
         await user.disconnect()
     return times
-
-
-def p99(values: list[float]) -> float:
-    """The 99th percentile."""
-    return statistics.quantiles(values, n=100)[98]
 
 
 @dataclass
@@ -370,7 +350,7 @@ async def measure(profile: Profile, session_file: Path, figures: dict[str, Figur
 
         print(f"dispatch: {profile.messages} messages live, then {profile.rounds} backlogs of "
               f"{profile.messages}; receivers' CPU per message:", flush=True)
-        sio = await sender(server.url, session)
+        sio = await bare_client(server.url, session)  # the sender
         try:
             left = profile.rounds
             while left > 0:
@@ -459,5 +439,5 @@ if __name__ == "__main__":
         sys.exit(0)
     chosen = QUICK if args.quick else FULL
     if args.rounds:
-        chosen = Profile(args.rounds, chosen.messages, chosen.send_limit_s, chosen.echoes)
+        chosen = dataclasses.replace(chosen, rounds=args.rounds)
     sys.exit(run(main(chosen, args.check)))

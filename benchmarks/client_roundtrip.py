@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import socketio
+from _common import bare_client, p99
 
 from roomz import AsyncClient
 from roomz.server.testing import LocalServer
@@ -26,9 +26,7 @@ TARGET_RATIO = 1.10
 
 async def bare_round_trips(url: str, session: str, count: int) -> list[float]:
     """Sequential ``call("message")`` round trips of a bare python-socketio client, in seconds."""
-    sio = socketio.AsyncClient()
-    await sio.connect(url, headers={"Cookie": f"session_token={session}"},
-                      transports=["websocket"], wait_timeout=5)
+    sio = await bare_client(url, session)
     times = []
     try:
         for i in range(count):
@@ -98,9 +96,9 @@ async def main(quick: bool) -> int:
     ratio = ours_median / bare_median
     print(f"sequential round trip, {len(ours)} messages each, server in-process:")
     print(f"  bare python-socketio call()  median {bare_median * 1e6:7.0f} us  "
-          f"p99 {statistics.quantiles(bare, n=100)[98] * 1e6:7.0f} us")
+          f"p99 {p99(bare) * 1e6:7.0f} us")
     print(f"  roomz AsyncClient.send()     median {ours_median * 1e6:7.0f} us  "
-          f"p99 {statistics.quantiles(ours, n=100)[98] * 1e6:7.0f} us")
+          f"p99 {p99(ours) * 1e6:7.0f} us")
     print(f"  ratio send()/call()          {ratio:.3f}  (target <= {TARGET_RATIO:.2f}: "
           f"{'PASS' if ratio <= TARGET_RATIO else 'FAIL'})")
     print(f"connect with a cached session: median {statistics.median(connects) * 1e3:.1f} ms")

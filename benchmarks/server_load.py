@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
-import math
 import os
 import re
 import secrets
@@ -42,6 +40,7 @@ from typing import Any
 
 import aiohttp
 import socketio
+from _common import die_with_parent, p99, proc_stat
 
 OURS_SERVER = Path(sys.executable).with_name("roomz-server")
 PUBLISHED_SCRIPT = (
@@ -73,12 +72,6 @@ QUICK = Profile(round_trips=300, round_trip_limit_s=20.0, fanout_users=10,
                 fanout_msgs_per_conn=20, fanout_limit_s=20.0, memory_users=20)
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM if the benchmark dies without cleaning up."""
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nobody listens on right now."""
     with socket.socket() as s:
@@ -103,7 +96,7 @@ class ServerProcess:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.workdir,
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         preexec_fn=_die_with_parent)
+                                         preexec_fn=die_with_parent(signal.SIGTERM))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -135,7 +128,7 @@ class ServerProcess:
     def cpu_seconds(self) -> float:
         """The server process's own user + system CPU time so far."""
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = proc_stat(self.proc.pid)
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
 
     def rss_kb(self) -> int:
@@ -293,8 +286,7 @@ async def measure_round_trips(server: ServerProcess, jwt: str, count: int,
             samples.append((time.perf_counter() - start) * 1e6)
     finally:
         await close_all([client])
-    samples.sort()
-    return statistics.median(samples), samples[math.ceil(0.99 * len(samples)) - 1]
+    return statistics.median(samples), p99(samples)
 
 
 async def measure_fan_out(server: ServerProcess, jwts: list[str],
