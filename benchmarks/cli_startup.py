@@ -12,23 +12,22 @@ Target: under 0.5 s each. When one fails, ``python -X importtime`` shows what do
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
+from unittest import mock
 
 import pexpect
 
-from roomz.server.testing import LocalServer
+from roomz.server.testing import ThreadedServer
 from roomz.session_cache import SessionCache, default_session_file
 
 T = TypeVar("T")
@@ -37,29 +36,6 @@ TARGET_SECONDS = 0.5
 ROOMZ_CLI = str(Path(sys.executable).parent / "roomz-cli")
 CPR_REQUEST = "\x1b[6n"  # a prompt_toolkit prompt asks where the cursor is as it is drawn
 EMAIL = "bench@example.com"
-
-
-class ThreadedServer:
-    """A :class:`LocalServer` on a loop of its own thread, so the main thread may block."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.local = LocalServer()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the server's loop and return its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
-
-    def __enter__(self) -> ThreadedServer:
-        self.thread.start()
-        self.run(self.local.__aenter__())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.run(self.local.__aexit__(None, None, None))
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 @contextmanager
@@ -75,15 +51,8 @@ def isolated_home() -> Iterator[dict[str, str]]:
 
 def default_cache_file(env: dict[str, str]) -> Path:
     """Where ``roomz-cli`` run with ``env`` looks for sessions (``default_session_file``)."""
-    saved = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = env["XDG_CACHE_HOME"]
-    try:
+    with mock.patch.dict(os.environ, XDG_CACHE_HOME=env["XDG_CACHE_HOME"]):
         return default_session_file()
-    finally:
-        if saved is None:
-            del os.environ["XDG_CACHE_HOME"]
-        else:
-            os.environ["XDG_CACHE_HOME"] = saved
 
 
 def median_of(runs: int, once: Callable[[], float]) -> tuple[float, list[float]]:
@@ -161,14 +130,14 @@ def main() -> int:
 
     with isolated_home() as env, ThreadedServer() as server:
         cache = default_cache_file(env)
-        SessionCache(cache).save(server.local.url, server.run(server.local.sign_in(EMAIL)))
+        SessionCache(cache).save(server.url, server.sign_in(EMAIL))
         baseline, _ = median_of(runs, lambda: time_process([sys.executable, "-c", "pass"], env))
         help_time, help_samples = median_of(runs, lambda: time_process([ROOMZ_CLI, "--help"],
                                                                         env))
         pairs: list[tuple[float, float]] = []
-        time_prompt(server.local.url, env)  # warm-up, as for the others
+        time_prompt(server.url, env)  # warm-up, as for the others
         for _ in range(runs):
-            pairs.append(time_prompt(server.local.url, env))
+            pairs.append(time_prompt(server.url, env))
         connected = statistics.median(p[0] for p in pairs)
         prompt = statistics.median(p[1] for p in pairs)
 

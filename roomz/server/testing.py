@@ -1,12 +1,15 @@
-"""An in-process Roomz server for tests: ephemeral loopback port, magic links captured."""
+"""In-process Roomz servers on ephemeral loopback ports that keep their magic links: for tests,
+benchmarks and the terminal's embedded mode."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import secrets
+import threading
+from collections.abc import Coroutine
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -14,6 +17,8 @@ from .app import Server
 from .mail import MagicLink
 from .sessions import COOKIE_NAME
 from .settings import ServerSettings
+
+T = TypeVar("T")
 
 
 class LocalServer:
@@ -107,3 +112,73 @@ async def follow_magic_link(link_url: str) -> str:
         if morsel is None:
             raise AssertionError(f"no session cookie from {link_url}: {resp.status}")
         return morsel.value
+
+
+class ThreadedServer:
+    """A :class:`LocalServer` running in its own thread and event loop.
+
+    For callers that block their own thread (``SyncClient`` tests, benchmarks timing a
+    process): a server on that thread's loop would be starved meanwhile.
+    ``with ThreadedServer() as server:`` then ``server.url``, ``server.run(coro)``.
+    """
+
+    def __init__(self, **overrides: Any) -> None:
+        self._overrides = overrides
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="roomz-local-server",
+                                        daemon=True)
+        self.local: LocalServer | None = None
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
+        """Run ``coro`` on the server's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        assert self.local is not None
+        return self.local.url
+
+    def links(self) -> list[MagicLink]:
+        """Every magic link the server has sent so far."""
+        assert self.local is not None
+        return list(self.local.links)
+
+    def request_link(self, email: str) -> MagicLink:
+        """Ask for a magic link over HTTP and return it."""
+        assert self.local is not None
+        return self.run(self.local.request_link(email))
+
+    def sign_in(self, email: str) -> str:
+        """Sign ``email`` in over HTTP and return the session token."""
+        assert self.local is not None
+        return self.run(self.local.sign_in(email))
+
+    async def _start(self) -> LocalServer:
+        local = LocalServer(**self._overrides)
+        await local.__aenter__()
+        return local
+
+    def __enter__(self) -> ThreadedServer:
+        self._thread.start()
+        self.local = self.run(self._start())
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None,
+                 exc: BaseException | None, tb: TracebackType | None) -> None:
+        try:
+            if self.local is not None:
+                self.run(self.local.__aexit__(None, None, None), timeout=10)
+            self.run(_cancel_the_rest(), timeout=10)  # say, pings of sockets left open
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+            self._loop.close()
+
+
+async def _cancel_the_rest() -> None:
+    """Cancel every other task of this loop and wait for them, before the loop closes."""
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -10,17 +10,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import socketio
 from aiohttp import web
 
-from roomz.server.mail import MagicLink
 from roomz.server.testing import LocalServer
 from tests.waiting import wait_until as wait_until
 
@@ -148,61 +146,6 @@ async def restart_in_process(local: LocalServer) -> None:
     """Stop ``local``'s server and start a new one on the same port with the same secret."""
     await asyncio.wait_for(local.stop(), TIMEOUT)
     await asyncio.wait_for(local.start(), TIMEOUT)
-
-
-class ThreadedServer:
-    """A :class:`LocalServer` running in its own thread and event loop.
-
-    ``SyncClient`` runs its own loop in a background thread; a server on the test's
-    loop would be starved while a sync call blocks that loop, so it gets a thread.
-    """
-
-    def __init__(self, **overrides: Any) -> None:
-        self._overrides = overrides
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="test-server",
-                                        daemon=True)
-        self.local: LocalServer | None = None
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = TIMEOUT) -> T:
-        """Run ``coro`` on the server's loop and return its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
-
-    @property
-    def url(self) -> str:
-        """The server's base URL."""
-        assert self.local is not None
-        return self.local.url
-
-    def links(self) -> list[MagicLink]:
-        """Every magic link the server has sent so far."""
-        assert self.local is not None
-        return list(self.local.links)
-
-    def request_link(self, email: str) -> MagicLink:
-        """Ask for a magic link over HTTP and return it."""
-        assert self.local is not None
-        return self.run(self.local.request_link(email))
-
-    async def _start(self) -> LocalServer:
-        local = LocalServer(**self._overrides)
-        await local.__aenter__()
-        return local
-
-    def __enter__(self) -> ThreadedServer:
-        self._thread.start()
-        self.local = self.run(self._start())
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None,
-                 exc: BaseException | None, tb: TracebackType | None) -> None:
-        try:
-            if self.local is not None:
-                self.run(self.local.__aexit__(None, None, None), timeout=10)
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=5)
-            self._loop.close()
 
 
 class SilentServer:

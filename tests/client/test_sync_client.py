@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from roomz import AuthenticationError, ConnectionError, ConnectionState, SyncClient
+from roomz.server.testing import ThreadedServer
 
-from .helpers import TIMEOUT, Recorder, ThreadedServer, assert_send_ack, user_of
+from .helpers import TIMEOUT, Recorder, assert_send_ack, user_of
 
 THREAD = "roomz-client"
 
