@@ -252,14 +252,11 @@ class AsyncClient:
         self._closing = True
         was_connected = self._state is ConnectionState.CONNECTED
         try:
-            if self._sio is not None:
-                await _shut(self._sio)
-                self._sio = None
+            await self._abandon()
         finally:
             if self._http is not None:
                 await self._http.close()
                 self._http = None
-        self._state = ConnectionState.DISCONNECTED
         self._user = None
         if was_connected:
             await self._handlers.emit("disconnect", {})

@@ -108,7 +108,7 @@ class SyncClient:
         if self._closed:
             return
         try:
-            self._run(self._client.disconnect())
+            self.disconnect()
         finally:
             self._closed = True
             self._loop.call_soon_threadsafe(self._loop.stop)

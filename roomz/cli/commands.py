@@ -18,7 +18,11 @@ class SlashCommand:
     args: str
     help: str
     run: Callable[[ChatApp, str], Awaitable[bool | None]]
-    needs_args: bool = False
+
+    @property
+    def needs_args(self) -> bool:
+        """True when the usage line has a ``<required>`` argument."""
+        return "<" in self.args
 
     @property
     def usage(self) -> str:
@@ -85,17 +89,15 @@ async def bot(app: ChatApp, args: str) -> None:
 
 
 COMMANDS = [
-    SlashCommand("login", "<email>", "email me a sign-in link", login, needs_args=True),
-    SlashCommand("token", "<token>", "sign in with the token from the link", token,
-                 needs_args=True),
+    SlashCommand("login", "<email>", "email me a sign-in link", login),
+    SlashCommand("token", "<token>", "sign in with the token from the link", token),
     SlashCommand("name", "[name]", "set my display name; without one, clear it", name),
     SlashCommand("logout", "", "disconnect and forget the session", logout),
     SlashCommand("quit", "", "leave (also Ctrl-D)", quit_),
     SlashCommand("help", "", "this list", help_),
     SlashCommand("bots", "", "the bots hosted here: state and plugins", bots),
     SlashCommand("plugins", "", "every plugin the bots run", plugins),
-    SlashCommand("reload", "<plugin>", "re-import a plugin without restarting the bots", reload,
-                 needs_args=True),
-    SlashCommand("bot", "start|stop <name>", "start or stop a hosted bot", bot, needs_args=True),
+    SlashCommand("reload", "<plugin>", "re-import a plugin without restarting the bots", reload),
+    SlashCommand("bot", "start|stop <name>", "start or stop a hosted bot", bot),
 ]
 BY_NAME = {c.name: c for c in COMMANDS}

@@ -25,7 +25,7 @@ STYLE = Style.from_dict({
 
 def clock(moment: datetime | None = None) -> str:
     """``HH:MM:SS`` in local time."""
-    return (moment or datetime.now().astimezone()).astimezone().strftime("%H:%M:%S")
+    return (moment.astimezone() if moment else datetime.now()).strftime("%H:%M:%S")
 
 
 def message_line(message: Message, *, own: bool = False, bot: bool = False) -> FormattedText:
