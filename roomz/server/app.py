@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any
 
@@ -55,9 +55,10 @@ class Server:
         presence: PresenceStore
         manager: socketio.AsyncManager
         if self.settings.redis_url is None:
-            self.magic_links = MagicLinks(lifetime)
-            self.rate_limiter = RateLimiter(limit)
+            links, limiter = MagicLinks(lifetime), RateLimiter(limit)
+            self.magic_links, self.rate_limiter = links, limiter
             versions, presence, manager = Versions(), Presence(), FanOutManager()
+            self._background.append(_housekeeping(links, limiter))
         else:
             from . import redis_state
 
@@ -65,8 +66,11 @@ class Server:
             self.magic_links = redis_state.RedisMagicLinks(redis, lifetime)
             self.rate_limiter = redis_state.RedisRateLimiter(redis, limit)
             versions = redis_state.RedisVersions(redis)
-            presence = shared = redis_state.RedisPresence(redis)
-            manager = redis_state.RedisFanOutManager(self.settings.redis_url, publisher=redis)
+            shared = redis_state.RedisPresence(redis)
+            bus = redis_state.RedisFanOutManager(self.settings.redis_url, publisher=redis)
+            presence, manager = shared, bus
+            # Redis expires links and rate-limit windows itself: no housekeeping here.
+            self._background.append(redis_state.background(shared, bus))
         self.sessions = Sessions(self.settings.jwt_secret, self.settings.jwt_expiry_days,
                                  versions)
         self.sio = socketio.AsyncServer(
@@ -76,8 +80,6 @@ class Server:
             ping_interval=self.settings.ping_interval, ping_timeout=self.settings.ping_timeout,
         )
         self.chat = Chat(self.sio, self.sessions, self.settings, presence)
-        if self.settings.redis_url is not None:
-            self._background.append(redis_state.background(shared, self.sio))
         self.app = self._build_app()
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
@@ -88,26 +90,9 @@ class Server:
                         self.mailer)
         app.add_routes(signin.routes() + Pages(self.sessions).routes())
         self.sio.attach(app)
-        app.cleanup_ctx.append(self._housekeeping)
         app.cleanup_ctx.extend(self._background)
         app.on_shutdown.append(self._disconnect_clients)
         return app
-
-    async def _housekeeping(self, app: web.Application) -> AsyncIterator[None]:
-        """Forget expired magic links and rate-limit windows, periodically."""
-        async def sweep() -> None:
-            while True:
-                await asyncio.sleep(CLEANUP_INTERVAL_SECONDS)
-                removed = await self.magic_links.remove_expired()
-                await self.rate_limiter.remove_expired()
-                if removed:
-                    log.debug("removed %d expired magic links", removed)
-
-        task = asyncio.create_task(sweep())
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
     async def _disconnect_clients(self, app: web.Application) -> None:
         await self.chat.close_all()
@@ -158,3 +143,23 @@ def _mailer_for(settings: ServerSettings, on_magic_link: MagicLinkCallback | Non
     if settings.email_sender == "smtp":
         return SmtpMailer(settings.smtp)
     return ConsoleMailer()
+
+
+def _housekeeping(links: MagicLinks,
+                  limiter: RateLimiter) -> Callable[[web.Application], AsyncIterator[None]]:
+    """An aiohttp cleanup context: forget expired magic links and rate-limit windows."""
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(CLEANUP_INTERVAL_SECONDS)
+            removed = await links.remove_expired()
+            await limiter.remove_expired()
+            if removed:
+                log.debug("removed %d expired magic links", removed)
+
+    async def housekeeping(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(sweep())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return housekeeping

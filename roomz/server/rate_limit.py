@@ -11,7 +11,6 @@ class RateLimit(Protocol):
     """Counts magic-link requests: in this process (:class:`RateLimiter`) or in Redis."""
 
     async def hit(self, key: str) -> float | None: ...
-    async def remove_expired(self) -> None: ...
 
 
 class RateLimiter:

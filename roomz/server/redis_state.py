@@ -80,10 +80,6 @@ class RedisMagicLinks:
         email = await _guard(self.redis.getdel(f"{PREFIX}link:{token_hash(token)}"))
         return str(email) if email is not None else None
 
-    async def remove_expired(self) -> int:
-        """Nothing to do: Redis expires links by itself."""
-        return 0
-
 
 class RedisRateLimiter:
     """The sliding window of :class:`RateLimiter`, one sorted set per email, shared by nodes."""
@@ -107,9 +103,6 @@ class RedisRateLimiter:
             return None
         await _guard(self.redis.zrem(name, member))
         return float(oldest[0][1]) + self.window_seconds - now
-
-    async def remove_expired(self) -> None:
-        """Nothing to do: keys expire with their window."""
 
 
 class RedisVersions:
@@ -291,10 +284,10 @@ class RedisFanOutManager(socketio.AsyncRedisManager, FanOutManager):  # type: ig
 
 
 def background(presence: RedisPresence,
-               sio: socketio.AsyncServer) -> Callable[[Any], AsyncIterator[None]]:
+               manager: RedisFanOutManager) -> Callable[[Any], AsyncIterator[None]]:
     """An aiohttp cleanup context: subscribe before serving, then beat until the end."""
     async def heartbeat(app: Any) -> AsyncIterator[None]:
-        manager = sio.manager
+        sio = manager.server  # set when the AsyncServer took this manager
         if not sio.manager_initialized:  # python-socketio would wait for the first client
             sio.manager_initialized = True
             manager.initialize()
