@@ -20,7 +20,7 @@ import pytest
 from roomz.server import MagicLink, Server, ServerSettings
 from roomz.server.testing import LocalServer
 
-from .helpers import assert_problem, is_iso8601_with_zone
+from .helpers import assert_problem, cookie_headers, is_iso8601_with_zone
 
 REQUEST = "/auth/request-magic-link"
 OK_BODY = {"status": "ok", "message": "Magic link sent. Check your email."}
@@ -59,11 +59,6 @@ def session_cookie(set_cookie_headers: list[str]) -> SimpleCookie:
         jar.load(header)
     assert "session_token" in jar, set_cookie_headers
     return jar
-
-
-def cookie(token: str) -> dict[str, str]:
-    """Request headers carrying a session cookie."""
-    return {"Cookie": f"session_token={token}"}
 
 
 # Requesting a magic link
@@ -338,7 +333,7 @@ async def test_session_survives_a_restart_with_the_same_secret() -> None:
         token = await first.sign_in("alice@example.com")
 
     async with LocalServer(jwt_secret=secret) as second, http_client() as http, http.get(
-        second.url + "/auth/me", headers=cookie(token)
+        second.url + "/auth/me", headers=cookie_headers(token)
     ) as resp:
         assert resp.status == 200
         assert (await resp.json())["user"]["email"] == "alice@example.com"
@@ -349,7 +344,7 @@ async def test_me_with_cookie_shows_the_user(server: LocalServer) -> None:
     token = await server.sign_in("alice@example.com")
 
     async with http_client() as http, http.get(server.url + "/auth/me",
-                                               headers=cookie(token)) as resp:
+                                               headers=cookie_headers(token)) as resp:
         status, body = resp.status, await resp.json()
 
     assert status == 200
@@ -384,7 +379,7 @@ async def test_me_with_a_token_signed_by_another_secret_is_401(server: LocalServ
                         "not-the-server-secret-" * 3, algorithm="HS256")
 
     async with http_client() as http, http.get(server.url + "/auth/me",
-                                               headers=cookie(forged)) as resp:
+                                               headers=cookie_headers(forged)) as resp:
         status, body = resp.status, await resp.json()
 
     assert status == 401
@@ -399,7 +394,7 @@ async def test_me_with_an_expired_session_is_401(server: LocalServer) -> None:
                          server.settings.jwt_secret, algorithm="HS256")
 
     async with http_client() as http, http.get(server.url + "/auth/me",
-                                               headers=cookie(expired)) as resp:
+                                               headers=cookie_headers(expired)) as resp:
         status, body = resp.status, await resp.json()
 
     assert status == 401
@@ -414,7 +409,7 @@ async def test_me_rechecks_the_allow_list() -> None:
         allowed.discard("alice@example.com")
 
         async with http_client() as http, http.get(server.url + "/auth/me",
-                                                   headers=cookie(token)) as resp:
+                                                   headers=cookie_headers(token)) as resp:
             status, body = resp.status, await resp.json()
 
         assert status == 401
@@ -426,7 +421,7 @@ async def test_logout_answers_ok_and_clears_the_cookie(server: LocalServer) -> N
     token = await server.sign_in("alice@example.com")
 
     async with http_client() as http, http.post(server.url + "/auth/logout",
-                                                headers=cookie(token)) as resp:
+                                                headers=cookie_headers(token)) as resp:
         status, body = resp.status, await resp.json()
         set_cookies = resp.headers.getall("Set-Cookie", [])
 
