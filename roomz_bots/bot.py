@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from roomz import AsyncClient, ClientError, ConnectionError, ConnectionState
+from roomz.events import EVENTS
 
 from . import dispatch
 from .clock import Clock
@@ -26,11 +27,8 @@ from .store import Store, default_data_dir
 
 log = logging.getLogger("roomz_bots")
 
-EVENT_HOOKS = {
-    "authenticated": "on_authenticated", "user_joined": "on_user_joined",
-    "user_left": "on_user_left", "display_name_changed": "on_display_name_changed",
-    "disconnect": "on_disconnect", "error": "on_error",
-}
+#: The client's events other than ``message`` (which the bot handles first), by hook.
+EVENT_HOOKS = {event: f"on_{event}" for event in EVENTS if event != "message"}
 SEND_WAIT_SECONDS = 30.0  # how long a send waits for a reconnect before it fails
 SHUTDOWN_HOOK_SECONDS = 10.0
 MESSAGE_LIMIT = 1000  # the server cuts content at 1000 characters after HTML-escaping

@@ -58,11 +58,12 @@ class Origins(Generic[B]):
         connection_id = message.raw.get("connection_id")  # not the property: this is hot
         if connection_id:  # the server names the sender: nothing to remember
             return self._connections.get(connection_id)
-        if message.id in self._messages:
-            return self._messages[message.id]
+        message_id = message.id
+        if message_id in self._messages:
+            return self._messages[message_id]
         waiting = self._pending.get((message.email, message.text.strip()[:KEY_LENGTH]))
         bot = waiting.popleft() if waiting else None
-        self._remember(message.id, bot)
+        self._remember(message_id, bot)
         return bot
 
     def _remember(self, message_id: str, bot: B | None) -> None:
