@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from roomz_bots import Command, command
+from roomz_bots import Command, command, display_name_of
+from roomz_bots.store import Store
 from roomz_bots.testing import BotHarness
 
 from .helpers import wait_until
@@ -237,3 +238,22 @@ async def test_help_about_one_command_shows_usage_aliases_and_help() -> None:
         assert (await chat.reply()).text.startswith("?roll [NdM]")
         await chat.say("?help nope")
         assert (await chat.reply()).text == "No command ?nope. ?help lists them all."
+
+
+def test_display_names_of_wire_users_are_unescaped() -> None:
+    """The server keeps display names HTML-escaped; plugins get them as the user typed them."""
+    assert display_name_of({"email": "t@example.com", "display_name": "Tom &amp; Jerry"}) == \
+        "Tom & Jerry"
+    assert display_name_of({"email": "t@example.com", "display_name": None}) is None
+    assert display_name_of(None) is None
+
+
+def test_store_items_by_prefix_match_it_exactly(tmp_path: Path) -> None:
+    """``items(prefix)`` keeps case and treats % and _ as the characters they are."""
+    store = Store(tmp_path / "plugin.sqlite3")
+    for key in ("remind:1", "REMIND:2", "remind_x", "a%b", "axb"):
+        store[key] = key
+    assert [k for k, _ in store.items("remind:")] == ["remind:1"]
+    assert [k for k, _ in store.items("a%")] == ["a%b"]
+    assert [k for k, _ in store.items("remind_")] == ["remind_x"]
+    store.close()
