@@ -114,9 +114,8 @@ class AsyncClient:
         if not isinstance(email, str):
             raise TypeError(f"email must be a str, got {type(email).__name__}")
         try:
-            async with self._http_session().post(
+            async with self._one_request() as http, http.post(
                 f"{self.server_url}/auth/request-magic-link", json={"email": email},
-                timeout=aiohttp.ClientTimeout(total=self.connection_timeout),
             ) as resp:
                 if resp.status == 200:
                     return True
@@ -128,9 +127,8 @@ class AsyncClient:
     async def _redeem(self, token: str) -> str:
         """Trade a magic-link token for a session token (the ``session_token`` cookie)."""
         try:
-            async with self._http_session().get(
+            async with self._one_request() as http, http.get(
                 f"{self.server_url}/auth/verify", params={"token": token}, allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=self.connection_timeout),
             ) as resp:
                 morsel = resp.cookies.get(COOKIE)
                 location = resp.headers.get("Location", "")
@@ -211,6 +209,11 @@ class AsyncClient:
         # A fresh dict per attempt: engineio consumes the Cookie header it is given.
         return {"Cookie": f"{COOKIE}={self._session}"}
 
+    def _one_request(self) -> aiohttp.ClientSession:
+        # Its own session: a script that only logs in must not leave one open at exit.
+        return aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.connection_timeout))
+
     def _http_session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
             # unsafe=True: the default jar silently drops cookies of IP-address hosts.
@@ -240,23 +243,26 @@ class AsyncClient:
         return sio
 
     async def _abandon(self) -> None:
-        """Undo a connect that failed half-way."""
+        """Close whatever a connect opened, even half-way: a failed connect leaves nothing."""
         self._closing = True
-        if self._sio is not None:
-            await _shut(self._sio)
-            self._sio = None
-        self._state = ConnectionState.DISCONNECTED
+        try:
+            if self._sio is not None:
+                await _shut(self._sio)
+                self._sio = None
+        finally:
+            self._state = ConnectionState.DISCONNECTED
+            await self._close_http()
+
+    async def _close_http(self) -> None:
+        # Left open, aiohttp warns "Unclosed client session" when the program ends.
+        if self._http is not None:
+            http, self._http = self._http, None
+            await http.close()
 
     async def disconnect(self) -> None:
         """Close the connection; the client does not reconnect until :meth:`connect` is called."""
-        self._closing = True
         was_connected = self._state is ConnectionState.CONNECTED
-        try:
-            await self._abandon()
-        finally:
-            if self._http is not None:
-                await self._http.close()
-                self._http = None
+        await self._abandon()
         self._user = None
         if was_connected:
             await self._handlers.emit("disconnect", {})
@@ -377,6 +383,7 @@ class AsyncClient:
         elif not self._closing:
             self._state = ConnectionState.DISCONNECTED
             log.info("connection to %s closed (%s)", self.server_url, reason)
+            await self._close_http()  # over for good: a later connect() opens a new one
         if was_connected and not self._closing:
             await self._handlers.emit("disconnect", {})
 
@@ -385,6 +392,7 @@ class AsyncClient:
             return
         self._state = ConnectionState.DISCONNECTED
         self._user = None
+        await self._close_http()
         attempts = self.max_reconnect_attempts
         await self._handlers.emit("error", {
             "error": f"could not reconnect to {self.server_url} after {attempts} attempts",

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import re
 import secrets
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -302,3 +303,33 @@ async def test_connect_and_disconnect_examples(
 
     await asyncio.wait_for(example(), TIMEOUT)
     assert not client.connected
+
+
+LEFT_BEHIND_SCRIPT = """
+import asyncio, sys
+from roomz import AsyncClient, AuthenticationError
+
+async def main(url, cache):
+    client = AsyncClient(url, session_cache_file=cache)
+    assert await client.login("alice@example.com")
+    try:
+        await client.connect("not-a-token")
+    except AuthenticationError as exc:
+        print("refused:", exc.detail)
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+async def test_a_script_that_never_disconnects_leaves_nothing_open(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    """login() and a refused connect() close what they opened: the script exits with no
+    "Unclosed client session" for its user to puzzle over."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", LEFT_BEHIND_SCRIPT, server.url, str(tmp_path / "session.json"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().startswith("refused:")
+    assert err.decode() == ""

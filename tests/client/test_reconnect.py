@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -222,3 +224,44 @@ async def test_disconnect_while_reconnecting_stops_the_attempts(
     assert await stays_true(lambda: state_is(client, ConnectionState.DISCONNECTED), 1.0)
     assert [e for e, _ in recorder.events] == ["disconnect"]
     assert client.user is None
+
+
+DROPPED_SCRIPT = """
+import asyncio, sys
+from roomz import AsyncClient
+
+async def main(url, token, cache):
+    client = AsyncClient(url, session_cache_file=cache, reconnect=False)
+    dropped = asyncio.Event()
+    client.on("disconnect", lambda event: dropped.set())
+    await client.connect(token)
+    print("connected", flush=True)
+    await asyncio.wait_for(dropped.wait(), 10)
+    print("dropped:", client.connection_state.value, flush=True)
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+async def test_a_script_whose_connection_ended_leaves_nothing_open(
+    restartable: RestartableServer, tmp_path: Path
+) -> None:
+    """The server goes away and the client does not retry: the script ends with no
+    "Unclosed client session" on its stderr."""
+    proc = await restartable.start()
+    link = await proc.request_link("alice@example.com")
+    script = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", DROPPED_SCRIPT, proc.url, link.token, str(tmp_path / "s.json"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert script.stdout is not None
+        line = await asyncio.wait_for(script.stdout.readline(), TIMEOUT)
+        assert line == b"connected\n"
+        await proc.stop(signal.SIGKILL)
+        out, err = await asyncio.wait_for(script.communicate(), TIMEOUT)
+    finally:
+        if script.returncode is None:
+            script.kill()
+    assert script.returncode == 0, err.decode()
+    assert out.decode() == "dropped: disconnected\n"
+    assert err.decode() == ""

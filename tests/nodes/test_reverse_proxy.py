@@ -76,7 +76,7 @@ async def test_clients_chat_through_nginx_in_front_of_two_nodes(
             for client in clients:
                 await client.disconnect()
             proxy.terminate()
-            proxy.wait(5)
+            proxy.communicate(timeout=5)  # reaps it and closes its stderr pipe
 
 
 async def _link_from(*servers: ServerProcess) -> str:

@@ -144,11 +144,15 @@ async def open_client(url: str, token: str | None, *,
     """Connect a recording client; raises ``socketio.exceptions.ConnectionError`` when refused."""
     sio = socketio.AsyncClient(reconnection=False)
     client = ChatClient(sio)
-    await asyncio.wait_for(
-        sio.connect(url, headers=cookie_headers(token), transports=transports or ["websocket"],
-                    wait_timeout=TIMEOUT),
-        TIMEOUT + 1,
-    )
+    try:
+        await asyncio.wait_for(
+            sio.connect(url, headers=cookie_headers(token),
+                        transports=transports or ["websocket"], wait_timeout=TIMEOUT),
+            TIMEOUT + 1,
+        )
+    except BaseException:
+        await sio.disconnect()  # a refused connect leaves engineio's HTTP session open
+        raise
     return client
 
 

@@ -65,9 +65,8 @@ async def live_client(url: str, token: str, timeout: float = 5.0) -> AsyncIterat
                                  wait_timeout=timeout)
         await asyncio.wait_for(client.authenticated.wait(), timeout)
         yield client
-    finally:
-        if client.sio.connected:
-            await asyncio.wait_for(client.sio.disconnect(), timeout)
+    finally:  # even when refused: that leaves engineio's HTTP session open
+        await asyncio.wait_for(client.sio.disconnect(), timeout)
 
 
 @contextmanager
@@ -355,6 +354,7 @@ async def test_max_connections_flag_refuses_the_next_connection(tmp_path: Path) 
             with pytest.raises(socketio.exceptions.ConnectionError):
                 await refused.connect(proc.url, headers={"Cookie": f"{SESSION_COOKIE}={token}"},
                                       wait_timeout=5)
+            await refused.disconnect()  # closes the HTTP session the refused connect opened
             assert "Server full" in str(reasons), reasons
             assert first.sio.connected
             ack = await first.sio.call("message", {"content": "still here"}, timeout=5)
