@@ -137,9 +137,14 @@ class RedisPresence:
     async def join(self, email: str) -> int:
         """Count a new connection of ``email`` on this node; returns its total on all nodes."""
         self.counts[email] += 1
+        key = f"{PREFIX}presence:{email}"
         try:
-            await _guard(self.redis.hincrby(f"{PREFIX}presence:{email}", self.node_id, 1))
-            return await self._total(email)
+            # One round trip, and the total read in the same transaction as our increment.
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hincrby(key, self.node_id, 1)
+                pipe.hvals(key)
+                _, values = await _guard(pipe.execute())
+            return _total(values)
         except StoreUnavailable:
             self.counts[email] -= 1
             if self.counts[email] <= 0:
@@ -155,18 +160,17 @@ class RedisPresence:
             del self.counts[email]
         key = f"{PREFIX}presence:{email}"
         try:
-            if local <= 0:
-                await _guard(self.redis.hdel(key, self.node_id))
-            else:
-                await _guard(self.redis.hset(key, self.node_id, local))
-            return await self._total(email)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                if local <= 0:
+                    pipe.hdel(key, self.node_id)
+                else:
+                    pipe.hset(key, self.node_id, local)
+                pipe.hvals(key)
+                _, values = await _guard(pipe.execute())
+            return _total(values)
         except StoreUnavailable:
             self._stale = True  # write our counts back once Redis answers again
             raise
-
-    async def _total(self, email: str) -> int:
-        values = await _guard(self.redis.hvals(f"{PREFIX}presence:{email}"))
-        return sum(max(int(v), 0) for v in values)
 
     async def beat(self) -> None:
         """Say this node is alive, repair our counts if needed, and drop dead nodes' counts."""
@@ -210,6 +214,11 @@ class RedisPresence:
                 await _guard(self.redis.hdel(f"{PREFIX}presence:{email}", self.node_id))
             await _guard(self.redis.delete(f"{PREFIX}node:{self.node_id}"))
             await _guard(self.redis.srem(f"{PREFIX}nodes", self.node_id))
+
+
+def _total(counts: list[str]) -> int:
+    """A user's connections on all nodes, from the per-node counts of its presence hash."""
+    return sum(max(int(count), 0) for count in counts)
 
 
 class RedisFanOutManager(socketio.AsyncRedisManager, FanOutManager):  # type: ignore[misc]
