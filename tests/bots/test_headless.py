@@ -19,7 +19,7 @@ from roomz.server.testing import LocalServer
 from roomz.session_cache import SessionCache
 from roomz_bots.config import load_config
 from roomz_bots.runner import build_bot, run_bots
-from tests.server.proc import RestartableServer
+from tests.server.proc import RestartableServer, StderrLines
 
 from .helpers import SAMPLES, TIMEOUT, Watcher, wait_until
 
@@ -34,33 +34,27 @@ class Cli:
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
-        self.lines: list[str] = []
-        assert process.stderr is not None
-        self._reader = asyncio.create_task(self._read(process.stderr))
+        self.log = StderrLines("roomz-cli")
+        self.log.follow(process.stderr)
 
-    async def _read(self, stream: asyncio.StreamReader) -> None:
-        while raw := await stream.readline():
-            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+    @property
+    def lines(self) -> list[str]:
+        """Every stderr line so far."""
+        return self.log.lines
 
     @property
     def stderr(self) -> str:
         """Everything written to stderr so far."""
-        return "\n".join(self.lines)
+        return self.log.text
 
     async def wait_for_line(self, pattern: str, timeout: float = 10.0) -> str:
         """The first stderr line matching ``pattern``, waiting for it."""
-        def found() -> str | None:
-            return next((line for line in self.lines if re.search(pattern, line)), None)
-        await wait_until(lambda: found() is not None or self.process.returncode is not None,
-                         timeout, lambda: f"{pattern!r} on stderr:\n{self.stderr}")
-        line = found()
-        assert line is not None, f"roomz-cli ended without {pattern!r}:\n{self.stderr}"
-        return line
+        return (await self.log.wait_for(pattern, timeout=timeout)).string
 
     async def wait(self, timeout: float = 15.0) -> int:
         """The exit status, once the process and its stderr have ended."""
         status = await asyncio.wait_for(self.process.wait(), timeout)
-        await asyncio.wait_for(self._reader, timeout)
+        await self.log.ended(timeout)
         return status
 
     async def kill(self) -> None:
@@ -68,7 +62,7 @@ class Cli:
         if self.process.returncode is None:
             self.process.kill()
             await asyncio.wait_for(self.process.wait(), 5)
-        self._reader.cancel()
+        self.log.stop()
 
 
 @pytest.fixture

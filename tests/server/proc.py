@@ -78,6 +78,69 @@ def run_command(*args: str, state_home: Path, env: Mapping[str, str] | None = No
     )
 
 
+class StderrLines:
+    """A subprocess's stderr, kept line by line as it comes, so that a test can wait on it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.lines: list[str] = []
+        self._changed = asyncio.Condition()
+        self._eof = False
+        self._reader: asyncio.Task[None] | None = None
+
+    def follow(self, stream: asyncio.StreamReader | None) -> None:
+        """Start reading ``stream`` (the process's ``stderr``, opened with ``PIPE``)."""
+        assert stream is not None, f"{self.name}: stderr is not a pipe"
+        self._reader = asyncio.create_task(self._read(stream))
+
+    @property
+    def text(self) -> str:
+        """Everything written so far."""
+        return "\n".join(self.lines)
+
+    async def _read(self, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            async with self._changed:
+                self.lines.append(line.decode(errors="replace").rstrip("\n"))
+                self._changed.notify_all()
+        async with self._changed:
+            self._eof = True
+            self._changed.notify_all()
+
+    async def wait_for(self, pattern: str | re.Pattern[str], *, after: int = 0,
+                       timeout: float = 5.0) -> re.Match[str]:
+        """The first line from ``lines[after:]`` matching ``pattern``, waiting for it."""
+        regex = re.compile(pattern)
+
+        def found() -> re.Match[str] | None:
+            return next((m for line in self.lines[after:] if (m := regex.search(line))), None)
+
+        async def wait() -> re.Match[str]:
+            async with self._changed:
+                await self._changed.wait_for(lambda: found() is not None or self._eof)
+            match = found()
+            if match is None:
+                raise AssertionError(f"{self.name} ended without logging {regex.pattern!r}:\n"
+                                     f"{self.text}")
+            return match
+
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"no {self.name} line matching {regex.pattern!r} within "
+                                 f"{timeout} s:\n{self.text}") from None
+
+    async def ended(self, timeout: float) -> None:
+        """Wait until the stream has ended (the process has exited)."""
+        if self._reader is not None:
+            await asyncio.wait_for(self._reader, timeout)
+
+    def stop(self) -> None:
+        """Stop reading (clean-up after a kill)."""
+        if self._reader is not None and not self._reader.done():
+            self._reader.cancel()
+
+
 class ServerProcess:
     """``roomz-server`` running in a subprocess; by default on 127.0.0.1 and a free port."""
 
@@ -87,11 +150,8 @@ class ServerProcess:
         listen = ["--host", "127.0.0.1", "--port", str(self.port)] if pick_port else []
         self.argv = [ROOMZ_SERVER, *listen, *args]
         self.env = server_env(state_home, env)
-        self.lines: list[str] = []
-        self._changed = asyncio.Condition()
-        self._eof = False
+        self.log = StderrLines("roomz-server")
         self._process: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
         self._url: str | None = None
 
     @property
@@ -109,41 +169,19 @@ class ServerProcess:
         return self._process
 
     @property
+    def lines(self) -> list[str]:
+        """Every stderr line so far."""
+        return self.log.lines
+
+    @property
     def stderr(self) -> str:
         """Everything the server wrote to stderr so far."""
-        return "\n".join(self.lines)
-
-    async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
-        while line := await stream.readline():
-            async with self._changed:
-                self.lines.append(line.decode(errors="replace").rstrip("\n"))
-                self._changed.notify_all()
-        async with self._changed:
-            self._eof = True
-            self._changed.notify_all()
+        return self.log.text
 
     async def wait_for_line(self, pattern: str | re.Pattern[str], *, after: int = 0,
                             timeout: float = 5.0) -> re.Match[str]:
         """The first stderr line from ``lines[after:]`` matching ``pattern``, waiting for it."""
-        regex = re.compile(pattern)
-
-        def found() -> re.Match[str] | None:
-            return next((m for line in self.lines[after:] if (m := regex.search(line))), None)
-
-        async def wait() -> re.Match[str]:
-            async with self._changed:
-                await self._changed.wait_for(lambda: found() is not None or self._eof)
-            match = found()
-            if match is None:
-                raise AssertionError(f"roomz-server ended without logging {regex.pattern!r}:\n"
-                                     f"{self.stderr}")
-            return match
-
-        try:
-            return await asyncio.wait_for(wait(), timeout)
-        except asyncio.TimeoutError:
-            raise AssertionError(f"no log line matching {regex.pattern!r} within {timeout} s:\n"
-                                 f"{self.stderr}") from None
+        return await self.log.wait_for(pattern, after=after, timeout=timeout)
 
     async def next_link(self, email: str, *, after: int = 0, timeout: float = 5.0) -> LoggedLink:
         """The first magic link logged for ``email`` in ``lines[after:]``."""
@@ -173,8 +211,7 @@ class ServerProcess:
             *self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        assert self._process.stderr is not None
-        self._reader = asyncio.create_task(self._read_stderr(self._process.stderr))
+        self.log.follow(self._process.stderr)
         deadline = time.monotonic() + timeout
         self._url = (await self.wait_for_line(LISTENING, timeout=timeout))["url"]
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
@@ -196,8 +233,7 @@ class ServerProcess:
     async def wait(self, timeout: float = 5.0) -> int:
         """Wait for the process to exit and its stderr to end; return the exit code."""
         code = await asyncio.wait_for(self.process.wait(), timeout)
-        if self._reader is not None:
-            await asyncio.wait_for(self._reader, timeout)
+        await self.log.ended(timeout)
         return code
 
     async def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 5.0) -> int:
@@ -210,8 +246,7 @@ class ServerProcess:
         if self._process is not None and self._process.returncode is None:
             self._process.kill()
             await asyncio.wait_for(self._process.wait(), 5)
-        if self._reader is not None and not self._reader.done():
-            self._reader.cancel()
+        self.log.stop()
 
     async def __aenter__(self) -> ServerProcess:
         try:
