@@ -139,9 +139,10 @@ class RedisPresence:
         self.counts[email] += 1
         key = f"{PREFIX}presence:{email}"
         try:
-            # One round trip, and the total read in the same transaction as our increment.
+            # One round trip, the total read in the same transaction; our count is set, not
+            # incremented, so a retried transaction or a write-back cannot count twice.
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hincrby(key, self.node_id, 1)
+                pipe.hset(key, self.node_id, self.counts[email])
                 pipe.hvals(key)
                 _, values = await _guard(pipe.execute())
             return _total(values)
@@ -149,7 +150,7 @@ class RedisPresence:
             self.counts[email] -= 1
             if self.counts[email] <= 0:
                 del self.counts[email]
-            self._stale = True  # the increment may have landed: write our counts back
+            self._stale = True  # the count may have landed: write our counts back
             raise
 
     async def leave(self, email: str) -> int:
@@ -174,22 +175,28 @@ class RedisPresence:
 
     async def beat(self) -> None:
         """Say this node is alive, repair our counts if needed, and drop dead nodes' counts."""
-        await _guard(self.redis.set(f"{PREFIX}node:{self.node_id}", 1, ex=NODE_TTL_SECONDS))
-        await _guard(self.redis.sadd(f"{PREFIX}nodes", self.node_id))
-        if self._stale:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.exists(f"{PREFIX}node:{self.node_id}")
+            pipe.set(f"{PREFIX}node:{self.node_id}", 1, ex=NODE_TTL_SECONDS)
+            pipe.sadd(f"{PREFIX}nodes", self.node_id)
+            alive, _, _ = await _guard(pipe.execute())
+        if self._stale or not alive:  # not alive: Redis restarted (or this is our first beat)
             await self._write_back()
         for node in await _guard(self.redis.smembers(f"{PREFIX}nodes")):
             if not await _guard(self.redis.exists(f"{PREFIX}node:{node!s}")):
                 await self._forget(str(node))
 
     async def _write_back(self) -> None:
-        async for key in self.redis.scan_iter(match=f"{PREFIX}presence:*"):
-            email = key.removeprefix(f"{PREFIX}presence:")
-            if email not in self.counts:
-                await _guard(self.redis.hdel(key, self.node_id))
-        for email, count in self.counts.items():
-            await _guard(self.redis.hset(f"{PREFIX}presence:{email}", self.node_id, count))
-        self._stale = False
+        self._stale = False  # a join or leave failing from here on asks for another
+        gone = [key async for key in self.redis.scan_iter(match=f"{PREFIX}presence:*")
+                if key.removeprefix(f"{PREFIX}presence:") not in self.counts]
+        # Read the counts and queue their writes in one step: joins and leaves go on meanwhile.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in gone:
+                pipe.hdel(key, self.node_id)
+            for email, count in self.counts.items():
+                pipe.hset(f"{PREFIX}presence:{email}", self.node_id, count)
+            await _guard(pipe.execute())
 
     async def _forget(self, node: str) -> None:
         async for key in self.redis.scan_iter(match=f"{PREFIX}presence:*"):
@@ -205,6 +212,9 @@ class RedisPresence:
             except StoreUnavailable as exc:
                 self._stale = True
                 log.warning("Redis unreachable (%s); retrying in %g s", exc, HEARTBEAT_SECONDS)
+            except Exception:  # a heartbeat that stops would get this node's counts dropped
+                self._stale = True
+                log.exception("heartbeat failed; retrying in %g s", HEARTBEAT_SECONDS)
             await asyncio.sleep(HEARTBEAT_SECONDS)
 
     async def leave_all(self) -> None:

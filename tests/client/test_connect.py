@@ -308,6 +308,7 @@ async def test_connect_and_disconnect_examples(
 LEFT_BEHIND_SCRIPT = """
 import asyncio, sys
 from roomz import AsyncClient, AuthenticationError
+from roomz.session_cache import SessionCache
 
 async def main(url, cache):
     client = AsyncClient(url, session_cache_file=cache)
@@ -315,7 +316,12 @@ async def main(url, cache):
     try:
         await client.connect("not-a-token")
     except AuthenticationError as exc:
-        print("refused:", exc.detail)
+        print("link refused")
+    SessionCache(cache).save(url, "not-a-session")
+    try:
+        await AsyncClient(url, session_cache_file=cache).connect()
+    except AuthenticationError as exc:
+        print("session refused")
 
 asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
@@ -324,12 +330,16 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 async def test_a_script_that_never_disconnects_leaves_nothing_open(
     server: LocalServer, tmp_path: Path
 ) -> None:
-    """login() and a refused connect() close what they opened: the script exits with no
-    "Unclosed client session" for its user to puzzle over."""
+    """login(), a refused link and a session the server refuses close what they opened: the
+    script exits with no "Unclosed client session" for its user to puzzle over."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", LEFT_BEHIND_SCRIPT, server.url, str(tmp_path / "session.json"),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
     assert proc.returncode == 0, err.decode()
-    assert out.decode().startswith("refused:")
-    assert err.decode() == ""
+    assert out.decode() == "link refused\nsession refused\n"
+    assert "Unclosed" not in err.decode() and "Traceback" not in err.decode(), err.decode()

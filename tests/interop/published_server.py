@@ -26,7 +26,7 @@ from types import TracebackType
 import aiohttp
 
 from roomz.server.testing import request_magic_link
-from tests.server.proc import free_port
+from tests.server.proc import StderrLines, free_port
 
 RUN = (
     "import logging, sys, uvicorn; logging.basicConfig(level=logging.INFO, stream=sys.stderr); "
@@ -60,12 +60,8 @@ class PublishedServer:
         self.allowed_emails = ",".join(allowed_emails)
         self._scratch = tempfile.TemporaryDirectory(prefix="roomz-published-server-")
         self.workdir = self._scratch.name
-        self.lines: list[str] = []
-        self.links: list[PublishedLink] = []
-        self._pending_email: str | None = None
-        self._changed = asyncio.Condition()
+        self.log = StderrLines("the published server")
         self._process: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -78,9 +74,27 @@ class PublishedServer:
         return f"http://localhost:{self.port}"
 
     @property
+    def lines(self) -> list[str]:
+        """Every stderr line so far."""
+        return self.log.lines
+
+    @property
     def stderr(self) -> str:
         """Everything the server wrote to stderr so far."""
-        return "\n".join(self.lines)
+        return self.log.text
+
+    @property
+    def links(self) -> list[PublishedLink]:
+        """Every magic link logged so far: a ``MAGIC LINK for`` line, then its ``URL:``."""
+        links: list[PublishedLink] = []
+        email = None
+        for line in self.lines:
+            if (found := LINK_FOR.search(line)) is not None:
+                email = found["email"]
+            elif (url := LINK_URL.search(line)) is not None and email:
+                links.append(PublishedLink(email, url["url"], url["token"]))
+                email = None
+        return links
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not SETTING_VARS.match(k)}
@@ -88,27 +102,13 @@ class PublishedServer:
                    HOME=self.workdir)
         return env
 
-    async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
-        while raw := await stream.readline():
-            line = raw.decode(errors="replace").rstrip("\n")
-            async with self._changed:
-                self.lines.append(line)
-                if (found := LINK_FOR.search(line)) is not None:
-                    self._pending_email = found["email"]
-                elif (url := LINK_URL.search(line)) is not None and self._pending_email:
-                    self.links.append(PublishedLink(self._pending_email, url["url"],
-                                                    url["token"]))
-                    self._pending_email = None
-                self._changed.notify_all()
-
     async def start(self, timeout: float = 20.0) -> None:
         """Start the server and return once it answers HTTP on its port."""
         self._process = await asyncio.create_subprocess_exec(
             str(self.python), "-c", RUN, str(self.port), env=self._env(), cwd=self.workdir,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
-        assert self._process.stderr is not None
-        self._reader = asyncio.create_task(self._read_stderr(self._process.stderr))
+        self.log.follow(self._process.stderr)  # after a restart, the lines go on
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
             while True:
@@ -126,21 +126,9 @@ class PublishedServer:
     async def next_link(self, email: str, *, after: int = 0,
                         timeout: float = 5.0) -> PublishedLink:
         """The first link logged for ``email`` among ``links[after:]``, waiting for it."""
-        def found() -> PublishedLink | None:
-            return next((link for link in self.links[after:] if link.email == email), None)
-
-        async def wait() -> PublishedLink:
-            async with self._changed:
-                await self._changed.wait_for(lambda: found() is not None)
-            link = found()
-            assert link is not None
-            return link
-
-        try:
-            return await asyncio.wait_for(wait(), timeout)
-        except asyncio.TimeoutError:
-            raise AssertionError(f"no magic link for {email} within {timeout} s:\n"
-                                 f"{self.stderr}") from None
+        return await self.log.wait_until(
+            lambda: next((link for link in self.links[after:] if link.email == email), None),
+            f"a magic link for {email}", timeout)
 
     async def request_link(self, email: str) -> PublishedLink:
         """Ask for a magic link over HTTP, as a client would, and read it from the log."""
@@ -153,12 +141,10 @@ class PublishedServer:
         if self._process is not None and self._process.returncode is None:
             self._process.send_signal(sig)
             await asyncio.wait_for(self._process.wait(), 10)
-        if self._reader is not None:
-            try:
-                await asyncio.wait_for(self._reader, 5)
-            except asyncio.TimeoutError:
-                self._reader.cancel()
-            self._reader = None
+        try:
+            await self.log.ended(5)
+        except asyncio.TimeoutError:
+            self.log.stop()
 
     async def __aenter__(self) -> PublishedServer:
         await self.start()

@@ -47,3 +47,16 @@ async def test_a_join_during_an_outage_fails_and_the_counts_come_back(
     await redis.start()  # empty: the restart lost every count
     await asyncio.wait_for(a.beat(), TIMEOUT)
     assert await asyncio.wait_for(b.join("ann@example.com"), TIMEOUT) == 2
+
+
+async def test_a_beat_after_an_unnoticed_redis_restart_writes_the_counts_back(
+        nodes: tuple[RedisPresence, RedisPresence], redis: RedisProcess) -> None:
+    """Redis restarts between two beats and nothing failed meanwhile: the next beat still
+    sees that our counts are gone and writes them back."""
+    a, b = nodes
+    await asyncio.wait_for(a.beat(), TIMEOUT)
+    assert await asyncio.wait_for(a.join("ann@example.com"), TIMEOUT) == 1
+    redis.kill()
+    await redis.start()
+    await asyncio.wait_for(a.beat(), TIMEOUT)
+    assert await asyncio.wait_for(b.join("ann@example.com"), TIMEOUT) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -151,7 +152,9 @@ async def open_client(url: str, token: str | None, *,
             TIMEOUT + 1,
         )
     except BaseException:
-        await sio.disconnect()  # a refused connect leaves engineio's HTTP session open
+        # A refused connect leaves engineio's HTTP session open; the refusal is what counts.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(sio.disconnect(), TIMEOUT)
         raise
     return client
 

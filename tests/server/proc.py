@@ -17,10 +17,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import aiohttp
 
@@ -41,6 +42,7 @@ LINK = re.compile(
     r"magic link for (?P<email>\S+): (?P<url>http://\S+/auth/verify\?token=(?P<token>[\w-]+))"
 )
 SESSION_COOKIE = "session_token"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,10 @@ class StderrLines:
         self._reader: asyncio.Task[None] | None = None
 
     def follow(self, stream: asyncio.StreamReader | None) -> None:
-        """Start reading ``stream`` (the process's ``stderr``, opened with ``PIPE``)."""
+        """Start reading ``stream`` (the process's ``stderr``, opened with ``PIPE``); the
+        lines of a process started again after the last one ended go on from there."""
         assert stream is not None, f"{self.name}: stderr is not a pipe"
+        self._eof = False
         self._reader = asyncio.create_task(self._read(stream))
 
     @property
@@ -111,24 +115,26 @@ class StderrLines:
                        timeout: float = 5.0) -> re.Match[str]:
         """The first line from ``lines[after:]`` matching ``pattern``, waiting for it."""
         regex = re.compile(pattern)
+        return await self.wait_until(
+            lambda: next((m for line in self.lines[after:] if (m := regex.search(line))), None),
+            f"a line matching {regex.pattern!r}", timeout)
 
-        def found() -> re.Match[str] | None:
-            return next((m for line in self.lines[after:] if (m := regex.search(line))), None)
-
-        async def wait() -> re.Match[str]:
+    async def wait_until(self, found: Callable[[], T | None], what: str,
+                         timeout: float = 5.0) -> T:
+        """What ``found()`` returns once it is not None, checked as each line comes."""
+        async def wait() -> T:
             async with self._changed:
                 await self._changed.wait_for(lambda: found() is not None or self._eof)
-            match = found()
-            if match is None:
-                raise AssertionError(f"{self.name} ended without logging {regex.pattern!r}:\n"
-                                     f"{self.text}")
-            return match
+            result = found()
+            if result is None:
+                raise AssertionError(f"{self.name} ended without {what}:\n{self.text}")
+            return result
 
         try:
             return await asyncio.wait_for(wait(), timeout)
         except asyncio.TimeoutError:
-            raise AssertionError(f"no {self.name} line matching {regex.pattern!r} within "
-                                 f"{timeout} s:\n{self.text}") from None
+            raise AssertionError(f"no {what} from {self.name} within {timeout} s:\n"
+                                 f"{self.text}") from None
 
     async def ended(self, timeout: float) -> None:
         """Wait until the stream has ended (the process has exited)."""
