@@ -17,8 +17,6 @@ FAST = {"reconnect_delay": 0.1, "max_reconnect_attempts": 50, "connection_timeou
 SAMPLES = Path(__file__).parent / "sample_plugins"
 
 
-
-
 class Watcher:
     """A person's connection that keeps every message it sees, with when it arrived."""
 

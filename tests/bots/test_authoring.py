@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -250,10 +251,9 @@ def test_display_names_of_wire_users_are_unescaped() -> None:
 
 def test_store_items_by_prefix_match_it_exactly(tmp_path: Path) -> None:
     """``items(prefix)`` keeps case and treats % and _ as the characters they are."""
-    store = Store(tmp_path / "plugin.sqlite3")
-    for key in ("remind:1", "REMIND:2", "remind_x", "a%b", "axb"):
-        store[key] = key
-    assert [k for k, _ in store.items("remind:")] == ["remind:1"]
-    assert [k for k, _ in store.items("a%")] == ["a%b"]
-    assert [k for k, _ in store.items("remind_")] == ["remind_x"]
-    store.close()
+    with contextlib.closing(Store(tmp_path / "plugin.sqlite3")) as store:
+        for key in ("remind:1", "REMIND:2", "remind_x", "a%b", "axb"):
+            store[key] = key
+        assert [k for k, _ in store.items("remind:")] == ["remind:1"]
+        assert [k for k, _ in store.items("a%")] == ["a%b"]
+        assert [k for k, _ in store.items("remind_")] == ["remind_x"]

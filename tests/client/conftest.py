@@ -46,4 +46,3 @@ def signed_in(make_client: ClientFactory) -> SignedIn:
     return connect
 
 
-

@@ -1,28 +1,28 @@
-"""Helpers for client tests: event recording, bounded waits, and small real servers.
+"""Helpers for client tests: event recording, bounded waits, small real servers, scripts.
 
-Every server here is real and listens on loopback: a Roomz server in a thread of its
-own (for ``SyncClient``), a TCP server that accepts and never answers, and a tiny
-Socket.IO server that signs a client in and never acknowledges anything.
+Every server here is real and listens on loopback: a TCP server that accepts and never
+answers, and a tiny Socket.IO server that signs a client in and never acknowledges anything.
+A user's whole program runs as a Python script in a subprocess (:func:`python_script`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import socketio
 from aiohttp import web
 
 from roomz.server.testing import LocalServer
+from tests.waiting import stays_true as stays_true
 from tests.waiting import wait_until as wait_until
-
-T = TypeVar("T")
 
 TIMEOUT = 5.0
 EVENTS = ("authenticated", "message", "user_joined", "user_left", "display_name_changed",
@@ -223,3 +223,23 @@ async def ackless_server() -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await asyncio.wait_for(runner.cleanup(), TIMEOUT)
+
+
+async def python_script(script: str, *args: str) -> asyncio.subprocess.Process:
+    """Start ``python -c script args...`` with stdout and stderr piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+
+async def ends_cleanly(proc: asyncio.subprocess.Process, timeout: float) -> str:
+    """The script's stdout once it has exited 0 with no warning or traceback on stderr."""
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()
+    assert "Unclosed" not in err.decode() and "Traceback" not in err.decode(), err.decode()
+    return out.decode()

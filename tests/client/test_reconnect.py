@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -14,15 +13,17 @@ import pytest
 from roomz import ConnectionError, ConnectionState
 from roomz.server.testing import LocalServer
 from tests.server.proc import RestartableServer
-from tests.waiting import stays_true
 
 from .conftest import ClientFactory, SignedIn
 from .helpers import (
     TIMEOUT,
     Recorder,
     assert_send_ack,
+    ends_cleanly,
     port_of,
+    python_script,
     restart_in_process,
+    stays_true,
     user_of,
     wait_until,
 )
@@ -253,18 +254,14 @@ async def test_a_script_whose_connection_ended_leaves_nothing_open(
     ends with no "Unclosed client session" on its stderr."""
     proc = await restartable.start()
     link = await proc.request_link("alice@example.com")
-    script = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", DROPPED_SCRIPT, proc.url, link.token, str(tmp_path / "s.json"),
-        retries, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    script = await python_script(DROPPED_SCRIPT, proc.url, link.token,
+                                 str(tmp_path / "s.json"), retries)
     try:
         assert script.stdout is not None
-        line = await asyncio.wait_for(script.stdout.readline(), TIMEOUT)
-        assert line == b"connected\n"
+        assert await asyncio.wait_for(script.stdout.readline(), TIMEOUT) == b"connected\n"
         await proc.stop(signal.SIGKILL)
-        out, err = await asyncio.wait_for(script.communicate(), 30)
-    finally:
-        if script.returncode is None:
-            script.kill()
-    assert script.returncode == 0, err.decode()
-    assert out.decode() == "over: disconnected\n"
-    assert "Unclosed" not in err.decode() and "Traceback" not in err.decode(), err.decode()
+    except BaseException:
+        script.kill()
+        await script.wait()
+        raise
+    assert await ends_cleanly(script, 30) == "over: disconnected\n"

@@ -11,6 +11,7 @@ Every wait is bounded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import secrets
@@ -141,16 +142,20 @@ class PublishedServer:
         if self._process is not None and self._process.returncode is None:
             self._process.send_signal(sig)
             await asyncio.wait_for(self._process.wait(), 10)
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):  # wait_for cancels the reader
             await self.log.ended(5)
-        except asyncio.TimeoutError:
-            self.log.stop()
 
     async def __aenter__(self) -> PublishedServer:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            self._scratch.cleanup()
+            raise
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.kill()
-        self._scratch.cleanup()
+        try:
+            await self.kill()
+        finally:
+            self._scratch.cleanup()

@@ -178,7 +178,7 @@ async def test_reconnect_after_the_published_server_is_killed_and_restarted(
     await published.kill()
     await recorder.wait_for("disconnect", timeout=TIMEOUT)
     await wait_until(lambda: client.connection_state is ConnectionState.RECONNECTING,
-                     what="RECONNECTING")
+                     TIMEOUT, "RECONNECTING")
     await published.start()
     await wait_until(lambda: client.connected and other.connected, 15, "both to reconnect")
     assert client.user == user_of("alice@example.com", "Alice")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +13,16 @@ from roomz.server.testing import LocalServer
 SCRIPT = Path(__file__).with_name("published_client.py")
 
 
-async def run_published_client(python: Path, server: LocalServer, email: str) -> dict[str, Any]:
-    """Run the published client's scenario, feeding it magic-link tokens as it asks."""
+async def run_published_client(python: Path, server: LocalServer, email: str,
+                               home: Path) -> dict[str, Any]:
+    """Run the published client's scenario (``HOME`` at ``home``), feeding it magic-link
+    tokens as it asks."""
     # Its cookie jar ignores IP-address hosts, so it must be given a host name.
     url = server.url.replace("127.0.0.1", "localhost")
-    home = tempfile.mkdtemp(prefix="roomz-published-home-")
     proc = await asyncio.create_subprocess_exec(
         str(python), str(SCRIPT), url, email,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env={**os.environ, "HOME": home},
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, "HOME": str(home)},
     )
     assert proc.stdin and proc.stdout and proc.stderr
     seen = 0
@@ -45,14 +44,14 @@ async def run_published_client(python: Path, server: LocalServer, email: str) ->
         if proc.returncode is None:
             proc.kill()
         await asyncio.wait_for(proc.wait(), 5)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 async def test_published_client_signs_in_sends_receives_and_names(
-    server: LocalServer, published_python: Path
+    server: LocalServer, published_python: Path, tmp_path: Path
 ) -> None:
     """A user of the published client signs in twice, names one connection, and chats."""
-    result = await run_published_client(published_python, server, "alice@example.com")
+    result = await run_published_client(published_python, server, "alice@example.com",
+                                        tmp_path)
 
     assert result["user"] == {"id": "user:alice@example.com", "email": "alice@example.com",
                               "display_name": None}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import statistics
 import sys
 import tempfile
@@ -136,26 +135,26 @@ async def run_load(urls: list[str], sessions: list[str], per_user: int,
 
 async def load_on(nodes: int, users: int, per_user: int, seconds: float) -> LoadResult:
     """Start ``nodes`` server processes (on a Redis when more than one) and run the load."""
-    state = Path(tempfile.mkdtemp(prefix="roomz-load-"))
     env = {"JWT_SECRET_KEY": SECRET, "ROOMZ_MAX_CONNECTIONS": str(users * per_user + 10)}
     redis = RedisProcess() if nodes > 1 else None
     servers: list[ServerProcess] = []
-    try:
-        extra: list[str] = []
-        if redis is not None:
-            await redis.start()
-            extra = ["--redis-url", redis.url]
-        servers = [ServerProcess(*extra, state_home=state, env=env) for _ in range(nodes)]
-        for server in servers:
-            await server.start()
-        sessions = [await servers[0].sign_in(f"load{u}@example.com") for u in range(users)]
-        return await run_load([s.url for s in servers], sessions, per_user, seconds)
-    finally:
-        for server in servers:
-            await server.kill()
-        if redis is not None:
-            redis.kill()
-        shutil.rmtree(state, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="roomz-load-") as state:
+        try:
+            extra: list[str] = []
+            if redis is not None:
+                await redis.start()
+                extra = ["--redis-url", redis.url]
+            servers = [ServerProcess(*extra, state_home=Path(state), env=env)
+                       for _ in range(nodes)]
+            for server in servers:
+                await server.start()
+            sessions = [await servers[0].sign_in(f"load{u}@example.com") for u in range(users)]
+            return await run_load([s.url for s in servers], sessions, per_user, seconds)
+        finally:
+            for server in servers:
+                await server.kill()
+            if redis is not None:
+                redis.kill()
 
 
 def main() -> int:
