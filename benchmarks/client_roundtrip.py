@@ -71,26 +71,25 @@ async def main(quick: bool) -> int:
     async with LocalServer() as server:
         # Two users, so neither client's messages fan out to the other's connection.
         session = await server.sign_in("bare@example.com")
-        scratch = tempfile.TemporaryDirectory(prefix="roomz-bench-")
-        cache = Path(scratch.name) / "session.json"
-        link = await server.request_link("bench@example.com")
-        client = AsyncClient(server.url, session_cache_file=cache)
-        await client.connect(link.token)
-        bare: list[float] = []
-        ours: list[float] = []
-        for _ in range(rounds):  # alternate, so drift on a shared machine hits both alike
-            bare += await bare_round_trips(server.url, session, count)
-            ours += await client_round_trips(client, count)
-        await client.disconnect()
+        with tempfile.TemporaryDirectory(prefix="roomz-bench-") as scratch:
+            cache = Path(scratch) / "session.json"
+            link = await server.request_link("bench@example.com")
+            client = AsyncClient(server.url, session_cache_file=cache)
+            await client.connect(link.token)
+            bare: list[float] = []
+            ours: list[float] = []
+            for _ in range(rounds):  # alternate, so drift on a shared machine hits both alike
+                bare += await bare_round_trips(server.url, session, count)
+                ours += await client_round_trips(client, count)
+            await client.disconnect()
 
-        connects = []
-        for _ in range(5 if quick else 20):
-            cached = AsyncClient(server.url, session_cache_file=cache)
-            start = time.perf_counter()
-            await cached.connect()
-            connects.append(time.perf_counter() - start)
-            await cached.disconnect()
-        scratch.cleanup()
+            connects = []
+            for _ in range(5 if quick else 20):
+                cached = AsyncClient(server.url, session_cache_file=cache)
+                start = time.perf_counter()
+                await cached.connect()
+                connects.append(time.perf_counter() - start)
+                await cached.disconnect()
 
     bare_median, ours_median = statistics.median(bare), statistics.median(ours)
     ratio = ours_median / bare_median

@@ -101,6 +101,7 @@ class Bot:
             self._callers[hook] = dispatch.caller(hook, implementations, self._failed,
                                                   self._returned)
             if hook == "on_message":  # another hosted bot's messages reach only some
+                self._hear_all = self._callers[hook]
                 self._hear_bots = dispatch.caller(
                     hook, [i for i in implementations if i.bot.plugin.reacts_to_bots],
                     self._failed, self._returned)
@@ -194,7 +195,7 @@ class Bot:
             return  # never react to ourselves
         from_bot = isinstance(origin, Bot)  # the terminal's user is no bot
         # What _dispatch does, without its call: this runs for every message.
-        (self._hear_bots if from_bot else self._callers["on_message"])(message)
+        (self._hear_bots if from_bot else self._hear_all)(message)
         if message.text.startswith(self.prefix):
             self._run_command(message, from_bot)
 
