@@ -234,7 +234,7 @@ def _total(counts: list[str]) -> int:
 class RedisFanOutManager(socketio.AsyncRedisManager, FanOutManager):  # type: ignore[misc]
     """python-socketio's Redis manager (emits reach every node), with queued local fan-out.
 
-    Publishing goes through a client of its own. python-socketio's publisher, after a
+    Publishing goes through the stores' client. python-socketio's publisher, after a
     failure, reconnects by replacing the subscriber's connection too, which silently ends
     the subscription; and it gives up without telling anyone. Ours raises
     :class:`StoreUnavailable`, so the sender learns its message did not reach every node.
@@ -251,10 +251,14 @@ class RedisFanOutManager(socketio.AsyncRedisManager, FanOutManager):  # type: ig
         self.subscribed = asyncio.Event()
         self._listeners = 0  # nodes that heard the last publish before an outage
         self._recovering = False
+        self._recovery: asyncio.Future[None] | None = None  # the wait all publishes share
 
     async def _publish(self, data: Any) -> Any:
         if self._recovering:
-            await self._await_listeners()
+            # One wait for the listeners, however many messages are held up by it.
+            if self._recovery is None or self._recovery.done():
+                self._recovery = asyncio.ensure_future(self._await_listeners())
+            await asyncio.shield(self._recovery)
         try:
             heard = await _guard(self._publisher.publish(self.channel, self.json.dumps(data)))
         except StoreUnavailable:

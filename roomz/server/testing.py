@@ -46,6 +46,12 @@ class LocalServer:
         """The base URL, such as ``http://127.0.0.1:40123``."""
         return self.server.url
 
+    @property
+    def port(self) -> int:
+        """The loopback port it listens on (the same one after a restart)."""
+        assert self._port is not None, "the server has not started"
+        return self._port
+
     async def next_link(self, email: str, *, after: int = 0, timeout: float = 5.0) -> MagicLink:
         """The first link for ``email`` among ``links[after:]``, waiting up to ``timeout``."""
         def found() -> MagicLink | None:

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import socketio
 from aiohttp import web
@@ -133,13 +132,6 @@ class Recorder:
         result = self._find(name, match, start)
         assert result is not None
         return result
-
-
-def port_of(url: str) -> int:
-    """The port of ``url``."""
-    port = urlsplit(url).port
-    assert port is not None, url
-    return port
 
 
 async def restart_in_process(local: LocalServer) -> None:

@@ -24,7 +24,6 @@ from .helpers import (
     assert_send_ack,
     ends_cleanly,
     is_iso8601,
-    port_of,
     python_script,
     silent_server,
     user_of,
@@ -165,7 +164,7 @@ async def test_live_connection_to_a_silent_server_times_out(
     """With a session, a Socket.IO handshake that never completes: ConnectionError in time."""
     client = await signed_in(server, "alice@example.com", connection_timeout=0.5)
     await asyncio.wait_for(client.disconnect(), TIMEOUT)
-    port = port_of(server.url)
+    port = server.port
     await asyncio.wait_for(server.server.stop(), TIMEOUT)
     async with silent_server(port) as (_, silent):
         started = time.monotonic()
@@ -198,7 +197,7 @@ async def test_session_from_another_secret_is_an_authentication_error(
     cache = tmp_path / "sessions.json"
     client = await signed_in(server, "alice@example.com", session_cache_file=cache)
     await asyncio.wait_for(client.disconnect(), TIMEOUT)
-    port = port_of(server.url)
+    port = server.port
     await asyncio.wait_for(server.server.stop(), TIMEOUT)
     settings = dataclasses.replace(server.settings, port=port, jwt_secret=secrets.token_urlsafe(32))
     async with Server(settings):
@@ -238,7 +237,7 @@ async def test_ip_address_and_host_name_urls_both_work(
     server: LocalServer, make_client: ClientFactory, host: str
 ) -> None:
     """login, connect and send work with http://127.0.0.1:PORT and http://localhost:PORT."""
-    url = f"http://{host}:{port_of(server.url)}"
+    url = f"http://{host}:{server.port}"
     client = make_client(url)
     before = len(server.links)
     assert await asyncio.wait_for(client.login("alice@example.com"), TIMEOUT) is True

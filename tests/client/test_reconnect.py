@@ -20,7 +20,6 @@ from .helpers import (
     Recorder,
     assert_send_ack,
     ends_cleanly,
-    port_of,
     python_script,
     restart_in_process,
     stays_true,
@@ -174,7 +173,7 @@ async def test_reconnects_to_an_in_process_server_restarted_on_the_same_port(
     server: LocalServer, signed_in: SignedIn, host: str
 ) -> None:
     """LocalServer stopped and a new Server started on its port: the client comes back by itself."""
-    url = f"http://{host}:{port_of(server.url)}"
+    url = f"http://{host}:{server.port}"
     client = await signed_in(server, "alice@example.com", url=url, **FAST)
     recorder = Recorder(client)
     await asyncio.wait_for(server.server.stop(), TIMEOUT)

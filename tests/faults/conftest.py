@@ -14,14 +14,8 @@ from roomz import AsyncClient
 from roomz.session_cache import SessionCache
 from tests.nodes.conftest import node, redis  # noqa: F401 - fixtures used by the node tests
 
-from .helpers import TIMEOUT
+from .helpers import FAST, TIMEOUT
 from .proxy import TcpProxy
-
-#: Quick reconnects, so a test waits for a restart, not for the backoff.
-FAST = {"reconnect_delay": 0.1, "max_reconnect_attempts": 30, "connection_timeout": 2.0}
-
-ClientFactory = Callable[..., AsyncClient]
-
 
 
 @pytest.fixture

@@ -23,6 +23,8 @@ from tests.waiting import stays_true as stays_true
 from tests.waiting import wait_until as wait_until
 
 TIMEOUT = 5.0
+#: Quick reconnects, so a test waits for a restart, not for the backoff.
+FAST = {"reconnect_delay": 0.1, "max_reconnect_attempts": 30, "connection_timeout": 2.0}
 
 
 class Watch:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from types import TracebackType
 
 CHUNK = 65536
 UPSTREAM_CONNECT_SECONDS = 1.0
@@ -29,7 +28,6 @@ class TcpProxy:
         self._flowing.set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def port(self) -> int:
@@ -55,11 +53,9 @@ class TcpProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
 
     async def close(self) -> None:
-        """Stop listening and close every connection."""
+        """Stop listening and close every connection (each one's task aborts both ends)."""
         if self._server is not None:
             self._server.close()
-        for writer in list(self._writers):
-            writer.transport.abort()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -79,22 +75,18 @@ class TcpProxy:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
-        self._writers.add(client_writer)
         try:
             upstream = await self._open_upstream()
             self.routed.append(upstream[2] if upstream else None)
             if upstream is None:
                 return
             up_reader, up_writer, _ = upstream
-            self._writers.add(up_writer)
             try:
                 await asyncio.gather(self._pump(client_reader, up_writer),
                                      self._pump(up_reader, client_writer))
             finally:
-                self._writers.discard(up_writer)
                 up_writer.transport.abort()
         finally:
-            self._writers.discard(client_writer)
             client_writer.transport.abort()
             self._tasks.discard(task)
 
@@ -109,16 +101,8 @@ class TcpProxy:
                     break
                 writer.write(data)
                 await writer.drain()
-        except (ConnectionError, OSError):
+        except OSError:  # the other end went away: so does this direction
             pass
         finally:
             with contextlib.suppress(OSError, RuntimeError):
                 writer.transport.abort()
-
-    async def __aenter__(self) -> TcpProxy:
-        await self.start()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.close()

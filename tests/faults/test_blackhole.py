@@ -25,11 +25,6 @@ def state_of(client: AsyncClient) -> ConnectionState:
     return client.connection_state
 
 
-def port_of(url: str) -> int:
-    """The port of ``http://host:port``."""
-    return int(url.rsplit(":", 1)[1])
-
-
 @pytest.mark.timeout(30)
 async def test_a_silent_link_is_noticed_by_ping_and_the_client_comes_back(
         proxy_factory: Callable[[list[int]], Any],
@@ -37,7 +32,7 @@ async def test_a_silent_link_is_noticed_by_ping_and_the_client_comes_back(
     """Blackholed: "disconnect" within the ping window, never CONNECTED; restored: back."""
     async with LocalServer(ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT) as server:
         session = await server.sign_in("alice@example.com")
-        proxy: TcpProxy = await proxy_factory([port_of(server.url)])
+        proxy: TcpProxy = await proxy_factory([server.port])
         client = make_client(proxy.url, session)
         watch = Watch("client", client)
         await asyncio.wait_for(client.connect(), TIMEOUT)
@@ -87,7 +82,7 @@ async def test_a_short_silence_within_the_ping_window_goes_unnoticed(
     """A hiccup shorter than the ping window: no disconnect; a message sent during it arrives."""
     async with LocalServer(ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT) as server:
         session = await server.sign_in("bob@example.com")
-        proxy: TcpProxy = await proxy_factory([port_of(server.url)])
+        proxy: TcpProxy = await proxy_factory([server.port])
         sender = make_client(proxy.url, session)
         watch = Watch("sender", sender)
         await asyncio.wait_for(sender.connect(), TIMEOUT)

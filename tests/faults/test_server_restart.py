@@ -16,8 +16,8 @@ from roomz_bots import Bot, load_plugin
 from roomz_bots.flood import TokenBucket
 from tests.server.proc import RestartableServer
 
-from .conftest import FAST
 from .helpers import (
+    FAST,
     TIMEOUT,
     SendLog,
     Watch,

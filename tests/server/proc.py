@@ -148,12 +148,13 @@ class StderrLines:
 
 
 class ServerProcess:
-    """``roomz-server`` running in a subprocess; by default on 127.0.0.1 and a free port."""
+    """``roomz-server`` running in a subprocess; by default on 127.0.0.1 and a free port
+    (``port`` picks it; ``pick_port=False`` leaves host and port to the server)."""
 
     def __init__(self, *args: str, state_home: Path, env: Mapping[str, str] | None = None,
-                 pick_port: bool = True) -> None:
-        self.port = free_port() if pick_port else None
-        listen = ["--host", "127.0.0.1", "--port", str(self.port)] if pick_port else []
+                 port: int | None = None, pick_port: bool = True) -> None:
+        self.port = port or (free_port() if pick_port else None)
+        listen = ["--host", "127.0.0.1", "--port", str(self.port)] if self.port else []
         self.argv = [ROOMZ_SERVER, *listen, *args]
         self.env = server_env(state_home, env)
         self.log = StderrLines("roomz-server")
@@ -284,8 +285,7 @@ class RestartableServer:
 
     async def start(self) -> ServerProcess:
         """Start a server on :attr:`port` and return once it answers ``/healthz``."""
-        proc = ServerProcess("--host", "127.0.0.1", "--port", str(self.port),
-                             state_home=self.state_home, pick_port=False,
+        proc = ServerProcess(state_home=self.state_home, port=self.port,
                              env={"JWT_SECRET_KEY": self.secret})
         self.started.append(proc)
         await proc.start()

@@ -334,8 +334,7 @@ async def test_clients_reconnect_by_themselves_after_a_restart(tmp_path: Path) -
             authenticated.clear()
             proc.send_signal(signal.SIGTERM)
             assert await proc.wait(timeout=5) == 0
-            async with ServerProcess("--host", "127.0.0.1", "--port", str(port),
-                                     state_home=tmp_path, env=env, pick_port=False):
+            async with ServerProcess(state_home=tmp_path, env=env, port=port):
                 await asyncio.wait_for(authenticated.wait(), 10)
                 ack = await client.call("message", {"content": "back"}, timeout=5)
                 assert ack["status"] == "ok"
