@@ -4,6 +4,7 @@ benchmarks and the terminal's embedded mode."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import secrets
 import threading
@@ -130,13 +131,29 @@ class ThreadedServer:
 
     def __init__(self, **overrides: Any) -> None:
         self._overrides = overrides
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="roomz-local-server",
-                                        daemon=True)
+        self._started: concurrent.futures.Future[LocalServer] = concurrent.futures.Future()
+        # asyncio.run: at the end it also cancels leftover tasks (say, pings of sockets left
+        # open), finishes async generators and closes the loop.
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()),
+                                        name="roomz-local-server", daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
         self.local: LocalServer | None = None
+
+    async def _serve(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        try:
+            async with LocalServer(**self._overrides) as local:
+                self._started.set_result(local)
+                await self._stop.wait()
+        except BaseException as exc:
+            if not self._started.done():  # tell __enter__, which is waiting
+                self._started.set_exception(exc)
+            raise
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
         """Run ``coro`` on the server's loop and return its result."""
+        assert self._loop is not None, "the server has not started"
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     @property
@@ -160,31 +177,13 @@ class ThreadedServer:
         assert self.local is not None
         return self.run(self.local.sign_in(email))
 
-    async def _start(self) -> LocalServer:
-        local = LocalServer(**self._overrides)
-        await local.__aenter__()
-        return local
-
     def __enter__(self) -> ThreadedServer:
         self._thread.start()
-        self.local = self.run(self._start())
+        self.local = self._started.result(timeout=10)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None,
                  exc: BaseException | None, tb: TracebackType | None) -> None:
-        try:
-            if self.local is not None:
-                self.run(self.local.__aexit__(None, None, None), timeout=10)
-            self.run(_cancel_the_rest(), timeout=10)  # say, pings of sockets left open
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=5)
-            self._loop.close()
-
-
-async def _cancel_the_rest() -> None:
-    """Cancel every other task of this loop and wait for them, before the loop closes."""
-    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=10)
