@@ -84,10 +84,11 @@ class SendLog:
 
     sends: list[Send] = field(default_factory=list)
 
-    def of(self, outcome: str, sender: str | None = None) -> list[Send]:
-        """The sends with ``outcome`` (of ``sender``, when given)."""
-        return [s for s in self.sends
-                if s.outcome == outcome and (sender is None or s.sender == sender)]
+    def of(self, outcome: str, sender: str | None = None, *,
+           after: float = float("-inf")) -> list[Send]:
+        """The sends with ``outcome`` (of ``sender``, when given) started after ``after``."""
+        return [s for s in self.sends if s.outcome == outcome and s.started > after
+                and (sender is None or s.sender == sender)]
 
     def unreported(self) -> list[Send]:
         """Sends that neither got an ok nor told their caller why: must stay empty."""

@@ -73,7 +73,7 @@ async def test_redis_restart_under_load_answers_503_then_delivers_every_acked_me
             redis.kill()
             killed = time.monotonic()
             await wait_until(lambda: all(
-                sum(1 for s in log.of("error", n) if s.started > killed) >= 2 for n in names),
+                len(log.of("error", n, after=killed)) >= 2 for n in names),
                 10, "error answers to every connection while Redis is down")
             restarting = time.monotonic()
             await redis.start()
@@ -86,7 +86,7 @@ async def test_redis_restart_under_load_answers_503_then_delivers_every_acked_me
                 20, "messages across nodes after Redis came back")
             recovered = time.monotonic()
             await wait_until(lambda: all(
-                sum(1 for s in log.of("ok", n) if s.started > recovered) >= 2 for n in names),
+                len(log.of("ok", n, after=recovered)) >= 2 for n in names),
                 10, "sends after the recovery")
         finally:
             stop.set()

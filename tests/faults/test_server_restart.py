@@ -66,7 +66,7 @@ async def test_sigkill_and_restart_while_clients_and_a_bot_are_sending(
                              what="every connection to notice the kill")
             # Down for a while: each client's sends are refused, and its backoff grows.
             await wait_until(lambda: all(
-                sum(1 for s in log.of("raised", w.name) if s.started > killed) >= 20
+                len(log.of("raised", w.name, after=killed)) >= 20
                 for w in watches), what="sends refused while the server is down")
             await restartable.start()
             healthy = time.monotonic()
@@ -79,7 +79,7 @@ async def test_sigkill_and_restart_while_clients_and_a_bot_are_sending(
                 allowed = (healthy - down) + FAST["reconnect_delay"] + RECONNECT_MARGIN
                 assert back - healthy <= allowed, (watch.name, back - healthy, allowed)
             await wait_until(lambda: all(
-                sum(1 for s in log.of("ok", n) if s.started > healthy) >= 3 for n in names),
+                len(log.of("ok", n, after=healthy)) >= 3 for n in names),
                 10, "acknowledged sends after the restart")
         finally:
             stop.set()
