@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
 async def run(args: argparse.Namespace, config: Config | None) -> int:
     """Run the terminal, or the bots alone, against the chosen or the embedded server."""
     server_url = args.server or (config.server_url if config else DEFAULT_SERVER)
+    if config is not None:
+        config.server_url = server_url  # --server wins, for the hosted bots too
     if not args.embedded:
         return await (_headless(config) if args.headless else _terminal(server_url, config))
     from .embedded import embedded_server, local_email
@@ -95,8 +97,6 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     try:
         config = load_config(args.config) if args.config else None
-        if config is not None and args.server:
-            config.server_url = args.server
         # Plugin settings are checked when the bots are built, inside run().
         sys.exit(asyncio.run(run(args, config)))
     except ConfigError as exc:
