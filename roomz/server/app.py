@@ -55,8 +55,8 @@ class Server:
         presence: PresenceStore
         manager: socketio.AsyncManager
         if self.settings.redis_url is None:
-            links, limiter = MagicLinks(lifetime), RateLimiter(limit)
-            self.magic_links, self.rate_limiter = links, limiter
+            self.magic_links = links = MagicLinks(lifetime)
+            self.rate_limiter = limiter = RateLimiter(limit)
             versions, presence, manager = Versions(), Presence(), FanOutManager()
             self._background.append(_housekeeping(links, limiter))
         else:
@@ -66,9 +66,9 @@ class Server:
             self.magic_links = redis_state.RedisMagicLinks(redis, lifetime)
             self.rate_limiter = redis_state.RedisRateLimiter(redis, limit)
             versions = redis_state.RedisVersions(redis)
-            shared = redis_state.RedisPresence(redis)
-            bus = redis_state.RedisFanOutManager(self.settings.redis_url, publisher=redis)
-            presence, manager = shared, bus
+            presence = shared = redis_state.RedisPresence(redis)
+            manager = bus = redis_state.RedisFanOutManager(self.settings.redis_url,
+                                                           publisher=redis)
             # Redis expires links and rate-limit windows itself: no housekeeping here.
             self._background.append(redis_state.background(shared, bus))
         self.sessions = Sessions(self.settings.jwt_secret, self.settings.jwt_expiry_days,
