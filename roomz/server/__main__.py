@@ -7,78 +7,86 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Coroutine, Sequence
-from pathlib import Path
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
 from .app import Server
-from .settings import ServerSettings, SettingsError, SmtpSettings, parse_emails, settings_from_env
+from .settings import (
+    ServerSettings,
+    Setting,
+    SettingsError,
+    SmtpSettings,
+    declared,
+    settings_from_env,
+)
 
 log = logging.getLogger("roomz.server")
 
-EPILOG = """\
-environment (flags win over these):
-  JWT_SECRET_KEY             secret that signs session cookies (32+ characters). Unset: one is
-                             generated and kept in the state directory, mode 0600.
-  ALLOWED_EMAILS             comma-separated emails that may sign in. Unset: anyone, and only
-                             while listening on loopback.
-  JWT_EXPIRY_DAYS, MAGIC_LINK_EXPIRY_MINUTES, MAGIC_LINK_RATE_LIMIT, EMAIL_SENDER,
-  ROOMZ_MAX_CONNECTIONS, ROOMZ_PUBLIC_URL, REDIS_URL, SMTP_HOST, SMTP_PORT, SMTP_STARTTLS,
-  SMTP_USER, SMTP_PASSWORD, SMTP_SENDER   the same as the flags below.
-
+EXAMPLES = """\
 examples:
   roomz-server                                   local use: loopback, any email, links in the log
-  ALLOWED_EMAILS=me@example.com JWT_SECRET_KEY=... roomz-server --host 0.0.0.0 --email-sender smtp
+  ALLOWED_EMAILS=me@example.com JWT_SECRET_KEY=... ROOMZ_PUBLIC_URL=https://chat.example.com \\
+    roomz-server --host 0.0.0.0 --email-sender smtp
 """
 
 
+def _epilog() -> str:
+    """The variables without a flag of their own, read off the settings table, then examples."""
+    lines = ["environment (flags win over these):",
+             "  every flag marked [env NAME] may be set as the variable NAME instead"]
+    for _, how in declared(ServerSettings):
+        if how.env is not None and not how.flag:
+            lines.append(f"  {how.env:<15} {how.help}")
+    return "\n".join(lines) + "\n\n" + EXAMPLES
+
+
+def _add_flag(parser: argparse.ArgumentParser, name: str, how: Setting, default: Any) -> None:
+    """One flag of the table; its value stays None unless given, so the environment can fill it."""
+    shown = "" if default in (None, ()) else f" (default {_shown(default)})"
+    env = f" [env {how.env}]" if how.env else ""
+    flag = "--" + name.replace("_", "-")
+    if isinstance(default, bool):
+        parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
+                            help=how.help + shown + env)
+        return
+
+    def parse(text: str) -> Any:
+        try:
+            return how.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{exc}, got {text!r}") from None
+
+    parser.add_argument(flag, dest=name, type=parse, metavar=how.metavar, choices=how.choices,
+                        help=how.help + shown + env)
+
+
+def _shown(default: Any) -> str:
+    return ("on" if default else "off") if isinstance(default, bool) else str(default)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The ``roomz-server`` command line; every default is None so the environment can fill it."""
+    """The ``roomz-server`` command line, one flag per setting of the table."""
     p = argparse.ArgumentParser(
-        prog="roomz-server", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="roomz-server", epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run the Roomz reference chat server (HTTP sign-in plus Socket.IO).",
     )
-    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port to listen on; 0 picks a free one (default 8000)")
-    p.add_argument("--allowed-emails", metavar="EMAILS",
-                   help="comma-separated emails that may sign in (env ALLOWED_EMAILS)")
-    p.add_argument("--jwt-expiry-days", type=int, metavar="DAYS",
-                   help="how long a session lasts (default 30)")
-    p.add_argument("--magic-link-expiry-minutes", type=int, metavar="MINUTES",
-                   help="how long a sign-in link works (default 15)")
-    p.add_argument("--magic-link-rate-limit", type=int, metavar="N",
-                   help="sign-in links one email may request per hour (default 5)")
-    p.add_argument("--email-sender", choices=["console", "smtp"],
-                   help="console: write links to the log (default); smtp: mail them")
-    p.add_argument("--smtp-host", help="SMTP server (default localhost)")
-    p.add_argument("--smtp-port", type=int, help="SMTP port (default 587)")
-    p.add_argument("--smtp-starttls", action=argparse.BooleanOptionalAction, default=None,
-                   help="upgrade the SMTP connection with STARTTLS (default on)")
-    p.add_argument("--smtp-user", help="SMTP user name, if the server wants one")
-    p.add_argument("--smtp-password", help="SMTP password (prefer env SMTP_PASSWORD)")
-    p.add_argument("--smtp-sender", metavar="ADDRESS",
-                   help="From: address of sign-in mails (default roomz@localhost)")
-    p.add_argument("--max-connections", type=int, metavar="N",
-                   help="live connections before new ones are refused (default 1000)")
-    p.add_argument("--public-url", metavar="URL",
-                   help="base URL in sign-in links, when behind a proxy (default: as requested)")
-    p.add_argument("--redis-url", metavar="URL",
-                   help="redis://HOST:PORT/DB: share state and messages with other nodes on "
-                        "this Redis (env REDIS_URL); without it the server runs alone")
-    p.add_argument("--state-dir", type=Path, metavar="DIR",
-                   help="where a generated JWT secret is kept (default ~/.local/state/roomz)")
+    for f, how in declared(ServerSettings):
+        if how.flag:
+            _add_flag(p, f.name, how, f.default)
+    for f, how in declared(SmtpSettings):
+        _add_flag(p, "smtp_" + f.name, how, f.default)
     p.add_argument("--log-level", default="INFO",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO")
     return p
 
 
-def settings_from(args: argparse.Namespace, env: dict[str, str] | None = None) -> ServerSettings:
+def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
+                  ) -> ServerSettings:
     """Merge defaults, the environment and the flags, in that order of strength."""
     values: dict[str, Any] = settings_from_env(env)
     smtp: dict[str, Any] = values.pop("smtp", {})
     flags = {k: v for k, v in vars(args).items() if v is not None and k != "log_level"}
-    if "allowed_emails" in flags:
-        flags["allowed_emails"] = parse_emails(flags["allowed_emails"])
     for key in [k for k in flags if k.startswith("smtp_")]:
         smtp[key.removeprefix("smtp_")] = flags.pop(key)
     values.update(flags)

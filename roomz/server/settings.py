@@ -1,15 +1,21 @@
-"""Server settings: defaults, the operators' environment variables, and the start-up rules."""
+"""Server settings: each declared once, with its default, environment variable, flag and help.
+
+``ServerSettings`` is the one table. ``settings_from_env`` and ``roomz-server``'s flags and
+``--help`` are all read off its fields, so a new setting is one field here.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -23,37 +29,159 @@ class SettingsError(Exception):
     """A setting is missing, malformed or unsafe; the message is one line for the operator."""
 
 
+def parse_emails(value: str) -> frozenset[str] | None:
+    """Parse a comma-separated allow-list; empty means "anyone" (None)."""
+    emails = frozenset(e.strip().lower() for e in value.split(",") if e.strip())
+    return emails or None
+
+
+def parse_networks(value: str) -> tuple[str, ...]:
+    """Parse comma-separated addresses or networks (``10.0.0.0/8``), checking each one."""
+    networks = tuple(n.strip() for n in value.split(",") if n.strip())
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ValueError(f"must list IP addresses or networks ({network!r} is neither)") \
+                from None
+    return networks
+
+
+def _int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+
+
+def _float(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError("must be a number") from None
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _lower(value: str) -> str:
+    return value.strip().lower()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one field is set from outside: its variable, its flag, and what it means."""
+
+    help: str
+    env: str | None = None
+    parse: Callable[[str], Any] = str  # text of the variable or flag -> the field's value
+    metavar: str | None = None
+    flag: bool = True
+    choices: tuple[str, ...] | None = None
+
+
+def setting(default: Any, help: str, **how: Any) -> Any:
+    """A dataclass field whose ``metadata["setting"]`` says how operators set it."""
+    return field(default=default, metadata={"setting": Setting(help, **how)})
+
+
 @dataclass(frozen=True)
 class SmtpSettings:
     """Where and how the ``smtp`` mailer delivers magic links."""
 
-    host: str = "localhost"
-    port: int = 587
-    starttls: bool = True
-    user: str | None = None
-    password: str | None = None
-    sender: str = "roomz@localhost"
+    host: str = setting("localhost", "SMTP server", env="SMTP_HOST")
+    port: int = setting(587, "SMTP port", env="SMTP_PORT", parse=_int)
+    starttls: bool = setting(True, "upgrade the SMTP connection with STARTTLS",
+                             env="SMTP_STARTTLS", parse=_bool)
+    user: str | None = setting(None, "SMTP user name, if the server wants one", env="SMTP_USER")
+    password: str | None = setting(None, "SMTP password (prefer the environment variable)",
+                                   env="SMTP_PASSWORD")
+    sender: str = setting("roomz@localhost", "From: address of sign-in mails",
+                          env="SMTP_SENDER", metavar="ADDRESS")
 
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """Everything a Roomz server needs to run; see ``roomz-server --help`` for each field."""
+    """Everything a Roomz server needs to run; ``roomz-server --help`` explains each field."""
 
-    host: str = "127.0.0.1"
-    port: int = 8000
-    jwt_secret: str | None = None
-    allowed_emails: frozenset[str] | None = None
-    jwt_expiry_days: int = 30
-    magic_link_expiry_minutes: int = 15
-    magic_link_rate_limit: int = 5
-    email_sender: str = "console"
+    host: str = setting("127.0.0.1", "address to listen on")
+    port: int = setting(8000, "port to listen on; 0 picks a free one", parse=_int)
+    public_url: str | None = setting(
+        None, "the URL people reach this server at, used in sign-in links (required off "
+              "loopback; on loopback the listening address)", env="ROOMZ_PUBLIC_URL",
+        metavar="URL")
+    jwt_secret: str | None = setting(
+        None, "secret that signs session cookies (32+ characters); unset: one is generated "
+              "and kept in the state directory, mode 0600", env="JWT_SECRET_KEY", flag=False)
+    allowed_emails: frozenset[str] | None = setting(
+        None, "comma-separated emails that may sign in; unset: anyone, on loopback only",
+        env="ALLOWED_EMAILS", parse=parse_emails, metavar="EMAILS")
+    jwt_expiry_days: int = setting(30, "how long a session lasts", env="JWT_EXPIRY_DAYS",
+                                   parse=_int, metavar="DAYS")
+    magic_link_expiry_minutes: int = setting(15, "how long a sign-in link works",
+                                             env="MAGIC_LINK_EXPIRY_MINUTES", parse=_int,
+                                             metavar="MINUTES")
+    magic_link_rate_limit: int = setting(
+        5, "sign-in links one email may get per hour from one client address",
+        env="MAGIC_LINK_RATE_LIMIT", parse=_int, metavar="N")
+    magic_link_email_limit: int = setting(
+        20, "sign-in links one email may get per hour from all addresses together",
+        env="ROOMZ_MAGIC_LINK_EMAIL_LIMIT", parse=_int, metavar="N")
+    magic_link_address_limit: int = setting(
+        20, "sign-in links one client address may ask for per hour, for any emails",
+        env="ROOMZ_MAGIC_LINK_ADDRESS_LIMIT", parse=_int, metavar="N")
+    email_sender: str = setting("console", "console: write links to the log; smtp: mail them",
+                                env="EMAIL_SENDER", parse=_lower, choices=("console", "smtp"))
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
-    max_connections: int = 1000
-    public_url: str | None = None
-    ping_interval: float = 25.0
-    ping_timeout: float = 20.0
-    state_dir: Path | None = None
-    redis_url: str | None = None
+    trusted_proxies: tuple[str, ...] = setting(
+        (), "comma-separated addresses or networks of reverse proxies whose X-Forwarded-For "
+            "and X-Forwarded-Proto are believed", env="ROOMZ_TRUSTED_PROXIES",
+        parse=parse_networks, metavar="ADDRESSES")
+    max_connections: int = setting(1000, "live connections before new ones are refused",
+                                   env="ROOMZ_MAX_CONNECTIONS", parse=_int, metavar="N")
+    max_connections_per_user: int = setting(
+        20, "live connections one user may have, on all nodes together",
+        env="ROOMZ_MAX_CONNECTIONS_PER_USER", parse=_int, metavar="N")
+    max_idle_connections_per_address: int = setting(
+        50, "TCP connections one client address may hold open without a request in progress "
+            "(proxies named by --trusted-proxies are exempt)",
+        env="ROOMZ_MAX_IDLE_CONNECTIONS_PER_ADDRESS", parse=_int, metavar="N")
+    message_rate: float = setting(
+        100.0, "messages per second one connection may send, on average; more are answered 429",
+        env="ROOMZ_MESSAGE_RATE", parse=_float, metavar="PER_SECOND")
+    message_burst: int = setting(
+        500, "messages one connection may send at once before --message-rate applies",
+        env="ROOMZ_MESSAGE_BURST", parse=_int, metavar="N")
+    max_queued_events: int = setting(
+        1000, "events waiting for one slow connection before it is disconnected",
+        env="ROOMZ_MAX_QUEUED_EVENTS", parse=_int, metavar="N")
+    header_timeout: float = setting(
+        10.0, "seconds a client may take to send a request's headers (and to keep an idle "
+              "HTTP connection open)", env="ROOMZ_HEADER_TIMEOUT", parse=_float,
+        metavar="SECONDS")
+    body_timeout: float = setting(
+        10.0, "seconds a client may take to send a request's body",
+        env="ROOMZ_BODY_TIMEOUT", parse=_float, metavar="SECONDS")
+    connect_timeout: float = setting(
+        5.0, "seconds a new Socket.IO connection may take to sign in before it is closed",
+        env="ROOMZ_CONNECT_TIMEOUT", parse=_float, metavar="SECONDS")
+    ping_interval: float = setting(25.0, "seconds between Engine.IO pings", flag=False)
+    ping_timeout: float = setting(20.0, "seconds to wait for a pong", flag=False)
+    session_check_interval: float = setting(
+        5.0, "seconds between checks that live connections' sessions are still valid",
+        flag=False)
+    state_dir: Path | None = setting(
+        None, "where a generated JWT secret and the session records are kept "
+              "(default ~/.local/state/roomz)", parse=Path, metavar="DIR")
+    redis_url: str | None = setting(
+        None, "redis://HOST:PORT/DB: share state and messages with other nodes on this Redis; "
+              "without it the server runs alone", env="REDIS_URL", metavar="URL")
 
     @property
     def is_loopback(self) -> bool:
@@ -69,6 +197,8 @@ class ServerSettings:
 
         Raises :class:`SettingsError` when the server must not start.
         """
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"port must be 0-65535, got {self.port}")
         if self.redis_url is not None and not self.redis_url.startswith(
                 ("redis://", "rediss://", "unix://")):
             raise SettingsError(f"REDIS_URL must look like redis://HOST:PORT/DB, "
@@ -81,9 +211,17 @@ class ServerSettings:
                 f"EMAIL_SENDER must be 'console' or 'smtp', got {self.email_sender!r}"
             )
         for name in ("jwt_expiry_days", "magic_link_expiry_minutes", "magic_link_rate_limit",
-                     "max_connections"):
+                     "magic_link_email_limit", "magic_link_address_limit", "max_connections",
+                     "max_connections_per_user", "max_idle_connections_per_address",
+                     "message_burst", "max_queued_events"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("message_rate", "header_timeout", "body_timeout", "connect_timeout",
+                     "session_check_interval"):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"{name} must be more than 0, got {getattr(self, name)}")
+        if self.public_url is not None:
+            check_public_url(self.public_url)
         if not self.is_loopback:
             if self.allowed_emails is None:
                 raise SettingsError(
@@ -95,12 +233,26 @@ class ServerSettings:
                     f"refusing to listen on {self.host} with a JWT_SECRET_KEY shorter than "
                     f"{MIN_SECRET_LENGTH} characters"
                 )
+            if self.public_url is None:
+                raise SettingsError(
+                    f"refusing to listen on {self.host} without ROOMZ_PUBLIC_URL "
+                    "(--public-url): sign-in links must not follow the request's Host header"
+                )
         if self.jwt_secret is None:
             return replace(self, jwt_secret=load_or_create_secret(self.state_dir))
         if len(self.jwt_secret) < MIN_SECRET_LENGTH:
             log.warning("JWT_SECRET_KEY is shorter than %d characters; acceptable on loopback only",
                         MIN_SECRET_LENGTH)
         return self
+
+
+def check_public_url(url: str) -> None:
+    """Raise :class:`SettingsError` unless ``url`` is an ``http(s)://host[:port][/path]`` URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+            or parts.fragment:
+        raise SettingsError(f"ROOMZ_PUBLIC_URL must look like https://chat.example.com, "
+                            f"got {url!r}")
 
 
 def is_loopback_host(host: str) -> bool:
@@ -145,61 +297,38 @@ def load_or_create_secret(state_dir: Path | None = None) -> str:
     return secret
 
 
-def parse_emails(value: str) -> frozenset[str] | None:
-    """Parse a comma-separated allow-list; empty means "anyone" (None)."""
-    emails = frozenset(e.strip().lower() for e in value.split(",") if e.strip())
-    return emails or None
+def declared(cls: type[Any]) -> Iterator[tuple[dataclasses.Field[Any], Setting]]:
+    """The fields of ``cls`` that operators can set, with how."""
+    for f in dataclasses.fields(cls):
+        if "setting" in f.metadata:
+            yield f, f.metadata["setting"]
 
 
-def _int(name: str, value: str) -> int:
+def parse_setting(name: str, how: Setting, text: str) -> Any:
+    """``text`` as the value of a setting, or :class:`SettingsError` naming ``name``."""
     try:
-        return int(value)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, got {value!r}") from None
-
-
-def _bool(name: str, value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"{name} must be true or false, got {value!r}")
+        return how.parse(text)
+    except ValueError as exc:
+        raise SettingsError(f"{name} {exc}, got {text!r}") from None
 
 
 def settings_from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Read the environment variables operators of the published server use.
+    """Read the environment variables operators of the published server use, and ours.
 
     Returns only the settings that are set, as keyword arguments for
-    :class:`ServerSettings`, so command-line flags can override them.
+    :class:`ServerSettings` (SMTP ones under ``"smtp"``), so command-line flags can
+    override them.
     """
     env = os.environ if env is None else env
-    found: dict[str, Any] = {}
-    if env.get("JWT_SECRET_KEY"):
-        found["jwt_secret"] = env["JWT_SECRET_KEY"]
-    if "ALLOWED_EMAILS" in env:
-        found["allowed_emails"] = parse_emails(env["ALLOWED_EMAILS"])
-    for var, key in (("JWT_EXPIRY_DAYS", "jwt_expiry_days"),
-                     ("MAGIC_LINK_EXPIRY_MINUTES", "magic_link_expiry_minutes"),
-                     ("MAGIC_LINK_RATE_LIMIT", "magic_link_rate_limit"),
-                     ("ROOMZ_MAX_CONNECTIONS", "max_connections")):
-        if env.get(var):
-            found[key] = _int(var, env[var])
-    if env.get("EMAIL_SENDER"):
-        found["email_sender"] = env["EMAIL_SENDER"].strip().lower()
-    if env.get("REDIS_URL"):
-        found["redis_url"] = env["REDIS_URL"]
-    if env.get("ROOMZ_PUBLIC_URL"):
-        found["public_url"] = env["ROOMZ_PUBLIC_URL"]
-    smtp: dict[str, Any] = {}
-    for var, key in (("SMTP_HOST", "host"), ("SMTP_USER", "user"),
-                     ("SMTP_PASSWORD", "password"), ("SMTP_SENDER", "sender")):
-        if env.get(var):
-            smtp[key] = env[var]
-    if env.get("SMTP_PORT"):
-        smtp["port"] = _int("SMTP_PORT", env["SMTP_PORT"])
-    if env.get("SMTP_STARTTLS"):
-        smtp["starttls"] = _bool("SMTP_STARTTLS", env["SMTP_STARTTLS"])
-    if smtp:
+
+    def read(cls: type[Any]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for f, how in declared(cls):
+            if how.env is not None and env.get(how.env):
+                found[f.name] = parse_setting(how.env, how, env[how.env])
+        return found
+
+    found = read(ServerSettings)
+    if smtp := read(SmtpSettings):
         found["smtp"] = smtp
     return found

@@ -216,10 +216,11 @@ def test_public_address_with_short_secret_is_refused(length: int) -> None:
     assert "\n" not in str(error.value)
 
 
-def test_public_address_with_allow_list_and_secret_starts() -> None:
-    """A non-loopback address is fine with an allow-list and a 32-character secret."""
+def test_public_address_with_allow_list_secret_and_public_url_starts() -> None:
+    """A non-loopback address is fine with an allow-list, a 32-character secret and a URL."""
     settings = ServerSettings(host="0.0.0.0", jwt_secret=LONG_SECRET,
-                              allowed_emails=frozenset({"alice@example.com"}))
+                              allowed_emails=frozenset({"alice@example.com"}),
+                              public_url="https://chat.example.com")
 
     assert settings.checked().jwt_secret == LONG_SECRET
 
