@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -179,3 +180,30 @@ def test_roomz_cli_headless_exits_2_with_one_line_for_a_bad_config(tmp_path: Pat
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("roomz-cli: ") and str(path) in lines[0]
     assert all(part in lines[0] for part in expected), lines[0]
+
+
+@pytest.mark.parametrize(("plugin", "expected"), [
+    ("./quotes.txt", "is not a .py file"),
+    ("./quotes", "is a folder without an __init__.py"),
+    ("./socket.py", "is not a .py file"),
+])
+def test_a_plugin_path_that_is_no_python_file_is_one_line(tmp_path: Path, plugin: str,
+                                                          expected: str) -> None:
+    """A text file, a folder without ``__init__.py``, a named pipe called ``.py``:
+    ``roomz-cli --headless`` exits 2 with one line naming the bot, the plugin, the path and
+    what a plugin path must be (a text file was an AssertionError traceback)."""
+    (tmp_path / "quotes.txt").write_text("not python\n")
+    (tmp_path / "quotes").mkdir()
+    os.mkfifo(tmp_path / "socket.py")
+    path = write(tmp_path, f'[client]\nserver_url = "{NOWHERE}"\n'
+                           f'session_cache_file = "{tmp_path}/s.json"\n'
+                           f'[[bots]]\nname = "b"\nplugins = ["dice", "{plugin}"]\n')
+    message = config_error(path)
+    done = subprocess.run([ROOMZ_CLI, "--headless", "--config", str(path)], capture_output=True,
+                          text=True, timeout=20, check=False, cwd=REPO)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert lines == [f"roomz-cli: {message}"], done.stderr
+    for part in (str(path), "[[bots]] 'b' plugins", repr(plugin), expected,
+                 "expected a .py file or a folder with an __init__.py"):
+        assert part in message, f"{part!r} not in {message!r}"
