@@ -45,6 +45,7 @@ def test_the_example_config_loads() -> None:
     assert bot.plugins == ["help", "echo", "dice", "greeter", "reminders"]
     assert (bot.flood_burst, bot.flood_per_second) == (3, 1.0)
     assert config.plugin_settings["dice"] == {"max_dice": 20, "max_sides": 1000}
+    assert config.plugin_settings["reminders"] == {"max_pending": 25, "max_days": 365}
 
 
 async def test_the_example_configs_bot_builds_with_every_plugin(
@@ -54,7 +55,8 @@ async def test_the_example_configs_bot_builds_with_every_plugin(
     config = load_config(REPO / "config.example.toml")
     bot = build_bot(config, config.bots[0], data_dir=tmp_path)
     assert [p.name for p in bot.plugins] == ["help", "echo", "dice", "greeter", "reminders"]
-    assert {c.name for c in bot.commands} == {"help", "echo", "roll", "remind"}
+    assert {c.name for c in bot.commands} == {"help", "echo", "roll", "remind", "reminders",
+                                              "unremind"}
     assert caplog.records == []
 
 
