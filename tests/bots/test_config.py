@@ -43,7 +43,7 @@ def test_the_example_config_loads() -> None:
     (bot,) = config.bots
     assert (bot.name, bot.display_name, bot.prefix) == ("helper", "HelperBot", "!")
     assert bot.plugins == ["help", "echo", "dice", "greeter", "reminders"]
-    assert (bot.flood_burst, bot.flood_per_second) == (3, 1.0)
+    assert (bot.flood_burst, bot.flood_per_second, bot.flood_queue) == (3, 1.0, 20)
     assert config.plugin_settings["dice"] == {"max_dice": 20, "max_sides": 1000}
     assert config.plugin_settings["reminders"] == {"max_pending": 25, "max_days": 365}
 
@@ -103,6 +103,12 @@ MISTAKES = {
                            ["[[bots]] 'b'", "plugins", "list"]),
     "wrong type of a bot key": ('[[bots]]\nname = "b"\nplugins = []\nflood_burst = "3"\n',
                                 ["flood_burst", "expected a whole number", "'3'"]),
+    "flood burst of 0": ('[[bots]]\nname = "b"\nplugins = []\nflood_burst = 0\n',
+                         ["[[bots]] 'b' flood_burst", "a whole number above 0", "got 0"]),
+    "flood rate of nan": ('[[bots]]\nname = "b"\nplugins = []\nflood_per_second = nan\n',
+                          ["flood_per_second", "a number above 0", "nan"]),
+    "flood queue below 1": ('[[bots]]\nname = "b"\nplugins = []\nflood_queue = -1\n',
+                            ["flood_queue", "a whole number above 0", "-1"]),
     "wrong type of a plugin setting": ('[[bots]]\nname = "b"\nplugins = ["dice"]\n'
                                        '[plugins.dice]\nmax_dice = "many"\n',
                                        ["[plugins.dice] max_dice", "expected a whole number",
