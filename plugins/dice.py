@@ -23,10 +23,14 @@ def roll(bot, spec: str = "1d6") -> str:
     match = SPEC.match(spec)
     if not match:
         raise UsageError(f"{spec!r} is not like 2d6")
-    count, sides = int(match.group(1) or 1), int(match.group(2))
     limits = bot.settings
+    within = f"1-{limits.max_dice} dice of 2-{limits.max_sides} sides"
+    # Longer than any limit TOML can hold: refused unread, as int() refuses 4300 digits.
+    if max(len(digits) for digits in match.groups()) > 19:
+        raise UsageError(within)
+    count, sides = int(match.group(1) or 1), int(match.group(2))
     if not 1 <= count <= limits.max_dice or not 2 <= sides <= limits.max_sides:
-        raise UsageError(f"1-{limits.max_dice} dice of 2-{limits.max_sides} sides")
+        raise UsageError(within)
     rolls = [random.randint(1, sides) for _ in range(count)]
     shown = " + ".join(map(str, rolls)) + f" = {sum(rolls)}" if count > 1 else str(rolls[0])
     return f"🎲 {spec}: {shown}"

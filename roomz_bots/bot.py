@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import html
 import inspect
 import logging
@@ -17,7 +18,7 @@ from roomz.events import EVENTS
 from . import dispatch
 from .clock import Clock
 from .commands import Command, UsageError
-from .flood import TokenBucket
+from .flood import ReplyDropped, TokenBucket
 from .message import Message
 from .origins import ORIGINS
 from .plugin_bot import PluginBot
@@ -32,6 +33,16 @@ EVENT_HOOKS = {event: f"on_{event}" for event in EVENTS if event != "message"}
 SEND_WAIT_SECONDS = 30.0  # how long a send waits for a reconnect before it fails
 SHUTDOWN_HOOK_SECONDS = 10.0
 MESSAGE_LIMIT = 1000  # the server cuts content at 1000 characters after HTML-escaping
+SLOW_DOWN = ("Slow down, please: {waiting} replies are waiting to go out, so I am not "
+             "answering more until they have.")
+#: What a send returns when the bot drops it: too many replies are waiting already.
+DROPPED = {"error": "not sent: too many of the bot's replies are waiting to go out",
+           "code": 429}
+
+#: The message the code running now handles: what it sends is a reply to it. Tasks it
+#: starts inherit it; scheduled jobs, which run in the scheduler's task, do not.
+_REPLYING_TO: contextvars.ContextVar[Message | None] = contextvars.ContextVar(
+    "roomz_bots_replying_to", default=None)
 
 
 DISPATCHED = ("startup", "shutdown", "on_message", *EVENT_HOOKS.values())
@@ -194,10 +205,14 @@ class Bot:
         if origin is self:
             return  # never react to ourselves
         from_bot = isinstance(origin, Bot)  # the terminal's user is no bot
-        # What _dispatch does, without its call: this runs for every message.
-        (self._hear_bots if from_bot else self._hear_all)(message)
-        if message.text.startswith(self.prefix):
-            self._run_command(message, from_bot)
+        replying = _REPLYING_TO.set(message)
+        try:
+            # What _dispatch does, without its call: this runs for every message.
+            (self._hear_bots if from_bot else self._hear_all)(message)
+            if message.text.startswith(self.prefix):
+                self._run_command(message, from_bot)
+        finally:
+            _REPLYING_TO.reset(replying)
 
     def _run_command(self, message: Message, from_bot: bool) -> None:
         name, _, line = message.text[len(self.prefix):].partition(" ")
@@ -240,16 +255,31 @@ class Bot:
         Text longer than a message may be goes out in several, split between lines.
         Returns the server's (last) acknowledgement; raises :class:`roomz.ConnectionError`
         when the bot is stopped, or stays disconnected for longer than 30 seconds.
+
+        Sent while the bot handles a message, ``text`` is a reply to it: when the flood
+        limit's line of replies is full it is dropped, and :data:`DROPPED` (code 429) is
+        returned; the sender is asked once to slow down, and one line logged.
         """
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"a bot can only send non-empty text, got {text!r}")
+        replying_to = _REPLYING_TO.get()
         ack: dict[str, Any] = {}
         for part in split_message(text):
-            ack = await self._send_one(part)
+            ack = await self._send_one(part, replying_to)
+            if ack == DROPPED:
+                break  # the rest would only be dropped too
         return ack
 
-    async def _send_one(self, text: str) -> dict[str, Any]:
-        await self.flood.take()
+    async def _send_one(self, text: str, replying_to: Message | None) -> dict[str, Any]:
+        if replying_to is None:
+            await self.flood.take()
+        else:
+            try:
+                await self.flood.take_reply()
+            except ReplyDropped as drop:
+                if drop.overflow is not None:  # the first drop of this overflow
+                    self._spawn(self._overflowed(replying_to, drop.overflow))
+                return dict(DROPPED)
         if self.client.connection_state is ConnectionState.DISCONNECTED:
             raise ConnectionError(f"bot {self.name} is not connected; cannot send {text[:40]!r}")
         if not self.client.connected:
@@ -270,6 +300,24 @@ class Bot:
         if "error" in ack:
             log.warning("bot %s: the server refused a message: %s", self.name, ack)
         return ack
+
+    async def _overflowed(self, message: Message, overflow: asyncio.Future[int]) -> None:
+        """Ask the sender once to slow down; log how many replies were dropped once the
+        line of replies has drained (or the bot stops)."""
+        try:
+            text = SLOW_DOWN.format(waiting=self.flood.max_waiting)
+            try:  # a post, not a reply: it goes ahead of the replies and is never dropped
+                await self._send_one(f"{message.display_name}: {text}" if message.display_name
+                                     else text, None)
+            except ClientError as exc:
+                log.warning("bot %s: could not ask %s to slow down: %s", self.name,
+                            message.label, exc)
+            await asyncio.shield(overflow)
+        finally:
+            dropped = overflow.result() if overflow.done() else self.flood.dropped
+            log.warning("bot %s: %d replies were waiting to go out (flood_queue); %d more "
+                        "were dropped until they had gone", self.name, self.flood.max_waiting,
+                        dropped)
 
     # -- life cycle ------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import re
 import sys
@@ -48,6 +49,7 @@ class BotConfig:
     session_cache_file: Path | None = None
     flood_burst: int = 3
     flood_per_second: float = 1.0
+    flood_queue: int = 20
 
 
 @dataclass
@@ -183,11 +185,19 @@ class _Where:
             name=name, plugins=plugins, prefix=prefix,
             display_name=self.string(table, "display_name", section),
             session_cache_file=self.file(table, "session_cache_file", section),
-            flood_burst=_expect(table.get("flood_burst", BotConfig.flood_burst), int,
-                                self.path, f"{section} flood_burst"),
-            flood_per_second=_expect(table.get("flood_per_second", BotConfig.flood_per_second),
-                                     float, self.path, f"{section} flood_per_second"),
+            flood_burst=self.positive(table, "flood_burst", section, int),
+            flood_per_second=self.positive(table, "flood_per_second", section, float),
+            flood_queue=self.positive(table, "flood_queue", section, int),
         )
+
+    def positive(self, table: dict[str, Any], key: str, section: str, kind: type) -> Any:
+        """The ``[[bots]]`` number ``key`` (its default when absent); it must be above 0."""
+        value = _expect(table.get(key, getattr(BotConfig, key)), kind, self.path,
+                        f"{section} {key}")
+        if not 0 < value < math.inf:  # TOML also has inf and nan
+            raise ConfigError(f"{self.path}: {section} {key}: expected {_describe(kind)} "
+                              f"above 0, got {value!r}")
+        return value
 
 
 def _expect(value: Any, kind: Any, path: Path, where: str) -> Any:

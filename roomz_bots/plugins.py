@@ -31,7 +31,8 @@ class PluginError(Exception):
 
 
 class PluginNotFound(PluginError):
-    """No route (bundled, entry point, module, file) knows a plugin of that name."""
+    """No route (bundled, entry point, module, file) knows a plugin of that name, or its
+    path names no plugin file (a mistake in the config, not in the plugin)."""
 
 
 @dataclass
@@ -145,13 +146,20 @@ def _run_import(name: str, module_name: str) -> ModuleType:
 
 def _import_path(name: str, path: Path) -> ModuleType:
     """Import a plugin from a ``.py`` file or a package folder."""
+    expected = "expected a .py file or a folder with an __init__.py"
     init = path / "__init__.py" if path.is_dir() else path
-    if not init.is_file():
-        raise PluginNotFound(f"plugin {name!r}: no file {init}")
+    if path.is_dir() and not init.is_file():
+        raise PluginNotFound(f"plugin {name!r}: {path} is a folder without an __init__.py; "
+                             f"{expected}")
+    if not path.exists():
+        raise PluginNotFound(f"plugin {name!r}: no file {path}")
+    if init.suffix != ".py" or not init.is_file():
+        raise PluginNotFound(f"plugin {name!r}: {path} is not a .py file; {expected}")
     module_name = f"roomz_plugin_{path.stem if path.is_file() else path.name}"
     spec = importlib.util.spec_from_file_location(
         module_name, init, submodule_search_locations=[str(path)] if path.is_dir() else None)
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:  # not expected for a .py file; still one line
+        raise PluginError(f"plugin {name!r}: Python cannot import {init}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # so the plugin's own submodules can import each other
     try:

@@ -39,7 +39,8 @@ def build_bot(config: Config, bot: BotConfig, *, clock: Clock | None = None,
         or default_session_file(),
     )
     return Bot(bot.name, client, plugins, display_name=bot.display_name, prefix=bot.prefix,
-               settings=settings, flood=TokenBucket(bot.flood_burst, bot.flood_per_second),
+               settings=settings,
+               flood=TokenBucket(bot.flood_burst, bot.flood_per_second, bot.flood_queue),
                clock=clock, data_dir=data_dir)
 
 

@@ -222,7 +222,7 @@ async def test_help_lists_every_command_with_its_usage() -> None:
 
     lines = text.splitlines()
     assert lines[0] == "Commands:"
-    assert len(lines) == 1 + len(commands) == 1 + 11
+    assert len(lines) == 1 + len(commands) == 1 + 13
     for c in commands:
         assert f"!{c.usage}: {c.help}" in lines
     assert "!roll [NdM]: Roll dice: 2d6 is two six-sided dice." in lines

@@ -80,6 +80,8 @@ async def test_r_is_an_alias_of_roll() -> None:
     ("!roll 0d6", "1-2 dice of 2-10 sides"),
     ("!roll 1d1", "1-2 dice of 2-10 sides"),
     ("!roll 1d6 extra", "unexpected 'extra'"),
+    ("!roll 1d" + "9" * 900, "1-2 dice of 2-10 sides"),
+    ("!roll " + "9" * 30 + "d6", "1-2 dice of 2-10 sides"),
 ])
 async def test_bad_dice_are_answered_with_usage_within_the_configured_limits(
         line: str, reason: str) -> None:
@@ -137,7 +139,7 @@ async def test_a_reminder_fires_when_its_time_comes() -> None:
 
 @pytest.mark.parametrize(("line", "reason"), [
     ("!remind soon tea", "'soon' is not a duration like 10m, 2h or 1d"),
-    ("!remind 0m tea", "'0m' is not a duration like 10m, 2h or 1d"),
+    ("!remind 0m tea", "'0m' is not between 1s and 365d"),
     ("!remind 10m", "missing text"),
     ("!remind", "missing duration"),
 ])
@@ -178,3 +180,27 @@ async def test_a_reminder_whose_time_passed_while_stopped_fires_at_once(tmp_path
         await chat.start_bot()
 
         assert (await chat.reply()).text == "⏰ Reminder: tea"
+
+
+async def test_reminders_are_listed_soonest_first_and_cancelled_one_or_all() -> None:
+    """``!reminders`` numbers yours by time left; ``!unremind N`` or ``all`` cancels;
+    a number that is not on the list gets the usage line."""
+    async with BotHarness(["reminders"]) as chat:
+        for line in ("!remind 26h call mum", "!remind 90s tea", "!remind 10m stretch"):
+            await chat.say(line)
+            assert (await chat.reply()).text.startswith("OK, in ")
+        await chat.say("!reminders")
+        assert (await chat.reply()).text == \
+            "Your reminders:\n1. in 1m 30s: tea\n2. in 10m: stretch\n3. in 1d 2h: call mum"
+        await chat.say("!unremind 4")
+        assert (await chat.reply()).text == \
+            "Usage: !unremind <number|all> (you have reminders 1 to 3)"
+        await chat.say("!unremind 2")
+        assert (await chat.reply()).text == "Cancelled: stretch"
+        await chat.say("!unremind all")
+        assert (await chat.reply()).text == "Cancelled 2 reminder(s)."
+        await chat.say("!unremind 1")
+        assert (await chat.reply()).text == "Usage: !unremind <number|all> (you have no reminders)"
+        await chat.advance(2 * 86400)
+        await chat.say("!reminders")  # none fired before this answer
+        assert (await chat.reply()).text == "You have no reminders."

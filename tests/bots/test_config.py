@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,8 +43,9 @@ def test_the_example_config_loads() -> None:
     (bot,) = config.bots
     assert (bot.name, bot.display_name, bot.prefix) == ("helper", "HelperBot", "!")
     assert bot.plugins == ["help", "echo", "dice", "greeter", "reminders"]
-    assert (bot.flood_burst, bot.flood_per_second) == (3, 1.0)
+    assert (bot.flood_burst, bot.flood_per_second, bot.flood_queue) == (3, 1.0, 20)
     assert config.plugin_settings["dice"] == {"max_dice": 20, "max_sides": 1000}
+    assert config.plugin_settings["reminders"] == {"max_pending": 25, "max_days": 365}
 
 
 async def test_the_example_configs_bot_builds_with_every_plugin(
@@ -53,7 +55,8 @@ async def test_the_example_configs_bot_builds_with_every_plugin(
     config = load_config(REPO / "config.example.toml")
     bot = build_bot(config, config.bots[0], data_dir=tmp_path)
     assert [p.name for p in bot.plugins] == ["help", "echo", "dice", "greeter", "reminders"]
-    assert {c.name for c in bot.commands} == {"help", "echo", "roll", "remind"}
+    assert {c.name for c in bot.commands} == {"help", "echo", "roll", "remind", "reminders",
+                                              "unremind"}
     assert caplog.records == []
 
 
@@ -100,6 +103,12 @@ MISTAKES = {
                            ["[[bots]] 'b'", "plugins", "list"]),
     "wrong type of a bot key": ('[[bots]]\nname = "b"\nplugins = []\nflood_burst = "3"\n',
                                 ["flood_burst", "expected a whole number", "'3'"]),
+    "flood burst of 0": ('[[bots]]\nname = "b"\nplugins = []\nflood_burst = 0\n',
+                         ["[[bots]] 'b' flood_burst", "a whole number above 0", "got 0"]),
+    "flood rate of nan": ('[[bots]]\nname = "b"\nplugins = []\nflood_per_second = nan\n',
+                          ["flood_per_second", "a number above 0", "nan"]),
+    "flood queue below 1": ('[[bots]]\nname = "b"\nplugins = []\nflood_queue = -1\n',
+                            ["flood_queue", "a whole number above 0", "-1"]),
     "wrong type of a plugin setting": ('[[bots]]\nname = "b"\nplugins = ["dice"]\n'
                                        '[plugins.dice]\nmax_dice = "many"\n',
                                        ["[plugins.dice] max_dice", "expected a whole number",
@@ -179,3 +188,30 @@ def test_roomz_cli_headless_exits_2_with_one_line_for_a_bad_config(tmp_path: Pat
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("roomz-cli: ") and str(path) in lines[0]
     assert all(part in lines[0] for part in expected), lines[0]
+
+
+@pytest.mark.parametrize(("plugin", "expected"), [
+    ("./quotes.txt", "is not a .py file"),
+    ("./quotes", "is a folder without an __init__.py"),
+    ("./socket.py", "is not a .py file"),
+])
+def test_a_plugin_path_that_is_no_python_file_is_one_line(tmp_path: Path, plugin: str,
+                                                          expected: str) -> None:
+    """A text file, a folder without ``__init__.py``, a named pipe called ``.py``:
+    ``roomz-cli --headless`` exits 2 with one line naming the bot, the plugin, the path and
+    what a plugin path must be (a text file was an AssertionError traceback)."""
+    (tmp_path / "quotes.txt").write_text("not python\n")
+    (tmp_path / "quotes").mkdir()
+    os.mkfifo(tmp_path / "socket.py")
+    path = write(tmp_path, f'[client]\nserver_url = "{NOWHERE}"\n'
+                           f'session_cache_file = "{tmp_path}/s.json"\n'
+                           f'[[bots]]\nname = "b"\nplugins = ["dice", "{plugin}"]\n')
+    message = config_error(path)
+    done = subprocess.run([ROOMZ_CLI, "--headless", "--config", str(path)], capture_output=True,
+                          text=True, timeout=20, check=False, cwd=REPO)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert lines == [f"roomz-cli: {message}"], done.stderr
+    for part in (str(path), "[[bots]] 'b' plugins", repr(plugin), expected,
+                 "expected a .py file or a folder with an __init__.py"):
+        assert part in message, f"{part!r} not in {message!r}"

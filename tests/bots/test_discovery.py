@@ -16,7 +16,8 @@ from roomz_bots.testing import BotHarness
 
 from .helpers import SAMPLES
 
-BUNDLED = {"echo": {"echo"}, "dice": {"roll"}, "greeter": set(), "reminders": {"remind"}}
+BUNDLED = {"echo": {"echo"}, "dice": {"roll"}, "greeter": set(),
+           "reminders": {"remind", "reminders", "unremind"}}
 
 
 def install_distribution(site: Path, entry_points: dict[str, str], *, name: str = "myplug",
