@@ -239,6 +239,7 @@ class AsyncClient:
         sio.on("user_joined", self._forward("user_joined"))
         sio.on("user_left", self._forward("user_left"))
         sio.on("display_name_changed", self._on_display_name_changed)
+        sio.on("session_ended", self._on_session_ended)
         return sio
 
     async def _abandon(self) -> None:
@@ -362,6 +363,21 @@ class AsyncClient:
         await self._handlers.emit("display_name_changed",
                                   {**data, "display_name": (data.get("user") or {}).get(
                                       "display_name")})
+
+    async def _on_session_ended(self, data: Any = None) -> None:
+        # Logged out elsewhere, ended by the operator, expired: reconnecting cannot help.
+        reason = data.get("reason") if isinstance(data, dict) else None
+        if self._sio is not None:
+            self._sio.reconnection = False
+        try:
+            if self._cache is not None and self._cache.load(self.server_url) == self._session:
+                self._cache.remove(self.server_url)  # unless it already holds a newer session
+        except AuthenticationError:
+            pass  # an unreadable cache holds no session to forget
+        self._session = None
+        await self._handlers.emit("error", {
+            "error": f"session ended: {reason if isinstance(reason, str) else 'by the server'}; "
+                     "sign in again", "code": 401})
 
     def _forward(self, event: str) -> Any:
         async def forward(data: dict[str, Any]) -> None:

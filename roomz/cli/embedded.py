@@ -30,7 +30,7 @@ async def embedded_server(email: str) -> AsyncIterator[tuple[str, Path]]:
     and so the server URL, changes every run, and the server's secret is a fresh one.
     """
     with tempfile.TemporaryDirectory(prefix="roomz-embedded-") as scratch:
-        async with LocalServer() as server:
+        async with LocalServer(state_dir=Path(scratch) / "state") as server:
             session_file = Path(scratch) / "session.json"
             SessionCache(session_file).save(server.url, await server.sign_in(email))
             yield server.url, session_file

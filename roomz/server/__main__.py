@@ -1,4 +1,5 @@
-"""``roomz-server``: run the reference server from the command line until SIGINT or SIGTERM."""
+"""``roomz-server``: run the reference server from the command line until SIGINT or SIGTERM;
+``roomz-server end-sessions EMAIL``: end every session of a user."""
 
 from __future__ import annotations
 
@@ -11,22 +12,32 @@ from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
 from .app import Server
+from .session_records import SessionRecords, SqliteSessionRecords
 from .settings import (
     ServerSettings,
     Setting,
     SettingsError,
     SmtpSettings,
     declared,
+    default_state_dir,
     settings_from_env,
 )
+from .unavailable import StoreUnavailable
+from .validation import is_valid_email, normalize_email
 
 log = logging.getLogger("roomz.server")
+
+END_SESSIONS = "end-sessions"
+#: The settings that say where a server keeps its session records.
+RECORDS_SETTINGS = ("state_dir", "redis_url")
 
 EXAMPLES = """\
 examples:
   roomz-server                                   local use: loopback, any email, links in the log
   ALLOWED_EMAILS=me@example.com JWT_SECRET_KEY=... ROOMZ_PUBLIC_URL=https://chat.example.com \\
     roomz-server --host 0.0.0.0 --email-sender smtp
+  roomz-server end-sessions me@example.com       end every session of a user, the server
+                                                 running or not (same --state-dir or --redis-url)
 """
 
 
@@ -119,8 +130,69 @@ def run(main: Coroutine[Any, Any, None]) -> None:
         uvloop.run(main)
 
 
+def build_end_sessions_parser() -> argparse.ArgumentParser:
+    """The ``roomz-server end-sessions`` command line: an email, and where the records are."""
+    p = argparse.ArgumentParser(
+        prog=f"roomz-server {END_SESSIONS}",
+        description="End every session of a user: their cookies stop working at once, their "
+                    "open connections end within the server's session check interval, and "
+                    "they must sign in again. Use the state directory or Redis the server uses.",
+    )
+    p.add_argument("email", help="the user whose sessions end")
+    for f, how in declared(ServerSettings):
+        if f.name in RECORDS_SETTINGS:
+            _add_flag(p, f.name, how, f.default)
+    return p
+
+
+async def end_sessions(email: str, settings: ServerSettings) -> None:
+    """Move ``email`` to a new session version in the records the server of ``settings`` uses."""
+    records: SessionRecords
+    if settings.redis_url is None:
+        records = SqliteSessionRecords.in_state_dir(settings.state_dir or default_state_dir())
+        try:
+            await records.end_all(email)
+        finally:
+            await records.close()
+        return
+    from . import redis_state
+
+    try:
+        redis = redis_state.connect(settings.redis_url)
+    except ValueError:
+        raise SettingsError(f"REDIS_URL must look like redis://HOST:PORT/DB, "
+                            f"got {settings.redis_url!r}") from None
+    try:
+        await redis_state.RedisSessionRecords(redis).end_all(email)
+    except StoreUnavailable as exc:
+        raise StoreUnavailable(f"cannot reach Redis at {settings.redis_url}: {exc}") from exc
+    finally:
+        await redis.aclose()
+
+
+def end_sessions_main(argv: Sequence[str]) -> None:
+    """``roomz-server end-sessions EMAIL``: one line and exit 0, or one line and exit 2."""
+    args = build_end_sessions_parser().parse_args(argv)
+    email = normalize_email(args.email)
+    try:
+        if not is_valid_email(email):
+            raise SettingsError(f"{args.email!r} is not an email address")
+        values = settings_from_env()
+        values.update({k: v for k, v in vars(args).items() if v is not None and k != "email"})
+        settings = ServerSettings(**{k: v for k, v in values.items() if k in RECORDS_SETTINGS})
+        asyncio.run(end_sessions(email, settings))
+    except (SettingsError, StoreUnavailable) as exc:
+        print(f"roomz-server {END_SESSIONS}: {exc}", file=sys.stderr)
+        sys.exit(2)
+    print(f"ended every session of {email}: they must sign in again")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``roomz-server``; exits 2 with one line when settings are unusable."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == [END_SESSIONS]:
+        end_sessions_main(argv[1:])
+        return
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

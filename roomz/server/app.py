@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import socketio
 from aiohttp import web
@@ -20,9 +20,14 @@ from .pages import Pages
 from .presence import Presence, PresenceStore
 from .problems import problems_for_http_errors
 from .rate_limit import RateLimit, RateLimiter
-from .sessions import Sessions, Versions, VersionStore
-from .settings import ServerSettings
+from .session_records import SessionRecords, SqliteSessionRecords
+from .sessions import Sessions
+from .settings import ServerSettings, default_state_dir
 from .signin import SignIn
+from .unavailable import StoreUnavailable
+
+if TYPE_CHECKING:
+    from .redis_state import RedisPresence
 
 log = logging.getLogger("roomz.server")
 
@@ -51,13 +56,16 @@ class Server:
         self._background: list[Any] = []
         self.magic_links: MagicLinkStore
         self.rate_limiter: RateLimit
-        versions: VersionStore
+        records: SessionRecords
         presence: PresenceStore
         manager: socketio.AsyncManager
+        shared: RedisPresence | None = None
         if self.settings.redis_url is None:
             self.magic_links = links = MagicLinks(lifetime)
             self.rate_limiter = limiter = RateLimiter(limit)
-            versions, presence, manager = Versions(), Presence(), FanOutManager()
+            records = SqliteSessionRecords.in_state_dir(self.settings.state_dir
+                                                        or default_state_dir())
+            presence, manager = Presence(), FanOutManager()
             self._background.append(_housekeeping(links, limiter))
         else:
             from . import redis_state
@@ -65,14 +73,14 @@ class Server:
             redis = redis_state.connect(self.settings.redis_url)
             self.magic_links = redis_state.RedisMagicLinks(redis, lifetime)
             self.rate_limiter = redis_state.RedisRateLimiter(redis, limit)
-            versions = redis_state.RedisVersions(redis)
-            presence = shared = redis_state.RedisPresence(redis)
+            records = redis_state.RedisSessionRecords(redis)
+            presence = shared = redis_state.RedisPresence(redis, self.settings.node_timeout)
             manager = bus = redis_state.RedisFanOutManager(self.settings.redis_url,
                                                            publisher=redis)
             # Redis expires links and rate-limit windows itself: no housekeeping here.
             self._background.append(redis_state.background(shared, bus))
         self.sessions = Sessions(self.settings.jwt_secret, self.settings.jwt_expiry_days,
-                                 versions)
+                                 records)
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp", client_manager=manager,
             # Handlers only queue packets: running them inline keeps each connection's order.
@@ -80,6 +88,10 @@ class Server:
             ping_interval=self.settings.ping_interval, ping_timeout=self.settings.ping_timeout,
         )
         self.chat = Chat(self.sio, self.sessions, self.settings, presence)
+        if shared is not None:
+            shared.on_departures = self.chat.announce_departures
+        self._background.append(_session_checks(self.chat, records,
+                                                self.settings.session_check_interval))
         self.app = self._build_app()
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
@@ -163,3 +175,32 @@ def _housekeeping(links: MagicLinks,
         with contextlib.suppress(asyncio.CancelledError):
             await task
     return housekeeping
+
+
+def _session_checks(chat: Chat, records: SessionRecords,
+                    interval: float) -> Callable[[web.Application], AsyncIterator[None]]:
+    """An aiohttp cleanup context: end live connections whose sessions ended, every
+    ``interval`` seconds; now and then forget records of sessions expired anyway."""
+    async def check() -> None:
+        loop = asyncio.get_running_loop()
+        purged = loop.time()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await chat.check_sessions()
+                if loop.time() - purged >= CLEANUP_INTERVAL_SECONDS:
+                    purged = loop.time()
+                    await records.purge_expired()
+            except StoreUnavailable as exc:
+                log.warning("cannot purge expired session records: %s", exc)
+            except Exception:  # a check that stops would leave ended sessions connected
+                log.exception("session check failed; trying again in %g s", interval)
+
+    async def session_checks(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(check())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await records.close()
+    return session_checks

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -12,13 +14,15 @@ from typing import Any
 import socketio
 
 from . import transport
-from .presence import PresenceStore
-from .sessions import SessionError, Sessions, cookie_value
+from .presence import Departure, PresenceStore
+from .quiet_log import QuietLog
+from .sessions import Session, SessionError, Sessions, cookie_value
 from .settings import ServerSettings
 from .unavailable import StoreUnavailable
 from .validation import MAX_DISPLAY_NAME_LENGTH, clean_content, clean_display_name
 
 log = logging.getLogger("roomz.server")
+quiet = QuietLog(log)
 
 NOT_AUTHENTICATED = {"error": "Not authenticated", "code": 401}
 INVALID_FORMAT = {"error": "Invalid message format", "code": 400}
@@ -44,6 +48,7 @@ class Connection:
 
     email: str
     connection_id: str
+    session: Session  # which sign-in it came from, checked until it ends
     display_name: str | None = None
 
     @property
@@ -71,6 +76,7 @@ class Chat:
         sio.on("disconnect", self.disconnect)
         sio.on("message", self.message)
         sio.on("set_display_name", self.set_display_name)
+        sessions.watch(self.check_sessions)  # a logout here ends its connections at once
 
     async def connect(self, sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> None:
         """Accept a connection whose cookie holds a valid session, and announce it."""
@@ -91,13 +97,24 @@ class Chat:
             raise socketio.exceptions.ConnectionRefusedError(
                 f"Server full: {self.settings.max_connections} connections; try again later"
             )
-        conn = Connection(email=email, connection_id=str(uuid.uuid4()))
+        conn = Connection(email=email, connection_id=str(uuid.uuid4()),
+                          session=Session.of(claims))
         self.connections[sid] = conn
         try:
-            total = await self.presence.join(email)
+            total = await self.presence.join(email, conn.connection_id, conn.user())
         except StoreUnavailable:
             del self.connections[sid]
             raise socketio.exceptions.ConnectionRefusedError(BUSY) from None
+        cap = self.settings.max_connections_per_user
+        if total > cap:  # counted on every node: join, and undo it when over
+            del self.connections[sid]
+            # Unreachable, the store counts us out when it answers again (its write-back).
+            with contextlib.suppress(StoreUnavailable):
+                await self.presence.leave(email, conn.connection_id)
+            quiet.warning("user cap", "refused a connection of %s: %d connections at most",
+                          email, cap)
+            raise socketio.exceptions.ConnectionRefusedError(
+                f"too many connections for {email}: {cap} at most; close one")
         transport.tune(self.sio.eio.sockets.get(self.sio.manager.eio_sid_from_sid(sid, "/")))
         # Greet once python-socketio has confirmed the connection, so clients may emit
         # from their "authenticated" handler.
@@ -131,7 +148,7 @@ class Chat:
         if conn is None:
             return
         try:
-            remaining = await self.presence.leave(conn.email)
+            remaining = await self.presence.leave(conn.email, conn.connection_id)
         except StoreUnavailable:
             log.warning("%s left while shared state was unreachable: no user_left sent",
                         conn.email)
@@ -175,10 +192,49 @@ class Chat:
         elif not isinstance(name, str) or (cleaned := clean_display_name(name)) is None:
             return INVALID_NAME
         conn.display_name = cleaned
+        await self.presence.rename(conn.connection_id, conn.user())
         await self._tell_others(conn, sid, "display_name_changed", {
             "user": conn.user(), "timestamp": now_iso(), "connection_id": conn.connection_id,
         })
         return {"status": "ok", "display_name": cleaned}
+
+    async def check_sessions(self, email: str | None = None) -> None:
+        """End the live connections (all, or those of ``email``) whose sessions have ended.
+
+        Ended means logged out, all of the user's sessions ended, expired, or an email no
+        longer allowed. One look-up in the session records covers them all; each ended
+        connection gets ``session_ended`` ``{"reason"}``, then is disconnected.
+        """
+        live = [(sid, conn) for sid, conn in self.connections.items()
+                if email is None or conn.email == email]
+        if not live:
+            return
+        try:
+            ended = await self.sessions.ended([conn.session for _, conn in live])
+        except StoreUnavailable as exc:  # the next check tries again
+            quiet.warning("session check", "cannot check sessions: %s", exc)
+            return
+        for sid, conn in live:
+            reason = ended.get(conn.session.id)
+            if reason is None and not self.settings.allows(conn.email):
+                reason = "email no longer allowed"
+            if reason is not None and self.connections.get(sid) is conn:
+                log.info("ending a connection of %s: session %s", conn.email, reason)
+                await self.sio.emit("session_ended", {"reason": reason}, to=sid,
+                                    ignore_queue=True)
+                await self.sio.disconnect(sid, ignore_queue=True)
+
+    async def announce_departures(self, departures: Sequence[Departure]) -> None:
+        """Send ``user_left`` for connections that ended with their node, as if they closed."""
+        for departure in departures:
+            try:
+                await self.sio.emit("user_left", {
+                    "user": departure.user, "timestamp": now_iso(),
+                    "remaining_connections": departure.remaining,
+                }, room=f"user:{departure.email}")
+            except StoreUnavailable:
+                log.warning("%s: no user_left sent for a dead node's connection, shared state "
+                            "is unreachable", departure.email)
 
     async def _tell_others(self, conn: Connection, sid: str, event: str,
                            payload: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""Shared state for several server nodes on one Redis: links, limits, versions, presence, emits.
+"""Shared state for several server nodes on one Redis: links, limits, sessions, presence, emits.
 
 Only imported with ``--redis-url``. Every Redis failure becomes :class:`StoreUnavailable`,
 which the server answers with "try again shortly" while keeping its connections.
@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -25,16 +26,17 @@ from redis.exceptions import RedisError
 
 from .fanout import FanOutManager
 from .magic_links import token_hash
+from .presence import Departure, DepartureHandler
+from .session_records import Standing
 from .unavailable import StoreUnavailable
 
 log = logging.getLogger("roomz.server")
 T = TypeVar("T")
 
 PREFIX = "roomz:"
-HEARTBEAT_SECONDS = 5.0
 RESUBSCRIBE_MAX_DELAY = 0.5  # while Redis is away, a node tries to listen again this often
 RESUBSCRIBE_WAIT_SECONDS = 3.0
-NODE_TTL_SECONDS = 15  # a node silent this long is dead: its connection counts are dropped
+NODE_TIMEOUT_SECONDS = 15.0  # a node silent this long is dead: its connections are dropped
 
 
 async def _guard(call: Awaitable[T]) -> T:
@@ -105,60 +107,104 @@ class RedisRateLimiter:
         return float(oldest[0][1]) + self.window_seconds - now
 
 
-class RedisVersions:
-    """Session versions in one hash: version = 1 + how often the user's sessions were revoked."""
+class RedisSessionRecords:
+    """Ended sessions: one expiring key per logged-out session, user versions in one hash.
 
-    def __init__(self, redis: aioredis.Redis) -> None:
-        self.redis = redis
-
-    async def get(self, email: str) -> int:
-        """The version a valid session of ``email`` must carry."""
-        revoked = await _guard(self.redis.hget(f"{PREFIX}versions", email))
-        return 1 + int(revoked or 0)
-
-    async def bump(self, email: str) -> None:
-        """Revoke every session of ``email``, on every node."""
-        await _guard(self.redis.hincrby(f"{PREFIX}versions", email, 1))
-
-
-class RedisPresence:
-    """Connection counts per user and node; counts of a node that stops beating are dropped.
-
-    Each node keeps its own counts as the truth and writes them back whenever Redis was
-    unreachable for a while, so a restart of Redis loses nothing for long.
+    A user's version is 1 + how often all of their sessions were ended.
     """
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
+
+    async def standing(self, session_ids: Collection[str],
+                       emails: Collection[str]) -> Standing:
+        """Which of ``session_ids`` were logged out, and the versions of ``emails``."""
+        ids, users = list(session_ids), list(emails)
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
+            if ids:
+                pipe.mget([f"{PREFIX}revoked:{session_id}" for session_id in ids])
+            if users:
+                pipe.hmget(f"{PREFIX}versions", users)
+            answers = await _guard(pipe.execute())
+        hits = answers.pop(0) if ids else []
+        times_ended = answers.pop(0) if users else []
+        return Standing(
+            frozenset(i for i, hit in zip(ids, hits, strict=True) if hit),
+            {email: 1 + int(times) for email, times in zip(users, times_ended, strict=True)
+             if times is not None})
+
+    async def revoke(self, session_id: str, expires_at: int) -> None:
+        """Record that ``session_id`` ended, until ``expires_at`` (Unix time), on every node."""
+        lifetime = max(1, int(expires_at - time.time()))
+        await _guard(self.redis.set(f"{PREFIX}revoked:{session_id}", 1, ex=lifetime))
+
+    async def end_all(self, email: str) -> None:
+        """End every session of ``email`` so far, on every node."""
+        await _guard(self.redis.hincrby(f"{PREFIX}versions", email, 1))
+
+    async def purge_expired(self) -> int:
+        """Nothing to do: Redis expires the keys of logged-out sessions itself."""
+        return 0
+
+    async def close(self) -> None:
+        """Nothing to do: the client is shared with the other stores."""
+
+
+class RedisPresence:
+    """Connection counts per user and node; a node that stops beating is counted out.
+
+    Each node keeps its own counts as the truth and writes them back whenever Redis was
+    unreachable for a while, so a restart of Redis loses nothing for long. Beside the
+    counts, each node keeps the ``user`` object of each of its connections in Redis, so
+    that when it dies, one of the others can send ``user_left`` for them.
+    """
+
+    def __init__(self, redis: aioredis.Redis,
+                 node_timeout: float = NODE_TIMEOUT_SECONDS) -> None:
+        self.redis = redis
         self.node_id = uuid.uuid4().hex
+        self.node_timeout = node_timeout
         self.counts: Counter[str] = Counter()
+        #: The ``user`` object, as JSON, of each of this node's connections, by connection id.
+        self.users: dict[str, str] = {}
+        #: Sends ``user_left`` for the connections of a node that died; set by the server.
+        self.on_departures: DepartureHandler | None = None
         self._stale = False
 
-    async def join(self, email: str) -> int:
+    @property
+    def heartbeat_seconds(self) -> float:
+        """How often this node says it is alive: three beats fit in its timeout."""
+        return self.node_timeout / 3
+
+    async def join(self, email: str, connection_id: str, user: dict[str, Any]) -> int:
         """Count a new connection of ``email`` on this node; returns its total on all nodes."""
         self.counts[email] += 1
+        self.users[connection_id] = json.dumps(user)
         key = f"{PREFIX}presence:{email}"
         try:
             # One round trip, the total read in the same transaction; our count is set, not
             # incremented, so a retried transaction or a write-back cannot count twice.
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(key, self.node_id, self.counts[email])
+                pipe.hset(_users_key(self.node_id), connection_id, self.users[connection_id])
                 pipe.hvals(key)
-                _, values = await _guard(pipe.execute())
+                _, _, values = await _guard(pipe.execute())
             return _total(values)
         except StoreUnavailable:
             self.counts[email] -= 1
             if self.counts[email] <= 0:
                 del self.counts[email]
+            del self.users[connection_id]
             self._stale = True  # the count may have landed: write our counts back
             raise
 
-    async def leave(self, email: str) -> int:
+    async def leave(self, email: str, connection_id: str) -> int:
         """Count a closed connection of ``email``; returns how many remain on all nodes."""
         self.counts[email] -= 1
         local = self.counts[email]
         if local <= 0:
             del self.counts[email]
+        self.users.pop(connection_id, None)
         key = f"{PREFIX}presence:{email}"
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
@@ -166,18 +212,30 @@ class RedisPresence:
                     pipe.hdel(key, self.node_id)
                 else:
                     pipe.hset(key, self.node_id, local)
+                pipe.hdel(_users_key(self.node_id), connection_id)
                 pipe.hvals(key)
-                _, values = await _guard(pipe.execute())
+                *_, values = await _guard(pipe.execute())
             return _total(values)
         except StoreUnavailable:
             self._stale = True  # write our counts back once Redis answers again
             raise
 
+    async def rename(self, connection_id: str, user: dict[str, Any]) -> None:
+        """Keep the ``user`` object of one of our connections current (its display name)."""
+        if connection_id not in self.users:
+            return
+        self.users[connection_id] = json.dumps(user)
+        try:
+            await _guard(self.redis.hset(_users_key(self.node_id), connection_id,
+                                         self.users[connection_id]))
+        except StoreUnavailable:
+            self._stale = True  # the write-back carries the new name
+
     async def beat(self) -> None:
-        """Say this node is alive, repair our counts if needed, and drop dead nodes' counts."""
+        """Say this node is alive, repair our counts if needed, and count dead nodes out."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.exists(f"{PREFIX}node:{self.node_id}")
-            pipe.set(f"{PREFIX}node:{self.node_id}", 1, ex=NODE_TTL_SECONDS)
+            pipe.set(f"{PREFIX}node:{self.node_id}", 1, px=int(self.node_timeout * 1000))
             pipe.sadd(f"{PREFIX}nodes", self.node_id)
             alive, _, _ = await _guard(pipe.execute())
         if self._stale or not alive:  # not alive: Redis restarted (or this is our first beat)
@@ -190,19 +248,59 @@ class RedisPresence:
         self._stale = False  # a join or leave failing from here on asks for another
         gone = [key async for key in self.redis.scan_iter(match=f"{PREFIX}presence:*")
                 if key.removeprefix(f"{PREFIX}presence:") not in self.counts]
+        closed = [connection for connection
+                  in await _guard(self.redis.hkeys(_users_key(self.node_id)))
+                  if connection not in self.users]
         # Read the counts and queue their writes in one step: joins and leaves go on meanwhile.
         async with self.redis.pipeline(transaction=False) as pipe:
             for key in gone:
                 pipe.hdel(key, self.node_id)
             for email, count in self.counts.items():
                 pipe.hset(f"{PREFIX}presence:{email}", self.node_id, count)
+            if closed:
+                pipe.hdel(_users_key(self.node_id), *closed)
+            if self.users:
+                pipe.hset(_users_key(self.node_id), mapping=dict[Any, Any](self.users))
             await _guard(pipe.execute())
 
     async def _forget(self, node: str) -> None:
         async for key in self.redis.scan_iter(match=f"{PREFIX}presence:*"):
             await _guard(self.redis.hdel(key, node))
-        await _guard(self.redis.srem(f"{PREFIX}nodes", node))
-        log.info("dropped the connection counts of node %s: it stopped beating", node)
+        # Whoever removes the node takes its connections, all in one step: of all the nodes
+        # that saw it die, exactly one sends user_left for them.
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.srem(f"{PREFIX}nodes", node)
+            pipe.hgetall(_users_key(node))
+            pipe.delete(_users_key(node))
+            removed, users, _ = await _guard(pipe.execute())
+        if not removed:
+            return
+        log.info("dropped the %d connections of node %s: it stopped beating", len(users), node)
+        departures = await self._departures(users.values())
+        if departures and self.on_departures is not None:
+            await self.on_departures(departures)
+
+    async def _departures(self, users: Iterable[str]) -> list[Departure]:
+        """``user_left`` for each connection of a dead node, its count already dropped: the
+        first one of a user counts the others still to go, as if they closed one by one."""
+        by_email: dict[str, list[dict[str, Any]]] = {}
+        for text in users:
+            try:
+                user = json.loads(text)
+                by_email.setdefault(str(user["email"]), []).append(user)
+            except (ValueError, TypeError, KeyError):
+                log.warning("ignored a malformed connection record in Redis: %.80r", text)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for email in by_email:
+                pipe.hvals(f"{PREFIX}presence:{email}")
+            totals = await _guard(pipe.execute())
+        departures = []
+        for (email, gone), counts in zip(by_email.items(), totals, strict=True):
+            remaining = _total(counts) + len(gone)
+            for user in gone:
+                remaining -= 1
+                departures.append(Departure(email, user, remaining))
+        return departures
 
     async def run(self) -> None:
         """Beat every few seconds until cancelled; Redis outages are logged, not raised."""
@@ -211,19 +309,26 @@ class RedisPresence:
                 await _guard(self.beat())  # the scans in beat() are not guarded one by one
             except StoreUnavailable as exc:
                 self._stale = True
-                log.warning("Redis unreachable (%s); retrying in %g s", exc, HEARTBEAT_SECONDS)
+                log.warning("Redis unreachable (%s); retrying in %g s", exc,
+                            self.heartbeat_seconds)
             except Exception:  # a heartbeat that stops would get this node's counts dropped
                 self._stale = True
-                log.exception("heartbeat failed; retrying in %g s", HEARTBEAT_SECONDS)
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+                log.exception("heartbeat failed; retrying in %g s", self.heartbeat_seconds)
+            await asyncio.sleep(self.heartbeat_seconds)
 
     async def leave_all(self) -> None:
-        """On a clean stop: remove this node's counts and heartbeat."""
+        """On a clean stop: remove this node's counts, connections and heartbeat."""
         with contextlib.suppress(StoreUnavailable, RedisError, OSError):
             for email in list(self.counts):
                 await _guard(self.redis.hdel(f"{PREFIX}presence:{email}", self.node_id))
+            await _guard(self.redis.delete(_users_key(self.node_id)))
             await _guard(self.redis.delete(f"{PREFIX}node:{self.node_id}"))
             await _guard(self.redis.srem(f"{PREFIX}nodes", self.node_id))
+
+
+def _users_key(node: str) -> str:
+    """The hash of a node's connections: connection id -> its ``user`` object as JSON."""
+    return f"{PREFIX}connections:{node}"
 
 
 def _total(counts: list[str]) -> int:

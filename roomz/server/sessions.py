@@ -1,12 +1,17 @@
-"""Session tokens: the stateless HS256 JWT carried in the ``session_token`` cookie."""
+"""Session tokens (the HS256 JWT carried in the ``session_token`` cookie), and their end."""
 
 from __future__ import annotations
 
 import secrets
+import time
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any
 
 import jwt
+
+from .session_records import SessionRecords
 
 COOKIE_NAME = "session_token"
 ALGORITHM = "HS256"
@@ -17,40 +22,56 @@ class SessionError(Exception):
     """A session token was missing, malformed, expired, revoked or not allowed."""
 
 
-class VersionStore(Protocol):
-    """Each user's session version: in this process (:class:`Versions`) or in Redis."""
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A verified session as a connection remembers it: enough to tell later that it ended."""
 
-    async def get(self, email: str) -> int: ...
-    async def bump(self, email: str) -> None: ...
+    id: str  # the token's random ``channel_token`` claim
+    email: str
+    version: int
+    expires_at: int  # Unix time
+
+    @classmethod
+    def of(cls, claims: dict[str, Any]) -> Session:
+        """The session of a verified token's ``claims``."""
+        return cls(id=claims["channel_token"], email=claims["email"],
+                   version=claims.get("ver", 1), expires_at=int(claims["exp"]))
 
 
-class Versions:
-    """Each user's session version, in memory; revoking bumps it. Redis has its own."""
-
-    def __init__(self) -> None:
-        self._versions: dict[str, int] = {}
-
-    async def get(self, email: str) -> int:
-        """The version a valid session of ``email`` must carry."""
-        return self._versions.get(email, 1)
-
-    async def bump(self, email: str) -> None:
-        """Move ``email`` to a new version."""
-        self._versions[email] = self._versions.get(email, 1) + 1
+#: Told the email of a user one of whose sessions was just ended on this node.
+SessionWatcher = Callable[[str], Awaitable[object]]
 
 
 class Sessions:
-    """Issue and check session tokens; a user's tokens are revoked by bumping their version."""
+    """Issue and check session tokens; ended sessions are kept in :class:`SessionRecords`.
 
-    def __init__(self, secret: str, expiry_days: int,
-                 versions: VersionStore) -> None:
+    Logging out ends one session (its id is revoked until the token expires); revoking a
+    user ends all of their sessions so far (the user moves to a new version).
+    """
+
+    def __init__(self, secret: str, expiry_days: int, records: SessionRecords) -> None:
         self._secret = secret
         self.max_age_seconds = expiry_days * 86400
-        self.versions = versions
+        self.records = records
+        self._watchers: list[SessionWatcher] = []
+
+    def watch(self, watcher: SessionWatcher) -> None:
+        """Have ``watcher(email)`` awaited whenever a session of ``email`` is ended here."""
+        self._watchers.append(watcher)
 
     async def revoke(self, email: str) -> None:
-        """Invalidate every session token issued to ``email`` so far."""
-        await self.versions.bump(email)
+        """End every session token issued to ``email`` so far."""
+        await self.records.end_all(email)
+        await self._ended(email)
+
+    async def end(self, session: Session) -> None:
+        """End this one session (logging out), remembered until its token would expire."""
+        await self.records.revoke(session.id, session.expires_at)
+        await self._ended(session.email)
+
+    async def _ended(self, email: str) -> None:
+        for watcher in self._watchers:
+            await watcher(email)
 
     async def issue(self, email: str) -> str:
         """A new session token for ``email``."""
@@ -61,7 +82,7 @@ class Sessions:
             "iat": int(now.timestamp()),
             "exp": int((now + timedelta(seconds=self.max_age_seconds)).timestamp()),
             "channel_token": secrets.token_urlsafe(32),
-            "ver": await self.versions.get(email),
+            "ver": (await self.records.standing((), (email,))).version(email),
         }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
@@ -77,12 +98,31 @@ class Sessions:
             raise SessionError("session expired; sign in again") from None
         except jwt.InvalidTokenError:
             raise SessionError("session invalid; sign in again") from None
-        email = claims["email"]
-        if not isinstance(email, str) or claims["sub"] != f"user:{email}":
+        email, session_id = claims["email"], claims["channel_token"]
+        if not isinstance(email, str) or claims["sub"] != f"user:{email}" \
+                or not isinstance(session_id, str) or not session_id:
             raise SessionError("session invalid; sign in again")
-        if claims.get("ver", 1) != await self.versions.get(email):
+        standing = await self.records.standing((session_id,), (email,))
+        if session_id in standing.revoked:
+            raise SessionError("session ended; sign in again")
+        if claims.get("ver", 1) != standing.version(email):
             raise SessionError("session revoked; sign in again")
         return claims
+
+    async def ended(self, sessions: Collection[Session]) -> dict[str, str]:
+        """Of ``sessions``, the ids of those that have ended, each with why (one look-up)."""
+        standing = await self.records.standing({s.id for s in sessions},
+                                               {s.email for s in sessions})
+        now = time.time()
+        reasons: dict[str, str] = {}
+        for session in sessions:
+            if session.id in standing.revoked:
+                reasons[session.id] = "logged out"
+            elif session.version != standing.version(session.email):
+                reasons[session.id] = "all sessions of this user were ended"
+            elif session.expires_at <= now:
+                reasons[session.id] = "expired"
+        return reasons
 
 
 def cookie_value(cookie_header: str | None) -> str | None:

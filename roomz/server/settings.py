@@ -175,6 +175,10 @@ class ServerSettings:
     ping_timeout: float = setting(20.0, "seconds to wait for a pong", flag=False)
     session_check_interval: float = setting(
         5.0, "seconds between checks that live connections' sessions are still valid",
+        env="ROOMZ_SESSION_CHECK_INTERVAL", parse=_float, flag=False)
+    node_timeout: float = setting(
+        15.0, "seconds a node on Redis may stay silent before the others count it dead and "
+              "send user_left for its connections", env="ROOMZ_NODE_TIMEOUT", parse=_float,
         flag=False)
     state_dir: Path | None = setting(
         None, "where a generated JWT secret and the session records are kept "
@@ -217,7 +221,7 @@ class ServerSettings:
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("message_rate", "header_timeout", "body_timeout", "connect_timeout",
-                     "session_check_interval"):
+                     "session_check_interval", "node_timeout"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{name} must be more than 0, got {getattr(self, name)}")
         if self.public_url is not None:

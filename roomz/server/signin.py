@@ -13,7 +13,7 @@ from .magic_links import MagicLinkStore
 from .mail import MagicLink, Mailer, MailError
 from .problems import problem
 from .rate_limit import RateLimit
-from .sessions import COOKIE_NAME, SessionError, Sessions
+from .sessions import COOKIE_NAME, Session, SessionError, Sessions
 from .settings import ServerSettings
 from .validation import is_valid_email, normalize_email
 
@@ -110,7 +110,13 @@ class SignIn:
         )
 
     async def logout(self, request: web.Request) -> web.Response:
-        """``POST /auth/logout``: clear the session cookie."""
+        """``POST /auth/logout``: end this session on the server and clear the cookie."""
+        try:
+            claims = await self.sessions.verify(request.cookies.get(COOKIE_NAME))
+        except SessionError:
+            pass  # no session, or one that has ended already: nothing left to end
+        else:
+            await self.sessions.end(Session.of(claims))
         response = web.json_response({"status": "ok"})
         response.del_cookie(COOKIE_NAME, path="/")
         return response

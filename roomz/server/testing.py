@@ -7,8 +7,12 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import secrets
+import shutil
+import tempfile
 import threading
+import weakref
 from collections.abc import Coroutine
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -27,11 +31,17 @@ class LocalServer:
 
     ``async with LocalServer() as server:`` then ``server.url``, ``server.links``,
     ``await server.next_link(email)`` and ``await server.sign_in(email)``.
+    Unless told a ``state_dir``, it keeps its state (such as ended sessions) in a temporary
+    directory of its own, never in the user's, removed once the server is garbage.
     """
 
     def __init__(self, settings: ServerSettings | None = None, **overrides: Any) -> None:
         base = settings or ServerSettings(jwt_secret=secrets.token_urlsafe(32))
         self.settings = dataclasses.replace(base, host="127.0.0.1", port=0, **overrides)
+        if self.settings.state_dir is None:  # kept across restarts, like a real server's
+            state_dir = tempfile.mkdtemp(prefix="roomz-local-server-")
+            weakref.finalize(self, shutil.rmtree, state_dir, ignore_errors=True)
+            self.settings = dataclasses.replace(self.settings, state_dir=Path(state_dir))
         self.links: list[MagicLink] = []
         self._new_link = asyncio.Condition()
         self.server = Server(self.settings, on_magic_link=self._record)

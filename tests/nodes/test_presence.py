@@ -1,18 +1,23 @@
-"""``RedisPresence``: connection counts of one user on several nodes, through a Redis outage."""
+"""``RedisPresence``: connection counts of one user on several nodes, through a Redis outage
+and the death of a node."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
+from roomz.server.presence import Departure, DepartureHandler
 from roomz.server.redis_state import RedisPresence, connect
 from roomz.server.unavailable import StoreUnavailable
 
 from .redis_proc import RedisProcess
 
 TIMEOUT = 5.0
+ANN = "ann@example.com"
+USER = {"id": f"user:{ANN}", "email": ANN, "display_name": None}
+BOB = {"id": "user:bob@example.com", "email": "bob@example.com", "display_name": None}
 
 
 @pytest.fixture
@@ -28,10 +33,14 @@ async def test_joins_and_leaves_on_two_nodes_add_up(
         nodes: tuple[RedisPresence, RedisPresence]) -> None:
     """Each call answers the user's total on all nodes, counting its own change."""
     a, b = nodes
-    steps = [a.join, b.join, a.join, b.leave, a.leave, a.leave]
-    totals = [await asyncio.wait_for(step("ann@example.com"), TIMEOUT) for step in steps]
+    totals = [await asyncio.wait_for(a.join(ANN, "a1", USER), TIMEOUT),
+              await asyncio.wait_for(b.join(ANN, "b1", USER), TIMEOUT),
+              await asyncio.wait_for(a.join(ANN, "a2", USER), TIMEOUT),
+              await asyncio.wait_for(b.leave(ANN, "b1"), TIMEOUT),
+              await asyncio.wait_for(a.leave(ANN, "a1"), TIMEOUT),
+              await asyncio.wait_for(a.leave(ANN, "a2"), TIMEOUT)]
     assert totals == [1, 2, 3, 2, 1, 0]
-    assert await asyncio.wait_for(b.join("bob@example.com"), TIMEOUT) == 1
+    assert await asyncio.wait_for(b.join("bob@example.com", "b2", USER), TIMEOUT) == 1
 
 
 async def test_a_join_during_an_outage_fails_and_the_counts_come_back(
@@ -39,14 +48,14 @@ async def test_a_join_during_an_outage_fails_and_the_counts_come_back(
     """Redis down: join raises StoreUnavailable and counts nothing; the next beat after
     Redis is back writes this node's counts again, so the other node sees them."""
     a, b = nodes
-    assert await asyncio.wait_for(a.join("ann@example.com"), TIMEOUT) == 1
+    assert await asyncio.wait_for(a.join(ANN, "a1", USER), TIMEOUT) == 1
     redis.kill()
     with pytest.raises(StoreUnavailable):
-        await asyncio.wait_for(a.join("ann@example.com"), TIMEOUT)
+        await asyncio.wait_for(a.join(ANN, "a2", USER), TIMEOUT)
     assert a.counts == {"ann@example.com": 1}
     await redis.start()  # empty: the restart lost every count
     await asyncio.wait_for(a.beat(), TIMEOUT)
-    assert await asyncio.wait_for(b.join("ann@example.com"), TIMEOUT) == 2
+    assert await asyncio.wait_for(b.join(ANN, "b1", USER), TIMEOUT) == 2
 
 
 async def test_a_beat_after_an_unnoticed_redis_restart_writes_the_counts_back(
@@ -55,8 +64,47 @@ async def test_a_beat_after_an_unnoticed_redis_restart_writes_the_counts_back(
     sees that our counts are gone and writes them back."""
     a, b = nodes
     await asyncio.wait_for(a.beat(), TIMEOUT)
-    assert await asyncio.wait_for(a.join("ann@example.com"), TIMEOUT) == 1
+    assert await asyncio.wait_for(a.join(ANN, "a1", USER), TIMEOUT) == 1
     redis.kill()
     await redis.start()
     await asyncio.wait_for(a.beat(), TIMEOUT)
-    assert await asyncio.wait_for(b.join("ann@example.com"), TIMEOUT) == 2
+    assert await asyncio.wait_for(b.join(ANN, "b1", USER), TIMEOUT) == 2
+
+
+async def test_the_connections_of_a_dead_node_are_announced_once(redis: RedisProcess) -> None:
+    """A node stops beating: of the two that see it, exactly one is handed its connections,
+    each with its user object as last named and the count left after it, as if they
+    closed one by one."""
+    clients = [connect(redis.url) for _ in range(3)]
+    dead, one, two = (RedisPresence(client) for client in clients)
+    handed: dict[str, list[Departure]] = {"one": [], "two": []}
+
+    def keep(name: str) -> DepartureHandler:
+        async def handle(departures: Sequence[Departure]) -> None:
+            handed[name].extend(departures)
+        return handle
+
+    one.on_departures, two.on_departures = keep("one"), keep("two")
+    try:
+        for node in (dead, one, two):
+            await asyncio.wait_for(node.beat(), TIMEOUT)
+        await asyncio.wait_for(dead.join(ANN, "d1", USER), TIMEOUT)
+        await asyncio.wait_for(dead.join(ANN, "d2", USER), TIMEOUT)
+        await asyncio.wait_for(dead.rename("d2", {**USER, "display_name": "Phone"}), TIMEOUT)
+        await asyncio.wait_for(one.join(ANN, "o1", USER), TIMEOUT)
+        await asyncio.wait_for(dead.join("bob@example.com", "d3", BOB), TIMEOUT)
+        await asyncio.wait_for(dead.leave("bob@example.com", "d3"), TIMEOUT)
+        await clients[0].delete(f"roomz:node:{dead.node_id}")  # as if its heartbeat expired
+
+        await asyncio.wait_for(asyncio.gather(one.beat(), two.beat()), TIMEOUT)
+        await asyncio.wait_for(asyncio.gather(one.beat(), two.beat()), TIMEOUT)
+
+        departures = handed["one"] + handed["two"]
+        assert [] in handed.values()
+        assert sorted((d.email, str(d.user["display_name"])) for d in departures) == [
+            (ANN, "None"), (ANN, "Phone")]
+        assert [d.remaining for d in departures] == [2, 1]
+        assert await asyncio.wait_for(two.join(ANN, "t1", USER), TIMEOUT) == 2
+    finally:
+        for client in clients:
+            await client.aclose()

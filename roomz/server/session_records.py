@@ -1,0 +1,154 @@
+"""What the server remembers of ended sessions: revoked session ids and each user's version.
+
+A session token is a signed JWT that holds until it expires, unless the server remembers
+otherwise. Logging out records the session's id until its token would have expired;
+ending all of a user's sessions moves the user to a new version, which older tokens do
+not carry. One node keeps these records in a small SQLite file in its state directory,
+so they survive restarts; several nodes keep them in Redis
+(:class:`~roomz.server.redis_state.RedisSessionRecords`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from .settings import SettingsError
+from .unavailable import StoreUnavailable
+
+FILE_NAME = "sessions.sqlite3"
+BUSY_SECONDS = 1.0  # how long a write waits for another process's (end-sessions') write
+BATCH = 500  # ids per statement: SQLite caps the parameters of one statement
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS revoked (session_id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS revoked_by_expiry ON revoked (expires_at);
+CREATE TABLE IF NOT EXISTS versions (email TEXT PRIMARY KEY, version INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What the records say about some sessions and users."""
+
+    #: Of the session ids asked about, those that were logged out.
+    revoked: frozenset[str] = frozenset()
+    #: The current version of each user asked about whose sessions were ever all ended.
+    versions: Mapping[str, int] = field(default_factory=dict)
+
+    def version(self, email: str) -> int:
+        """The version a valid session of ``email`` must carry (1 until first ended)."""
+        return self.versions.get(email, 1)
+
+
+class SessionRecords(Protocol):
+    """Ended sessions, kept in a SQLite file (:class:`SqliteSessionRecords`) or in Redis."""
+
+    async def standing(self, session_ids: Collection[str],
+                       emails: Collection[str]) -> Standing: ...
+    async def revoke(self, session_id: str, expires_at: int) -> None: ...
+    async def end_all(self, email: str) -> None: ...
+    async def purge_expired(self) -> int: ...
+    async def close(self) -> None: ...
+
+
+class SqliteSessionRecords:
+    """Session records in ``sessions.sqlite3`` in the state directory: WAL mode, 0600 in 0700.
+
+    The server and ``roomz-server end-sessions`` may use the file at the same time.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = _open(path)
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path) -> SqliteSessionRecords:
+        """The records of the server whose state directory is ``state_dir``."""
+        return cls(state_dir / FILE_NAME)
+
+    # Each call below is one indexed statement on a small local file, well under a
+    # millisecond: cheaper to run in the event loop than to hand to a thread.
+
+    async def standing(self, session_ids: Collection[str],
+                       emails: Collection[str]) -> Standing:
+        """Which of ``session_ids`` were logged out, and the versions of ``emails``."""
+        revoked: set[str] = set()
+        versions: dict[str, int] = {}
+        with self._guard():
+            for chunk in _chunks(list(session_ids)):
+                revoked.update(row[0] for row in self._db.execute(
+                    f"SELECT session_id FROM revoked WHERE session_id IN ({_marks(chunk)})",
+                    chunk))
+            for chunk in _chunks(list(emails)):
+                versions.update(self._db.execute(
+                    f"SELECT email, version FROM versions WHERE email IN ({_marks(chunk)})",
+                    chunk))
+        return Standing(frozenset(revoked), versions)
+
+    async def revoke(self, session_id: str, expires_at: int) -> None:
+        """Record that the session ``session_id`` ended, until ``expires_at`` (Unix time)."""
+        with self._guard():
+            self._db.execute("INSERT OR REPLACE INTO revoked VALUES (?, ?)",
+                             (session_id, expires_at))
+
+    async def end_all(self, email: str) -> None:
+        """Move ``email`` to a new version: every session issued so far has ended."""
+        with self._guard():
+            self._db.execute("INSERT INTO versions VALUES (?, 2) "
+                             "ON CONFLICT (email) DO UPDATE SET version = version + 1", (email,))
+
+    async def purge_expired(self) -> int:
+        """Forget revoked sessions whose tokens have expired anyway; how many were forgotten."""
+        with self._guard():
+            return self._db.execute("DELETE FROM revoked WHERE expires_at <= ?",
+                                    (int(time.time()),)).rowcount
+
+    async def close(self) -> None:
+        """Close the file."""
+        self._db.close()
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:  # a full disk, a locked or damaged file
+            raise StoreUnavailable(f"session records in {self.path}: {exc}") from exc
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the records file; :class:`SettingsError` says why not."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Made 0600 before SQLite opens it, which gives its -wal and -shm files the same mode;
+        # O_NOFOLLOW: a symlink planted there is refused, not followed.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+        db = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None,
+                             check_same_thread=False)
+    except OSError as exc:
+        raise SettingsError(f"cannot keep session records in {path}: "
+                            f"{exc.strerror or exc}") from exc
+    except sqlite3.Error as exc:
+        raise SettingsError(f"cannot keep session records in {path}: {exc}") from exc
+    try:
+        db.execute("PRAGMA journal_mode=WAL")  # the server reads while end-sessions writes
+        db.execute("PRAGMA synchronous=NORMAL")  # no fsync per write: only a power cut loses any
+        db.executescript(SCHEMA)
+    except sqlite3.Error as exc:
+        db.close()
+        raise SettingsError(f"cannot keep session records in {path}: {exc}") from exc
+    return db
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), BATCH):
+        yield items[start:start + BATCH]
+
+
+def _marks(chunk: Sequence[str]) -> str:
+    return ",".join("?" * len(chunk))
