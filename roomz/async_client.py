@@ -362,8 +362,8 @@ class AsyncClient:
         """Drop something malformed the server sent: one warning per kind, not per arrival."""
         if kind not in self._malformed_kinds:
             self._malformed_kinds.add(kind)
-            log.warning("%s sent a malformed %s (%s); ignoring it, and any more like it "
-                        "without another warning", self.server_url, kind, problem)
+            log.warning("ignoring a malformed %s from %s (%s); later ones are ignored "
+                        "without a warning", kind, self.server_url, problem)
 
     async def _on_connect_error(self, data: Any = None, *more: Any) -> None:
         if isinstance(data, dict) and isinstance(data.get("message"), str):

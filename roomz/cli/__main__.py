@@ -90,9 +90,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.headless and not args.config:
         print("roomz-cli: --headless needs --config FILE", file=sys.stderr)
         sys.exit(2)
-    logging.basicConfig(level=logging.INFO if args.headless else logging.WARNING,
-                        stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.headless:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    else:  # warnings show above the prompt, one line each, instead of breaking into it
+        from .app import TerminalLog
+
+        logging.basicConfig(level=logging.WARNING, handlers=[TerminalLog()])
     from roomz_bots.config import ConfigError, load_config
 
     try:
