@@ -68,7 +68,8 @@ async def run(args: argparse.Namespace, config: Config | None) -> int:
 
 
 def _app(server_url: str, config: Config | None, session_file: Path | None = None) -> ChatApp:
-    from .app import ChatApp, history_file
+    from .app import ChatApp
+    from .history import history_file
 
     return ChatApp(server_url, config=config, history=history_file(), session_file=session_file)
 

@@ -11,7 +11,7 @@ from typing import Any
 from prompt_toolkit import PromptSession, print_formatted_text
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 from prompt_toolkit.formatted_text import FormattedText
-from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.history import History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.patch_stdout import patch_stdout
 
@@ -376,11 +376,3 @@ def _key_bindings() -> KeyBindings:
 
     return bindings
 
-
-def history_file() -> FileHistory:
-    """The terminal's persistent history, in the user's state directory."""
-    import platformdirs
-
-    path = Path(platformdirs.user_state_dir("roomz")) / "history"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return FileHistory(str(path))
