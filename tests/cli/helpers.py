@@ -192,6 +192,16 @@ def wait_for_prompt(child: pexpect.spawn) -> None:
     child.expect(">")
 
 
+def expect_answering(child: pexpect.spawn, *patterns: Any, timeout: float = TIMEOUT) -> int:
+    """Wait for the first of ``patterns`` and return its index, answering every cursor
+    position request on the way as a terminal does (unanswered, each costs a wait)."""
+    deadline = time.monotonic() + timeout
+    while (found := child.expect([re.escape(CPR_REQUEST), *patterns],
+                                 timeout=max(deadline - time.monotonic(), 0))) == 0:
+        child.send("\x1b[5;1R")
+    return found - 1
+
+
 async def connect_other(server: LocalServer, email: str, **options: Any) -> AsyncClient:
     """Another connection of ``email`` (a second device), signed in with a fresh link."""
     link = await server.request_link(email)

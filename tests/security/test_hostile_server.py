@@ -24,7 +24,7 @@ import pytest
 
 from roomz import AsyncClient, ConnectionError, ConnectionState, SyncClient
 from roomz.wire import event_problem
-from tests.cli.helpers import spawn_cli, wait_for_prompt
+from tests.cli.helpers import expect_answering, spawn_cli, wait_for_prompt
 from tests.client.helpers import Recorder
 from tests.waiting import wait_until
 
@@ -217,11 +217,17 @@ def at_prompt(tmp_path: Path, server_url: str, children: list[pexpect.spawn]) ->
     return child
 
 
+def calmly(child: pexpect.spawn, pattern: str) -> None:
+    """Wait for ``pattern``; fail at once on a traceback or a "Press ENTER" prompt."""
+    found = expect_answering(child, pattern, "Traceback", "Press ENTER")
+    assert found == 0, f"the terminal showed {child.after!r} after {child.before[-300:]!r}"
+
+
 def quit_promptly(child: pexpect.spawn) -> str:
     """Type /quit; assert exit status 0 within the timeout; return everything shown."""
     started = time.monotonic()
     child.send("/quit\r")
-    child.expect(pexpect.EOF, timeout=TIMEOUT)
+    expect_answering(child, pexpect.EOF)
     child.close()
     assert child.exitstatus == 0, child.before
     assert time.monotonic() - started < TIMEOUT
@@ -247,10 +253,10 @@ def test_terminal_against_a_hostile_server_shows_one_line_notices_and_quits(
     with hostile_server(ack={"status": "ok"}) as server:
         child = at_prompt(tmp_path, server.url, screen)
         child.send("/token any-token\r")
-        child.expect("Connected to")
-        child.expect(re.escape(SENTINEL))
+        calmly(child, "Connected to")
+        calmly(child, re.escape(SENTINEL))
         child.send("hello\r")
-        child.expect(r"Not sent: .*malformed acknowledgement")
+        calmly(child, r"Not sent: .*malformed acknowledgement")
         shown = quit_promptly(child)
     assert "Traceback" not in shown and "Press ENTER" not in shown, shown
     notices = [line for line in shown.splitlines() if "malformed" in line]
@@ -265,7 +271,7 @@ def test_terminal_against_a_malformed_greeting_says_so_in_one_line(
     with hostile_server(greetings=["hello"], script=[]) as server:
         child = at_prompt(tmp_path, server.url, screen)
         child.send("/token any-token\r")
-        child.expect(r"Sign-in failed: .*malformed 'authenticated' event", timeout=TIMEOUT)
+        calmly(child, r"Sign-in failed: .*malformed 'authenticated' event")
         shown = quit_promptly(child)
     assert "Traceback" not in shown and "Press ENTER" not in shown, shown
 

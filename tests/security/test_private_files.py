@@ -30,7 +30,7 @@ from roomz.private_files import PrivateFileError, read_text, write_text
 from roomz.server.settings import ServerSettings, SettingsError, load_or_create_secret
 from roomz.server.testing import LocalServer
 from roomz.session_cache import server_key
-from tests.cli.helpers import cli_env, open_terminal, spawn_cli, wait_for_prompt
+from tests.cli.helpers import cli_env, expect_answering, open_terminal, spawn_cli, wait_for_prompt
 from tests.server.proc import ServerProcess, run_command
 
 from .hostile import SENTINEL, hostile_server
@@ -395,11 +395,11 @@ def test_roomz_cli_history_is_private_and_without_the_token(
         child.expect("Not signed in: /login")
         wait_for_prompt(child)
         child.send("/token the-secret-token\r")
-        child.expect(re.escape(SENTINEL))
+        expect_answering(child, re.escape(SENTINEL))
         child.send("hello\r")
-        child.expect("hello")
+        expect_answering(child, "hello")
         child.send("/quit\r")
-        child.expect(pexpect.EOF)
+        expect_answering(child, pexpect.EOF)
         child.close()
     assert child.exitstatus == 0
     path = Path(cli_env(tmp_path)["XDG_STATE_HOME"]) / "roomz" / "history"

@@ -20,7 +20,14 @@ from prompt_toolkit.formatted_text import FormattedText
 
 from roomz.cli.render import HIDDEN_CONTROLS, message_line, system_line, user_label, visible
 from roomz_bots.message import Message
-from tests.cli.helpers import ANSI, open_terminal, spawn_cli, text_of, wait_for_prompt
+from tests.cli.helpers import (
+    ANSI,
+    expect_answering,
+    open_terminal,
+    spawn_cli,
+    text_of,
+    wait_for_prompt,
+)
 
 from .hostile import (
     GREETING,
@@ -170,9 +177,9 @@ def test_backspaces_do_not_reach_the_screen(tmp_path: Path, children: list[Any])
         child.expect("Not signed in: /login")
         wait_for_prompt(child)
         child.send("/token any-token\r")
-        child.expect(re.escape(SENTINEL))
+        expect_answering(child, re.escape(SENTINEL))
         child.send("/quit\r")
-        child.expect(pexpect.EOF)
+        expect_answering(child, pexpect.EOF)
     screen = child.logfile_read.getvalue()
     line = re.search(rf"Mallory \(mallory@example\.com\){ANSI}: (?P<text>[^\r\n]*)Evil", screen)
     assert line is not None, screen
