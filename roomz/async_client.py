@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -13,8 +14,9 @@ from urllib.parse import urlsplit
 import aiohttp
 import socketio
 
+from . import wire
 from .events import EventHandler, EventHandlers
-from .exceptions import AuthenticationError, ConnectionError
+from .exceptions import AuthenticationError, ClientError, ConnectionError
 from .session_cache import SessionCache
 from .state import ConnectionState
 
@@ -75,8 +77,11 @@ class AsyncClient:
         self._authenticated = asyncio.Event()
         self._namespace_connected = asyncio.Event()
         self._refusal: str | None = None
+        self._bad_greeting: str | None = None  # what was wrong with "authenticated"
         self._closing = False
         self._seen: OrderedDict[str, None] = OrderedDict()  # recent message ids: none twice
+        self._malformed_kinds: set[str] = set()  # logged once each, then dropped quietly
+        self._giving_up: asyncio.Task[None] | None = None
 
     # -- what the user sees -------------------------------------------------------------
 
@@ -181,8 +186,7 @@ class AsyncClient:
         if magic_token:
             self._session = await self._redeem(magic_token)
             self._magic_token = ""  # used up: a link works once
-            if self._cache is not None:
-                self._cache.save(self.server_url, self._session)
+            self._keep_session()
         elif self._session is None and self._cache is not None:
             self._session = self._cache.load(self.server_url)
         if self._session is None:
@@ -193,6 +197,7 @@ class AsyncClient:
             await _shut(self._sio)
         self._closing = False
         self._refusal = None
+        self._bad_greeting = None
         self._authenticated.clear()
         self._namespace_connected.clear()
         self._sio = self._new_socket()
@@ -208,6 +213,18 @@ class AsyncClient:
                                           detail=reason) from exc
             raise ConnectionError(f"cannot reach {self.server_url}: {exc}") from exc
         await self._authenticated.wait()
+        if self._bad_greeting is not None:
+            raise ConnectionError(f"{self.server_url} sent a malformed 'authenticated' event "
+                                  f"({self._bad_greeting})", status=502)
+
+    def _keep_session(self) -> None:
+        """Store the new session in the cache; a cache we may not use costs only the caching."""
+        if self._cache is None or self._session is None:
+            return
+        try:
+            self._cache.save(self.server_url, self._session)
+        except ClientError as exc:
+            log.warning("signed in, but the session is not kept: %s", exc)
 
     def _headers(self) -> dict[str, str]:
         # A fresh dict per attempt: engineio consumes the Cookie header it is given.
@@ -235,11 +252,12 @@ class AsyncClient:
         sio.on("disconnect", self._on_disconnect)
         sio.on("__disconnect_final", self._on_disconnect_final)  # python-socketio: no more retries
         sio.on("authenticated", self._on_authenticated)
-        sio.on("message", self._on_message)
-        sio.on("user_joined", self._forward("user_joined"))
-        sio.on("user_left", self._forward("user_left"))
-        sio.on("display_name_changed", self._on_display_name_changed)
-        sio.on("session_ended", self._on_session_ended)
+        sio.on("message", self._checked("message", self._on_message))
+        sio.on("user_joined", self._checked("user_joined", self._forward("user_joined")))
+        sio.on("user_left", self._checked("user_left", self._forward("user_left")))
+        sio.on("display_name_changed",
+               self._checked("display_name_changed", self._on_display_name_changed))
+        sio.on("session_ended", self._checked("session_ended", self._on_session_ended))
         return sio
 
     async def _abandon(self) -> None:
@@ -321,17 +339,46 @@ class AsyncClient:
         except socketio.exceptions.TimeoutError:
             return {"error": f"no acknowledgement within {self.connection_timeout:g} s",
                     "code": 408}
-        if not isinstance(ack, dict):
-            return {"error": f"unexpected acknowledgement {ack!r}", "code": 502}
-        return ack
+        problem = wire.ack_problem(event, ack)
+        if problem is not None:
+            self._malformed(f"acknowledgement of {event!r}", problem)
+            return {"error": f"the server sent a malformed acknowledgement ({problem})",
+                    "code": 502}
+        return dict(ack)
 
     # -- events from python-socketio ------------------------------------------------------
 
-    async def _on_connect_error(self, data: Any = None) -> None:
-        self._refusal = data.get("message") if isinstance(data, dict) else (data or None)
+    def _checked(self, event: str, handler: Callable[[dict[str, Any]], Awaitable[None]]
+                 ) -> Callable[..., Awaitable[None]]:
+        """``handler``, called only with data of the shape PROTOCOL.md gives ``event``."""
+        async def checked(*args: Any) -> None:
+            problem = wire.event_problem(event, args)
+            if problem is None:
+                await handler(args[0])
+            else:
+                self._malformed(f"{event!r} event", problem)
+        return checked
 
-    async def _on_authenticated(self, data: dict[str, Any]) -> None:
-        self._user = dict(data.get("user") or {})
+    def _malformed(self, kind: str, problem: str) -> None:
+        """Drop something malformed the server sent: one warning per kind, not per arrival."""
+        if kind not in self._malformed_kinds:
+            self._malformed_kinds.add(kind)
+            log.warning("ignoring a malformed %s from %s (%s); later ones are ignored "
+                        "without a warning", kind, self.server_url, problem)
+
+    async def _on_connect_error(self, data: Any = None, *more: Any) -> None:
+        if isinstance(data, dict) and isinstance(data.get("message"), str):
+            self._refusal = data["message"]
+        else:
+            self._refusal = data if isinstance(data, str) and data else None
+
+    async def _on_authenticated(self, *args: Any) -> None:
+        problem = wire.event_problem("authenticated", args)
+        if problem is not None:
+            self._greeted_badly(problem)
+            return
+        data: dict[str, Any] = args[0]
+        self._user = {"display_name": None, **data["user"]}
         if self._display_name is not None and self._sio is not None:
             try:
                 # Servers send "authenticated" before confirming the namespace: wait for that.
@@ -348,21 +395,40 @@ class AsyncClient:
         self._authenticated.set()
         await self._handlers.emit("authenticated", data)
 
+    def _greeted_badly(self, problem: str) -> None:
+        """A malformed ``authenticated``: fail the connect() under way, or end a reconnect."""
+        if self._state is ConnectionState.CONNECTING:
+            self._bad_greeting = problem
+            self._authenticated.set()  # connect() raises at once instead of timing out
+        elif self._state is ConnectionState.RECONNECTING:
+            if self._giving_up is None or self._giving_up.done():
+                # Not from this handler: shutting the socket down waits for its own tasks.
+                self._giving_up = asyncio.create_task(self._give_up(problem))
+        else:  # a second greeting, while connected: like any other malformed event
+            self._malformed("'authenticated' event", problem)
+
+    async def _give_up(self, problem: str) -> None:
+        """Close a reconnected connection whose greeting was malformed, and say why."""
+        await self._abandon()
+        self._user = None
+        await self._handlers.emit("error", {
+            "error": f"{self.server_url} sent a malformed 'authenticated' event ({problem}); "
+                     "disconnected", "code": 502,
+        })
+
     async def _on_message(self, data: dict[str, Any]) -> None:
-        message_id = data.get("id")
-        if isinstance(message_id, str):
-            if message_id in self._seen:
-                return
-            self._seen[message_id] = None
-            if len(self._seen) > SEEN_MESSAGE_IDS:
-                self._seen.popitem(last=False)
+        message_id = data["id"]
+        if message_id in self._seen:
+            return
+        self._seen[message_id] = None
+        if len(self._seen) > SEEN_MESSAGE_IDS:
+            self._seen.popitem(last=False)
         await self._handlers.emit("message", data)
 
     async def _on_display_name_changed(self, data: dict[str, Any]) -> None:
         # The reference shows a top-level display_name; the wire nests it in user.
         await self._handlers.emit("display_name_changed",
-                                  {**data, "display_name": (data.get("user") or {}).get(
-                                      "display_name")})
+                                  {**data, "display_name": data["user"].get("display_name")})
 
     async def _on_session_ended(self, data: Any = None) -> None:
         # Logged out elsewhere, ended by the operator, expired: reconnecting cannot help.

@@ -1,7 +1,9 @@
 """The session cache: one small JSON file of session tokens, keyed by server URL.
 
-A session for one server is never sent to another. The file is written atomically,
-mode 0600, in a directory created 0700.
+A session for one server is never sent to another. The file is private (see
+:mod:`roomz.private_files`): written atomically, mode 0600, in a directory created 0700;
+a cache that is a symbolic link, belongs to another user, or lies in a directory others
+may write to is refused, since a planted session would sign the user in as someone else.
 """
 
 from __future__ import annotations
@@ -9,15 +11,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from .exceptions import AuthenticationError
+from .private_files import PrivateFileError, read_text, write_text
 
 log = logging.getLogger("roomz.client")
 
+WHAT = "session cache"
 FORMAT_VERSION = 1
 
 
@@ -43,11 +46,15 @@ class SessionCache:
         self.path = Path(path).expanduser()
 
     def _read(self) -> dict[str, Any]:
+        """The sessions in the file, {} without one.
+
+        Raises :class:`PrivateFileError` when the file may not be used, and
+        :class:`AuthenticationError` when it is corrupt.
+        """
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            text = read_text(self.path, WHAT)
+            data = json.loads(text) if text is not None else {"sessions": {}}
+        except ValueError as exc:  # not UTF-8, or not JSON
             raise AuthenticationError(
                 f"the session cache {self.path} cannot be read ({exc}); delete it and log in again"
             ) from exc
@@ -62,42 +69,50 @@ class SessionCache:
     def load(self, server_url: str) -> str | None:
         """The cached session token for ``server_url``, or None.
 
-        Raises :class:`AuthenticationError` when the file exists but is corrupt or unreadable.
+        Raises :class:`AuthenticationError` when the file exists but is corrupt or unreadable,
+        or may not be used (see the module docstring).
         """
-        entry = self._read().get(server_key(server_url))
+        try:
+            entry = self._read().get(server_key(server_url))
+        except PrivateFileError as exc:
+            raise AuthenticationError(str(exc), detail=str(exc)) from exc
         token = entry.get("session_token") if isinstance(entry, dict) else None
         return token if isinstance(token, str) and token else None
 
     def save(self, server_url: str, session_token: str) -> None:
-        """Keep ``session_token`` for ``server_url``; a corrupt file is replaced, with a warning."""
+        """Keep ``session_token`` for ``server_url``; a corrupt file is replaced, with a warning.
+
+        Raises :class:`AuthenticationError` when the cache may not be used.
+        """
         try:
-            sessions = self._read()
-        except AuthenticationError as exc:
-            log.warning("replacing the unreadable session cache: %s", exc)
-            sessions = {}
-        sessions[server_key(server_url)] = {"session_token": session_token}
-        self._write(sessions)
+            try:
+                sessions = self._read()
+            except AuthenticationError as exc:
+                log.warning("replacing the unreadable session cache: %s", exc)
+                sessions = {}
+            sessions[server_key(server_url)] = {"session_token": session_token}
+            self._write(sessions)
+        except PrivateFileError as exc:
+            raise AuthenticationError(str(exc), detail=str(exc)) from exc
 
     def remove(self, server_url: str) -> None:
-        """Forget the session for ``server_url``; the file goes when it holds no other session."""
+        """Forget the session for ``server_url``; the file goes when it holds no other session.
+
+        A cache that may not be used is left alone, with a warning.
+        """
         try:
-            sessions = self._read()
-        except AuthenticationError:
-            sessions = {}
-        sessions.pop(server_key(server_url), None)
-        if sessions:
-            self._write(sessions)
-        else:
-            self.path.unlink(missing_ok=True)
+            try:
+                sessions = self._read()
+            except AuthenticationError:
+                sessions = {}
+            sessions.pop(server_key(server_url), None)
+            if sessions:
+                self._write(sessions)
+            else:
+                self.path.unlink(missing_ok=True)
+        except PrivateFileError as exc:
+            log.warning("the session cache is left as it is: %s", exc)
 
     def _write(self, sessions: dict[str, Any]) -> None:
-        directory = self.path.parent
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{self.path.name}.")  # created 0600
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"version": FORMAT_VERSION, "sessions": sessions}, handle, indent=1)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text(self.path, json.dumps({"version": FORMAT_VERSION, "sessions": sessions},
+                                         indent=1), WHAT)

@@ -68,7 +68,8 @@ async def run(args: argparse.Namespace, config: Config | None) -> int:
 
 
 def _app(server_url: str, config: Config | None, session_file: Path | None = None) -> ChatApp:
-    from .app import ChatApp, history_file
+    from .app import ChatApp
+    from .history import history_file
 
     return ChatApp(server_url, config=config, history=history_file(), session_file=session_file)
 
@@ -90,9 +91,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.headless and not args.config:
         print("roomz-cli: --headless needs --config FILE", file=sys.stderr)
         sys.exit(2)
-    logging.basicConfig(level=logging.INFO if args.headless else logging.WARNING,
-                        stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.headless:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    else:  # warnings show above the prompt, one line each, instead of breaking into it
+        from .app import TerminalLog
+
+        logging.basicConfig(level=logging.WARNING, handlers=[TerminalLog()])
     from roomz_bots.config import ConfigError, load_config
 
     try:

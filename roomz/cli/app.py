@@ -11,7 +11,7 @@ from typing import Any
 from prompt_toolkit import PromptSession, print_formatted_text
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 from prompt_toolkit.formatted_text import FormattedText
-from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.history import History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.patch_stdout import patch_stdout
 
@@ -26,7 +26,7 @@ from roomz_bots.runner import build_bot
 
 from .commands import BY_NAME
 from .completion import SlashCompleter
-from .render import STYLE, message_line, system_line, user_label
+from .render import STYLE, log_line, message_line, system_line, user_label, visible
 
 log = logging.getLogger("roomz.cli")
 
@@ -36,6 +36,17 @@ SIGN_IN_HELP = "Not signed in: /login you@example.com, then /token TOKEN from th
 def print_line(line: FormattedText) -> None:
     """Write one rendered line above the prompt."""
     print_formatted_text(line, style=STYLE)
+
+
+class TerminalLog(logging.Handler):
+    """Log records shown as one system line above the prompt, without their tracebacks."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Show ``record``'s first line."""
+        try:
+            print_line(log_line(record))
+        except Exception:
+            self.handleError(record)
 
 
 class ChatApp:
@@ -94,7 +105,8 @@ class ChatApp:
                 await self.resume()
                 while True:
                     try:
-                        text = await self.session.prompt_async("> ")
+                        # No "Press ENTER to continue" for a failed task: it is logged, one line.
+                        text = await self.session.prompt_async("> ", set_exception_handler=False)
                     except KeyboardInterrupt:
                         continue  # Ctrl-C clears the line
                     except EOFError:
@@ -114,10 +126,10 @@ class ChatApp:
         try:
             await self.client.connect()
         except AuthenticationError as exc:
-            self.say(SIGN_IN_HELP if "not signed in" in str(exc) else f"{exc}", "warning")
+            self.say(SIGN_IN_HELP if "not signed in" in str(exc) else visible(str(exc)), "warning")
             return
         except ClientError as exc:
-            self.say(f"Cannot reach {self.server_url}: {exc}", "error")
+            self.say(f"Cannot reach {self.server_url}: {visible(str(exc))}", "error")
             return
         await self.start_bots()
 
@@ -159,18 +171,18 @@ class ChatApp:
         try:
             ack = await self.client.send(text)
         except ClientError as exc:
-            self.say(f"Not sent: {exc}", "error")
+            self.say(f"Not sent: {visible(str(exc))}", "error")
         finally:
             ORIGINS.sent(self, key, ack.get("message_id"))
         if "error" in ack:
-            self.say(f"Not sent: {ack['error']} ({ack.get('code')})", "error")
+            self.say(f"Not sent: {visible(ack['error'])} ({ack['code']})", "error")
 
     async def login(self, email: str) -> None:
         """``/login``: request a sign-in link."""
         try:
             await self.client.login(email)
         except ClientError as exc:
-            self.say(f"Login failed: {exc.detail or exc}", "error")
+            self.say(f"Login failed: {visible(exc.detail or str(exc))}", "error")
             return
         self.say(f"Sign-in link sent to {email.strip().lower()}. "
                  "Open it, or paste its token here: /token TOKEN", "good")
@@ -182,7 +194,7 @@ class ChatApp:
         try:
             await self.client.connect(token)
         except ClientError as exc:
-            self.say(f"Sign-in failed: {exc.detail or exc}", "error")
+            self.say(f"Sign-in failed: {visible(exc.detail or str(exc))}", "error")
             return
         await self.start_bots()
 
@@ -191,10 +203,10 @@ class ChatApp:
         try:
             ack = await self.client.set_display_name(name)
         except ClientError as exc:
-            self.say(f"{exc}", "warning")
+            self.say(visible(str(exc)), "warning")
             return
         if "error" in ack:
-            self.say(f"Name not changed: {ack['error']}", "error")
+            self.say(f"Name not changed: {visible(ack['error'])}", "error")
         elif ack.get("display_name"):
             self.say(f"You are now {user_label(self.client.user)}", "good")
         else:
@@ -226,7 +238,7 @@ class ChatApp:
                  f"({data.get('remaining_connections')} remaining)")
 
     def _on_name_changed(self, data: dict[str, Any]) -> None:
-        email = (data.get("user") or {}).get("email", "someone")
+        email = visible(data["user"]["email"])
         name = data.get("display_name")
         self.say(f"{email} is now called {user_label(data.get('user'))}" if name
                  else f"{email} cleared their display name")
@@ -236,7 +248,7 @@ class ChatApp:
             self.say("Connection lost; reconnecting…", "warning")
 
     def _on_error(self, data: dict[str, Any]) -> None:
-        self.say(f"Error {data.get('code')}: {data.get('error')}", "error")
+        self.say(f"Error {data.get('code')}: {visible(str(data.get('error')))}", "error")
 
     # -- bots ------------------------------------------------------------------------------
 
@@ -274,7 +286,7 @@ class ChatApp:
         try:
             await bot.start()
         except ClientError as exc:
-            self.say(f"Bot {name} cannot sign in: {exc}", "error")
+            self.say(f"Bot {name} cannot sign in: {visible(str(exc))}", "error")
             await bot.stop()
             return
         self.bots[name] = bot
@@ -364,11 +376,3 @@ def _key_bindings() -> KeyBindings:
 
     return bindings
 
-
-def history_file() -> FileHistory:
-    """The terminal's persistent history, in the user's state directory."""
-    import platformdirs
-
-    path = Path(platformdirs.user_state_dir("roomz")) / "history"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return FileHistory(str(path))

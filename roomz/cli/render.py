@@ -1,7 +1,13 @@
-"""How the terminal shows chat: ``HH:MM:SS Name (email): text`` and dim system lines."""
+"""How the terminal shows chat: ``HH:MM:SS Name (email): text`` and dim system lines.
+
+Text from the server never reaches the terminal raw: control characters and bidi
+controls are shown as visible placeholders (:func:`visible`), so a message cannot ring
+the bell, move the cursor back over its sender's label, or reorder the line around it.
+"""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -28,18 +34,55 @@ def clock(moment: datetime | None = None) -> str:
     return (moment.astimezone() if moment else datetime.now()).strftime("%H:%M:%S")
 
 
+def _placeholder(code: int) -> str:
+    """What stands for the character ``code``: ␀-␟ and ␡ for C0 and DEL, else ``<U+XXXX>``."""
+    if code < 0x20:
+        return chr(0x2400 + code)  # the Unicode control pictures
+    return "\u2421" if code == 0x7F else f"<U+{code:04X}>"
+
+
+#: Characters a terminal obeys instead of showing: C0 and C1 controls, DEL, the bidi
+#: embeddings, overrides, isolates and marks, and the line and paragraph separators.
+HIDDEN_CONTROLS = (*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x061C, 0x200E, 0x200F,
+                   *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029)
+_ONE_LINE = str.maketrans({code: _placeholder(code) for code in HIDDEN_CONTROLS})
+_LINES = str.maketrans({code: _placeholder(code) for code in HIDDEN_CONTROLS
+                        if chr(code) not in "\n\t"})
+
+
+def visible(text: str, *, multiline: bool = False) -> str:
+    """``text`` with every control and bidi character replaced by a visible placeholder.
+
+    With ``multiline`` newlines and tabs stay as they are (message text); otherwise they
+    are shown too (names, emails, anything meant to be one line).
+    """
+    return text.translate(_LINES if multiline else _ONE_LINE)
+
+
 def message_line(message: Message, *, own: bool = False, bot: bool = False) -> FormattedText:
     """A chat message; the user's own connection and hosted bots stand out by colour."""
     style = "class:own" if own else "class:bot" if bot else "class:name"
     return FormattedText([("class:time", clock(message.timestamp) + " "),
-                          (style, message.label), ("", ": " + message.text)])
+                          (style, visible(message.label)),
+                          ("", ": " + visible(message.text, multiline=True))])
 
 
 def system_line(text: str, kind: str = "system") -> FormattedText:
-    """A line about the chat rather than in it: joins, leaves, errors, answers to commands."""
-    return FormattedText([("class:time", clock() + " "), (f"class:{kind}", text)])
+    """A line about the chat rather than in it: joins, leaves, errors, answers to commands.
+
+    It may span lines (``/help``); text from the server in it should be :func:`visible`
+    already, so that it cannot start a line of its own.
+    """
+    return FormattedText([("class:time", clock() + " "),
+                          (f"class:{kind}", visible(text, multiline=True))])
 
 
 def user_label(user: dict[str, Any] | None) -> str:
-    """``Name (email)`` or the email of a wire ``user`` object."""
-    return label(str((user or {}).get("email") or "someone"), display_name_of(user))
+    """``Name (email)`` or the email of a wire ``user`` object, made :func:`visible`."""
+    return visible(label(str((user or {}).get("email") or "someone"), display_name_of(user)))
+
+
+def log_line(record: logging.LogRecord) -> FormattedText:
+    """A log record as one system line: its message's first line, never a traceback."""
+    kind = "error" if record.levelno >= logging.ERROR else "warning"
+    return system_line(visible(record.getMessage().split("\n", 1)[0]), kind)

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import platformdirs
 
+from roomz.private_files import PrivateFileError, read_text, write_text
+
 log = logging.getLogger("roomz.server")
 
 MIN_SECRET_LENGTH = 32
@@ -275,28 +277,27 @@ def default_state_dir() -> Path:
 
 
 def load_or_create_secret(state_dir: Path | None = None) -> str:
-    """Return the server's own JWT secret, generating it (mode 0600) on first use."""
+    """Return the server's own JWT secret, generating it (mode 0600) on first use.
+
+    The file is private (:mod:`roomz.private_files`): a symbolic link, a file of another
+    user or one that others may write to, or a directory others may write to, is refused
+    with a :class:`SettingsError`; a file that others may read is made 0600, with a warning.
+    """
     directory = state_dir or default_state_dir()
     path = directory / SECRET_FILE_NAME
     try:
-        secret = path.read_text().strip()
-        if len(secret) >= MIN_SECRET_LENGTH:
-            return secret
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise SettingsError(f"cannot read the JWT secret in {path}: {exc.strerror}") from exc
+        stored = read_text(path, "JWT secret")
+    except PrivateFileError as exc:
+        raise SettingsError(str(exc)) from None
+    except ValueError:  # not UTF-8: not a secret we wrote
+        stored = None
+    if stored is not None and len(stored.strip()) >= MIN_SECRET_LENGTH:
+        return stored.strip()
     secret = secrets.token_urlsafe(48)
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # O_EXCL-free but created 0600 from the start, then swapped in atomically.
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secret + "\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise SettingsError(f"cannot store a JWT secret in {path}: {exc.strerror}") from exc
+        write_text(path, secret + "\n", "JWT secret")
+    except PrivateFileError as exc:
+        raise SettingsError(str(exc)) from None
     log.info("generated a JWT secret in %s", path)
     return secret
 

@@ -8,13 +8,16 @@ client, real server on loopback) with a pipe as its keyboard and a list as its s
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pexpect
 from prompt_toolkit.application import create_app_session
 from prompt_toolkit.formatted_text import FormattedText, StyleAndTextTuples
 from prompt_toolkit.history import History
@@ -33,6 +36,10 @@ CTRL_D = "\x04"
 ALT_ENTER = "\x1b\r"  # what a terminal sends for Alt+Enter (and for Esc, then Enter)
 RIGHT = "\x1b[C"
 CLOCK = r"\d\d:\d\d:\d\d"
+ROOMZ_CLI = str(Path(sys.executable).parent / "roomz-cli")
+EMAIL = "alice@example.com"
+ANSI = r"(?:\x1b\[[0-9;?]*[A-Za-z])*"  # colour and cursor codes between words on the screen
+CPR_REQUEST = "\x1b[6n"  # "where is the cursor?", asked by every prompt it draws
 
 
 def text_of(line: StyleAndTextTuples) -> str:
@@ -160,6 +167,39 @@ async def open_terminal(server_url: str, tmp_path: Path, *, config: Config | Non
                     terminal.task.cancel()
                     await asyncio.gather(terminal.task, return_exceptions=True)
                     await asyncio.wait_for(app.close(), TIMEOUT)
+
+
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a ``roomz-cli`` that must not touch the real user's files."""
+    env = dict(os.environ)
+    home = tmp_path / "home"
+    env.update(HOME=str(home), XDG_STATE_HOME=str(home / "state"),
+               XDG_CACHE_HOME=str(home / "cache"), XDG_DATA_HOME=str(home / "data"),
+               XDG_CONFIG_HOME=str(home / "config"), TERM="xterm", ROOMZ_EMAIL=EMAIL)
+    return env
+
+
+def spawn_cli(tmp_path: Path, *args: str, cwd: Path | None = None) -> pexpect.spawn:
+    """``roomz-cli ARGS`` in a 30x120 pseudo-terminal, its files under ``tmp_path``."""
+    return pexpect.spawn(ROOMZ_CLI, list(args), cwd=str(cwd or tmp_path), env=cli_env(tmp_path),
+                         dimensions=(30, 120), encoding="utf-8", timeout=TIMEOUT)
+
+
+def wait_for_prompt(child: pexpect.spawn) -> None:
+    """Wait for the prompt; answer its cursor position request as a terminal does."""
+    child.expect(re.escape(CPR_REQUEST))
+    child.send("\x1b[5;1R")  # the bottom toolbar is only drawn once the position is known
+    child.expect(">")
+
+
+def expect_answering(child: pexpect.spawn, *patterns: Any, timeout: float = TIMEOUT) -> int:
+    """Wait for the first of ``patterns`` and return its index, answering every cursor
+    position request on the way as a terminal does (unanswered, each costs a wait)."""
+    deadline = time.monotonic() + timeout
+    while (found := child.expect([re.escape(CPR_REQUEST), *patterns],
+                                 timeout=max(deadline - time.monotonic(), 0))) == 0:
+        child.send("\x1b[5;1R")
+    return found - 1
 
 
 async def connect_other(server: LocalServer, email: str, **options: Any) -> AsyncClient:

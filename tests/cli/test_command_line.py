@@ -5,10 +5,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,25 +15,11 @@ import pytest
 
 from roomz.cli.__main__ import build_parser
 
-from .helpers import TIMEOUT, write_config
+from .helpers import ANSI, EMAIL, ROOMZ_CLI, cli_env, spawn_cli, wait_for_prompt, write_config
 
-ROOMZ_CLI = str(Path(sys.executable).parent / "roomz-cli")
 REPO = Path(__file__).resolve().parents[2]
-EMAIL = "alice@example.com"
-ANSI = r"(?:\x1b\[[0-9;?]*[A-Za-z])*"  # colour and cursor codes between words on the screen
-CPR_REQUEST = "\x1b[6n"  # "where is the cursor?", asked by every prompt it draws
 
 Spawn = Callable[..., pexpect.spawn]
-
-
-def cli_env(tmp_path: Path) -> dict[str, str]:
-    """The environment of a ``roomz-cli`` that must not touch the real user's files."""
-    env = dict(os.environ)
-    home = tmp_path / "home"
-    env.update(HOME=str(home), XDG_STATE_HOME=str(home / "state"),
-               XDG_CACHE_HOME=str(home / "cache"), XDG_DATA_HOME=str(home / "data"),
-               XDG_CONFIG_HOME=str(home / "config"), TERM="xterm", ROOMZ_EMAIL=EMAIL)
-    return env
 
 
 @pytest.fixture
@@ -44,8 +28,7 @@ def spawn(tmp_path: Path) -> Iterator[Spawn]:
     children: list[pexpect.spawn] = []
 
     def start(*args: str, cwd: Path = tmp_path) -> pexpect.spawn:
-        child = pexpect.spawn(ROOMZ_CLI, list(args), cwd=str(cwd), env=cli_env(tmp_path),
-                              dimensions=(30, 120), encoding="utf-8", timeout=TIMEOUT)
+        child = spawn_cli(tmp_path, *args, cwd=cwd)
         children.append(child)
         return child
 
@@ -53,13 +36,6 @@ def spawn(tmp_path: Path) -> Iterator[Spawn]:
     for child in children:
         if child.isalive():
             child.terminate(force=True)
-
-
-def wait_for_prompt(child: pexpect.spawn) -> None:
-    """Wait for the prompt; answer its cursor position request as a terminal does."""
-    child.expect(re.escape(CPR_REQUEST))
-    child.send("\x1b[5;1R")  # the bottom toolbar is only drawn once the position is known
-    child.expect(">")
 
 
 def quits_with_ctrl_d(child: pexpect.spawn) -> int | None:
