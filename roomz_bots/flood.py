@@ -1,9 +1,10 @@
 """The outgoing flood limit: a token bucket with two lines, posts first, replies bounded.
 
 A *post* (what a scheduled job, a startup hook or an event other than a message sends)
-waits its turn and is never dropped. A *reply* (what the bot sends while handling a message) waits in a line of at most
-``max_waiting``; when that line is full the reply is refused with :class:`ReplyDropped`, and
-so is every further reply until the line has drained: one overflow, however long it lasts.
+waits its turn and is never dropped. A *reply* (what the bot sends while handling a
+message) waits in a line of at most ``max_waiting``; when that line is full the reply is
+refused with :class:`ReplyDropped`, and so is every further reply until the line has
+drained: one overflow, however long it lasts.
 """
 
 from __future__ import annotations
