@@ -12,6 +12,7 @@ from typing import Any
 import socketio
 from aiohttp import web
 
+from .addresses import ClientAddresses
 from .chat import Chat
 from .fanout import FanOutManager
 from .magic_links import MagicLinks, MagicLinkStore
@@ -46,7 +47,6 @@ class Server:
         self.settings = (settings or ServerSettings()).checked()
         self.mailer = mailer or _mailer_for(self.settings, on_magic_link)
         lifetime = self.settings.magic_link_expiry_minutes * 60
-        limit = self.settings.magic_link_rate_limit
         assert self.settings.jwt_secret is not None  # checked() guarantees one
         self._background: list[Any] = []
         self.magic_links: MagicLinkStore
@@ -56,7 +56,7 @@ class Server:
         manager: socketio.AsyncManager
         if self.settings.redis_url is None:
             self.magic_links = links = MagicLinks(lifetime)
-            self.rate_limiter = limiter = RateLimiter(limit)
+            self.rate_limiter = limiter = RateLimiter()
             versions, presence, manager = Versions(), Presence(), FanOutManager()
             self._background.append(_housekeeping(links, limiter))
         else:
@@ -64,7 +64,7 @@ class Server:
 
             redis = redis_state.connect(self.settings.redis_url)
             self.magic_links = redis_state.RedisMagicLinks(redis, lifetime)
-            self.rate_limiter = redis_state.RedisRateLimiter(redis, limit)
+            self.rate_limiter = redis_state.RedisRateLimiter(redis)
             versions = redis_state.RedisVersions(redis)
             presence = shared = redis_state.RedisPresence(redis)
             manager = bus = redis_state.RedisFanOutManager(self.settings.redis_url,
@@ -80,15 +80,20 @@ class Server:
             ping_interval=self.settings.ping_interval, ping_timeout=self.settings.ping_timeout,
         )
         self.chat = Chat(self.sio, self.sessions, self.settings, presence)
+        self.addresses = ClientAddresses(self.settings.trusted_proxies)
         self.app = self._build_app()
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
 
+    def base_url(self) -> str:
+        """The URL people reach this server at: the public URL, else the listening address."""
+        return (self.settings.public_url or self.url).rstrip("/")
+
     def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[problems_for_http_errors])
         signin = SignIn(self.settings, self.magic_links, self.rate_limiter, self.sessions,
-                        self.mailer)
-        app.add_routes(signin.routes() + Pages(self.sessions).routes())
+                        self.mailer, base_url=self.base_url, addresses=self.addresses)
+        app.add_routes(signin.routes() + Pages(self.sessions, self.base_url).routes())
         self.sio.attach(app)
         app.cleanup_ctx.extend(self._background)
         app.on_shutdown.append(self._disconnect_clients)
