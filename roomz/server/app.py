@@ -13,6 +13,7 @@ import socketio
 from aiohttp import web
 
 from .addresses import ClientAddresses
+from .bad_http_log import QuietBadRequests
 from .chat import Chat
 from .fanout import FanOutManager
 from .idle_connections import IdleConnections, listen
@@ -89,6 +90,7 @@ class Server:
         self.app = self._build_app()
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
+        self._bad_requests = QuietBadRequests()
         self._url: str | None = None
 
     def base_url(self) -> str:
@@ -141,6 +143,7 @@ class Server:
             await runner.cleanup()
             raise
         self._runner = runner
+        self._bad_requests.install()
         port = self._listener.sockets[0].getsockname()[1]
         host = self.settings.host
         self._url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
@@ -154,6 +157,7 @@ class Server:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+            self._bad_requests.uninstall()
 
     async def __aenter__(self) -> Server:
         await self.start()
