@@ -12,14 +12,18 @@ from typing import TYPE_CHECKING, Any
 import socketio
 from aiohttp import web
 
+from .addresses import ClientAddresses
+from .bad_http_log import QuietBadRequests
 from .chat import Chat
 from .fanout import FanOutManager
+from .idle_connections import IdleConnections, listen
 from .magic_links import MagicLinks, MagicLinkStore
 from .mail import CallbackMailer, ConsoleMailer, MagicLinkCallback, Mailer, SmtpMailer
 from .pages import Pages
 from .presence import Presence, PresenceStore
 from .problems import problems_for_http_errors
 from .rate_limit import RateLimit, RateLimiter
+from .request_bodies import MAX_BODY_BYTES, BodyLimits, read_buffer_size
 from .session_records import SessionRecords, SqliteSessionRecords
 from .sessions import Sessions
 from .settings import ServerSettings, default_state_dir
@@ -51,7 +55,6 @@ class Server:
         self.settings = (settings or ServerSettings()).checked()
         self.mailer = mailer or _mailer_for(self.settings, on_magic_link)
         lifetime = self.settings.magic_link_expiry_minutes * 60
-        limit = self.settings.magic_link_rate_limit
         assert self.settings.jwt_secret is not None  # checked() guarantees one
         self._background: list[Any] = []
         self.magic_links: MagicLinkStore
@@ -62,7 +65,7 @@ class Server:
         shared: RedisPresence | None = None
         if self.settings.redis_url is None:
             self.magic_links = links = MagicLinks(lifetime)
-            self.rate_limiter = limiter = RateLimiter(limit)
+            self.rate_limiter = limiter = RateLimiter()
             records = SqliteSessionRecords.in_state_dir(self.settings.state_dir
                                                         or default_state_dir())
             presence, manager = Presence(), FanOutManager()
@@ -72,7 +75,7 @@ class Server:
 
             redis = redis_state.connect(self.settings.redis_url)
             self.magic_links = redis_state.RedisMagicLinks(redis, lifetime)
-            self.rate_limiter = redis_state.RedisRateLimiter(redis, limit)
+            self.rate_limiter = redis_state.RedisRateLimiter(redis)
             records = redis_state.RedisSessionRecords(redis)
             presence = shared = redis_state.RedisPresence(redis, self.settings.node_timeout)
             manager = bus = redis_state.RedisFanOutManager(self.settings.redis_url,
@@ -86,21 +89,37 @@ class Server:
             # Handlers only queue packets: running them inline keeps each connection's order.
             async_handlers=False,
             ping_interval=self.settings.ping_interval, ping_timeout=self.settings.ping_timeout,
+            max_http_buffer_size=MAX_BODY_BYTES,
         )
         self.chat = Chat(self.sio, self.sessions, self.settings, presence)
         if shared is not None:
             shared.on_departures = self.chat.announce_departures
         self._background.append(_session_checks(self.chat, records,
                                                 self.settings.session_check_interval))
+        self.addresses = ClientAddresses(self.settings.trusted_proxies)
+        self.idle_connections = IdleConnections(self.settings.max_idle_connections_per_address,
+                                                exempt=self.addresses.is_trusted)
         self.app = self._build_app()
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self._bad_requests = QuietBadRequests()
         self._url: str | None = None
 
+    def base_url(self) -> str:
+        """The URL people reach this server at: the public URL, else the listening address."""
+        return (self.settings.public_url or self.url).rstrip("/")
+
     def _build_app(self) -> web.Application:
-        app = web.Application(middlewares=[problems_for_http_errors])
+        bodies = BodyLimits(MAX_BODY_BYTES, self.settings.body_timeout)
+        app = web.Application(
+            # Outermost first: a request keeps its connection busy from start to end, and
+            # errors about bodies are problem JSON under /auth/ like the others.
+            middlewares=[self.idle_connections.middleware, problems_for_http_errors,
+                         bodies.middleware],
+            client_max_size=MAX_BODY_BYTES)
         signin = SignIn(self.settings, self.magic_links, self.rate_limiter, self.sessions,
-                        self.mailer)
-        app.add_routes(signin.routes() + Pages(self.sessions).routes())
+                        self.mailer, base_url=self.base_url, addresses=self.addresses)
+        app.add_routes(signin.routes() + Pages(self.sessions, self.base_url).routes())
         self.sio.attach(app)
         app.cleanup_ctx.extend(self._background)
         app.on_shutdown.append(self._disconnect_clients)
@@ -119,26 +138,38 @@ class Server:
 
     async def start(self) -> None:
         """Listen on the configured host and port (port 0 picks a free one)."""
-        runner = web.AppRunner(self.app, handle_signals=False, access_log=None,
-                               shutdown_timeout=3.0)
+        runner = web.AppRunner(
+            self.app, handle_signals=False, access_log=None, shutdown_timeout=3.0,
+            # aiohttp closes a connection that has not completed a request head within its
+            # keep-alive timeout, from the moment it is accepted: the header timeout.
+            keepalive_timeout=self.settings.header_timeout,
+            # A body left unread (413, 408) is not read on: the connection closes instead.
+            lingering_time=0,
+            read_bufsize=read_buffer_size(MAX_BODY_BYTES),
+        )
         await runner.setup()
-        site = web.TCPSite(runner, self.settings.host, self.settings.port)
         try:
-            await site.start()
+            self._listener = await listen(runner, self.settings.host, self.settings.port,
+                                          self.idle_connections)
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
-        port = runner.addresses[0][1]
+        self._bad_requests.install()
+        port = self._listener.sockets[0].getsockname()[1]
         host = self.settings.host
         self._url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
         log.info("Roomz server listening on %s", self._url)
 
     async def stop(self) -> None:
         """Disconnect every client normally, then stop listening."""
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+            self._bad_requests.uninstall()
 
     async def __aenter__(self) -> Server:
         await self.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -36,10 +37,12 @@ code{{background:#f2f2f2;padding:0 .25em}} .bad{{color:#a40000}} .ok{{color:#006
 
 
 class Pages:
-    """Renders ``/`` for each outcome of a sign-in link."""
+    """Renders ``/`` for each outcome of a sign-in link; ``base_url`` is the server's own URL
+    (the one sign-in links use), shown in the terminal instructions."""
 
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, base_url: Callable[[], str]) -> None:
         self.sessions = sessions
+        self.base_url = base_url
 
     def routes(self) -> list[web.RouteDef]:
         """The routes to add to the aiohttp application."""
@@ -47,7 +50,7 @@ class Pages:
 
     async def index(self, request: web.Request) -> web.Response:
         """Signed in, or what went wrong, and how to sign in from the terminal."""
-        server = html.escape(str(request.url.origin()))
+        server = html.escape(self.base_url())
         error = request.query.get("error")
         if error is not None:
             what, fix = ERRORS.get(error, ("Signing in failed.", "Request a new sign-in link."))

@@ -14,7 +14,7 @@ import secrets
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from .fanout import FanOutManager
 from .magic_links import token_hash
 from .presence import Departure, DepartureHandler
+from .rate_limit import WINDOW_SECONDS, Quota, Refusal
 from .session_records import Standing
 from .unavailable import StoreUnavailable
 
@@ -84,27 +85,39 @@ class RedisMagicLinks:
 
 
 class RedisRateLimiter:
-    """The sliding window of :class:`RateLimiter`, one sorted set per email, shared by nodes."""
+    """The sliding windows of :class:`RateLimiter`, one sorted set per key, shared by nodes."""
 
-    def __init__(self, redis: aioredis.Redis, limit: int, window_seconds: float = 3600.0) -> None:
+    def __init__(self, redis: aioredis.Redis, window_seconds: float = WINDOW_SECONDS) -> None:
         self.redis = redis
-        self.limit = limit
         self.window_seconds = window_seconds
 
-    async def hit(self, key: str) -> float | None:
-        """Record a hit; None when allowed, else the seconds until the next one is."""
-        name, now, member = f"{PREFIX}rate:{key}", time.time(), uuid.uuid4().hex
+    async def hit(self, quotas: Sequence[Quota]) -> Refusal | None:
+        """Record one hit in every quota when all allow it and return None; otherwise record
+        nothing and return the refusal that lasts longest."""
+        now, member = time.time(), uuid.uuid4().hex
+        names = [f"{PREFIX}rate:{quota.key}" for quota in quotas]
+        # Add first and count in one transaction, so that nodes racing each other cannot
+        # both slip under a limit; a refused hit is then taken back from every window.
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zremrangebyscore(name, 0, now - self.window_seconds)
-            pipe.zadd(name, {member: now})
-            pipe.zcard(name)
-            pipe.zrange(name, 0, 0, withscores=True)
-            pipe.expire(name, int(self.window_seconds) + 1)
-            _, _, count, oldest, _ = await _guard(pipe.execute())
-        if count <= self.limit:
+            for name in names:
+                pipe.zremrangebyscore(name, 0, now - self.window_seconds)
+                pipe.zadd(name, {member: now})
+                pipe.zcard(name)
+                pipe.zrange(name, 0, 0, withscores=True)
+                pipe.expire(name, int(self.window_seconds) + 1)
+            results = await _guard(pipe.execute())
+        refusals = []
+        for i, quota in enumerate(quotas):
+            _, _, count, oldest, _ = results[5 * i:5 * i + 5]
+            if count > quota.limit:
+                refusals.append(Refusal(quota, float(oldest[0][1]) + self.window_seconds - now))
+        if not refusals:
             return None
-        await _guard(self.redis.zrem(name, member))
-        return float(oldest[0][1]) + self.window_seconds - now
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for name in names:
+                pipe.zrem(name, member)
+            await _guard(pipe.execute())
+        return max(refusals, key=lambda refusal: refusal.retry_after)
 
 
 class RedisSessionRecords:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from aiohttp import web
 
+from .addresses import ClientAddresses
 from .magic_links import MagicLinkStore
 from .mail import MagicLink, Mailer, MailError
 from .problems import problem
-from .rate_limit import RateLimit
+from .rate_limit import Quota, RateLimit
 from .sessions import COOKIE_NAME, Session, SessionError, Sessions
 from .settings import ServerSettings
 from .validation import is_valid_email, normalize_email
@@ -21,18 +23,28 @@ log = logging.getLogger("roomz.server")
 
 REQUEST_PATH = "/auth/request-magic-link"
 INVALID_EMAIL = "Invalid email format. Please enter a valid email address."
+JSON_ONLY = ('Send the request as JSON: Content-Type: application/json, '
+             'body {"email": "you@example.com"}.')
+PLEASE_WAIT = "Please wait before requesting another magic link."
 
 
 class SignIn:
-    """The ``/auth/*`` endpoints of PROTOCOL.md section 1."""
+    """The ``/auth/*`` endpoints of PROTOCOL.md section 1.
+
+    ``base_url`` gives the URL people reach this server at, for the links in mails: never
+    the request's ``Host`` header, which whoever sends the request chooses.
+    """
 
     def __init__(self, settings: ServerSettings, magic_links: MagicLinkStore,
-                 rate_limiter: RateLimit, sessions: Sessions, mailer: Mailer) -> None:
+                 rate_limiter: RateLimit, sessions: Sessions, mailer: Mailer, *,
+                 base_url: Callable[[], str], addresses: ClientAddresses) -> None:
         self.settings = settings
         self.magic_links = magic_links
         self.rate_limiter = rate_limiter
         self.sessions = sessions
         self.mailer = mailer
+        self.base_url = base_url
+        self.addresses = addresses
 
     def routes(self) -> list[web.RouteDef]:
         """The routes to add to the aiohttp application."""
@@ -43,12 +55,26 @@ class SignIn:
             web.post("/auth/logout", self.logout),
         ]
 
-    def base_url(self, request: web.Request) -> str:
-        """The URL people reach this server at, for links in mails."""
-        return self.settings.public_url or str(request.url.origin())
+    def quotas(self, email: str, address: str) -> list[Quota]:
+        """The hourly limits one request for ``email`` from ``address`` counts against."""
+        s = self.settings
+        return [
+            Quota(f"email+address:{email} {address}", s.magic_link_rate_limit,
+                  f"this email may get {s.magic_link_rate_limit} links an hour "
+                  "from one address"),
+            Quota(f"email:{email}", s.magic_link_email_limit,
+                  f"this email may get {s.magic_link_email_limit} links an hour in all"),
+            Quota(f"address:{address}", s.magic_link_address_limit,
+                  f"one address may ask for {s.magic_link_address_limit} links an hour"),
+        ]
 
     async def request_magic_link(self, request: web.Request) -> web.Response:
         """``POST /auth/request-magic-link {"email": ...}``: mail a sign-in link."""
+        # A JSON content type is something a cross-site HTML form cannot send.
+        if request.content_type != "application/json":
+            return problem(415, "unsupported-media-type", "Unsupported Media Type",
+                           f"{JSON_ONLY} Got Content-Type: {request.content_type}.",
+                           REQUEST_PATH)
         try:
             body = json.loads(await request.read())
         except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
@@ -62,13 +88,15 @@ class SignIn:
         if not self.settings.allows(email):
             return problem(403, "not-authorized", "Not Authorized",
                            "This email is not authorized to access this service.", REQUEST_PATH)
-        retry_after = await self.rate_limiter.hit(email)
-        if retry_after is not None:
+        address = self.addresses.client_address(request)
+        refusal = await self.rate_limiter.hit(self.quotas(email, address))
+        if refusal is not None:
             return problem(429, "rate-limit", "Rate Limit Exceeded",
-                           "Too many requests. Please wait before requesting another magic link.",
-                           REQUEST_PATH, headers={"Retry-After": str(math.ceil(retry_after))})
+                           f"Too many requests: {refusal.quota.what}. {PLEASE_WAIT}",
+                           REQUEST_PATH,
+                           headers={"Retry-After": str(math.ceil(refusal.retry_after))})
         token = await self.magic_links.create(email)
-        url = f"{self.base_url(request)}/auth/verify?token={token}"
+        url = f"{self.base_url()}/auth/verify?token={token}"
         try:
             await self.mailer.send(MagicLink(email=email, url=url, token=token))
         except MailError:
@@ -90,10 +118,16 @@ class SignIn:
         response = web.HTTPFound("/")
         response.set_cookie(
             COOKIE_NAME, session, max_age=self.sessions.max_age_seconds,
-            path="/", httponly=True, samesite="Strict", secure=request.secure,
+            path="/", httponly=True, samesite="Strict", secure=self.is_https(request),
         )
         log.info("signed in: %s", email)
         raise response
+
+    def is_https(self, request: web.Request) -> bool:
+        """True when the cookie must be ``Secure``: people reach us over https."""
+        public = self.settings.public_url
+        return (public is not None and public.lower().startswith("https:")) \
+            or self.addresses.is_https(request)
 
     async def me(self, request: web.Request) -> web.Response:
         """``GET /auth/me``: the signed-in user, or 401."""

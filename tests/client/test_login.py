@@ -21,7 +21,8 @@ from .helpers import TIMEOUT, silent_server
 NOT_ALLOWED = "This email is not authorized to access this service."
 INVALID_EMAIL = "Invalid email format. Please enter a valid email address."
 MAIL_FAILED = "Failed to send magic link email. Please try again."
-RATE_LIMITED = "Too many requests. Please wait before requesting another magic link."
+RATE_LIMITED = ("Too many requests: this email may get 5 links an hour from one address. "
+                "Please wait before requesting another magic link.")
 
 
 async def test_login_returns_true_and_the_server_mails_a_link(

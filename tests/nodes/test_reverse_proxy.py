@@ -18,30 +18,34 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
 @pytest.fixture
-def nginx_conf(tmp_path: Path) -> Callable[[int, int], tuple[Path, int]]:
-    """The example config with free ports, ready to run from ``tmp_path``."""
-    def render(node1: int, node2: int) -> tuple[Path, int]:
-        port = free_port()
+def nginx_conf(tmp_path: Path) -> Callable[[int, int, int], Path]:
+    """The example config on the given ports, its public name 127.0.0.1, ready to run
+    from ``tmp_path``."""
+    def render(port: int, node1: int, node2: int) -> Path:
         text = (EXAMPLE.read_text().replace("127.0.0.1:8000", f"127.0.0.1:{port}")
                 .replace("127.0.0.1:8001", f"127.0.0.1:{node1}")
-                .replace("127.0.0.1:8002", f"127.0.0.1:{node2}"))
+                .replace("127.0.0.1:8002", f"127.0.0.1:{node2}")
+                .replace("chat.example.com", "127.0.0.1"))
         (tmp_path / "tmp").mkdir(exist_ok=True)
         conf = tmp_path / "nginx.conf"
         conf.write_text(text)
-        return conf, port
+        return conf
     return render
 
 
 async def test_clients_chat_through_nginx_in_front_of_two_nodes(
-        node: Callable[..., ServerProcess], nginx_conf: Callable[[int, int], tuple[Path, int]],
+        node: Callable[..., ServerProcess], nginx_conf: Callable[[int, int, int], Path],
         tmp_path: Path) -> None:
-    """Sign in through nginx, connect several connections through it, and chat."""
+    """Sign in through nginx (the link names nginx's URL), connect several connections
+    through it, and chat; a request naming another host never reaches a node."""
     assert Path(NGINX).exists(), "nginx is not installed: run ./dev setup"
-    async with node() as one, node() as two:
-        conf, port = nginx_conf(one.port or 0, two.port or 0)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    behind_nginx = {"ROOMZ_PUBLIC_URL": url, "ROOMZ_TRUSTED_PROXIES": "127.0.0.1"}
+    async with node(**behind_nginx) as one, node(**behind_nginx) as two:
+        conf = nginx_conf(port, one.port or 0, two.port or 0)
         proxy = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(conf),
                                   "-g", "daemon off;"], stderr=subprocess.PIPE)
-        url = f"http://127.0.0.1:{port}"
         clients: list[AsyncClient] = []
         try:
             async def up() -> None:
@@ -57,8 +61,10 @@ async def test_clients_chat_through_nginx_in_front_of_two_nodes(
             first = AsyncClient(url, session_cache_file=tmp_path / "s.json")
             clients.append(first)
             assert await first.login("frank@example.com")
-            link = await asyncio.wait_for(_link_from(one, two), 10)
-            await first.connect(link)
+            line = await asyncio.wait_for(_link_from(one, two), 10)
+            assert f"magic link for frank@example.com: {url}/auth/verify?token=" in line
+            await first.connect(line.rsplit("/token ", 1)[1].split()[0].rstrip(")"))
+            assert await _answer_for_host(port, "attacker.example") == b""
             received: list[str] = []
             for _ in range(5):  # ip_hash sends all of them to one node: the bus still works
                 other = AsyncClient(url, session_cache_file=tmp_path / "s.json")
@@ -80,10 +86,21 @@ async def test_clients_chat_through_nginx_in_front_of_two_nodes(
 
 
 async def _link_from(*servers: ServerProcess) -> str:
-    """The token of the first magic link either node logged."""
+    """The log line of the first magic link either node logged."""
     while True:
         for server in servers:
             for line in server.lines:
                 if "/token " in line:
-                    return line.rsplit("/token ", 1)[1].split()[0].rstrip(")")
+                    return line
         await asyncio.sleep(0.05)
+
+
+async def _answer_for_host(port: int, host: str) -> bytes:
+    """What nginx answers a request whose Host header names ``host``."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+    try:
+        writer.write(f"POST /auth/request-magic-link HTTP/1.1\r\nHost: {host}\r\n"
+                     "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}".encode())
+        return await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()

@@ -113,7 +113,8 @@ async def test_http_errors_under_auth_are_problem_json(server: LocalServer, meth
 async def test_oversized_request_body_is_problem_json(server: LocalServer) -> None:
     """A request body over the size limit answers 413 problem JSON, not a crash."""
     async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http, http.post(
-        server.url + "/auth/request-magic-link", data=b"x" * (2 * 1024 * 1024)
+        server.url + "/auth/request-magic-link", data=b"x" * (2 * 1024 * 1024),
+        headers={"Content-Type": "application/json"},
     ) as resp:
         body = await resp.json(content_type=None)
 

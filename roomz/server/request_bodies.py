@@ -1,0 +1,64 @@
+"""Bounds on request bodies: how big they may be, and how long they may take to arrive.
+
+Every body is waited for in full, within ``timeout`` seconds, before any handler runs, so
+no handler is held by a client trickling bytes. (Engine.IO's long-polling handler reads
+the body itself, from the stream, and so gets it whole too.) A body announced as larger
+than ``max_bytes`` is answered 413 at once, a body too slow 408; either way the rest of
+it is never read, and the connection closes after the answer (the runner lingers 0 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from .quiet_log import QuietLog
+
+log = logging.getLogger("roomz.server")
+
+#: The largest request body: Engine.IO's own limit for a long-polling payload, and the
+#: application's ``client_max_size``, so both ends agree.
+MAX_BODY_BYTES = 1_000_000
+
+
+def read_buffer_size(max_bytes: int = MAX_BODY_BYTES) -> int:
+    """The runner's ``read_bufsize`` that lets a whole body of ``max_bytes`` be buffered:
+    aiohttp stops reading a connection once its unread body passes twice this size."""
+    return max_bytes // 2 + 1
+
+
+class BodyLimits:
+    """Refuses request bodies that are too big (413) or too slow to arrive (408)."""
+
+    def __init__(self, max_bytes: int, timeout: float) -> None:
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+        self.quiet = QuietLog(log)
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler):  # type: ignore[no-untyped-def]
+        """Wait for the whole body under the limits, then run ``handler``."""
+        if not request.body_exists:
+            return await handler(request)
+        length = request.content_length
+        if length is not None and length > self.max_bytes:
+            raise web.HTTPRequestEntityTooLarge(
+                self.max_bytes, length,
+                text=f"The request body is {length} bytes; at most {self.max_bytes} are "
+                     "accepted.")
+        try:
+            await asyncio.wait_for(request.content.wait_eof(), self.timeout)
+        except asyncio.TimeoutError:
+            self.quiet.warning("slow-body", "closed a request from %s whose body took longer "
+                               "than %g s", request.remote, self.timeout)
+            raise web.HTTPRequestTimeout(
+                text=f"The request body did not arrive within {self.timeout:g} seconds."
+            ) from None
+        except web.RequestPayloadError as exc:  # say, broken chunked encoding
+            raise web.HTTPBadRequest(text=f"The request body is malformed: {exc}.") from None
+        except ConnectionError:
+            # The client went away mid-body: there is nobody to answer.
+            return web.Response(status=400)
+        return await handler(request)
