@@ -28,7 +28,15 @@ from tests.cli.helpers import expect_answering, spawn_cli, wait_for_prompt
 from tests.client.helpers import Recorder
 from tests.waiting import wait_until
 
-from .hostile import GREETING, KINDS, MALFORMED, SENTINEL, HostileServer, hostile_server, message
+from .hostile_server import (
+    GREETING,
+    KINDS,
+    MALFORMED,
+    SENTINEL,
+    HostileServer,
+    hostile_server,
+    message,
+)
 
 TIMEOUT = 5.0
 SLOW = 30.0  # a connection_timeout that a test must never wait out

@@ -33,7 +33,7 @@ from roomz.session_cache import server_key
 from tests.cli.helpers import cli_env, expect_answering, open_terminal, spawn_cli, wait_for_prompt
 from tests.server.proc import ServerProcess, run_command
 
-from .hostile import SENTINEL, hostile_server
+from .hostile_server import SENTINEL, hostile_server
 
 TIMEOUT = 5.0
 EMAIL = "alice@example.com"

@@ -29,7 +29,7 @@ from tests.cli.helpers import (
     wait_for_prompt,
 )
 
-from .hostile import (
+from .hostile_server import (
     GREETING,
     NOW,
     SENTINEL,
