@@ -14,6 +14,7 @@ from aiohttp import web
 
 from .chat import Chat
 from .fanout import FanOutManager
+from .internals import SocketServer
 from .magic_links import MagicLinks, MagicLinkStore
 from .mail import CallbackMailer, ConsoleMailer, MagicLinkCallback, Mailer, SmtpMailer
 from .pages import Pages
@@ -73,13 +74,17 @@ class Server:
             self._background.append(redis_state.background(shared, bus))
         self.sessions = Sessions(self.settings.jwt_secret, self.settings.jwt_expiry_days,
                                  versions)
-        self.sio = socketio.AsyncServer(
+        self.sio = SocketServer(
+            connect_timeout=self.settings.connect_timeout,
+            max_connections=self.settings.max_connections,
+            max_queued_events=self.settings.max_queued_events,
             async_mode="aiohttp", client_manager=manager,
             # Handlers only queue packets: running them inline keeps each connection's order.
             async_handlers=False,
             ping_interval=self.settings.ping_interval, ping_timeout=self.settings.ping_timeout,
         )
         self.chat = Chat(self.sio, self.sessions, self.settings, presence)
+        self.sio.name_of = self.chat.email_of  # slow readers are named in the log
         self.app = self._build_app()
         self._runner: web.AppRunner | None = None
         self._url: str | None = None

@@ -11,8 +11,9 @@ from typing import Any
 
 import socketio
 
-from . import transport
+from . import internals
 from .presence import PresenceStore
+from .quiet_log import QuietLog
 from .sessions import SessionError, Sessions, cookie_value
 from .settings import ServerSettings
 from .unavailable import StoreUnavailable
@@ -66,6 +67,7 @@ class Chat:
         self.settings = settings
         self.presence = presence
         self.connections: dict[str, Connection] = {}
+        self.quiet = QuietLog(log)
         self._welcomes: set[asyncio.Task[None]] = set()
         sio.on("connect", self.connect)
         sio.on("disconnect", self.disconnect)
@@ -79,7 +81,7 @@ class Chat:
         try:
             claims = await self.sessions.verify(cookie_value(environ.get("HTTP_COOKIE")))
         except SessionError as exc:
-            log.info("refused a connection: %s", exc)
+            self.quiet.warning("refused connection", "refused a connection: %s", exc)
             raise socketio.exceptions.ConnectionRefusedError(f"Not authenticated: {exc}") from None
         except StoreUnavailable:
             raise socketio.exceptions.ConnectionRefusedError(BUSY) from None
@@ -98,7 +100,6 @@ class Chat:
         except StoreUnavailable:
             del self.connections[sid]
             raise socketio.exceptions.ConnectionRefusedError(BUSY) from None
-        transport.tune(self.sio.eio.sockets.get(self.sio.manager.eio_sid_from_sid(sid, "/")))
         # Greet once python-socketio has confirmed the connection, so clients may emit
         # from their "authenticated" handler.
         task = asyncio.create_task(self._welcome(sid, conn, total))
@@ -180,6 +181,11 @@ class Chat:
         })
         return {"status": "ok", "display_name": cleaned}
 
+    def email_of(self, sid: str) -> str | None:
+        """Whose signed-in connection ``sid`` is, if it is one (for log lines)."""
+        conn = self.connections.get(sid)
+        return conn.email if conn is not None else None
+
     async def _tell_others(self, conn: Connection, sid: str, event: str,
                            payload: dict[str, Any]) -> None:
         """Emit ``event`` to the user's other connections; without shared state, log it."""
@@ -194,6 +200,4 @@ class Chat:
         Clients see their connection end and, like Socket.IO's own servers' clients on
         shutdown, reconnect on their own; a Socket.IO DISCONNECT would tell them not to.
         """
-        for socket in list(self.sio.eio.sockets.values()):
-            await socket.close(wait=False, abort=True)
-            await socket.queue.put(None)  # wakes the transport's writer, which closes the socket
+        await internals.close_transports(self.sio)
