@@ -12,6 +12,7 @@ from typing import Any
 import socketio
 
 from . import internals
+from .message_rate import MessageRate
 from .presence import PresenceStore
 from .quiet_log import QuietLog
 from .sessions import SessionError, Sessions, cookie_value
@@ -46,6 +47,7 @@ class Connection:
     email: str
     connection_id: str
     display_name: str | None = None
+    rate: MessageRate | None = None  # messages and name changes it may still send
 
     @property
     def channel(self) -> str:
@@ -68,6 +70,8 @@ class Chat:
         self.presence = presence
         self.connections: dict[str, Connection] = {}
         self.quiet = QuietLog(log)
+        self._too_many = {"error": f"Too many messages: at most {settings.message_rate:g} per "
+                                   "second; slow down", "code": 429}
         self._welcomes: set[asyncio.Task[None]] = set()
         sio.on("connect", self.connect)
         sio.on("disconnect", self.disconnect)
@@ -146,6 +150,8 @@ class Chat:
         conn = self.connections.get(sid)
         if conn is None:
             return NOT_AUTHENTICATED
+        if not self._within_rate(conn):
+            return self._too_many
         if not isinstance(data, dict):
             return INVALID_FORMAT
         content = data.get("content")
@@ -168,6 +174,8 @@ class Chat:
         conn = self.connections.get(sid)
         if conn is None:
             return NOT_AUTHENTICATED
+        if not self._within_rate(conn):
+            return self._too_many
         if not isinstance(data, dict):
             return INVALID_FORMAT
         name = data.get("display_name")
@@ -180,6 +188,12 @@ class Chat:
             "user": conn.user(), "timestamp": now_iso(), "connection_id": conn.connection_id,
         })
         return {"status": "ok", "display_name": cleaned}
+
+    def _within_rate(self, conn: Connection) -> bool:
+        """Spend one of the connection's messages (``message_rate``, ``message_burst``)."""
+        if conn.rate is None:
+            conn.rate = MessageRate(self.settings.message_rate, self.settings.message_burst)
+        return conn.rate.take()
 
     def email_of(self, sid: str) -> str | None:
         """Whose signed-in connection ``sid`` is, if it is one (for log lines)."""
