@@ -13,6 +13,8 @@ hits both alike. Per server and round, on a fresh process:
 ``--quick`` (CI): one round, 300 round trips, 10 users x 10 connections x 20 messages,
 200 connections for memory. The load generator is this one process; when it nears 100% CPU
 (printed per round) throughput is bounded by it, but CPU per message is the server's own.
+Ours runs with its per-connection message rate raised out of the way (``--message-rate``,
+``--message-burst``): round trips and fan-out send from each connection as fast as it goes.
 The published server is skipped unless ``ROOMZ_PUBLISHED_VENV`` (or ``--published-venv``)
 names its virtualenv. Exit status is 0 unless ``--check`` is given and a target fails.
 """
@@ -40,7 +42,7 @@ from typing import Any
 
 import aiohttp
 import socketio
-from _common import die_with_parent, p99, proc_stat
+from _common import FLOOD_RATE, die_with_parent, p99, proc_stat
 
 OURS_SERVER = Path(sys.executable).with_name("roomz-server")
 PUBLISHED_SCRIPT = (
@@ -178,7 +180,8 @@ def ours(emails: list[str], workdir: Path) -> ServerProcess:
     """Our reference server, from the venv running this script."""
     port = free_port()
     argv = [str(OURS_SERVER), "--host", "127.0.0.1", "--port", str(port),
-            "--max-connections", "5000"]
+            "--max-connections", "5000",
+            "--message-rate", str(FLOOD_RATE), "--message-burst", str(FLOOD_RATE)]
     return ServerProcess("ours", argv, server_env(emails, workdir), port, workdir)
 
 

@@ -17,6 +17,7 @@ from .bad_http_log import QuietBadRequests
 from .chat import Chat
 from .fanout import FanOutManager
 from .idle_connections import IdleConnections, listen
+from .internals import SocketServer
 from .magic_links import MagicLinks, MagicLinkStore
 from .mail import CallbackMailer, ConsoleMailer, MagicLinkCallback, Mailer, SmtpMailer
 from .pages import Pages
@@ -84,7 +85,10 @@ class Server:
             self._background.append(redis_state.background(shared, bus))
         self.sessions = Sessions(self.settings.jwt_secret, self.settings.jwt_expiry_days,
                                  records)
-        self.sio = socketio.AsyncServer(
+        self.sio = SocketServer(
+            connect_timeout=self.settings.connect_timeout,
+            max_connections=self.settings.max_connections,
+            max_queued_events=self.settings.max_queued_events,
             async_mode="aiohttp", client_manager=manager,
             # Handlers only queue packets: running them inline keeps each connection's order.
             async_handlers=False,
@@ -92,6 +96,7 @@ class Server:
             max_http_buffer_size=MAX_BODY_BYTES,
         )
         self.chat = Chat(self.sio, self.sessions, self.settings, presence)
+        self.sio.name_of = self.chat.email_of  # slow readers are named in the log
         if shared is not None:
             shared.on_departures = self.chat.announce_departures
         self._background.append(_session_checks(self.chat, records,

@@ -13,7 +13,8 @@ from typing import Any
 
 import socketio
 
-from . import transport
+from . import internals
+from .message_rate import MessageRate
 from .presence import Departure, PresenceStore
 from .quiet_log import QuietLog
 from .sessions import Session, SessionError, Sessions, cookie_value
@@ -22,7 +23,7 @@ from .unavailable import StoreUnavailable
 from .validation import MAX_DISPLAY_NAME_LENGTH, clean_content, clean_display_name
 
 log = logging.getLogger("roomz.server")
-quiet = QuietLog(log)
+quiet = QuietLog(log)  # strangers can make these lines: one per kind per interval
 
 NOT_AUTHENTICATED = {"error": "Not authenticated", "code": 401}
 INVALID_FORMAT = {"error": "Invalid message format", "code": 400}
@@ -50,6 +51,7 @@ class Connection:
     connection_id: str
     session: Session  # which sign-in it came from, checked until it ends
     display_name: str | None = None
+    rate: MessageRate | None = None  # messages and name changes it may still send
 
     @property
     def channel(self) -> str:
@@ -71,6 +73,8 @@ class Chat:
         self.settings = settings
         self.presence = presence
         self.connections: dict[str, Connection] = {}
+        self._too_many = {"error": f"Too many messages: at most {settings.message_rate:g} per "
+                                   "second; slow down", "code": 429}
         self._welcomes: set[asyncio.Task[None]] = set()
         sio.on("connect", self.connect)
         sio.on("disconnect", self.disconnect)
@@ -85,7 +89,7 @@ class Chat:
         try:
             claims = await self.sessions.verify(cookie_value(environ.get("HTTP_COOKIE")))
         except SessionError as exc:
-            log.info("refused a connection: %s", exc)
+            quiet.warning("refused connection", "refused a connection: %s", exc)
             raise socketio.exceptions.ConnectionRefusedError(f"Not authenticated: {exc}") from None
         except StoreUnavailable:
             raise socketio.exceptions.ConnectionRefusedError(BUSY) from None
@@ -115,7 +119,6 @@ class Chat:
                           email, cap)
             raise socketio.exceptions.ConnectionRefusedError(
                 f"too many connections for {email}: {cap} at most; close one")
-        transport.tune(self.sio.eio.sockets.get(self.sio.manager.eio_sid_from_sid(sid, "/")))
         # Greet once python-socketio has confirmed the connection, so clients may emit
         # from their "authenticated" handler.
         task = asyncio.create_task(self._welcome(sid, conn, total))
@@ -162,6 +165,8 @@ class Chat:
         conn = self.connections.get(sid)
         if conn is None:
             return NOT_AUTHENTICATED
+        if not self._within_rate(conn):
+            return self._too_many
         if not isinstance(data, dict):
             return INVALID_FORMAT
         content = data.get("content")
@@ -184,6 +189,8 @@ class Chat:
         conn = self.connections.get(sid)
         if conn is None:
             return NOT_AUTHENTICATED
+        if not self._within_rate(conn):
+            return self._too_many
         if not isinstance(data, dict):
             return INVALID_FORMAT
         name = data.get("display_name")
@@ -236,6 +243,17 @@ class Chat:
                 log.warning("%s: no user_left sent for a dead node's connection, shared state "
                             "is unreachable", departure.email)
 
+    def _within_rate(self, conn: Connection) -> bool:
+        """Spend one of the connection's messages (``message_rate``, ``message_burst``)."""
+        if conn.rate is None:
+            conn.rate = MessageRate(self.settings.message_rate, self.settings.message_burst)
+        return conn.rate.take()
+
+    def email_of(self, sid: str) -> str | None:
+        """Whose signed-in connection ``sid`` is, if it is one (for log lines)."""
+        conn = self.connections.get(sid)
+        return conn.email if conn is not None else None
+
     async def _tell_others(self, conn: Connection, sid: str, event: str,
                            payload: dict[str, Any]) -> None:
         """Emit ``event`` to the user's other connections; without shared state, log it."""
@@ -250,6 +268,4 @@ class Chat:
         Clients see their connection end and, like Socket.IO's own servers' clients on
         shutdown, reconnect on their own; a Socket.IO DISCONNECT would tell them not to.
         """
-        for socket in list(self.sio.eio.sockets.values()):
-            await socket.close(wait=False, abort=True)
-            await socket.queue.put(None)  # wakes the transport's writer, which closes the socket
+        await internals.close_transports(self.sio)

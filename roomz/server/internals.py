@@ -1,0 +1,470 @@
+"""The one place that reaches into python-socketio's and python-engineio's private parts.
+
+A server on the internet needs bounds these libraries do not offer: this module adds them
+by subclassing ``socketio.AsyncServer`` (:class:`SocketServer`) and by adjusting each
+Engine.IO socket as it opens. ``tests/server/test_internals.py`` checks every assumption
+below against the installed versions, so an upgrade fails a test instead of a server.
+
+Private names used, why no public route exists, and the upstream issue where there is one:
+
+python-socketio
+  ``AsyncServer._handle_eio_connect`` / ``_handle_eio_disconnect`` (overridden): the only
+      hooks that see each Engine.IO socket open and close, before any Socket.IO connect.
+      Used to count sockets, give each its bounds and a deadline to sign in (Node's
+      ``connectTimeout``; python-socketio has no equivalent).
+  ``AsyncServer._handle_eio_message`` (overridden) and the handlers it dispatches to,
+      ``_handle_connect``, ``_handle_disconnect``, ``_handle_event``, ``_handle_ack``:
+      upstream decodes a packet inside the message hook and raises on junk ("4", "42[",
+      "49", deep JSON, a client's CONNECT_ERROR); engine.io logs each with a traceback
+      and keeps the connection. It also buffers binary attachments without limit (no
+      upstream issue found; socketioxide's GHSA-55mf-67qm-4wpg is the same flaw). Here a
+      packet is decoded once, checked, and dispatched, or the connection is closed.
+  (Public routes are used where they exist: ``attach`` is overridden to put a capacity
+  check in front of ``eio.handle_request``; ``manager.sid_from_eio_sid`` and
+  ``manager.is_connected`` are the manager's own methods.)
+
+python-engineio
+  ``AsyncServer.sockets``: the Engine.IO socket behind an id (no public accessor).
+  ``AsyncServer._async["websocket"]``: the aiohttp WebSocket driver class
+      (``engineio.async_drivers.aiohttp.WebSocket``), replaced per server by a subclass
+      whose ``wait`` refuses bad frames before engine.io decodes them (its reader decodes
+      outside any ``try``: junk frames end in aiohttp tracebacks) and which remembers
+      the request, so a stuck reader's TCP connection can be aborted. The driver calls
+      the class as ``(handler, server)``, ``handler`` being the socket's bound
+      ``_websocket_handler``; the driver's environ carries ``"aiohttp.request"``.
+  ``AsyncSocket.queue``: each socket's outgoing packets, an unbounded ``asyncio.Queue``
+      (python-engineio#133, open: no back-pressure). Replaced by :class:`OutgoingQueue`.
+  ``AsyncSocket.poll``: replaced on WebSocket sockets by a wait without a timer (see
+      :func:`poll`).
+  ``AsyncSocket.handle_post_request``: wrapped, so a bad long-polling payload closes its
+      socket with one line instead of a traceback (or a POST held open, below).
+  ``AsyncSocket.close(wait=False, abort=...)`` plus ``queue.put_nowait(None)``: closing a
+      socket now. ``AsyncServer.disconnect`` waits on ``queue.join()``, which never returns
+      for a long-polling client that does not poll again; and the async socket's
+      ``close`` wakes neither a WebSocket's writer nor a waiting long-poll (the sync one
+      does), so every close here, ours or not, is followed by a ``None``.
+  ``AsyncSocket.closed`` / ``closing`` / ``upgraded`` / ``sid``: state flags, read only.
+  ``payload.Payload.max_decode_packets`` (a class attribute, so process-wide): 16 by
+      default, and a long-polling POST with more packets loses all of them with a
+      traceback (python-engineio#142, closed as a known limitation). Raised to
+      ``max_http_buffer_size``: a payload's length already bounds its packets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import socketio
+from aiohttp import web
+from engineio import exceptions as eio_exceptions
+from engineio import payload as eio_payload
+from engineio.async_drivers import aiohttp as eio_aiohttp
+from socketio import packet
+
+from .problems import problem
+from .quiet_log import QuietLog
+
+log = logging.getLogger("roomz.server")
+
+NAMESPACE = "/"
+#: Engine.IO packets a client may send: CLOSE, PONG, MESSAGE, UPGRADE (and the upgrade probe).
+CLIENT_ENGINE_PACKETS = ("1", "3", "5")
+UPGRADE_PROBE = "2probe"
+SHOWN_CHARACTERS = 60  # of a bad packet, in its log line
+
+
+class BadPacket(Exception):
+    """A packet the server will not handle; the message says what was wrong, in a few words."""
+
+    def __init__(self, reason: str, *, binary: bool = False) -> None:
+        super().__init__(reason)
+        self.binary = binary
+
+
+def engine_packet_problem(encoded: str | bytes) -> BadPacket | None:
+    """Why a client's Engine.IO packet (one WebSocket frame) is refused, or None if it is not.
+
+    Only what a client sends is accepted, in the shapes it sends it: engine.io would
+    otherwise decode junk with no ``try`` around it, or parse JSON after a MESSAGE's type.
+    """
+    if not isinstance(encoded, str):
+        return BadPacket("a binary message (the protocol uses none)", binary=True)
+    if not encoded:
+        return BadPacket("an empty Engine.IO packet")
+    kind = encoded[0]
+    if kind == "4":  # MESSAGE: a Socket.IO packet, whose type is a digit
+        if len(encoded) > 1 and encoded[1] not in "0123456789":
+            return BadPacket("a message that is not a Socket.IO packet")
+        return None
+    if kind == "b":
+        return BadPacket("a binary message (the protocol uses none)", binary=True)
+    if encoded == UPGRADE_PROBE or (kind in CLIENT_ENGINE_PACKETS and len(encoded) == 1):
+        return None
+    return BadPacket("an Engine.IO packet a client does not send")
+
+
+def decode_packet(server: socketio.AsyncServer, data: Any) -> Any:
+    """A client's Socket.IO packet, decoded and checked; :class:`BadPacket` when it is junk."""
+    if not isinstance(data, str):
+        raise BadPacket("a binary message (the protocol uses none)", binary=True)
+    try:
+        pkt = server.packet_class(encoded_packet=data)
+    except (ValueError, TypeError, LookupError, AttributeError, RecursionError):
+        raise BadPacket("a packet that does not decode") from None
+    kind = pkt.packet_type
+    if kind in (packet.BINARY_EVENT, packet.BINARY_ACK) or pkt.attachment_count:
+        raise BadPacket("a packet announcing binary attachments (the protocol uses none)",
+                        binary=True)
+    if kind == packet.CONNECT:
+        if pkt.data is not None and not isinstance(pkt.data, dict):
+            raise BadPacket("a CONNECT whose auth is not an object")
+    elif kind == packet.EVENT:
+        if not (isinstance(pkt.data, list) and pkt.data and isinstance(pkt.data[0], str)):
+            raise BadPacket("an event without a name")
+    elif kind == packet.ACK:
+        if pkt.id is None or not isinstance(pkt.data, list):
+            raise BadPacket("an acknowledgement without an id or arguments")
+    elif kind == packet.CONNECT_ERROR:
+        raise BadPacket("a CONNECT_ERROR, which only servers send")
+    elif kind != packet.DISCONNECT:
+        raise BadPacket("an unknown Socket.IO packet type")
+    return pkt
+
+
+def shown(data: Any) -> str:
+    """The start of a packet, safe to log: escaped and cut short."""
+    if isinstance(data, (bytes, bytearray)):
+        return f"<{len(data)} bytes>"
+    text = repr(data)
+    return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "..."
+
+
+class OutgoingQueue(asyncio.Queue[Any]):
+    """A socket's outgoing packets, at most ``limit`` of them.
+
+    One more packet calls ``on_full`` (once) and is dropped: the connection is to be
+    closed, having fallen too far behind. ``None``, which wakes the socket's writer to
+    end the transport, is always taken.
+    """
+
+    def __init__(self, limit: int, on_full: Callable[[], None]) -> None:
+        super().__init__()
+        self.limit = limit
+        self._on_full: Callable[[], None] | None = on_full
+
+    def put_nowait(self, item: Any) -> None:
+        """Queue ``item`` unless ``limit`` packets are waiting (``put`` comes here too)."""
+        if item is not None and self.qsize() >= self.limit:
+            if self._on_full is not None:
+                on_full, self._on_full = self._on_full, None
+                on_full()
+            return
+        super().put_nowait(item)
+
+    def take_over(self, old: asyncio.Queue[Any]) -> None:
+        """Move the packets of the queue this one replaces (an Engine.IO OPEN, say)."""
+        while not old.empty():
+            super().put_nowait(old.get_nowait())
+            old.task_done()
+
+
+async def poll(socket: Any) -> list[Any]:
+    """``AsyncSocket.poll`` with the same results, waiting without a timer.
+
+    Engine.IO gives each connection a writer task that waits for its next packet under
+    a timeout: a timer started and cancelled for every packet sent to every recipient,
+    ten per message at chat fan-out. On a WebSocket that timer is redundant: the same
+    socket's reader ends the connection when the client goes quiet for longer than
+    ``ping_interval + ping_timeout`` and always wakes the writer (with ``None``) as it
+    ends. So WebSocket writers wait without it: about 15% less server CPU per message
+    in ``benchmarks/server_load.py``. Long-polling sockets keep the original.
+    """
+    try:
+        first = await socket.queue.get()
+    except asyncio.CancelledError:
+        raise eio_exceptions.QueueEmpty() from None
+    socket.queue.task_done()
+    if first is None:
+        return []
+    packets = [first]
+    while not socket.queue.empty():
+        pkt = socket.queue.get_nowait()
+        socket.queue.task_done()
+        if pkt is None:
+            socket.queue.put_nowait(None)  # the writer stops after sending these
+            break
+        packets.append(pkt)
+    return packets
+
+
+def tune(socket: Any) -> None:
+    """Give an Engine.IO socket the timer-free :func:`poll` if it is a WebSocket."""
+    if socket is not None and socket.upgraded:
+        socket.poll = poll.__get__(socket)
+
+
+async def close_now(socket: Any, *, send_close: bool = False) -> None:
+    """Close an Engine.IO socket now, whether or not its client cooperates.
+
+    Its disconnect handlers run at once; ``send_close`` queues Engine.IO's CLOSE first.
+    ``None`` then wakes the transport's writer (or a waiting long-poll), which ends it.
+    """
+    await socket.close(wait=False, abort=not send_close)
+    socket.queue.put_nowait(None)
+
+
+async def close_transports(sio: socketio.AsyncServer) -> None:
+    """Close every Engine.IO socket of ``sio`` as a server going away does."""
+    for socket in list(sio.eio.sockets.values()):
+        await close_now(socket)
+
+
+def raise_payload_limit(max_http_buffer_size: int) -> None:
+    """Let a long-polling payload carry as many packets as its size allows (process-wide)."""
+    if eio_payload.Payload.max_decode_packets < max_http_buffer_size:
+        eio_payload.Payload.max_decode_packets = max_http_buffer_size
+
+
+@dataclass(slots=True, eq=False)
+class EngineSocket:
+    """What the server keeps about one Engine.IO socket while it is open."""
+
+    socket: Any
+    remote: str | None
+    deadline: asyncio.TimerHandle | None = None
+    websocket: web.Request | None = None  # the WebSocket's own request, once there is one
+    closing: bool = False
+    refused: bool = False  # closed for a bad packet
+
+
+class CheckedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
+    """engine.io's aiohttp WebSocket, refusing bad frames and known to its :class:`SocketServer`."""
+
+    def __init__(self, handler: Any, server: Any, *, owner: SocketServer) -> None:
+        super().__init__(handler, server)
+        self.owner = owner
+        self.eio_sid: str = handler.__self__.sid  # handler: the socket's _websocket_handler
+
+    async def __call__(self, environ: dict[str, Any]) -> Any:
+        """Open the WebSocket for its Engine.IO socket, as engine.io's driver does."""
+        self.owner.websocket_opened(self.eio_sid, environ["aiohttp.request"])
+        return await super().__call__(environ)
+
+    async def wait(self) -> Any:
+        """The next frame; a bad one closes the socket and ends engine.io's reader (OSError)."""
+        data = await super().wait()
+        problem = engine_packet_problem(data)
+        if problem is not None:
+            await self.owner.refuse(self.eio_sid, problem, data)
+            raise OSError(str(problem))
+        return data
+
+
+class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
+    """python-socketio's server with the bounds a server on the internet needs.
+
+    - An Engine.IO socket that has no Socket.IO connection ``connect_timeout`` seconds
+      after it opens (or after it left its namespace) is closed.
+    - At most ``max_connections`` Engine.IO sockets: a new handshake beyond is answered 503.
+    - At most ``max_queued_events`` packets wait for one connection; a reader that falls
+      that far behind is disconnected (its TCP connection reset).
+    - Bad packets and binary ones close their connection with one :class:`QuietLog` line.
+
+    ``name_of`` says who a Socket.IO connection (by sid) is, for those log lines.
+    """
+
+    def __init__(self, *, connect_timeout: float, max_connections: int,
+                 max_queued_events: int, **options: Any) -> None:
+        super().__init__(**options)
+        self.connect_timeout = connect_timeout
+        self.max_connections = max_connections
+        self.max_queued_events = max_queued_events
+        self.name_of: Callable[[str], str | None] = lambda sid: None
+        self.quiet = QuietLog(log)
+        self.engine_sockets: dict[str, EngineSocket] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        self.eio._async = {**self.eio._async,
+                           "websocket": functools.partial(CheckedWebSocket, owner=self)}
+        raise_payload_limit(self.eio.max_http_buffer_size)
+
+    def attach(self, app: web.Application, socketio_path: str = "socket.io") -> None:
+        """Serve Socket.IO on ``app`` at ``/socket.io/``, refusing handshakes when full."""
+        path = f"/{socketio_path.strip('/')}/"
+        app.router.add_get(path, self._handle_request)
+        app.router.add_post(path, self._handle_request)
+        app.router.add_route("OPTIONS", path, self._handle_request)
+
+    async def _handle_request(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "GET" and "sid" not in request.query and self.is_full():
+            self.quiet.warning("server full", "refused a new connection: server full "
+                                              "(%d connections)", len(self.engine_sockets))
+            return problem(503, "server-full", "Service Unavailable",
+                           f"Server full: {self.max_connections} connections; try again later",
+                           request.path, headers={"Retry-After": "5"})
+        response: web.StreamResponse = await self.eio.handle_request(request)
+        return response
+
+    def is_full(self) -> bool:
+        """True when a new Engine.IO handshake must be refused.
+
+        Every open socket counts, signed in or not. When all ``max_connections`` are signed
+        in, one more may open at a time: PROTOCOL.md has a full server refuse the Socket.IO
+        connect ("Server full", CONNECT_ERROR), which needs an Engine.IO socket to say it on.
+        """
+        open_now = len(self.engine_sockets)
+        if open_now < self.max_connections:
+            return False
+        return open_now > self.max_connections or not all(
+            self.is_signed_in(eio_sid) for eio_sid in self.engine_sockets)
+
+    # Engine.IO sockets opening and closing
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
+        await super()._handle_eio_connect(eio_sid, environ)
+        socket = self.eio.sockets[eio_sid]
+        request = environ.get("aiohttp.request")
+        kept = self.engine_sockets[eio_sid] = EngineSocket(
+            socket, remote=request.remote if request is not None else None)
+        queue = OutgoingQueue(self.max_queued_events,
+                              on_full=functools.partial(self._too_slow, eio_sid))
+        queue.take_over(socket.queue)
+        socket.queue = queue
+        socket.handle_post_request = functools.partial(
+            self._receive_payload, eio_sid, socket.handle_post_request)
+        kept.deadline = asyncio.get_running_loop().call_later(
+            self.connect_timeout, self._check_signed_in, eio_sid)
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any = None) -> None:
+        kept = self.engine_sockets.pop(eio_sid, None)
+        if kept is not None and kept.deadline is not None:
+            kept.deadline.cancel()
+        await super()._handle_eio_disconnect(eio_sid, reason)
+        if kept is not None:
+            # Once close() has queued its last packet, wake a waiting long-poll (or writer):
+            # engine.io's async close leaves it waiting ping_interval + ping_timeout.
+            asyncio.get_running_loop().call_soon(kept.socket.queue.put_nowait, None)
+
+    def websocket_opened(self, eio_sid: str, request: web.Request) -> None:
+        """Remember the request carrying a socket's WebSocket, to reset it if need be."""
+        kept = self.engine_sockets.get(eio_sid)
+        if kept is not None:
+            kept.websocket = request
+
+    def is_signed_in(self, eio_sid: str) -> bool:
+        """True when the Engine.IO socket carries an accepted Socket.IO connection."""
+        sid = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
+        return sid is not None and bool(self.manager.is_connected(sid, NAMESPACE))
+
+    def _check_signed_in(self, eio_sid: str) -> None:
+        kept = self.engine_sockets.get(eio_sid)
+        if kept is None or kept.closing:
+            return
+        if self.is_signed_in(eio_sid):  # check again later: a client may leave and linger
+            kept.deadline = asyncio.get_running_loop().call_later(
+                self.connect_timeout, self._check_signed_in, eio_sid)
+            return
+        self.quiet.warning("unfinished connection", "closed a connection from %s: not signed "
+                                                    "in within %g s", kept.remote,
+                           self.connect_timeout)
+        self._close_soon(eio_sid, send_close=True)
+
+    def _too_slow(self, eio_sid: str) -> None:
+        self.quiet.warning("slow reader", "disconnected %s: %d events were waiting to be sent "
+                                          "to it; it reads too slowly", self._who(eio_sid),
+                           self.max_queued_events)
+        self._close_soon(eio_sid, reset=True)
+
+    def _who(self, eio_sid: str) -> str:
+        sid = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
+        name = self.name_of(sid) if sid is not None else None
+        if name is not None:
+            return name
+        kept = self.engine_sockets.get(eio_sid)
+        return f"a connection from {kept.remote if kept else None} (not signed in)"
+
+    # Closing
+
+    def _close_soon(self, eio_sid: str, *, send_close: bool = False, reset: bool = False) -> None:
+        kept = self.engine_sockets.get(eio_sid)
+        if kept is None or kept.closing:
+            return
+        kept.closing = True  # from now on nothing it sends is handled
+        task = asyncio.get_running_loop().create_task(self._close(kept, send_close, reset))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close(self, kept: EngineSocket, send_close: bool, reset: bool) -> None:
+        kept.closing = True
+        if reset and kept.websocket is not None and kept.websocket.transport is not None:
+            # The peer may not read: a polite close would wait on it forever.
+            kept.websocket.transport.abort()
+        await close_now(kept.socket, send_close=send_close)
+
+    async def refuse(self, eio_sid: str, bad: BadPacket, data: Any = None) -> None:
+        """Close a connection that sent a bad packet, with one quiet line naming it."""
+        kept = self.engine_sockets.get(eio_sid)
+        if kept is None or kept.closing:
+            return
+        kept.refused = True
+        kind = "binary packet" if bad.binary else "bad packet"
+        self.quiet.warning(kind, "closed %s: it sent %s%s", self._who(eio_sid), bad,
+                           "" if data is None else f": {shown(data)}")
+        await self._close(kept, send_close=False, reset=True)
+
+    # What clients send
+
+    async def _receive_payload(self, eio_sid: str, receive: Callable[[Any], Any],
+                               environ: dict[str, Any]) -> None:
+        """``AsyncSocket.handle_post_request``, closing the socket when the payload is bad.
+
+        Raising ``EngineIOError`` has engine.io answer 400; the socket is closed first, or
+        engine.io's own disconnect would wait for a poll that may never come.
+        """
+        kept = self.engine_sockets.get(eio_sid)
+        if kept is None:
+            return
+        try:
+            await receive(environ)
+        except eio_exceptions.ContentTooLongError:
+            await self._close(kept, send_close=False, reset=False)
+            raise
+        except (ValueError, LookupError, TypeError, RecursionError,
+                eio_exceptions.UnknownPacketError):
+            await self.refuse(eio_sid, BadPacket("a long-polling payload that does not decode"))
+            raise eio_exceptions.EngineIOError() from None
+        except OSError:  # the client went away mid-payload: nothing to answer, nothing to log
+            await self._close(kept, send_close=False, reset=False)
+            raise eio_exceptions.EngineIOError() from None
+        if kept.refused:  # a packet in it was refused: say so rather than "ok"
+            raise eio_exceptions.EngineIOError()
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        kept = self.engine_sockets.get(eio_sid)
+        if kept is None or kept.closing:
+            return  # a packet after a bad one in the same long-polling payload
+        try:
+            pkt = decode_packet(self, data)
+            namespace = pkt.namespace or NAMESPACE
+            sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+            connected = sid is not None and self.manager.is_connected(sid, namespace)
+            if connected == (pkt.packet_type == packet.CONNECT):
+                raise BadPacket("a CONNECT while connected" if connected
+                                else "a packet before connecting")
+        except BadPacket as bad:
+            await self.refuse(eio_sid, bad, data)
+            return
+        if pkt.packet_type == packet.CONNECT:
+            await self._handle_connect(eio_sid, namespace, pkt.data)
+            if self.is_signed_in(eio_sid):
+                tune(kept.socket)
+        elif pkt.packet_type == packet.DISCONNECT:
+            await self._handle_disconnect(eio_sid, namespace, self.reason.CLIENT_DISCONNECT)
+        elif pkt.packet_type == packet.EVENT:
+            await self._handle_event(eio_sid, namespace, pkt.id, pkt.data)
+        else:
+            await self._handle_ack(eio_sid, namespace, pkt.id, pkt.data)

@@ -1,0 +1,65 @@
+"""Engine.IO connections that never finish signing in are closed, and count toward the limit."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from roomz.server.testing import LocalServer
+
+from .hostile import RawSocket, http_session
+
+ALICE = "alice@example.com"
+SLACK = 4.0  # seconds beyond connect_timeout for the server to close them (a shared machine)
+
+
+async def test_sockets_that_never_sign_in_are_closed_after_connect_timeout() -> None:
+    """200 sockets kept alive with pongs: those that never CONNECT, those refused for a bad
+    cookie and one that left its namespace are all closed once connect_timeout has passed."""
+    async with LocalServer(connect_timeout=1.0, ping_interval=0.5, ping_timeout=5.0) as server, \
+            http_session() as http:
+        token = await server.sign_in(ALICE)
+        silent = await asyncio.gather(*(RawSocket.open(http, server.url) for _ in range(150)))
+        refused = await asyncio.gather(*(RawSocket.open(http, server.url, "not-a-jwt")
+                                         for _ in range(49)))
+        for raw in refused:
+            await raw.send("40")
+            await raw.wait_text(lambda text: text.startswith("44"))  # CONNECT_ERROR
+        left = await RawSocket.open(http, server.url, token)
+        await left.sign_in()
+        await left.send("41")  # leaves the namespace, keeps the Engine.IO socket
+        every = [*silent, *refused, left]
+
+        # Twice the timeout for the one that signed in first: it is checked once it has left.
+        closed = await asyncio.gather(*(raw.wait_closed(2 * 1.0 + SLACK) for raw in every))
+
+        still_open = closed.count(False)
+        assert still_open == 0, f"{still_open} of {len(every)} unfinished sockets still open"
+        assert any(text == "1" for text in silent[0].texts)  # told with Engine.IO's CLOSE
+        for raw in every:
+            await raw.close()
+
+
+async def test_handshakes_beyond_max_connections_are_refused_503() -> None:
+    """Unfinished sockets count toward max_connections: one more handshake is refused with 503
+    "Server full" (polling and WebSocket alike) until the unfinished ones have been closed."""
+    async with LocalServer(max_connections=5, connect_timeout=1.0) as server, \
+            http_session() as http:
+        holders = await asyncio.gather(*(RawSocket.open(http, server.url) for _ in range(5)))
+
+        async with http.get(f"{server.url}/socket.io/?EIO=4&transport=polling") as resp:
+            status, body = resp.status, await resp.json(content_type=None)
+        try:
+            refused_ws = await RawSocket.open(http, server.url)
+        except aiohttp.WSServerHandshakeError as exc:
+            ws_status = exc.status
+        else:
+            await refused_ws.close()
+            ws_status = 101
+
+        assert (status, ws_status) == (503, 503)
+        assert body["detail"] == "Server full: 5 connections; try again later"
+        assert all(await asyncio.gather(*(raw.wait_closed(1.0 + SLACK) for raw in holders)))
+        later = await RawSocket.open(http, server.url)  # room again once they are gone
+        await later.close()
