@@ -11,7 +11,7 @@ import pytest
 
 from tests.server.proc import ServerProcess
 
-from .hostile import RawSocket, http_session
+from .hostile_clients import RawSocket, http_session
 
 SOCKETS = 5
 COPIES = 400  # per socket: 2000 of each packet

@@ -15,7 +15,7 @@ from tests.server.helpers import signed_in
 from tests.server.proc import ServerProcess
 from tests.waiting import wait_until
 
-from .hostile import RawSocket, http_session, rss_mb
+from .hostile_clients import RawSocket, http_session, rss_mb
 
 ALICE = "alice@example.com"
 FRAMES = 400

@@ -13,7 +13,7 @@ import socketio
 from tests.server.helpers import cookie_headers
 from tests.server.proc import ServerProcess
 
-from .hostile import open_non_reader, rise, rss_mb
+from .hostile_clients import open_non_reader, rise, rss_mb
 
 ALICE = "alice@example.com"
 SECONDS = 20
