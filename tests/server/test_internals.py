@@ -20,7 +20,7 @@ from socketio import packet
 from roomz.server import internals
 from roomz.server.internals import CheckedWebSocket, OutgoingQueue, SocketServer
 from roomz.server.testing import LocalServer
-from tests.security.hostile import RawSocket, http_session
+from tests.security.hostile_clients import RawSocket, http_session
 from tests.waiting import wait_until
 
 from .helpers import signed_in
