@@ -5,6 +5,10 @@ client was in ``X-Forwarded-For`` (and how it was reached in ``X-Forwarded-Proto
 can send those headers, so they count only when the peer is a proxy named in
 ``--trusted-proxies``; each proxy appends the address it saw, so the client is the right-most
 entry that is not itself one of our proxies.
+
+Limits per client address count an IPv6 address by its /64 network (:func:`limit_key`):
+one IPv6 host is usually handed a whole /64, so counting its addresses one by one would
+let it pass any such limit.
 """
 
 from __future__ import annotations
@@ -15,6 +19,22 @@ from collections.abc import Iterable
 from aiohttp import web
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPV6_SITE_PREFIX = 64  # the network an IPv6 host usually gets for itself
+
+
+def limit_key(address: str) -> str:
+    """What per-address limits count ``address`` as: an IPv4 address as itself, an IPv6
+    address as its /64 network (``2001:db8::/64``), an IPv4-mapped IPv6 address as the IPv4
+    address; anything that is not an IP address as itself."""
+    try:
+        ip = ipaddress.ip_address(address.strip().strip("[]").split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, IPV6_SITE_PREFIX), strict=False))
+    return str(ip)
 
 
 class ClientAddresses:

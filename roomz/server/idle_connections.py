@@ -5,7 +5,7 @@ its first request head yet, or it waits between keep-alive requests. (A WebSocke
 long-polling request keeps its connection busy.) One address may hold ``cap`` idle
 connections: a new connection beyond that is closed at once, and one that would become
 idle beyond it is closed after its answer. Trusted proxies carry many clients' requests,
-so they are exempt.
+so they are exempt. An IPv6 address counts as its /64 network (:func:`.addresses.limit_key`).
 
 :func:`listen` accepts connections through :class:`IdleConnections` in front of the aiohttp
 runner's protocol factory (``web.Server``, which aiohttp documents as a protocol factory for
@@ -22,7 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
+from .addresses import limit_key
 from .quiet_log import QuietLog
 
 log = logging.getLogger("roomz.server")
@@ -53,12 +55,13 @@ class IdleConnections:
         address = str(peer[0]) if isinstance(peer, (tuple, list)) else None
         if address is None or self.exempt(address):
             return True
-        if self.idle[address] >= self.cap:
+        key = limit_key(address)
+        if self.idle[key] >= self.cap:
             self.quiet.warning("idle-cap", "closed a new connection from %s: it already holds "
-                               "%d idle connections", address, self.cap)
+                               "%d idle connections", key, self.cap)
             return False
-        self._connections[transport] = _Connection(address)
-        self._count(address, +1)
+        self._connections[transport] = _Connection(key)
+        self._count(key, +1)
         return True
 
     def closed(self, transport: asyncio.BaseTransport) -> None:
@@ -73,7 +76,7 @@ class IdleConnections:
             del self.idle[address]
 
     @web.middleware
-    async def middleware(self, request: web.Request, handler):  # type: ignore[no-untyped-def]
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """The request's connection is busy while ``handler`` runs, idle again after."""
         transport = request.transport
         connection = self._connections.get(transport) if transport is not None else None

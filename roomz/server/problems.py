@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from .unavailable import StoreUnavailable
 
@@ -20,7 +21,8 @@ def problem(
 
 
 @web.middleware
-async def problems_for_http_errors(request: web.Request, handler):  # type: ignore[no-untyped-def]
+async def problems_for_http_errors(request: web.Request,
+                                   handler: Handler) -> web.StreamResponse:
     """Answer aiohttp's own errors under ``/auth/`` (404, 405, 413) as problem JSON too,
     and a shared store that is unreachable (several nodes) as 503."""
     try:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from .quiet_log import QuietLog
 
@@ -38,7 +39,7 @@ class BodyLimits:
         self.quiet = QuietLog(log)
 
     @web.middleware
-    async def middleware(self, request: web.Request, handler):  # type: ignore[no-untyped-def]
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Wait for the whole body under the limits, then run ``handler``."""
         if not request.body_exists:
             return await handler(request)

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from .addresses import ClientAddresses
+from .addresses import ClientAddresses, limit_key
 from .magic_links import MagicLinkStore
 from .mail import MagicLink, Mailer, MailError
 from .problems import problem
@@ -88,7 +88,7 @@ class SignIn:
         if not self.settings.allows(email):
             return problem(403, "not-authorized", "Not Authorized",
                            "This email is not authorized to access this service.", REQUEST_PATH)
-        address = self.addresses.client_address(request)
+        address = limit_key(self.addresses.client_address(request))
         refusal = await self.rate_limiter.hit(self.quotas(email, address))
         if refusal is not None:
             return problem(429, "rate-limit", "Rate Limit Exceeded",

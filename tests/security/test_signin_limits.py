@@ -122,6 +122,23 @@ async def test_one_address_cannot_spray_many_emails(servers: Servers) -> None:
         assert (await ask(server.url, "person20@example.com", local="127.0.0.1"))[0] == 200
 
 
+async def test_one_ipv6_network_counts_as_one_address(servers: Servers) -> None:
+    """Behind a trusted proxy, a stranger spraying emails from every address of an IPv6 /64
+    is refused after 20, as one address is; another /64 still may ask."""
+    async with servers(trusted_proxies=("127.0.0.0/8",)) as server:
+        for n in range(20):
+            status, body, _ = await ask(server.url, f"person{n}@example.com",
+                                        headers={"X-Forwarded-For": f"2001:db8:0:1::{n + 1:x}"})
+            assert status == 200, body
+
+        answer = await ask(server.url, "person20@example.com",
+                           headers={"X-Forwarded-For": "2001:db8:0:1:ffff::21"})
+
+        assert_refused(answer, "one address may ask for 20 links an hour")
+        elsewhere = {"X-Forwarded-For": "2001:db8:0:2::1"}
+        assert (await ask(server.url, "person20@example.com", headers=elsewhere))[0] == 200
+
+
 async def test_one_email_gets_a_bounded_number_of_links_from_all_addresses(
         servers: Servers) -> None:
     """Beyond the per-address limit, an email gets at most ``magic_link_email_limit`` links
