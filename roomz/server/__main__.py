@@ -151,6 +151,7 @@ async def end_sessions(email: str, settings: ServerSettings) -> None:
     if settings.redis_url is None:
         records = SqliteSessionRecords.in_state_dir(settings.state_dir or default_state_dir())
         try:
+            await records.open()
             await records.end_all(email)
         finally:
             await records.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("roomz.server")
 
 CLEANUP_INTERVAL_SECONDS = 60.0
+#: What runs for as long as the application does: aiohttp's cleanup contexts.
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 class Server:
@@ -57,7 +59,7 @@ class Server:
         self.mailer = mailer or _mailer_for(self.settings, on_magic_link)
         lifetime = self.settings.magic_link_expiry_minutes * 60
         assert self.settings.jwt_secret is not None  # checked() guarantees one
-        self._background: list[Any] = []
+        self._background: list[CleanupContext] = []
         self.magic_links: MagicLinkStore
         self.rate_limiter: RateLimit
         records: SessionRecords
@@ -70,7 +72,7 @@ class Server:
             records = SqliteSessionRecords.in_state_dir(self.settings.state_dir
                                                         or default_state_dir())
             presence, manager = Presence(), FanOutManager()
-            self._background.append(_housekeeping(links, limiter))
+            self._background.append(_in_background(lambda: _housekeeping(links, limiter)))
         else:
             from . import redis_state
 
@@ -83,12 +85,17 @@ class Server:
                                                            publisher=redis)
             # Redis expires links and rate-limit windows itself: no housekeeping here.
             self._background.append(redis_state.background(shared, bus))
+        # Opened as the server starts, closed as it stops; before, the session checks.
+        self._background.insert(0, _opened(records))
         self.sessions = Sessions(self.settings.jwt_secret, self.settings.jwt_expiry_days,
                                  records)
+        self.addresses = ClientAddresses(self.settings.trusted_proxies)
         self.sio = SocketServer(
             connect_timeout=self.settings.connect_timeout,
             max_connections=self.settings.max_connections,
             max_queued_events=self.settings.max_queued_events,
+            max_unfinished_per_address=self.settings.max_unfinished_per_address,
+            addresses=self.addresses,
             async_mode="aiohttp", client_manager=manager,
             # Handlers only queue packets: running them inline keeps each connection's order.
             async_handlers=False,
@@ -99,9 +106,8 @@ class Server:
         self.sio.name_of = self.chat.email_of  # slow readers are named in the log
         if shared is not None:
             shared.on_departures = self.chat.announce_departures
-        self._background.append(_session_checks(self.chat, records,
-                                                self.settings.session_check_interval))
-        self.addresses = ClientAddresses(self.settings.trusted_proxies)
+        self._background.append(_in_background(lambda: _session_checks(
+            self.chat, records, self.settings.session_check_interval)))
         self.idle_connections = IdleConnections(self.settings.max_idle_connections_per_address,
                                                 exempt=self.addresses.is_trusted)
         self.app = self._build_app()
@@ -193,50 +199,49 @@ def _mailer_for(settings: ServerSettings, on_magic_link: MagicLinkCallback | Non
     return ConsoleMailer()
 
 
-def _housekeeping(links: MagicLinks,
-                  limiter: RateLimiter) -> Callable[[web.Application], AsyncIterator[None]]:
-    """An aiohttp cleanup context: forget expired magic links and rate-limit windows."""
-    async def sweep() -> None:
-        while True:
-            await asyncio.sleep(CLEANUP_INTERVAL_SECONDS)
-            removed = await links.remove_expired()
-            await limiter.remove_expired()
-            if removed:
-                log.debug("removed %d expired magic links", removed)
-
-    async def housekeeping(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(sweep())
+def _opened(records: SessionRecords) -> CleanupContext:
+    """An aiohttp cleanup context: the session records are open while the server runs."""
+    async def opened(app: web.Application) -> AsyncIterator[None]:
+        await records.open()
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    return housekeeping
-
-
-def _session_checks(chat: Chat, records: SessionRecords,
-                    interval: float) -> Callable[[web.Application], AsyncIterator[None]]:
-    """An aiohttp cleanup context: end live connections whose sessions ended, every
-    ``interval`` seconds; now and then forget records of sessions expired anyway."""
-    async def check() -> None:
-        loop = asyncio.get_running_loop()
-        purged = loop.time()
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await chat.check_sessions()
-                if loop.time() - purged >= CLEANUP_INTERVAL_SECONDS:
-                    purged = loop.time()
-                    await records.purge_expired()
-            except StoreUnavailable as exc:
-                log.warning("cannot purge expired session records: %s", exc)
-            except Exception:  # a check that stops would leave ended sessions connected
-                log.exception("session check failed; trying again in %g s", interval)
-
-    async def session_checks(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(check())
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         await records.close()
-    return session_checks
+    return opened
+
+
+def _in_background(work: Callable[[], Coroutine[Any, Any, None]]) -> CleanupContext:
+    """An aiohttp cleanup context: ``work()`` runs as a task until the server stops."""
+    async def running(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(work())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return running
+
+
+async def _housekeeping(links: MagicLinks, limiter: RateLimiter) -> None:
+    """Forget expired magic links and rate-limit windows, now and then."""
+    while True:
+        await asyncio.sleep(CLEANUP_INTERVAL_SECONDS)
+        removed = await links.remove_expired()
+        await limiter.remove_expired()
+        if removed:
+            log.debug("removed %d expired magic links", removed)
+
+
+async def _session_checks(chat: Chat, records: SessionRecords, interval: float) -> None:
+    """End live connections whose sessions ended, every ``interval`` seconds; now and then
+    forget records of sessions expired anyway."""
+    loop = asyncio.get_running_loop()
+    purged = loop.time()
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await chat.check_sessions()
+            if loop.time() - purged >= CLEANUP_INTERVAL_SECONDS:
+                purged = loop.time()
+                await records.purge_expired()
+        except StoreUnavailable as exc:
+            log.warning("cannot purge expired session records: %s", exc)
+        except Exception:  # a check that stops would leave ended sessions connected
+            log.exception("session check failed; trying again in %g s", interval)

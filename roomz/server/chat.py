@@ -50,8 +50,8 @@ class Connection:
     email: str
     connection_id: str
     session: Session  # which sign-in it came from, checked until it ends
+    rate: MessageRate  # messages and name changes it may still send
     display_name: str | None = None
-    rate: MessageRate | None = None  # messages and name changes it may still send
 
     @property
     def channel(self) -> str:
@@ -102,7 +102,9 @@ class Chat:
                 f"Server full: {self.settings.max_connections} connections; try again later"
             )
         conn = Connection(email=email, connection_id=str(uuid.uuid4()),
-                          session=Session.of(claims))
+                          session=Session.of(claims),
+                          rate=MessageRate(self.settings.message_rate,
+                                           self.settings.message_burst))
         self.connections[sid] = conn
         try:
             total = await self.presence.join(email, conn.connection_id, conn.user())
@@ -165,7 +167,7 @@ class Chat:
         conn = self.connections.get(sid)
         if conn is None:
             return NOT_AUTHENTICATED
-        if not self._within_rate(conn):
+        if not conn.rate.take():
             return self._too_many
         if not isinstance(data, dict):
             return INVALID_FORMAT
@@ -189,7 +191,7 @@ class Chat:
         conn = self.connections.get(sid)
         if conn is None:
             return NOT_AUTHENTICATED
-        if not self._within_rate(conn):
+        if not conn.rate.take():
             return self._too_many
         if not isinstance(data, dict):
             return INVALID_FORMAT
@@ -242,12 +244,6 @@ class Chat:
             except StoreUnavailable:
                 log.warning("%s: no user_left sent for a dead node's connection, shared state "
                             "is unreachable", departure.email)
-
-    def _within_rate(self, conn: Connection) -> bool:
-        """Spend one of the connection's messages (``message_rate``, ``message_burst``)."""
-        if conn.rate is None:
-            conn.rate = MessageRate(self.settings.message_rate, self.settings.message_burst)
-        return conn.rate.take()
 
     def email_of(self, sid: str) -> str | None:
         """Whose signed-in connection ``sid`` is, if it is one (for log lines)."""

@@ -19,9 +19,29 @@ python-socketio
       and keeps the connection. It also buffers binary attachments without limit (no
       upstream issue found; socketioxide's GHSA-55mf-67qm-4wpg is the same flaw). Here a
       packet is decoded once, checked, and dispatched, or the connection is closed.
-  (Public routes are used where they exist: ``attach`` is overridden to put a capacity
-  check in front of ``eio.handle_request``; ``manager.sid_from_eio_sid`` and
-  ``manager.is_connected`` are the manager's own methods.)
+  ``AsyncServer._handle_disconnect`` (overridden too) and ``disconnect``: every way a
+      namespace ends (the client's DISCONNECT, the socket closing, the server's
+      ``disconnect``) runs one of them; a socket that leaves its namespace gets a
+      deadline to sign in again.
+  ``reason.TRANSPORT_CLOSE``: the reason given when a socket closed during its connect.
+  (Public routes are used where they exist: ``attach`` is overridden to put capacity
+  checks in front of ``eio.handle_request``; ``manager.sid_from_eio_sid``,
+  ``eio_sid_from_sid``, ``is_connected`` and ``is_pre_connected`` are the manager's own
+  methods, undocumented: ``is_pre_connected`` is true while a connect handler runs.)
+
+python-socketio's Redis manager (``roomz/server/redis_state.py`` subclasses it)
+  ``AsyncRedisManager._publish`` (overridden): what every emit, disconnect and room change
+      calls to reach the other nodes; ours publishes through the stores' client and raises
+      when Redis is down (upstream's reconnects the subscriber's connection and gives up
+      silently).
+  ``AsyncRedisManager._redis_listen_with_retries`` (overridden): the async generator of
+      the bus's messages that ``_listen`` reads; ours resubscribes within a second, not a
+      minute, and says when it is subscribed.
+  ``AsyncServer.manager_initialized`` and ``manager.initialize()``: upstream starts the
+      bus's subscriber on the first client's connect; we start it before serving, so no
+      message published meanwhile is missed.
+  ``AsyncPubSubManager.thread``: the subscriber's task, which ``initialize`` starts and
+      nothing stops: cancelled when the server stops.
 
 python-engineio
   ``AsyncServer.sockets``: the Engine.IO socket behind an id (no public accessor).
@@ -34,8 +54,10 @@ python-engineio
       ``_websocket_handler``; the driver's environ carries ``"aiohttp.request"``.
   ``AsyncSocket.queue``: each socket's outgoing packets, an unbounded ``asyncio.Queue``
       (python-engineio#133, open: no back-pressure). Replaced by :class:`OutgoingQueue`.
-  ``AsyncSocket.poll``: replaced on WebSocket sockets by a wait without a timer (see
-      :func:`poll`).
+  ``AsyncSocket.poll``: what a long-polling GET and the WebSocket writer call for the
+      next packets. Replaced by :func:`long_poll` (at most 16 packets per GET, which is
+      all python-engineio's clients decode from one payload), and on signed-in WebSocket
+      sockets by a wait without a timer (:func:`poll`).
   ``AsyncSocket.handle_post_request``: wrapped, so a bad long-polling payload closes its
       socket with one line instead of a traceback (or a POST held open, below).
   ``AsyncSocket.close(wait=False, abort=...)`` plus ``queue.put_nowait(None)``: closing a
@@ -47,7 +69,8 @@ python-engineio
   ``payload.Payload.max_decode_packets`` (a class attribute, so process-wide): 16 by
       default, and a long-polling POST with more packets loses all of them with a
       traceback (python-engineio#142, closed as a known limitation). Raised to
-      ``max_http_buffer_size``: a payload's length already bounds its packets.
+      :data:`MAX_PAYLOAD_PACKETS`; a payload with more is refused (400) before any of it
+      is handled.
 """
 
 from __future__ import annotations
@@ -55,6 +78,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +90,7 @@ from engineio import payload as eio_payload
 from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet
 
+from .addresses import ClientAddresses, limit_key
 from .problems import problem
 from .quiet_log import QuietLog
 
@@ -76,6 +101,13 @@ NAMESPACE = "/"
 CLIENT_ENGINE_PACKETS = ("1", "3", "5")
 UPGRADE_PROBE = "2probe"
 SHOWN_CHARACTERS = 60  # of a bad packet, in its log line
+#: Packets one long-polling POST may carry: more than any client batches, and few enough
+#: that the acknowledgement and echo each message brings back cannot overflow the
+#: sender's own outgoing queue (``max_queued_events``, 1000 by default).
+MAX_PAYLOAD_PACKETS = 256
+#: Packets one long-polling GET answers with: python-engineio's clients decode at most
+#: this many from one payload, and drop the whole payload beyond.
+MAX_POLL_PACKETS = 16
 
 
 class BadPacket(Exception):
@@ -188,11 +220,30 @@ async def poll(socket: Any) -> list[Any]:
         first = await socket.queue.get()
     except asyncio.CancelledError:
         raise eio_exceptions.QueueEmpty() from None
+    return _with_waiting(socket, first, limit=None)
+
+
+async def long_poll(socket: Any) -> list[Any]:
+    """``AsyncSocket.poll`` for a long-polling GET: at most :data:`MAX_POLL_PACKETS`.
+
+    The rest stay queued for the client's next GET, which it sends at once.
+    """
+    timeout = socket.server.ping_interval + socket.server.ping_timeout
+    try:
+        first = await asyncio.wait_for(socket.queue.get(), timeout)
+    except (asyncio.TimeoutError, asyncio.CancelledError):
+        raise eio_exceptions.QueueEmpty() from None
+    return _with_waiting(socket, first, limit=MAX_POLL_PACKETS)
+
+
+def _with_waiting(socket: Any, first: Any, limit: int | None) -> list[Any]:
+    """``first`` and the packets queued behind it (up to ``limit`` in all), as ``poll``
+    returns them: ``[]`` for a ``None``, which ends the transport."""
     socket.queue.task_done()
     if first is None:
         return []
     packets = [first]
-    while not socket.queue.empty():
+    while not socket.queue.empty() and (limit is None or len(packets) < limit):
         pkt = socket.queue.get_nowait()
         socket.queue.task_done()
         if pkt is None:
@@ -204,7 +255,7 @@ async def poll(socket: Any) -> list[Any]:
 
 def tune(socket: Any) -> None:
     """Give an Engine.IO socket the timer-free :func:`poll` if it is a WebSocket."""
-    if socket is not None and socket.upgraded:
+    if socket.upgraded:
         socket.poll = poll.__get__(socket)
 
 
@@ -224,10 +275,10 @@ async def close_transports(sio: socketio.AsyncServer) -> None:
         await close_now(socket)
 
 
-def raise_payload_limit(max_http_buffer_size: int) -> None:
-    """Let a long-polling payload carry as many packets as its size allows (process-wide)."""
-    if eio_payload.Payload.max_decode_packets < max_http_buffer_size:
-        eio_payload.Payload.max_decode_packets = max_http_buffer_size
+def raise_payload_limit() -> None:
+    """Let a long-polling POST carry up to :data:`MAX_PAYLOAD_PACKETS` packets (process-wide)."""
+    if eio_payload.Payload.max_decode_packets < MAX_PAYLOAD_PACKETS:
+        eio_payload.Payload.max_decode_packets = MAX_PAYLOAD_PACKETS
 
 
 @dataclass(slots=True, eq=False)
@@ -235,9 +286,12 @@ class EngineSocket:
     """What the server keeps about one Engine.IO socket while it is open."""
 
     socket: Any
-    remote: str | None
-    deadline: asyncio.TimerHandle | None = None
+    remote: str  # the client's address, for log lines
+    key: str  # what the per-address limit counts it as (:func:`.addresses.limit_key`)
+    deadline: asyncio.TimerHandle | None = None  # to sign in, while it is not signed in
     websocket: web.Request | None = None  # the WebSocket's own request, once there is one
+    unfinished: bool = True  # counted among its address's sockets not yet signed in
+    was_signed_in: bool = False
     closing: bool = False
     refused: bool = False  # closed for a bad packet
 
@@ -269,45 +323,71 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     """python-socketio's server with the bounds a server on the internet needs.
 
     - An Engine.IO socket that has no Socket.IO connection ``connect_timeout`` seconds
-      after it opens (or after it left its namespace) is closed.
+      after it opens (or after it left its namespace) is closed; one whose connect is
+      still being decided (the stores answer slowly) gets another ``connect_timeout``.
     - At most ``max_connections`` Engine.IO sockets: a new handshake beyond is answered 503.
+    - At most ``max_unfinished_per_address`` sockets not yet signed in per client address
+      (``addresses`` says whose a request is): a new handshake beyond is answered 503.
     - At most ``max_queued_events`` packets wait for one connection; a reader that falls
       that far behind is disconnected (its TCP connection reset).
     - Bad packets and binary ones close their connection with one :class:`QuietLog` line.
+      Packets a signed-in client sent before it heard that the server ended its connection
+      (a logout, say) are dropped without a word.
 
     ``name_of`` says who a Socket.IO connection (by sid) is, for those log lines.
     """
 
     def __init__(self, *, connect_timeout: float, max_connections: int,
-                 max_queued_events: int, **options: Any) -> None:
+                 max_queued_events: int, max_unfinished_per_address: int,
+                 addresses: ClientAddresses, **options: Any) -> None:
         super().__init__(**options)
         self.connect_timeout = connect_timeout
         self.max_connections = max_connections
         self.max_queued_events = max_queued_events
+        self.max_unfinished_per_address = max_unfinished_per_address
+        self.addresses = addresses
         self.name_of: Callable[[str], str | None] = lambda sid: None
         self.quiet = QuietLog(log)
         self.engine_sockets: dict[str, EngineSocket] = {}
+        #: Sockets not yet signed in, per client address (its :func:`limit_key`).
+        self.unfinished: Counter[str] = Counter()
         self._closing: set[asyncio.Task[None]] = set()
         self.eio._async = {**self.eio._async,
                            "websocket": functools.partial(CheckedWebSocket, owner=self)}
-        raise_payload_limit(self.eio.max_http_buffer_size)
+        raise_payload_limit()
 
     def attach(self, app: web.Application, socketio_path: str = "socket.io") -> None:
-        """Serve Socket.IO on ``app`` at ``/socket.io/``, refusing handshakes when full."""
+        """Serve Socket.IO on ``app`` at ``/socket.io/``, refusing handshakes beyond the caps."""
         path = f"/{socketio_path.strip('/')}/"
         app.router.add_get(path, self._handle_request)
         app.router.add_post(path, self._handle_request)
         app.router.add_route("OPTIONS", path, self._handle_request)
 
     async def _handle_request(self, request: web.Request) -> web.StreamResponse:
-        if request.method == "GET" and "sid" not in request.query and self.is_full():
+        if request.method == "GET" and "sid" not in request.query:
+            refusal = self._refusal(request)
+            if refusal is not None:
+                return refusal
+        response: web.StreamResponse = await self.eio.handle_request(request)
+        return response
+
+    def _refusal(self, request: web.Request) -> web.Response | None:
+        """The 503 for a new Engine.IO handshake beyond a cap, or None to let it in."""
+        if self.is_full():
             self.quiet.warning("server full", "refused a new connection: server full "
                                               "(%d connections)", len(self.engine_sockets))
             return problem(503, "server-full", "Service Unavailable",
                            f"Server full: {self.max_connections} connections; try again later",
                            request.path, headers={"Retry-After": "5"})
-        response: web.StreamResponse = await self.eio.handle_request(request)
-        return response
+        key = limit_key(self.addresses.client_address(request))
+        if self.unfinished[key] < self.max_unfinished_per_address:
+            return None
+        self.quiet.warning("unfinished per address", "refused a new connection from %s: %d "
+                           "of its connections have not signed in", key, self.unfinished[key])
+        return problem(503, "too-many-unfinished", "Service Unavailable",
+                       f"Too many connections from your address have not signed in (at most "
+                       f"{self.max_unfinished_per_address}); sign in on those or try again "
+                       "later", request.path, headers={"Retry-After": "5"})
 
     def is_full(self) -> bool:
         """True when a new Engine.IO handshake must be refused.
@@ -328,21 +408,23 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         await super()._handle_eio_connect(eio_sid, environ)
         socket = self.eio.sockets[eio_sid]
         request = environ.get("aiohttp.request")
-        kept = self.engine_sockets[eio_sid] = EngineSocket(
-            socket, remote=request.remote if request is not None else None)
+        remote = self.addresses.client_address(request) if request is not None else "unknown"
+        kept = self.engine_sockets[eio_sid] = EngineSocket(socket, remote, limit_key(remote))
+        self.unfinished[kept.key] += 1
         queue = OutgoingQueue(self.max_queued_events,
                               on_full=functools.partial(self._too_slow, eio_sid))
         queue.take_over(socket.queue)
         socket.queue = queue
+        socket.poll = long_poll.__get__(socket)
         socket.handle_post_request = functools.partial(
             self._receive_payload, eio_sid, socket.handle_post_request)
-        kept.deadline = asyncio.get_running_loop().call_later(
-            self.connect_timeout, self._check_signed_in, eio_sid)
+        self._start_deadline(kept)
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any = None) -> None:
         kept = self.engine_sockets.pop(eio_sid, None)
-        if kept is not None and kept.deadline is not None:
-            kept.deadline.cancel()
+        if kept is not None:
+            self._stop_deadline(kept)
+            self._finished(kept)
         await super()._handle_eio_disconnect(eio_sid, reason)
         if kept is not None:
             # Once close() has queued its last packet, wake a waiting long-poll (or writer):
@@ -360,13 +442,37 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         sid = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
         return sid is not None and bool(self.manager.is_connected(sid, NAMESPACE))
 
+    def _finished(self, kept: EngineSocket) -> None:
+        """Stop counting ``kept`` among its address's sockets not yet signed in."""
+        if kept.unfinished:
+            kept.unfinished = False
+            self.unfinished[kept.key] -= 1
+            if self.unfinished[kept.key] <= 0:
+                del self.unfinished[kept.key]
+
+    def _start_deadline(self, kept: EngineSocket) -> None:
+        self._stop_deadline(kept)
+        kept.deadline = asyncio.get_running_loop().call_later(
+            self.connect_timeout, self._check_signed_in, kept.socket.sid)
+
+    @staticmethod
+    def _stop_deadline(kept: EngineSocket) -> None:
+        if kept.deadline is not None:
+            kept.deadline.cancel()
+            kept.deadline = None
+
     def _check_signed_in(self, eio_sid: str) -> None:
         kept = self.engine_sockets.get(eio_sid)
         if kept is None or kept.closing:
             return
-        if self.is_signed_in(eio_sid):  # check again later: a client may leave and linger
-            kept.deadline = asyncio.get_running_loop().call_later(
-                self.connect_timeout, self._check_signed_in, eio_sid)
+        kept.deadline = None
+        if self.is_signed_in(eio_sid):
+            return
+        sid = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
+        if sid is not None and self.manager.is_pre_connected(sid, NAMESPACE):
+            # Its connect waits on the stores, whose own timeouts bound the wait: closing
+            # now would leave that connect to finish on a socket that is gone.
+            self._start_deadline(kept)
             return
         self.quiet.warning("unfinished connection", "closed a connection from %s: not signed "
                                                     "in within %g s", kept.remote,
@@ -416,6 +522,28 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
                            "" if data is None else f": {shown(data)}")
         await self._close(kept, send_close=False, reset=True)
 
+    # Namespaces ending
+
+    async def disconnect(self, sid: str, namespace: str | None = None,
+                         ignore_queue: bool = False) -> None:
+        """End a Socket.IO connection (python-socketio's ``disconnect``); its socket gets a
+        deadline to sign in again."""
+        eio_sid = self.manager.eio_sid_from_sid(sid, namespace or NAMESPACE)
+        await super().disconnect(sid, namespace=namespace, ignore_queue=ignore_queue)
+        if eio_sid is not None:
+            self._left_namespace(eio_sid)
+
+    async def _handle_disconnect(self, eio_sid: str, namespace: str,
+                                 reason: Any = None) -> None:
+        await super()._handle_disconnect(eio_sid, namespace, reason)
+        self._left_namespace(eio_sid)
+
+    def _left_namespace(self, eio_sid: str) -> None:
+        kept = self.engine_sockets.get(eio_sid)
+        if kept is not None and not kept.closing and kept.deadline is None \
+                and not self.is_signed_in(eio_sid):
+            self._start_deadline(kept)
+
     # What clients send
 
     async def _receive_payload(self, eio_sid: str, receive: Callable[[Any], Any],
@@ -435,10 +563,9 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
             raise
         except (ValueError, LookupError, TypeError, RecursionError,
                 eio_exceptions.UnknownPacketError):
-            await self.refuse(eio_sid, BadPacket("a long-polling payload that does not decode"))
-            raise eio_exceptions.EngineIOError() from None
-        except OSError:  # the client went away mid-payload: nothing to answer, nothing to log
-            await self._close(kept, send_close=False, reset=False)
+            await self.refuse(eio_sid, BadPacket(
+                f"a long-polling payload that does not decode (or holds more than "
+                f"{MAX_PAYLOAD_PACKETS} packets)"))
             raise eio_exceptions.EngineIOError() from None
         if kept.refused:  # a packet in it was refused: say so rather than "ok"
             raise eio_exceptions.EngineIOError()
@@ -452,19 +579,34 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
             namespace = pkt.namespace or NAMESPACE
             sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
             connected = sid is not None and self.manager.is_connected(sid, namespace)
-            if connected == (pkt.packet_type == packet.CONNECT):
+            connecting = pkt.packet_type == packet.CONNECT
+            if not connected and not connecting and kept.was_signed_in:
+                return  # sent before it heard the server end its connection: not hostile
+            if connected == connecting:
                 raise BadPacket("a CONNECT while connected" if connected
                                 else "a packet before connecting")
         except BadPacket as bad:
             await self.refuse(eio_sid, bad, data)
             return
-        if pkt.packet_type == packet.CONNECT:
-            await self._handle_connect(eio_sid, namespace, pkt.data)
-            if self.is_signed_in(eio_sid):
-                tune(kept.socket)
+        if connecting:
+            await self._connect(kept, namespace, pkt.data)
         elif pkt.packet_type == packet.DISCONNECT:
             await self._handle_disconnect(eio_sid, namespace, self.reason.CLIENT_DISCONNECT)
         elif pkt.packet_type == packet.EVENT:
             await self._handle_event(eio_sid, namespace, pkt.id, pkt.data)
         else:
             await self._handle_ack(eio_sid, namespace, pkt.id, pkt.data)
+
+    async def _connect(self, kept: EngineSocket, namespace: str, auth: Any) -> None:
+        """Handle a CONNECT; a socket that closed while it was decided is disconnected."""
+        eio_sid = kept.socket.sid
+        await self._handle_connect(eio_sid, namespace, auth)
+        if self.engine_sockets.get(eio_sid) is not kept:
+            # Closed meanwhile: its disconnect found no connection to end, as it was not
+            # accepted yet; end it now, or it would stay counted forever.
+            await self._handle_disconnect(eio_sid, namespace, self.reason.TRANSPORT_CLOSE)
+        elif self.is_signed_in(eio_sid):
+            kept.was_signed_in = True
+            self._stop_deadline(kept)
+            self._finished(kept)
+            tune(kept.socket)

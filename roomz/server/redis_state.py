@@ -29,6 +29,7 @@ from .magic_links import token_hash
 from .presence import Departure, DepartureHandler
 from .rate_limit import WINDOW_SECONDS, Quota, Refusal
 from .session_records import Standing
+from .settings import ServerSettings
 from .unavailable import StoreUnavailable
 
 log = logging.getLogger("roomz.server")
@@ -37,7 +38,6 @@ T = TypeVar("T")
 PREFIX = "roomz:"
 RESUBSCRIBE_MAX_DELAY = 0.5  # while Redis is away, a node tries to listen again this often
 RESUBSCRIBE_WAIT_SECONDS = 3.0
-NODE_TIMEOUT_SECONDS = 15.0  # a node silent this long is dead: its connections are dropped
 
 
 async def _guard(call: Awaitable[T]) -> T:
@@ -129,6 +129,9 @@ class RedisSessionRecords:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
 
+    async def open(self) -> None:
+        """Nothing to do: the client connects when first used."""
+
     async def standing(self, session_ids: Collection[str],
                        emails: Collection[str]) -> Standing:
         """Which of ``session_ids`` were logged out, and the versions of ``emails``."""
@@ -173,7 +176,7 @@ class RedisPresence:
     """
 
     def __init__(self, redis: aioredis.Redis,
-                 node_timeout: float = NODE_TIMEOUT_SECONDS) -> None:
+                 node_timeout: float = ServerSettings.node_timeout) -> None:
         self.redis = redis
         self.node_id = uuid.uuid4().hex
         self.node_timeout = node_timeout
@@ -277,8 +280,10 @@ class RedisPresence:
             await _guard(pipe.execute())
 
     async def _forget(self, node: str) -> None:
-        async for key in self.redis.scan_iter(match=f"{PREFIX}presence:*"):
-            await _guard(self.redis.hdel(key, node))
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
+            async for key in self.redis.scan_iter(match=f"{PREFIX}presence:*"):
+                pipe.hdel(key, node)
+            await _guard(pipe.execute())
         # Whoever removes the node takes its connections, all in one step: of all the nodes
         # that saw it die, exactly one sends user_left for them.
         async with self.redis.pipeline(transaction=True) as pipe:

@@ -49,6 +49,7 @@ class Standing:
 class SessionRecords(Protocol):
     """Ended sessions, kept in a SQLite file (:class:`SqliteSessionRecords`) or in Redis."""
 
+    async def open(self) -> None: ...
     async def standing(self, session_ids: Collection[str],
                        emails: Collection[str]) -> Standing: ...
     async def revoke(self, session_id: str, expires_at: int) -> None: ...
@@ -61,16 +62,28 @@ class SqliteSessionRecords:
     """Session records in ``sessions.sqlite3`` in the state directory: WAL mode, 0600 in 0700.
 
     The server and ``roomz-server end-sessions`` may use the file at the same time.
+    Nothing is opened until :meth:`open`; :meth:`close` closes it again.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = _open(path)
+        self._connection: sqlite3.Connection | None = None
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> SqliteSessionRecords:
-        """The records of the server whose state directory is ``state_dir``."""
+        """The records of the server whose state directory is ``state_dir`` (not open yet)."""
         return cls(state_dir / FILE_NAME)
+
+    async def open(self) -> None:
+        """Open the file, creating it if needed; :class:`SettingsError` says why it cannot."""
+        if self._connection is None:
+            self._connection = _open(self.path)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise RuntimeError(f"session records in {self.path} are not open")
+        return self._connection
 
     # Each call below is one indexed statement on a small local file, well under a
     # millisecond: cheaper to run in the event loop than to hand to a thread.
@@ -110,8 +123,10 @@ class SqliteSessionRecords:
                                     (int(time.time()),)).rowcount
 
     async def close(self) -> None:
-        """Close the file."""
-        self._db.close()
+        """Close the file, if it is open."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:

@@ -136,7 +136,8 @@ class ServerSettings:
         20, "sign-in links one email may get per hour from all addresses together",
         env="ROOMZ_MAGIC_LINK_EMAIL_LIMIT", parse=_int, metavar="N")
     magic_link_address_limit: int = setting(
-        20, "sign-in links one client address may ask for per hour, for any emails",
+        20, "sign-in links one client address may ask for per hour, for any emails (an IPv6 "
+            "address counts as its /64)",
         env="ROOMZ_MAGIC_LINK_ADDRESS_LIMIT", parse=_int, metavar="N")
     email_sender: str = setting("console", "console: write links to the log; smtp: mail them",
                                 env="EMAIL_SENDER", parse=_lower, choices=("console", "smtp"))
@@ -152,8 +153,12 @@ class ServerSettings:
         env="ROOMZ_MAX_CONNECTIONS_PER_USER", parse=_int, metavar="N")
     max_idle_connections_per_address: int = setting(
         50, "TCP connections one client address may hold open without a request in progress "
-            "(proxies named by --trusted-proxies are exempt)",
+            "(proxies named by --trusted-proxies are exempt; an IPv6 address counts as its /64)",
         env="ROOMZ_MAX_IDLE_CONNECTIONS_PER_ADDRESS", parse=_int, metavar="N")
+    max_unfinished_per_address: int = setting(
+        100, "Socket.IO connections one client address may have open before they sign in; "
+            "a new one beyond is answered 503 (an IPv6 address counts as its /64)",
+        env="ROOMZ_MAX_UNFINISHED_PER_ADDRESS", parse=_int, metavar="N")
     message_rate: float = setting(
         100.0, "messages per second one connection may send, on average; more are answered 429",
         env="ROOMZ_MESSAGE_RATE", parse=_float, metavar="PER_SECOND")
@@ -219,7 +224,7 @@ class ServerSettings:
         for name in ("jwt_expiry_days", "magic_link_expiry_minutes", "magic_link_rate_limit",
                      "magic_link_email_limit", "magic_link_address_limit", "max_connections",
                      "max_connections_per_user", "max_idle_connections_per_address",
-                     "message_burst", "max_queued_events"):
+                     "max_unfinished_per_address", "message_burst", "max_queued_events"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("message_rate", "header_timeout", "body_timeout", "connect_timeout",

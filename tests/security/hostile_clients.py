@@ -3,7 +3,9 @@
 - :class:`RawSocket`: an Engine.IO WebSocket that sends whatever frames a test wants,
   answers pings (so only the server's own rules can end it) and records what it gets.
 - :func:`open_non_reader`: a signed-in WebSocket on a bare TCP socket that never reads.
+- :func:`polling_session`: an Engine.IO long-polling handshake, nothing more.
 - :func:`rss_mb`: a process's resident memory, from ``/proc``.
+- :func:`settled`: waits until a server process's log stops growing.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import os
 import socket
 import time
@@ -18,7 +21,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from tests.server.proc import ServerProcess
+
 ENGINE_PATH = "/socket.io/?EIO=4&transport=websocket"
+POLLING_PATH = "/socket.io/?EIO=4&transport=polling"
 TIMEOUT = 5.0
 
 
@@ -111,6 +117,14 @@ def http_session() -> aiohttp.ClientSession:
                                  timeout=aiohttp.ClientTimeout(total=None, connect=TIMEOUT))
 
 
+async def polling_session(url: str) -> str:
+    """Open an Engine.IO long-polling session and return its sid."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as http, \
+            http.get(url + POLLING_PATH) as resp:
+        text = await resp.text()
+    return str(json.loads(text[1:])["sid"])
+
+
 def client_frame(payload: bytes, opcode: int = 0x1) -> bytes:
     """One masked WebSocket frame, as a client sends it."""
     mask = os.urandom(4)
@@ -166,3 +180,12 @@ def rise(samples: list[float]) -> float:
     """How far the second half of ``samples`` climbs above its first value (MB)."""
     half = samples[len(samples) // 2:]
     return max(half) - half[0]
+
+
+async def settled(proc: ServerProcess, quiet: float = 0.5, most: float = 10.0) -> None:
+    """Wait until the server's log has not grown for ``quiet`` seconds (at most ``most``)."""
+    deadline = time.monotonic() + most
+    seen = -1
+    while len(proc.lines) != seen and time.monotonic() < deadline:
+        seen = len(proc.lines)
+        await asyncio.sleep(quiet)

@@ -1,40 +1,79 @@
-"""A long-polling client's burst of messages all arrive, however many one HTTP payload holds."""
+"""Bursts of messages over long-polling, to and from a python-socketio client: all arrive,
+however many one HTTP payload would hold."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-import socketio
-
 from roomz.server.testing import LocalServer
-from tests.server.helpers import assert_ok_ack, cookie_headers
-from tests.waiting import wait_until
+from tests.server.helpers import signed_in
 
 ALICE = "alice@example.com"
-BURST = 50  # engine.io's default decodes at most 16 packets per payload
+TIMEOUT = 10.0
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
-async def test_a_long_polling_burst_of_50_messages_is_acked_and_delivered(
-        server: LocalServer) -> None:
-    """A python-socketio client on long-polling emits 50 messages without awaiting each (its
-    transport sends them in one POST): all 50 are acknowledged and delivered back to it.
+class PollingClient:
+    """``tests/security/polling_client.py`` running in its own process."""
 
-    This client shares the process's engine.io payload limit, which the server has raised;
-    its GET answers carry up to 100 packets.
-    """
-    sio = socketio.AsyncClient(reconnection=False)
-    delivered: list[dict[str, Any]] = []
-    sio.on("message", delivered.append)
-    await asyncio.wait_for(sio.connect(server.url, headers=cookie_headers(
-        await server.sign_in(ALICE)), transports=["polling"], wait_timeout=5), 6)
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    async def next_line(self) -> dict[str, Any]:
+        """The client's next line of JSON."""
+        assert self.process.stdout is not None
+        line = await asyncio.wait_for(self.process.stdout.readline(), TIMEOUT)
+        if not line:
+            assert self.process.stderr is not None
+            errors = await asyncio.wait_for(self.process.stderr.read(), TIMEOUT)
+            raise AssertionError(f"the polling client ended: {errors.decode()[-2000:]}")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+
+@asynccontextmanager
+async def polling_client(url: str, token: str, send: int,
+                         receive: int) -> AsyncIterator[PollingClient]:
+    """A signed-in python-socketio long-polling client in another process."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.security.polling_client", url, token, str(send),
+        str(receive), cwd=REPOSITORY, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    client = PollingClient(process)
     try:
-        acks = await asyncio.wait_for(asyncio.gather(*(
-            sio.call("message", {"content": f"burst {i}"}, timeout=5) for i in range(BURST))), 8)
-
-        for ack in acks:
-            assert_ok_ack(ack)
-        await wait_until(lambda: len(delivered) >= BURST, 5, lambda: f"{len(delivered)} delivered")
-        assert sorted(m["content"] for m in delivered) == sorted(f"burst {i}" for i in range(BURST))
+        assert await client.next_line() == {"connected": True}
+        yield client
     finally:
-        await asyncio.wait_for(sio.disconnect(), 5)
+        if process.returncode is None:
+            process.kill()
+        await asyncio.wait_for(process.wait(), TIMEOUT)
+
+
+async def test_a_burst_of_50_messages_from_a_long_polling_client_is_acked_and_echoed(
+        server: LocalServer) -> None:
+    """A python-socketio client on long-polling emits 50 messages at once (its transport
+    sends them in one POST, and 100 packets come back): all acknowledged and echoed, and it
+    stays connected."""
+    async with polling_client(server.url, await server.sign_in(ALICE), 50, 0) as client:
+        assert await client.next_line() == {"acked": 50, "echoed": 50, "disconnected": False}
+
+
+async def test_a_burst_of_40_messages_reaches_a_long_polling_client(
+        server: LocalServer) -> None:
+    """Another connection of the user emits 40 messages at once: the python-socketio client
+    on long-polling gets all 40 and stays connected (its engine.io decodes at most 16
+    packets per payload, so the server answers each poll with at most 16)."""
+    token = await server.sign_in(ALICE)
+    async with polling_client(server.url, token, 0, 40) as client:
+        assert await client.next_line() == {"acked": 0, "echoed": 0, "disconnected": False}
+        async with signed_in(server.url, token) as other:
+            await asyncio.gather(*(other.emit("message", {"content": f"to polling {i}"})
+                                   for i in range(40)))
+
+            assert await client.next_line() == {"received": 40, "disconnected": False}

@@ -7,6 +7,8 @@ user's sessions: for ``/auth/me``, for new connections, and for connections alre
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import signal
 import subprocess
 import time
@@ -15,6 +17,8 @@ from typing import Any
 
 import aiohttp
 import jwt
+import pytest
+import socketio
 
 from roomz import AsyncClient, AuthenticationError, ConnectionState
 from roomz.server.testing import LocalServer
@@ -153,6 +157,39 @@ async def test_the_wire_says_session_ended_with_the_reason(server: LocalServer) 
         await wait_until(lambda: not client.sio.connected, TIMEOUT, "the server to disconnect")
     finally:
         await asyncio.wait_for(client.sio.disconnect(), TIMEOUT)
+
+
+async def test_messages_in_flight_at_logout_are_dropped_quietly(
+        server: LocalServer, caplog: pytest.LogCaptureFixture) -> None:
+    """A python-socketio client emits without pause while its user logs out: the events
+    that cross the server's DISCONNECT are dropped without a word. The client is ended by
+    that DISCONNECT (no TCP reset first), and the log says nothing about bad packets."""
+    token = await server.sign_in(ALICE)
+    client = await open_client(server.url, token)
+    sio = client.sio
+    reasons: list[Any] = []
+    sio.on("disconnect", lambda *reason: reasons.append(reason))
+    await client.wait_event("authenticated")
+
+    async def keep_sending() -> None:
+        with contextlib.suppress(socketio.exceptions.BadNamespaceError):
+            while not reasons:
+                await sio.emit("message", {"content": "still typing"})
+                await asyncio.sleep(0)
+
+    sender = asyncio.create_task(keep_sending())
+    try:
+        assert await log_out(server.url, token) == 200
+        await wait_until(lambda: bool(reasons), TIMEOUT, "the client's disconnect")
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+        await asyncio.wait_for(sio.disconnect(), TIMEOUT)
+
+    assert reasons == [(sio.reason.SERVER_DISCONNECT,)]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not any("it sent" in line for line in warnings), warnings
 
 
 async def test_logging_out_without_a_valid_cookie_still_answers_ok(server: LocalServer) -> None:

@@ -7,10 +7,17 @@ test that names it fails here, rather than a server hanging or leaking in produc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import logging
+from typing import Any
 
+import aiohttp
+import pytest
 import socketio
 from aiohttp import web
+from aiohttp.http import HttpProcessingError
+from aiohttp.log import server_logger
 from engineio import async_socket
 from engineio import packet as eio_packet
 from engineio import payload as eio_payload
@@ -18,7 +25,9 @@ from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet
 
 from roomz.server import internals
+from roomz.server.addresses import ClientAddresses
 from roomz.server.internals import CheckedWebSocket, OutgoingQueue, SocketServer
+from roomz.server.redis_state import RedisFanOutManager
 from roomz.server.testing import LocalServer
 from tests.security.hostile_clients import RawSocket, http_session
 from tests.waiting import wait_until
@@ -30,6 +39,7 @@ ALICE = "alice@example.com"
 
 def socket_server() -> SocketServer:
     return SocketServer(connect_timeout=5, max_connections=10, max_queued_events=10,
+                        max_unfinished_per_address=10, addresses=ClientAddresses(),
                         async_mode="aiohttp", async_handlers=False)
 
 
@@ -184,12 +194,14 @@ async def test_close_now_ends_a_websocket_whose_client_keeps_it_open() -> None:
 
 
 def test_payload_max_decode_packets_is_the_limit_decode_applies() -> None:
-    """``Payload.max_decode_packets`` is a class attribute that ``decode`` checks; the server
-    raises it to ``max_http_buffer_size``."""
+    """``Payload.max_decode_packets`` is a class attribute that ``decode`` checks, before
+    decoding any packet; the server raises it to ``MAX_PAYLOAD_PACKETS``."""
     socket_server()
-    assert eio_payload.Payload.max_decode_packets >= 1_000_000
-    body = "\x1e".join(["42[\"message\",{}]"] * 100)
-    assert len(eio_payload.Payload(encoded_payload=body).packets) == 100
+    assert eio_payload.Payload.max_decode_packets == internals.MAX_PAYLOAD_PACKETS
+    body = "\x1e".join(['42["message",{}]'] * internals.MAX_PAYLOAD_PACKETS)
+    assert len(eio_payload.Payload(encoded_payload=body).packets) == 256
+    with pytest.raises(ValueError):
+        eio_payload.Payload(encoded_payload=body + '\x1e42["message",{}]')
 
 
 def test_attach_registers_what_engineio_would() -> None:
@@ -203,3 +215,176 @@ def test_attach_registers_what_engineio_would() -> None:
     eio_aiohttp.create_route(theirs, socket_server().eio, "/socket.io/")
     socket_server().attach(ours)
     assert routes(ours) == routes(theirs)
+
+
+async def test_a_long_polling_socket_answers_with_the_bounded_long_poll() -> None:
+    """A long-polling GET takes its packets from ``socket.poll()`` (looked up on the
+    instance), which is ours on a socket that is not a WebSocket; it reads the server's
+    ``ping_interval`` and ``ping_timeout`` as upstream's does."""
+    assert "self.poll()" in inspect.getsource(async_socket.AsyncSocket.handle_get_request)
+    assert "ping_interval + self.server.ping_timeout" in inspect.getsource(
+        async_socket.AsyncSocket.poll)
+    async with LocalServer() as server, http_session() as http:
+        async with http.get(f"{server.url}/socket.io/?EIO=4&transport=polling") as resp:
+            assert resp.status == 200
+        socket = await only_socket(server)
+        assert socket.poll.__func__ is internals.long_poll
+        await internals.close_now(socket)
+
+
+def test_the_namespace_hooks_keep_their_names_and_signatures() -> None:
+    """A namespace ends through ``_handle_disconnect`` (the client's DISCONNECT, the socket
+    closing) or ``disconnect`` (the server's); the manager's ``eio_sid_from_sid`` and
+    ``is_pre_connected`` say which socket a sid is on and whether its connect is pending."""
+    base = socketio.AsyncServer
+    assert parameters(base.disconnect)[1:] == ["sid", "namespace", "ignore_queue"]
+    assert "self._handle_disconnect(eio_sid, n, reason)" in inspect.getsource(
+        base._handle_eio_disconnect)
+    assert socket_server().reason.TRANSPORT_CLOSE == "transport close"
+    manager = socketio.AsyncManager()
+    assert parameters(manager.eio_sid_from_sid) == ["sid", "namespace"]
+    assert parameters(manager.is_pre_connected) == ["sid", "namespace"]
+
+
+async def test_a_connect_in_progress_is_pre_connected_not_connected() -> None:
+    """While the connect handler runs, the manager has the sid pre-connected and not
+    connected: why a deadline that fires then waits, rather than closing the socket."""
+    sio = socket_server()
+    seen: list[tuple[bool, bool]] = []
+
+    async def connect(sid: str, environ: Any, auth: Any = None) -> None:
+        seen.append((sio.manager.is_pre_connected(sid, "/"), sio.manager.is_connected(sid, "/")))
+
+    sio.on("connect", connect)
+    sio.manager.set_server(sio)
+    sio.environ["e1"] = {}
+    await sio._handle_connect("e1", "/", None)
+    assert seen == [(True, False)]
+    sid = sio.manager.sid_from_eio_sid("e1", "/")
+    assert (sio.manager.is_pre_connected(sid, "/"), sio.manager.is_connected(sid, "/")) == (
+        False, True)
+
+
+class Publisher:
+    """The stores' Redis client, as far as publishing goes: it records what is published."""
+
+    def __init__(self) -> None:
+        self.published: list[str] = []
+
+    async def publish(self, channel: str, data: str) -> int:
+        self.published.append(data)
+        return 1
+
+
+async def test_the_redis_manager_reaches_other_nodes_through_publish() -> None:
+    """``AsyncPubSubManager`` sends every emit to the other nodes by ``self._publish(data)``,
+    which ``RedisFanOutManager`` overrides: an emit reaches our publisher."""
+    assert parameters(socketio.AsyncRedisManager._publish)[1:] == ["data"]
+    publisher = Publisher()
+    manager = RedisFanOutManager("redis://127.0.0.1:9/0", publisher=publisher)  # type: ignore[arg-type]
+    socketio.AsyncServer(async_mode="aiohttp", client_manager=manager)
+
+    await manager.emit("message", {"content": "hi"}, namespace="/", room="user:a")
+
+    assert len(publisher.published) == 1 and '"content": "hi"' in publisher.published[0]
+
+
+def test_the_redis_manager_listens_through_redis_listen_with_retries() -> None:
+    """``AsyncRedisManager._listen`` reads the bus from ``_redis_listen_with_retries()``, an
+    async generator of pub/sub messages (``RedisFanOutManager`` overrides it), keeping
+    those of its channel."""
+    assert inspect.isasyncgenfunction(socketio.AsyncRedisManager._redis_listen_with_retries)
+    assert inspect.isasyncgenfunction(RedisFanOutManager._redis_listen_with_retries)
+    listen = inspect.getsource(socketio.AsyncRedisManager._listen)
+    assert "async for message in self._redis_listen_with_retries()" in listen
+    assert "message['channel'] == channel" in listen
+
+
+async def test_the_bus_subscriber_starts_in_initialize_and_runs_as_thread() -> None:
+    """python-socketio initializes the manager on the first Engine.IO connect unless
+    ``manager_initialized``; ``initialize()`` starts the subscriber as ``manager.thread``
+    (a task), which ``redis_state.background`` starts before serving and cancels at the end."""
+    assert "if not self.manager_initialized:" in inspect.getsource(
+        socketio.AsyncServer._handle_eio_connect)
+    manager = RedisFanOutManager("redis://127.0.0.1:9/0", publisher=Publisher())  # type: ignore[arg-type]
+    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager)
+    assert sio.manager_initialized is False
+
+    manager.initialize()
+
+    assert isinstance(manager.thread, asyncio.Task)
+    manager.thread.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await manager.thread
+
+
+# The aiohttp behaviours the server relies on
+
+@contextlib.asynccontextmanager
+async def plain_aiohttp(**runner_options: Any) -> Any:
+    """A bare aiohttp application on a loopback port (no Roomz code), yielding its port."""
+    app = web.Application()
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app.router.add_get("/", ok)
+    runner = web.AppRunner(app, **runner_options)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield runner.addresses[0][1]
+    finally:
+        await runner.cleanup()
+
+
+async def test_aiohttp_keepalive_timeout_closes_a_connection_without_a_request_head() -> None:
+    """``keepalive_timeout`` runs from the moment a connection is accepted, so it also
+    closes one whose request head never ends: the server's header timeout."""
+    async with plain_aiohttp(keepalive_timeout=0.3) as port:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+
+
+async def test_aiohttp_pauses_reading_when_the_unread_body_passes_twice_read_bufsize() -> None:
+    """A request's body stream (``read_bufsize`` is its limit) pauses its connection's
+    reading once more than twice the limit is unread: ``read_buffer_size`` is set so that
+    a whole body of the largest size fits below that."""
+    class Protocol:
+        paused = False
+
+        def pause_reading(self) -> None:
+            self.paused = True
+
+    protocol = Protocol()
+    stream = aiohttp.StreamReader(protocol, 10, loop=asyncio.get_running_loop())  # type: ignore[arg-type]
+    stream.feed_data(b"x" * 20)
+    assert not protocol.paused
+    stream.feed_data(b"x")
+    assert protocol.paused
+
+
+async def test_aiohttp_logs_a_malformed_request_with_its_peer_and_the_parse_error() -> None:
+    """aiohttp logs a request it cannot parse on ``aiohttp.server`` with the peer as
+    ``record.args[0]`` and an ``HttpProcessingError`` as the exception: what
+    ``bad_http_log.QuietBadRequests`` reads."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    server_logger.addHandler(handler)
+    try:
+        async with plain_aiohttp() as port:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection("127.0.0.1", port), 5)
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n")
+            assert b" 400 Bad Request" in await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            await wait_until(lambda: bool(records), 5, "aiohttp's log record")
+    finally:
+        server_logger.removeHandler(handler)
+    (record,) = records
+    assert record.exc_info is not None and isinstance(record.exc_info[1], HttpProcessingError)
+    assert isinstance(record.args, tuple) and record.args[0] == "127.0.0.1"

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from roomz.cli.embedded import embedded_server
+from roomz.server import Server
 from roomz.server.session_records import FILE_NAME, SqliteSessionRecords
-from roomz.server.settings import SettingsError
+from roomz.server.settings import ServerSettings, SettingsError
 from roomz.server.testing import LocalServer
 
 HOUR = 3600
@@ -19,12 +20,14 @@ HOUR = 3600
 async def test_records_survive_reopening(tmp_path: Path) -> None:
     """Logged-out ids and user versions are still there when the file is opened again."""
     records = SqliteSessionRecords.in_state_dir(tmp_path)
+    await records.open()
     await records.revoke("stolen", int(time.time()) + HOUR)
     await records.end_all("alice@example.com")
     await records.end_all("alice@example.com")
     await records.close()
 
     again = SqliteSessionRecords.in_state_dir(tmp_path)
+    await again.open()
     standing = await again.standing(["stolen", "fine"], ["alice@example.com", "bob@example.com"])
     await again.close()
     assert standing.revoked == {"stolen"}
@@ -34,6 +37,7 @@ async def test_records_survive_reopening(tmp_path: Path) -> None:
 async def test_expired_revocations_are_purged(tmp_path: Path) -> None:
     """A revoked id whose token has expired anyway is forgotten by the purge; others stay."""
     records = SqliteSessionRecords.in_state_dir(tmp_path)
+    await records.open()
     await records.revoke("old", int(time.time()) - 1)
     await records.revoke("recent", int(time.time()) + HOUR)
 
@@ -46,6 +50,7 @@ async def test_the_file_is_private(tmp_path: Path) -> None:
     """The directory is made 0700 and the file (with its WAL files) 0600."""
     state_dir = tmp_path / "state"
     records = SqliteSessionRecords.in_state_dir(state_dir)
+    await records.open()
     await records.revoke("written", int(time.time()) + HOUR)
 
     assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
@@ -55,14 +60,14 @@ async def test_the_file_is_private(tmp_path: Path) -> None:
     await records.close()
 
 
-def test_a_symlink_in_its_place_is_refused(tmp_path: Path) -> None:
+async def test_a_symlink_in_its_place_is_refused(tmp_path: Path) -> None:
     """A symlink planted where the file goes is not followed: a one-line SettingsError."""
     elsewhere = tmp_path / "someone-elses-file"
     elsewhere.write_text("")
     (tmp_path / FILE_NAME).symlink_to(elsewhere)
 
     with pytest.raises(SettingsError, match=FILE_NAME) as error:
-        SqliteSessionRecords.in_state_dir(tmp_path)
+        await SqliteSessionRecords.in_state_dir(tmp_path).open()
     assert "\n" not in str(error.value)
     assert elsewhere.read_text() == ""
 
@@ -79,3 +84,20 @@ async def test_local_and_embedded_servers_keep_their_records_to_themselves(
     async with embedded_server("me@roomz.local"):
         pass
     assert not (tmp_path / "user-state").exists()
+
+
+async def test_the_records_are_open_only_while_the_server_runs(tmp_path: Path) -> None:
+    """A server that is made but never started opens nothing (so leaks nothing); a started
+    one opens its records, and closes them when it stops."""
+    settings = ServerSettings(jwt_secret="s" * 40, state_dir=tmp_path, port=0)
+    Server(settings)
+    assert not (tmp_path / FILE_NAME).exists()
+
+    server = Server(settings)
+    records = server.sessions.records
+    assert isinstance(records, SqliteSessionRecords)
+    async with server:
+        assert (tmp_path / FILE_NAME).exists()
+        assert (await records.standing(["any"], [])).revoked == frozenset()
+    with pytest.raises(RuntimeError, match="not open"):
+        await records.standing(["any"], [])
