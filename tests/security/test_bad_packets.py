@@ -11,7 +11,7 @@ import pytest
 
 from tests.server.proc import ServerProcess
 
-from .hostile_clients import RawSocket, http_session
+from .hostile_clients import RawSocket, http_session, settled
 
 SOCKETS = 5
 COPIES = 400  # per socket: 2000 of each packet
@@ -55,7 +55,7 @@ async def test_bad_packets_close_the_connection_with_a_few_quiet_lines(tmp_path:
 
         closed = {name: await asyncio.gather(*(raw.wait_closed(5) for raw in sockets))
                   for name, sockets in floods.items()}
-        await asyncio.sleep(0.5)  # lines about the last packets reach the log
+        await settled(proc)  # lines about the last packets reach the log
         added = proc.lines[before:]
         for sockets in floods.values():
             for raw in sockets:

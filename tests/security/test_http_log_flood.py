@@ -4,10 +4,11 @@ lines, not a traceback per request."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 from tests.server.proc import ServerProcess
+
+from .hostile_clients import settled
 
 OVERSIZED = b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: roomz\r\n\r\n"  # over 8 KB
 BAD_HEADER = b"GET / HTTP/1.1\r\nHost: roomz\r\nNo colon here\r\n\r\n"
@@ -53,11 +54,3 @@ async def test_bad_requests_by_the_thousand_add_a_few_quiet_lines(tmp_path: Path
     assert not any("Traceback" in line for line in added), "\n".join(added[:20])
     assert any("bad HTTP request from 127.0.0.1" in line for line in added), added
 
-
-async def settled(proc: ServerProcess, quiet: float = 0.5, most: float = 10.0) -> None:
-    """Wait until the server's log has not grown for ``quiet`` seconds (at most ``most``)."""
-    deadline = time.monotonic() + most
-    seen = -1
-    while len(proc.lines) != seen and time.monotonic() < deadline:
-        seen = len(proc.lines)
-        await asyncio.sleep(quiet)

@@ -7,11 +7,13 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
+
 from roomz import AsyncClient
 from roomz.session_cache import SessionCache
 from tests.nodes.redis_proc import RedisProcess
 from tests.server.proc import ServerProcess
-from tests.waiting import stays_true, wait_until
+from tests.waiting import wait_until
 
 ALICE = "alice@example.com"
 TIMEOUT = 5.0
@@ -30,6 +32,7 @@ async def test_a_killed_nodes_connections_are_announced_once_on_the_other_nodes(
                                  env={"JWT_SECRET_KEY": SECRET,
                                       "ROOMZ_NODE_TIMEOUT": str(NODE_TIMEOUT)})
 
+        shared = aioredis.from_url(redis.url, decode_responses=True)
         async with node() as one, node() as two, node() as three:
             token = await one.sign_in(ALICE)
             cache = tmp_path / "session.json"
@@ -46,6 +49,9 @@ async def test_a_killed_nodes_connections_are_announced_once_on_the_other_nodes(
                     await asyncio.wait_for(client.connect(), TIMEOUT + 1)
                 assert (await doomed[1].set_display_name("Phone"))["status"] == "ok"
 
+                alive = set(await shared.smembers("roomz:nodes"))
+                assert len(alive) == 3
+
                 await three.kill()
 
                 await wait_until(lambda: all(len(heard) >= 2 for heard in left),
@@ -55,9 +61,14 @@ async def test_a_killed_nodes_connections_are_announced_once_on_the_other_nodes(
                         "None", "Phone"]
                     assert {e["user"]["email"] for e in heard} == {ALICE}
                     assert [e["remaining_connections"] for e in heard] == [3, 2]
-                # No node announces them again: wait out another node timeout.
-                assert await stays_true(lambda: [len(heard) for heard in left] == [2, 2],
-                                        NODE_TIMEOUT)
+                # No node can announce them again: the node and its connections are gone
+                # from Redis, taken in the same step as the announcement's user objects.
+                remaining = set(await shared.smembers("roomz:nodes"))
+                (dead,) = alive - remaining
+                assert len(remaining) == 2
+                assert not await shared.exists(f"roomz:connections:{dead}")
+                assert [len(heard) for heard in left] == [2, 2]
             finally:
                 for client in made:
                     await asyncio.wait_for(client.disconnect(), TIMEOUT)
+                await shared.aclose()

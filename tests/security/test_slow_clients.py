@@ -15,6 +15,9 @@ import aiohttp
 from roomz.server.testing import LocalServer
 from tests.server.helpers import assert_problem
 from tests.server.proc import ServerProcess
+from tests.waiting import wait_until
+
+from .hostile_clients import polling_session
 
 SLACK = 5.0  # seconds beyond a timeout that a busy machine may need to act on it
 POLLING = "/socket.io/?EIO=4&transport=polling"
@@ -60,14 +63,6 @@ async def response(reader: asyncio.StreamReader, timeout: float) -> tuple[int, b
     status, headers = await response_head(reader, timeout)
     body = await asyncio.wait_for(reader.readexactly(int(headers["content-length"])), timeout)
     return status, body
-
-
-async def polling_session(url: str) -> str:
-    """Open an Engine.IO long-polling session and return its sid."""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http, \
-            http.get(url + POLLING) as resp:
-        text = await resp.text()
-    return str(json.loads(text[1:])["sid"])
 
 
 # Request heads sent slowly
@@ -213,11 +208,11 @@ async def test_one_address_holds_a_bounded_number_of_idle_connections() -> None:
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
         sockets = [await http.ws_connect(server.url + "/socket.io/?EIO=4&transport=websocket")
                    for _ in range(10)]
-        async with idle_connections(server.url, 5) as idle:
+        async with idle_connections(server, 5) as idle:
             async with raw(server.url) as (reader, _):
                 assert await closed_within(reader, SLACK)  # the sixth
-            for other_reader, _ in idle:
-                assert not await closed_within(other_reader, 0.1)
+            for streams in idle:
+                assert await healthz_on(streams) == 200  # still open
             async with aiohttp.ClientSession(
                     timeout=aiohttp.ClientTimeout(total=5),
                     connector=aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))) as other, \
@@ -231,25 +226,40 @@ async def test_one_address_holds_a_bounded_number_of_idle_connections() -> None:
 async def test_trusted_proxies_may_hold_many_idle_connections() -> None:
     """A trusted proxy carries many clients: its idle connections are not capped."""
     async with LocalServer(max_idle_connections_per_address=5,
-                           trusted_proxies=("127.0.0.1",)) as server, \
-            idle_connections(server.url, 20) as idle:
-        for reader, _ in idle:
-            assert not await closed_within(reader, 0.05)
+                           trusted_proxies=("127.0.0.1",)) as server:
+        opened = [await asyncio.wait_for(asyncio.open_connection("127.0.0.1", server.port), 5)
+                  for _ in range(20)]
+        try:
+            for streams in opened:
+                assert await healthz_on(streams) == 200  # none of them was closed
+        finally:
+            for _, writer in opened:
+                writer.close()
 
 
 @asynccontextmanager
-async def idle_connections(url: str, count: int) -> AsyncIterator[list[Streams]]:
-    """``count`` raw connections that send nothing, open for the block."""
+async def idle_connections(server: LocalServer, count: int) -> AsyncIterator[list[Streams]]:
+    """``count`` raw connections that send nothing, open (and counted idle) for the block."""
     opened: list[Streams] = []
+    idle = server.server.idle_connections.idle
     try:
         for _ in range(count):
-            host, port = url.removeprefix("http://").rsplit(":", 1)
-            opened.append(await asyncio.wait_for(asyncio.open_connection(host, int(port)), 5))
-        await asyncio.sleep(0.2)  # let the server accept them all
+            opened.append(await asyncio.wait_for(
+                asyncio.open_connection("127.0.0.1", server.port), 5))
+        await wait_until(lambda: idle["127.0.0.1"] == count, 5,
+                         lambda: f"{count} idle connections counted, got {idle}")
         yield opened
     finally:
         for _, writer in opened:
             writer.close()
+
+
+async def healthz_on(streams: Streams) -> int:
+    """The status of ``GET /healthz`` sent on an open connection (it answers if still open)."""
+    reader, writer = streams
+    writer.write(b"GET /healthz HTTP/1.1\r\n" + HEAD.encode() + b"\r\n")
+    status, _ = await response(reader, 5)
+    return status
 
 
 async def test_half_open_requests_from_one_address_leave_room_for_others(
