@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from roomz.server.testing import LocalServer
-from tests.server.helpers import signed_in
+
+from .hostile_clients import POLLING_PATH, http_session
 
 ALICE = "alice@example.com"
 TIMEOUT = 10.0
@@ -66,14 +67,25 @@ async def test_a_burst_of_50_messages_from_a_long_polling_client_is_acked_and_ec
 
 async def test_a_burst_of_40_messages_reaches_a_long_polling_client(
         server: LocalServer) -> None:
-    """Another connection of the user emits 40 messages at once: the python-socketio client
-    on long-polling gets all 40 and stays connected (its engine.io decodes at most 16
-    packets per payload, so the server answers each poll with at most 16)."""
+    """Another long-polling connection of the user sends 40 messages in one POST: the
+    python-socketio client on long-polling gets all 40 and stays connected (its engine.io
+    decodes at most 16 packets per payload, so the server answers each poll with at most
+    16)."""
     token = await server.sign_in(ALICE)
-    async with polling_client(server.url, token, 0, 40) as client:
+    async with polling_client(server.url, token, 0, 40) as client, \
+            http_session() as http:
         assert await client.next_line() == {"acked": 0, "echoed": 0, "disconnected": False}
-        async with signed_in(server.url, token) as other:
-            await asyncio.gather(*(other.emit("message", {"content": f"to polling {i}"})
-                                   for i in range(40)))
+        cookie = {"Cookie": f"session_token={token}"}
+        async with http.get(server.url + POLLING_PATH, headers=cookie) as resp:
+            sid = json.loads((await resp.text())[1:])["sid"]
+        session = f"{server.url}{POLLING_PATH}&sid={sid}"
+        async with http.post(session, data="40", headers=cookie) as resp:
+            assert resp.status == 200
+        async with http.get(session, headers=cookie) as resp:
+            assert (await resp.text()).startswith("40{")  # signed in
 
-            assert await client.next_line() == {"received": 40, "disconnected": False}
+        burst = "\x1e".join(f'42["message",{{"content":"to polling {i}"}}]' for i in range(40))
+        async with http.post(session, data=burst, headers=cookie) as resp:
+            assert resp.status == 200
+
+        assert await client.next_line() == {"received": 40, "disconnected": False}
