@@ -1,5 +1,8 @@
 """The one place that reaches into python-socketio's and python-engineio's private parts.
 
+(All but the Redis manager's, which ``redis_state.py`` overrides in its subclass: they are
+listed, and tested, here too.)
+
 A server on the internet needs bounds these libraries do not offer: this module adds them
 by subclassing ``socketio.AsyncServer`` (:class:`SocketServer`) and by adjusting each
 Engine.IO socket as it opens. ``tests/server/test_internals.py`` checks every assumption

@@ -365,6 +365,10 @@ class RedisFanOutManager(socketio.AsyncRedisManager, FanOutManager):  # type: ig
     After Redis comes back, the first publishes wait (briefly) until as many nodes listen
     again as listened before: a message published before they resubscribe would reach no
     one on those nodes, yet look delivered.
+
+    The private parts of python-socketio used here (``_publish``,
+    ``_redis_listen_with_retries``, ``thread``, ``manager_initialized``) are listed in
+    :mod:`roomz.server.internals` and checked in ``tests/server/test_internals.py``.
     """
 
     def __init__(self, url: str, publisher: aioredis.Redis, **kwargs: Any) -> None:

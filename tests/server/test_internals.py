@@ -256,7 +256,6 @@ async def test_a_connect_in_progress_is_pre_connected_not_connected() -> None:
         seen.append((sio.manager.is_pre_connected(sid, "/"), sio.manager.is_connected(sid, "/")))
 
     sio.on("connect", connect)
-    sio.manager.set_server(sio)
     sio.environ["e1"] = {}
     await sio._handle_connect("e1", "/", None)
     assert seen == [(True, False)]
