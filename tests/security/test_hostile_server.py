@@ -249,24 +249,14 @@ def quit_promptly(child: pexpect.spawn) -> str:
     return str(child.logfile_read.getvalue())
 
 
-@pytest.fixture
-def screen() -> Iterator[list[pexpect.spawn]]:
-    """Children spawned by a test; killed if the test leaves one running."""
-    children: list[pexpect.spawn] = []
-    yield children
-    for child in children:
-        if child.isalive():
-            child.terminate(force=True)
-
-
 def test_terminal_against_a_hostile_server_shows_one_line_notices_and_quits(
-    tmp_path: Path, screen: list[pexpect.spawn],
+    tmp_path: Path, children: list[pexpect.spawn],
 ) -> None:
     """roomz-cli signed in to the hostile server: the sentinel message shows; malformed
     events are at most one notice line per kind; a malformed acknowledgement is one line;
     never a traceback nor "Press ENTER"; /quit exits 0 promptly."""
     with hostile_server(ack={"status": "ok"}) as server:
-        child = at_prompt(tmp_path, server.url, screen)
+        child = at_prompt(tmp_path, server.url, children)
         child.send("/token any-token\r")
         calmly(child, "Connected to")
         calmly(child, re.escape(SENTINEL))
@@ -281,12 +271,12 @@ def test_terminal_against_a_hostile_server_shows_one_line_notices_and_quits(
 
 
 def test_terminal_against_a_malformed_greeting_says_so_in_one_line(
-    tmp_path: Path, screen: list[pexpect.spawn],
+    tmp_path: Path, children: list[pexpect.spawn],
 ) -> None:
     """roomz-cli: /token against a server whose ``authenticated`` is malformed answers with
     one line at once (not after the connection timeout), and /quit exits 0."""
     with hostile_server(greetings=["hello"], script=[]) as server:
-        child = at_prompt(tmp_path, server.url, screen)
+        child = at_prompt(tmp_path, server.url, children)
         child.send("/token any-token\r")
         calmly(child, r"Sign-in failed: .*malformed 'authenticated' event")
         shown = quit_promptly(child)

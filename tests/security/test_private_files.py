@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -472,16 +471,6 @@ def test_a_history_file_that_is_a_link_is_refused_and_not_written_through(
     assert isinstance(history, InMemoryHistory)
     assert victim.read_text() == "theirs\n"
     assert len(warnings_about(caplog, "symbolic link")) == 1, caplog.text
-
-
-@pytest.fixture
-def children() -> Iterator[list[pexpect.spawn]]:
-    """roomz-cli processes a test started; killed if the test leaves one running."""
-    started: list[pexpect.spawn] = []
-    yield started
-    for child in started:
-        if child.isalive():
-            child.terminate(force=True)
 
 
 def test_roomz_cli_history_is_private_and_without_the_token(

@@ -188,16 +188,6 @@ async def test_no_line_the_terminal_shows_carries_a_raw_control(
 
 # -- a real terminal: roomz-cli in a pseudo-terminal ----------------------------------------
 
-@pytest.fixture
-def children() -> Iterator[list[pexpect.spawn]]:
-    """roomz-cli processes a test started; killed if the test leaves one running."""
-    started: list[pexpect.spawn] = []
-    yield started
-    for child in started:
-        if child.isalive():
-            child.terminate(force=True)
-
-
 def test_backspaces_do_not_reach_the_screen(tmp_path: Path, children: list[Any]) -> None:
     """On the screen of roomz-cli, a message '\\b\\b\\b\\bEvil' is drawn after its sender's whole
     label as ␈␈␈␈Evil: the terminal never receives the backspaces that would move the cursor
