@@ -67,6 +67,23 @@ async def test_a_cancelled_reminder_frees_its_place_and_never_fires() -> None:
         assert (await chat.reply()).text == "You have no reminders."
 
 
+async def test_reminding_and_cancelling_over_and_over_leaves_nothing_scheduled() -> None:
+    """With a reminder due tomorrow, ``!remind 300d`` then ``!unremind 2``, fifty times: the
+    bot's schedule does not grow (a cancelled reminder's job leaves it at once, not once
+    every job due before it has run)."""
+    async with BotHarness(["reminders"]) as chat:
+        assert chat.bot is not None
+        await chat.say("!remind 1d stretch")
+        assert (await chat.reply()).text == "OK, in 1d: stretch"
+        scheduled = len(chat.bot.scheduler)
+        for _ in range(50):
+            await chat.say("!remind 300d tea")
+            assert (await chat.reply()).text == "OK, in 300d: tea"
+            await chat.say("!unremind 2")
+            assert (await chat.reply()).text == "Cancelled: tea"
+        assert len(chat.bot.scheduler) == scheduled
+
+
 @pytest.mark.parametrize(("duration", "shown"), [
     ("9" * 400 + "s", "'" + "9" * 19 + "…'"),
     ("366d", "'366d'"),
