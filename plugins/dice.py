@@ -2,11 +2,12 @@
 
 import random
 import re
+import reprlib
 from dataclasses import dataclass
 
-from roomz_bots import UsageError, command
+from roomz_bots import PluginBot, UsageError, command
 
-SPEC = re.compile(r"^(\d*)d(\d+)$", re.IGNORECASE)
+SPEC = re.compile(r"^([0-9]{0,6})d([0-9]{1,9})$", re.IGNORECASE)
 
 
 @dataclass
@@ -18,19 +19,15 @@ class Settings:
 
 
 @command(aliases=["r"], usage="roll [NdM]")
-def roll(bot, spec: str = "1d6") -> str:
+def roll(bot: PluginBot, spec: str = "1d6") -> str:
     """Roll dice: 2d6 is two six-sided dice."""
     match = SPEC.match(spec)
     if not match:
-        raise UsageError(f"{spec!r} is not like 2d6")
-    limits = bot.settings
-    within = f"1-{limits.max_dice} dice of 2-{limits.max_sides} sides"
-    # Longer than any limit TOML can hold: refused unread, as int() refuses 4300 digits.
-    if max(len(digits) for digits in match.groups()) > 19:
-        raise UsageError(within)
+        raise UsageError(f"{reprlib.repr(spec)} is not like 2d6")  # cut short if long
     count, sides = int(match.group(1) or 1), int(match.group(2))
+    limits = bot.settings
     if not 1 <= count <= limits.max_dice or not 2 <= sides <= limits.max_sides:
-        raise UsageError(within)
+        raise UsageError(f"1-{limits.max_dice} dice of 2-{limits.max_sides} sides")
     rolls = [random.randint(1, sides) for _ in range(count)]
     shown = " + ".join(map(str, rolls)) + f" = {sum(rolls)}" if count > 1 else str(rolls[0])
     return f"🎲 {spec}: {shown}"

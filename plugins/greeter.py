@@ -1,8 +1,9 @@
 """Greeter: says hello when another connection of the user joins."""
 
 from dataclasses import dataclass
+from typing import Any
 
-from roomz_bots import display_name_of, hookimpl
+from roomz_bots import PluginBot, display_name_of, hookimpl
 
 
 @dataclass
@@ -13,7 +14,7 @@ class Settings:
 
 
 @hookimpl
-async def on_user_joined(bot, event):
+async def on_user_joined(bot: PluginBot, event: dict[str, Any]) -> None:
     """Greet the connection that just joined."""
     user = event.get("user") or {}
     await bot.send(bot.settings.greeting.format(name=display_name_of(user) or user.get("email")))

@@ -7,14 +7,13 @@
 import re
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from roomz_bots import UsageError, command, hookimpl
+from roomz_bots import Message, PluginBot, UsageError, command, hookimpl
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 DURATION = re.compile(r"^(-?[0-9]+)([smhd])$")
 MOST_DIGITS = 12  # more than any allowed duration has; int() refuses over 4300 anyway
-#: The scheduled job of each waiting reminder, by its store key, so !unremind can cancel it.
-JOBS = {}
 
 
 @dataclass
@@ -31,42 +30,32 @@ def parse_duration(text: str, max_days: int = 365) -> int:
     if not match:
         raise UsageError(f"{shorten(text)!r} is not a duration like 10m, 2h or 1d")
     digits, unit = match.groups()
-    longest = max_days * UNITS["d"]
     # Whole numbers throughout: a 400-digit count never meets a float (OverflowError).
-    seconds = int(digits) * UNITS[unit] if len(digits) <= MOST_DIGITS else longest + 1
-    if not 1 <= seconds <= longest:
+    seconds = int(digits) * UNITS[unit] if len(digits) <= MOST_DIGITS else -1
+    if not 1 <= seconds <= max_days * UNITS["d"]:
         raise UsageError(f"{shorten(text)!r} is not between 1s and {max_days}d")
     return seconds
 
 
-def pending(bot, email: str) -> list:
-    """``(key, reminder)`` for each reminder ``email`` has waiting, soonest first."""
-    mine = [(key, r) for key, r in bot.store.items(prefix="reminder:")
-            if r.get("email", "") == email]
+def pending(bot: PluginBot, email: str) -> list[tuple[str, Any]]:
+    """``(key, reminder)`` for each reminder of ``email``, soonest first (older versions
+    kept no email: theirs are the bot's user's)."""
+    user = (bot.user or {}).get("email")
+    mine = [item for item in bot.store.items(prefix="reminder:")
+            if item[1].get("email", user) == email]
     return sorted(mine, key=lambda item: item[1]["due"])
 
 
-def schedule(bot, key: str, due: float, text: str) -> None:
-    """Fire the reminder at ``due``, then forget it."""
-    async def fire():
-        JOBS.pop(key, None)
-        if key not in bot.store:  # cancelled, by a copy of this plugin from before a /reload
-            return
+def schedule(bot: PluginBot, key: str, due: float, text: str) -> None:
+    """Fire the reminder at ``due``, then forget it; the job is named after its key."""
+    async def fire() -> None:
         await bot.send(f"⏰ Reminder: {text}")
         bot.store.pop(key)
-    JOBS[key] = bot.at(due, fire)
-
-
-def cancel(bot, key: str) -> None:
-    """Forget a reminder and its job."""
-    bot.store.pop(key)
-    job = JOBS.pop(key, None)
-    if job is not None:
-        job.cancel()
+    bot.at(due, fire, name=key)
 
 
 @command(usage="remind <duration> <text>")
-def remind(bot, message, duration: str, *, text: str) -> str:
+def remind(bot: PluginBot, message: Message, duration: str, *, text: str) -> str:
     """Remind you of something later: !remind 10m tea."""
     seconds = parse_duration(duration, bot.settings.max_days)
     most = bot.settings.max_pending
@@ -82,7 +71,7 @@ def remind(bot, message, duration: str, *, text: str) -> str:
 
 
 @command(usage="reminders")
-def reminders(bot, message) -> str:
+def reminders(bot: PluginBot, message: Message) -> str:
     """List your reminders, soonest first."""
     mine = pending(bot, message.email)
     if not mine:
@@ -94,24 +83,26 @@ def reminders(bot, message) -> str:
 
 
 @command(usage="unremind <number|all>")
-def unremind(bot, message, which: str) -> str:
+def unremind(bot: PluginBot, message: Message, which: str) -> str:
     """Cancel one of your reminders (numbered as !reminders lists them), or all."""
     mine = pending(bot, message.email)
+    if which != "all":
+        if not re.fullmatch(r"[0-9]{1,6}", which) or not 1 <= int(which) <= len(mine):
+            raise UsageError(f"you have reminders 1 to {len(mine)}" if mine
+                             else "you have no reminders")
+        mine = [mine[int(which) - 1]]
+    for key, _ in mine:
+        bot.store.pop(key)
+        bot.cancel(key)  # its job
     if which == "all":
-        for key, _ in mine:
-            cancel(bot, key)
         return f"Cancelled {len(mine)} reminder(s)."
-    if not re.fullmatch(r"[0-9]{1,6}", which) or not 1 <= int(which) <= len(mine):
-        raise UsageError(f"you have reminders 1 to {len(mine)}" if mine
-                         else "you have no reminders")
-    key, reminder = mine[int(which) - 1]
-    cancel(bot, key)
-    return f"Cancelled: {shorten(reminder['text'], 60)}"
+    return f"Cancelled: {shorten(mine[0][1]['text'], 60)}"
 
 
 def describe(seconds: float) -> str:
     """``1d 2h``, ``5m 10s``, ``now``: the two largest units of a time left."""
-    left, parts = max(0, round(seconds)), []
+    left = max(0, round(seconds))
+    parts: list[str] = []
     for unit, size in reversed(UNITS.items()):
         if left >= size and len(parts) < 2:
             parts.append(f"{left // size}{unit}")
@@ -125,14 +116,7 @@ def shorten(text: str, most: int = 20) -> str:
 
 
 @hookimpl
-def startup(bot):
+def startup(bot: PluginBot) -> None:
     """Reschedule the reminders stored before the last stop (overdue ones fire at once)."""
     for key, reminder in bot.store.items(prefix="reminder:"):
         schedule(bot, key, reminder["due"], reminder["text"])
-
-
-@hookimpl
-def shutdown(bot):
-    """Let go of this bot's jobs: they stop with it, and startup makes them anew."""
-    for key, _ in bot.store.items(prefix="reminder:"):
-        JOBS.pop(key, None)

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import socketio
 
-from . import wire
+from . import internals, wire
 from .events import EventHandler, EventHandlers
 from .exceptions import AuthenticationError, ClientError, ConnectionError
 from .session_cache import SessionCache
@@ -194,7 +194,7 @@ class AsyncClient:
                 "not signed in: call login(email), then connect() with the token from the mail"
             )
         if self._sio is not None:  # left over from a connection the server ended
-            await _shut(self._sio)
+            await internals.shut(self._sio)
         self._closing = False
         self._refusal = None
         self._bad_greeting = None
@@ -237,7 +237,8 @@ class AsyncClient:
         return self._http
 
     def _new_socket(self) -> socketio.AsyncClient:
-        sio = socketio.AsyncClient(
+        sio = internals.SocketClient(
+            on_reserved_event=self._reserved_event,
             # python-socketio reads 0 attempts as "forever"; ours means "none".
             reconnection=self.reconnect and self.max_reconnect_attempts > 0,
             reconnection_attempts=self.max_reconnect_attempts,
@@ -250,7 +251,7 @@ class AsyncClient:
         sio.on("connect", self._namespace_connected.set)
         sio.on("connect_error", self._on_connect_error)
         sio.on("disconnect", self._on_disconnect)
-        sio.on("__disconnect_final", self._on_disconnect_final)  # python-socketio: no more retries
+        internals.on_reconnecting_over(sio, self._on_disconnect_final)
         sio.on("authenticated", self._on_authenticated)
         sio.on("message", self._checked("message", self._on_message))
         sio.on("user_joined", self._checked("user_joined", self._forward("user_joined")))
@@ -265,7 +266,7 @@ class AsyncClient:
         self._closing = True
         try:
             if self._sio is not None:
-                await _shut(self._sio)
+                await internals.shut(self._sio)
                 self._sio = None
         finally:
             self._state = ConnectionState.DISCONNECTED
@@ -350,7 +351,7 @@ class AsyncClient:
 
     def _checked(self, event: str, handler: Callable[[dict[str, Any]], Awaitable[None]]
                  ) -> Callable[..., Awaitable[None]]:
-        """``handler``, called only with data of the shape PROTOCOL.md gives ``event``."""
+        """``handler``, called only with data of the shape docs/protocol.md gives ``event``."""
         async def checked(*args: Any) -> None:
             problem = wire.event_problem(event, args)
             if problem is None:
@@ -365,6 +366,9 @@ class AsyncClient:
             self._malformed_kinds.add(kind)
             log.warning("ignoring a malformed %s from %s (%s); later ones are ignored "
                         "without a warning", kind, self.server_url, problem)
+
+    def _reserved_event(self, name: str) -> None:
+        self._malformed(f"{name!r} event", "a name kept for the connection's own events")
 
     async def _on_connect_error(self, data: Any = None, *more: Any) -> None:
         if isinstance(data, dict) and isinstance(data.get("message"), str):
@@ -430,9 +434,9 @@ class AsyncClient:
         await self._handlers.emit("display_name_changed",
                                   {**data, "display_name": data["user"].get("display_name")})
 
-    async def _on_session_ended(self, data: Any = None) -> None:
+    async def _on_session_ended(self, data: dict[str, Any]) -> None:
         # Logged out elsewhere, ended by the operator, expired: reconnecting cannot help.
-        reason = data.get("reason") if isinstance(data, dict) else None
+        reason = data.get("reason")
         if self._sio is not None:
             self._sio.reconnection = False
         try:
@@ -442,7 +446,7 @@ class AsyncClient:
             pass  # an unreadable cache holds no session to forget
         self._session = None
         await self._handlers.emit("error", {
-            "error": f"session ended: {reason if isinstance(reason, str) else 'by the server'}; "
+            "error": f"session ended: {reason or 'by the server'}; "
                      "sign in again", "code": 401})
 
     def _forward(self, event: str) -> Any:
@@ -452,9 +456,7 @@ class AsyncClient:
 
     async def _on_disconnect(self, reason: Any = None) -> None:
         sio = self._sio
-        # python-socketio retries only when the transport was still up, as checked here.
-        retrying = (not self._closing and sio is not None and sio.reconnection
-                    and sio.eio.state == "connected")
+        retrying = not self._closing and sio is not None and internals.will_reconnect(sio)
         was_connected = self._state is ConnectionState.CONNECTED
         self._authenticated.clear()
         self._namespace_connected.clear()
@@ -463,6 +465,7 @@ class AsyncClient:
             log.info("connection to %s lost (%s); reconnecting", self.server_url, reason)
         elif not self._closing:
             self._state = ConnectionState.DISCONNECTED
+            self._user = None
             log.info("connection to %s closed (%s)", self.server_url, reason)
             await self._close_http()  # over for good: a later connect() opens a new one
         if was_connected and not self._closing:
@@ -479,17 +482,6 @@ class AsyncClient:
             "error": f"could not reconnect to {self.server_url} after {attempts} attempts",
             "code": 503,
         })
-
-
-async def _shut(sio: socketio.AsyncClient) -> None:
-    """Disconnect ``sio`` and stop its reconnecting."""
-    try:
-        await sio.shutdown()
-    except AttributeError:
-        # python-socketio 5.x: shutdown() just as a reconnect task starts finds no abort
-        # event yet; one turn of the loop later the task has made it.
-        await asyncio.sleep(0)
-        await sio.shutdown()
 
 
 async def _problem_detail(resp: aiohttp.ClientResponse) -> str:

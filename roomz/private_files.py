@@ -3,15 +3,17 @@ server's generated secret.
 
 The same rules for each (on POSIX systems; elsewhere files are only written atomically):
 
-- Its directory is created 0700. An existing directory that group or others may write
-  to, or that belongs to another user, is refused: whoever can write there can plant or
-  replace the file, so we cannot know what it holds. It is not repaired: a directory the
-  user shares on purpose is not ours to lock, and repairing it would not make a file
-  planted there trustworthy.
+- Its directory is created 0700. An existing directory of ours that group or others may
+  write to (as ``mkdir`` under umask 002 made them) is made 0700, with a warning. One that
+  belongs to another user, or that has the sticky bit (a shared directory like /tmp),
+  is refused if others may write to it, and never changed: it is not ours to lock.
 - The file is opened without following a symbolic link, and must be a regular file that
-  belongs to the current user, with no other hard link. One that others may write to is
-  refused (its content may not be ours); one that they may only read is made 0600, with a
-  warning (what it holds may have been read, but it is still ours).
+  belongs to the current user, with no other hard link: that is what stops a file
+  planted by someone else, whatever the directory was. One that others may write to is
+  refused (its content may not be ours), unless its content does no harm if planted
+  (``repair_writable``, the terminal's history: it only feeds suggestions); one that
+  they may only read is made 0600, with a warning (it may have been read, but it is
+  still ours). A repair that fails (a read-only file system) is a warning, not an error.
 - It is written whole into a new temporary file beside it, then renamed over it: a reader
   never sees half a file, and a link planted at any name is never followed. The temporary
   file comes from :func:`tempfile.mkstemp` (``O_CREAT|O_EXCL|O_NOFOLLOW``, mode 0600,
@@ -36,9 +38,12 @@ log = logging.getLogger("roomz.private_files")
 POSIX = os.name == "posix"
 PRIVATE_FILE = 0o600
 PRIVATE_DIRECTORY = 0o700
-#: Open flags for reading: never through a link, and never stuck on a planted FIFO.
-READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | (READ_FLAGS & ~os.O_RDONLY)
+NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # never open through a link
+NO_WAIT = getattr(os, "O_NONBLOCK", 0)  # never get stuck opening a planted FIFO
+READ_FLAGS = os.O_RDONLY | NO_FOLLOW | NO_WAIT
+APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | NO_FOLLOW | NO_WAIT
+OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
+OTHERS_READ = stat.S_IRGRP | stat.S_IROTH
 
 
 class PrivateFileError(Exception):
@@ -56,7 +61,8 @@ def ensure_directory(directory: Path, what: str) -> None:
 
 
 def check_directory(directory: Path, what: str) -> None:
-    """Refuse a directory that others could plant files in; a missing one is fine."""
+    """Refuse a directory that others could plant files in, or make ours private (see the
+    module docstring); a missing one is fine."""
     try:
         info = directory.stat()
     except FileNotFoundError:
@@ -68,25 +74,35 @@ def check_directory(directory: Path, what: str) -> None:
         raise PrivateFileError(f"cannot keep the {what} in {directory}: not a directory")
     if not POSIX:
         return
-    if info.st_uid not in (os.geteuid(), 0):
+    ours = info.st_uid == os.geteuid()
+    if not ours and info.st_uid != 0:
         raise PrivateFileError(f"refusing to keep the {what} in {directory}: the directory "
                                f"belongs to another user (uid {info.st_uid})")
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise PrivateFileError(
-            f"refusing to keep the {what} in {directory}: group or others may write to it "
-            f"(mode {_mode(info)}); use a private directory, or run chmod go-w {directory}")
+    if not info.st_mode & OTHERS_WRITE:
+        return
+    refusal = (f"refusing to keep the {what} in {directory}: group or others may write to "
+               f"it (mode {_mode(info)})")
+    if not ours or info.st_mode & stat.S_ISVTX:  # shared on purpose: not ours to lock
+        raise PrivateFileError(f"{refusal}; use a private directory")
+    try:
+        os.chmod(directory, PRIVATE_DIRECTORY)
+    except OSError as exc:
+        raise PrivateFileError(f"{refusal} and it cannot be made 0700: "
+                               f"{exc.strerror or exc}") from exc
+    log.warning("the directory of the %s %s was writable by group or others (mode %s); "
+                "it is now 0700", what, directory, _mode(info))
 
 
-def read_text(path: Path, what: str) -> str | None:
+def read_text(path: Path, what: str, *, repair_writable: bool = False) -> str | None:
     """The text of the private file ``path``, or None when there is none.
 
     Raises :class:`PrivateFileError` when it or its directory is unsafe or unreadable,
-    and ``UnicodeDecodeError`` when it is not UTF-8; a file that others may read is made
-    0600, with a warning.
+    and ``UnicodeDecodeError`` when it is not UTF-8; a file that others may read (or with
+    ``repair_writable``, write) is made 0600, with a warning.
     """
     check_directory(path.parent, what)
     try:
-        fd = _open_checked(path, what, READ_FLAGS)
+        fd = _open_checked(path, what, READ_FLAGS, repair_writable)
     except FileNotFoundError:
         return None
     with os.fdopen(fd, "rb") as handle:
@@ -114,17 +130,17 @@ def write_text(path: Path, text: str, what: str) -> None:
         raise
 
 
-def append_text(path: Path, text: str, what: str) -> None:
+def append_text(path: Path, text: str, what: str, *, repair_writable: bool = False) -> None:
     """Append ``text`` to the private file ``path``, creating it 0600 if need be."""
     try:
-        fd = _open_checked(path, what, APPEND_FLAGS)
+        fd = _open_checked(path, what, APPEND_FLAGS, repair_writable)
     except FileNotFoundError as exc:
         raise PrivateFileError(f"cannot create the {what} {path}: no such directory") from exc
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
         handle.write(text)
 
 
-def _open_checked(path: Path, what: str, flags: int) -> int:
+def _open_checked(path: Path, what: str, flags: int, repair_writable: bool) -> int:
     """Open ``path`` without following a link and check what was opened (FileNotFoundError
     passes through)."""
     try:
@@ -134,14 +150,14 @@ def _open_checked(path: Path, what: str, flags: int) -> int:
     except OSError as exc:
         raise _open_error(path, what, exc) from exc
     try:
-        _check_file(fd, path, what)
+        _check_file(fd, path, what, repair_writable)
     except BaseException:
         os.close(fd)
         raise
     return fd
 
 
-def _check_file(fd: int, path: Path, what: str) -> None:
+def _check_file(fd: int, path: Path, what: str, repair_writable: bool) -> None:
     """Refuse an open file that is not ours alone; make a merely readable one 0600."""
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
@@ -153,13 +169,20 @@ def _check_file(fd: int, path: Path, what: str) -> None:
                                f"(uid {info.st_uid})")
     if info.st_nlink > 1:
         raise PrivateFileError(f"refusing the {what} {path}: it has other hard links")
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+    if info.st_mode & OTHERS_WRITE and not repair_writable:
         raise PrivateFileError(f"refusing the {what} {path}: group or others may write to "
                                f"it (mode {_mode(info)}), so it may not hold what we wrote")
-    if info.st_mode & (stat.S_IRGRP | stat.S_IROTH):
+    if not info.st_mode & (OTHERS_READ | OTHERS_WRITE):
+        return
+    loose = "writable" if info.st_mode & OTHERS_WRITE else "readable"
+    try:
         os.fchmod(fd, PRIVATE_FILE)
-        log.warning("the %s %s was readable by group or others (mode %s); it is now 0600",
-                    what, path, _mode(info))
+    except OSError as exc:  # a read-only file system: still ours, still usable
+        log.warning("the %s %s is %s by group or others (mode %s) and cannot be made "
+                    "0600: %s", what, path, loose, _mode(info), exc.strerror or exc)
+        return
+    log.warning("the %s %s was %s by group or others (mode %s); it is now 0600",
+                what, path, loose, _mode(info))
 
 
 def _open_error(path: Path, what: str, exc: OSError) -> PrivateFileError:

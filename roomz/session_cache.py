@@ -2,8 +2,9 @@
 
 A session for one server is never sent to another. The file is private (see
 :mod:`roomz.private_files`): written atomically, mode 0600, in a directory created 0700;
-a cache that is a symbolic link, belongs to another user, or lies in a directory others
-may write to is refused, since a planted session would sign the user in as someone else.
+a cache that is a symbolic link, belongs to another user, may be written by others, or
+lies in a shared directory others may write to is refused, since a planted session would
+sign the user in as someone else.
 """
 
 from __future__ import annotations
@@ -112,6 +113,9 @@ class SessionCache:
                 self.path.unlink(missing_ok=True)
         except PrivateFileError as exc:
             log.warning("the session cache is left as it is: %s", exc)
+        except OSError as exc:  # cannot delete it: a read-only file system, say
+            log.warning("the session cache %s is left as it is: %s", self.path,
+                        exc.strerror or exc)
 
     def _write(self, sessions: dict[str, Any]) -> None:
         write_text(self.path, json.dumps({"version": FORMAT_VERSION, "sessions": sessions},

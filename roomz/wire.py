@@ -1,4 +1,4 @@
-"""What the server's events and acknowledgements look like (PROTOCOL.md section 2).
+"""What the server's events and acknowledgements look like (docs/protocol.md, 3.4 and 3.5).
 
 A broken or hostile server can send anything. The client asks :func:`event_problem` or
 :func:`ack_problem` before it uses what arrived: each says in a few words what is wrong,

@@ -34,7 +34,7 @@ SEND_WAIT_SECONDS = 30.0  # how long a send waits for a reconnect before it fail
 SHUTDOWN_HOOK_SECONDS = 10.0
 MESSAGE_LIMIT = 1000  # the server cuts content at 1000 characters after HTML-escaping
 SLOW_DOWN = ("Slow down, please: {waiting} replies are waiting to go out, so I am not "
-             "answering more until they have.")
+             "answering more until half of them have.")
 #: What a send returns when the bot drops it: too many replies are waiting already.
 DROPPED = {"error": "not sent: too many of the bot's replies are waiting to go out",
            "code": 429}
@@ -257,28 +257,30 @@ class Bot:
         when the bot is stopped, or stays disconnected for longer than 30 seconds.
 
         Sent while the bot handles a message, ``text`` is a reply to it: when the flood
-        limit's line of replies is full it is dropped, and :data:`DROPPED` (code 429) is
-        returned; the sender is asked once to slow down, and one line logged.
+        limit's line of replies overflows it is dropped, and :data:`DROPPED` (code 429) is
+        returned; the sender is asked once to slow down, and one line logged. A reply
+        whose first part went out is never cut short.
         """
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"a bot can only send non-empty text, got {text!r}")
         replying_to = _REPLYING_TO.get()
         ack: dict[str, Any] = {}
-        for part in split_message(text):
-            ack = await self._send_one(part, replying_to)
+        for number, part in enumerate(split_message(text)):
+            ack = await self._send_one(part, replying_to, continuing=number > 0)
             if ack == DROPPED:
-                break  # the rest would only be dropped too
+                break  # only a first part is ever dropped: nothing went out
         return ack
 
-    async def _send_one(self, text: str, replying_to: Message | None) -> dict[str, Any]:
+    async def _send_one(self, text: str, replying_to: Message | None, *,
+                        continuing: bool = False) -> dict[str, Any]:
         if replying_to is None:
             await self.flood.take()
         else:
             try:
-                await self.flood.take_reply()
+                await self.flood.take_reply(continuing=continuing)
             except ReplyDropped as drop:
-                if drop.overflow is not None:  # the first drop of this overflow
-                    self._spawn(self._overflowed(replying_to, drop.overflow))
+                if drop.first:
+                    self._spawn(self._overflowed(replying_to))
                 return dict(DROPPED)
         if self.client.connection_state is ConnectionState.DISCONNECTED:
             raise ConnectionError(f"bot {self.name} is not connected; cannot send {text[:40]!r}")
@@ -301,9 +303,9 @@ class Bot:
             log.warning("bot %s: the server refused a message: %s", self.name, ack)
         return ack
 
-    async def _overflowed(self, message: Message, overflow: asyncio.Future[int]) -> None:
+    async def _overflowed(self, message: Message) -> None:
         """Ask the sender once to slow down; log how many replies were dropped once the
-        line of replies has drained (or the bot stops)."""
+        overflow is over (or the bot stops)."""
         try:
             text = SLOW_DOWN.format(waiting=self.flood.max_waiting)
             try:  # a post, not a reply: it goes ahead of the replies and is never dropped
@@ -312,12 +314,11 @@ class Bot:
             except ClientError as exc:
                 log.warning("bot %s: could not ask %s to slow down: %s", self.name,
                             message.label, exc)
-            await asyncio.shield(overflow)
+            await self.flood.calm()
         finally:
-            dropped = overflow.result() if overflow.done() else self.flood.dropped
             log.warning("bot %s: %d replies were waiting to go out (flood_queue); %d more "
-                        "were dropped until they had gone", self.name, self.flood.max_waiting,
-                        dropped)
+                        "were dropped until half of them had gone", self.name,
+                        self.flood.max_waiting, self.flood.dropped)
 
     # -- life cycle ------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Time for bots: the real clock, and one tests can move forward without sleeping."""
+"""Time for bots: the real clock, a clock for pacing, and one tests can move without sleeping."""
 
 from __future__ import annotations
 
@@ -21,6 +21,18 @@ class Clock:
             return
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(wake.wait(), delay)
+
+
+class MonotonicClock(Clock):
+    """Seconds that never jump, for pacing (the flood limit): intervals, not dates.
+
+    Its ``time()`` is *not* epoch time: it counts from an arbitrary start, so it must never
+    be stored or compared with :class:`Clock` times.
+    """
+
+    def time(self) -> float:
+        """Seconds from an arbitrary start, never going back."""
+        return time.monotonic()
 
 
 class FakeClock(Clock):

@@ -1,10 +1,14 @@
-"""The outgoing flood limit: a token bucket with two lines, posts first, replies bounded.
+"""The outgoing flood limit: a token bucket with two lines, one for posts and one for replies.
 
 A *post* (what a scheduled job, a startup hook or an event other than a message sends)
 waits its turn and is never dropped. A *reply* (what the bot sends while handling a
-message) waits in a line of at most ``max_waiting``; when that line is full the reply is
-refused with :class:`ReplyDropped`, and so is every further reply until the line has
-drained: one overflow, however long it lasts.
+message) waits in a line of at most ``max_waiting``. When that line is full, an
+*overflow* begins: new replies are dropped (:class:`ReplyDropped`) until the line is down
+to half of ``max_waiting``. The later parts of a reply whose first part was taken are
+never dropped, so no answer is cut part-way.
+
+Posts go first, but at most :data:`POSTS_IN_A_ROW` of them while a reply waits: a plugin
+that posts as fast as the limit allows cannot starve the replies.
 """
 
 from __future__ import annotations
@@ -12,39 +16,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import time
 from collections import deque
 
-from .clock import Clock
+from .clock import Clock, MonotonicClock
 
-
-class MonotonicClock(Clock):
-    """The real clock as seconds that never jump: pacing needs intervals, not dates."""
-
-    def time(self) -> float:
-        """Seconds from an arbitrary start, never going back."""
-        return time.monotonic()
+POSTS_IN_A_ROW = 2
 
 
 class ReplyDropped(Exception):
-    """A reply was refused: the line of replies is full, or still draining after it was.
+    """A reply was dropped: the line of replies is full, or an overflow is under way.
 
-    ``overflow`` is set on the first reply an overflow drops: it resolves to the number
-    of replies dropped once the line has drained. It is None for the later ones.
+    ``first`` is True for the first reply an overflow drops, False for the later ones.
     """
 
-    def __init__(self, overflow: asyncio.Future[int] | None) -> None:
+    def __init__(self, first: bool) -> None:
         super().__init__("too many replies are waiting to go out")
-        self.overflow = overflow
+        self.first = first
 
 
 class TokenBucket:
     """``burst`` messages at once, then ``per_second`` on average; at most ``max_waiting``
-    replies wait for their turn.
+    replies wait for their turn (see the module docstring).
 
-    :meth:`take` (a post) and :meth:`take_reply` wait until a token is free; posts are
-    served before waiting replies, each line in arrival order. ``clock`` paces the tokens
-    (tests pass a :class:`~roomz_bots.clock.FakeClock` and move it).
+    ``clock`` paces the tokens (tests pass a :class:`~roomz_bots.clock.FakeClock` and move
+    it); it defaults to a :class:`~roomz_bots.clock.MonotonicClock`.
     """
 
     def __init__(self, burst: int = 3, per_second: float = 1.0, max_waiting: int = 20, *,
@@ -56,6 +51,8 @@ class TokenBucket:
         self.burst = burst
         self.per_second = per_second
         self.max_waiting = max_waiting
+        #: An overflow ends once no more replies than this are waiting.
+        self.low_water = max_waiting // 2
         self.clock = clock or MonotonicClock()
         #: Replies dropped by the current overflow, or by the last one.
         self.dropped = 0
@@ -63,7 +60,9 @@ class TokenBucket:
         self._stamp = self.clock.time()
         self._posts: deque[asyncio.Future[None]] = deque()
         self._replies: deque[asyncio.Future[None]] = deque()
-        self._overflow: asyncio.Future[int] | None = None
+        self._posts_ahead = 0  # posts served in a row while a reply waited
+        self._calm = asyncio.Event()
+        self._calm.set()
         self._pacer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -72,25 +71,35 @@ class TokenBucket:
         """Posts and replies waiting for a token."""
         return len(self._posts) + len(self._replies)
 
+    @property
+    def overflowing(self) -> bool:
+        """True while new replies are dropped."""
+        return not self._calm.is_set()
+
     async def take(self) -> None:
-        """Wait for, and use up, one token for a post; a post is never refused."""
+        """Wait for, and use up, one token for a post; a post is never dropped."""
         await self._wait(self._posts)
 
-    async def take_reply(self) -> None:
+    async def take_reply(self, *, continuing: bool = False) -> None:
         """Wait for, and use up, one token for a reply.
 
-        Raises :class:`ReplyDropped` when ``max_waiting`` replies are already waiting, and
-        for every reply after that until they have all gone out.
+        Raises :class:`ReplyDropped` at once when ``max_waiting`` replies are waiting or an
+        overflow is under way, unless ``continuing``: a later part of a reply whose first
+        part was taken.
         """
-        if self._overflow is None and len(self._replies) < self.max_waiting:
-            await self._wait(self._replies)
-            return
-        first = self._overflow is None
-        if first:
-            self._overflow = asyncio.get_running_loop().create_future()
-            self.dropped = 0
-        self.dropped += 1
-        raise ReplyDropped(self._overflow if first else None)
+        if not continuing and (self.overflowing or len(self._replies) >= self.max_waiting):
+            first = not self.overflowing
+            if first:
+                self._calm.clear()
+                self.dropped = 0
+            self.dropped += 1
+            raise ReplyDropped(first)
+        await self._wait(self._replies)
+
+    async def calm(self) -> int:
+        """Wait until no overflow is under way; returns how many replies the last one dropped."""
+        await self._calm.wait()
+        return self.dropped
 
     def _refill(self) -> None:
         now = self.clock.time()
@@ -117,7 +126,7 @@ class TokenBucket:
             raise
 
     async def _pace(self) -> None:
-        """Hand out tokens as they come, posts first, until nobody waits."""
+        """Hand out tokens as they come, until nobody waits."""
         try:
             while True:
                 self._refill()
@@ -132,15 +141,18 @@ class TokenBucket:
 
     def _serve(self) -> None:
         while self._tokens >= 1 and (self._posts or self._replies):
-            turn = (self._posts or self._replies).popleft()
+            if self._posts and (not self._replies or self._posts_ahead < POSTS_IN_A_ROW):
+                turn = self._posts.popleft()
+                self._posts_ahead = self._posts_ahead + 1 if self._replies else 0
+            else:
+                turn = self._replies.popleft()
+                self._posts_ahead = 0
             if not turn.done():
                 turn.set_result(None)
                 self._tokens -= 1
         self._settle()
 
     def _settle(self) -> None:
-        """End the overflow once every reply it kept waiting has gone out."""
-        if self._overflow is not None and not self._replies:
-            if not self._overflow.done():
-                self._overflow.set_result(self.dropped)
-            self._overflow = None
+        """End the overflow once the line of replies is down to ``low_water``."""
+        if self.overflowing and len(self._replies) <= self.low_water:
+            self._calm.set()

@@ -70,14 +70,22 @@ class PluginBot:
         return await self._bot.send(f"{message.display_name}: {text}"
                                     if message.display_name else text)
 
-    def after(self, seconds: float, func: Callable[[], Any]) -> Job:
-        """Run ``func`` (function or coroutine function) once, ``seconds`` from now."""
-        return self._bot.scheduler.after(seconds, func, owner=self.plugin.name)
+    def after(self, seconds: float, func: Callable[[], Any], *, name: str = "") -> Job:
+        """Run ``func`` (function or coroutine function) once, ``seconds`` from now.
 
-    def at(self, when: float, func: Callable[[], Any]) -> Job:
+        A ``name`` replaces this plugin's job of that name, if any, and lets :meth:`cancel`
+        find it (so do those of :meth:`at` and :meth:`every`).
+        """
+        return self._bot.scheduler.after(seconds, func, owner=self.plugin.name, name=name)
+
+    def at(self, when: float, func: Callable[[], Any], *, name: str = "") -> Job:
         """Run ``func`` once at the time ``when`` (seconds since the epoch)."""
-        return self._bot.scheduler.at(when, func, owner=self.plugin.name)
+        return self._bot.scheduler.at(when, func, owner=self.plugin.name, name=name)
 
-    def every(self, seconds: float, func: Callable[[], Any]) -> Job:
+    def every(self, seconds: float, func: Callable[[], Any], *, name: str = "") -> Job:
         """Run ``func`` every ``seconds`` until the bot stops or the job is cancelled."""
-        return self._bot.scheduler.every(seconds, func, owner=self.plugin.name)
+        return self._bot.scheduler.every(seconds, func, owner=self.plugin.name, name=name)
+
+    def cancel(self, name: str) -> bool:
+        """Cancel this plugin's job called ``name``; False when there is none."""
+        return self._bot.scheduler.cancel(self.plugin.name, name)

@@ -1,12 +1,15 @@
 """Scheduled jobs: run a function after a delay or every N seconds, until cancelled or shutdown.
 
 Jobs live in the bot, not in its connection: they keep running across reconnects (a job
-that sends while the bot reconnects waits for the connection, like any send).
+that sends while the bot reconnects waits for the connection, like any send). A cancelled
+job leaves the schedule at once, so scheduling and cancelling never piles up jobs. A job
+may have a name, unique per plugin, by which the plugin can cancel it later.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import inspect
 import itertools
@@ -29,11 +32,16 @@ class Job:
     func: Callable[[], Any] = field(compare=False)
     every: float | None = field(default=None, compare=False)
     owner: str = field(default="", compare=False)
+    name: str = field(default="", compare=False)
     cancelled: bool = field(default=False, compare=False)
+    scheduler: Scheduler | None = field(default=None, compare=False, repr=False)
 
     def cancel(self) -> None:
         """Never run this job again."""
-        self.cancelled = True
+        if not self.cancelled:
+            self.cancelled = True
+            if self.scheduler is not None:
+                self.scheduler.forget(self)
 
 
 class Scheduler:
@@ -42,30 +50,59 @@ class Scheduler:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self._jobs: list[Job] = []
+        self._named: dict[tuple[str, str], Job] = {}
         self._seq = itertools.count()
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[Any]] = set()
 
-    def after(self, seconds: float, func: Callable[[], Any], *, owner: str = "") -> Job:
+    def __len__(self) -> int:
+        """How many jobs are scheduled."""
+        return len(self._jobs)
+
+    def after(self, seconds: float, func: Callable[[], Any], *, owner: str = "",
+              name: str = "") -> Job:
         """Run ``func`` once, ``seconds`` from now."""
-        return self.at(self.clock.time() + seconds, func, owner=owner)
+        return self.at(self.clock.time() + seconds, func, owner=owner, name=name)
 
-    def at(self, when: float, func: Callable[[], Any], *, owner: str = "") -> Job:
+    def at(self, when: float, func: Callable[[], Any], *, owner: str = "",
+           name: str = "") -> Job:
         """Run ``func`` once at the wall-clock time ``when`` (right away if it has passed)."""
-        return self._add(Job(when, next(self._seq), func, owner=owner))
+        return self._add(Job(when, next(self._seq), func, owner=owner, name=name))
 
-    def every(self, seconds: float, func: Callable[[], Any], *, owner: str = "") -> Job:
+    def every(self, seconds: float, func: Callable[[], Any], *, owner: str = "",
+              name: str = "") -> Job:
         """Run ``func`` every ``seconds``, the first time ``seconds`` from now."""
         if seconds <= 0:
             raise ValueError(f"every() needs a positive interval, got {seconds}")
         return self._add(Job(self.clock.time() + seconds, next(self._seq), func,
-                             every=seconds, owner=owner))
+                             every=seconds, owner=owner, name=name))
 
     def _add(self, job: Job) -> Job:
+        """Schedule ``job``; one of the same owner and name is cancelled."""
+        job.scheduler = self
+        if job.name:
+            self.cancel(job.owner, job.name)
+            self._named[job.owner, job.name] = job
         heapq.heappush(self._jobs, job)
         self._changed.set()
         return job
+
+    def cancel(self, owner: str, name: str) -> bool:
+        """Cancel the job ``owner`` named ``name``; False when there is none."""
+        job = self._named.get((owner, name))
+        if job is not None:
+            job.cancel()
+        return job is not None
+
+    def forget(self, job: Job) -> None:
+        """Take ``job`` off the schedule (its ``cancel()`` does this)."""
+        if job.name and self._named.get((job.owner, job.name)) is job:
+            del self._named[job.owner, job.name]
+        with contextlib.suppress(ValueError):  # already taken off to run
+            self._jobs.remove(job)
+            heapq.heapify(self._jobs)
+            self._changed.set()
 
     def start(self) -> None:
         """Begin running jobs as they fall due."""
@@ -74,8 +111,6 @@ class Scheduler:
 
     async def _run(self) -> None:
         while True:
-            while self._jobs and self._jobs[0].cancelled:
-                heapq.heappop(self._jobs)
             self._changed.clear()
             if not self._jobs:
                 await self._changed.wait()
@@ -88,6 +123,8 @@ class Scheduler:
             if job.every is not None:
                 job.due += job.every
                 heapq.heappush(self._jobs, job)
+            elif job.name:
+                self._named.pop((job.owner, job.name), None)
             task = asyncio.create_task(self._call(job))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
@@ -103,7 +140,9 @@ class Scheduler:
 
     async def stop(self) -> None:
         """Cancel every job and wait for running ones to end."""
-        for job in self._jobs:
+        jobs, self._jobs = self._jobs, []
+        self._named.clear()
+        for job in jobs:
             job.cancel()
         tasks = [t for t in (self._task, *self._running) if t is not None]
         for task in tasks:

@@ -26,7 +26,7 @@ from roomz_bots.runner import build_bot
 
 from .commands import BY_NAME
 from .completion import SlashCompleter
-from .render import STYLE, log_line, message_line, system_line, user_label, visible
+from .render import STYLE, log_line, message_line, system_line, user_label
 
 log = logging.getLogger("roomz.cli")
 
@@ -84,9 +84,10 @@ class ChatApp:
 
     # -- output ----------------------------------------------------------------------------
 
-    def say(self, text: str, kind: str = "system") -> None:
-        """Show a system line (``kind``: system, good, warning, error)."""
-        self.echo(system_line(text, kind))
+    def say(self, text: str, kind: str = "system", *, multiline: bool = False) -> None:
+        """Show a system line (``kind``: system, good, warning, error); one line unless
+        ``multiline``."""
+        self.echo(system_line(text, kind, multiline=multiline))
 
     def toolbar(self) -> FormattedText:
         """The bottom toolbar: connection state, who I am, the server, how many bots run."""
@@ -126,10 +127,10 @@ class ChatApp:
         try:
             await self.client.connect()
         except AuthenticationError as exc:
-            self.say(SIGN_IN_HELP if "not signed in" in str(exc) else visible(str(exc)), "warning")
+            self.say(SIGN_IN_HELP if "not signed in" in str(exc) else str(exc), "warning")
             return
         except ClientError as exc:
-            self.say(f"Cannot reach {self.server_url}: {visible(str(exc))}", "error")
+            self.say(f"Cannot reach {self.server_url}: {exc}", "error")
             return
         await self.start_bots()
 
@@ -171,18 +172,18 @@ class ChatApp:
         try:
             ack = await self.client.send(text)
         except ClientError as exc:
-            self.say(f"Not sent: {visible(str(exc))}", "error")
+            self.say(f"Not sent: {exc}", "error")
         finally:
             ORIGINS.sent(self, key, ack.get("message_id"))
         if "error" in ack:
-            self.say(f"Not sent: {visible(ack['error'])} ({ack['code']})", "error")
+            self.say(f"Not sent: {ack['error']} ({ack['code']})", "error")
 
     async def login(self, email: str) -> None:
         """``/login``: request a sign-in link."""
         try:
             await self.client.login(email)
         except ClientError as exc:
-            self.say(f"Login failed: {visible(exc.detail or str(exc))}", "error")
+            self.say(f"Login failed: {exc.detail or str(exc)}", "error")
             return
         self.say(f"Sign-in link sent to {email.strip().lower()}. "
                  "Open it, or paste its token here: /token TOKEN", "good")
@@ -194,7 +195,7 @@ class ChatApp:
         try:
             await self.client.connect(token)
         except ClientError as exc:
-            self.say(f"Sign-in failed: {visible(exc.detail or str(exc))}", "error")
+            self.say(f"Sign-in failed: {exc.detail or str(exc)}", "error")
             return
         await self.start_bots()
 
@@ -203,10 +204,10 @@ class ChatApp:
         try:
             ack = await self.client.set_display_name(name)
         except ClientError as exc:
-            self.say(visible(str(exc)), "warning")
+            self.say(str(exc), "warning")
             return
         if "error" in ack:
-            self.say(f"Name not changed: {visible(ack['error'])}", "error")
+            self.say(f"Name not changed: {ack['error']}", "error")
         elif ack.get("display_name"):
             self.say(f"You are now {user_label(self.client.user)}", "good")
         else:
@@ -238,7 +239,7 @@ class ChatApp:
                  f"({data.get('remaining_connections')} remaining)")
 
     def _on_name_changed(self, data: dict[str, Any]) -> None:
-        email = visible(data["user"]["email"])
+        email = data["user"]["email"]
         name = data.get("display_name")
         self.say(f"{email} is now called {user_label(data.get('user'))}" if name
                  else f"{email} cleared their display name")
@@ -248,7 +249,7 @@ class ChatApp:
             self.say("Connection lost; reconnecting…", "warning")
 
     def _on_error(self, data: dict[str, Any]) -> None:
-        self.say(f"Error {data.get('code')}: {visible(str(data.get('error')))}", "error")
+        self.say(f"Error {data.get('code')}: {data.get('error')}", "error")
 
     # -- bots ------------------------------------------------------------------------------
 
@@ -286,7 +287,7 @@ class ChatApp:
         try:
             await bot.start()
         except ClientError as exc:
-            self.say(f"Bot {name} cannot sign in: {visible(str(exc))}", "error")
+            self.say(f"Bot {name} cannot sign in: {exc}", "error")
             await bot.stop()
             return
         self.bots[name] = bot

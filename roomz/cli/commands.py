@@ -60,7 +60,7 @@ async def help_(app: ChatApp, _: str) -> None:
     width = max(len(c.usage) for c in COMMANDS)
     lines = [f"{c.usage.ljust(width)}  {c.help}" for c in COMMANDS]
     app.say("Commands:\n" + "\n".join(lines) + "\nAlt+Enter (or Esc, Enter) starts a new line; "
-            "Ctrl-C clears the line; Ctrl-D quits.")
+            "Ctrl-C clears the line; Ctrl-D quits.", multiline=True)
 
 
 async def bots(app: ChatApp, _: str) -> None:

@@ -2,8 +2,10 @@
 
 A sign-in token is as good as a password until it is used, so ``/token ...`` lines are
 neither written nor recalled. ``/login`` lines are kept: completion offers their emails.
-The file is a private file (:mod:`roomz.private_files`): a looser one is made 0600 with a
-warning, and ``/token`` lines that older versions wrote are removed, with a line saying so.
+The file is a private file (:mod:`roomz.private_files`), but one that others could write
+to is repaired rather than refused: it only feeds suggestions. A looser one is made 0600
+with a warning, and ``/token`` lines that older versions wrote are removed, with a line
+saying so.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class PrivateHistory(FileHistory):
             return
         lines = "".join(f"+{line}\n" for line in string.split("\n"))
         try:
-            append_text(self.path, f"\n# {datetime.now()}\n{lines}", WHAT)
+            append_text(self.path, f"\n# {datetime.now()}\n{lines}", WHAT, repair_writable=True)
         except PrivateFileError as exc:
             self._saving = False  # one warning, not one per line typed
             log.warning("%s; the history is no longer saved", exc)
@@ -66,7 +68,7 @@ class PrivateHistory(FileHistory):
     def _forget_secrets(self) -> None:
         """Remove the ``/token`` entries an older version kept."""
         try:
-            text = read_text(self.path, WHAT)
+            text = read_text(self.path, WHAT, repair_writable=True)
         except ValueError:  # not UTF-8: FileHistory copes; leave it be
             return
         if text is None:

@@ -1,8 +1,10 @@
 """How the terminal shows chat: ``HH:MM:SS Name (email): text`` and dim system lines.
 
 Text from the server never reaches the terminal raw: control characters and bidi
-controls are shown as visible placeholders (:func:`visible`), so a message cannot ring
-the bell, move the cursor back over its sender's label, or reorder the line around it.
+embeddings, overrides and isolates are shown as visible placeholders (:func:`visible`), so
+a message cannot ring the bell, move the cursor back over its sender's label, or reorder
+the line around it. A message's own line breaks are kept, each continuation line indented
+under its text, so that no line of it can pass for a line of its own.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.styles import Style
+from prompt_toolkit.utils import get_cwidth
 
 from roomz_bots.message import Message, display_name_of, label
 
@@ -42,8 +45,10 @@ def _placeholder(code: int) -> str:
 
 
 #: Characters a terminal obeys instead of showing: C0 and C1 controls, DEL, the bidi
-#: embeddings, overrides, isolates and marks, and the line and paragraph separators.
-HIDDEN_CONTROLS = (*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x061C, 0x200E, 0x200F,
+#: embeddings, overrides and isolates, and the line and paragraph separators. The bidi
+#: marks (ALM, LRM, RLM) are not among them: Hebrew and Arabic text uses them all the
+#: time, and they reorder nothing that a letter could not.
+HIDDEN_CONTROLS = (*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0),
                    *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029)
 _ONE_LINE = str.maketrans({code: _placeholder(code) for code in HIDDEN_CONTROLS})
 _LINES = str.maketrans({code: _placeholder(code) for code in HIDDEN_CONTROLS
@@ -60,21 +65,26 @@ def visible(text: str, *, multiline: bool = False) -> str:
 
 
 def message_line(message: Message, *, own: bool = False, bot: bool = False) -> FormattedText:
-    """A chat message; the user's own connection and hosted bots stand out by colour."""
+    """A chat message; the user's own connection and hosted bots stand out by colour.
+
+    Each line of the text after the first is indented to where the text starts.
+    """
     style = "class:own" if own else "class:bot" if bot else "class:name"
-    return FormattedText([("class:time", clock(message.timestamp) + " "),
-                          (style, visible(message.label)),
-                          ("", ": " + visible(message.text, multiline=True))])
+    time, name = clock(message.timestamp) + " ", visible(message.label)
+    indent = "\n" + " " * get_cwidth(f"{time}{name}: ")
+    text = visible(message.text.replace("\r\n", "\n"), multiline=True)
+    return FormattedText([("class:time", time), (style, name),
+                          ("", ": " + text.replace("\n", indent))])
 
 
-def system_line(text: str, kind: str = "system") -> FormattedText:
+def system_line(text: str, kind: str = "system", *, multiline: bool = False) -> FormattedText:
     """A line about the chat rather than in it: joins, leaves, errors, answers to commands.
 
-    It may span lines (``/help``); text from the server in it should be :func:`visible`
-    already, so that it cannot start a line of its own.
+    Controls in ``text`` are shown as placeholders, line breaks too unless ``multiline``
+    (for our own text, such as ``/help``).
     """
     return FormattedText([("class:time", clock() + " "),
-                          (f"class:{kind}", visible(text, multiline=True))])
+                          (f"class:{kind}", visible(text, multiline=multiline))])
 
 
 def user_label(user: dict[str, Any] | None) -> str:
@@ -85,4 +95,4 @@ def user_label(user: dict[str, Any] | None) -> str:
 def log_line(record: logging.LogRecord) -> FormattedText:
     """A log record as one system line: its message's first line, never a traceback."""
     kind = "error" if record.levelno >= logging.ERROR else "warning"
-    return system_line(visible(record.getMessage().split("\n", 1)[0]), kind)
+    return system_line(record.getMessage().split("\n", 1)[0], kind)

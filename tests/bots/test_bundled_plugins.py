@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from roomz_bots.clock import FakeClock
+from roomz_bots.store import Store
 from roomz_bots.testing import BotHarness
 
 ROLL = re.compile(r"^🎲 (?P<spec>\S+): (?P<shown>.+)$")
@@ -80,8 +82,9 @@ async def test_r_is_an_alias_of_roll() -> None:
     ("!roll 0d6", "1-2 dice of 2-10 sides"),
     ("!roll 1d1", "1-2 dice of 2-10 sides"),
     ("!roll 1d6 extra", "unexpected 'extra'"),
-    ("!roll 1d" + "9" * 900, "1-2 dice of 2-10 sides"),
-    ("!roll " + "9" * 30 + "d6", "1-2 dice of 2-10 sides"),
+    ("!roll 1d" + "9" * 9, "1-2 dice of 2-10 sides"),
+    ("!roll 1d" + "9" * 900, "'1d9999999999...9999999999999' is not like 2d6"),
+    ("!roll " + "9" * 30 + "d6", "'999999999999...99999999999d6' is not like 2d6"),
 ])
 async def test_bad_dice_are_answered_with_usage_within_the_configured_limits(
         line: str, reason: str) -> None:
@@ -204,3 +207,23 @@ async def test_reminders_are_listed_soonest_first_and_cancelled_one_or_all() -> 
         await chat.advance(2 * 86400)
         await chat.say("!reminders")  # none fired before this answer
         assert (await chat.reply()).text == "You have no reminders."
+
+
+async def test_reminders_an_older_version_kept_are_the_bots_users(tmp_path: Path) -> None:
+    """Older versions stored reminders without the email of who asked. They belong to the
+    bot's user: listed, counted against the cap, and cancelled like new ones."""
+    old = Store(tmp_path / "testbot" / "reminders.sqlite3")
+    old["reminder:from-before"] = {"due": FakeClock().time() + 3600, "text": "old tea"}
+    old.close()
+    settings = {"reminders": {"max_pending": 2}}
+    async with BotHarness(["reminders"], data_dir=tmp_path, settings=settings) as chat:
+        await chat.say("!remind 2h new tea")
+        assert (await chat.reply()).text == "OK, in 2h: new tea"
+        await chat.say("!remind 3h one too many")
+        assert "2 reminders" in (await chat.reply()).text
+        await chat.say("!reminders")
+        assert (await chat.reply()).text == "Your reminders:\n1. in 1h: old tea\n2. in 2h: new tea"
+        await chat.say("!unremind 1")
+        assert (await chat.reply()).text == "Cancelled: old tea"
+        await chat.advance(3600)
+        await chat.no_reply()

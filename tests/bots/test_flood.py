@@ -92,33 +92,91 @@ async def test_posts_go_ahead_of_waiting_replies_each_line_in_order() -> None:
     assert order == ["p1", "p2", "r1", "r2"]
 
 
-async def test_an_overflow_lasts_until_the_line_of_replies_has_drained() -> None:
-    """max_waiting=2: the third reply is dropped with the overflow, the fourth without it;
-    a reply while one still waits is dropped too; once the line is empty, the overflow
-    resolves to the count and replies wait again. A cancelled waiter leaves the line."""
+async def tick(bucket: TokenBucket, pace: FakeClock, seconds: int) -> None:
+    """Move ``pace`` a second at a time, each second's token taken before the next."""
+    for _ in range(seconds):
+        before = bucket.waiting
+        pace.advance(1)
+        await wait_until(lambda: bucket.waiting < before,  # noqa: B023 - awaited at once
+                         what="a token taken")
+
+
+async def test_an_overflow_ends_once_the_line_of_replies_is_down_to_half() -> None:
+    """max_waiting=4: the fifth reply starts an overflow (``first``), later ones are dropped
+    too while more than 2 wait; at 2 the overflow ends, ``calm()`` gives the count, and
+    replies wait again. A cancelled waiter leaves the line."""
+    pace = FakeClock()
+    bucket = TokenBucket(burst=1, per_second=1.0, max_waiting=4, clock=pace)
+    await bucket.take_reply()
+    waiting = [asyncio.create_task(bucket.take_reply()) for _ in range(4)]
+    await wait_until(lambda: bucket.waiting == 4, what="four waiting")
+    with pytest.raises(ReplyDropped) as dropped:
+        await bucket.take_reply()
+    assert dropped.value.first and bucket.overflowing
+    with pytest.raises(ReplyDropped) as again:
+        await bucket.take_reply()
+    assert not again.value.first
+
+    pace.advance(1)
+    await asyncio.wait_for(waiting[0], 5)
+    with pytest.raises(ReplyDropped):  # three still wait: the overflow goes on
+        await bucket.take_reply()
+    waiting[1].cancel()  # two left: that is half
+    assert await asyncio.wait_for(bucket.calm(), 5) == 3
+    assert not bucket.overflowing and bucket.waiting == 2
+
+    late = asyncio.create_task(bucket.take_reply())  # accepted again, and served in turn
+    await wait_until(lambda: bucket.waiting == 3, what="the new reply waiting")
+    await tick(bucket, pace, 3)
+    await asyncio.wait_for(asyncio.gather(waiting[2], waiting[3], late), 5)
+
+
+async def test_the_later_parts_of_a_reply_are_never_dropped() -> None:
+    """During an overflow a reply's later part (``continuing``) still takes its turn, at
+    the back of the line, even beyond ``max_waiting``."""
     pace = FakeClock()
     bucket = TokenBucket(burst=1, per_second=1.0, max_waiting=2, clock=pace)
     await bucket.take_reply()
-    first, second = (asyncio.create_task(bucket.take_reply()) for _ in range(2))
+    waiting = [asyncio.create_task(bucket.take_reply()) for _ in range(2)]
     await wait_until(lambda: bucket.waiting == 2, what="two waiting")
-    with pytest.raises(ReplyDropped) as dropped:
+    with pytest.raises(ReplyDropped):
         await bucket.take_reply()
-    overflow = dropped.value.overflow
-    assert overflow is not None and not overflow.done()
-    with pytest.raises(ReplyDropped) as again:
-        await bucket.take_reply()
-    assert again.value.overflow is None
+    rest = asyncio.create_task(bucket.take_reply(continuing=True))
+    await wait_until(lambda: bucket.waiting == 3, what="the later part waiting too")
+    await tick(bucket, pace, 3)
+    await asyncio.wait_for(asyncio.gather(*waiting, rest), 5)
 
-    pace.advance(1)
-    await asyncio.wait_for(first, 5)
-    with pytest.raises(ReplyDropped):  # one still waits: the overflow goes on
-        await bucket.take_reply()
-    second.cancel()
-    assert await asyncio.wait_for(overflow, 5) == 3
-    assert bucket.waiting == 0
 
-    pace.advance(1)
-    await asyncio.wait_for(bucket.take_reply(), 5)  # accepted again, and served
+async def test_posts_as_fast_as_the_limit_cannot_starve_the_replies() -> None:
+    """A post always waiting (a plugin posting at the limit's rate): replies still go, one
+    after every two posts, so an overflow ends."""
+    pace = FakeClock()
+    bucket = TokenBucket(burst=1, per_second=1.0, max_waiting=2, clock=pace)
+    await bucket.take()
+    order: list[str] = []
+
+    async def poster() -> None:
+        for i in range(1, 100):
+            await bucket.take()
+            order.append(f"p{i}")
+
+    async def reply(name: str) -> None:
+        await bucket.take_reply()
+        order.append(name)
+
+    posting = asyncio.create_task(poster())
+    replies = [asyncio.create_task(reply(name)) for name in ("r1", "r2")]
+    await wait_until(lambda: bucket.waiting == 3, what="a post and two replies waiting")
+    with pytest.raises(ReplyDropped):
+        await bucket.take_reply()
+    for served in range(1, 7):
+        pace.advance(1)
+        await wait_until(lambda: len(order) == served,  # noqa: B023 - awaited at once
+                         what=f"{served} served")
+    posting.cancel()
+    await asyncio.gather(posting, *replies, return_exceptions=True)
+    assert order == ["p1", "p2", "r1", "p3", "p4", "r2"]
+    assert not bucket.overflowing
 
 
 @pytest.mark.parametrize("limits", [(0, 1.0, 20), (3, 0.0, 20), (3, float("inf"), 20),

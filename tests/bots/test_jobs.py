@@ -7,6 +7,8 @@ import logging
 
 import pytest
 
+from roomz_bots.clock import FakeClock
+from roomz_bots.scheduler import Scheduler
 from roomz_bots.testing import BotHarness
 
 from .helpers import wait_until
@@ -142,3 +144,36 @@ async def test_a_bot_stops_cleanly_the_moment_its_server_goes_away() -> None:
         await asyncio.wait_for(chat.bot.stop(), 15)
         assert not chat.bot.client.connected
     assert all(job.cancelled for job in ticker.JOBS)
+
+
+async def test_a_named_job_is_replaced_and_cancelled_by_its_name() -> None:
+    """A second job of the same name replaces the first; ``cancel(name)`` takes it off the
+    schedule at once; a one-off job that has run is no longer known by its name."""
+    clock = FakeClock()
+    scheduler = Scheduler(clock)
+    scheduler.start()
+    ran: list[str] = []
+    try:
+        first = scheduler.after(10, lambda: ran.append("first"), owner="p", name="tea")
+        scheduler.after(20, lambda: ran.append("second"), owner="p", name="tea")
+        scheduler.after(30, lambda: ran.append("other plugin"), owner="q", name="tea")
+        assert first.cancelled and len(scheduler) == 2
+        assert scheduler.cancel("q", "tea") and len(scheduler) == 1
+        assert not scheduler.cancel("q", "tea")
+        clock.advance(20)
+        await wait_until(lambda: ran == ["second"], what="the second job")
+        assert len(scheduler) == 0 and not scheduler.cancel("p", "tea")
+    finally:
+        await scheduler.stop()
+
+
+async def test_cancelled_jobs_leave_the_schedule_at_once() -> None:
+    """A thousand jobs due in a year, cancelled: none is left waiting for its time."""
+    scheduler = Scheduler(FakeClock())
+    jobs = [scheduler.after(365 * 86400, lambda: None) for _ in range(1000)]
+    for job in jobs[::2]:
+        job.cancel()
+    assert len(scheduler) == 500
+    for job in jobs[1::2]:
+        job.cancel()
+    assert len(scheduler) == 0

@@ -210,7 +210,9 @@ async def test_alt_enter_inserts_a_newline(server: LocalServer, tmp_path: Path) 
         async with open_terminal(server.url, tmp_path) as term:
             await term.sign_in(server, EMAIL)
             line = await term.command(f"first line{ALT_ENTER}second line", "second line")
-            assert text_of(line).endswith(f"{EMAIL}: first line\nsecond line")
+            first, second = text_of(line).split("\n")
+            assert first.endswith(f"{EMAIL}: first line")
+            assert second == " " * first.index("first line") + "second line"  # under the text
             await term.until(lambda: "first line\nsecond line" in received,
                              "the two-line message at the other connection")
     finally:

@@ -144,6 +144,22 @@ async def test_gives_up_when_the_server_stays_down(
     assert recorder.count("error") == 1 and recorder.count("authenticated") == 2
 
 
+async def test_a_drop_without_reconnection_forgets_the_user(
+    restartable: RestartableServer, make_client: ClientFactory
+) -> None:
+    """reconnect=False and the server goes away: DISCONNECTED at once, and ``user`` is None
+    like after disconnect(), not the user of a connection that is over."""
+    proc = await restartable.start()
+    client = make_client(proc.url, reconnect=False)
+    recorder = Recorder(client)
+    await asyncio.wait_for(client.connect((await proc.request_link("alice@example.com")).token),
+                           TIMEOUT)
+    await proc.stop(signal.SIGKILL)
+    await recorder.wait_for("disconnect")
+    assert client.connection_state is ConnectionState.DISCONNECTED
+    assert client.user is None
+
+
 async def test_explicit_disconnect_never_reconnects(
     restartable: RestartableServer, make_client: ClientFactory
 ) -> None:

@@ -3,7 +3,8 @@
 It signs anyone in: ``/auth/verify`` sets a session cookie for any token and the Socket.IO
 side accepts any cookie. Each connection is then greeted with ``greeting`` (the n-th
 connection with ``greetings[n]``, the last one repeating) and sent ``script``: events of
-the wrong shape by default, always followed by a well-formed ``message`` whose content is
+the wrong shape, and events named like the client's own (``disconnect``...), by default,
+always followed by a well-formed ``message`` whose content is
 :data:`SENTINEL`, so a test knows the script has been delivered. Every ``message`` and
 ``set_display_name`` a client sends is answered with ``ack``.
 
@@ -50,8 +51,8 @@ def message(content: str, *, sender: dict[str, Any] | None = None, n: int = 0) -
             "content": content, "timestamp": NOW}
 
 
-#: Every documented event, in shapes PROTOCOL.md does not allow.
-MALFORMED: list[Emit] = [
+#: Every documented event, in shapes docs/protocol.md does not allow.
+WRONG_SHAPES: list[Emit] = [
     ("message", "not an object"),
     ("message", None),  # no argument at all
     ("message", (message("one"), message("two"))),  # two arguments
@@ -69,6 +70,16 @@ MALFORMED: list[Emit] = [
     ("display_name_changed", 7),
     ("display_name_changed", {"user": {"email": "x"}, "timestamp": NOW}),
 ]
+#: The names python-socketio's client keeps for its own life cycle, emitted by the server.
+RESERVED: list[Emit] = [
+    ("connect", None),
+    ("connect", {"sid": "spoofed"}),
+    ("connect_error", {"message": "spoofed"}),
+    ("disconnect", "io server disconnect"),
+    ("__disconnect_final", None),
+    ("__disconnect_final", "spoofed"),
+]
+MALFORMED = [*WRONG_SHAPES, *RESERVED]
 KINDS = sorted({event for event, _ in MALFORMED})
 
 

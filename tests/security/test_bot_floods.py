@@ -10,7 +10,7 @@ import pytest
 from roomz_bots.clock import FakeClock
 from roomz_bots.flood import TokenBucket
 from roomz_bots.testing import BotHarness
-from tests.bots.sample_plugins import JOURNAL, burst
+from tests.bots.sample_plugins import JOURNAL, burst, lines
 from tests.waiting import wait_until
 
 DAY = 86400
@@ -67,6 +67,23 @@ async def test_a_cancelled_reminder_frees_its_place_and_never_fires() -> None:
         assert (await chat.reply()).text == "You have no reminders."
 
 
+async def test_reminding_and_cancelling_over_and_over_leaves_nothing_scheduled() -> None:
+    """With a reminder due tomorrow, ``!remind 300d`` then ``!unremind 2``, fifty times: the
+    bot's schedule does not grow (a cancelled reminder's job leaves it at once, not once
+    every job due before it has run)."""
+    async with BotHarness(["reminders"]) as chat:
+        assert chat.bot is not None
+        await chat.say("!remind 1d stretch")
+        assert (await chat.reply()).text == "OK, in 1d: stretch"
+        scheduled = len(chat.bot.scheduler)
+        for _ in range(50):
+            await chat.say("!remind 300d tea")
+            assert (await chat.reply()).text == "OK, in 300d: tea"
+            await chat.say("!unremind 2")
+            assert (await chat.reply()).text == "Cancelled: tea"
+        assert len(chat.bot.scheduler) == scheduled
+
+
 @pytest.mark.parametrize(("duration", "shown"), [
     ("9" * 400 + "s", "'" + "9" * 19 + "…'"),
     ("366d", "'366d'"),
@@ -100,17 +117,44 @@ async def test_the_longest_duration_is_a_setting() -> None:
 
 
 async def test_a_burst_of_replies_beyond_the_line_is_cut_short_with_one_slow_down() -> None:
-    """``!burst 200`` answered at 2 a second (the line of 20 by default): m1 goes at once,
-    then the slow down, ahead of the 20 replies that wait; the other 179 are dropped
-    instead of queueing for minutes."""
+    """``!burst 200`` (the line of 20 by default): m1 goes at once, then the slow down,
+    ahead of the 20 replies that wait; the other 179 are dropped instead of queueing for
+    minutes."""
     JOURNAL.clear()
-    flood = TokenBucket(burst=1, per_second=2.0)
+    pace = FakeClock()
+    flood = TokenBucket(burst=1, per_second=2.0, clock=pace)
     async with BotHarness([burst], flood=flood) as chat:
         await chat.say("!burst 200")
         assert (await chat.reply()).text == "m1"
+        await wait_until(lambda: flood.dropped == 179, what="179 dropped replies")
+        pace.advance(1)
         assert slow_down((await chat.reply()).text)
         assert flood.waiting == 20 and flood.dropped == 179
     JOURNAL.clear()
+
+
+async def test_a_long_answer_is_never_cut_part_way_by_a_flood() -> None:
+    """``!lines 25`` goes out in three messages. Commands that arrive between its parts
+    fill the line of replies (4) and overflow it: the answer's later parts still go out,
+    whole, in turn; only replies to new commands are dropped."""
+    pace = FakeClock()
+    flood = TokenBucket(burst=1, per_second=1.0, max_waiting=4, clock=pace)
+    async with BotHarness([lines, "echo"], flood=flood) as chat:
+        await chat.say("!lines 25")
+        assert (await chat.reply()).text.startswith("line 001")
+        await wait_until(lambda: flood.waiting == 1, what="the second part waiting")
+        for word in ("a", "b", "c", "d", "e"):
+            await chat.say(f"!echo {word}")
+        await wait_until(lambda: flood.dropped == 2, what="d and e dropped")
+
+        said = []
+        for _ in range(6):
+            pace.advance(1)
+            said.append((await chat.reply()).text)
+        await chat.no_reply()
+    assert slow_down(said[0]), said
+    assert said[1].startswith("line 011") and said[2:5] == ["a", "b", "c"], said
+    assert said[5].startswith("line 021") and said[5].endswith("line 025 " + "x" * 90), said
 
 
 async def test_a_flood_of_commands_gets_one_slow_down_and_the_excess_is_dropped(

@@ -1,10 +1,12 @@
 """A hostile server against our client and terminal: events and answers of the wrong shape.
 
-The server is real (python-socketio on aiohttp, on loopback; see ``hostile.py``). It signs
-anyone in and then sends every documented event in shapes PROTOCOL.md does not allow.
-The client drops each such event, logs it once per kind, and never lets it reach a
-handler or leak a task exception; a malformed ``authenticated`` fails ``connect()`` at
-once; ``roomz-cli`` shows one-line notices and still quits when asked.
+The server is real (python-socketio on aiohttp, on loopback; see ``hostile_server.py``). It signs
+anyone in and then sends every documented event in shapes docs/protocol.md does not allow,
+and events under the names python-socketio keeps for the connection's own life cycle
+(``connect``, ``disconnect``...). The client drops each such event, logs it once per kind,
+never lets it reach a handler or leak a task exception, and stays connected; a malformed
+``authenticated`` fails ``connect()`` at once; ``roomz-cli`` shows one-line notices and
+still quits when asked.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import pexpect
 import pytest
+import socketio
 
 from roomz import AsyncClient, ConnectionError, ConnectionState, SyncClient
 from roomz.wire import event_problem
@@ -31,8 +34,9 @@ from tests.waiting import wait_until
 from .hostile_server import (
     GREETING,
     KINDS,
-    MALFORMED,
+    RESERVED,
     SENTINEL,
+    WRONG_SHAPES,
     HostileServer,
     hostile_server,
     message,
@@ -102,8 +106,9 @@ async def test_malformed_events_are_dropped_and_logged_once_per_kind(
     hostile: HostileServer, loop_errors: list[dict[str, Any]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Handlers never see an event of the wrong shape; no task fails; each kind of bad event
-    is one warning line, however many come (the script arrives twice here)."""
+    """Handlers never see an event of the wrong shape, nor one named like the connection's
+    own (``disconnect``...); no task fails; the client stays connected and can send; each
+    kind of bad event is one warning line, however many come (the script arrives twice)."""
     caplog.set_level(logging.WARNING, logger="roomz.client")
     client = AsyncClient(hostile.url, connection_timeout=SLOW, reconnect=False)
     recorder = Recorder(client)
@@ -115,7 +120,8 @@ async def test_malformed_events_are_dropped_and_logged_once_per_kind(
         await wait_until(lambda: len([d for d in recorder.named("message")
                                       if d.get("content") == SENTINEL]) == 2, TIMEOUT,
                          lambda: f"the second sentinel; got {recorder.events!r}")
-        assert client.connected
+        assert client.connection_state is ConnectionState.CONNECTED
+        assert (await asyncio.wait_for(client.send("still here"), TIMEOUT))["status"] == "ok"
     finally:
         await asyncio.wait_for(client.disconnect(), TIMEOUT)
     gc.collect()  # a failed task that nobody awaited is reported when it is collected
@@ -123,7 +129,8 @@ async def test_malformed_events_are_dropped_and_logged_once_per_kind(
     well_formed(recorder)
     assert [d["content"] for d in recorder.named("message")] == [SENTINEL, SENTINEL]
     assert recorder.count("user_joined") == recorder.count("user_left") == 0
-    assert recorder.count("display_name_changed") == 0
+    assert recorder.count("display_name_changed") == recorder.count("error") == 0
+    assert recorder.count("disconnect") == 2  # our own two disconnect() calls
     assert loop_errors == []
     lines = malformed_lines(caplog)
     for kind in KINDS:
@@ -242,24 +249,14 @@ def quit_promptly(child: pexpect.spawn) -> str:
     return str(child.logfile_read.getvalue())
 
 
-@pytest.fixture
-def screen() -> Iterator[list[pexpect.spawn]]:
-    """Children spawned by a test; killed if the test leaves one running."""
-    children: list[pexpect.spawn] = []
-    yield children
-    for child in children:
-        if child.isalive():
-            child.terminate(force=True)
-
-
 def test_terminal_against_a_hostile_server_shows_one_line_notices_and_quits(
-    tmp_path: Path, screen: list[pexpect.spawn],
+    tmp_path: Path, children: list[pexpect.spawn],
 ) -> None:
     """roomz-cli signed in to the hostile server: the sentinel message shows; malformed
     events are at most one notice line per kind; a malformed acknowledgement is one line;
     never a traceback nor "Press ENTER"; /quit exits 0 promptly."""
     with hostile_server(ack={"status": "ok"}) as server:
-        child = at_prompt(tmp_path, server.url, screen)
+        child = at_prompt(tmp_path, server.url, children)
         child.send("/token any-token\r")
         calmly(child, "Connected to")
         calmly(child, re.escape(SENTINEL))
@@ -268,16 +265,18 @@ def test_terminal_against_a_hostile_server_shows_one_line_notices_and_quits(
         shown = quit_promptly(child)
     assert "Traceback" not in shown and "Press ENTER" not in shown, shown
     notices = [line for line in shown.splitlines() if "malformed" in line]
-    assert 1 <= len(notices) <= len(KINDS) + 2, notices  # each kind, the ack, "Not sent"
+    for kind in [*(f"'{event}' event" for event in KINDS), "acknowledgement of 'message'"]:
+        assert len([line for line in notices if kind in line]) <= 1, (kind, notices)
+    assert "Not sent" in shown and "reconnecting" not in shown.lower(), shown
 
 
 def test_terminal_against_a_malformed_greeting_says_so_in_one_line(
-    tmp_path: Path, screen: list[pexpect.spawn],
+    tmp_path: Path, children: list[pexpect.spawn],
 ) -> None:
     """roomz-cli: /token against a server whose ``authenticated`` is malformed answers with
     one line at once (not after the connection timeout), and /quit exits 0."""
     with hostile_server(greetings=["hello"], script=[]) as server:
-        child = at_prompt(tmp_path, server.url, screen)
+        child = at_prompt(tmp_path, server.url, children)
         child.send("/token any-token\r")
         calmly(child, r"Sign-in failed: .*malformed 'authenticated' event")
         shown = quit_promptly(child)
@@ -287,8 +286,9 @@ def test_terminal_against_a_malformed_greeting_says_so_in_one_line(
 def test_the_script_is_well_formed_apart_from_what_it_means_to_break() -> None:
     """The hostile script's events are each malformed, and its sentinel is not: otherwise the
     tests above would prove nothing."""
-    for event, data in MALFORMED:
+    for event, data in WRONG_SHAPES:
         args = () if data is None else data if isinstance(data, tuple) else (data,)
         assert event_problem(event, args) is not None, (event, data)
     assert event_problem("message", (message(SENTINEL),)) is None
     assert event_problem("authenticated", (GREETING,)) is None
+    assert {event for event, _ in RESERVED} == set(socketio.AsyncClient.reserved_events)

@@ -3,20 +3,23 @@ generated JWT secret, the terminal's history.
 
 Each is a private file (``roomz/private_files.py``): written through a new temporary file
 that no planted link can redirect, refused when it is a link, another user's, or writable
-by others, or when its directory is writable by others; made 0600 with a warning when it
-is merely readable by others. The history never keeps a ``/token`` line.
+by others, or when its directory is shared (another user's, or sticky like /tmp) and
+writable by others; made 0600 with a warning when it is merely readable by others. A
+directory of ours that others may write to, as ``mkdir`` under umask 002 leaves it, is
+made 0700 with a warning; so is a history file of any mode (it only feeds suggestions).
+The history never keeps a ``/token`` line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import json
 import logging
 import os
 import re
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -149,13 +152,72 @@ async def test_a_session_cache_others_may_read_is_made_private_with_a_warning(
     assert len(warnings_about(caplog, str(cache))) == 1, caplog.text
 
 
+async def test_a_cache_directory_of_ours_that_others_may_write_to_is_made_private(
+    server: LocalServer, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Our own cache directory, 0775 as mkdir under umask 002 left it: the session in it is
+    used (the file itself is checked), the directory is made 0700, one warning says so."""
+    caplog.set_level(logging.WARNING)
+    ours = directory(tmp_path / "cache", 0o775)
+    cache = plant_session(ours / "session.json", server.url, await server.sign_in(EMAIL))
+
+    user = await user_from_cache(server, cache)
+
+    assert user is not None and user["email"] == EMAIL
+    assert mode(ours) == 0o700
+    lines = warnings_about(caplog, str(ours))
+    assert len(lines) == 1 and "0775" in lines[0] and "0700" in lines[0], caplog.text
+
+
+@needs_root
+async def test_a_writable_directory_of_another_user_is_refused_and_left_alone(
+    server: LocalServer, tmp_path: Path,
+) -> None:
+    """A 0777 directory that belongs to someone else is refused and never chmod-ed."""
+    theirs = directory(tmp_path / "theirs", 0o777)
+    cache = plant_session(theirs / "session.json", server.url, await server.sign_in(EMAIL))
+    os.chown(theirs, SOMEONE_ELSE, SOMEONE_ELSE)
+
+    with pytest.raises(AuthenticationError, match="belongs to another user"):
+        await user_from_cache(server, cache)
+    assert mode(theirs) == 0o777
+
+
+async def test_a_cache_that_cannot_be_made_private_is_used_with_a_warning(
+    server: LocalServer, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 0644 cache on a file system that refuses chmod (read-only): connect() still signs
+    in with it, and a warning says the file could not be made 0600; clearing the session
+    when the file cannot be deleted is a warning too. Neither raises a bare OSError."""
+    caplog.set_level(logging.WARNING)
+    cache = plant_session(directory(tmp_path / "cache") / "session.json", server.url,
+                          await server.sign_in(EMAIL), permissions=0o644)
+
+    def read_only(*args: Any, **options: Any) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(os, "fchmod", read_only)
+    user = await user_from_cache(server, cache)
+    monkeypatch.setattr(Path, "unlink", read_only)
+    AsyncClient(server.url, session_cache_file=cache).clear_cached_session()
+    monkeypatch.undo()
+
+    assert user is not None and user["email"] == EMAIL
+    assert mode(cache) == 0o644 and cache.exists()
+    assert len(warnings_about(caplog, "cannot be made 0600")) == 2, caplog.text  # two reads
+    left = warnings_about(caplog, "is left as it is")
+    assert len(left) == 1 and "Read-only file system" in left[0], caplog.text
+
+
 async def test_signing_in_never_writes_a_session_into_a_world_writable_directory(
     server: LocalServer, tmp_path: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """With the cache in a directory anyone may write to, signing in with a token still
-    works, the session is not written there, and one warning says why."""
+    """With the cache in a shared directory anyone may write to (sticky, like /tmp),
+    signing in with a token still works, the session is not written there, and one
+    warning says why."""
     caplog.set_level(logging.WARNING)
-    shared = directory(tmp_path / "shared", 0o777)
+    shared = directory(tmp_path / "shared", 0o1777)
     link = await server.request_link(EMAIL)
     client = AsyncClient(server.url, session_cache_file=shared / "session.json")
     try:
@@ -171,7 +233,7 @@ async def test_the_terminal_says_in_one_line_why_it_will_not_use_the_cache(
     server: LocalServer, tmp_path: Path,
 ) -> None:
     """roomz-cli with a planted cache: one warning line naming the directory, no sign-in."""
-    shared = directory(tmp_path / "shared", 0o777)
+    shared = directory(tmp_path / "shared", 0o1777)
     cache = plant_session(shared / "session.json", server.url, await server.sign_in(MALLORY))
     async with open_terminal(server.url, tmp_path, session_file=cache) as term:
         line = await term.wait_for("refusing to keep the session cache")
@@ -214,10 +276,10 @@ def test_a_secret_others_may_read_is_made_private_with_a_warning(
     assert len(lines) == 1 and "0644" in lines[0], caplog.text
 
 
-@pytest.mark.parametrize("plant", ["symlink", "writable-by-others", "directory-writable"])
+@pytest.mark.parametrize("plant", ["symlink", "writable-by-others", "shared-directory"])
 def test_an_unsafe_secret_is_refused_in_one_line(tmp_path: Path, plant: str) -> None:
     """A secret that is a link (to a secret someone knows), that others may write to, or
-    whose directory others may write to: SettingsError, one line, nothing replaced."""
+    in a shared directory others may write to: SettingsError, one line, nothing replaced."""
     state = directory(tmp_path / "state")
     known = tmp_path / "known"
     known.write_text(KNOWN_SECRET + "\n")
@@ -229,7 +291,7 @@ def test_an_unsafe_secret_is_refused_in_one_line(tmp_path: Path, plant: str) -> 
     else:
         (state / "jwt_secret").write_text(KNOWN_SECRET + "\n")
         os.chmod(state / "jwt_secret", 0o600)
-        os.chmod(state, 0o777)
+        os.chmod(state, 0o1777)
 
     with pytest.raises(SettingsError) as error:
         ServerSettings(state_dir=state).checked()
@@ -250,9 +312,10 @@ def test_a_secret_of_another_user_is_refused(tmp_path: Path) -> None:
         load_or_create_secret(state)
 
 
-def test_roomz_server_refuses_a_state_dir_others_may_write_to(tmp_path: Path) -> None:
-    """The real command: exit status 2 and one line naming the directory."""
-    state = directory(tmp_path / "roomz", 0o777)
+def test_roomz_server_refuses_a_shared_state_dir_others_may_write_to(tmp_path: Path) -> None:
+    """The real command, its state dir sticky like /tmp: exit status 2 and one line naming
+    the directory."""
+    state = directory(tmp_path / "roomz", 0o1777)
 
     done = run_command("--port", "0", state_home=tmp_path)
 
@@ -283,13 +346,14 @@ def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "state"
 
 
-def old_history(path: Path, *entries: str) -> None:
-    """A history file as earlier versions left it (plain ``FileHistory``, umask 022)."""
+def old_history(path: Path, *entries: str, permissions: int = 0o644) -> None:
+    """A history file as earlier versions left it (plain ``FileHistory``; umask 022 gives
+    0644)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     history = FileHistory(str(path))
     for entry in entries:
         history.store_string(entry)
-    os.chmod(path, 0o644)
+    os.chmod(path, permissions)
 
 
 def test_the_history_file_is_created_private(state_home: Path) -> None:
@@ -317,6 +381,42 @@ def test_a_looser_history_file_is_repaired_with_one_line(
     assert mode(path) == 0o600
     assert list(history.load_history_strings()) == [f"/login {EMAIL}", "hello"]
     assert len(warnings_about(caplog, str(path))) == 1, caplog.text
+
+
+def test_a_history_an_older_version_left_under_umask_002_is_repaired_and_loads(
+    state_home: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Older versions made the state directory with plain mkdir: under umask 002 that is a
+    0775 directory with a 0664 history. Both are made private, one warning line each, and
+    the history's entries are still there."""
+    caplog.set_level(logging.WARNING)
+    path = state_home / "roomz" / "history"
+    old_history(path, "hello", f"/login {EMAIL}", permissions=0o664)
+    os.chmod(path.parent, 0o775)
+
+    history = history_file()
+
+    assert isinstance(history, PrivateHistory)
+    assert (mode(path.parent), mode(path)) == (0o700, 0o600)
+    assert list(history.load_history_strings()) == [f"/login {EMAIL}", "hello"]
+    assert len(warnings_about(caplog, "0775")) == len(warnings_about(caplog, "0664")) == 1, \
+        caplog.text
+
+
+def test_a_history_in_a_shared_directory_stays_in_memory_and_the_directory_is_left_alone(
+    state_home: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A state directory with the sticky bit that anyone may write to (like /tmp) is not
+    ours to lock: this run's history stays in memory, one warning says why."""
+    caplog.set_level(logging.WARNING)
+    shared = directory(state_home / "roomz", 0o1777)
+
+    history = history_file()
+    history.append_string("hello")
+
+    assert isinstance(history, InMemoryHistory)
+    assert mode(shared) == 0o1777 and list(shared.iterdir()) == []
+    assert len(warnings_about(caplog, "may write")) == 1, caplog.text
 
 
 def test_token_lines_of_older_versions_are_removed_with_one_line(
@@ -371,16 +471,6 @@ def test_a_history_file_that_is_a_link_is_refused_and_not_written_through(
     assert isinstance(history, InMemoryHistory)
     assert victim.read_text() == "theirs\n"
     assert len(warnings_about(caplog, "symbolic link")) == 1, caplog.text
-
-
-@pytest.fixture
-def children() -> Iterator[list[pexpect.spawn]]:
-    """roomz-cli processes a test started; killed if the test leaves one running."""
-    started: list[pexpect.spawn] = []
-    yield started
-    for child in started:
-        if child.isalive():
-            child.terminate(force=True)
 
 
 def test_roomz_cli_history_is_private_and_without_the_token(

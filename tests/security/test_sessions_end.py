@@ -81,7 +81,7 @@ class Live:
         # It does not come back, and the session it had is forgotten.
         assert await stays_true(
             lambda: self.client.connection_state is ConnectionState.DISCONNECTED, 0.5)
-        assert SessionCache(self.cache).load(self.url) is None
+        assert SessionCache(self.cache).load(self.url) is None and self.client.user is None
 
     async def close(self) -> None:
         await asyncio.wait_for(self.client.disconnect(), TIMEOUT)
