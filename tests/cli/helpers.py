@@ -8,6 +8,7 @@ client, real server on loopback) with a pipe as its keyboard and a list as its s
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import re
 import sys
@@ -226,3 +227,15 @@ plugins = {plugins}
 flood_burst = 20
 {extra}""", encoding="utf-8")
     return load_config(path)
+
+
+def at_prompt(tmp_path: Path, server_url: str,
+              children: list[pexpect.spawn]) -> pexpect.spawn:
+    """``roomz-cli -s server_url`` in a pseudo-terminal, not signed in, at its prompt; what it
+    shows is kept in ``child.logfile_read``."""
+    child = spawn_cli(tmp_path, "-s", server_url)
+    children.append(child)
+    child.logfile_read = io.StringIO()
+    child.expect("Not signed in: /login")
+    wait_for_prompt(child)
+    return child

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import io
 import logging
 import re
 import time
@@ -27,7 +26,7 @@ import socketio
 
 from roomz import AsyncClient, ConnectionError, ConnectionState, SyncClient
 from roomz.wire import event_problem
-from tests.cli.helpers import expect_answering, spawn_cli, wait_for_prompt
+from tests.cli.helpers import at_prompt, expect_answering
 from tests.client.helpers import Recorder
 from tests.waiting import wait_until
 
@@ -220,17 +219,6 @@ def test_sync_client_drops_malformed_events_and_fails_on_a_malformed_greeting() 
 
 
 # -- roomz-cli, a real process in a pseudo-terminal ------------------------------------------
-
-def at_prompt(tmp_path: Path, server_url: str, children: list[pexpect.spawn]) -> pexpect.spawn:
-    """``roomz-cli -s server_url`` in a pseudo-terminal, not signed in, at its prompt; what it
-    shows is kept in ``child.logfile_read``."""
-    child = spawn_cli(tmp_path, "-s", server_url)
-    children.append(child)
-    child.logfile_read = io.StringIO()
-    child.expect("Not signed in: /login")
-    wait_for_prompt(child)
-    return child
-
 
 def calmly(child: pexpect.spawn, pattern: str) -> None:
     """Wait for ``pattern``; fail at once on a traceback or a "Press ENTER" prompt."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import io
 import json
 import logging
 import os
@@ -33,7 +32,12 @@ from roomz.private_files import PrivateFileError, read_text, write_text
 from roomz.server.settings import ServerSettings, SettingsError, load_or_create_secret
 from roomz.server.testing import LocalServer
 from roomz.session_cache import server_key
-from tests.cli.helpers import cli_env, expect_answering, open_terminal, spawn_cli, wait_for_prompt
+from tests.cli.helpers import (
+    at_prompt,
+    cli_env,
+    expect_answering,
+    open_terminal,
+)
 from tests.server.proc import ServerProcess, run_command
 
 from .hostile_server import SENTINEL, hostile_server
@@ -479,11 +483,7 @@ def test_roomz_cli_history_is_private_and_without_the_token(
     """The real roomz-cli: after /token, a message and /quit, the history file in the
     user's state dir is 0600 and has the message but not the token."""
     with hostile_server(script=[]) as server:
-        child = spawn_cli(tmp_path, "-s", server.url)
-        children.append(child)
-        child.logfile_read = io.StringIO()
-        child.expect("Not signed in: /login")
-        wait_for_prompt(child)
+        child = at_prompt(tmp_path, server.url, children)
         child.send("/token the-secret-token\r")
         expect_answering(child, re.escape(SENTINEL))
         child.send("hello\r")

@@ -10,7 +10,6 @@ Hebrew and Arabic use included, is shown as it was written.
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,11 +23,10 @@ from roomz.cli.render import HIDDEN_CONTROLS, message_line, system_line, user_la
 from roomz_bots.message import Message
 from tests.cli.helpers import (
     ANSI,
+    at_prompt,
     expect_answering,
     open_terminal,
-    spawn_cli,
     text_of,
-    wait_for_prompt,
 )
 
 from .hostile_server import (
@@ -194,11 +192,7 @@ def test_backspaces_do_not_reach_the_screen(tmp_path: Path, children: list[Any])
     back over 'Mallory (mallory@example.com): '."""
     evil = message("\b\b\b\bEvil", sender=user("mallory@example.com", "Mallory"), n=3)
     with hostile_server(script=[("message", evil)]) as server:
-        child = spawn_cli(tmp_path, "-s", server.url)
-        children.append(child)
-        child.logfile_read = io.StringIO()
-        child.expect("Not signed in: /login")
-        wait_for_prompt(child)
+        child = at_prompt(tmp_path, server.url, children)
         child.send("/token any-token\r")
         expect_answering(child, re.escape(SENTINEL))
         child.send("/quit\r")
