@@ -15,7 +15,16 @@ import pytest
 
 from roomz.cli.__main__ import build_parser
 
-from .helpers import ANSI, EMAIL, ROOMZ_CLI, cli_env, spawn_cli, wait_for_prompt, write_config
+from .helpers import (
+    ANSI,
+    EMAIL,
+    ROOMZ_CLI,
+    cli_env,
+    expect_answering,
+    spawn_cli,
+    wait_for_prompt,
+    write_config,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,9 +48,14 @@ def spawn(tmp_path: Path) -> Iterator[Spawn]:
 
 
 def quits_with_ctrl_d(child: pexpect.spawn) -> int | None:
-    """Press Ctrl-D at the prompt and return the exit status."""
+    """Press Ctrl-D at the prompt and return the exit status.
+
+    The prompt must be drawn again after the last line printed above it: while
+    prompt_toolkit prints, the terminal is in cooked mode, where Ctrl-D is the tty's own
+    end-of-file and never reaches the program (as for a person typing at that instant).
+    """
     child.sendcontrol("d")
-    child.expect(pexpect.EOF)
+    expect_answering(child, pexpect.EOF)
     child.close()
     status: int | None = child.exitstatus
     return status
@@ -112,6 +126,7 @@ def test_embedded_mode_rolls_dice_with_the_example_config(spawn: Spawn, tmp_path
     child.send("!roll 2d6\r")
     child.expect(rf"{ANSI}{EMAIL}{ANSI}: !roll 2d6")
     child.expect(rf"HelperBot \({EMAIL}\){ANSI}: 🎲 2d6: \d+ \+ \d+ = \d+")
+    wait_for_prompt(child)  # drawn again after the answer was printed above it
     assert quits_with_ctrl_d(child) == 0
     history = Path(cli_env(tmp_path)["XDG_STATE_HOME"]) / "roomz" / "history"
     assert "\n+!roll 2d6\n" in history.read_text(encoding="utf-8")
