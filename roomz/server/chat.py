@@ -20,7 +20,12 @@ from .quiet_log import QuietLog
 from .sessions import Session, SessionError, Sessions, cookie_value
 from .settings import ServerSettings
 from .unavailable import StoreUnavailable
-from .validation import MAX_DISPLAY_NAME_LENGTH, clean_content, clean_display_name
+from .validation import (
+    MAX_DISPLAY_NAME_LENGTH,
+    clean_content,
+    clean_display_name,
+    content_too_long,
+)
 
 log = logging.getLogger("roomz.server")
 quiet = QuietLog(log)  # strangers can make these lines: one per kind per interval
@@ -174,6 +179,8 @@ class Chat:
         content = data.get("content")
         if not isinstance(content, str) or not content.strip():
             return INVALID_CONTENT
+        if (too_long := content_too_long(content)) is not None:
+            return {"error": too_long, "code": 400}  # refused whole: never cut in silence
         message_id = str(uuid.uuid4())
         timestamp = now_iso()
         try:

@@ -6,10 +6,12 @@ import html
 import re
 import unicodedata
 
+from ..limits import MAX_MESSAGE_LENGTH
+
 MAX_EMAIL_LENGTH = 255
 MAX_LOCAL_PART_LENGTH = 64
 MAX_DISPLAY_NAME_LENGTH = 50
-MAX_CONTENT_LENGTH = 1000
+MAX_CONTENT_LENGTH = MAX_MESSAGE_LENGTH  # one number for the server and the clients' splitting
 
 _EMAIL = re.compile(r"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\.[a-zA-Z]{2,}$")
 # Characters that would break a one-line "Name (email)" label.
@@ -42,17 +44,18 @@ def clean_display_name(name: str) -> str | None:
     return html.escape(name)
 
 
-def clean_content(content: str) -> str:
-    """Trim, HTML-escape and cut message content to 1000 characters.
+def content_too_long(content: str) -> str | None:
+    """The error for message content over the limit, or None when it fits.
 
-    The cut never splits an entity such as ``&amp;``, so clients that unescape
-    the text never show a broken ``&am``.
+    The limit counts the characters as typed, after trimming: escaping comes later and
+    costs the sender nothing, so 1000 ``&`` fit.
     """
-    escaped = html.escape(content.strip())
-    if len(escaped) <= MAX_CONTENT_LENGTH:
-        return escaped
-    cut = escaped[:MAX_CONTENT_LENGTH]
-    amp = cut.rfind("&", MAX_CONTENT_LENGTH - 6)
-    if amp != -1 and ";" not in cut[amp:]:
-        cut = cut[:amp]
-    return cut
+    length = len(content.strip())
+    if length <= MAX_CONTENT_LENGTH:
+        return None
+    return f"Message too long: {length} characters, at most {MAX_CONTENT_LENGTH}"
+
+
+def clean_content(content: str) -> str:
+    """Trim and HTML-escape message content; never cuts it (see :func:`content_too_long`)."""
+    return html.escape(content.strip())

@@ -290,34 +290,48 @@ async def test_message_content_is_trimmed_and_html_escaped(server: LocalServer) 
 
 
 @pytest.mark.parametrize("text", [
-    "a" * 1500,
+    "z" * 1000,
+    "&" * 1000,
     "<" * 1000,
-    "x" + "&" * 400,
+    "'" * 1000,
     "é" * 999 + "&",
-    " " * 10 + "b" * 2000 + " " * 10,
-], ids=["plain", "all-entities", "entity-at-the-cut", "unicode", "padded"])
-async def test_long_message_is_cut_to_1000_characters(server: LocalServer, text: str) -> None:
-    """A long message arrives cut to at most 1000 characters, a prefix of what was sent."""
+    " " * 10 + "b" * 1000 + "\n" * 10,
+], ids=["plain", "ampersands", "angle-brackets", "quotes", "unicode", "padded"])
+async def test_1000_typed_characters_arrive_whole_however_many_escape(
+    server: LocalServer, text: str
+) -> None:
+    """The limit counts what was typed, after trimming: 1000 ``&`` arrive as 1000 ``&``."""
     async with signed_in(server.url, await server.sign_in(ALICE)) as alice:
         ack = await alice.send(text)
         assert_ok_ack(ack)
         msg = await alice.wait_for(lambda e: e[0] == "message"
                                    and e[1]["id"] == ack["message_id"])
 
-    content = msg[1]["content"]
-    assert 994 <= len(content) <= 1000
-    assert text.strip().startswith(html.unescape(content))
-    assert html.escape(html.unescape(content)) == content  # no entity cut in half
+    assert msg[1]["content"] == html.escape(text.strip())
+    assert html.unescape(msg[1]["content"]) == text.strip()
 
 
-async def test_message_of_exactly_1000_characters_arrives_whole(server: LocalServer) -> None:
-    """A 1000-character message is not cut."""
-    async with signed_in(server.url, await server.sign_in(ALICE)) as alice:
-        ack = await alice.send("z" * 1000)
-        msg = await alice.wait_for(lambda e: e[0] == "message"
-                                   and e[1]["id"] == ack["message_id"])
-
-    assert msg[1]["content"] == "z" * 1000
+@pytest.mark.parametrize(("text", "length"), [
+    ("&" * 1200, 1200),
+    ("a" * 1103, 1103),
+    ("x" * 1001, 1001),
+    (" " * 5 + "é" * 1001 + "\n", 1001),
+    ("a b\n" * 2500, 9999),
+], ids=["ampersands", "a-long-line", "one-over", "padded", "many-lines"])
+async def test_message_over_1000_characters_is_refused_and_not_delivered(
+    server: LocalServer, text: str, length: int
+) -> None:
+    """Over the limit: a 400 acknowledgement naming the length and the limit; nobody
+    gets any of it, and the connection goes on."""
+    token = await server.sign_in(ALICE)
+    async with signed_in(server.url, token) as alice, signed_in(server.url, token) as other:
+        ack = await alice.send(text)
+        assert ack == {"error": f"Message too long: {length} characters, at most 1000",
+                       "code": 400}
+        for who in (alice, other):
+            delivered = [data["content"] for event, data in await who.barrier()
+                         if event == "message"]
+            assert all(content.startswith("barrier ") for content in delivered), delivered
 
 
 @pytest.mark.parametrize(("payload", "error"), [
