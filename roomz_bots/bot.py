@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import html
 import inspect
 import logging
 import re
@@ -14,6 +13,7 @@ from typing import Any
 
 from roomz import AsyncClient, ClientError, ConnectionError, ConnectionState
 from roomz.events import EVENTS
+from roomz.limits import split_text
 
 from . import dispatch
 from .clock import Clock
@@ -32,7 +32,6 @@ log = logging.getLogger("roomz_bots")
 EVENT_HOOKS = {event: f"on_{event}" for event in EVENTS if event != "message"}
 SEND_WAIT_SECONDS = 30.0  # how long a send waits for a reconnect before it fails
 SHUTDOWN_HOOK_SECONDS = 10.0
-MESSAGE_LIMIT = 1000  # the server cuts content at 1000 characters after HTML-escaping
 SLOW_DOWN = ("Slow down, please: {waiting} replies are waiting to go out, so I am not "
              "answering more until half of them have.")
 #: What a send returns when the bot drops it: too many replies are waiting already.
@@ -252,7 +251,10 @@ class Bot:
     async def send(self, text: str) -> dict[str, Any]:
         """Post ``text`` under the flood limit; waits (bounded) while the bot reconnects.
 
-        Text longer than a message may be goes out in several, split between lines.
+        Text longer than a message may be goes out whole in several, in order, split
+        between lines where possible (:func:`roomz.limits.split_text`), so that neither our
+        server (which refuses over-long messages) nor the published one (which cuts them)
+        loses any of it.
         Returns the server's (last) acknowledgement; raises :class:`roomz.ConnectionError`
         when the bot is stopped, or stays disconnected for longer than 30 seconds.
 
@@ -265,7 +267,7 @@ class Bot:
             raise ValueError(f"a bot can only send non-empty text, got {text!r}")
         replying_to = _REPLYING_TO.get()
         ack: dict[str, Any] = {}
-        for number, part in enumerate(split_message(text)):
+        for number, part in enumerate(split_text(text)):
             ack = await self._send_one(part, replying_to, continuing=number > 0)
             if ack == DROPPED:
                 break  # only a first part is ever dropped: nothing went out
@@ -363,26 +365,6 @@ class Bot:
                 log.error("bot %s: a %s hook did not finish within %g s", self.name, hook,
                           SHUTDOWN_HOOK_SECONDS)
                 task.cancel()
-
-
-def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
-    """``text`` in parts the server will not cut: at most ``limit`` characters once
-    HTML-escaped, split between lines where possible."""
-    parts: list[str] = []
-    current = ""
-    for line in text.strip().splitlines(keepends=True):
-        while len(html.escape(line)) > limit:  # one line too long on its own
-            cut = limit
-            while len(html.escape(line[:cut])) > limit:
-                cut -= 1
-            parts.append(line[:cut])
-            line = line[cut:]
-        if len(html.escape(current + line)) > limit:
-            parts.append(current)
-            current = ""
-        current += line
-    parts.append(current)
-    return [p.strip() for p in parts if p.strip()]
 
 
 def _safe(name: str) -> str:
