@@ -46,12 +46,16 @@ async def main(url, email):
     await until(lambda: sum(1 for e in events if e[1] == "message") >= 2)
     reply_ack = await second.send("and back")
     await until(lambda: sum(1 for e in events if e[1] == "message") >= 4)
+    too_long_ack = await first.send("&" * 1200)
+    fits_ack = await first.send("&" * 1000)
+    await until(lambda: sum(1 for e in events if e[1] == "message") >= 6)
     user = first.user
     await second.disconnect()
     await until(lambda: any(e[0] == "first" and e[1] == "user_left" for e in events))
     await first.disconnect()
     say({"result": {"name_ack": name_ack, "send_ack": send_ack, "reply_ack": reply_ack,
-                    "user": user, "events": events}})
+                    "too_long_ack": too_long_ack, "fits_ack": fits_ack, "user": user,
+                    "events": events}})
 
 
 if __name__ == "__main__":

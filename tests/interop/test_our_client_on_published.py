@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from roomz import AsyncClient, AuthenticationError, ConnectionError, ConnectionState
+from roomz.limits import split_text
 from tests.client.helpers import Recorder, is_iso8601, user_of
 from tests.waiting import wait_until
 
@@ -103,6 +105,23 @@ async def test_chat_scenario_on_the_published_server(
     assert left["user"]["email"] == "alice@example.com"
     assert first.connected
     assert Counter(e for e, _ in seen_first.events)["message"] == 2
+
+
+async def test_the_published_server_cuts_long_messages_in_escaped_form(
+    published: PublishedServer, our_client: Connect
+) -> None:
+    """Unlike ours it never refuses: it escapes, then cuts at 1000 characters, without a
+    word (1,200 ``&`` arrive as 200; a 1,103-character line loses its tail). Parts from
+    ``split_text`` pass whole."""
+    client = await our_client(published, published.url, "alice@example.com")
+    seen = Recorder(client)
+    for text, arrives in [("&" * 1200, "&amp;" * 200), ("a" * 1103, "a" * 1000),
+                          *[(part, html.escape(part)) for part in split_text("&<" * 700)]]:
+        ack = await asyncio.wait_for(client.send(text), TIMEOUT)
+        assert ack["status"] == "ok"
+        message = await seen.wait_for("message", lambda d, ack=ack: d["id"] == ack["message_id"],
+                                      timeout=TIMEOUT)
+        assert message["content"] == arrives
 
 
 async def test_sign_in_errors_from_the_published_server(

@@ -49,7 +49,8 @@ async def run_published_client(python: Path, server: LocalServer, email: str,
 async def test_published_client_signs_in_sends_receives_and_names(
     server: LocalServer, published_python: Path, tmp_path: Path
 ) -> None:
-    """A user of the published client signs in twice, names one connection, and chats."""
+    """A user of the published client signs in twice, names one connection, and chats;
+    1,200 ``&`` are refused with an error acknowledgement it hands back, 1,000 arrive whole."""
     result = await run_published_client(published_python, server, "alice@example.com",
                                         tmp_path)
 
@@ -68,5 +69,11 @@ async def test_published_client_signs_in_sends_receives_and_names(
     sent = "hello &lt;from&gt; the published client"
     assert ("first", sent, "Alice") in messages and ("second", sent, "Alice") in messages
     assert ("first", "and back", None) in messages and ("second", "and back", None) in messages
+    assert result["too_long_ack"] == {
+        "error": "Message too long: 1200 characters, at most 1000", "code": 400}
+    assert result["fits_ack"]["status"] == "ok"
+    whole = "&amp;" * 1000
+    assert ("first", whole, "Alice") in messages and ("second", whole, "Alice") in messages
+    assert len(messages) == 6  # nothing of the refused message reached anyone
     left = next(d for who, name, d in events if (who, name) == ("first", "user_left"))
     assert left["remaining_connections"] == 1
