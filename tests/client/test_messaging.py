@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from roomz import ConnectionError
+from roomz.limits import split_text
 from roomz.server.testing import LocalServer
 
 from .conftest import ClientFactory, SignedIn
@@ -67,6 +68,25 @@ async def test_send_rejected_by_the_server_returns_its_error(
         print(f"Failed: {result['error']}")
     assert capsys.readouterr().out == "Failed: Missing or invalid 'content' field\n"
     assert client.connected
+
+
+async def test_send_of_a_message_over_the_limit_returns_the_servers_refusal(
+    server: LocalServer, signed_in: SignedIn
+) -> None:
+    """A 1,103-character line: send() hands back the 400 naming both numbers, the connection
+    goes on, and nothing of it arrives; its parts from split_text all go through."""
+    client = await signed_in(server, "alice@example.com")
+    recorder = Recorder(client)
+    line = "word " * 220 + "end"
+    assert len(line) == 1103
+    result = await asyncio.wait_for(client.send(line), TIMEOUT)
+    assert result == {"error": "Message too long: 1103 characters, at most 1000", "code": 400}
+    assert client.connected
+    acks = [await asyncio.wait_for(client.send(part), TIMEOUT) for part in split_text(line)]
+    for ack in acks:
+        assert_send_ack(ack)
+    await recorder.wait_for("message", lambda d: d["id"] == acks[-1]["message_id"])
+    assert [m["content"] for m in recorder.named("message")] == split_text(line)
 
 
 async def test_set_display_name_returns_the_servers_ack(
