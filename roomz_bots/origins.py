@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 from .message import Message
 
 B = TypeVar("B")
-KEY_LENGTH = 150  # escaping can grow text 6x before the server cuts it at 1000 characters
+KEY_LENGTH = 150  # escaping can grow text 6x before the published server cuts it at 1000
 REMEMBERED = 4096
 
 
