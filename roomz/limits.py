@@ -23,13 +23,13 @@ def split_text(text: str, limit: int = MAX_MESSAGE_LENGTH) -> list[str]:
 
     Each part is trimmed and at most ``limit`` characters once HTML-escaped, so at most
     ``limit`` as typed too. A part ends at the last line break that fits, else at the
-    last space, else anywhere, though not between a letter and its combining marks.
+    last other whitespace, else anywhere, but not between a letter and its marks.
     Only whitespace is lost, where the text is split. Whitespace alone gives no parts.
     Raises ``ValueError`` when ``limit`` is too small for one escaped character (6).
     """
-    shortest = max(_ESCAPED_LENGTH.values())
-    if limit < shortest:
-        raise ValueError(f"limit must be at least {shortest} characters, got {limit}")
+    smallest = max(_ESCAPED_LENGTH.values())  # one escaped apostrophe
+    if limit < smallest:
+        raise ValueError(f"limit must be at least {smallest} characters, got {limit}")
     parts: list[str] = []
     rest = text.strip()
     while rest:
