@@ -151,7 +151,7 @@ async def test_racing_uses_of_one_link_let_exactly_one_win(store: MagicLinkStore
         *(store.redeem(link.token, Status.BROWSER) for _ in range(10)),
         *(store.confirm(link.token, link.code) for _ in range(10)))
 
-    winners = [r for r in results if r is not None and not isinstance(r, Confirmed)]
+    winners: list[object] = [r for r in results if r is not None and not isinstance(r, Confirmed)]
     winners += [r for r in results if isinstance(r, Confirmed)
                 and r.outcome is Confirmation.APPROVED]
     assert len(winners) == 1, results
