@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,6 +19,7 @@ import socketio
 from . import internals, wire
 from .events import EventHandler, EventHandlers
 from .exceptions import AuthenticationError, ClientError, ConnectionError
+from .pending_sign_in import POLL_PATH, PendingSignIn
 from .session_cache import SessionCache
 from .state import ConnectionState
 
@@ -30,6 +33,8 @@ SIGN_IN_ERRORS = {
     "unauthorized": "this email is not allowed on the server",
 }
 SEEN_MESSAGE_IDS = 1024  # enough to catch a redelivery around a reconnect
+#: A server that still says "pending" this long after its link expired is not believed.
+SIGN_IN_SLACK_SECONDS = 30.0
 
 
 class AsyncClient:
@@ -82,6 +87,11 @@ class AsyncClient:
         self._seen: OrderedDict[str, None] = OrderedDict()  # recent message ids: none twice
         self._malformed_kinds: set[str] = set()  # logged once each, then dropped quietly
         self._giving_up: asyncio.Task[None] | None = None
+        self._sign_in: PendingSignIn | None = None  # of the last login(), while it waits
+        self._sign_in_offered: bool | None = None  # did the last login() get one? None: no login
+        self._sign_in_changed = asyncio.Event()  # a login(), or a token redeemed meanwhile
+        self._waiting_for_sign_in = False
+        self._signed_in_by_token = False  # connect(token) succeeded while a wait was on
 
     # -- what the user sees -------------------------------------------------------------
 
@@ -126,6 +136,7 @@ class AsyncClient:
                 timeout=aiohttp.ClientTimeout(total=self.connection_timeout),
             ) as resp:
                 if resp.status == 200:
+                    self._offered(await _json_or_none(resp))
                     return True
                 detail = await _problem_detail(resp)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
@@ -148,7 +159,159 @@ class AsyncClient:
             reason = SIGN_IN_ERRORS.get(code, f"the server did not sign us in ({code})")
             raise AuthenticationError(f"sign-in failed: {reason}", detail=reason,
                                       status=resp.status)
+        if self._waiting_for_sign_in:  # a pasted token ends the wait: we are signed in
+            self._signed_in_by_token = True
+            self._sign_in_changed.set()
+        self._sign_in = None
         return morsel.value
+
+    # -- signing in by confirming the link (the sign_in extension) -------------------------
+
+    def _offered(self, body: Any) -> None:
+        """Keep the sign-in the server offered with its link, if it did."""
+        self._sign_in = PendingSignIn.from_answer(body)
+        self._sign_in_offered = self._sign_in is not None
+        self._sign_in_changed.set()
+
+    @property
+    def sign_in_code(self) -> str | None:
+        """The code to show the person while :meth:`wait_for_sign_in` can wait for the link
+        of the last :meth:`login` (such as ``WDJB-MJHT``), else None: no login yet, a server
+        without the extension, or a sign-in that is over (signed in, expired, refused)."""
+        pending = self._sign_in
+        return pending.code if pending is not None and not pending.expired else None
+
+    async def wait_for_sign_in(self) -> None:
+        """Wait until the link of the last :meth:`login` is confirmed in a browser (with the
+        code :attr:`sign_in_code`), keep the new session (session cache), then connect as
+        :meth:`connect` does. A connection already open is closed first: the new session
+        replaces it.
+
+        Polls the server every few seconds (as it asks). Returns early, without a session
+        of its own, when :meth:`connect` with a token signs this client in meanwhile; it
+        then waits for that connect and returns once connected.
+        Raises :class:`AuthenticationError` when the link expired, was used elsewhere (to
+        sign in a browser, or with its token) or was used up by wrong codes (``detail``
+        says which); :class:`ConnectionError` when the server cannot be reached for longer
+        than ``connection_timeout`` at a time (the sign-in stays pending: call again), or
+        when there is no sign-in to wait for (no :meth:`login`, or a server without this
+        extension: connect with the token from the mail instead). Cancelling it stops the
+        polling and leaves the sign-in pending.
+        """
+        if self._sign_in is None:
+            raise ConnectionError(self._nothing_to_wait_for())
+        if self._waiting_for_sign_in:
+            raise ConnectionError("already waiting for the sign-in; wait_for_sign_in() runs "
+                                  "once at a time")
+        self._waiting_for_sign_in, self._signed_in_by_token = True, False
+        try:
+            session = await self._poll_sign_in()
+        finally:
+            self._waiting_for_sign_in = False
+        if session is None:  # a pasted token signed us in: its connect() connects
+            await self._await_connect_under_way()
+            return
+        self._magic_token = ""  # the new session supersedes a token never used
+        self._session = session
+        self._keep_session()
+        if self._state is not ConnectionState.DISCONNECTED:
+            await self.disconnect()
+        await self.connect()
+
+    def _nothing_to_wait_for(self) -> str:
+        if self._sign_in_offered is None:
+            return "no sign-in is waiting: call login(email) first"
+        if self._sign_in_offered:
+            return "the sign-in is over: call login(email) again"
+        return (f"{self.server_url} does not support confirming the link in a browser: "
+                "connect() with the token from the mail")
+
+    async def _poll_sign_in(self) -> str | None:
+        """Poll until the pending sign-in is approved: its session, or None when a pasted
+        token signed us in meanwhile."""
+        failing_since: float | None = None
+        timeout = aiohttp.ClientTimeout(total=self.connection_timeout)
+        async with aiohttp.ClientSession(timeout=timeout,
+                                         cookie_jar=aiohttp.DummyCookieJar()) as http:
+            while True:
+                self._sign_in_changed.clear()
+                pending = self._sign_in  # a later login() replaces it: follow the latest
+                if self._signed_in_by_token:
+                    return None
+                if pending is None:
+                    raise ConnectionError(self._nothing_to_wait_for())
+                if time.monotonic() > pending.expires_at + SIGN_IN_SLACK_SECONDS:
+                    self._sign_in = None
+                    raise AuthenticationError(
+                        "sign-in failed: the link expired before it was confirmed",
+                        detail="The sign-in link expired. Request a new link.", status=410)
+                try:
+                    answer = await self._poll_once(http, pending)
+                except AuthenticationError:
+                    if self._signed_in_by_token:  # our own pasted token used the link
+                        return None
+                    if self._sign_in is not None and self._sign_in is not pending:
+                        continue  # a later login() replaced the sign-in that ended
+                    raise
+                except _Unanswered as exc:  # try again, as long as it does not last
+                    failing_since = failing_since or time.monotonic()
+                    if time.monotonic() - failing_since > self.connection_timeout:
+                        raise ConnectionError(str(exc)) from None
+                    await self._pause_sign_in(pending.interval)
+                    continue
+                failing_since = None
+                if isinstance(answer, str):
+                    return answer
+                await self._pause_sign_in(answer)
+
+    async def _poll_once(self, http: aiohttp.ClientSession,
+                         pending: PendingSignIn) -> str | float:
+        """One poll: the session once approved, else the seconds to wait before the next.
+        Raises :class:`_Unanswered` when the server could not be reached or could not
+        answer, and :class:`AuthenticationError` when the sign-in is over."""
+        try:
+            async with http.post(f"{self.server_url}{POLL_PATH}",
+                                 json={"id": pending.id}) as resp:
+                if resp.status == 200:
+                    body = await _json_or_none(resp)
+                    morsel = resp.cookies.get(COOKIE)
+                else:
+                    detail = await _problem_detail(resp)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise _Unanswered(f"cannot reach {self.server_url}: {_describe(exc)}") from exc
+        if resp.status == 200:
+            status = body.get("status") if isinstance(body, dict) else None
+            if status == "pending":
+                return pending.interval
+            if status == "ok" and morsel is not None and morsel.value:
+                if self._sign_in is pending:
+                    self._sign_in = None
+                return morsel.value
+            raise ConnectionError(f"{self.server_url} answered the sign-in poll with something "
+                                  f"malformed ({str(body)[:80]!r})", status=502)
+        if resp.status == 429:  # polled too soon (two clients on one id, or a clock jump)
+            return max(pending.interval, _seconds(resp.headers.get("Retry-After")))
+        if resp.status >= 500:
+            raise _Unanswered(f"{self.server_url} cannot answer just now: {detail}")
+        if self._sign_in is pending:
+            self._sign_in = None
+        raise AuthenticationError(f"sign-in failed: {detail}", detail=detail,
+                                  status=resp.status)
+
+    async def _pause_sign_in(self, seconds: float) -> None:
+        """Wait ``seconds`` before the next poll, or less if a login() or a token changed
+        what we wait for."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._sign_in_changed.wait(), seconds)
+
+    async def _await_connect_under_way(self) -> None:
+        """After a pasted token signed us in: wait for its connect(); connect ourselves when
+        that one failed after the token was redeemed (the session is known by then)."""
+        deadline = time.monotonic() + self.connection_timeout + 1
+        while self._state is ConnectionState.CONNECTING and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if not self.connected:
+            await self.connect()
 
     def clear_cached_session(self) -> None:
         """Forget the session, in memory and in the session cache file."""
@@ -494,6 +657,26 @@ async def _problem_detail(resp: aiohttp.ClientResponse) -> str:
     except (ValueError, aiohttp.ClientError):
         pass
     return f"HTTP {resp.status} {resp.reason or ''}".strip()
+
+
+class _Unanswered(Exception):
+    """A sign-in poll that got no answer: the server could not be reached, or failed."""
+
+
+async def _json_or_none(resp: aiohttp.ClientResponse) -> Any:
+    """The response's JSON body, or None when it has none."""
+    try:
+        return await resp.json(content_type=None)
+    except (ValueError, aiohttp.ClientError):
+        return None
+
+
+def _seconds(value: str | None, most: float = 60.0) -> float:
+    """A ``Retry-After`` in seconds, within reason; 0 when absent or malformed."""
+    try:
+        return min(max(float(value or 0), 0.0), most)
+    except ValueError:
+        return 0.0
 
 
 def _describe(exc: BaseException) -> str:

@@ -83,6 +83,17 @@ class SyncClient:
         """Request a magic link for ``email``; see :meth:`AsyncClient.login`."""
         return self._run(self._client.login(email))
 
+    @property
+    def sign_in_code(self) -> str | None:
+        """The code to show while the last login's link waits; see
+        :attr:`AsyncClient.sign_in_code`."""
+        return self._client.sign_in_code
+
+    def wait_for_sign_in(self) -> None:
+        """Block until the last login's link is confirmed in a browser, then connect; see
+        :meth:`AsyncClient.wait_for_sign_in`."""
+        self._run(self._client.wait_for_sign_in())
+
     def connect(self, session_token: str | None = None, *, token: str | None = None) -> None:
         """Sign in and connect; see :meth:`AsyncClient.connect`."""
         self._run(self._client.connect(session_token, token=token))

@@ -16,11 +16,13 @@ log = logging.getLogger("roomz.server.mail")
 
 @dataclass(frozen=True)
 class MagicLink:
-    """A freshly made sign-in link: who it is for, the full URL and the bare token."""
+    """A freshly made sign-in link: who it is for, the full URL, the bare token, and how many
+    minutes it works for."""
 
     email: str
     url: str
     token: str
+    expires_minutes: int = 15
 
 
 #: Receives each magic link in-process; may be a plain function or a coroutine function.
@@ -77,8 +79,13 @@ class SmtpMailer:
         message["To"] = link.email
         message["Subject"] = "Your Roomz sign-in link"
         message.set_content(
-            f"Sign in to Roomz by opening this link (valid once):\n\n{link.url}\n\n"
-            f"Or, in the Roomz terminal, type:\n\n/token {link.token}\n"
+            f"To sign in to Roomz as {link.email}, open this link on any device:\n\n"
+            f"{link.url}\n\n"
+            "Signing in a Roomz terminal? Enter the code the terminal shows on that page.\n\n"
+            "Or type this in the Roomz terminal:\n\n"
+            f"/token {link.token}\n\n"
+            f"The link works once, within {link.expires_minutes} minutes.\n"
+            "If you did not ask to sign in, ignore this mail.\n"
         )
         return message
 

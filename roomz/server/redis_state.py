@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import secrets
 import time
 import uuid
@@ -25,7 +26,20 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from .fanout import FanOutManager
-from .magic_links import token_hash
+from .magic_links import (
+    AFTERLIFE_SECONDS,
+    MAX_WRONG_CODES,
+    WAITING_SECONDS,
+    Confirmation,
+    Confirmed,
+    NewLink,
+    OpenLink,
+    Polled,
+    Status,
+    new_code,
+    token_hash,
+    typed_code,
+)
 from .presence import Departure, DepartureHandler
 from .rate_limit import WINDOW_SECONDS, Quota, Refusal
 from .session_records import Standing
@@ -64,24 +78,125 @@ def connect(url: str) -> aioredis.Redis:
     return aioredis.from_url(url, decode_responses=True, **CLIENT_OPTIONS)
 
 
+#: Redis's own clock, so that nodes whose clocks differ agree on every link's times.
+_CLOCK = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1e6 "
+#: Is the link in KEYS[1] open (nobody used it, not expired)? ``h`` holds email, status, expires.
+_OPEN = "h[1] and h[2] == 'pending' and now < tonumber(h[3])"
+
+
 class RedisMagicLinks:
-    """Magic links as expiring keys; ``GETDEL`` makes each work once, whichever node redeems it."""
+    """Magic links and their sign-ins as expiring hashes, shared by every node.
+
+    One hash per link (``sign-in:TOKEN-HASH``) and one key from the sign-in id's hash to
+    it (``sign-in-id:ID-HASH``), both living as long as the link and its afterlife. Each
+    step is one Lua script, so that a link is used once whichever nodes race for it, and
+    every time is Redis's, so that the nodes' clocks need not agree.
+    """
+
+    CREATE = _CLOCK + """
+        redis.call('HSET', KEYS[1], 'email', ARGV[1], 'sign_in', ARGV[2], 'code', ARGV[3],
+                   'expires', tostring(now + tonumber(ARGV[4])), 'status', 'pending',
+                   'wrong', 0)
+        redis.call('EXPIRE', KEYS[1], ARGV[5])
+        redis.call('SET', KEYS[2], ARGV[6], 'EX', ARGV[5])"""
+    PEEK = _CLOCK + """
+        local h = redis.call('HMGET', KEYS[1], 'email', 'status', 'expires', 'polled')
+        if not (""" + _OPEN + """) then return false end
+        local waiting = 0
+        if h[4] and now - tonumber(h[4]) < tonumber(ARGV[1]) then waiting = 1 end
+        return {h[1], waiting}"""
+    REDEEM = _CLOCK + """
+        local h = redis.call('HMGET', KEYS[1], 'email', 'status', 'expires')
+        if not (""" + _OPEN + """) then return false end
+        redis.call('HSET', KEYS[1], 'status', ARGV[1])
+        return h[1]"""
+    CONFIRM = _CLOCK + """
+        local h = redis.call('HMGET', KEYS[1], 'email', 'status', 'expires', 'code')
+        if not (""" + _OPEN + """) then return {'gone'} end
+        if h[4] == ARGV[1] then
+            redis.call('HSET', KEYS[1], 'status', 'approved')
+            return {'approved', h[1]}
+        end
+        local wrong = redis.call('HINCRBY', KEYS[1], 'wrong', 1)
+        if wrong >= tonumber(ARGV[2]) then
+            redis.call('HSET', KEYS[1], 'status', 'too-many-codes')
+            return {'too-many', h[1]}
+        end
+        return {'wrong', h[1], tonumber(ARGV[2]) - wrong}"""
+    POLL = _CLOCK + """
+        local h = redis.call('HMGET', KEYS[1], 'email', 'status', 'expires', 'polled')
+        if not h[1] then return {'unknown'} end
+        if h[2] == 'approved' then return {'approved', h[1]} end
+        if h[2] ~= 'pending' then return {h[2]} end
+        if now >= tonumber(h[3]) then return {'expired'} end
+        if h[4] and now - tonumber(h[4]) < tonumber(ARGV[1]) then return {'slow-down'} end
+        redis.call('HSET', KEYS[1], 'polled', tostring(now))
+        return {'pending'}"""
+    COLLECT = """
+        if redis.call('HGET', KEYS[1], 'status') ~= 'approved' then return 0 end
+        redis.call('HSET', KEYS[1], 'status', 'terminal')
+        return 1"""
 
     def __init__(self, redis: aioredis.Redis, lifetime_seconds: float) -> None:
         self.redis = redis
         self.lifetime_seconds = lifetime_seconds
+        self._create = redis.register_script(self.CREATE)
+        self._peek = redis.register_script(self.PEEK)
+        self._redeem = redis.register_script(self.REDEEM)
+        self._confirm = redis.register_script(self.CONFIRM)
+        self._poll = redis.register_script(self.POLL)
+        self._collect = redis.register_script(self.COLLECT)
 
-    async def create(self, email: str) -> str:
-        """Store a new link for ``email`` and return its token."""
-        token = secrets.token_urlsafe(32)
-        await _guard(self.redis.set(f"{PREFIX}link:{token_hash(token)}", email,
-                                    ex=max(1, int(self.lifetime_seconds))))
-        return token
+    @staticmethod
+    def _link_key(token: str) -> str:
+        return f"{PREFIX}sign-in:{token_hash(token)}"
 
-    async def redeem(self, token: str) -> str | None:
+    async def create(self, email: str) -> NewLink:
+        """Store a new link for ``email``; its token and sign-in id are never stored."""
+        link = NewLink(secrets.token_urlsafe(32), secrets.token_urlsafe(32), new_code())
+        sign_in = token_hash(link.sign_in_id)
+        ttl = max(1, math.ceil(self.lifetime_seconds + AFTERLIFE_SECONDS))
+        await _guard(self._create(
+            keys=[self._link_key(link.token), f"{PREFIX}sign-in-id:{sign_in}"],
+            args=[email, sign_in, link.code, self.lifetime_seconds, ttl,
+                  token_hash(link.token)]))
+        return link
+
+    async def peek(self, token: str) -> OpenLink | None:
+        """The open link of ``token``, or None; uses nothing."""
+        found = await _guard(self._peek(keys=[self._link_key(token)], args=[WAITING_SECONDS]))
+        return OpenLink(str(found[0]), bool(found[1])) if found else None
+
+    async def redeem(self, token: str, by: Status = Status.TOKEN) -> str | None:
         """Use up ``token``; its email, or None when unknown, used or expired."""
-        email = await _guard(self.redis.getdel(f"{PREFIX}link:{token_hash(token)}"))
-        return str(email) if email is not None else None
+        email = await _guard(self._redeem(keys=[self._link_key(token)], args=[by.value]))
+        return str(email) if email else None
+
+    async def confirm(self, token: str, code: str) -> Confirmed:
+        """Approve the sign-in when ``code`` is its code; count a wrong one."""
+        answer = await _guard(self._confirm(keys=[self._link_key(token)],
+                                            args=[typed_code(code), MAX_WRONG_CODES]))
+        outcome = Confirmation(answer[0])
+        email = str(answer[1]) if len(answer) > 1 else ""
+        return Confirmed(outcome, email, int(answer[2]) if len(answer) > 2 else 0)
+
+    async def poll(self, sign_in_id: str, min_gap: float) -> Polled:
+        """Where the sign-in stands; a pending one records when its client last asked."""
+        key = await self._key_of(sign_in_id)
+        if key is None:
+            return Polled(Status.UNKNOWN)
+        answer = await _guard(self._poll(keys=[key], args=[min_gap]))
+        return Polled(Status(answer[0]), str(answer[1]) if len(answer) > 1 else "")
+
+    async def collect(self, sign_in_id: str) -> bool:
+        """Approved -> collected, once, whichever node asks."""
+        key = await self._key_of(sign_in_id)
+        return key is not None and bool(await _guard(self._collect(keys=[key])))
+
+    async def _key_of(self, sign_in_id: str) -> str | None:
+        """The key of the link whose sign-in is ``sign_in_id``, or None."""
+        found = await _guard(self.redis.get(f"{PREFIX}sign-in-id:{token_hash(sign_in_id)}"))
+        return f"{PREFIX}sign-in:{found!s}" if found is not None else None
 
 
 class RedisRateLimiter:

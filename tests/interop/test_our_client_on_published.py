@@ -145,6 +145,23 @@ async def test_sign_in_errors_from_the_published_server(
     await asyncio.wait_for(client.disconnect(), TIMEOUT)
 
 
+async def test_no_sign_in_to_wait_for_on_the_published_server(
+    published: PublishedServer,
+) -> None:
+    """The published server offers no sign-in with its links: no code, and waiting says to
+    use the token from the mail; the token then signs in as always."""
+    client = AsyncClient(published.url, connection_timeout=5.0)
+    before = len(published.links)
+    assert await asyncio.wait_for(client.login("bob@example.com"), TIMEOUT) is True
+    assert client.sign_in_code is None
+    with pytest.raises(ConnectionError, match="token from the mail"):
+        await asyncio.wait_for(client.wait_for_sign_in(), TIMEOUT)
+    link = await published.next_link("bob@example.com", after=before)
+    await asyncio.wait_for(client.connect(link.token), TIMEOUT)
+    assert client.connected
+    await asyncio.wait_for(client.disconnect(), TIMEOUT)
+
+
 async def test_cached_session_on_the_published_server(
     published: PublishedServer, tmp_path: Path
 ) -> None:

@@ -22,6 +22,7 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from roomz.server import MagicLink, Server, ServerSettings, SmtpSettings
 from roomz.server.mail import ConsoleMailer
 
+from .helpers import link_sent
 from .proc import SESSION_COOKIE, ServerProcess, free_port
 
 LONG_SECRET = "s" * 40
@@ -223,12 +224,29 @@ async def test_python_api_mails_links_over_smtp(mail_sink: MailSink) -> None:
     """Server(ServerSettings(email_sender="smtp", smtp=...)) mails a link that signs you in."""
     async with smtp_server(mail_sink.port) as server:
         status, _, body = await request_link(server.url, " Alice@Example.com")
-        assert (status, body) == (200, {"status": "ok",
+        assert (status, link_sent(body)) == (200, {"status": "ok",
                                         "message": "Magic link sent. Check your email."})
 
         mail = await mail_sink.next_mail()
         url = link_in_mail(mail, server.url, "alice@example.com", SENDER)
         assert await signed_in_email(url) == "alice@example.com"
+
+
+async def test_the_mail_says_what_to_do_with_the_link(mail_sink: MailSink) -> None:
+    """The mail says to open the link on any device and enter the terminal's code there, or
+    to type /token TOKEN in the terminal, and how long the link works."""
+    async with smtp_server(mail_sink.port) as server:
+        assert (await request_link(server.url, "alice@example.com"))[0] == 200
+        mail = await mail_sink.next_mail()
+
+    body = mail.message.get_content()
+    lines = [line.strip() for line in body.splitlines()]
+    assert "To sign in to Roomz as alice@example.com, open this link on any device:" in lines
+    assert ("Signing in a Roomz terminal? Enter the code the terminal shows on that page."
+            in lines)
+    assert any(re.fullmatch(r"/token [\w-]{43}", line) for line in lines), body
+    assert "The link works once, within 15 minutes." in lines
+    assert "If you did not ask to sign in, ignore this mail." in lines
 
 
 async def test_smtp_login_is_sent_when_configured(auth_mail_sink: MailSink) -> None:

@@ -95,7 +95,7 @@ async def test_healthz_answers_ok(server: LocalServer) -> None:
 
 @pytest.mark.parametrize(("method", "path", "status"), [
     ("GET", "/auth/request-magic-link", 405),
-    ("POST", "/auth/verify", 405),
+    ("PUT", "/auth/verify", 405),
     ("GET", "/auth/nothing-here", 404),
 ])
 async def test_http_errors_under_auth_are_problem_json(server: LocalServer, method: str,
