@@ -301,6 +301,7 @@ class RedisPresence:
         #: Sends ``user_left`` for the connections of a node that died; set by the server.
         self.on_departures: DepartureHandler | None = None
         self._stale = False
+        self._stopping = False
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -436,8 +437,8 @@ class RedisPresence:
         return departures
 
     async def run(self) -> None:
-        """Beat every few seconds until cancelled; Redis outages are logged, not raised."""
-        while True:
+        """Beat every few seconds until :meth:`stop`; Redis outages are logged, not raised."""
+        while not self._stopping:
             try:
                 await _guard(self.beat())  # the scans in beat() are not guarded one by one
             except StoreUnavailable as exc:
@@ -448,6 +449,11 @@ class RedisPresence:
                 self._stale = True
                 log.exception("heartbeat failed; retrying in %g s", self.heartbeat_seconds)
             await asyncio.sleep(self.heartbeat_seconds)
+
+    def stop(self) -> None:
+        """End :meth:`run` at its next turn: redis-py may swallow a cancellation that lands
+        while it waits for an answer, and the loop must end all the same."""
+        self._stopping = True
 
     async def leave_all(self) -> None:
         """On a clean stop: remove this node's counts, connections and heartbeat."""
@@ -562,9 +568,10 @@ def background(presence: RedisPresence,
             log.warning("not subscribed to the message bus yet; Redis may be down")
         task = asyncio.create_task(presence.run())
         yield
+        presence.stop()
         for running in (task, manager.thread):  # the heartbeat, and the bus's subscriber
             running.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await running
+        # Bounded: a cancellation redis-py swallowed ends the loop at its next turn.
+        await asyncio.wait([task, manager.thread], timeout=presence.heartbeat_seconds + 1)
         await presence.leave_all()
     return heartbeat
