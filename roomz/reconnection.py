@@ -78,6 +78,7 @@ class Retrying:
         self._attempt = 0
         self._due: float | None = None  # time.monotonic() of the next attempt, while waiting
         self._wake = asyncio.Event()
+        self._stopped = False
 
     @property
     def attempt(self) -> int:
@@ -95,6 +96,15 @@ class Retrying:
         if self._due is not None:
             self._wake.set()
 
+    def stop(self) -> None:
+        """End the series at its next step: :meth:`run` raises ``CancelledError`` there.
+
+        Cancelling the task that runs it is not enough before Python 3.12: ``wait_for``
+        loses a cancellation that comes as the attempt it waits for ends.
+        """
+        self._stopped = True
+        self._wake.set()
+
     async def run(self, attempt: Callable[[], Awaitable[None]], *, at_once: bool = False) -> None:
         """Call ``attempt`` until it returns, waiting before each call.
 
@@ -105,7 +115,7 @@ class Retrying:
         last: BaseException | None = None
         if at_once:
             try:
-                return await attempt()
+                return await self._try(attempt)
             except Exception as exc:
                 if not worth_retrying(exc):
                     raise
@@ -114,7 +124,7 @@ class Retrying:
             self._attempt += 1
             await self._wait(self.backoff.next_delay())
             try:
-                await attempt()
+                await self._try(attempt)
             except Exception as exc:
                 if not worth_retrying(exc):
                     raise
@@ -123,6 +133,15 @@ class Retrying:
                 self.backoff.reset()
                 return
         raise OutOfAttempts(self._attempt, last or ConnectionError("no attempt was allowed"))
+
+    async def _try(self, attempt: Callable[[], Awaitable[None]]) -> None:
+        """``attempt()``, unless :meth:`stop` came first; if it came, ``CancelledError``."""
+        try:
+            if not self._stopped:
+                await attempt()
+        finally:
+            if self._stopped:
+                raise asyncio.CancelledError()
 
     async def _wait(self, delay: float) -> None:
         self._wake.clear()
@@ -220,8 +239,10 @@ class Reconnector:
 
     async def stop(self) -> None:
         """End the series under way at once, wherever it is; it leaves no task behind."""
-        task = self._task
+        task, retrying = self._task, self._retrying
         self._forget(task)
+        if retrying is not None:
+            retrying.stop()
         if task is not None and task is not asyncio.current_task() and not task.done():
             task.cancel()
             await asyncio.wait({task})

@@ -156,6 +156,34 @@ def test_constructor_accepts_documented_arguments() -> None:
     assert client.connection_state is ConnectionState.DISCONNECTED
 
 
+@pytest.mark.parametrize("options", [
+    {"reconnect_delay": 0}, {"reconnect_delay_max": 0}, {"connection_timeout": -1.0},
+    {"max_reconnect_attempts": -1},
+])
+def test_constructor_refuses_values_that_cannot_work(options: dict[str, Any]) -> None:
+    """A delay, cap or timeout that is not positive, or a negative number of attempts:
+    ValueError naming the options (addition)."""
+    with pytest.raises(ValueError, match="reconnect_delay_max and connection_timeout"):
+        AsyncClient("http://localhost:8000", **options)
+
+
+def test_reconnection_additions() -> None:
+    """max_reconnect_attempts=None (never stop) and a first delay above the cap are accepted;
+    the properties of the reconnection start at 0 and None, and reconnect_now() is harmless."""
+    client = AsyncClient("http://localhost:8000", reconnect_delay=60.0,
+                         max_reconnect_attempts=None)
+    assert (client.reconnect_delay, client.reconnect_delay_max) == (60.0, 30.0)
+    assert client.max_reconnect_attempts is None
+    for name in ("reconnect_attempt", "next_reconnect_in"):
+        assert isinstance(inspect.getattr_static(AsyncClient, name), property), name
+        assert isinstance(inspect.getattr_static(SyncClient, name), property), name
+    assert (client.reconnect_attempt, client.next_reconnect_in) == (0, None)
+    assert params(AsyncClient.reconnect_now) == []
+    assert not inspect.iscoroutinefunction(AsyncClient.reconnect_now)
+    client.reconnect_now()
+    assert client.connection_state is ConnectionState.DISCONNECTED
+
+
 def test_async_client_methods_and_properties() -> None:
     """AsyncClient's methods: coroutines or plain functions as documented, with their parameters."""
     for name in ("connected", "user", "connection_state"):

@@ -19,7 +19,13 @@ from typing import Any
 import pytest
 
 from roomz import AsyncClient, AuthenticationError, ConnectionError, ConnectionState
-from tests.server.proc import ROOMZ_SERVER, RestartableServer, ServerProcess, server_env
+from tests.server.proc import (
+    ROOMZ_SERVER,
+    RestartableServer,
+    ServerProcess,
+    free_port,
+    server_env,
+)
 
 from .conftest import ClientFactory
 from .helpers import (
@@ -236,6 +242,27 @@ async def test_disconnect_stops_a_connect_that_retries(
         await asyncio.wait_for(connecting, 1.0)
     assert client.connection_state is ConnectionState.DISCONNECTED
     assert (client.reconnect_attempt, client.next_reconnect_in) == (0, None)
+
+
+async def test_disconnect_right_after_reconnect_now_still_stops(
+    make_client: ClientFactory,
+) -> None:
+    """reconnect_now() then disconnect() at once, while no server listens: the attempts stop
+    all the same (before Python 3.12, wait_for loses a cancellation that comes just as the
+    wait it runs ends)."""
+    client = make_client(f"http://127.0.0.1:{free_port()}", "some-token",
+                         reconnect_delay=30.0, max_reconnect_attempts=None)
+    connecting = asyncio.create_task(client.connect(retry=True))
+    for _ in range(3):
+        await wait_until(lambda: client.next_reconnect_in is not None, what="a wait")
+        client.reconnect_now()
+        await asyncio.sleep(0)
+        await wait_until(lambda: client.next_reconnect_in is not None, what="the next wait")
+    client.reconnect_now()
+    await asyncio.wait_for(client.disconnect(), 1.0)
+    with pytest.raises(ConnectionError, match="disconnect"):
+        await asyncio.wait_for(connecting, 1.0)
+    assert client.reconnect_attempt == 0
 
 
 async def end_sessions(email: str, state_home: Path) -> None:
