@@ -1,9 +1,15 @@
 """Trying again: the client's one loop of attempts on a :class:`~roomz.backoff.Backoff`.
 
-:class:`Retrying` runs attempts until one succeeds, waiting longer between them, and says
-which attempt it is on and when the next one comes; its wait can be cut short.
-:func:`worth_retrying` says which failures another attempt may cure: the server could not
-be reached or was full, but not a session it refused.
+python-socketio's own reconnection is off in the client (it cannot say which attempt it
+is on, be told to try now, or tell a refused session from a server that is away); this
+loop replaces it, for reconnecting after a drop and for ``connect(retry=True)`` alike.
+
+- :class:`Retrying` runs attempts until one succeeds, waiting longer between them, and
+  says which attempt it is on and when the next one comes; its wait can be cut short.
+- :func:`worth_retrying` says which failures another attempt may cure: the server could
+  not be reached or was full, but not a session it refused.
+- :class:`Reconnector` runs one series at a time in a task that can be stopped at once;
+  :func:`stopped_trying` words the ``error`` event when a series ends without success.
 """
 
 from __future__ import annotations

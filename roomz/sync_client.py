@@ -24,7 +24,8 @@ class SyncClient:
     Handlers registered with :meth:`on` run in that background thread, so a handler
     that blocks holds up the connection; they must not call this client's blocking
     methods (that would wait on their own thread). :meth:`close`, or leaving the
-    ``with`` block, disconnects and stops the thread.
+    ``with`` block, disconnects and stops the thread. The options, ``session_cache_file``
+    included, are those of :class:`AsyncClient`.
     """
 
     def __init__(
