@@ -16,10 +16,12 @@ from urllib.parse import urlsplit
 import aiohttp
 import socketio
 
-from . import internals, wire
+from . import internals, reconnection, wire
+from .backoff import Backoff
 from .events import EventHandler, EventHandlers
 from .exceptions import AuthenticationError, ClientError, ConnectionError
 from .pending_sign_in import POLL_PATH, PendingSignIn
+from .reconnection import OutOfAttempts, Reconnector, Retrying
 from .session_cache import SessionCache
 from .state import ConnectionState
 
@@ -52,9 +54,10 @@ class AsyncClient:
         *,
         reconnect: bool = True,
         reconnect_delay: float = 1.0,
-        max_reconnect_attempts: int = 5,
+        max_reconnect_attempts: int | None = 5,
         connection_timeout: float = 10.0,
         session_cache_file: str | Path | None = None,
+        reconnect_delay_max: float = 30.0,
     ) -> None:
         parts = urlsplit(server_url) if isinstance(server_url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
@@ -62,13 +65,15 @@ class AsyncClient:
                 f"server_url must be an http:// or https:// URL such as http://localhost:8000, "
                 f"got {server_url!r}"
             )
-        if reconnect_delay <= 0 or connection_timeout <= 0 or max_reconnect_attempts < 0:
-            raise ValueError("reconnect_delay and connection_timeout must be positive and "
-                             "max_reconnect_attempts at least 0")
+        if min(reconnect_delay, reconnect_delay_max, connection_timeout) <= 0 or (
+                max_reconnect_attempts is not None and max_reconnect_attempts < 0):
+            raise ValueError("reconnect_delay, reconnect_delay_max and connection_timeout must "
+                             "be positive, and max_reconnect_attempts at least 0 or None")
         self.server_url = server_url.rstrip("/")
         self._magic_token = session_token
         self.reconnect = reconnect
         self.reconnect_delay = reconnect_delay
+        self.reconnect_delay_max = reconnect_delay_max
         self.max_reconnect_attempts = max_reconnect_attempts
         self.connection_timeout = connection_timeout
         self._cache = SessionCache(session_cache_file) if session_cache_file else None
@@ -79,19 +84,19 @@ class AsyncClient:
         self._display_name: str | None = None  # as asked for, re-applied after reconnects
         self._sio: socketio.AsyncClient | None = None
         self._http: aiohttp.ClientSession | None = None
-        self._authenticated = asyncio.Event()
+        self._greeted = asyncio.Event()  # "authenticated" came, malformed, or the socket closed
         self._namespace_connected = asyncio.Event()
         self._refusal: str | None = None
         self._bad_greeting: str | None = None  # what was wrong with "authenticated"
-        self._closing = False
+        self._lost_before_greeting = False
         self._seen: OrderedDict[str, None] = OrderedDict()  # recent message ids: none twice
         self._malformed_kinds: set[str] = set()  # logged once each, then dropped quietly
-        self._giving_up: asyncio.Task[None] | None = None
         self._sign_in: PendingSignIn | None = None  # of the last login(), while it waits
         self._sign_in_offered: bool | None = None  # did the last login() get one? None: no login
         self._sign_in_changed = asyncio.Event()  # a login(), or a token redeemed meanwhile
         self._waiting_for_sign_in = False
         self._signed_in_by_token = False  # connect(token) succeeded while a wait was on
+        self._reconnector = Reconnector(self._attempt_to_stay, self._new_retrying)
 
     # -- what the user sees -------------------------------------------------------------
 
@@ -321,27 +326,44 @@ class AsyncClient:
 
     # -- the live connection --------------------------------------------------------------
 
-    async def connect(self, session_token: str | None = None, *, token: str | None = None) -> None:
+    async def connect(self, session_token: str | None = None, *, token: str | None = None,
+                      retry: bool = False) -> None:
         """Sign in and open the live connection; returns once the server has authenticated it.
 
         ``session_token`` (or ``token``) is a magic-link token; without one the session
         from an earlier connect or from the session cache is used.
         Raises :class:`AuthenticationError` when there is no session or the server refuses
         it, and :class:`ConnectionError` when the server cannot be reached in time.
+        With ``retry``, a server that cannot be reached (or is full) is tried again on the
+        reconnection backoff, until it answers or ``max_reconnect_attempts`` run out.
         """
         if self._state in (ConnectionState.CONNECTED, ConnectionState.CONNECTING):
             raise ConnectionError(f"already {self._state.value}; call disconnect() first")
+        await self._reconnector.stop()  # RECONNECTING: this connect replaces the attempts
         self._state = ConnectionState.CONNECTING
+        if retry:
+            return await self._connect_retrying(session_token or token)
         try:
-            await asyncio.wait_for(self._connect(session_token or token),
-                                   self.connection_timeout)
-        except asyncio.TimeoutError:
-            await self._abandon()
-            raise ConnectionError(
-                f"no answer from {self.server_url} within {self.connection_timeout:g} s"
-            ) from None
+            await self._attempt(session_token or token)
         except BaseException:
             await self._abandon()
+            raise
+
+    async def _attempt(self, magic_token: str | None = None) -> None:
+        """One try at signing in and connecting, bounded by ``connection_timeout``.
+
+        A failed try leaves no socket open and the state as it was.
+        """
+        state = self._state
+        try:
+            await asyncio.wait_for(self._connect(magic_token), self.connection_timeout)
+        except BaseException as exc:
+            await self._drop_socket()
+            self._state = state
+            if isinstance(exc, asyncio.TimeoutError):
+                raise ConnectionError(
+                    f"no answer from {self.server_url} within {self.connection_timeout:g} s"
+                ) from None
             raise
 
     async def _connect(self, magic_token: str | None) -> None:
@@ -356,29 +378,31 @@ class AsyncClient:
             raise AuthenticationError(
                 "not signed in: call login(email), then connect() with the token from the mail"
             )
-        if self._sio is not None:  # left over from a connection the server ended
-            await internals.shut(self._sio)
-        self._closing = False
+        await self._drop_socket()  # left over from a connection that ended
         self._refusal = None
         self._bad_greeting = None
-        self._authenticated.clear()
+        self._lost_before_greeting = False
+        self._greeted.clear()
         self._namespace_connected.clear()
-        self._sio = self._new_socket()
+        sio = self._sio = self._new_socket()
         try:
-            await self._sio.connect(
+            await sio.connect(
                 self.server_url, headers=self._headers, transports=["websocket"],
                 wait_timeout=self.connection_timeout,
             )
-        except socketio.exceptions.ConnectionError as exc:
-            if self._sio.failed_namespaces:  # reached, then refused: not a network problem
+        except (socketio.exceptions.ConnectionError, ValueError) as exc:
+            if sio.failed_namespaces:  # reached, then refused: not a network problem
                 reason = self._refusal or "the server refused the session"
                 raise AuthenticationError(f"the server refused the connection: {reason}",
                                           detail=reason) from exc
             raise ConnectionError(f"cannot reach {self.server_url}: {exc}") from exc
-        await self._authenticated.wait()
+        await self._greeted.wait()
         if self._bad_greeting is not None:
             raise ConnectionError(f"{self.server_url} sent a malformed 'authenticated' event "
                                   f"({self._bad_greeting})", status=502)
+        if self._lost_before_greeting:
+            raise ConnectionError(f"the connection to {self.server_url} closed before the "
+                                  "server signed us in")
 
     def _keep_session(self) -> None:
         """Store the new session in the cache; a cache we may not use costs only the caching."""
@@ -400,21 +424,18 @@ class AsyncClient:
         return self._http
 
     def _new_socket(self) -> socketio.AsyncClient:
+        # python-socketio's own reconnection stays off: the client runs its own attempts.
         sio = internals.SocketClient(
-            on_reserved_event=self._reserved_event,
-            # python-socketio reads 0 attempts as "forever"; ours means "none".
-            reconnection=self.reconnect and self.max_reconnect_attempts > 0,
-            reconnection_attempts=self.max_reconnect_attempts,
-            reconnection_delay=self.reconnect_delay,
-            reconnection_delay_max=max(self.reconnect_delay * 32, 30.0),
-            randomization_factor=self.reconnect_delay / 4,  # seconds either way, not a percent
-            http_session=self._http_session(),
-            handle_sigint=False,
+            on_reserved_event=self._reserved_event, reconnection=False,
+            http_session=self._http_session(), handle_sigint=False,
         )
+
+        async def on_disconnect(reason: Any = None) -> None:
+            await self._on_disconnect(sio, reason)
+
         sio.on("connect", self._namespace_connected.set)
         sio.on("connect_error", self._on_connect_error)
-        sio.on("disconnect", self._on_disconnect)
-        internals.on_reconnecting_over(sio, self._on_disconnect_final)
+        sio.on("disconnect", on_disconnect)
         sio.on("authenticated", self._on_authenticated)
         sio.on("message", self._checked("message", self._on_message))
         sio.on("user_joined", self._checked("user_joined", self._forward("user_joined")))
@@ -424,13 +445,16 @@ class AsyncClient:
         sio.on("session_ended", self._checked("session_ended", self._on_session_ended))
         return sio
 
+    async def _drop_socket(self) -> None:
+        """Close the socket, even half-way open; its ``disconnect`` is then not a drop."""
+        sio, self._sio = self._sio, None
+        if sio is not None:
+            await sio.disconnect()
+
     async def _abandon(self) -> None:
         """Close whatever a connect opened, even half-way: a failed connect leaves nothing."""
-        self._closing = True
         try:
-            if self._sio is not None:
-                await internals.shut(self._sio)
-                self._sio = None
+            await self._drop_socket()
         finally:
             self._state = ConnectionState.DISCONNECTED
             await self._close_http()
@@ -444,6 +468,7 @@ class AsyncClient:
     async def disconnect(self) -> None:
         """Close the connection; the client does not reconnect until :meth:`connect` is called."""
         was_connected = self._state is ConnectionState.CONNECTED
+        await self._reconnector.stop()
         await self._abandon()
         self._user = None
         if was_connected:
@@ -559,29 +584,16 @@ class AsyncClient:
             else:
                 log.warning("could not re-apply display name %r: %s", self._display_name, ack)
         self._state = ConnectionState.CONNECTED
-        self._authenticated.set()
+        self._greeted.set()
         await self._handlers.emit("authenticated", data)
 
     def _greeted_badly(self, problem: str) -> None:
-        """A malformed ``authenticated``: fail the connect() under way, or end a reconnect."""
-        if self._state is ConnectionState.CONNECTING:
+        """A malformed ``authenticated``: fail the attempt under way (502), or drop it."""
+        if self._state in (ConnectionState.CONNECTING, ConnectionState.RECONNECTING):
             self._bad_greeting = problem
-            self._authenticated.set()  # connect() raises at once instead of timing out
-        elif self._state is ConnectionState.RECONNECTING:
-            if self._giving_up is None or self._giving_up.done():
-                # Not from this handler: shutting the socket down waits for its own tasks.
-                self._giving_up = asyncio.create_task(self._give_up(problem))
+            self._greeted.set()  # the attempt fails at once instead of timing out
         else:  # a second greeting, while connected: like any other malformed event
             self._malformed("'authenticated' event", problem)
-
-    async def _give_up(self, problem: str) -> None:
-        """Close a reconnected connection whose greeting was malformed, and say why."""
-        await self._abandon()
-        self._user = None
-        await self._handlers.emit("error", {
-            "error": f"{self.server_url} sent a malformed 'authenticated' event ({problem}); "
-                     "disconnected", "code": 502,
-        })
 
     async def _on_message(self, data: dict[str, Any]) -> None:
         message_id = data["id"]
@@ -600,8 +612,6 @@ class AsyncClient:
     async def _on_session_ended(self, data: dict[str, Any]) -> None:
         # Logged out elsewhere, ended by the operator, expired: reconnecting cannot help.
         reason = data.get("reason")
-        if self._sio is not None:
-            self._sio.reconnection = False
         try:
             if self._cache is not None and self._cache.load(self.server_url) == self._session:
                 self._cache.remove(self.server_url)  # unless it already holds a newer session
@@ -617,34 +627,75 @@ class AsyncClient:
             await self._handlers.emit(event, data)
         return forward
 
-    async def _on_disconnect(self, reason: Any = None) -> None:
-        sio = self._sio
-        retrying = not self._closing and sio is not None and internals.will_reconnect(sio)
-        was_connected = self._state is ConnectionState.CONNECTED
-        self._authenticated.clear()
+    async def _on_disconnect(self, sio: socketio.AsyncClient, reason: Any = None) -> None:
+        """``sio`` closed: a drop, unless the client closed it itself (then it is not ours)."""
+        if sio is not self._sio:
+            return
+        self._sio = None  # python-socketio cleans up after a drop by itself
         self._namespace_connected.clear()
-        if retrying:
+        if self._state is not ConnectionState.CONNECTED:
+            self._lost_before_greeting = True
+            self._greeted.set()  # the attempt under way fails at once
+            return
+        if self.reconnect and self.max_reconnect_attempts != 0 and self._session is not None:
             self._state = ConnectionState.RECONNECTING
             log.info("connection to %s lost (%s); reconnecting", self.server_url, reason)
-        elif not self._closing:
+            self._reconnector.start(self._gave_up)
+        else:  # not wanted, or the session is over (session_ended)
             self._state = ConnectionState.DISCONNECTED
             self._user = None
             log.info("connection to %s closed (%s)", self.server_url, reason)
             await self._close_http()  # over for good: a later connect() opens a new one
-        if was_connected and not self._closing:
-            await self._handlers.emit("disconnect", {})
+        await self._handlers.emit("disconnect", {})
 
-    async def _on_disconnect_final(self) -> None:
-        if self._closing or self._state is not ConnectionState.RECONNECTING:
-            return
-        self._state = ConnectionState.DISCONNECTED
+    # -- reconnecting ---------------------------------------------------------------------
+
+    @property
+    def reconnect_attempt(self) -> int:
+        """The number of the attempt in progress or coming next while RECONNECTING (or
+        while ``connect(retry=True)`` tries again), else 0."""
+        return self._reconnector.attempt
+
+    @property
+    def next_reconnect_in(self) -> float | None:
+        """Seconds until the next attempt, or None when no attempt is waiting."""
+        return self._reconnector.next_in
+
+    def reconnect_now(self) -> None:
+        """Cut the wait for the next attempt short; nothing when no attempt is waiting."""
+        self._reconnector.now()
+
+    def _new_retrying(self) -> Retrying:
+        # Read the options now: they may have been changed since the constructor.
+        first = self.reconnect_delay
+        return Retrying(Backoff(first, max(first, self.reconnect_delay_max)),
+                        self.max_reconnect_attempts)
+
+    async def _attempt_to_stay(self, magic_token: str | None) -> None:
+        """An attempt of a series: one whose connection dropped again at once has failed."""
+        await self._attempt(magic_token)
+        if self._state is not ConnectionState.CONNECTED:  # the series goes on: _on_disconnect
+            raise ConnectionError(f"the connection to {self.server_url} dropped again")
+
+    async def _gave_up(self, why: Exception) -> None:
+        """The attempts after a drop ended without success: over, and handlers hear why."""
+        error = reconnection.stopped_trying(why, self.server_url)
+        await self._abandon()
         self._user = None
-        await self._close_http()
-        attempts = self.max_reconnect_attempts
-        await self._handlers.emit("error", {
-            "error": f"could not reconnect to {self.server_url} after {attempts} attempts",
-            "code": 503,
-        })
+        await self._handlers.emit("error", error)
+
+    async def _connect_retrying(self, magic_token: str | None) -> None:
+        try:
+            await self._reconnector.connect(magic_token)
+        except reconnection.Stopped:  # disconnect() closes everything
+            raise ConnectionError(f"stopped connecting to {self.server_url}: "
+                                  "disconnect() was called") from None
+        except BaseException as exc:
+            await self._abandon()
+            if isinstance(exc, OutOfAttempts):
+                raise ConnectionError(f"could not connect to {self.server_url} after "
+                                      f"{exc.attempts + 1} tries: {exc.last}") from exc.last
+            raise
 
 
 async def _problem_detail(resp: aiohttp.ClientResponse) -> str:

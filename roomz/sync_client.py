@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -23,7 +24,8 @@ class SyncClient:
     Handlers registered with :meth:`on` run in that background thread, so a handler
     that blocks holds up the connection; they must not call this client's blocking
     methods (that would wait on their own thread). :meth:`close`, or leaving the
-    ``with`` block, disconnects and stops the thread.
+    ``with`` block, disconnects and stops the thread. The options, ``session_cache_file``
+    included, are those of :class:`AsyncClient`.
     """
 
     def __init__(
@@ -33,12 +35,15 @@ class SyncClient:
         *,
         reconnect: bool = True,
         reconnect_delay: float = 1.0,
-        max_reconnect_attempts: int = 5,
+        max_reconnect_attempts: int | None = 5,
         connection_timeout: float = 10.0,
+        session_cache_file: str | Path | None = None,
+        reconnect_delay_max: float = 30.0,
     ) -> None:
         self._client = AsyncClient(
             server_url, session_token, reconnect=reconnect, reconnect_delay=reconnect_delay,
             max_reconnect_attempts=max_reconnect_attempts, connection_timeout=connection_timeout,
+            session_cache_file=session_cache_file, reconnect_delay_max=reconnect_delay_max,
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="roomz-client",
@@ -54,7 +59,12 @@ class SyncClient:
             coro.close()
             raise RuntimeError("a SyncClient handler cannot call the client's blocking methods; "
                                "use AsyncClient for bots that reply from handlers")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # interrupted (Ctrl-C): stop the work too, e.g. a connect that retries
+            raise
 
     @property
     def connected(self) -> bool:
@@ -70,6 +80,22 @@ class SyncClient:
     def connection_state(self) -> ConnectionState:
         """The current :class:`ConnectionState`."""
         return self._client.connection_state
+
+    @property
+    def reconnect_attempt(self) -> int:
+        """The attempt in progress or coming next while reconnecting, else 0; see
+        :attr:`AsyncClient.reconnect_attempt`."""
+        return self._client.reconnect_attempt
+
+    @property
+    def next_reconnect_in(self) -> float | None:
+        """Seconds until the next attempt, or None; see :attr:`AsyncClient.next_reconnect_in`."""
+        return self._client.next_reconnect_in
+
+    def reconnect_now(self) -> None:
+        """Cut the wait for the next attempt short; see :meth:`AsyncClient.reconnect_now`."""
+        if not self._closed:
+            self._loop.call_soon_threadsafe(self._client.reconnect_now)
 
     def on(self, event: str, handler: EventHandler) -> None:
         """Register ``handler`` for ``event``; it runs in the client's background thread."""
@@ -94,9 +120,11 @@ class SyncClient:
         :meth:`AsyncClient.wait_for_sign_in`."""
         self._run(self._client.wait_for_sign_in())
 
-    def connect(self, session_token: str | None = None, *, token: str | None = None) -> None:
-        """Sign in and connect; see :meth:`AsyncClient.connect`."""
-        self._run(self._client.connect(session_token, token=token))
+    def connect(self, session_token: str | None = None, *, token: str | None = None,
+                retry: bool = False) -> None:
+        """Sign in and connect; see :meth:`AsyncClient.connect`. With ``retry`` it blocks
+        until the server answers; :meth:`close` from another thread stops it."""
+        self._run(self._client.connect(session_token, token=token, retry=retry))
 
     def disconnect(self) -> None:
         """Close the connection; see :meth:`AsyncClient.disconnect`."""

@@ -225,7 +225,8 @@ async def python_script(script: str, *args: str) -> asyncio.subprocess.Process:
 
 
 async def ends_cleanly(proc: asyncio.subprocess.Process, timeout: float) -> str:
-    """The script's stdout once it has exited 0 with no warning or traceback on stderr."""
+    """The script's stdout once it has exited 0 with no warning, traceback or task left
+    behind on stderr."""
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     finally:
@@ -233,5 +234,6 @@ async def ends_cleanly(proc: asyncio.subprocess.Process, timeout: float) -> str:
             proc.kill()
             await proc.wait()
     assert proc.returncode == 0, err.decode()
-    assert "Unclosed" not in err.decode() and "Traceback" not in err.decode(), err.decode()
+    for sign_of_a_leak in ("Unclosed", "Traceback", "Task was destroyed", "never retrieved"):
+        assert sign_of_a_leak not in err.decode(), err.decode()
     return out.decode()

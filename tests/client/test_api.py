@@ -25,9 +25,13 @@ P = inspect.Parameter
 CLIENT_OPTIONS = [
     ("reconnect", P.KEYWORD_ONLY, True, "bool"),
     ("reconnect_delay", P.KEYWORD_ONLY, 1.0, "float"),
-    ("max_reconnect_attempts", P.KEYWORD_ONLY, 5, "int"),
+    # API.md's int, and None (addition): never stop trying.
+    ("max_reconnect_attempts", P.KEYWORD_ONLY, 5, "int | None"),
     ("connection_timeout", P.KEYWORD_ONLY, 10.0, "float"),
 ]
+CACHE_OPTION = ("session_cache_file", P.KEYWORD_ONLY, None, "str | Path | None")
+#: Keyword-only additions, after the documented parameters so that they change nothing.
+ADDED_OPTIONS = [("reconnect_delay_max", P.KEYWORD_ONLY, 30.0, "float")]
 
 
 def params(func: Any) -> list[tuple[str, Any, Any, str]]:
@@ -126,21 +130,20 @@ def test_async_client_constructor_signature() -> None:
         ("server_url", P.POSITIONAL_OR_KEYWORD, P.empty, "str"),
         ("session_token", P.POSITIONAL_OR_KEYWORD, "", "str"),
         *CLIENT_OPTIONS,
-        ("session_cache_file", P.KEYWORD_ONLY, None, "str | Path | None"),
+        CACHE_OPTION,
+        *ADDED_OPTIONS,
     ]
 
 
 def test_sync_client_constructor_signature() -> None:
-    """SyncClient's parameters match API.md (a default for session_token is a compatible extra)."""
+    """SyncClient's parameters match API.md (a default for session_token is a compatible extra),
+    with AsyncClient's session_cache_file and reconnect_delay_max added (issue 12)."""
     got = params(SyncClient)
     assert [(n, k) for n, k, _, _ in got[:2]] == [("server_url", P.POSITIONAL_OR_KEYWORD),
                                                   ("session_token", P.POSITIONAL_OR_KEYWORD)]
     assert got[0][2] is P.empty and got[0][3] == "str"
     assert got[1][2] in (P.empty, "") and got[1][3] == "str"
-    assert got[2:] == CLIENT_OPTIONS
-    assert "session_cache_file" not in inspect.signature(SyncClient).parameters
-    with pytest.raises(TypeError):
-        SyncClient("http://localhost:8000", "", session_cache_file="cache.json")  # type: ignore[call-arg]
+    assert got[2:] == [*CLIENT_OPTIONS, CACHE_OPTION, *ADDED_OPTIONS]
 
 
 def test_constructor_accepts_documented_arguments() -> None:
@@ -150,6 +153,34 @@ def test_constructor_accepts_documented_arguments() -> None:
                          session_cache_file=None)
     assert client.connected is False
     assert client.user is None
+    assert client.connection_state is ConnectionState.DISCONNECTED
+
+
+@pytest.mark.parametrize("options", [
+    {"reconnect_delay": 0}, {"reconnect_delay_max": 0}, {"connection_timeout": -1.0},
+    {"max_reconnect_attempts": -1},
+])
+def test_constructor_refuses_values_that_cannot_work(options: dict[str, Any]) -> None:
+    """A delay, cap or timeout that is not positive, or a negative number of attempts:
+    ValueError naming the options (addition)."""
+    with pytest.raises(ValueError, match="reconnect_delay_max and connection_timeout"):
+        AsyncClient("http://localhost:8000", **options)
+
+
+def test_reconnection_additions() -> None:
+    """max_reconnect_attempts=None (never stop) and a first delay above the cap are accepted;
+    the properties of the reconnection start at 0 and None, and reconnect_now() is harmless."""
+    client = AsyncClient("http://localhost:8000", reconnect_delay=60.0,
+                         max_reconnect_attempts=None)
+    assert (client.reconnect_delay, client.reconnect_delay_max) == (60.0, 30.0)
+    assert client.max_reconnect_attempts is None
+    for name in ("reconnect_attempt", "next_reconnect_in"):
+        assert isinstance(inspect.getattr_static(AsyncClient, name), property), name
+        assert isinstance(inspect.getattr_static(SyncClient, name), property), name
+    assert (client.reconnect_attempt, client.next_reconnect_in) == (0, None)
+    assert params(AsyncClient.reconnect_now) == []
+    assert not inspect.iscoroutinefunction(AsyncClient.reconnect_now)
+    client.reconnect_now()
     assert client.connection_state is ConnectionState.DISCONNECTED
 
 
@@ -166,6 +197,8 @@ def test_async_client_methods_and_properties() -> None:
     assert params(AsyncClient.login) == [("email", P.POSITIONAL_OR_KEYWORD, P.empty, "str")]
     assert params(AsyncClient.connect)[0] == ("session_token", P.POSITIONAL_OR_KEYWORD, None,
                                               "str | None")
+    assert params(AsyncClient.connect)[1:] == [("token", P.KEYWORD_ONLY, None, "str | None"),
+                                               ("retry", P.KEYWORD_ONLY, False, "bool")]
     assert all(p[2] is not P.empty for p in params(AsyncClient.connect))  # connect() works bare
     assert params(AsyncClient.disconnect) == []
     assert params(AsyncClient.send) == [("content", P.POSITIONAL_OR_KEYWORD, P.empty, "str")]

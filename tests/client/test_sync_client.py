@@ -6,15 +6,20 @@ These tests are plain functions; the server runs in a thread and loop of its own
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from roomz import AuthenticationError, ConnectionError, ConnectionState, SyncClient
 from roomz.server.testing import ThreadedServer
+from tests.server.proc import free_port
 
 from .helpers import TIMEOUT, Recorder, assert_send_ack, user_of
 
@@ -224,3 +229,70 @@ def test_on_off_and_async_handlers(
     late.wait_for_sync("message", lambda d: d["id"] == second["message_id"])
     assert [m["id"] for m in kept.named("message")] == [ack["message_id"]]
     assert awaited == [THREAD]
+
+
+SYNC_SCRIPT = """
+import sys
+from roomz import SyncClient
+
+url, cache = sys.argv[1:]
+with SyncClient(url, session_cache_file=cache) as client:
+    ack = client.send("from a later run")
+    print(client.user["email"], ack["status"], flush=True)
+"""
+
+
+def test_session_cache_file_lets_a_later_process_connect_without_a_token(
+    threaded_server: ThreadedServer, sync_clients: list[SyncClient], tmp_path: Path
+) -> None:
+    """SyncClient(session_cache_file=...) keeps the session like AsyncClient: a second
+    SyncClient, in a new process, connects with the file alone."""
+    cache = tmp_path / "state" / "session.json"
+    first = SyncClient(threaded_server.url, session_cache_file=cache)
+    sync_clients.append(first)
+    first.connect(threaded_server.request_link("alice@example.com").token)
+    first.close()
+    assert cache.is_file()
+
+    later = subprocess.run([sys.executable, "-c", SYNC_SCRIPT, threaded_server.url, str(cache)],
+                           capture_output=True, text=True, timeout=30, check=False)
+    assert (later.returncode, later.stderr) == (0, "")
+    assert later.stdout == "alice@example.com ok\n"
+
+
+def test_connect_with_retry_blocks_until_close_stops_it(
+    sync_clients: list[SyncClient],
+) -> None:
+    """connect(retry=True) while no server listens: it blocks, counting its attempts; close()
+    from another thread stops it with ConnectionError, and no thread is left."""
+    before = client_threads()
+    url = f"http://127.0.0.1:{free_port()}"
+    client = SyncClient(url, "some-token", reconnect_delay=0.05, reconnect_delay_max=0.1,
+                        max_reconnect_attempts=None, connection_timeout=2.0)
+    sync_clients.append(client)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        connecting = pool.submit(client.connect, retry=True)
+        deadline = time.monotonic() + TIMEOUT
+        while client.reconnect_attempt < 3:
+            assert time.monotonic() < deadline, "no third attempt"
+            time.sleep(0.01)
+        assert not connecting.done()
+        assert client.connection_state is ConnectionState.CONNECTING
+        wait = client.next_reconnect_in
+        assert wait is None or 0 <= wait <= 0.1
+        client.reconnect_now()  # thread-safe, and harmless when no attempt is waiting
+        client.close()
+        with pytest.raises(ConnectionError, match="disconnect"):
+            connecting.result(timeout=TIMEOUT)
+    assert client.connection_state is ConnectionState.DISCONNECTED
+    assert client_threads() <= before
+
+
+def test_connect_with_retry_gives_up_after_the_attempts(sync_clients: list[SyncClient]) -> None:
+    """max_reconnect_attempts=1 and no server: ConnectionError after two tries."""
+    client = SyncClient(f"http://127.0.0.1:{free_port()}", "some-token", reconnect_delay=0.05,
+                        max_reconnect_attempts=1)
+    sync_clients.append(client)
+    with pytest.raises(ConnectionError, match="after 2 tries"):
+        client.connect(retry=True)
+    assert client.connection_state is ConnectionState.DISCONNECTED
