@@ -75,6 +75,7 @@ class Bot:
         self._stores: dict[str, Store] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connected = asyncio.Event()
+        self._name_pending = False  # the display name could not be set: set it once back
         #: This bot's connection, as the server named it (None on servers that do not).
         self.connection_id: str | None = None
         self.plugins: list[Plugin] = []
@@ -194,6 +195,9 @@ class Bot:
         self.connection_id = event.get("connection_id")
         ORIGINS.connected(self.connection_id, self)
         self._connected.set()
+        if self._name_pending:  # the client re-applies only a name that was set once
+            self._name_pending = False
+            self._spawn(self._apply_display_name())
 
     def _on_disconnect(self, event: dict[str, Any]) -> None:
         self._connected.clear()
@@ -324,22 +328,47 @@ class Bot:
 
     # -- life cycle ------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, *, retry: bool = False) -> None:
         """Run startup hooks, start jobs, connect and set the display name.
 
-        Raises :class:`roomz.AuthenticationError` or :class:`roomz.ConnectionError` when the
-        bot cannot sign in.
+        With ``retry``, a server that cannot be reached is tried again until it answers
+        (see ``AsyncClient.connect``). Raises :class:`roomz.AuthenticationError` or
+        :class:`roomz.ConnectionError` when the bot cannot sign in.
         """
+        await self.run_startup()
+        await self.connect(retry=retry)
+        log.info("bot %s is running with plugins: %s", self.name, self.plugin_names)
+
+    @property
+    def plugin_names(self) -> str:
+        """The bot's plugins, by name, comma-separated (for log lines)."""
+        return ", ".join(p.name for p in self.plugins)
+
+    async def run_startup(self) -> None:
+        """Start the jobs and run the startup hooks: the first half of :meth:`start`."""
         self.scheduler.start()
         await self._run_lifecycle("startup")
-        await self.client.connect()
+
+    async def connect(self, *, retry: bool = False) -> None:
+        """Connect and set the display name: the second half of :meth:`start`.
+
+        Raises what ``AsyncClient.connect`` raises.
+        """
+        await self.client.connect(retry=retry)
         if self.display_name:
+            await self._apply_display_name()
+
+    async def _apply_display_name(self) -> None:
+        assert self.display_name is not None
+        try:
             ack = await self.client.set_display_name(self.display_name)
-            if "error" in ack:
-                log.warning("bot %s: display name %r refused: %s", self.name,
-                            self.display_name, ack.get("error"))
-        log.info("bot %s is running with plugins: %s", self.name,
-                 ", ".join(p.name for p in self.plugins))
+        except ConnectionError:  # dropped again at once: set it when the bot is back
+            self._name_pending = True
+            return
+        self._name_pending = False
+        if "error" in ack:
+            log.warning("bot %s: display name %r refused: %s", self.name,
+                        self.display_name, ack.get("error"))
 
     async def stop(self) -> None:
         """Run shutdown hooks, stop jobs, disconnect, and close the stores."""

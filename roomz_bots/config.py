@@ -27,10 +27,12 @@ from .plugins import Plugin, PluginError, load_plugin
 log = logging.getLogger("roomz_bots")
 
 DEFAULT_SERVER_URL = "http://localhost:8000"
+#: The longest wait, in seconds, between two attempts of a bot to reach its server.
+DEFAULT_RECONNECT_MAX_DELAY = 60.0
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 KNOWN = {
     "": {"client", "bots", "plugins"},
-    "client": {"server_url", "session_cache_file"},
+    "client": {"server_url", "session_cache_file", "reconnect_max_delay"},
 }
 
 
@@ -50,6 +52,8 @@ class BotConfig:
     flood_burst: int = 3
     flood_per_second: float = 1.0
     flood_queue: int = 20
+    #: The longest wait between two attempts to reach the server; None: ``[client]``'s.
+    reconnect_max_delay: float | None = None
 
 
 @dataclass
@@ -61,6 +65,17 @@ class Config:
     session_cache_file: Path | None = None
     bots: list[BotConfig] = field(default_factory=list)
     plugin_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The longest wait between two attempts of a bot to reach the server, in seconds.
+    reconnect_max_delay: float = DEFAULT_RECONNECT_MAX_DELAY
+
+    def bot(self, name: str) -> BotConfig | None:
+        """The ``[[bots]]`` entry named ``name``, or None."""
+        return next((b for b in self.bots if b.name == name), None)
+
+    def reconnect_max_delay_of(self, bot: BotConfig) -> float:
+        """The longest wait between two attempts of ``bot``: its own, else ``[client]``'s."""
+        own = bot.reconnect_max_delay
+        return self.reconnect_max_delay if own is None else own
 
     def load_plugins(self, bot: BotConfig) -> tuple[list[Plugin], list[PluginError]]:
         """Import the bot's plugins; the ones that fail are returned, not raised."""
@@ -100,6 +115,8 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
         server_url=where.string(client, "server_url", "[client]", DEFAULT_SERVER_URL),
         session_cache_file=where.file(client, "session_cache_file", "[client]"),
         plugin_settings=where.table(data, "plugins"),
+        reconnect_max_delay=where.positive(client, "reconnect_max_delay", "[client]", float,
+                                           DEFAULT_RECONNECT_MAX_DELAY),
     )
     bots = data.get("bots", [])
     if not isinstance(bots, list) or not all(isinstance(b, dict) for b in bots):
@@ -188,12 +205,19 @@ class _Where:
             flood_burst=self.positive(table, "flood_burst", section, int),
             flood_per_second=self.positive(table, "flood_per_second", section, float),
             flood_queue=self.positive(table, "flood_queue", section, int),
+            reconnect_max_delay=self.positive(table, "reconnect_max_delay", section, float,
+                                              None),
         )
 
-    def positive(self, table: dict[str, Any], key: str, section: str, kind: type) -> Any:
-        """The ``[[bots]]`` number ``key`` (its default when absent); it must be above 0."""
-        value = _expect(table.get(key, getattr(BotConfig, key)), kind, self.path,
-                        f"{section} {key}")
+    def positive(self, table: dict[str, Any], key: str, section: str, kind: type,
+                 default: Any = dataclasses.MISSING) -> Any:
+        """The number ``key`` of ``table``, above 0; ``default`` when absent (by default the
+        ``[[bots]]`` default of ``key``)."""
+        if default is dataclasses.MISSING:
+            default = getattr(BotConfig, key)
+        if key not in table and default is None:
+            return None
+        value = _expect(table.get(key, default), kind, self.path, f"{section} {key}")
         if not 0 < value < math.inf:  # TOML also has inf and nan
             raise ConfigError(f"{self.path}: {section} {key}: expected {_describe(kind)} "
                               f"above 0, got {value!r}")

@@ -15,6 +15,7 @@ from roomz_bots import Bot, Plugin, load_plugin
 from tests.interop.conftest import published_python  # noqa: F401  (the published server's venv)
 from tests.server.proc import RestartableServer
 
+from .headless import Cli, start_cli
 from .helpers import FAST, TIMEOUT, Watcher
 from .sample_plugins import JOURNAL, ticker
 
@@ -85,3 +86,19 @@ async def make_bot(tmp_path: Path) -> AsyncIterator[BotFactory]:
     yield make
     for bot in made:
         await asyncio.wait_for(bot.stop(), TIMEOUT * 3)
+
+
+@pytest.fixture
+async def headless() -> AsyncIterator[Callable[..., Any]]:
+    """``await headless(config_path)``: ``roomz-cli --headless --config PATH`` in a
+    subprocess, killed at the end if it still runs."""
+    started: list[Cli] = []
+
+    async def start(config: Path) -> Cli:
+        cli = await start_cli(config)
+        started.append(cli)
+        return cli
+
+    yield start
+    for cli in started:
+        await cli.kill()

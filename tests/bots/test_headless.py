@@ -1,121 +1,35 @@
-"""The headless runner: ``roomz-cli --headless --config FILE`` as a real process, and run_bots."""
+"""The headless runner: ``roomz-cli --headless --config FILE`` as a real process.
+
+Outages of any length are in ``test_runner_outages.py``; the host it runs the bots with is
+tested on its own in ``test_host.py``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-import shutil
 import signal
 import subprocess
-import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from roomz.server.testing import LocalServer
-from roomz.session_cache import SessionCache
-from roomz_bots.config import load_config
-from roomz_bots.runner import build_bot, run_bots
-from tests.server.proc import RestartableServer, StderrLines
+from roomz_bots.runner import EXIT_STATUSES
+from tests.server.proc import RestartableServer
 
-from .helpers import SAMPLES, TIMEOUT, Watcher, wait_until
-
-REPO = Path(__file__).resolve().parents[2]
-ROOMZ_CLI = str(Path(sys.executable).with_name("roomz-cli"))
-EMAIL = "tester@example.com"
-STAMPED = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[,.]\d{3} ")
-
-
-class Cli:
-    """``roomz-cli`` running in a subprocess; its stderr lines kept as they come."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.log = StderrLines("roomz-cli")
-        self.log.follow(process.stderr)
-
-    @property
-    def lines(self) -> list[str]:
-        """Every stderr line so far."""
-        return self.log.lines
-
-    @property
-    def stderr(self) -> str:
-        """Everything written to stderr so far."""
-        return self.log.text
-
-    async def wait_for_line(self, pattern: str, timeout: float = 10.0) -> str:
-        """The first stderr line matching ``pattern``, waiting for it."""
-        return (await self.log.wait_for(pattern, timeout=timeout)).string
-
-    async def wait(self, timeout: float = 15.0) -> int:
-        """The exit status, once the process and its stderr have ended."""
-        status = await asyncio.wait_for(self.process.wait(), timeout)
-        await self.log.ended(timeout)
-        return status
-
-    async def kill(self) -> None:
-        """Make sure the process is gone (clean-up)."""
-        if self.process.returncode is None:
-            self.process.kill()
-            await asyncio.wait_for(self.process.wait(), 5)
-        self.log.stop()
-
-
-@pytest.fixture
-async def start_cli() -> AsyncIterator[Callable[..., Any]]:
-    """``await start_cli(config_path)``: ``roomz-cli --headless --config PATH`` in a subprocess."""
-    started: list[Cli] = []
-
-    async def start(config: Path) -> Cli:
-        process = await asyncio.create_subprocess_exec(
-            ROOMZ_CLI, "--headless", "--config", str(config), cwd=config.parent,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        cli = Cli(process)
-        started.append(cli)
-        return cli
-
-    yield start
-    for cli in started:
-        await cli.kill()
-
-
-def bot_config(folder: Path, server_url: str, session_file: Path,
-               plugins: tuple[str, ...] = ("dice", "farewell.py")) -> Path:
-    """A config with one bot, ``roller`` (dice, and farewell.py next to the config)."""
-    shutil.copy(SAMPLES / "farewell.py", folder / "farewell.py")
-    path = folder / "bots.toml"
-    names = ", ".join(f'"{p}"' for p in plugins)
-    path.write_text(f'''
-[client]
-server_url = "{server_url}"
-session_cache_file = "{session_file}"
-
-[[bots]]
-name = "roller"
-display_name = "Roller"
-plugins = [{names}]
-''')
-    return path
-
-
-async def signed_in_config(tmp_path: Path, server: RestartableServer) -> Path:
-    """A config whose session cache holds a valid session for ``server``."""
-    assert server.current is not None
-    session_file = tmp_path / "cache" / "session.json"
-    SessionCache(session_file).save(server.url, await server.current.sign_in(EMAIL))
-    return bot_config(tmp_path, server.url, session_file)
-
-
-async def user_on(server: RestartableServer, watchers: Callable[..., Any]) -> Watcher:
-    """A person signed in to ``server`` with a fresh magic link."""
-    assert server.current is not None
-    link = await server.current.request_link(EMAIL)
-    watcher: Watcher = await watchers(server.url, link.token)
-    return watcher
+from .headless import (
+    ROOMZ_CLI,
+    STAMPED,
+    Cli,
+    answered,
+    bot_config,
+    signed_in_config,
+    user_on,
+)
+from .helpers import Watcher, wait_until
 
 
 def rolls_from_roller(user: Watcher) -> list[str]:
@@ -126,10 +40,11 @@ def rolls_from_roller(user: Watcher) -> list[str]:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_the_headless_bot_answers_then_stops_cleanly_on_a_signal(
-        tmp_path: Path, server_process: RestartableServer, start_cli: Callable[..., Any],
+        tmp_path: Path, server_process: RestartableServer, headless: Callable[..., Any],
         watchers: Callable[..., Any], sig: signal.Signals) -> None:
-    """A cached session: it answers ``!roll``; on the signal, shutdown hooks run, exit status 0."""
-    cli: Cli = await start_cli(await signed_in_config(tmp_path, server_process))
+    """A cached session: it answers ``!roll``; on the signal, shutdown hooks run, one line
+    says the bot stopped, exit status 0."""
+    cli: Cli = await headless(await signed_in_config(tmp_path, server_process))
     await cli.wait_for_line(r"bot roller is running")
     user = await user_on(server_process, watchers)
 
@@ -137,38 +52,49 @@ async def test_the_headless_bot_answers_then_stops_cleanly_on_a_signal(
     await wait_until(lambda: len(rolls_from_roller(user)) == 1,
                      what=lambda: f"a roll; saw {user.texts}")
 
-    cli.process.send_signal(sig)
-    assert await cli.wait() == 0, cli.stderr
+    assert await cli.stop(sig) == 0, cli.stderr
     await user.wait_for_text("Goodbye from roller")
     assert any("farewell: shutdown hook ran for roller" in line for line in cli.lines)
+    assert len(cli.matching(r"bot roller stopped$")) == 1, cli.stderr
     assert all(STAMPED.match(line) for line in cli.lines if line), cli.stderr
     assert "Traceback" not in cli.stderr
 
 
 @pytest.mark.parametrize("plugins", [("dice",), ("dice", "farewell.py")],
                          ids=["dice", "dice+farewell"])
-async def test_without_a_session_it_exits_promptly_with_a_clear_message(
-        tmp_path: Path, server: LocalServer, start_cli: Callable[..., Any],
+async def test_without_a_session_it_exits_1_at_once_saying_how_to_sign_in(
+        tmp_path: Path, server: LocalServer, headless: Callable[..., Any],
         plugins: tuple[str, ...]) -> None:
-    """No session cached: a prompt non-zero exit and a message saying to sign in, no traceback."""
+    """No session cached: exit status 1 within seconds, and one line saying that no one is
+    signed in and how to sign in from the terminal (this config's session file is not the
+    terminal's default, so the command names the config); no traceback."""
     # farewell.py sends from its shutdown hook: a bot that never connected must not wait for it.
-    config = bot_config(tmp_path, server.url, tmp_path / "no-session.json", plugins)
-    cli: Cli = await start_cli(config)
+    session_file = tmp_path / "no-session.json"
+    config = bot_config(tmp_path, server.url, session_file, plugins)
+    cli: Cli = await headless(config)
     try:
         status = await cli.wait(timeout=5)
     except asyncio.TimeoutError:
         raise AssertionError(f"still running after 5 s:\n{cli.stderr}") from None
 
-    assert status != 0
-    assert re.search(r"roller cannot sign in .*Sign in first", cli.stderr), cli.stderr
+    assert status == 1, cli.stderr
+    (line,) = cli.matching("bot roller stopped")
+    assert line.endswith(
+        f"ERROR roomz_bots: bot roller stopped: not signed in to {server.url} (no session in "
+        f"{session_file}). Sign in first: roomz-cli --config {config}, then /login "
+        "you@example.com"), line
+    assert cli.matching(r"ERROR roomz_bots: the session of bot roller was refused: exiting "
+                        r"with status 1$"), cli.stderr
     assert "Traceback" not in cli.stderr
+    assert "login(email)" not in cli.stderr and "connect()" not in cli.stderr
 
 
 async def test_the_headless_bot_rides_out_a_server_restart(
-        tmp_path: Path, server_process: RestartableServer, start_cli: Callable[..., Any],
+        tmp_path: Path, server_process: RestartableServer, headless: Callable[..., Any],
         watchers: Callable[..., Any]) -> None:
-    """The server is killed and started again on the same port and secret: the bot answers again."""
-    cli: Cli = await start_cli(await signed_in_config(tmp_path, server_process))
+    """The server is killed and started again on the same port and secret: the bot answers
+    again, and says once that it lost its connection and once that it is back."""
+    cli: Cli = await headless(await signed_in_config(tmp_path, server_process))
     await cli.wait_for_line(r"bot roller is running")
     user = await user_on(server_process, watchers)
     await user.client.send("!roll")
@@ -178,65 +104,37 @@ async def test_the_headless_bot_rides_out_a_server_restart(
 
     assert server_process.current is not None
     await server_process.current.kill()
+    await cli.wait_for_line(r"WARNING roomz_bots: bot roller lost its connection to "
+                            rf"{re.escape(server_process.url)}; reconnecting")
     await server_process.start()
     user = await user_on(server_process, watchers)
-
-    async def ask_until_answered() -> None:
-        while not rolls_from_roller(user):
-            await user.client.send("!roll")
-            with contextlib.suppress(AssertionError):
-                await wait_until(lambda: bool(rolls_from_roller(user)), 1.0)
-
-    await asyncio.wait_for(ask_until_answered(), 20)
+    await answered(user, "!echo again", "again", timeout=20)
+    await cli.wait_for_line(r"INFO roomz_bots: bot roller is back after \d+ s$")
     assert cli.process.returncode is None
-    cli.process.send_signal(signal.SIGTERM)
-    assert await cli.wait() == 0, cli.stderr
+    assert await cli.stop() == 0, cli.stderr
+    assert len(cli.matching("lost its connection")) == 1, cli.stderr
+    assert len(cli.matching("is back after")) == 1, cli.stderr
+    assert not cli.matching("roomz.client"), cli.stderr  # the bot's line says it, once
     assert "Traceback" not in cli.stderr
 
 
-async def test_run_bots_starts_every_bot_even_when_a_plugin_fails_to_import(
-        tmp_path: Path, server: LocalServer, watchers: Callable[..., Any],
-        caplog: pytest.LogCaptureFixture) -> None:
-    """Two bots of one config in one process; a broken plugin is logged, everything else runs."""
-    session_file = tmp_path / "session.json"
-    SessionCache(session_file).save(server.url, await server.sign_in(EMAIL))
+def test_help_documents_the_exit_statuses() -> None:
+    """The runner's exit statuses, as ``roomz-cli --help`` should show them, name all three."""
+    for status in ("0  stopped by Ctrl-C (SIGINT) or SIGTERM",
+                   "1  the server refused a bot's session",
+                   "2  a mistake in the command line or the config file"):
+        assert status in EXIT_STATUSES
+    assert "/login you@example.com" in EXIT_STATUSES
+
+
+def test_a_config_mistake_exits_2_in_one_line(tmp_path: Path) -> None:
+    """A bot with a plugin no route knows: exit status 2, one line naming it, no bot starts."""
     path = tmp_path / "bots.toml"
-    path.write_text(f'''
-[client]
-server_url = "{server.url}"
-session_cache_file = "{session_file}"
-
-[[bots]]
-name = "roller"
-display_name = "Roller"
-plugins = ["dice", "tests.bots.sample_plugins.broken"]
-
-[[bots]]
-name = "parrot"
-display_name = "Parrot"
-prefix = "?"
-plugins = ["echo"]
-''')
-    config = load_config(path)
-    bots = [build_bot(config, bot, data_dir=tmp_path / "data") for bot in config.bots]
-    stop = asyncio.Event()
-    running = asyncio.create_task(run_bots(bots, stop))
-    try:
-        await wait_until(lambda: all(b.client.connected for b in bots) or running.done(),
-                         TIMEOUT, "both bots to connect")
-        user = await watchers(server.url, (await server.request_link(EMAIL)).token)
-
-        await user.client.send("!roll")
-        await user.client.send("?echo polly")
-        roll = await user.wait_for(lambda m: m.display_name == "Roller", what="a roll")
-        echo = await user.wait_for(lambda m: m.display_name == "Parrot", what="an echo")
-        assert roll.text.startswith("🎲 1d6: ")
-        assert echo.text == "polly"
-        await user.client.disconnect()
-    finally:
-        stop.set()
-        assert await asyncio.wait_for(running, TIMEOUT * 3) == 0
-
-    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert any("roller" in e and "broken" in e and "roomz_no_such_dependency" in e
-               for e in errors), errors
+    path.write_text('[client]\nserver_url = "http://127.0.0.1:9"\n\n'
+                    '[[bots]]\nname = "good"\nplugins = ["echo"]\n\n'
+                    '[[bots]]\nname = "typo"\nplugins = ["dcie"]\n')
+    result = subprocess.run([ROOMZ_CLI, "--headless", "--config", str(path)],
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"roomz-cli: {path}: [[bots]] 'typo' plugins: ") and "dcie" in line
