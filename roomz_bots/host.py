@@ -415,8 +415,8 @@ class BotHost:
         if self.server_url != self.config.server_url:
             command += ["-s", self.server_url]
         own = hosted.config.session_cache_file
-        shared = session_file_of(self.config, hosted.config, self.session_cache_file)
-        if own is None and shared != default_session_file():
+        shared = self.session_cache_file or self.config.session_cache_file
+        if shared is not None and shared != default_session_file():
             command += ["--config", str(self.config.path)]
         advice = f"{' '.join(command)}, then /login {hosted.email or SOME_EMAIL}"
         if own is not None:

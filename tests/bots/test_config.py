@@ -44,6 +44,7 @@ def test_the_example_config_loads() -> None:
     assert (bot.name, bot.display_name, bot.prefix) == ("helper", "HelperBot", "!")
     assert bot.plugins == ["help", "echo", "dice", "greeter", "reminders"]
     assert (bot.flood_burst, bot.flood_per_second, bot.flood_queue) == (3, 1.0, 20)
+    assert (config.reconnect_max_delay, bot.reconnect_max_delay) == (60.0, None)
     assert config.plugin_settings["dice"] == {"max_dice": 20, "max_sides": 1000}
     assert config.plugin_settings["reminders"] == {"max_pending": 25, "max_days": 365}
 
@@ -109,6 +110,15 @@ MISTAKES = {
                           ["flood_per_second", "a number above 0", "nan"]),
     "flood queue below 1": ('[[bots]]\nname = "b"\nplugins = []\nflood_queue = -1\n',
                             ["flood_queue", "a whole number above 0", "-1"]),
+    "reconnect cap of 0": ('[client]\nreconnect_max_delay = 0\n',
+                           ["[client] reconnect_max_delay", "a number above 0", "got 0"]),
+    "bot reconnect cap not a number": ('[[bots]]\nname = "b"\nplugins = []\n'
+                                       'reconnect_max_delay = "1 min"\n',
+                                       ["[[bots]] 'b' reconnect_max_delay", "expected a number",
+                                        "'1 min'"]),
+    "bot reconnect cap of inf": ('[[bots]]\nname = "b"\nplugins = []\n'
+                                 'reconnect_max_delay = inf\n',
+                                 ["reconnect_max_delay", "a number above 0", "inf"]),
     "wrong type of a plugin setting": ('[[bots]]\nname = "b"\nplugins = ["dice"]\n'
                                        '[plugins.dice]\nmax_dice = "many"\n',
                                        ["[plugins.dice] max_dice", "expected a whole number",
@@ -215,3 +225,29 @@ def test_a_plugin_path_that_is_no_python_file_is_one_line(tmp_path: Path, plugin
     for part in (str(path), "[[bots]] 'b' plugins", repr(plugin), expected,
                  "expected a .py file or a folder with an __init__.py"):
         assert part in message, f"{part!r} not in {message!r}"
+
+
+def test_bots_never_give_up_and_wait_at_most_their_reconnect_max_delay(tmp_path: Path) -> None:
+    """``[client] reconnect_max_delay`` caps every bot's waits between attempts, unless a bot
+    has its own; without either, 60 s. Bots' clients never stop trying."""
+    path = write(tmp_path, f'''
+[client]
+server_url = "{NOWHERE}"
+reconnect_max_delay = 20
+
+[[bots]]
+name = "patient"
+plugins = []
+
+[[bots]]
+name = "eager"
+plugins = []
+reconnect_max_delay = 0.5
+''')
+    config = load_config(path)
+    patient, eager = (build_bot(config, bot, data_dir=tmp_path) for bot in config.bots)
+    assert (patient.client.reconnect_delay, patient.client.reconnect_delay_max) == (1.0, 20.0)
+    assert (eager.client.reconnect_delay, eager.client.reconnect_delay_max) == (0.5, 0.5)
+    assert patient.client.max_reconnect_attempts is eager.client.max_reconnect_attempts is None
+    default = load_config(write(tmp_path, '[[bots]]\nname = "b"\nplugins = []\n'))
+    assert default.reconnect_max_delay_of(default.bots[0]) == 60.0
