@@ -67,4 +67,5 @@ def on_disconnect(bot: PluginBot, event: dict[str, Any]) -> None:
 
 @hookspec
 def on_error(bot: PluginBot, event: dict[str, Any]) -> None:
-    """The client reported an error, e.g. ``{"error": ..., "code": 503}``: reconnecting failed."""
+    """The client reported an error, e.g. ``{"error": ..., "code": 401}``: the server ended or
+    refused the session (the bot then stops)."""

@@ -174,16 +174,19 @@ class BotHost:
     ``session_cache_file`` replaces the config's ``[client]`` file for bots that name none
     of their own (the embedded server's, say); ``data_dir`` and ``clock`` go to every bot.
     ``on_change(hosted)`` is called after each change of a bot's state (from the event
-    loop; it must not block).
+    loop; it must not block). ``in_terminal``: the host runs in the terminal, so the advice
+    for a refused session is ``/login`` alone.
     """
 
     def __init__(self, config: Config, server_url: str, *,
                  session_cache_file: Path | None = None, data_dir: Path | None = None,
                  clock: Clock | None = None,
-                 on_change: Callable[[HostedBot], None] | None = None) -> None:
+                 on_change: Callable[[HostedBot], None] | None = None,
+                 in_terminal: bool = False) -> None:
         self.config = config
         self.server_url = server_url
         self.session_cache_file = session_cache_file
+        self.in_terminal = in_terminal
         self.data_dir = data_dir
         self.clock = clock
         self.on_change = on_change
@@ -217,9 +220,9 @@ class BotHost:
         bot that runs already, and :class:`~roomz_bots.config.ConfigError` when the bot's
         config is wrong (then it stays stopped)."""
         hosted = self._hosted(name)
+        await self._stopped(hosted)
         if hosted.active:
             raise HostError(f"Bot {name} is already running.")
-        await self._stopped(hosted)
         self._launch(hosted, self._build(hosted))
         return hosted
 
@@ -242,7 +245,8 @@ class BotHost:
             return errors
         for hosted, bot in built:
             await self._stopped(hosted)
-            self._launch(hosted, bot)
+            if not hosted.active:  # unless started meanwhile
+                self._launch(hosted, bot)
         return errors
 
     async def stop(self, name: str) -> None:
@@ -279,17 +283,31 @@ class BotHost:
         hosted._connecting = asyncio.create_task(self._start(hosted, bot))
 
     async def _stop(self, hosted: HostedBot) -> None:
-        """Stop the host's connecting, then the bot (shutdown hooks, stores, connection)."""
         self._set(hosted, BotState.STOPPED)
-        task = hosted._connecting
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            await asyncio.wait({task})
-        if hosted.bot is not None:
-            await hosted.bot.stop()
+        self._wind_down(hosted)
+        await self._stopped(hosted)
+
+    def _wind_down(self, hosted: HostedBot, *, refused: bool = False) -> None:
+        """Stop the bot in a task of its own, which a caller's cancellation does not cut
+        short: the host's connecting first, then the bot (hooks, stores, connection).
+
+        A ``refused`` bot is disconnected before its shutdown hooks run: its session is
+        over, so what they send fails at once instead of waiting for an answer that a
+        connection the server is closing never gives.
+        """
+        async def wind_down(connecting: asyncio.Task[None] | None, bot: Bot | None) -> None:
+            if connecting is not None:
+                connecting.cancel()
+                await asyncio.wait({connecting})
+            if bot is not None:
+                if refused:
+                    await bot.client.disconnect()
+                await bot.stop()
+
+        hosted._stopping = asyncio.create_task(wind_down(hosted._connecting, hosted.bot))
 
     async def _stopped(self, hosted: HostedBot) -> None:
-        """Wait until a bot whose session was refused has finished stopping."""
+        """Wait until the bot has finished stopping, if it is stopping."""
         if hosted._stopping is not None:
             await asyncio.wait({hosted._stopping})
 
@@ -398,19 +416,15 @@ class BotHost:
         self._set(hosted, BotState.REFUSED)
         log.error("bot %s stopped: %s. Sign in %s: %s", bot.name, reason,
                   "again" if had_session else "first", self.sign_in_advice(hosted))
-        hosted._stopping = asyncio.create_task(self._stop_refused(hosted))
-
-    async def _stop_refused(self, hosted: HostedBot) -> None:
-        task = hosted._connecting
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            await asyncio.wait({task})
-        if hosted.bot is not None:
-            await hosted.bot.stop()
+        self._wind_down(hosted, refused=True)
 
     def sign_in_advice(self, hosted: HostedBot) -> str:
         """How to sign the bot in again, in the terminal's words: ``roomz-cli``, with the
-        options that make it use the bot's server and session file, then ``/login``."""
+        options that make it use the bot's server and session file, then ``/login`` (in the
+        terminal, ``/login`` alone)."""
+        login = f"/login {hosted.email or SOME_EMAIL}"
+        if self.in_terminal and hosted.config.session_cache_file is None:
+            return login
         command = ["roomz-cli"]
         if self.server_url != self.config.server_url:
             command += ["-s", self.server_url]
@@ -418,7 +432,7 @@ class BotHost:
         shared = self.session_cache_file or self.config.session_cache_file
         if shared is not None and shared != default_session_file():
             command += ["--config", str(self.config.path)]
-        advice = f"{' '.join(command)}, then /login {hosted.email or SOME_EMAIL}"
+        advice = f"{' '.join(command)}, then {login}"
         if own is not None:
             advice += (f" (and remove session_cache_file from [[bots]] {hosted.name!r}: it "
                        f"keeps a session of its own in {own})")
@@ -474,5 +488,7 @@ def duration(seconds: float) -> str:
     if whole < 60:
         return f"{whole} s"
     if whole < 3600:
-        return f"{whole // 60} min {whole % 60} s"
-    return f"{whole // 3600} h {whole % 3600 // 60} min"
+        minutes, seconds = divmod(whole, 60)
+        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+    hours, minutes = divmod(whole // 60, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"

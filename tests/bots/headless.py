@@ -49,8 +49,13 @@ class Cli:
         return (await self.log.wait_for(pattern, timeout=timeout, after=after)).string
 
     async def wait(self, timeout: float = 15.0) -> int:
-        """The exit status, once the process and its stderr have ended."""
-        status = await asyncio.wait_for(self.process.wait(), timeout)
+        """The exit status, once the process and its stderr have ended; AssertionError with
+        what it wrote when it runs longer than ``timeout``."""
+        try:
+            status = await asyncio.wait_for(self.process.wait(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"roomz-cli still runs after {timeout} s:\n{self.stderr}"
+                                 ) from None
         await self.log.ended(timeout)
         return status
 

@@ -179,6 +179,8 @@ async def test_a_refused_session_stops_the_bot_and_says_why(
         f"{config.path}, then /login {EMAIL}")
     assert host.sign_in_advice(hosted) == (f"roomz-cli -s {server.url} --config {config.path}, "
                                            f"then /login {EMAIL}")
+    in_terminal = BotHost(config, server.url, session_cache_file=session, in_terminal=True)
+    assert in_terminal.sign_in_advice(hosted) == f"/login {EMAIL}"
 
     await sign_in(restartable, session)
     await host.start("helper")
@@ -309,7 +311,8 @@ async def test_reload_keeps_the_bot_or_the_old_code(tmp_path: Path, server: Loca
 
 
 @pytest.mark.parametrize(("seconds", "said"), [
-    (0.2, "1 s"), (44.6, "45 s"), (83, "1 min 23 s"), (3600 * 2 + 5 * 60 + 9, "2 h 5 min")])
+    (0.2, "1 s"), (44.6, "45 s"), (60, "1 min"), (83, "1 min 23 s"),
+    (3600 * 2 + 5 * 60 + 9, "2 h 5 min"), (3600, "1 h")])
 def test_durations_read_as_people_say_them(seconds: float, said: str) -> None:
     """How long a bot was away, in a log line."""
     assert duration(seconds) == said
