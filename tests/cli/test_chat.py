@@ -148,7 +148,8 @@ async def test_joins_leaves_and_name_changes_are_system_lines(server: LocalServe
 
 async def test_reconnect_is_a_system_line_and_chat_goes_on(server: LocalServer,
                                                            tmp_path: Path) -> None:
-    """The server restarts: 'Connection lost; reconnecting…', then connected again and chatting."""
+    """The server restarts: 'Connection to URL lost; reconnecting by itself', then connected
+    again and chatting."""
     def quick(app: object) -> None:
         app.client.reconnect_delay = 0.1  # type: ignore[attr-defined]
 
@@ -156,30 +157,44 @@ async def test_reconnect_is_a_system_line_and_chat_goes_on(server: LocalServer,
         await term.sign_in(server, EMAIL)
         start = term.mark()
         await restart_in_process(server)
-        lost = await term.wait_for("Connection lost", start=start)
-        assert "reconnecting" in text_of(lost)
-        assert style_of(lost, "Connection lost") == "class:warning"
+        lost = await term.wait_for("lost", start=start)
+        assert text_of(lost).endswith(f"Connection to {server.url} lost; reconnecting by "
+                                      "itself (/reconnect tries now).")
+        assert style_of(lost, "Connection to") == "class:warning"
         await term.wait_for("Connected to", start=start)
         assert term.app.client.connected
         await term.command("still here", ": still here$")
 
 
-async def test_reconnect_that_fails_is_an_error_line(server: LocalServer,
-                                                     tmp_path: Path) -> None:
-    """The server is gone for good: the client's error event is shown as an error line."""
+async def test_while_the_server_is_away_the_terminal_keeps_trying_and_keeps_what_was_typed(
+        server: LocalServer, tmp_path: Path) -> None:
+    """The server stops: no attempt limit (past the old ten), the toolbar says which attempt
+    and when the next, a line typed meanwhile is shown with why it did not go; never "not
+    signed in"; the server back, the terminal is too."""
     def quick(app: object) -> None:
         app.client.reconnect_delay = 0.05  # type: ignore[attr-defined]
-        app.client.max_reconnect_attempts = 1  # type: ignore[attr-defined]
+        app.client.reconnect_delay_max = 0.1  # type: ignore[attr-defined]
 
     async with open_terminal(server.url, tmp_path, setup=quick) as term:
         await term.sign_in(server, EMAIL)
         start = term.mark()
-        await asyncio.wait_for(server.server.stop(), TIMEOUT)
-        line = await term.wait_for("Error 503", start=start)
-        assert "could not reconnect" in text_of(line)
-        assert style_of(line, "Error 503") == "class:error"
-        line = await term.command("anyone?", "Not signed in|Not connected")
-        assert style_of(line, "Not") == "class:warning"
+        await asyncio.wait_for(server.stop(), TIMEOUT)
+        await term.until(lambda: term.app.client.reconnect_attempt > 12,
+                         "more attempts than the old limit of ten")
+        assert re.fullmatch(rf" reconnecting \(attempt \d+, (next in \d+ s|trying now)\) · "
+                            rf"{EMAIL} · {re.escape(server.url)} · 0 bot\(s\) running ",
+                            term.toolbar()), term.toolbar()
+        line = await term.command(f"anyone?{ALT_ENTER}hello?", "Not sent")
+        first, second = text_of(line).split("\n")
+        assert re.fullmatch(rf"{CLOCK} Not sent: reconnecting \(attempt \d+, "
+                            r"(next in \d+ s|trying now)\); /reconnect tries now — anyone\?",
+                            first), first
+        assert second == " " * first.index("anyone?") + "hello?"
+        assert style_of(line, "Not sent") == "class:error"
+        await asyncio.wait_for(server.start(), TIMEOUT)
+        await term.wait_for("Connected to", start=start)
+        await term.command("back", ": back$")
+        assert not any("not signed in" in t.lower() for t in term.texts[start:])
 
 
 async def test_events_arrive_while_the_user_types(server: LocalServer, tmp_path: Path) -> None:
