@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 import time
 from datetime import datetime, timedelta
@@ -11,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from roomz import AsyncClient
+from roomz.limits import MAX_MESSAGE_LENGTH
 from roomz.server.testing import LocalServer
 from tests.client.helpers import restart_in_process
+from tests.security.hostile_server import hostile_server
 
 from .helpers import (
     ALT_ENTER,
@@ -270,3 +273,63 @@ async def test_empty_line_sends_nothing(server: LocalServer, tmp_path: Path) -> 
             assert received == ["marker"]
     finally:
         await other.disconnect()
+
+
+async def test_long_input_goes_in_parts_and_the_terminal_says_so(server: LocalServer,
+                                                                 tmp_path: Path) -> None:
+    """A 2,500-character paragraph: sent as 3 messages, split between words, each within the
+    limit, nothing lost; one line says it went in 3 parts."""
+    other = await connect_other(server, EMAIL)
+    received: list[str] = []
+    other.on("message", lambda data: received.append(html.unescape(data["content"])))
+    words = " ".join(f"word{n:04d}" for n in range(250))  # 250 x 9 + 249 = 2,499 characters
+    try:
+        async with open_terminal(server.url, tmp_path) as term:
+            await term.sign_in(server, EMAIL)
+            line = await term.command(words, "Sent in")
+            assert text_of(line)[9:] == ("Sent in 3 parts: a message holds at most 1000 "
+                                         "characters.")
+            await term.until(lambda: len(received) == 3, "three messages")
+            assert " ".join(received) == words
+            assert all(len(part) <= MAX_MESSAGE_LENGTH for part in received)
+            shown = [t for t in term.texts if re.match(rf"{CLOCK} {EMAIL}: word", t)]
+            assert len(shown) == 3
+    finally:
+        await other.disconnect()
+
+
+async def test_a_line_of_ampersands_arrives_whole(server: LocalServer, tmp_path: Path) -> None:
+    """1,200 '&' (which the published server would cut to 200): every one arrives, in parts
+    that no server cuts, and the terminal says how many parts."""
+    other = await connect_other(server, EMAIL)
+    received: list[str] = []
+    other.on("message", lambda data: received.append(html.unescape(data["content"])))
+    try:
+        async with open_terminal(server.url, tmp_path) as term:
+            await term.sign_in(server, EMAIL)
+            line = await term.command("&" * 1200, "Sent in")
+            parts = int(re.search(r"Sent in (\d+) parts", text_of(line))[1])  # type: ignore[index]
+            await term.until(lambda: len(received) == parts, f"{parts} messages")
+            assert "".join(received) == "&" * 1200
+    finally:
+        await other.disconnect()
+
+
+async def test_a_refused_message_is_one_line_with_the_text_kept(tmp_path: Path) -> None:
+    """The server answers a message with an error (400, too long): one line with its reason,
+    followed by the text, so nothing typed is lost; with several parts, it says which did not
+    go."""
+    too_long = {"error": "Message too long: 1103 characters, at most 1000", "code": 400}
+    with hostile_server(script=[], ack=too_long) as server:
+        async with open_terminal(server.url, tmp_path) as term:
+            await term.command("/token any-token", "Connected to")
+            line = await term.command("a few words", "Not sent")
+            assert text_of(line)[9:] == ("Not sent: Message too long: 1103 characters, at most "
+                                         "1000 — a few words")
+            assert style_of(line, "Not sent") == "class:error"
+            long = "x" * 999 + " " + "y" * 999
+            line = await term.command(long, "not sent")
+            first, second = text_of(line).split("\n")
+            assert first[9:] == ("Parts 1-2 of 2 not sent: Message too long: 1103 characters, "
+                                 f"at most 1000 — {'x' * 999}")
+            assert second == " " * first.index("x") + "y" * 999  # under the text
