@@ -31,7 +31,15 @@ from . import DEFAULT_RECONNECT_MAX_DELAY
 from .commands import BY_NAME
 from .completion import SlashCompleter
 from .connection import Connection
-from .render import STYLE, log_line, message_line, system_line, unsent_line, user_label
+from .render import (
+    STYLE,
+    duration,
+    log_line,
+    message_line,
+    system_line,
+    unsent_line,
+    user_label,
+)
 
 log = logging.getLogger("roomz.cli")
 
@@ -245,7 +253,13 @@ class ChatApp:
 
     def _on_authenticated(self, data: dict[str, Any]) -> None:
         ORIGINS.connected(data.get("connection_id"), self)
-        self.say(f"Connected to {self.server_url} as {user_label(data.get('user'))}", "good")
+        user = data.get("user") or {}
+        mine = self.client.user or {}
+        if mine.get("email") == user.get("email"):  # with the display name re-applied
+            user = mine
+        away = self.connection.away()
+        again = f" again, after {duration(away)} away" if away is not None else ""
+        self.say(f"Connected to {self.server_url} as {user_label(user)}{again}", "good")
 
     def _on_message(self, data: dict[str, Any]) -> None:
         self._show(Message(data))

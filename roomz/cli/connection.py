@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ class Connection:
         self._last_user: dict[str, Any] | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._waiting: asyncio.Task[None] | None = None
+        self._lost_at: float | None = None  # time.monotonic() of the drop, while away
         #: The client in use; ``/token`` may replace it with another.
         self.client = self._new_client()
 
@@ -368,12 +370,20 @@ class Connection:
 
     def _on_disconnect(self, client: AsyncClient, data: dict[str, Any]) -> None:
         if client is self.client and client.connection_state is ConnectionState.RECONNECTING:
+            self._lost_at = self._lost_at or time.monotonic()
             self._say(f"Connection to {self.server_url} lost; reconnecting by itself "
                       "(/reconnect tries now).", "warning")
+
+    def away(self) -> float | None:
+        """Seconds the connection was away, once it is back after a drop; else None. Asked
+        by the ``authenticated`` handler, it is forgotten once told."""
+        lost, self._lost_at = self._lost_at, None
+        return None if lost is None or not self.client.connected else time.monotonic() - lost
 
     def _on_error(self, client: AsyncClient, data: dict[str, Any]) -> None:
         if client is not self.client:
             return
+        self._lost_at = None  # the attempts are over: no "again, after ..." later
         if data.get("code") == 401:
             self.refused = str(data.get("error") or "refused")
         self._say(words.error_event(self.server_url, data), "error")

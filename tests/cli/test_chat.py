@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from roomz import AsyncClient
+from roomz.cli.render import duration
 from roomz.limits import MAX_MESSAGE_LENGTH
 from roomz.server.testing import LocalServer
 from tests.client.helpers import restart_in_process
@@ -165,6 +166,12 @@ async def test_reconnect_is_a_system_line_and_chat_goes_on(server: LocalServer,
                                       "itself (/reconnect tries now).")
         assert style_of(lost, "Connection to") == "class:warning"
         await term.wait_for("Connected to", start=start)
+        await term.command("/name Alice", "You are now")
+        start = term.mark()
+        await restart_in_process(server)
+        back = await term.wait_for("Connected to", start=start)
+        assert re.fullmatch(rf"{CLOCK} Connected to {re.escape(server.url)} as Alice \({EMAIL}\) "
+                            r"again, after \d+ s away", text_of(back)), text_of(back)
         assert term.app.client.connected
         await term.command("still here", ": still here$")
 
@@ -333,3 +340,13 @@ async def test_a_refused_message_is_one_line_with_the_text_kept(tmp_path: Path) 
             assert first[9:] == ("Parts 1-2 of 2 not sent: Message too long: 1103 characters, "
                                  f"at most 1000 — {'x' * 999}")
             assert second == " " * first.index("x") + "y" * 999  # under the text
+
+
+@pytest.mark.parametrize(("seconds", "shown"), [
+    (0.4, "0 s"), (4.4, "4 s"), (60, "1 min"), (83, "1 min 23 s"), (3600, "1 h"),
+    (7530, "2 h 5 min"),
+])
+def test_how_long_the_connection_was_away_reads_like_a_person_says_it(seconds: float,
+                                                                       shown: str) -> None:
+    """The "again, after ... away" of a reconnect: seconds, minutes, hours."""
+    assert duration(seconds) == shown
