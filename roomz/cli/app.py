@@ -27,7 +27,7 @@ from roomz_bots.origins import ORIGINS
 from roomz_bots.plugins import Plugin, PluginError, load_plugin
 from roomz_bots.runner import build_bot
 
-from . import DEFAULT_RECONNECT_MAX_DELAY
+from . import DEFAULT_RECONNECT_MAX_DELAY, words
 from .commands import BY_NAME
 from .completion import SlashCompleter
 from .connection import Connection
@@ -325,7 +325,8 @@ class ChatApp:
         try:
             await bot.start()
         except ClientError as exc:
-            self.say(f"Bot {name} cannot sign in: {exc}", "error")
+            said = words.connect_failed(self.server_url, exc)
+            self.say(f"Bot {name} cannot sign in: {words.after_colon(said)}", "error")
             await bot.stop()
             return
         self.bots[name] = bot
