@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
+from urllib.parse import urlsplit
+
+from . import DEFAULT_RECONNECT_MAX_DELAY
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -31,11 +35,19 @@ in the terminal: /help lists the commands; Alt+Enter starts a new line; Ctrl-D q
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+class CommandLine(argparse.ArgumentParser):
+    """argparse, with every mistake said in one line (exit status 2), not the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        """Say what was wrong and where to look, then exit 2."""
+        self.exit(2, f"{self.prog}: {message} ({self.prog} --help shows the options)\n")
+
+
+def build_parser() -> CommandLine:
     """The ``roomz-cli`` command line."""
-    p = argparse.ArgumentParser(prog="roomz-cli", epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                description="Chat on a Roomz server and host bots.")
+    p = CommandLine(prog="roomz-cli", epilog=EPILOG,
+                    formatter_class=argparse.RawDescriptionHelpFormatter,
+                    description="Chat on a Roomz server and host bots.")
     p.add_argument("--server", "-s", metavar="URL",
                    help=f"server URL (default: the config's server_url, else {DEFAULT_SERVER})")
     p.add_argument("--config", metavar="FILE",
@@ -46,7 +58,44 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start a Roomz server inside this process on a free loopback port "
                         "and sign in to it automatically (email: $ROOMZ_EMAIL or "
                         "<you>@roomz.local)")
+    p.add_argument("--reconnect-max-delay", metavar="SECONDS", type=seconds,
+                   help="the longest wait between two attempts to reach the server, which "
+                        "the terminal makes for as long as it runs (default: the config's "
+                        "[client] reconnect_max_delay, else "
+                        f"{DEFAULT_RECONNECT_MAX_DELAY:g})")
     return p
+
+
+def seconds(text: str) -> float:
+    """A positive number of seconds, for ``--reconnect-max-delay``."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with ``url`` as a server's address, with the fix; None when it is fine."""
+    if not url or any(c.isspace() for c in url):
+        return "a server URL has no spaces, such as http://localhost:8000"
+    if "://" not in url:
+        return f"a server URL starts with http:// or https://: did you mean http://{url}?"
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"{parts.scheme}:// is not for Roomz servers: use http:// or https://"
+    if not parts.hostname:
+        return f"it names no host, such as {parts.scheme}://localhost:8000"
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        return f"the port must be a number from 1 to 65535, such as {parts.scheme}://" \
+               f"{parts.hostname}:8000"
+    return None
 
 
 async def run(args: argparse.Namespace, config: Config | None) -> int:
@@ -55,7 +104,8 @@ async def run(args: argparse.Namespace, config: Config | None) -> int:
     if config is not None:
         config.server_url = server_url  # --server wins, for the hosted bots too
     if not args.embedded:
-        return await (_headless(config) if args.headless else _terminal(server_url, config))
+        return await (_headless(config) if args.headless
+                      else _terminal(args, server_url, config))
     from .embedded import embedded_server, local_email
 
     async with embedded_server(local_email()) as (url, session_file):
@@ -64,18 +114,22 @@ async def run(args: argparse.Namespace, config: Config | None) -> int:
             config.session_cache_file = session_file
         if args.headless:
             return await _headless(config)
-        return await _app(url, config, session_file=session_file).run()
+        return await _app(args, url, config, session_file=session_file).run()
 
 
-def _app(server_url: str, config: Config | None, session_file: Path | None = None) -> ChatApp:
+def _app(args: argparse.Namespace, server_url: str, config: Config | None,
+         session_file: Path | None = None) -> ChatApp:
     from .app import ChatApp
     from .history import history_file
 
-    return ChatApp(server_url, config=config, history=history_file(), session_file=session_file)
+    # The flag, else the config's [client] reconnect_max_delay (where the config has it).
+    delay = args.reconnect_max_delay or getattr(config, "reconnect_max_delay", None)
+    return ChatApp(server_url, config=config, history=history_file(), session_file=session_file,
+                   reconnect_max_delay=delay or DEFAULT_RECONNECT_MAX_DELAY)
 
 
-async def _terminal(server_url: str, config: Config | None) -> int:
-    return await _app(server_url, config).run()
+async def _terminal(args: argparse.Namespace, server_url: str, config: Config | None) -> int:
+    return await _app(args, server_url, config).run()
 
 
 async def _headless(config: Config | None) -> int:
@@ -91,6 +145,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.headless and not args.config:
         print("roomz-cli: --headless needs --config FILE", file=sys.stderr)
         sys.exit(2)
+    if args.server is not None and (problem := url_problem(args.server)):
+        print(f"roomz-cli: -s {args.server}: {problem}", file=sys.stderr)
+        sys.exit(2)
     if args.headless:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -102,6 +159,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     try:
         config = load_config(args.config) if args.config else None
+        if config is not None and args.server is None and (
+                problem := url_problem(config.server_url)):
+            raise ConfigError(f"{config.path}: [client] server_url {config.server_url}: "
+                              f"{problem}")
         # Plugin settings are checked when the bots are built, inside run().
         sys.exit(asyncio.run(run(args, config)))
     except ConfigError as exc:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import sys
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,8 @@ from prompt_toolkit.history import History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.patch_stdout import patch_stdout
 
-from roomz import AsyncClient, AuthenticationError, ClientError, ConnectionState
+from roomz import AsyncClient, ClientError
+from roomz.limits import MAX_MESSAGE_LENGTH, split_text
 from roomz.session_cache import default_session_file
 from roomz_bots.bot import Bot
 from roomz_bots.config import Config, ConfigError
@@ -24,13 +27,23 @@ from roomz_bots.origins import ORIGINS
 from roomz_bots.plugins import Plugin, PluginError, load_plugin
 from roomz_bots.runner import build_bot
 
+from . import DEFAULT_RECONNECT_MAX_DELAY, words
 from .commands import BY_NAME
 from .completion import SlashCompleter
-from .render import STYLE, log_line, message_line, system_line, user_label
+from .connection import Connection
+from .render import (
+    STYLE,
+    duration,
+    log_line,
+    message_line,
+    system_line,
+    unsent_line,
+    user_label,
+)
 
 log = logging.getLogger("roomz.cli")
 
-SIGN_IN_HELP = "Not signed in: /login you@example.com, then /token TOKEN from the mail."
+SHOWN_MESSAGE_IDS = 1024  # enough to catch a message delivered to both clients of a swap
 
 
 def print_line(line: FormattedText) -> None:
@@ -55,7 +68,8 @@ class ChatApp:
     def __init__(self, server_url: str, *, config: Config | None = None,
                  session_file: Path | None = None, history: History | None = None,
                  echo: Callable[[FormattedText], None] = print_line,
-                 data_dir: Path | None = None) -> None:
+                 data_dir: Path | None = None,
+                 reconnect_max_delay: float = DEFAULT_RECONNECT_MAX_DELAY) -> None:
         self.server_url = server_url
         self.config = config
         if config is not None:
@@ -63,24 +77,30 @@ class ChatApp:
         self.echo = echo
         self.data_dir = data_dir
         cache = session_file or (config and config.session_cache_file) or default_session_file()
-        self.client = AsyncClient(server_url, session_cache_file=cache,
-                                  max_reconnect_attempts=10)
+        self.connection = Connection(
+            server_url, Path(cache), say=self.say, signed_in=self.start_bots,
+            reconnect_max_delay=reconnect_max_delay,
+            handlers={"authenticated": self._on_authenticated, "message": self._on_message,
+                      "user_joined": self._on_user_joined, "user_left": self._on_user_left,
+                      "display_name_changed": self._on_name_changed})
         #: The hosted bots that are running, by name.
         self.bots: dict[str, Bot] = {}
+        self._shown: OrderedDict[str, None] = OrderedDict()  # ids of the messages shown
         self.history = history or InMemoryHistory()
-        for event, handler in (("authenticated", self._on_authenticated),
-                               ("message", self._on_message),
-                               ("user_joined", self._on_user_joined),
-                               ("user_left", self._on_user_left),
-                               ("display_name_changed", self._on_name_changed),
-                               ("disconnect", self._on_disconnect), ("error", self._on_error)):
-            self.client.on(event, handler)
         self.session: PromptSession[str] = PromptSession(
             history=self.history, auto_suggest=AutoSuggestFromHistory(),
             completer=SlashCompleter(self.arguments), complete_while_typing=True,
             bottom_toolbar=self.toolbar, refresh_interval=0.5, key_bindings=_key_bindings(),
             style=STYLE,
+            # What was typed gives way to what it became: the message as the server
+            # delivered it, an answer to the command, or the text with why it did not go.
+            erase_when_done=True,
         )
+
+    @property
+    def client(self) -> AsyncClient:
+        """The terminal's own client (``/token`` may replace it with a new one)."""
+        return self.connection.client
 
     # -- output ----------------------------------------------------------------------------
 
@@ -90,12 +110,12 @@ class ChatApp:
         self.echo(system_line(text, kind, multiline=multiline))
 
     def toolbar(self) -> FormattedText:
-        """The bottom toolbar: connection state, who I am, the server, how many bots run."""
-        user = self.client.user or {}
-        who = user_label(user) if user else "not signed in"
-        state = self.client.connection_state.value
-        return FormattedText([("class:toolbar", f" {state} · {who} · {self.server_url} · "
-                                                f"{len(self.bots)} bot(s) running ")])
+        """The bottom toolbar: connection state, who I am (or the sign-in I wait for), the
+        server, how many bots run."""
+        connection = self.connection
+        return FormattedText([("class:toolbar",
+                               f" {connection.status()} · {connection.who()} · "
+                               f"{self.server_url} · {len(self.bots)} bot(s) running ")])
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -103,7 +123,7 @@ class ChatApp:
         """Resume the session, then read lines until /quit or Ctrl-D; returns the exit status."""
         with patch_stdout(raw=True):
             try:
-                await self.resume()
+                self.resume()
                 while True:
                     try:
                         # No "Press ENTER to continue" for a failed task: it is logged, one line.
@@ -122,17 +142,10 @@ class ChatApp:
                 await self.close()
         return 0
 
-    async def resume(self) -> None:
-        """Connect with the cached session if there is one; otherwise say how to sign in."""
-        try:
-            await self.client.connect()
-        except AuthenticationError as exc:
-            self.say(SIGN_IN_HELP if "not signed in" in str(exc) else str(exc), "warning")
-            return
-        except ClientError as exc:
-            self.say(f"Cannot reach {self.server_url}: {exc}", "error")
-            return
-        await self.start_bots()
+    def resume(self) -> None:
+        """Connect with the cached session in the background (then start the bots);
+        without one, say how to sign in."""
+        self.connection.resume()
 
     async def handle(self, text: str) -> bool | None:
         """Run a slash command or send a message; False means quit."""
@@ -156,55 +169,70 @@ class ChatApp:
         """Stop the bots and disconnect."""
         for name in list(self.bots):
             await self.stop_bot(name)
-        await self.client.disconnect()
+        await self.connection.close()
         ORIGINS.disconnected(self)
 
     # -- chat ------------------------------------------------------------------------------
 
     async def send(self, text: str) -> None:
-        """Send a chat message; say why not when it cannot go."""
+        """Send a chat message, in several parts when it is over the server's limit (and
+        say so); when a part cannot go, show it and what follows with why."""
+        parts = split_text(text)
         if not self.client.connected:
-            self.say(SIGN_IN_HELP if self.client.user is None else
-                     "Not connected (reconnecting); try again in a moment.", "warning")
+            self.echo(unsent_line(f"Not sent: {self.connection.not_connected()}", text))
             return
-        key = ORIGINS.sending(self, self.client.user["email"] if self.client.user else "", text)
+        for number, part in enumerate(parts, 1):
+            problem = await self._send_part(part)
+            if problem is not None:
+                what = "Not sent" if len(parts) == 1 else (
+                    f"Parts {number}-{len(parts)} of {len(parts)} not sent" if number < len(parts)
+                    else f"Part {number} of {len(parts)} not sent")
+                self.echo(unsent_line(f"{what}: {problem}", "\n".join(parts[number - 1:])))
+                return
+        if len(parts) > 1:
+            self.say(f"Sent in {len(parts)} parts: a message holds at most "
+                     f"{MAX_MESSAGE_LENGTH} characters.")
+
+    async def _send_part(self, text: str) -> str | None:
+        """Send one message; None once the server has it, else why not."""
+        client = self.client
+        key = ORIGINS.sending(self, client.user["email"] if client.user else "", text)
         ack: dict[str, Any] = {}
         try:
-            ack = await self.client.send(text)
-        except ClientError as exc:
-            self.say(f"Not sent: {exc}", "error")
+            ack = await client.send(text)
+        except ClientError:
+            return self.connection.not_connected()
         finally:
             ORIGINS.sent(self, key, ack.get("message_id"))
         if "error" in ack:
-            self.say(f"Not sent: {ack['error']} ({ack['code']})", "error")
+            return str(ack["error"])
+        if ack.get("message_id") not in self._shown:  # a server that did not echo it to us
+            self._show(Message({"id": ack.get("message_id"), "user": client.user or {},
+                                "content": html.escape(text), "timestamp": ack.get("timestamp")}))
+        return None
 
     async def login(self, email: str) -> None:
-        """``/login``: request a sign-in link."""
-        try:
-            await self.client.login(email)
-        except ClientError as exc:
-            self.say(f"Login failed: {exc.detail or str(exc)}", "error")
-            return
-        self.say(f"Sign-in link sent to {email.strip().lower()}. "
-                 "Open it, or paste its token here: /token TOKEN", "good")
+        """``/login``: request a sign-in link; wait for it to be confirmed in a browser."""
+        await self.connection.login(email)
 
     async def connect_with_token(self, token: str) -> None:
-        """``/token``: redeem the token, connect, and start the bots."""
-        if self.client.connection_state is not ConnectionState.DISCONNECTED:
-            await self.client.disconnect()
-        try:
-            await self.client.connect(token)
-        except ClientError as exc:
-            self.say(f"Sign-in failed: {exc.detail or str(exc)}", "error")
-            return
-        await self.start_bots()
+        """``/token``: sign in with the token (a working connection stays until it has),
+        and start the bots."""
+        await self.connection.redeem(token)
+
+    def reconnect(self) -> None:
+        """``/reconnect``: try to reach the server now."""
+        self.connection.reconnect()
 
     async def set_name(self, name: str | None) -> None:
         """``/name``: set or clear this connection's display name."""
+        if not self.client.connected:
+            self.say(f"Name not changed: {self.connection.not_connected()}.", "warning")
+            return
         try:
             ack = await self.client.set_display_name(name)
-        except ClientError as exc:
-            self.say(str(exc), "warning")
+        except ClientError:
+            self.say(f"Name not changed: {self.connection.not_connected()}.", "warning")
             return
         if "error" in ack:
             self.say(f"Name not changed: {ack['error']}", "error")
@@ -215,18 +243,35 @@ class ChatApp:
 
     async def logout(self) -> None:
         """``/logout``: stop the bots, disconnect, and forget the session."""
-        await self.close()
-        self.client.clear_cached_session()
+        for name in list(self.bots):
+            await self.stop_bot(name)
+        await self.connection.logout()
+        ORIGINS.disconnected(self)
         self.say("Logged out; the session is forgotten.", "good")
 
     # -- events ----------------------------------------------------------------------------
 
     def _on_authenticated(self, data: dict[str, Any]) -> None:
         ORIGINS.connected(data.get("connection_id"), self)
-        self.say(f"Connected to {self.server_url} as {user_label(data.get('user'))}", "good")
+        user = data.get("user") or {}
+        mine = self.client.user or {}
+        if mine.get("email") == user.get("email"):  # with the display name re-applied
+            user = mine
+        away = self.connection.away()
+        again = f" again, after {duration(away)} away" if away is not None else ""
+        self.say(f"Connected to {self.server_url} as {user_label(user)}{again}", "good")
 
     def _on_message(self, data: dict[str, Any]) -> None:
-        message = Message(data)
+        self._show(Message(data))
+
+    def _show(self, message: Message) -> None:
+        """Show ``message`` unless it was shown already: while /token swaps clients both may
+        deliver it, and one we sent is shown from its acknowledgement if no echo came first."""
+        if message.id in self._shown:
+            return
+        self._shown[message.id] = None
+        if len(self._shown) > SHOWN_MESSAGE_IDS:
+            self._shown.popitem(last=False)
         origin = ORIGINS.origin(message)
         self.echo(message_line(message, own=origin is self, bot=isinstance(origin, Bot)))
 
@@ -243,13 +288,6 @@ class ChatApp:
         name = data.get("display_name")
         self.say(f"{email} is now called {user_label(data.get('user'))}" if name
                  else f"{email} cleared their display name")
-
-    def _on_disconnect(self, data: dict[str, Any]) -> None:
-        if self.client.connection_state is ConnectionState.RECONNECTING:
-            self.say("Connection lost; reconnecting…", "warning")
-
-    def _on_error(self, data: dict[str, Any]) -> None:
-        self.say(f"Error {data.get('code')}: {data.get('error')}", "error")
 
     # -- bots ------------------------------------------------------------------------------
 
@@ -287,7 +325,8 @@ class ChatApp:
         try:
             await bot.start()
         except ClientError as exc:
-            self.say(f"Bot {name} cannot sign in: {exc}", "error")
+            said = words.connect_failed(self.server_url, exc)
+            self.say(f"Bot {name} cannot sign in: {words.after_colon(said)}", "error")
             await bot.stop()
             return
         self.bots[name] = bot

@@ -40,6 +40,11 @@ async def token(app: ChatApp, value: str) -> None:
     await app.connect_with_token(value)
 
 
+async def reconnect(app: ChatApp, _: str) -> None:
+    """Try to reach the server now, instead of waiting for the next attempt."""
+    app.reconnect()
+
+
 async def name(app: ChatApp, value: str) -> None:
     """Set (or with nothing, clear) this connection's display name."""
     await app.set_name(value or None)
@@ -89,8 +94,9 @@ async def bot(app: ChatApp, args: str) -> None:
 
 
 COMMANDS = [
-    SlashCommand("login", "<email>", "email me a sign-in link", login),
-    SlashCommand("token", "<token>", "sign in with the token from the link", token),
+    SlashCommand("login", "<email>", "email me a sign-in link (then open it, or /token)", login),
+    SlashCommand("token", "<token>", "sign in with the token from the mail", token),
+    SlashCommand("reconnect", "", "try to reach the server now", reconnect),
     SlashCommand("name", "[name]", "set my display name; without one, clear it", name),
     SlashCommand("logout", "", "disconnect and forget the session", logout),
     SlashCommand("quit", "", "leave (also Ctrl-D)", quit_),

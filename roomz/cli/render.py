@@ -71,10 +71,23 @@ def message_line(message: Message, *, own: bool = False, bot: bool = False) -> F
     """
     style = "class:own" if own else "class:bot" if bot else "class:name"
     time, name = clock(message.timestamp) + " ", visible(message.label)
-    indent = "\n" + " " * get_cwidth(f"{time}{name}: ")
-    text = visible(message.text.replace("\r\n", "\n"), multiline=True)
     return FormattedText([("class:time", time), (style, name),
-                          ("", ": " + text.replace("\n", indent))])
+                          ("", ": " + _indented(message.text, f"{time}{name}: "))])
+
+
+def unsent_line(why: str, text: str) -> FormattedText:
+    """Text the user typed that did not go, after why, so that nothing typed is lost:
+    ``HH:MM:SS Not sent: why — text``, its later lines indented under the text."""
+    time, why = clock() + " ", visible(why) + " — "
+    return FormattedText([("class:time", time), ("class:error", why),
+                          ("", _indented(text, time + why))])
+
+
+def _indented(text: str, before: str) -> str:
+    """``text`` made :func:`visible`, each line after the first indented by the width of
+    ``before`` (what precedes the text on its first line)."""
+    indent = "\n" + " " * get_cwidth(before)
+    return visible(text.replace("\r\n", "\n"), multiline=True).replace("\n", indent)
 
 
 def system_line(text: str, kind: str = "system", *, multiline: bool = False) -> FormattedText:
@@ -85,6 +98,18 @@ def system_line(text: str, kind: str = "system", *, multiline: bool = False) -> 
     """
     return FormattedText([("class:time", clock() + " "),
                           (f"class:{kind}", visible(text, multiline=multiline))])
+
+
+def duration(seconds: float) -> str:
+    """``4 s``, ``1 min 23 s``, ``2 h 5 min``: how long, to the second (or minute)."""
+    whole = max(round(seconds), 0)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    if minutes:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    return f"{secs} s"
 
 
 def user_label(user: dict[str, Any] | None) -> str:

@@ -180,10 +180,12 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def spawn_cli(tmp_path: Path, *args: str, cwd: Path | None = None) -> pexpect.spawn:
-    """``roomz-cli ARGS`` in a 30x120 pseudo-terminal, its files under ``tmp_path``."""
+def spawn_cli(tmp_path: Path, *args: str, cwd: Path | None = None,
+              columns: int = 120) -> pexpect.spawn:
+    """``roomz-cli ARGS`` in a pseudo-terminal of 30 rows (and 120 ``columns``), its files
+    under ``tmp_path``."""
     return pexpect.spawn(ROOMZ_CLI, list(args), cwd=str(cwd or tmp_path), env=cli_env(tmp_path),
-                         dimensions=(30, 120), encoding="utf-8", timeout=TIMEOUT)
+                         dimensions=(30, columns), encoding="utf-8", timeout=TIMEOUT)
 
 
 def wait_for_prompt(child: pexpect.spawn) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 import time
 from datetime import datetime, timedelta
@@ -11,8 +12,11 @@ from pathlib import Path
 import pytest
 
 from roomz import AsyncClient
+from roomz.cli.render import duration
+from roomz.limits import MAX_MESSAGE_LENGTH
 from roomz.server.testing import LocalServer
 from tests.client.helpers import restart_in_process
+from tests.security.hostile_server import hostile_server
 
 from .helpers import (
     ALT_ENTER,
@@ -148,7 +152,8 @@ async def test_joins_leaves_and_name_changes_are_system_lines(server: LocalServe
 
 async def test_reconnect_is_a_system_line_and_chat_goes_on(server: LocalServer,
                                                            tmp_path: Path) -> None:
-    """The server restarts: 'Connection lost; reconnecting…', then connected again and chatting."""
+    """The server restarts: 'Connection to URL lost; reconnecting by itself', then connected
+    again and chatting."""
     def quick(app: object) -> None:
         app.client.reconnect_delay = 0.1  # type: ignore[attr-defined]
 
@@ -156,30 +161,50 @@ async def test_reconnect_is_a_system_line_and_chat_goes_on(server: LocalServer,
         await term.sign_in(server, EMAIL)
         start = term.mark()
         await restart_in_process(server)
-        lost = await term.wait_for("Connection lost", start=start)
-        assert "reconnecting" in text_of(lost)
-        assert style_of(lost, "Connection lost") == "class:warning"
+        lost = await term.wait_for("lost", start=start)
+        assert text_of(lost).endswith(f"Connection to {server.url} lost; reconnecting by "
+                                      "itself (/reconnect tries now).")
+        assert style_of(lost, "Connection to") == "class:warning"
         await term.wait_for("Connected to", start=start)
+        await term.command("/name Alice", "You are now")
+        start = term.mark()
+        await restart_in_process(server)
+        back = await term.wait_for("Connected to", start=start)
+        assert re.fullmatch(rf"{CLOCK} Connected to {re.escape(server.url)} as Alice \({EMAIL}\) "
+                            r"again, after \d+ s away", text_of(back)), text_of(back)
         assert term.app.client.connected
         await term.command("still here", ": still here$")
 
 
-async def test_reconnect_that_fails_is_an_error_line(server: LocalServer,
-                                                     tmp_path: Path) -> None:
-    """The server is gone for good: the client's error event is shown as an error line."""
+async def test_while_the_server_is_away_the_terminal_keeps_trying_and_keeps_what_was_typed(
+        server: LocalServer, tmp_path: Path) -> None:
+    """The server stops: no attempt limit (past the old ten), the toolbar says which attempt
+    and when the next, a line typed meanwhile is shown with why it did not go; never "not
+    signed in"; the server back, the terminal is too."""
     def quick(app: object) -> None:
         app.client.reconnect_delay = 0.05  # type: ignore[attr-defined]
-        app.client.max_reconnect_attempts = 1  # type: ignore[attr-defined]
+        app.client.reconnect_delay_max = 0.1  # type: ignore[attr-defined]
 
     async with open_terminal(server.url, tmp_path, setup=quick) as term:
         await term.sign_in(server, EMAIL)
         start = term.mark()
-        await asyncio.wait_for(server.server.stop(), TIMEOUT)
-        line = await term.wait_for("Error 503", start=start)
-        assert "could not reconnect" in text_of(line)
-        assert style_of(line, "Error 503") == "class:error"
-        line = await term.command("anyone?", "Not signed in|Not connected")
-        assert style_of(line, "Not") == "class:warning"
+        await asyncio.wait_for(server.stop(), TIMEOUT)
+        await term.until(lambda: term.app.client.reconnect_attempt > 12,
+                         "more attempts than the old limit of ten")
+        assert re.fullmatch(rf" reconnecting \(attempt \d+, (next in \d+ s|trying now)\) · "
+                            rf"{EMAIL} · {re.escape(server.url)} · 0 bot\(s\) running ",
+                            term.toolbar()), term.toolbar()
+        line = await term.command(f"anyone?{ALT_ENTER}hello?", "Not sent")
+        first, second = text_of(line).split("\n")
+        assert re.fullmatch(rf"{CLOCK} Not sent: reconnecting \(attempt \d+, "
+                            r"(next in \d+ s|trying now)\); /reconnect tries now — anyone\?",
+                            first), first
+        assert second == " " * first.index("anyone?") + "hello?"
+        assert style_of(line, "Not sent") == "class:error"
+        await asyncio.wait_for(server.start(), TIMEOUT)
+        await term.wait_for("Connected to", start=start)
+        await term.command("back", ": back$")
+        assert not any("not signed in" in t.lower() for t in term.texts[start:])
 
 
 async def test_events_arrive_while_the_user_types(server: LocalServer, tmp_path: Path) -> None:
@@ -255,3 +280,73 @@ async def test_empty_line_sends_nothing(server: LocalServer, tmp_path: Path) -> 
             assert received == ["marker"]
     finally:
         await other.disconnect()
+
+
+async def test_long_input_goes_in_parts_and_the_terminal_says_so(server: LocalServer,
+                                                                 tmp_path: Path) -> None:
+    """A 2,500-character paragraph: sent as 3 messages, split between words, each within the
+    limit, nothing lost; one line says it went in 3 parts."""
+    other = await connect_other(server, EMAIL)
+    received: list[str] = []
+    other.on("message", lambda data: received.append(html.unescape(data["content"])))
+    words = " ".join(f"word{n:04d}" for n in range(250))  # 250 x 9 + 249 = 2,499 characters
+    try:
+        async with open_terminal(server.url, tmp_path) as term:
+            await term.sign_in(server, EMAIL)
+            line = await term.command(words, "Sent in")
+            assert text_of(line)[9:] == ("Sent in 3 parts: a message holds at most 1000 "
+                                         "characters.")
+            await term.until(lambda: len(received) == 3, "three messages")
+            assert " ".join(received) == words
+            assert all(len(part) <= MAX_MESSAGE_LENGTH for part in received)
+            shown = [t for t in term.texts if re.match(rf"{CLOCK} {EMAIL}: word", t)]
+            assert len(shown) == 3
+    finally:
+        await other.disconnect()
+
+
+async def test_a_line_of_ampersands_arrives_whole(server: LocalServer, tmp_path: Path) -> None:
+    """1,200 '&' (which the published server would cut to 200): every one arrives, in parts
+    that no server cuts, and the terminal says how many parts."""
+    other = await connect_other(server, EMAIL)
+    received: list[str] = []
+    other.on("message", lambda data: received.append(html.unescape(data["content"])))
+    try:
+        async with open_terminal(server.url, tmp_path) as term:
+            await term.sign_in(server, EMAIL)
+            line = await term.command("&" * 1200, "Sent in")
+            parts = int(re.search(r"Sent in (\d+) parts", text_of(line))[1])  # type: ignore[index]
+            await term.until(lambda: len(received) == parts, f"{parts} messages")
+            assert "".join(received) == "&" * 1200
+    finally:
+        await other.disconnect()
+
+
+async def test_a_refused_message_is_one_line_with_the_text_kept(tmp_path: Path) -> None:
+    """The server answers a message with an error (400, too long): one line with its reason,
+    followed by the text, so nothing typed is lost; with several parts, it says which did not
+    go."""
+    too_long = {"error": "Message too long: 1103 characters, at most 1000", "code": 400}
+    with hostile_server(script=[], ack=too_long) as server:
+        async with open_terminal(server.url, tmp_path) as term:
+            await term.command("/token any-token", "Connected to")
+            line = await term.command("a few words", "Not sent")
+            assert text_of(line)[9:] == ("Not sent: Message too long: 1103 characters, at most "
+                                         "1000 — a few words")
+            assert style_of(line, "Not sent") == "class:error"
+            long = "x" * 999 + " " + "y" * 999
+            line = await term.command(long, "not sent")
+            first, second = text_of(line).split("\n")
+            assert first[9:] == ("Parts 1-2 of 2 not sent: Message too long: 1103 characters, "
+                                 f"at most 1000 — {'x' * 999}")
+            assert second == " " * first.index("x") + "y" * 999  # under the text
+
+
+@pytest.mark.parametrize(("seconds", "shown"), [
+    (0.4, "0 s"), (4.4, "4 s"), (60, "1 min"), (83, "1 min 23 s"), (3600, "1 h"),
+    (7530, "2 h 5 min"),
+])
+def test_how_long_the_connection_was_away_reads_like_a_person_says_it(seconds: float,
+                                                                       shown: str) -> None:
+    """The "again, after ... away" of a reconnect: seconds, minutes, hours."""
+    assert duration(seconds) == shown

@@ -16,7 +16,8 @@ import pytest
 from roomz.cli.__main__ import build_parser
 
 from .helpers import (
-    ANSI,
+    CLOCK,
+    CTRL_D,
     EMAIL,
     ROOMZ_CLI,
     cli_env,
@@ -25,6 +26,7 @@ from .helpers import (
     wait_for_prompt,
     write_config,
 )
+from .screen import Screen
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -68,7 +70,8 @@ def test_help_explains_every_option_with_an_example(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert out.startswith("usage: roomz-cli")
-    for option in ("--server URL", "-s URL", "--config FILE", "--headless", "--embedded"):
+    for option in ("--server URL", "-s URL", "--config FILE", "--headless", "--embedded",
+                   "--reconnect-max-delay SECONDS"):
         assert option in out
     for action in build_parser()._actions:
         assert action.help and action.help.split("(")[0].strip()[:30] in " ".join(out.split())
@@ -118,15 +121,98 @@ def test_server_is_the_flag_else_the_configs_else_localhost(
 def test_embedded_mode_rolls_dice_with_the_example_config(spawn: Spawn, tmp_path: Path) -> None:
     """roomz-cli --embedded --config config.example.toml: signed in, !roll 2d6 is answered;
     Ctrl-D exits 0 and what was typed is in the history file in the user's state dir."""
-    child = spawn("--embedded", "--config", "config.example.toml", cwd=REPO)
-    child.expect(rf"Connected to http://127\.0\.0\.1:\d+ as {EMAIL}")
-    child.expect("Bot helper running")
-    wait_for_prompt(child)
-    child.expect(rf"connected · {EMAIL} · http://127\.0\.0\.1:\d+ · 1 bot\(s\) running")
-    child.send("!roll 2d6\r")
-    child.expect(rf"{ANSI}{EMAIL}{ANSI}: !roll 2d6")
-    child.expect(rf"HelperBot \({EMAIL}\){ANSI}: 🎲 2d6: \d+ \+ \d+ = \d+")
-    wait_for_prompt(child)  # drawn again after the answer was printed above it
-    assert quits_with_ctrl_d(child) == 0
+    screen = Screen(spawn("--embedded", "--config", "config.example.toml", cwd=REPO))
+    screen.wait_for(rf"Connected to http://127\.0\.0\.1:\d+ as {EMAIL}")
+    screen.wait_for("Bot helper running")
+    screen.wait_for(rf"connected · {EMAIL} · http://127\.0\.0\.1:\d+ · 1 bot\(s\) running")
+    screen.type("!roll 2d6\r")
+    screen.wait_for(rf"^{CLOCK} {EMAIL}: !roll 2d6$")
+    screen.wait_for(rf"HelperBot \({EMAIL}\): 🎲 2d6: \d+ \+ \d+ = \d+")
+    screen.type(CTRL_D)
+    assert screen.ended() == 0
     history = Path(cli_env(tmp_path)["XDG_STATE_HOME"]) / "roomz" / "history"
     assert "\n+!roll 2d6\n" in history.read_text(encoding="utf-8")
+
+
+def test_the_typed_line_gives_way_to_the_message_it_became(spawn: Spawn, tmp_path: Path) -> None:
+    """On the screen, a message sent shows once: the typed '> hello there' is replaced by
+    'HH:MM:SS email: hello there'. A command's line gives way to its answer too."""
+    screen = Screen(spawn("--embedded"))
+    screen.wait_for("Connected to")
+    screen.type("hello there\r")
+    screen.wait_for(rf"^{CLOCK} {EMAIL}: hello there$")
+    screen.watch(1)
+    assert [line for line in screen.lines if "hello there" in line] == [
+        screen.find("hello there")], screen.text
+    assert screen.find("> hello") is None
+    screen.type("/name Alice\r")
+    screen.wait_for("You are now Alice")
+    screen.watch(0.5)
+    assert screen.find("/name Alice") is None, screen.text
+    screen.type(CTRL_D)
+    assert screen.ended() == 0
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["-s", "notaurl"], "roomz-cli: -s notaurl: a server URL starts with http:// or https://: "
+                        "did you mean http://notaurl?"),
+    (["-s", "localhost:8765"], "roomz-cli: -s localhost:8765: a server URL starts with http:// "
+                               "or https://: did you mean http://localhost:8765?"),
+    (["-s", "ftp://x"], "roomz-cli: -s ftp://x: ftp:// is not for Roomz servers: use http:// "
+                        "or https://"),
+    (["-s", "http://"], "roomz-cli: -s http://: it names no host, such as "
+                        "http://localhost:8000"),
+    (["-s", "http://localhost:99999"], "roomz-cli: -s http://localhost:99999: the port must be "
+                                       "a number from 1 to 65535, such as "
+                                       "http://localhost:8000"),
+    (["-s", "http://localhost:port"], "roomz-cli: -s http://localhost:port: the port must be a "
+                                      "number from 1 to 65535, such as http://localhost:8000"),
+    (["--server", "http://local host"], "roomz-cli: -s http://local host: a server URL has no "
+                                        "spaces, such as http://localhost:8000"),
+    (["--port", "8000"], "roomz-cli: unrecognized arguments: --port 8000 (roomz-cli --help "
+                         "shows the options)"),
+    (["--reconnect-max-delay", "0"], "roomz-cli: argument --reconnect-max-delay: '0' is not a "
+                                     "positive number of seconds (roomz-cli --help shows the "
+                                     "options)"),
+    (["--reconnect-max-delay", "soon"], "roomz-cli: argument --reconnect-max-delay: 'soon' is "
+                                        "not a positive number of seconds (roomz-cli --help "
+                                        "shows the options)"),
+    (["-s"], "roomz-cli: argument --server/-s: expected one argument (roomz-cli --help shows "
+             "the options)"),
+], ids=["notaurl", "host-and-port", "ftp", "no-host", "port-too-big", "port-not-a-number",
+        "space", "port-flag", "delay-zero", "delay-not-a-number", "server-without-url"])
+def test_a_mistake_on_the_command_line_is_one_line_and_status_2(
+        tmp_path: Path, args: list[str], expected: str) -> None:
+    """A bad server URL, an option that does not exist, a bad number: exit status 2 and one
+    line naming what was wrong and the fix; no traceback, no usage block."""
+    done = subprocess.run([ROOMZ_CLI, *args], capture_output=True, text=True, timeout=30,
+                          env=cli_env(tmp_path))
+    assert (done.returncode, done.stderr, done.stdout) == (2, expected + "\n", "")
+
+
+def test_a_bad_server_url_in_the_config_is_one_line_and_status_2(tmp_path: Path) -> None:
+    """The config's server_url is checked like -s: one line naming the file, status 2."""
+    config = write_config(tmp_path, "localhost:8765")
+    done = subprocess.run([ROOMZ_CLI, "--config", str(config.path)], capture_output=True,
+                          text=True, timeout=30, env=cli_env(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr == (f"roomz-cli: {config.path}: [client] server_url localhost:8765: a "
+                           "server URL starts with http:// or https://: did you mean "
+                           "http://localhost:8765?\n")
+
+
+def test_reconnect_max_delay_is_the_flag_else_the_configs_else_a_minute(tmp_path: Path) -> None:
+    """--reconnect-max-delay sets the cap of the terminal's backoff; without it, the config's
+    [client] reconnect_max_delay where the config has one; else 60 s."""
+    from roomz.cli.__main__ import _app
+
+    parser = build_parser()
+    config = write_config(tmp_path, "http://127.0.0.1:9")
+    flagged = _app(parser.parse_args(["--reconnect-max-delay", "2.5"]), config.server_url, config)
+    assert flagged.client.reconnect_delay_max == 2.5
+    assert flagged.client.max_reconnect_attempts is None
+    plain = _app(parser.parse_args([]), config.server_url, None)
+    assert plain.client.reconnect_delay_max == 60.0
+    if hasattr(config, "reconnect_max_delay"):  # the bot host's [client] key, where it exists
+        configured = _app(parser.parse_args([]), config.server_url, config)
+        assert configured.client.reconnect_delay_max == config.reconnect_max_delay

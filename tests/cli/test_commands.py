@@ -50,8 +50,8 @@ async def test_help_lists_every_command(server: LocalServer, tmp_path: Path) -> 
     async with open_terminal(server.url, tmp_path) as term:
         line = await term.command("/help", "Commands:")
         shown = text_of(line)
-        for name in ("login", "token", "name", "logout", "quit", "help", "bots", "plugins",
-                     "reload", "bot"):
+        for name in ("login", "token", "reconnect", "name", "logout", "quit", "help", "bots",
+                     "plugins", "reload", "bot"):
             assert f"/{name}" in shown
         for command in COMMANDS:
             assert command.usage in shown and command.help in shown
@@ -60,20 +60,24 @@ async def test_help_lists_every_command(server: LocalServer, tmp_path: Path) -> 
 
 async def test_sending_while_signed_out_says_how_to_sign_in(server: LocalServer,
                                                              tmp_path: Path) -> None:
-    """Typing a message before signing in: the sign-in help, nothing crashes."""
+    """Typing a message before signing in: what was typed, with why it did not go and the
+    fix; nothing crashes."""
     async with open_terminal(server.url, tmp_path) as term:
         await term.wait_for("Not signed in")
-        line = await term.command("hello?", "Not signed in")  # a second time, for the message
-        assert style_of(line, "Not signed in") == "class:warning"
+        line = await term.command("hello?", "Not sent")
+        assert text_of(line)[9:] == "Not sent: not signed in: /login you@example.com first — hello?"
+        assert style_of(line, "Not sent") == "class:error"
         assert not term.task.done()
 
 
 async def test_name_while_signed_out_is_a_warning(server: LocalServer, tmp_path: Path) -> None:
-    """/name before signing in: a warning line (not connected), not a crash."""
+    """/name before signing in: a warning line saying why and the fix, not a crash."""
     async with open_terminal(server.url, tmp_path) as term:
         await term.wait_for("Not signed in")
-        line = await term.command("/name Alice", "not connected")
-        assert style_of(line, "not connected") == "class:warning"
+        line = await term.command("/name Alice", "Name not changed")
+        assert text_of(line)[9:] == ("Name not changed: not signed in: /login you@example.com "
+                                     "first.")
+        assert style_of(line, "Name not changed") == "class:warning"
         assert not term.task.done()
 
 

@@ -48,15 +48,16 @@ async def test_every_command_is_completed_with_its_description(server: LocalServ
         completions = complete(term.app, "/")
         assert offered(completions) == {f"/{c.name}": c.help for c in COMMANDS}
         assert set(offered(completions)) == {
-            "/login", "/token", "/name", "/logout", "/quit", "/help", "/bots", "/plugins",
-            "/reload", "/bot"}
+            "/login", "/token", "/reconnect", "/name", "/logout", "/quit", "/help", "/bots",
+            "/plugins", "/reload", "/bot"}
         assert all(text_of(c.display_meta) for c in completions)
         assert {text_of(c.display) for c in completions} >= {"/login <email>",
                                                              "/reload <plugin>"}
 
 
 @pytest.mark.parametrize(("typed", "expected"), [
-    ("/re", {"/reload"}),
+    ("/re", {"/reload", "/reconnect"}),
+    ("/rel", {"/reload"}),
     ("/bo", {"/bot", "/bots"}),
     ("/lo", {"/login", "/logout"}),
     ("/q", {"/quit"}),
