@@ -99,21 +99,20 @@ def url_problem(url: str) -> str | None:
 
 
 async def run(args: argparse.Namespace, config: Config | None) -> int:
-    """Run the terminal, or the bots alone, against the chosen or the embedded server."""
+    """Run the terminal, or the bots alone, against the chosen or the embedded server.
+
+    The server is ``--server``, else the config's, else :data:`DEFAULT_SERVER`; hosted bots
+    join it (the config itself is left as it was read).
+    """
     server_url = args.server or (config.server_url if config else DEFAULT_SERVER)
-    if config is not None:
-        config.server_url = server_url  # --server wins, for the hosted bots too
     if not args.embedded:
-        return await (_headless(config) if args.headless
-                      else _terminal(args, server_url, config))
+        return await (_headless(config, server_url) if args.headless
+                      else _app(args, server_url, config).run())
     from .embedded import embedded_server, local_email
 
     async with embedded_server(local_email()) as (url, session_file):
-        if config is not None:
-            config.server_url = url
-            config.session_cache_file = session_file
         if args.headless:
-            return await _headless(config)
+            return await _headless(config, url, session_file)
         return await _app(args, url, config, session_file=session_file).run()
 
 
@@ -128,15 +127,12 @@ def _app(args: argparse.Namespace, server_url: str, config: Config | None,
                    reconnect_max_delay=delay or DEFAULT_RECONNECT_MAX_DELAY)
 
 
-async def _terminal(args: argparse.Namespace, server_url: str, config: Config | None) -> int:
-    return await _app(args, server_url, config).run()
-
-
-async def _headless(config: Config | None) -> int:
+async def _headless(config: Config | None, server_url: str,
+                    session_file: Path | None = None) -> int:
     from roomz_bots.runner import run_headless
 
     assert config is not None
-    return await run_headless(config)
+    return await run_headless(config, server_url, session_cache_file=session_file)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

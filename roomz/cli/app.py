@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import html
 import logging
-import sys
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,11 @@ from roomz.limits import MAX_MESSAGE_LENGTH, split_text
 from roomz.session_cache import default_session_file
 from roomz_bots.bot import Bot
 from roomz_bots.config import Config, ConfigError
+from roomz_bots.host import BotHost, BotState, HostedBot, HostError, ReloadFailed
 from roomz_bots.message import Message
 from roomz_bots.origins import ORIGINS
-from roomz_bots.plugins import Plugin, PluginError, load_plugin
-from roomz_bots.runner import build_bot
 
-from . import DEFAULT_RECONNECT_MAX_DELAY, words
+from . import DEFAULT_RECONNECT_MAX_DELAY
 from .commands import BY_NAME
 from .completion import SlashCompleter
 from .connection import Connection
@@ -43,6 +41,12 @@ from .render import (
 
 log = logging.getLogger("roomz.cli")
 
+NO_CONFIG = "No bots here: start with --config FILE to host some."
+
+
+def no_bot(name: str) -> str:
+    """Why a bot command for ``name`` cannot be done without a config."""
+    return f"No bot {name!r} here: start with --config FILE to host bots."
 SHOWN_MESSAGE_IDS = 1024  # enough to catch a message delivered to both clients of a swap
 
 
@@ -72,10 +76,7 @@ class ChatApp:
                  reconnect_max_delay: float = DEFAULT_RECONNECT_MAX_DELAY) -> None:
         self.server_url = server_url
         self.config = config
-        if config is not None:
-            config.server_url = server_url  # hosted bots join the terminal's server
         self.echo = echo
-        self.data_dir = data_dir
         cache = session_file or (config and config.session_cache_file) or default_session_file()
         self.connection = Connection(
             server_url, Path(cache), say=self.say, signed_in=self.start_bots,
@@ -83,8 +84,11 @@ class ChatApp:
             handlers={"authenticated": self._on_authenticated, "message": self._on_message,
                       "user_joined": self._on_user_joined, "user_left": self._on_user_left,
                       "display_name_changed": self._on_name_changed})
-        #: The hosted bots that are running, by name.
-        self.bots: dict[str, Bot] = {}
+        #: The bots of ``config``, on the terminal's server and session (None without one).
+        self.host = None if config is None else BotHost(
+            config, server_url, session_cache_file=session_file, data_dir=data_dir,
+            on_change=self._bot_changed, in_terminal=True)
+        self._bot_states: dict[str, BotState] = {}  # the state each bot was last seen in
         self._shown: OrderedDict[str, None] = OrderedDict()  # ids of the messages shown
         self.history = history or InMemoryHistory()
         self.session: PromptSession[str] = PromptSession(
@@ -113,9 +117,13 @@ class ChatApp:
         """The bottom toolbar: connection state, who I am (or the sign-in I wait for), the
         server, how many bots run."""
         connection = self.connection
+        states = [hosted.state for hosted in self.host.bots.values()] if self.host else []
+        bots = f"{states.count(BotState.RUNNING)} bot(s) running"
+        if reconnecting := states.count(BotState.RECONNECTING):
+            bots += f", {reconnecting} reconnecting"
         return FormattedText([("class:toolbar",
                                f" {connection.status()} · {connection.who()} · "
-                               f"{self.server_url} · {len(self.bots)} bot(s) running ")])
+                               f"{self.server_url} · {bots} ")])
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -167,8 +175,8 @@ class ChatApp:
 
     async def close(self) -> None:
         """Stop the bots and disconnect."""
-        for name in list(self.bots):
-            await self.stop_bot(name)
+        if self.host is not None:
+            await self.host.stop_all()
         await self.connection.close()
         ORIGINS.disconnected(self)
 
@@ -243,8 +251,8 @@ class ChatApp:
 
     async def logout(self) -> None:
         """``/logout``: stop the bots, disconnect, and forget the session."""
-        for name in list(self.bots):
-            await self.stop_bot(name)
+        if self.host is not None:
+            await self.host.stop_all()
         await self.connection.logout()
         ORIGINS.disconnected(self)
         self.say("Logged out; the session is forgotten.", "good")
@@ -291,65 +299,62 @@ class ChatApp:
 
     # -- bots ------------------------------------------------------------------------------
 
-    async def start_bots(self) -> None:
-        """Start every configured bot that is not running yet, on the user's session."""
-        if self.config is None:
-            return
-        for bot_config in self.config.bots:
-            if bot_config.name not in self.bots:
-                await self.start_bot(bot_config.name)
+    @property
+    def bots(self) -> dict[str, Bot]:
+        """The hosted bots that run (starting, running or reconnecting), by name."""
+        return self.host.active if self.host else {}
 
-    def _build(self, name: str) -> Bot | None:
-        if self.config is None:
-            self.say(f"No bot {name!r} here: start with --config FILE to host bots.", "warning")
-            return None
-        bot_config = next((b for b in self.config.bots if b.name == name), None)
-        if bot_config is None:
-            self.say(f"No bot named {name!r} in {self.config.path}; /bots lists them.",
-                     "warning")
-            return None
+    async def start_bots(self) -> None:
+        """Start every configured bot that does not run, on the user's session (after each
+        sign-in: bots refused before come back)."""
+        if self.host is not None:
+            for error in await self.host.start_all():
+                self.say(str(error), "error")
+
+    def _bot_changed(self, hosted: HostedBot) -> None:
+        """Say when a bot comes up, or back; losing it and a refusal are said by the host's
+        log (warnings and errors show above the prompt)."""
+        before = self._bot_states.get(hosted.name)
+        self._bot_states[hosted.name] = hosted.state
+        if hosted.state is not BotState.RUNNING or hosted.bot is None:
+            return
+        if before is BotState.RECONNECTING:
+            self.say(f"Bot {hosted.name} is back.", "good")
+        else:
+            self.say(f"Bot {hosted.name} running: {hosted.bot.plugin_names}", "good")
+
+    async def _host_does(self, action: Awaitable[Any]) -> bool:
+        """Run a host command; its refusal (a name it does not know, say) is one warning."""
         try:
-            return build_bot(self.config, bot_config, data_dir=self.data_dir)
-        except ConfigError as exc:
-            self.say(str(exc), "error")
-            return None
+            await action
+        except (HostError, ConfigError) as exc:
+            self.say(str(exc), "error" if isinstance(exc, ConfigError) else "warning")
+            return False
+        return True
 
     async def start_bot(self, name: str) -> None:
-        """``/bot start``: start a hosted bot."""
-        if name in self.bots:
-            self.say(f"Bot {name} is already running.")
-            return
-        bot = self._build(name)
-        if bot is None:
-            return
-        try:
-            await bot.start()
-        except ClientError as exc:
-            said = words.connect_failed(self.server_url, exc)
-            self.say(f"Bot {name} cannot sign in: {words.after_colon(said)}", "error")
-            await bot.stop()
-            return
-        self.bots[name] = bot
-        self.say(f"Bot {name} running: {', '.join(p.name for p in bot.plugins)}", "good")
+        """``/bot start``: start a hosted bot (it says when it runs)."""
+        if self.host is None:
+            self.say(no_bot(name), "warning")
+        elif not self.client.connected and not self.connection.signed_in:
+            self.say(f"Bot {name} not started: {self.connection.not_connected()}.", "warning")
+        else:
+            await self._host_does(self.host.start(name))
 
     async def stop_bot(self, name: str) -> None:
-        """``/bot stop``: stop a hosted bot."""
-        bot = self.bots.pop(name, None)
-        if bot is None:
-            self.say(f"Bot {name} is not running.", "warning")
-            return
-        await bot.stop()
-        self.say(f"Bot {name} stopped.")
+        """``/bot stop``: stop a hosted bot (its shutdown hooks run)."""
+        if self.host is None:
+            self.say(no_bot(name), "warning")
+        elif await self._host_does(self.host.stop(name)):
+            self.say(f"Bot {name} stopped.")
 
     def show_bots(self) -> None:
         """``/bots``: each configured bot's name, state and plugins."""
-        if self.config is None or not self.config.bots:
-            self.say("No bots: start with --config FILE to host some.")
+        if self.host is None or not self.host.bots:
+            self.say(NO_CONFIG)
             return
-        for bot_config in self.config.bots:
-            bot = self.bots.get(bot_config.name)
-            state = bot.client.connection_state.value if bot else "stopped"
-            self.say(f"{bot_config.name}: {state}; plugins: {', '.join(bot_config.plugins)}")
+        for line in self.host.describe():
+            self.say(line)
 
     def show_plugins(self) -> None:
         """``/plugins``: every plugin of the running bots and its commands."""
@@ -365,27 +370,18 @@ class ChatApp:
 
     def reload_plugin(self, name: str) -> None:
         """``/reload``: re-import a plugin; on failure the old code keeps running."""
-        def named(plugin: Plugin) -> bool:
-            return name in (plugin.name, plugin.spec)
-
-        users = [b for b in self.bots.values() if any(named(p) for p in b.plugins)]
-        if not users:
-            self.say(f"No running bot uses plugin {name!r}; /plugins lists them.", "warning")
+        if self.host is None:
+            self.say(f"No plugin {name!r} here: start with --config FILE to host bots.",
+                     "warning")
             return
-        old = next(p for p in users[0].plugins if named(p))
-        prefix = old.module.__name__
-        saved = {k: m for k, m in sys.modules.items() if k == prefix or k.startswith(prefix + ".")}
-        for key in saved:
-            del sys.modules[key]
         try:
-            fresh = load_plugin(old.spec or name, self.config.path.parent if self.config else None)
-        except PluginError as exc:
-            sys.modules.update(saved)  # the old version keeps running
-            self.say(f"Reload failed, keeping the running version: {exc}", "error")
-            return
-        for bot in users:
-            bot.replace_plugin(fresh)
-        self.say(f"Reloaded {name} in {', '.join(b.name for b in users)}", "good")
+            users = self.host.reload(name)
+        except ReloadFailed as exc:
+            self.say(str(exc), "error")
+        except HostError as exc:
+            self.say(f"{exc} /plugins lists them.", "warning")
+        else:
+            self.say(f"Reloaded {name} in {', '.join(users)}", "good")
 
     # -- completion ------------------------------------------------------------------------
 
@@ -401,8 +397,8 @@ class ChatApp:
         if command == "bot":
             if not words:
                 return [("start", "start a bot"), ("stop", "stop a bot")]
-            names = [b.name for b in self.config.bots] if self.config else []
-            return [(n, "running" if n in self.bots else "stopped") for n in names]
+            hosted = self.host.bots.values() if self.host else []
+            return [(bot.name, bot.state.value) for bot in hosted]
         return []
 
 

@@ -87,7 +87,8 @@ async def test_bots_without_a_config_says_so(server: LocalServer, tmp_path: Path
         line = await term.command("/bots", "No bots")
         assert "--config" in text_of(line)
         await term.command("/plugins", "No plugins")
-        await term.command("/reload dice", "No running bot uses plugin 'dice'")
+        line = await term.command("/reload dice", "No plugin 'dice' here")
+        assert "--config" in text_of(line)
 
 
 async def test_bot_start_without_a_config_is_a_warning_not_a_crash(server: LocalServer,

@@ -137,7 +137,7 @@ async def test_bots_and_plugins_are_listed(server: LocalServer, tmp_path: Path) 
         await term.sign_in(server, EMAIL)
         await term.wait_for("Bot helper running")
         line = await term.command("/bots", "helper:")
-        assert text_of(line).endswith("helper: connected; plugins: dice, echo")
+        assert text_of(line).endswith("helper: running; plugins: dice, echo")
         start = term.mark()
         term.type("/plugins\r")
         for expected in ("dice: !roll", "echo: !echo", "help: !help"):

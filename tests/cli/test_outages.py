@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 
 from roomz.session_cache import SessionCache
+from tests.bots.headless import end_sessions
 from tests.server.proc import RestartableServer, ServerProcess
 
-from .helpers import CLOCK, CTRL_D, EMAIL, cli_env, spawn_cli
+from .helpers import CLOCK, CTRL_D, EMAIL, cli_env, spawn_cli, write_config
 from .screen import Screen
 
 #: The toolbar while the server is away; "trying now" while an attempt is under way.
@@ -202,3 +203,53 @@ def test_the_terminal_does_not_hang_on_a_server_that_never_answers(
         screen.type(CTRL_D)
         assert screen.ended(timeout=5) == 0
         assert time.monotonic() - started < 5
+
+
+async def test_hosted_bots_ride_out_an_outage_and_a_refused_session_stops_them(
+        restartable: RestartableServer, tmp_path: Path, screens: list[Screen]) -> None:
+    """A bot hosted by the terminal: while the server is away /bots says it is reconnecting
+    (since when, which attempt, when the next one comes) and the toolbar counts it; it is
+    back by itself with the server and answers. When the server later refuses the session,
+    one line says the bot stopped and that /login is the fix; /bots says "refused". Signed
+    in again, the bot runs again."""
+    proc = await restartable.start()
+    session = tmp_path / "session.json"
+    SessionCache(session).save(restartable.url, await proc.sign_in(EMAIL))
+    config = write_config(tmp_path, restartable.url, plugins='["echo"]',
+                          extra="reconnect_max_delay = 1\n")
+    screen = terminal(tmp_path, screens, restartable.url, "--config", str(config.path),
+                      "--reconnect-max-delay", "1")
+    screen.wait_for("Bot helper running: help, echo")
+    screen.wait_for(r"· 1 bot\(s\) running\s*$")
+    screen.type("!echo before\r")
+    screen.wait_for(r"HelperBot \(.*\): before$")
+
+    await proc.kill()
+    screen.wait_for(r"bot helper lost its connection to .*; reconnecting \(waits grow to 1 s\)")
+    screen.wait_for(r"· 0 bot\(s\) running, 1 reconnecting\s*$")
+    screen.type("/bots\r")
+    line = screen.wait_for("helper: reconnecting since")
+    assert re.search(r"helper: reconnecting since \d\d:\d\d:\d\d \((attempt \d+, )?"
+                     r"(next in \d+ s|trying now)\); plugins: echo$", line), line
+
+    proc = await restartable.start()
+    screen.wait_for("Bot helper is back.", timeout=15)
+    screen.wait_for(r"· 1 bot\(s\) running\s*$")
+    screen.type("!echo after\r")
+    screen.wait_for(r"HelperBot \(.*\): after$")
+
+    await end_sessions(EMAIL, restartable)  # the server checks every 5 s
+    line = screen.wait_for("bot helper stopped", timeout=15)
+    assert line.endswith("bot helper stopped: session ended: all sessions of this user were "
+                         f"ended. Sign in again: /login {EMAIL}"), line
+    screen.type("/bots\r")
+    screen.wait_for(r"helper: refused \(.+\); plugins: echo$")
+    screen.wait_for(r"· 0 bot\(s\) running\s*$")
+
+    link = await proc.request_link(EMAIL)  # signed in again: the refused bot starts again
+    screen.type(f"/token {link.token}\r")
+    screen.wait_for("Bot helper running: help, echo")
+    screen.type("!echo signed in again\r")
+    screen.wait_for(r"HelperBot \(.*\): signed in again$")
+    assert not screen.ever_showed("Traceback"), screen.text
+    quit_cleanly(screen)
