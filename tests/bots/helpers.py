@@ -50,3 +50,16 @@ def messages_from(chat: BotHarness, connection_id: str | None) -> list[Message]:
     return [m for m in chat.messages if m.connection_id == connection_id]
 
 
+
+async def assert_no_reply(chat: BotHarness) -> None:
+    """Assert the bot has said nothing since the last reply read, without sleeping: the
+    bot's next message must be its answer to ``help help``, asked now.
+
+    The bot hears messages in the order they were sent and starts answering each as it
+    hears it, and a job that fell due in ``chat.advance()`` has run: anything it had to say
+    before would come before that answer.
+    """
+    await chat.say(f"{chat.prefix}help help")
+    text = (await chat.reply()).text
+    assert text == f"{chat.prefix}help [command]: List every command, or explain one.", \
+        f"the bot said {text!r}"
