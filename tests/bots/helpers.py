@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from roomz import AsyncClient
 from roomz_bots import Message
 from roomz_bots.testing import BotHarness
+from tests.events import Events
 from tests.waiting import wait_until as wait_until
 
 TIMEOUT = 5.0
@@ -18,15 +17,17 @@ SAMPLES = Path(__file__).parent / "sample_plugins"
 
 
 class Watcher:
-    """A person's connection that keeps every message it sees, with when it arrived."""
+    """A person's connection whose messages are kept (:class:`tests.events.Events`) and read
+    as :class:`~roomz_bots.Message`, with when each arrived."""
 
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
-        self.seen: list[tuple[float, Message]] = []
-        client.on("message", self._record)
+        self.events = Events(client, ("message",))
 
-    def _record(self, data: dict[str, Any]) -> None:
-        self.seen.append((time.monotonic(), Message(data)))
+    @property
+    def seen(self) -> list[tuple[float, Message]]:
+        """Every message seen so far, with when it arrived."""
+        return [(e.at, Message(e.data)) for e in list(self.events.entries)]
 
     @property
     def texts(self) -> list[str]:
@@ -36,9 +37,8 @@ class Watcher:
     async def wait_for(self, match: Callable[[Message], bool], timeout: float = TIMEOUT,
                        what: str = "a message") -> Message:
         """The first message seen that ``match``es, waiting for it."""
-        await wait_until(lambda: any(match(m) for _, m in self.seen), timeout,
-                         lambda: f"{what}; saw {self.texts!r}")
-        return next(m for _, m in self.seen if match(m))
+        return Message(await self.events.wait_for("message", lambda data: match(Message(data)),
+                                                  timeout=timeout, what=what))
 
     async def wait_for_text(self, text: str, timeout: float = TIMEOUT) -> Message:
         """The first message whose text is ``text``, waiting for it."""
@@ -49,3 +49,17 @@ def messages_from(chat: BotHarness, connection_id: str | None) -> list[Message]:
     """What the harness's user saw from one connection."""
     return [m for m in chat.messages if m.connection_id == connection_id]
 
+
+
+async def assert_no_reply(chat: BotHarness) -> None:
+    """Assert the bot has said nothing since the last reply read, without sleeping: the
+    bot's next message must be its answer to ``help help``, asked now.
+
+    The bot hears messages in the order they were sent and starts answering each as it
+    hears it, and a job that fell due in ``chat.advance()`` has run: anything it had to say
+    before would come before that answer.
+    """
+    await chat.say(f"{chat.prefix}help help")
+    text = (await chat.reply()).text
+    assert text == f"{chat.prefix}help [command]: List every command, or explain one.", \
+        f"the bot said {text!r}"

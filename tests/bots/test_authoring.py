@@ -12,7 +12,7 @@ from roomz_bots import Command, command, display_name_of
 from roomz_bots.store import Store
 from roomz_bots.testing import BotHarness
 
-from .helpers import wait_until
+from .helpers import assert_no_reply, wait_until
 from .sample_plugins import JOURNAL, calc, counter, inspector, tally, weather
 
 # -- @command: name, aliases, usage, help -----------------------------------------------------
@@ -111,7 +111,7 @@ async def test_a_line_that_is_no_known_command_gets_no_answer() -> None:
         await chat.say("!nosuch 1 2")
         await chat.say("!")
         await chat.say("wow!")
-        await chat.no_reply()
+        await assert_no_reply(chat)
 
 
 # -- the Message object ----------------------------------------------------------------------
@@ -196,7 +196,7 @@ async def test_the_command_prefix_is_configurable() -> None:
     """With prefix ``?``: ``?add`` is answered, ``!add`` is not, usage lines show ``?``."""
     async with BotHarness([calc], prefix="?") as chat:
         await chat.say("!add 1 2")
-        await chat.no_reply()
+        await assert_no_reply(chat)
         await chat.say("?add 1 2")
         assert (await chat.reply()).text == "1 + 2 = 3"
         await chat.say("?add 1")
@@ -207,7 +207,7 @@ async def test_a_longer_prefix_works_too() -> None:
     """A two-character prefix such as ``!!``: ``!add`` is no command, ``!!add`` is."""
     async with BotHarness([calc], prefix="!!") as chat:
         await chat.say("!add 1 2")
-        await chat.no_reply()
+        await assert_no_reply(chat)
         await chat.say("!!add 1 2")
         assert (await chat.reply()).text == "1 + 2 = 3"
 

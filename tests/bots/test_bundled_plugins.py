@@ -13,6 +13,8 @@ from roomz_bots.clock import FakeClock
 from roomz_bots.store import Store
 from roomz_bots.testing import BotHarness
 
+from .helpers import assert_no_reply
+
 ROLL = re.compile(r"^🎲 (?P<spec>\S+): (?P<shown>.+)$")
 
 # -- echo ------------------------------------------------------------------------------------
@@ -104,7 +106,7 @@ async def greeting_for_a_newcomer(settings: dict[str, Any] | None,
                                   watchers: Callable[..., Any]) -> str:
     """What the greeter says when another connection of the user joins."""
     async with BotHarness(["greeter"], settings=settings) as chat:
-        await chat.no_reply(within=0.1)
+        await assert_no_reply(chat)
         token = (await chat.server.request_link(chat.email)).token
         newcomer = await watchers(chat.server.url, token)
         text = (await chat.reply()).text
@@ -133,11 +135,11 @@ async def test_a_reminder_fires_when_its_time_comes() -> None:
         await chat.say("!remind 10m tea")
         assert (await chat.reply()).text == "OK, in 10m: tea"
         await chat.advance(599)
-        await chat.no_reply()
+        await assert_no_reply(chat)
         await chat.advance(1)
         assert (await chat.reply()).text == "⏰ Reminder: tea"
         await chat.advance(3600)
-        await chat.no_reply()
+        await assert_no_reply(chat)
 
 
 @pytest.mark.parametrize(("line", "reason"), [
@@ -162,13 +164,13 @@ async def test_a_reminder_set_before_a_restart_fires_after_it(tmp_path: Path) ->
 
         await chat.restart_bot()
         await chat.advance(1799)
-        await chat.no_reply()
+        await assert_no_reply(chat)
         await chat.advance(1)
         assert (await chat.reply()).text == "⏰ Reminder: stretch"
 
         await chat.restart_bot()
         await chat.advance(7200)
-        await chat.no_reply()
+        await assert_no_reply(chat)
 
 
 async def test_a_reminder_whose_time_passed_while_stopped_fires_at_once(tmp_path: Path) -> None:
@@ -226,4 +228,4 @@ async def test_reminders_an_older_version_kept_are_the_bots_users(tmp_path: Path
         await chat.say("!unremind 1")
         assert (await chat.reply()).text == "Cancelled: old tea"
         await chat.advance(3600)
-        await chat.no_reply()
+        await assert_no_reply(chat)

@@ -14,7 +14,7 @@ from roomz_bots.flood import ReplyDropped, TokenBucket
 from roomz_bots.runner import build_bot
 from roomz_bots.testing import BotHarness
 
-from .helpers import wait_until
+from .helpers import assert_no_reply, wait_until
 from .sample_plugins import JOURNAL, burst
 
 BURST, PER_SECOND = 2, 20.0
@@ -58,7 +58,7 @@ async def test_a_burst_beyond_the_limit_arrives_complete_in_order_and_paced() ->
     async with BotHarness([burst], flood=TokenBucket(BURST, PER_SECOND)) as chat:
         await chat.say("!burst 8")
         replies = [await chat.reply() for _ in range(8)]
-        await chat.no_reply()
+        await assert_no_reply(chat)
 
     assert [r.text for r in replies] == [f"m{i}" for i in range(1, 9)]
     (acks,) = [e.args["acks"] for e in JOURNAL.of("burst")]

@@ -11,7 +11,7 @@ from roomz_bots.clock import FakeClock
 from roomz_bots.scheduler import Scheduler
 from roomz_bots.testing import BotHarness
 
-from .helpers import wait_until
+from .helpers import assert_no_reply, wait_until
 from .sample_plugins import JOURNAL, gated, ticker
 
 
@@ -34,7 +34,7 @@ async def test_every_runs_each_interval_of_the_clock() -> None:
         await chat.advance(60)
         assert (await chat.reply()).text == "tick 2"
         await chat.advance(59)
-        await chat.no_reply()
+        await assert_no_reply(chat)
         await chat.advance(1)
         assert (await chat.reply()).text == "tick 3"
 
@@ -45,11 +45,11 @@ async def test_after_runs_once_after_the_delay() -> None:
         await chat.say("!later 30 tea time")
         assert (await chat.reply()).text == "in 30s"
         await chat.advance(29)
-        await chat.no_reply()
+        await assert_no_reply(chat)
         await chat.advance(1)
         assert (await chat.reply()).text == "tea time"
         await chat.advance(25)
-        await chat.no_reply()
+        await assert_no_reply(chat)
 
 
 async def test_at_runs_at_the_given_moment() -> None:
@@ -58,7 +58,7 @@ async def test_at_runs_at_the_given_moment() -> None:
         await chat.say("!at 45 it is time")
         assert (await chat.reply()).text == "at +45s"
         await chat.advance(44)
-        await chat.no_reply()
+        await assert_no_reply(chat)
         await chat.advance(1)
         assert (await chat.reply()).text == "it is time"
 
@@ -131,7 +131,7 @@ async def test_jobs_stop_cleanly_when_the_bot_stops(caplog: pytest.LogCaptureFix
 
         await chat.advance(90)
         assert (await chat.reply()).text == "tick 1"
-        await chat.no_reply()
+        await assert_no_reply(chat)
     assert all(job.cancelled for job in ticker.JOBS)
     assert errors(caplog) == []
 

@@ -19,7 +19,7 @@ from roomz_bots.testing import BotHarness
 from tests.interop.published_server import PublishedServer
 
 from .conftest import BotFactory
-from .helpers import wait_until
+from .helpers import assert_no_reply, wait_until
 from .sample_plugins import long_reply
 from .sample_plugins.long_reply import long_text
 
@@ -57,7 +57,7 @@ async def test_a_long_reply_arrives_whole_on_our_server(words_a_line: int) -> No
         parts: list[Message] = []
         while words_in(parts) < len(text.split()):
             parts.append(await chat.reply())
-        await chat.no_reply()
+        await assert_no_reply(chat)
     assert_whole_and_in_order(parts, text)
 
 

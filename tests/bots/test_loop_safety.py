@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from roomz_bots.flood import TokenBucket
 from roomz_bots.testing import BotHarness
 from tests.interop.published_server import PublishedServer
 
 from .conftest import BotFactory
-from .helpers import messages_from, wait_until
+from .helpers import assert_no_reply, messages_from, wait_until
 from .sample_plugins import JOURNAL, deaf, echo_all, listener
 
-QUIET = 0.5  # long enough for a loop to show itself many times over
+
+def unlimited() -> TokenBucket:
+    """A flood limit that never holds a line back: a loop shows itself at once."""
+    return TokenBucket(burst=1000, per_second=1000.0)
+
+
+#: What every bot answers to ``!help help``.
+HELP = "!help [command]: List every command, or explain one."
 
 
 async def test_an_echo_everything_plugin_does_not_loop() -> None:
@@ -22,9 +29,12 @@ async def test_an_echo_everything_plugin_does_not_loop() -> None:
     async with BotHarness([echo_all]) as chat:
         await chat.say("hello")
         assert (await chat.reply()).text == "hello"
-        await chat.no_reply(within=QUIET)
+        # It hears its own echo before the next line: a loop would answer ahead of it.
+        await chat.say("and again")
+        assert (await chat.reply()).text == "and again"
         assert chat.bot is not None
-        assert [m.text for m in messages_from(chat, chat.bot.connection_id)] == ["hello"]
+        assert [m.text for m in messages_from(chat, chat.bot.connection_id)] == ["hello",
+                                                                                 "and again"]
 
 
 async def test_a_bot_does_not_run_the_commands_it_says_itself() -> None:
@@ -32,7 +42,7 @@ async def test_a_bot_does_not_run_the_commands_it_says_itself() -> None:
     async with BotHarness(["echo"]) as chat:
         await chat.say("!echo !echo loop")
         assert (await chat.reply()).text == "!echo loop"
-        await chat.no_reply(within=QUIET)
+        await assert_no_reply(chat)
 
 
 async def test_no_loop_on_the_published_server(published_python: Path,
@@ -43,19 +53,30 @@ async def test_no_loop_on_the_published_server(published_python: Path,
     async with PublishedServer(published_python, allowed_emails=[email]) as published:
         url = published.localhost_url
         await make_bot("echoer", url, (await published.request_link(email)).token,
-                       [echo_all, "echo"], display_name="EchoBot")
+                       [echo_all, "echo"], display_name="EchoBot", flood=unlimited())
         await make_bot("roller", url, (await published.request_link(email)).token, ["dice"],
-                       display_name="DiceBot")
+                       display_name="DiceBot", flood=unlimited())
         user = await watchers(url, (await published.request_link(email)).token)
 
-        def said(name: str) -> list[str]:
-            return [m.text for _, m in user.seen if m.display_name == name]
+        def said(name: str, *, asked: bool = False) -> list[str]:
+            """What ``name`` said, without what it said for :func:`everyone_has_heard`."""
+            return [m.text for _, m in user.seen if m.display_name == name
+                    and (asked or m.text not in (HELP, "!help help"))]
+
+        async def everyone_has_heard() -> None:
+            """Both bots answer ``!help help`` (EchoBot echoes it too). Each bot hears every
+            earlier message first, so what it would say to them comes before its answer."""
+            asked = (said("EchoBot", asked=True).count(HELP) + 1,
+                     said("DiceBot", asked=True).count(HELP) + 1)
+            await user.client.send("!help help")
+            await wait_until(lambda: (said("EchoBot", asked=True).count(HELP),
+                                      said("DiceBot", asked=True).count(HELP)) == asked,
+                             what=lambda: f"both bots' help: {user.texts}")
 
         await user.client.send("ping")
         await wait_until(lambda: said("EchoBot") == ["ping"],
                          what=lambda: f"one echo: {user.texts}")
-        await asyncio.sleep(QUIET)
-        assert said("EchoBot") == ["ping"]
+        # No second "ping": proved with the exact count after the next everyone_has_heard().
 
         await user.client.send("!echo !echo loop")
         await wait_until(lambda: len(said("EchoBot")) >= 3,
@@ -63,7 +84,7 @@ async def test_no_loop_on_the_published_server(published_python: Path,
         await user.client.send("!echo !roll")
         await wait_until(lambda: len(said("EchoBot")) >= 5,
                          what=lambda: f"two answers: {user.texts}")
-        await asyncio.sleep(QUIET)
+        await everyone_has_heard()
         assert sorted(said("EchoBot")) == sorted(["ping", "!echo !echo loop", "!echo loop",
                                                   "!echo !roll", "!roll"])
         assert said("DiceBot") == []  # EchoBot's "!roll" is a bot's, not the user's
@@ -71,7 +92,7 @@ async def test_no_loop_on_the_published_server(published_python: Path,
         await user.client.send("!roll")
         await wait_until(lambda: len(said("DiceBot")) == 1,
                          what=lambda: f"a roll: {user.texts}")
-        await asyncio.sleep(QUIET)  # EchoBot echoes "!roll": DiceBot must not roll again
+        await everyone_has_heard()  # EchoBot echoes "!roll": DiceBot must not roll again
         assert len(said("DiceBot")) == 1 and said("DiceBot")[0].startswith("🎲 1d6: ")
         assert said("EchoBot").count("!roll") == 2
         assert all(m.connection_id is None for _, m in user.seen)  # nothing names the sender
@@ -88,13 +109,14 @@ async def test_bots_of_one_process_do_not_hear_each_other(make_bot: BotFactory) 
         assert (await chat.reply()).text == "!hush"
         await chat.say("!echo !roll")
         assert (await chat.reply()).text == "!roll"
-        await asyncio.sleep(QUIET)
-        assert messages_from(chat, other.connection_id) == []
-        assert [e.args["text"] for e in JOURNAL.of("deaf")] == ["!echo !hush", "!echo !roll"]
 
+        # Bot B hears bot A's lines before the user's: its answer to the user comes first.
         await chat.say("!hush")
-        await wait_until(lambda: [m.text for m in messages_from(chat, other.connection_id)]
-                         == ["heard you"], what="bot B to answer the user")
+        await wait_until(lambda: bool(messages_from(chat, other.connection_id)),
+                         what="bot B to answer the user")
+        assert [m.text for m in messages_from(chat, other.connection_id)] == ["heard you"]
+        assert [e.args["text"] for e in JOURNAL.of("deaf")] == ["!echo !hush", "!echo !roll",
+                                                                "!hush"]
 
 
 async def test_a_plugin_with_react_to_bots_hears_the_other_bots(make_bot: BotFactory) -> None:
@@ -110,9 +132,14 @@ async def test_a_plugin_with_react_to_bots_hears_the_other_bots(make_bot: BotFac
 
         await chat.say("!echo !hush")
         assert (await chat.reply()).text == "!hush"
-        await asyncio.sleep(QUIET)
-        assert [m.text for m in messages_from(chat, other.connection_id)] == ["TestBot: pong"]
-        assert "!ping" in [e.args["text"] for e in JOURNAL.of("listener")]
-        assert "!hush" in [e.args["text"] for e in JOURNAL.of("listener")]
-        assert [e.args["text"] for e in JOURNAL.of("deaf")] == ["!echo !ping", "!echo !hush"]
-        await chat.no_reply(within=0.1)  # bot A does not answer B's "pong" either
+        # Bot B hears bot A's "!hush" before the user's: its answer to the user comes first.
+        await chat.say("!hush")
+        await wait_until(lambda: len(messages_from(chat, other.connection_id)) >= 2,
+                         what="bot B to answer the user")
+        assert [m.text for m in messages_from(chat, other.connection_id)] == ["TestBot: pong",
+                                                                              "heard you"]
+        assert [e.args["text"] for e in JOURNAL.of("listener")] == [
+            "!echo !ping", "!ping", "!echo !hush", "!hush", "!hush"]
+        assert [e.args["text"] for e in JOURNAL.of("deaf")] == ["!echo !ping", "!echo !hush",
+                                                                "!hush"]
+        await assert_no_reply(chat)  # bot A does not answer B's "pong" either

@@ -1,4 +1,4 @@
-"""Helpers for client tests: event recording, bounded waits, small real servers, scripts.
+"""Helpers for client tests: the API's shapes, bounded waits, small real servers, scripts.
 
 Every server here is real and listens on loopback: a TCP server that accepts and never
 answers, and a tiny Socket.IO server that signs a client in and never acknowledges anything.
@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -20,12 +19,11 @@ import socketio
 from aiohttp import web
 
 from roomz.server.testing import LocalServer
+from tests.events import user_of
 from tests.waiting import stays_true as stays_true
 from tests.waiting import wait_until as wait_until
 
 TIMEOUT = 5.0
-EVENTS = ("authenticated", "message", "user_joined", "user_left", "display_name_changed",
-          "disconnect", "error")
 FAKE_SESSION = "not-a-real-session"
 
 
@@ -64,74 +62,6 @@ def assert_error_dict(result: object, code: int) -> None:
     assert set(result) == {"error", "code"}, result
     assert isinstance(result["error"], str) and result["error"], result
     assert result["code"] == code, result
-
-
-def user_of(email: str, display_name: str | None = None) -> dict[str, Any]:
-    """The ``user`` object events carry for ``email``."""
-    return {"id": f"user:{email}", "email": email, "display_name": display_name}
-
-
-class Recorder:
-    """Registers one handler per event on a client and keeps, in order, what each received.
-
-    Works for ``AsyncClient`` and ``SyncClient``: handlers may run in another thread,
-    so the thread's name is kept too.
-    """
-
-    def __init__(self, client: Any, events: tuple[str, ...] = EVENTS) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        self.threads: list[str] = []
-        self._cond = threading.Condition()
-        for name in events:
-            client.on(name, self._handler(name))
-
-    def _handler(self, name: str) -> Callable[[dict[str, Any]], None]:
-        def record(data: dict[str, Any]) -> None:
-            with self._cond:
-                self.events.append((name, data))
-                self.threads.append(threading.current_thread().name)
-                self._cond.notify_all()
-        return record
-
-    def named(self, name: str) -> list[dict[str, Any]]:
-        """The data of every recorded ``name`` event."""
-        with self._cond:
-            return [data for event, data in self.events if event == name]
-
-    def count(self, name: str) -> int:
-        """How many ``name`` events arrived."""
-        return len(self.named(name))
-
-    def _find(self, name: str, match: Callable[[dict[str, Any]], bool],
-              start: int) -> dict[str, Any] | None:
-        with self._cond:
-            return next((d for e, d in self.events[start:] if e == name and match(d)), None)
-
-    async def wait_for(self, name: str, match: Callable[[dict[str, Any]], bool] = lambda d: True,
-                       *, timeout: float = TIMEOUT, start: int = 0) -> dict[str, Any]:
-        """The first ``name`` event from ``events[start:]`` that ``match``es, waiting for it."""
-        found: list[dict[str, Any]] = []
-
-        def seen() -> bool:
-            data = self._find(name, match, start)
-            if data is not None:
-                found.append(data)
-            return data is not None
-
-        await wait_until(seen, timeout, lambda: f"a {name!r} event; got {self.events!r}")
-        return found[0]
-
-    def wait_for_sync(self, name: str,
-                      match: Callable[[dict[str, Any]], bool] = lambda d: True,
-                      *, timeout: float = TIMEOUT, start: int = 0) -> dict[str, Any]:
-        """Like :meth:`wait_for`, blocking the calling thread (for ``SyncClient`` tests)."""
-        with self._cond:
-            ok = self._cond.wait_for(lambda: self._find(name, match, start) is not None, timeout)
-            if not ok:
-                raise AssertionError(f"no {name!r} event within {timeout} s: {self.events!r}")
-        result = self._find(name, match, start)
-        assert result is not None
-        return result
 
 
 async def restart_in_process(local: LocalServer) -> None:

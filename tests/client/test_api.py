@@ -1,14 +1,18 @@
-"""The public surface of ``roomz`` exactly as API.md documents it: names, signatures, types."""
+"""The public surface of ``roomz`` exactly as API.md documents it: names, signatures, types,
+and what registering handlers does."""
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import inspect
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 import roomz
@@ -20,8 +24,14 @@ from roomz import (
     ConnectionState,
     SyncClient,
 )
+from roomz.server.testing import LocalServer
+from roomz.session_cache import SessionCache
+from tests.events import Events
+from tests.waiting import wait_until
 
 P = inspect.Parameter
+TIMEOUT = 5.0
+ALICE = "alice@example.com"
 CLIENT_OPTIONS = [
     ("reconnect", P.KEYWORD_ONLY, True, "bool"),
     ("reconnect_delay", P.KEYWORD_ONLY, 1.0, "float"),
@@ -233,13 +243,98 @@ def test_sync_client_methods_and_properties() -> None:
     assert hasattr(SyncClient, "__enter__") and hasattr(SyncClient, "__exit__")
 
 
+class Occasions:
+    """Makes each documented event reach ``client`` once per call, on a real server.
+
+    The client signs in with a session kept in its cache file, so that ending that session
+    (``error``) and signing in again is one call too.
+    """
+
+    def __init__(self, server: LocalServer, cache: Path) -> None:
+        self.server = server
+        self.cache = cache
+        self.client = AsyncClient(server.url, session_cache_file=cache, reconnect=False,
+                                  connection_timeout=TIMEOUT)
+        self.other: AsyncClient | None = None
+        self._renames = 0
+
+    async def sign_in(self) -> None:
+        """Connect ``client`` with a new session of Alice's."""
+        self.token = await self.server.sign_in(ALICE)
+        SessionCache(self.cache).save(self.server.url, self.token)
+        await asyncio.wait_for(self.client.connect(), TIMEOUT)
+
+    async def authenticated(self) -> None:
+        await asyncio.wait_for(self.client.disconnect(), TIMEOUT)
+        await asyncio.wait_for(self.client.connect(), TIMEOUT)
+
+    disconnect = authenticated
+
+    async def message(self) -> None:
+        await asyncio.wait_for(self.client.send("hello"), TIMEOUT)
+
+    async def user_joined(self) -> None:
+        visitor = AsyncClient(self.server.url, connection_timeout=TIMEOUT)
+        await asyncio.wait_for(visitor.connect((await self.server.request_link(ALICE)).token),
+                               TIMEOUT)
+        await asyncio.wait_for(visitor.disconnect(), TIMEOUT)
+
+    user_left = user_joined
+
+    async def display_name_changed(self) -> None:
+        if self.other is None:
+            self.other = AsyncClient(self.server.url, connection_timeout=TIMEOUT)
+            link = await self.server.request_link(ALICE)
+            await asyncio.wait_for(self.other.connect(link.token), TIMEOUT)
+        self._renames += 1
+        await asyncio.wait_for(self.other.set_display_name(f"Name {self._renames}"), TIMEOUT)
+
+    async def error(self) -> None:
+        # Logging the session out ends its connection with an error 401; then sign in again.
+        async with aiohttp.ClientSession() as http, http.post(
+                f"{self.server.url}/auth/logout",
+                headers={"Cookie": f"session_token={self.token}"}) as resp:
+            assert resp.status == 200
+        await wait_until(lambda: self.client.connection_state is ConnectionState.DISCONNECTED,
+                         TIMEOUT, "the logged-out connection to close")
+        await self.sign_in()
+
+    async def close(self) -> None:
+        for client in (self.client, self.other):
+            if client is not None:
+                await asyncio.wait_for(client.disconnect(), TIMEOUT)
+
+
 @pytest.mark.parametrize("event", ["authenticated", "message", "user_joined", "user_left",
                                    "display_name_changed", "disconnect", "error"])
-def test_on_and_off_accept_every_documented_event(event: str) -> None:
-    """on() and off() accept each documented event name."""
-    client = AsyncClient("http://localhost:8000")
-    client.on(event, lambda data: None)
-    client.off(event)
+async def test_on_and_off_work_for_every_documented_event(
+        server: LocalServer, tmp_path: Path, event: str) -> None:
+    """Handlers registered with on() are each called with the event; after off(event, handler)
+    that one is not; after off(event) none is, and a handler registered later is."""
+    occasions = Occasions(server, tmp_path / "session.json")
+    happen = getattr(occasions, event)
+    first, second, later = Events(), Events(), Events()
+    first_handler = first.recorder(event)
+    try:
+        await occasions.sign_in()
+        occasions.client.on(event, first_handler)
+        occasions.client.on(event, second.recorder(event))
+        await happen()
+        data = await first.wait_for(event)
+        assert isinstance(data, dict) and await second.wait_for(event) == data
+
+        occasions.client.off(event, first_handler)
+        await happen()
+        await second.wait_for(event, start=1)  # handlers run in order: first's turn is past
+        assert first.count(event) == 1
+
+        occasions.client.off(event)
+        occasions.client.on(event, later.recorder(event))
+        await happen()
+        await later.wait_for(event)  # registered last: the others' turn is past
+        assert (first.count(event), second.count(event)) == (1, 2)
+    finally:
+        await occasions.close()
 
 
 def test_on_unknown_event_is_a_value_error() -> None:

@@ -15,18 +15,17 @@ import pytest
 from roomz import AsyncClient, AuthenticationError, ConnectionError, ConnectionState
 from roomz.server.app import Server
 from roomz.server.testing import LocalServer
+from tests.events import Events, user_of
 from tests.server.proc import free_port
 
 from .conftest import ClientFactory, SignedIn
 from .helpers import (
     TIMEOUT,
-    Recorder,
     assert_send_ack,
     ends_cleanly,
     is_iso8601,
     python_script,
     silent_server,
-    user_of,
     wait_until,
 )
 
@@ -212,7 +211,7 @@ async def test_disconnect_then_connect_again_with_the_session(
 ) -> None:
     """After disconnect() the client is disconnected, with no user; connect() signs in again."""
     client = await signed_in(server, "alice@example.com")
-    recorder = Recorder(client)
+    recorder = Events(client)
     await asyncio.wait_for(client.disconnect(), TIMEOUT)
     assert client.connected is False
     assert client.user is None
@@ -226,7 +225,7 @@ async def test_disconnect_then_connect_again_with_the_session(
 async def test_disconnect_when_never_connected_is_harmless(make_client: ClientFactory) -> None:
     """disconnect() on a client that never connected returns quietly."""
     client = make_client("http://127.0.0.1:9")
-    recorder = Recorder(client)
+    recorder = Events(client)
     await asyncio.wait_for(client.disconnect(), TIMEOUT)
     assert client.connection_state is ConnectionState.DISCONNECTED
     assert recorder.events == []

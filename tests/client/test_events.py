@@ -10,16 +10,17 @@ import pytest
 
 from roomz import ConnectionState
 from roomz.server.testing import LocalServer
+from tests.events import Events, user_of
 
 from .conftest import SignedIn
-from .helpers import TIMEOUT, Recorder, assert_send_ack, is_iso8601, is_uuid, user_of, wait_until
+from .helpers import TIMEOUT, assert_send_ack, is_iso8601, is_uuid, wait_until
 
 
 async def test_message_event_data(server: LocalServer, signed_in: SignedIn) -> None:
     """A message reaches every connection of the user with id, user, content and timestamp."""
     alice = await signed_in(server, "alice@example.com")
     other = await signed_in(server, "alice@example.com")
-    mine, theirs = Recorder(alice), Recorder(other)
+    mine, theirs = Events(alice), Events(other)
     ack = await asyncio.wait_for(alice.send("<b>hi</b> & bye"), TIMEOUT)
     for recorder in (mine, theirs):
         data = await recorder.wait_for("message", lambda d: d["id"] == ack["message_id"])
@@ -49,7 +50,7 @@ async def test_on_message_example_from_the_api_reference(
 async def test_user_joined_and_user_left(server: LocalServer, signed_in: SignedIn) -> None:
     """Another connection of the user joining and leaving is reported with connection counts."""
     alice = await signed_in(server, "alice@example.com")
-    recorder = Recorder(alice)
+    recorder = Events(alice)
     other = await signed_in(server, "alice@example.com")
     joined = await recorder.wait_for("user_joined")
     assert joined["user"] == user_of("alice@example.com")
@@ -68,7 +69,7 @@ async def test_display_name_changed_event(server: LocalServer, signed_in: Signed
     """A rename on one connection reaches the others with display_name at top level and in user."""
     alice = await signed_in(server, "alice@example.com")
     other = await signed_in(server, "alice@example.com")
-    theirs, mine = Recorder(other), Recorder(alice)
+    theirs, mine = Events(other), Events(alice)
     await asyncio.wait_for(alice.set_display_name("Alice"), TIMEOUT)
     changed = await theirs.wait_for("display_name_changed")
     assert changed["display_name"] == "Alice"
@@ -189,7 +190,7 @@ async def test_error_event_when_reconnect_attempts_run_out(
     """The server gone for good: disconnect, RECONNECTING, then error 503 and DISCONNECTED."""
     client = await signed_in(server, "alice@example.com", reconnect_delay=0.1,
                              max_reconnect_attempts=2)
-    recorder = Recorder(client)
+    recorder = Events(client)
     await asyncio.wait_for(server.server.stop(), TIMEOUT)
     await recorder.wait_for("disconnect")
     error = await recorder.wait_for("error", timeout=10)
@@ -206,7 +207,7 @@ async def test_no_reconnect_when_reconnect_is_off(
 ) -> None:
     """With reconnect=False a lost connection: a disconnect event, then DISCONNECTED."""
     client = await signed_in(server, "alice@example.com", reconnect=False)
-    recorder = Recorder(client)
+    recorder = Events(client)
     await asyncio.wait_for(server.server.stop(), TIMEOUT)
     await recorder.wait_for("disconnect")
     await wait_until(lambda: client.connection_state is ConnectionState.DISCONNECTED)

@@ -11,16 +11,15 @@ import pytest
 from roomz import ConnectionError
 from roomz.limits import split_text
 from roomz.server.testing import LocalServer
+from tests.events import Events, user_of
 
 from .conftest import ClientFactory, SignedIn
 from .helpers import (
     TIMEOUT,
-    Recorder,
     ackless_server,
     assert_error_dict,
     assert_send_ack,
     restart_in_process,
-    user_of,
     wait_until,
 )
 
@@ -30,7 +29,7 @@ INVALID_NAME = "Invalid display name: must be 1-50 characters, no newlines"
 async def test_send_returns_the_servers_ack(server: LocalServer, signed_in: SignedIn) -> None:
     """send() answers {"status": "ok", "message_id", "timestamp"} and the message echoes back."""
     client = await signed_in(server, "alice@example.com")
-    recorder = Recorder(client)
+    recorder = Events(client)
     ack = await asyncio.wait_for(client.send("Hello, world!"), TIMEOUT)
     assert_send_ack(ack)
     message = await recorder.wait_for("message", lambda d: d["id"] == ack["message_id"])
@@ -76,7 +75,7 @@ async def test_send_of_a_message_over_the_limit_returns_the_servers_refusal(
     """A 1,103-character line: send() hands back the 400 naming both numbers, the connection
     goes on, and nothing of it arrives; its parts from split_text all go through."""
     client = await signed_in(server, "alice@example.com")
-    recorder = Recorder(client)
+    recorder = Events(client)
     line = "word " * 220 + "end"
     assert len(line) == 1103
     result = await asyncio.wait_for(client.send(line), TIMEOUT)
@@ -124,7 +123,7 @@ async def test_set_display_name_example_from_the_api_reference(
 async def test_display_name_shows_on_messages(server: LocalServer, signed_in: SignedIn) -> None:
     """Messages carry the sender's display name, and none once it is cleared."""
     client = await signed_in(server, "alice@example.com")
-    recorder = Recorder(client)
+    recorder = Events(client)
     await asyncio.wait_for(client.set_display_name("Alice"), TIMEOUT)
     ack = await asyncio.wait_for(client.send("named"), TIMEOUT)
     named = await recorder.wait_for("message", lambda d: d["id"] == ack["message_id"])
@@ -187,7 +186,7 @@ async def test_display_name_is_reapplied_after_reconnect(
                             max_reconnect_attempts=20)
     other = await signed_in(server, "alice@example.com", reconnect_delay=0.1,
                             max_reconnect_attempts=20)
-    seen_by_other = Recorder(other)
+    seen_by_other = Events(other)
     assert (await asyncio.wait_for(alice.set_display_name("Alice"), TIMEOUT))["status"] == "ok"
     await restart_in_process(server)
     await wait_until(lambda: alice.connected and other.connected, 10, "both to reconnect")
@@ -204,7 +203,7 @@ async def test_cleared_display_name_stays_cleared_after_reconnect(
     """A name set and then cleared is not brought back by a reconnect."""
     alice = await signed_in(server, "alice@example.com", reconnect_delay=0.1,
                             max_reconnect_attempts=20)
-    recorder = Recorder(alice)
+    recorder = Events(alice)
     await asyncio.wait_for(alice.set_display_name("Alice"), TIMEOUT)
     await asyncio.wait_for(alice.set_display_name(None), TIMEOUT)
     await restart_in_process(server)

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from roomz import AsyncClient, AuthenticationError, ConnectionError, ConnectionState
+from tests.events import Events, user_of
 from tests.server.proc import (
     ROOMZ_SERVER,
     RestartableServer,
@@ -30,12 +31,10 @@ from tests.server.proc import (
 from .conftest import ClientFactory
 from .helpers import (
     TIMEOUT,
-    Recorder,
     assert_send_ack,
     ends_cleanly,
     python_script,
     stays_true,
-    user_of,
     wait_until,
 )
 
@@ -63,17 +62,17 @@ async def watch(client: AsyncClient, seconds: float) -> list[tuple[ConnectionSta
 
 
 async def connected_client(restartable: RestartableServer, make_client: ClientFactory,
-                           **options: Any) -> tuple[ServerProcess, AsyncClient, Recorder]:
+                           **options: Any) -> tuple[ServerProcess, AsyncClient, Events]:
     """A server, and a client of Alice's connected to it (named "Alice"), with its recorder."""
     proc = await restartable.start()
     client = make_client(proc.url, **options)
-    recorder = Recorder(client)
+    recorder = Events(client)
     await asyncio.wait_for(client.connect((await proc.request_link(ALICE)).token), TIMEOUT)
     await asyncio.wait_for(client.set_display_name("Alice"), TIMEOUT)
     return proc, client, recorder
 
 
-async def assert_back(client: AsyncClient, recorder: Recorder, timeout: float) -> None:
+async def assert_back(client: AsyncClient, recorder: Events, timeout: float) -> None:
     """The client came back by itself: connected, named, sending, each event once."""
     await wait_until(lambda: client.connected, timeout, "the client to come back")
     assert client.user == user_of(ALICE, "Alice")
@@ -170,7 +169,7 @@ async def test_connect_with_retry_waits_for_a_server_that_is_down(
     await proc.stop(signal.SIGKILL)
 
     client = make_client(proc.url, session_cache_file=cache, **NEVER_GIVE_UP)
-    recorder = Recorder(client)
+    recorder = Events(client)
     connecting = asyncio.create_task(client.connect(retry=True))
     try:
         await wait_until(lambda: client.reconnect_attempt >= 3, TIMEOUT, "three retries")

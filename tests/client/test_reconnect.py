@@ -12,18 +12,17 @@ import pytest
 
 from roomz import ConnectionError, ConnectionState
 from roomz.server.testing import LocalServer
+from tests.events import Events, user_of
 from tests.server.proc import RestartableServer
 
 from .conftest import ClientFactory, SignedIn
 from .helpers import (
     TIMEOUT,
-    Recorder,
     assert_send_ack,
     ends_cleanly,
     python_script,
     restart_in_process,
     stays_true,
-    user_of,
     wait_until,
 )
 
@@ -42,7 +41,7 @@ async def test_reconnects_after_the_server_process_is_killed_and_restarted(
     proc = await restartable.start()
     link = await proc.request_link("alice@example.com")
     client = make_client(proc.url, **FAST)
-    recorder = Recorder(client)
+    recorder = Events(client)
     await asyncio.wait_for(client.connect(link.token), TIMEOUT)
     await asyncio.wait_for(client.set_display_name("Alice"), TIMEOUT)
     before = await asyncio.wait_for(client.send("before"), TIMEOUT)
@@ -86,7 +85,7 @@ async def test_other_connection_sees_the_reapplied_name_after_a_kill(
     await asyncio.wait_for(other.connect((await proc.request_link("alice@example.com")).token),
                            TIMEOUT)
     await asyncio.wait_for(named.set_display_name("Alice"), TIMEOUT)
-    seen = Recorder(other)
+    seen = Events(other)
     await proc.stop(signal.SIGKILL)
     await wait_until(lambda: not named.connected and not other.connected, what="the drop")
     await restartable.start()
@@ -103,7 +102,7 @@ async def test_reconnects_after_a_graceful_server_shutdown(
     """SIGTERM (the server closes every connection) also leads to a reconnect once it is back."""
     proc = await restartable.start()
     client = make_client(proc.url, **FAST)
-    recorder = Recorder(client)
+    recorder = Events(client)
     await asyncio.wait_for(client.connect((await proc.request_link("bob@example.com")).token),
                            TIMEOUT)
     assert await proc.stop(signal.SIGTERM) == 0
@@ -122,7 +121,7 @@ async def test_gives_up_when_the_server_stays_down(
     proc = await restartable.start()
     client = make_client(proc.url, reconnect_delay=0.1, max_reconnect_attempts=2,
                          connection_timeout=2.0)
-    recorder = Recorder(client)
+    recorder = Events(client)
     await asyncio.wait_for(client.connect((await proc.request_link("alice@example.com")).token),
                            TIMEOUT)
     await proc.stop(signal.SIGKILL)
@@ -151,7 +150,7 @@ async def test_a_drop_without_reconnection_forgets_the_user(
     like after disconnect(), not the user of a connection that is over."""
     proc = await restartable.start()
     client = make_client(proc.url, reconnect=False)
-    recorder = Recorder(client)
+    recorder = Events(client)
     await asyncio.wait_for(client.connect((await proc.request_link("alice@example.com")).token),
                            TIMEOUT)
     await proc.stop(signal.SIGKILL)
@@ -166,7 +165,7 @@ async def test_explicit_disconnect_never_reconnects(
     """After disconnect(), a server restart does not bring the client back; connect() does."""
     proc = await restartable.start()
     client = make_client(proc.url, reconnect_delay=0.05, max_reconnect_attempts=20)
-    recorder = Recorder(client)
+    recorder = Events(client)
     await asyncio.wait_for(client.connect((await proc.request_link("alice@example.com")).token),
                            TIMEOUT)
     await asyncio.wait_for(client.disconnect(), TIMEOUT)
@@ -191,7 +190,7 @@ async def test_reconnects_to_an_in_process_server_restarted_on_the_same_port(
     """LocalServer stopped and a new Server started on its port: the client comes back by itself."""
     url = f"http://{host}:{server.port}"
     client = await signed_in(server, "alice@example.com", url=url, **FAST)
-    recorder = Recorder(client)
+    recorder = Events(client)
     await asyncio.wait_for(server.server.stop(), TIMEOUT)
     await recorder.wait_for("disconnect")
     await wait_until(lambda: state_is(client, ConnectionState.RECONNECTING), what="RECONNECTING")
@@ -212,7 +211,7 @@ async def test_every_connection_of_the_user_reconnects_once(
     """Two connections of one user both come back, each authenticated exactly once more."""
     first = await signed_in(server, "alice@example.com", **FAST)
     second = await signed_in(server, "alice@example.com", **FAST)
-    recorders = [Recorder(first), Recorder(second)]
+    recorders = [Events(first), Events(second)]
     await restart_in_process(server)
     await wait_until(lambda: first.connected and second.connected, 10, "both to reconnect")
     ack = await asyncio.wait_for(first.send("to both"), TIMEOUT)
@@ -231,7 +230,7 @@ async def test_disconnect_while_reconnecting_stops_the_attempts(
 ) -> None:
     """disconnect() during RECONNECTING: DISCONNECTED for good, no error, one disconnect event."""
     client = await signed_in(server, "alice@example.com", **FAST)
-    recorder = Recorder(client)
+    recorder = Events(client)
     await asyncio.wait_for(server.server.stop(), TIMEOUT)
     await wait_until(lambda: state_is(client, ConnectionState.RECONNECTING), what="RECONNECTING")
     await asyncio.wait_for(client.disconnect(), TIMEOUT)

@@ -13,9 +13,10 @@ import pytest
 
 from roomz import AsyncClient, AuthenticationError, ConnectionState
 from roomz.server.testing import LocalServer
+from tests.events import user_of
 
 from .conftest import ClientFactory, SignedIn
-from .helpers import TIMEOUT, silent_server, user_of
+from .helpers import TIMEOUT, silent_server
 
 LOG_IN = re.compile(r"log ?in", re.IGNORECASE)
 

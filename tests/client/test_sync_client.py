@@ -19,9 +19,10 @@ import pytest
 
 from roomz import AuthenticationError, ConnectionError, ConnectionState, SyncClient
 from roomz.server.testing import ThreadedServer
+from tests.events import Events, user_of
 from tests.server.proc import free_port
 
-from .helpers import TIMEOUT, Recorder, assert_send_ack, user_of
+from .helpers import TIMEOUT, assert_send_ack
 
 THREAD = "roomz-client"
 
@@ -53,7 +54,7 @@ def test_login_connect_send_and_name(
     """Every method and property in sync form, and handlers running in the roomz-client thread."""
     client = SyncClient(threaded_server.url, "", reconnect_delay=0.1, connection_timeout=5.0)
     sync_clients.append(client)
-    recorder = Recorder(client)
+    recorder = Events(client)
     assert client.connection_state is ConnectionState.DISCONNECTED
     assert client.connected is False and client.user is None
 
@@ -114,7 +115,7 @@ def test_close_stops_the_background_thread(threaded_server: ThreadedServer) -> N
     mine = client_threads() - before
     assert len(mine) == 1 and all(t.is_alive() for t in mine)
     client.connect()
-    recorder = Recorder(client)
+    recorder = Events(client)
     client.close()
     assert client.connected is False
     assert recorder.named("disconnect") == [{}]
@@ -141,7 +142,7 @@ def test_sends_from_several_threads(
     client = SyncClient(threaded_server.url, token)
     sync_clients.append(client)
     client.connect()
-    recorder = Recorder(client, events=("message",))
+    recorder = Events(client, ("message",))
 
     def send_twenty(worker: int) -> list[dict[str, Any]]:
         return [client.send(f"worker {worker} message {i}") for i in range(20)]
@@ -206,7 +207,7 @@ def test_on_off_and_async_handlers(
     client.connect()
     removed: list[str] = []
     awaited: list[str] = []
-    kept = Recorder(client, events=("message",))
+    kept = Events(client, ("message",))
 
     def removed_handler(data: dict[str, Any]) -> None:
         removed.append(data["id"])
@@ -224,7 +225,7 @@ def test_on_off_and_async_handlers(
     kept.wait_for_sync("message", lambda d: d["id"] == ack["message_id"])
     assert removed == []
     client.off("message")
-    late = Recorder(client, events=("message",))
+    late = Events(client, ("message",))
     second = client.send("two")
     late.wait_for_sync("message", lambda d: d["id"] == second["message_id"])
     assert [m["id"] for m in kept.named("message")] == [ack["message_id"]]

@@ -1,7 +1,8 @@
 """What fault tests keep track of: each connection's ups and downs, every send's outcome.
 
-A :class:`Watch` records, with monotonic times, when a client was authenticated, when
-its ``disconnect`` handler ran, and every message id its handlers saw. :func:`keep_sending`
+A :class:`Watch` reads a client's recorded events (:class:`tests.events.Events`, with
+monotonic times) as when it was authenticated, when its ``disconnect`` handler ran, and
+every message id its handlers saw. :func:`keep_sending`
 sends in a bounded loop and files each outcome in a :class:`SendLog`: acknowledged,
 answered with an error, or raised :class:`roomz.ConnectionError`; anything else (a hang,
 another exception) is filed too, so a test can assert it never happened.
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from roomz import AsyncClient, ConnectionError
+from tests.events import Events
 from tests.waiting import stays_true as stays_true
 from tests.waiting import wait_until as wait_until
 
@@ -28,22 +30,43 @@ FAST = {"reconnect_delay": 0.1, "max_reconnect_attempts": 30, "connection_timeou
 
 
 class Watch:
-    """Records what one client's handlers see, with ``time.monotonic()`` stamps."""
+    """What one client's handlers see (:class:`tests.events.Events`), read as ups and downs."""
 
     def __init__(self, name: str, client: AsyncClient) -> None:
         self.name = name
         self.client = client
-        #: ("up", t) when "authenticated" ran, ("down", t) when "disconnect" ran.
-        self.changes: list[tuple[str, float]] = []
-        self.messages: list[dict[str, Any]] = []
-        self.ids: Counter[str] = Counter()
-        client.on("authenticated", lambda _: self.changes.append(("up", time.monotonic())))
-        client.on("disconnect", lambda _: self.changes.append(("down", time.monotonic())))
-        client.on("message", self._on_message)
+        self.events = Events(client, ("authenticated", "disconnect", "message"))
+        self._changes: list[tuple[str, float]] = []
+        self._ids: Counter[str] = Counter()
+        self._read = 0  # events already read into _changes and _ids
 
-    def _on_message(self, data: dict[str, Any]) -> None:
-        self.messages.append(data)
-        self.ids[data["id"]] += 1
+    def _catch_up(self) -> None:
+        # Read only what is new: fault tests ask after every send of thousands.
+        entries = self.events.entries
+        for entry in entries[self._read:len(entries)]:
+            if entry.name == "message":
+                self._ids[entry.data["id"]] += 1
+            else:
+                self._changes.append(("up" if entry.name == "authenticated" else "down",
+                                      entry.at))
+        self._read = len(entries)
+
+    @property
+    def changes(self) -> list[tuple[str, float]]:
+        """("up", t) when "authenticated" ran, ("down", t) when "disconnect" ran."""
+        self._catch_up()
+        return self._changes
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """Every message the handlers saw, in order."""
+        return self.events.named("message")
+
+    @property
+    def ids(self) -> Counter[str]:
+        """How often the handlers saw each message id."""
+        self._catch_up()
+        return self._ids
 
     def count(self, change: str) -> int:
         """How often the client came ``"up"`` or went ``"down"``."""
@@ -55,10 +78,11 @@ class Watch:
 
     def connected_throughout(self, start: float, end: float) -> bool:
         """True when the client was authenticated before ``start`` and stayed so until ``end``."""
-        before = [c for c, t in self.changes if t <= start]
+        changes = self.changes
+        before = [c for c, t in changes if t <= start]
         if not before or before[-1] != "up":
             return False
-        return not any(c == "down" and start < t <= end for c, t in self.changes)
+        return not any(c == "down" and start < t <= end for c, t in changes)
 
     def duplicates(self) -> dict[str, int]:
         """Message ids a handler saw more than once, with how often."""

@@ -13,7 +13,8 @@ import pytest
 
 from roomz import AsyncClient, AuthenticationError, ConnectionError, ConnectionState
 from roomz.limits import split_text
-from tests.client.helpers import Recorder, is_iso8601, user_of
+from tests.client.helpers import is_iso8601
+from tests.events import Events, user_of
 from tests.waiting import wait_until
 
 from .published_server import PublishedServer
@@ -62,10 +63,10 @@ async def test_chat_scenario_on_the_published_server(
     first = await our_client(published, url, "alice@example.com")
     assert first.connected and first.connection_state is ConnectionState.CONNECTED
     assert first.user == user_of("alice@example.com")
-    seen_first = Recorder(first)
+    seen_first = Events(first)
 
     second = await our_client(published, url, "alice@example.com")
-    seen_second = Recorder(second)
+    seen_second = Events(second)
     joined = await seen_first.wait_for("user_joined", timeout=TIMEOUT)
     assert joined["user"] == user_of("alice@example.com")
     assert joined["total_connections"] == 2 and is_iso8601(joined["timestamp"])
@@ -114,7 +115,7 @@ async def test_the_published_server_cuts_long_messages_in_escaped_form(
     word (1,200 ``&`` arrive as 200; a 1,103-character line loses its tail). Parts from
     ``split_text`` pass whole."""
     client = await our_client(published, published.url, "alice@example.com")
-    seen = Recorder(client)
+    seen = Events(client)
     for text, arrives in [("&" * 1200, "&amp;" * 200), ("a" * 1103, "a" * 1000),
                           *[(part, html.escape(part)) for part in split_text("&<" * 700)]]:
         ack = await asyncio.wait_for(client.send(text), TIMEOUT)
@@ -207,7 +208,7 @@ async def test_reconnect_after_the_published_server_is_killed_and_restarted(
     url = published.localhost_url if host == "localhost" else published.url
     client = await our_client(published, url, "alice@example.com", **FAST)
     other = await our_client(published, url, "alice@example.com", **FAST)
-    recorder, seen_by_other = Recorder(client), Recorder(other)
+    recorder, seen_by_other = Events(client), Events(other)
     await asyncio.wait_for(client.set_display_name("Alice"), TIMEOUT)
     await seen_by_other.wait_for("display_name_changed", timeout=TIMEOUT)
 

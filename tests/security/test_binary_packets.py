@@ -79,7 +79,7 @@ async def test_bytes_from_a_socketio_client_close_its_connection(server: LocalSe
 
         await sender.emit("message", {"content": b"bytes"})
 
-        left = await other.wait_event("user_left")
+        left = await other.wait_for("user_left")
         assert left["remaining_connections"] == 1
         await wait_until(lambda: not sender.connected, 5, "the sender to be disconnected")
         await asyncio.wait_for(sender.disconnect(), 5)

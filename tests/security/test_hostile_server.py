@@ -27,7 +27,7 @@ import socketio
 from roomz import AsyncClient, ConnectionError, ConnectionState, SyncClient
 from roomz.wire import event_problem
 from tests.cli.helpers import at_prompt, expect_answering
-from tests.client.helpers import Recorder
+from tests.events import Events
 from tests.waiting import wait_until
 
 from .hostile_server import (
@@ -87,7 +87,7 @@ def malformed_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
             if r.name == "roomz.client" and "malformed" in r.getMessage()]
 
 
-def well_formed(recorder: Recorder) -> None:
+def well_formed(recorder: Events) -> None:
     """Assert every event a handler received has the documented shape."""
     for name, data in recorder.events:
         if name in ("message", "user_joined", "user_left", "authenticated"):
@@ -110,7 +110,7 @@ async def test_malformed_events_are_dropped_and_logged_once_per_kind(
     kind of bad event is one warning line, however many come (the script arrives twice)."""
     caplog.set_level(logging.WARNING, logger="roomz.client")
     client = AsyncClient(hostile.url, connection_timeout=SLOW, reconnect=False)
-    recorder = Recorder(client)
+    recorder = Events(client)
     try:
         await asyncio.wait_for(client.connect("any-token"), TIMEOUT)
         await recorder.wait_for("message", lambda d: d.get("content") == SENTINEL)
@@ -158,7 +158,7 @@ async def test_malformed_authenticated_after_a_reconnect_ends_the_connection() -
     the client gives up at once with an ``error`` event instead of staying "reconnecting"."""
     with hostile_server(greetings=[GREETING, "hello"], script=[]) as server:
         client = AsyncClient(server.url, connection_timeout=SLOW, reconnect_delay=0.1)
-        recorder = Recorder(client)
+        recorder = Events(client)
         try:
             await asyncio.wait_for(client.connect("any-token"), TIMEOUT)
             server.stop()
@@ -198,7 +198,7 @@ def test_sync_client_drops_malformed_events_and_fails_on_a_malformed_greeting() 
     """SyncClient: the same checks, with handlers in its background thread."""
     with hostile_server() as server:
         client = SyncClient(server.url, connection_timeout=SLOW)
-        recorder = Recorder(client)
+        recorder = Events(client)
         try:
             client.connect("any-token")
             recorder.wait_for_sync("message", lambda d: d.get("content") == SENTINEL)

@@ -23,6 +23,7 @@ import socketio
 from roomz import AsyncClient, AuthenticationError, ConnectionState
 from roomz.server.testing import LocalServer
 from roomz.session_cache import SessionCache
+from tests.events import Events
 from tests.nodes.redis_proc import RedisProcess
 from tests.server.helpers import open_client
 from tests.server.proc import ROOMZ_SERVER, ServerProcess, free_port, server_env
@@ -63,10 +64,12 @@ class Live:
         self.cache = cache
         self.client = AsyncClient(url, session_cache_file=cache, reconnect_delay=0.1,
                                   connection_timeout=TIMEOUT)
-        self.errors: list[dict[str, Any]] = []
-        self.left: list[dict[str, Any]] = []
-        self.client.on("error", self.errors.append)
-        self.client.on("user_left", self.left.append)
+        self.events = Events(self.client, ("error", "user_left"))
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        """Every ``error`` event so far."""
+        return self.events.named("error")
 
     async def connect(self) -> Live:
         await asyncio.wait_for(self.client.connect(), TIMEOUT + 1)
@@ -74,7 +77,7 @@ class Live:
 
     async def ended(self, error: dict[str, Any], timeout: float = TIMEOUT) -> None:
         """Wait until the server ended this session: the 401 error, disconnected for good."""
-        await wait_until(lambda: bool(self.errors), timeout, lambda: f"an error, got {self.errors}")
+        await self.events.wait_for("error", timeout=timeout)
         assert self.errors == [error]
         await wait_until(lambda: self.client.connection_state is ConnectionState.DISCONNECTED,
                          TIMEOUT, lambda: f"disconnected, is {self.client.connection_state}")
@@ -129,8 +132,8 @@ async def test_logging_out_ends_that_sessions_live_connections_at_once(tmp_path:
             assert await log_out(server.url, token_of(stolen)) == 200
 
             await stolen.ended(LOGGED_OUT)
-            await wait_until(lambda: bool(other.left), TIMEOUT, "user_left on the other session")
-            assert other.left[0]["remaining_connections"] == 1
+            left = await other.events.wait_for("user_left", what="user_left on the other session")
+            assert left["remaining_connections"] == 1
             assert other.client.connected and other.errors == []
             assert (await other.client.send("still here"))["status"] == "ok"
         finally:
@@ -151,9 +154,9 @@ async def test_the_wire_says_session_ended_with_the_reason(server: LocalServer) 
     token = await server.sign_in(ALICE)
     client = await open_client(server.url, token)
     try:
-        await client.wait_event("authenticated")
+        await client.wait_for("authenticated")
         assert await log_out(server.url, token) == 200
-        assert await client.wait_event("session_ended") == {"reason": "logged out"}
+        assert await client.wait_for("session_ended") == {"reason": "logged out"}
         await wait_until(lambda: not client.sio.connected, TIMEOUT, "the server to disconnect")
     finally:
         await asyncio.wait_for(client.sio.disconnect(), TIMEOUT)
@@ -169,7 +172,7 @@ async def test_messages_in_flight_at_logout_are_dropped_quietly(
     sio = client.sio
     reasons: list[Any] = []
     sio.on("disconnect", lambda *reason: reasons.append(reason))
-    await client.wait_event("authenticated")
+    await client.wait_for("authenticated")
 
     async def keep_sending() -> None:
         with contextlib.suppress(socketio.exceptions.BadNamespaceError):

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 import socketio
+
+from tests.events import Events
 
 TIMEOUT = 5.0
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
@@ -59,32 +61,18 @@ def assert_ok_ack(ack: object) -> None:
     assert is_iso8601_with_zone(ack["timestamp"])
 
 
-def user_of(email: str, display_name: str | None = None) -> dict[str, Any]:
-    """The ``user`` object events carry for a connection of ``email``."""
-    return {"id": f"user:{email}", "email": email, "display_name": display_name}
-
-
-class ChatClient:
-    """A bare python-socketio client that records every event and every acknowledgement."""
+class ChatClient(Events):
+    """A bare python-socketio client whose events, and any acknowledgement it is told of
+    (:meth:`record`), are kept in arrival order."""
 
     def __init__(self, sio: socketio.AsyncClient) -> None:
+        super().__init__()
         self.sio = sio
-        self.events: list[Event] = []
-        self._changed = asyncio.Event()
         sio.on("*", self._record)
 
     def _record(self, event: str, *args: Any) -> None:
         # Synchronous on purpose: recording order is the order packets arrived in.
-        self.note(event, args[0] if len(args) == 1 else args)
-
-    def note(self, name: str, data: Any) -> None:
-        """Record something that arrived, such as an acknowledgement, among the events."""
-        self.events.append((name, data))
-        self._changed.set()
-
-    def named(self, name: str) -> list[Any]:
-        """The payloads of every recorded event called ``name``."""
-        return [data for event, data in self.events if event == name]
+        self.record(event, args[0] if len(args) == 1 else args)
 
     @property
     def authenticated(self) -> dict[str, Any]:
@@ -97,23 +85,6 @@ class ChatClient:
     def connection_id(self) -> str:
         """This connection's id, from its ``authenticated`` event (our extension)."""
         return str(self.authenticated["connection_id"])
-
-    async def wait_for(self, predicate: Callable[[Event], bool], timeout: float = TIMEOUT,
-                       start: int = 0) -> Event:
-        """The first event in ``events[start:]`` matching ``predicate``, waiting for it."""
-        async def wait() -> Event:
-            while True:
-                self._changed.clear()
-                for item in self.events[start:]:
-                    if predicate(item):
-                        return item
-                await self._changed.wait()
-
-        return await asyncio.wait_for(wait(), timeout)
-
-    async def wait_event(self, name: str, timeout: float = TIMEOUT, start: int = 0) -> Any:
-        """The payload of the first event called ``name`` from ``events[start:]``."""
-        return (await self.wait_for(lambda e: e[0] == name, timeout, start))[1]
 
     async def call(self, event: str, data: Any = None, timeout: float = TIMEOUT) -> Any:
         """Emit ``event`` and return the server's acknowledgement."""
@@ -136,10 +107,8 @@ class ChatClient:
         marker = f"barrier {uuid.uuid4()}"
         ack = await self.send(marker)
         assert_ok_ack(ack)
-        await self.wait_for(lambda e: e[0] == "message" and e[1]["id"] == ack["message_id"])
-        index = next(i for i, (event, data) in enumerate(self.events)
-                     if event == "message" and data["id"] == ack["message_id"])
-        return self.events[:index]
+        echo = await self.wait_for_entry("message", lambda d: d["id"] == ack["message_id"])
+        return self.events[:self.entries.index(echo)]
 
 
 def cookie_headers(token: str | None) -> dict[str, str]:
@@ -186,5 +155,5 @@ async def connected(url: str, token: str | None, *,
 async def signed_in(url: str, token: str) -> AsyncIterator[ChatClient]:
     """A connected client that has received its ``authenticated`` event."""
     async with connected(url, token) as client:
-        await client.wait_event("authenticated")
+        await client.wait_for("authenticated")
         yield client

@@ -183,9 +183,9 @@ def running_chat(**overrides: Any) -> Iterator[Chat]:
         await server.__aenter__()
         token = await server.sign_in(ALICE)
         client = await open_client(server.url, token)
-        await client.wait_event("authenticated")
+        await client.wait_for("authenticated")
         observer = await open_client(server.url, token)
-        await observer.wait_event("authenticated")
+        await observer.wait_for("authenticated")
         return server, client, observer
 
     try:
@@ -216,8 +216,8 @@ def test_message_barrage() -> None:
                 assert_ok_ack(answer)
                 sent = first_argument(payload)["content"]
                 for who in (chat.client, chat.observer):
-                    _, msg = chat.run(who.wait_for(lambda e: e[0] == "message"
-                                                   and e[1]["id"] == answer["message_id"]))
+                    msg = chat.run(who.wait_for("message",
+                                                lambda d: d["id"] == answer["message_id"]))
                     assert_delivered_content(sent, msg["content"])
             chat.assert_still_up()
 
@@ -236,8 +236,8 @@ def test_set_display_name_barrage() -> None:
             assert answer in allowed_name_answers(payload)
             if answer.get("status") == "ok":
                 ack = chat.run(chat.client.send("my name now"))
-                _, msg = chat.run(chat.observer.wait_for(
-                    lambda e: e[0] == "message" and e[1]["id"] == ack["message_id"]))
+                msg = chat.run(chat.observer.wait_for(
+                    "message", lambda d: d["id"] == ack["message_id"]))
                 assert msg["user"]["display_name"] == answer["display_name"]
             chat.assert_still_up()
 

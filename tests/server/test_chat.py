@@ -14,6 +14,7 @@ import pytest
 import socketio
 
 from roomz.server.testing import LocalServer
+from tests.events import user_of
 
 from .helpers import (
     INVALID_CONTENT,
@@ -27,7 +28,6 @@ from .helpers import (
     is_iso8601_with_zone,
     open_client,
     signed_in,
-    user_of,
 )
 
 ALICE = "alice@example.com"
@@ -57,7 +57,7 @@ async def test_signed_in_user_connects_and_is_authenticated(server: LocalServer)
     token = await server.sign_in(ALICE)
 
     async with connected(server.url, token) as alice:
-        payload = await alice.wait_event("authenticated")
+        payload = await alice.wait_for("authenticated")
 
     assert set(payload) == {"user", "channel", "server_time", "connection_id"}
     assert payload["user"] == user_of(ALICE)
@@ -71,7 +71,7 @@ async def test_cookie_reaches_the_server_over_long_polling_too(server: LocalServ
     token = await server.sign_in(ALICE)
 
     async with connected(server.url, token, transports=["polling", "websocket"]) as alice:
-        assert (await alice.wait_event("authenticated"))["user"] == user_of(ALICE)
+        assert (await alice.wait_for("authenticated"))["user"] == user_of(ALICE)
         assert_ok_ack(await alice.send("hello over polling"))
 
 
@@ -131,13 +131,13 @@ async def test_full_server_refuses_until_someone_leaves() -> None:
         bob_token = await server.sign_in(BOB)
         async with signed_in(server.url, alice_token) as alice:
             second_alice = await open_client(server.url, alice_token)
-            await second_alice.wait_event("authenticated")
+            await second_alice.wait_for("authenticated")
 
             await assert_refused(server.url, bob_token)
             await assert_refused(server.url, alice_token)
 
             await close_client(second_alice)
-            await alice.wait_event("user_left")
+            await alice.wait_for("user_left")
             async with signed_in(server.url, bob_token) as bob:
                 assert bob.authenticated["user"] == user_of(BOB)
 
@@ -168,7 +168,7 @@ async def test_sending_right_after_connecting_reaches_the_sender(server: LocalSe
     try:
         ack = await client.send("first words")
         assert_ok_ack(ack)
-        await client.wait_for(lambda e: e[0] == "message" and e[1]["id"] == ack["message_id"])
+        await client.wait_for("message", lambda d: d["id"] == ack["message_id"])
         assert client.events[0][0] == "authenticated"
     finally:
         await close_client(client)
@@ -190,17 +190,16 @@ async def test_user_joined_goes_to_the_others_only(server: LocalServer) -> None:
     """Existing connections hear that another joined, with the count; the newcomer does not."""
     token = await server.sign_in(ALICE)
     async with signed_in(server.url, token) as first, signed_in(server.url, token) as second:
-        joined = await first.wait_event("user_joined")
+        joined = await first.wait_for("user_joined")
         assert set(joined) == {"user", "timestamp", "total_connections"}
         assert joined["user"] == user_of(ALICE)
         assert joined["total_connections"] == 2
         assert is_iso8601_with_zone(joined["timestamp"])
 
         async with signed_in(server.url, token) as third:
-            await first.wait_for(lambda e: e[0] == "user_joined"
-                                 and e[1]["total_connections"] == 3)
+            await first.wait_for("user_joined", lambda d: d["total_connections"] == 3)
             # The first join the second connection hears of is the third's, not its own.
-            assert (await second.wait_event("user_joined"))["total_connections"] == 3
+            assert (await second.wait_for("user_joined"))["total_connections"] == 3
             assert "user_joined" not in [e for e, _ in await third.barrier()]
 
 
@@ -209,12 +208,12 @@ async def test_user_left_tells_the_others_who_left(server: LocalServer) -> None:
     token = await server.sign_in(ALICE)
     async with signed_in(server.url, token) as stays:
         leaves = await open_client(server.url, token)
-        await leaves.wait_event("authenticated")
+        await leaves.wait_for("authenticated")
         assert (await leaves.call("set_display_name", {"display_name": "EchoBot"})) == {
             "status": "ok", "display_name": "EchoBot"}
 
         await close_client(leaves)
-        left = await stays.wait_event("user_left")
+        left = await stays.wait_for("user_left")
 
     assert set(left) == {"user", "timestamp", "remaining_connections"}
     assert left["user"] == user_of(ALICE, "EchoBot")
@@ -228,14 +227,14 @@ async def test_remaining_connections_counts_down(server: LocalServer) -> None:
     async with signed_in(server.url, token) as stays:
         a = await open_client(server.url, token)
         b = await open_client(server.url, token)
-        await a.wait_event("authenticated")
-        await b.wait_event("authenticated")
+        await a.wait_for("authenticated")
+        await b.wait_for("authenticated")
 
         await close_client(a)
-        first = await stays.wait_event("user_left")
+        first = await stays.wait_for("user_left")
         seen = len(stays.events)
         await close_client(b)
-        second = await stays.wait_event("user_left", start=seen)
+        second = await stays.wait_for("user_left", start=seen)
 
     assert first["remaining_connections"] == 2
     assert second["remaining_connections"] == 1
@@ -253,9 +252,7 @@ async def test_message_reaches_every_connection_of_the_user(server: LocalServer)
 
         assert_ok_ack(ack)
         for client in (sender, other):
-            msg = await client.wait_for(lambda e: e[0] == "message"
-                                        and e[1]["id"] == ack["message_id"])
-            payload = msg[1]
+            payload = await client.wait_for("message", lambda d: d["id"] == ack["message_id"])
             assert set(payload) == {"id", "user", "content", "timestamp", "connection_id"}
             assert payload["user"] == user_of(ALICE, "Alice")
             assert payload["content"] == "hello"
@@ -268,10 +265,10 @@ async def test_sender_gets_its_message_before_the_acknowledgement(server: LocalS
     """The sender's own copy of a message arrives before the acknowledgement of sending it."""
     async with signed_in(server.url, await server.sign_in(ALICE)) as alice:
         def on_ack(answer: Any) -> None:
-            alice.note("ack", answer)  # recorded in the same stream as events, as it arrives
+            alice.record("ack", answer)  # recorded in the same stream as events, as it arrives
 
         await alice.sio.emit("message", {"content": "order matters"}, callback=on_ack)
-        ack = await alice.wait_event("ack")
+        ack = await alice.wait_for("ack")
 
         kinds = [e for e, _ in alice.events if e in ("message", "ack")]
         assert kinds == ["message", "ack"]
@@ -282,11 +279,10 @@ async def test_message_content_is_trimmed_and_html_escaped(server: LocalServer) 
     """Sent text arrives trimmed and HTML-escaped, exactly as html.escape would write it."""
     async with signed_in(server.url, await server.sign_in(ALICE)) as alice:
         ack = await alice.send("  <b>hi</b> & bye \"'\n ")
-        msg = await alice.wait_for(lambda e: e[0] == "message"
-                                   and e[1]["id"] == ack["message_id"])
+        msg = await alice.wait_for("message", lambda d: d["id"] == ack["message_id"])
 
-    assert msg[1]["content"] == "&lt;b&gt;hi&lt;/b&gt; &amp; bye &quot;&#x27;"
-    assert html.unescape(msg[1]["content"]) == "<b>hi</b> & bye \"'"
+    assert msg["content"] == "&lt;b&gt;hi&lt;/b&gt; &amp; bye &quot;&#x27;"
+    assert html.unescape(msg["content"]) == "<b>hi</b> & bye \"'"
 
 
 @pytest.mark.parametrize("text", [
@@ -304,11 +300,10 @@ async def test_1000_typed_characters_arrive_whole_however_many_escape(
     async with signed_in(server.url, await server.sign_in(ALICE)) as alice:
         ack = await alice.send(text)
         assert_ok_ack(ack)
-        msg = await alice.wait_for(lambda e: e[0] == "message"
-                                   and e[1]["id"] == ack["message_id"])
+        msg = await alice.wait_for("message", lambda d: d["id"] == ack["message_id"])
 
-    assert msg[1]["content"] == html.escape(text.strip())
-    assert html.unescape(msg[1]["content"]) == text.strip()
+    assert msg["content"] == html.escape(text.strip())
+    assert html.unescape(msg["content"]) == text.strip()
 
 
 @pytest.mark.parametrize(("text", "length"), [
@@ -369,9 +364,8 @@ async def test_extra_message_arguments_are_ignored(server: LocalServer) -> None:
         ack = await alice.call("message", ({"content": "first"}, "second", 3))
 
         assert_ok_ack(ack)
-        msg = await alice.wait_for(lambda e: e[0] == "message"
-                                   and e[1]["id"] == ack["message_id"])
-        assert msg[1]["content"] == "first"
+        msg = await alice.wait_for("message", lambda d: d["id"] == ack["message_id"])
+        assert msg["content"] == "first"
 
 
 # Display names
@@ -399,9 +393,8 @@ async def test_set_display_name_is_acknowledged(server: LocalServer, name: str |
 
         assert answer == {"status": "ok", "display_name": shown}
         ack = await alice.send("who am I")
-        msg = await alice.wait_for(lambda e: e[0] == "message"
-                                   and e[1]["id"] == ack["message_id"])
-        assert msg[1]["user"] == user_of(ALICE, shown)
+        msg = await alice.wait_for("message", lambda d: d["id"] == ack["message_id"])
+        assert msg["user"] == user_of(ALICE, shown)
 
 
 @pytest.mark.parametrize("name", [
@@ -415,7 +408,7 @@ async def test_invalid_display_name_gets_the_documented_error(server: LocalServe
     token = await server.sign_in(ALICE)
     async with signed_in(server.url, token) as alice, signed_in(server.url, token) as other:
         assert (await alice.call("set_display_name", {"display_name": "Alice"}))["status"] == "ok"
-        await other.wait_event("display_name_changed")
+        await other.wait_for("display_name_changed")
 
         answer = await alice.call("set_display_name", {"display_name": name})
 
@@ -423,9 +416,8 @@ async def test_invalid_display_name_gets_the_documented_error(server: LocalServe
         before = await other.barrier()
         assert [e for e, _ in before].count("display_name_changed") == 1
         ack = await alice.send("still Alice")
-        msg = await alice.wait_for(lambda e: e[0] == "message"
-                                   and e[1]["id"] == ack["message_id"])
-        assert msg[1]["user"]["display_name"] == "Alice"
+        msg = await alice.wait_for("message", lambda d: d["id"] == ack["message_id"])
+        assert msg["user"]["display_name"] == "Alice"
 
 
 @pytest.mark.parametrize("payload", ["Alice", ["Alice"], 7, None],
@@ -443,7 +435,7 @@ async def test_display_name_changed_goes_to_the_others_only(server: LocalServer)
     async with signed_in(server.url, token) as changer, signed_in(server.url, token) as other:
         await changer.call("set_display_name", {"display_name": "EchoBot"})
 
-        changed = await other.wait_event("display_name_changed")
+        changed = await other.wait_for("display_name_changed")
         assert set(changed) == {"user", "timestamp", "connection_id"}
         assert changed["user"] == user_of(ALICE, "EchoBot")
         assert changed["connection_id"] == changer.connection_id
@@ -451,9 +443,9 @@ async def test_display_name_changed_goes_to_the_others_only(server: LocalServer)
         assert "display_name_changed" not in [e for e, _ in await changer.barrier()]
 
         await changer.call("set_display_name", {"display_name": None})
-        cleared = await other.wait_for(lambda e: e[0] == "display_name_changed"
-                                       and e[1]["user"]["display_name"] is None)
-        assert cleared[1]["connection_id"] == changer.connection_id
+        cleared = await other.wait_for("display_name_changed",
+                                       lambda d: d["user"]["display_name"] is None)
+        assert cleared["connection_id"] == changer.connection_id
 
 
 async def test_display_names_are_per_connection(server: LocalServer) -> None:
@@ -464,9 +456,8 @@ async def test_display_names_are_per_connection(server: LocalServer) -> None:
         await bot.call("set_display_name", {"display_name": "EchoBot"})
 
         from_bot = await bot.send("beep")
-        msg = await terminal.wait_for(lambda e: e[0] == "message"
-                                      and e[1]["id"] == from_bot["message_id"])
-        assert msg[1]["user"]["display_name"] == "EchoBot"
+        msg = await terminal.wait_for("message", lambda d: d["id"] == from_bot["message_id"])
+        assert msg["user"]["display_name"] == "EchoBot"
 
     async with signed_in(server.url, token) as again:
         assert again.authenticated["user"]["display_name"] is None
@@ -482,10 +473,9 @@ async def test_other_users_see_nothing_of_alices_channel(server: LocalServer) ->
             async with signed_in(server.url, alice_token) as alice_bot:
                 await alice_bot.call("set_display_name", {"display_name": "EchoBot"})
                 ack = await alice.send("private")
-                await alice_bot.wait_for(lambda e: e[0] == "message"
-                                         and e[1]["id"] == ack["message_id"])
-            await alice.wait_event("user_left")
-            await alice.wait_event("display_name_changed")
+                await alice_bot.wait_for("message", lambda d: d["id"] == ack["message_id"])
+            await alice.wait_for("user_left")
+            await alice.wait_for("display_name_changed")
 
             seen_by_bob = await bob.barrier()
 
