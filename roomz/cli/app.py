@@ -18,11 +18,11 @@ from prompt_toolkit.patch_stdout import patch_stdout
 
 from roomz import AsyncClient, ClientError
 from roomz.limits import MAX_MESSAGE_LENGTH, split_text
+from roomz.message import Message
 from roomz.session_cache import default_session_file
 from roomz_bots.bot import Bot
 from roomz_bots.config import Config, ConfigError
 from roomz_bots.host import BotHost, BotState, HostedBot, HostError, ReloadFailed
-from roomz_bots.message import Message
 from roomz_bots.origins import ORIGINS
 
 from . import DEFAULT_RECONNECT_MAX_DELAY
