@@ -13,7 +13,7 @@ from prompt_toolkit.history import FileHistory
 from roomz.cli.app import COMMANDS, ChatApp
 from roomz.cli.completion import SlashCompleter
 from roomz.cli.history import history_file
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 
 from .helpers import RIGHT, open_terminal, text_of, write_config
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from roomz import ConnectionState
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 
 from .conftest import SignedIn
 from .helpers import TIMEOUT, Recorder, assert_send_ack, is_iso8601, is_uuid, user_of, wait_until

@@ -10,7 +10,7 @@ import pytest
 
 from roomz import ConnectionError
 from roomz.limits import split_text
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 
 from .conftest import ClientFactory, SignedIn
 from .helpers import (

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from roomz import AsyncClient, AuthenticationError, ConnectionState
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 
 from .conftest import ClientFactory, SignedIn
 from .helpers import TIMEOUT, silent_server, user_of
