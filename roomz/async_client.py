@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +20,7 @@ from .backoff import Backoff
 from .events import EventHandler, EventHandlers
 from .exceptions import AuthenticationError, ClientError, ConnectionError
 from .pending_sign_in import POLL_PATH, PendingSignIn
+from .recent_ids import RecentIds
 from .reconnection import OutOfAttempts, Reconnector, Retrying
 from .session_cache import SessionCache
 from .state import ConnectionState
@@ -89,7 +89,7 @@ class AsyncClient:
         self._refusal: str | None = None
         self._bad_greeting: str | None = None  # what was wrong with "authenticated"
         self._lost_before_greeting = False
-        self._seen: OrderedDict[str, None] = OrderedDict()  # recent message ids: none twice
+        self._seen: RecentIds[None] = RecentIds(SEEN_MESSAGE_IDS)  # so that none comes twice
         self._malformed_kinds: set[str] = set()  # logged once each, then dropped quietly
         self._sign_in: PendingSignIn | None = None  # of the last login(), while it waits
         self._sign_in_offered: bool | None = None  # did the last login() get one? None: no login
@@ -599,9 +599,7 @@ class AsyncClient:
         message_id = data["id"]
         if message_id in self._seen:
             return
-        self._seen[message_id] = None
-        if len(self._seen) > SEEN_MESSAGE_IDS:
-            self._seen.popitem(last=False)
+        self._seen.remember(message_id)
         await self._handlers.emit("message", data)
 
     async def _on_display_name_changed(self, data: dict[str, Any]) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from prompt_toolkit.patch_stdout import patch_stdout
 from roomz import AsyncClient, ClientError
 from roomz.limits import MAX_MESSAGE_LENGTH, split_text
 from roomz.message import Message
+from roomz.recent_ids import RecentIds
 from roomz.session_cache import default_session_file
 from roomz_bots.bot import Bot
 from roomz_bots.config import Config, ConfigError
@@ -42,12 +42,12 @@ from .render import (
 log = logging.getLogger("roomz.cli")
 
 NO_CONFIG = "No bots here: start with --config FILE to host some."
+SHOWN_MESSAGE_IDS = 1024  # enough to catch a message delivered to both clients of a swap
 
 
 def no_bot(name: str) -> str:
     """Why a bot command for ``name`` cannot be done without a config."""
     return f"No bot {name!r} here: start with --config FILE to host bots."
-SHOWN_MESSAGE_IDS = 1024  # enough to catch a message delivered to both clients of a swap
 
 
 #: Every slash command, declared with ``@command`` on its handler in :class:`ChatApp`:
@@ -95,7 +95,7 @@ class ChatApp:
             config, server_url, session_cache_file=session_file, data_dir=data_dir,
             on_change=self._bot_changed, in_terminal=True)
         self._bot_states: dict[str, BotState] = {}  # the state each bot was last seen in
-        self._shown: OrderedDict[str, None] = OrderedDict()  # ids of the messages shown
+        self._shown: RecentIds[None] = RecentIds(SHOWN_MESSAGE_IDS)  # ids of messages shown
         self.history = history or InMemoryHistory()
         self.session: PromptSession[str] = PromptSession(
             history=self.history, auto_suggest=AutoSuggestFromHistory(),
@@ -309,9 +309,7 @@ class ChatApp:
         deliver it, and one we sent is shown from its acknowledgement if no echo came first."""
         if message.id in self._shown:
             return
-        self._shown[message.id] = None
-        if len(self._shown) > SHOWN_MESSAGE_IDS:
-            self._shown.popitem(last=False)
+        self._shown.remember(message.id)
         origin = ORIGINS.origin(message)
         self.echo(message_line(message, own=origin is self, bot=isinstance(origin, Bot)))
 
