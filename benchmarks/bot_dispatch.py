@@ -379,7 +379,7 @@ async def dispatch_pair(url: str, session_file: Path, sio: Any, profile: Profile
 async def measure(profile: Profile, session_file: Path, figures: dict[str, Figures],
                   live_rates: list[float], latency: dict[str, list[float]]) -> None:
     """Run the dispatch rounds, then the latency rounds, against one in-process server."""
-    from roomz.server.testing import LocalServer
+    from roomz.server.local import LocalServer
     from roomz.session_cache import SessionCache
 
     async with LocalServer(**UNLIMITED_RATE) as server:

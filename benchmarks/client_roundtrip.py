@@ -21,7 +21,7 @@ from pathlib import Path
 from _common import UNLIMITED_RATE, bare_client, p99
 
 from roomz import AsyncClient
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 
 TARGET_RATIO = 1.10
 

@@ -6,8 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,6 +20,7 @@ from .backoff import Backoff
 from .events import EventHandler, EventHandlers
 from .exceptions import AuthenticationError, ClientError, ConnectionError
 from .pending_sign_in import POLL_PATH, PendingSignIn
+from .recent_ids import RecentIds
 from .reconnection import OutOfAttempts, Reconnector, Retrying
 from .session_cache import SessionCache
 from .state import ConnectionState
@@ -89,7 +89,7 @@ class AsyncClient:
         self._refusal: str | None = None
         self._bad_greeting: str | None = None  # what was wrong with "authenticated"
         self._lost_before_greeting = False
-        self._seen: OrderedDict[str, None] = OrderedDict()  # recent message ids: none twice
+        self._seen: RecentIds[None] = RecentIds(SEEN_MESSAGE_IDS)  # so that none comes twice
         self._malformed_kinds: set[str] = set()  # logged once each, then dropped quietly
         self._sign_in: PendingSignIn | None = None  # of the last login(), while it waits
         self._sign_in_offered: bool | None = None  # did the last login() get one? None: no login
@@ -133,7 +133,7 @@ class AsyncClient:
         """
         if not isinstance(email, str):
             raise TypeError(f"email must be a str, got {type(email).__name__}")
-        try:
+        with self._translated():
             # aiohttp.request: a session of its own, closed with the request, so that a
             # program that only logs in leaves nothing open at exit.
             async with aiohttp.request(
@@ -144,21 +144,17 @@ class AsyncClient:
                     self._offered(await _json_or_none(resp))
                     return True
                 detail = await _problem_detail(resp)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise ConnectionError(f"cannot reach {self.server_url}: {_describe(exc)}") from exc
         raise ConnectionError(f"login failed: {detail}", detail=detail, status=resp.status)
 
     async def _redeem(self, token: str) -> str:
         """Trade a magic-link token for a session token (the ``session_token`` cookie)."""
-        try:
+        with self._translated():
             async with aiohttp.request(
                 "GET", f"{self.server_url}/auth/verify", params={"token": token},
                 allow_redirects=False, timeout=aiohttp.ClientTimeout(total=self.connection_timeout),
             ) as resp:
                 morsel = resp.cookies.get(COOKIE)
                 location = resp.headers.get("Location", "")
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise ConnectionError(f"cannot reach {self.server_url}: {_describe(exc)}") from exc
         if morsel is None or not morsel.value:
             code = location.partition("error=")[2] or f"HTTP {resp.status}"
             reason = SIGN_IN_ERRORS.get(code, f"the server did not sign us in ({code})")
@@ -275,15 +271,16 @@ class AsyncClient:
         Raises :class:`_Unanswered` when the server could not be reached or could not
         answer, and :class:`AuthenticationError` when the sign-in is over."""
         try:
-            async with http.post(f"{self.server_url}{POLL_PATH}",
-                                 json={"id": pending.id}) as resp:
-                if resp.status == 200:
-                    body = await _json_or_none(resp)
-                    morsel = resp.cookies.get(COOKIE)
-                else:
-                    detail = await _problem_detail(resp)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise _Unanswered(f"cannot reach {self.server_url}: {_describe(exc)}") from exc
+            with self._translated():
+                async with http.post(f"{self.server_url}{POLL_PATH}",
+                                     json={"id": pending.id}) as resp:
+                    if resp.status == 200:
+                        body = await _json_or_none(resp)
+                        morsel = resp.cookies.get(COOKIE)
+                    else:
+                        detail = await _problem_detail(resp)
+        except ConnectionError as exc:  # not reached this time: worth polling again
+            raise _Unanswered(str(exc)) from exc
         if resp.status == 200:
             status = body.get("status") if isinstance(body, dict) else None
             if status == "pending":
@@ -356,14 +353,11 @@ class AsyncClient:
         """
         state = self._state
         try:
-            await asyncio.wait_for(self._connect(magic_token), self.connection_timeout)
-        except BaseException as exc:
+            with self._translated():
+                await asyncio.wait_for(self._connect(magic_token), self.connection_timeout)
+        except BaseException:
             await self._drop_socket()
             self._state = state
-            if isinstance(exc, asyncio.TimeoutError):
-                raise ConnectionError(
-                    f"no answer from {self.server_url} within {self.connection_timeout:g} s"
-                ) from None
             raise
 
     async def _connect(self, magic_token: str | None) -> None:
@@ -385,17 +379,11 @@ class AsyncClient:
         self._greeted.clear()
         self._namespace_connected.clear()
         sio = self._sio = self._new_socket()
-        try:
+        with self._translated(connecting=sio):
             await sio.connect(
                 self.server_url, headers=self._headers, transports=["websocket"],
                 wait_timeout=self.connection_timeout,
             )
-        except (socketio.exceptions.ConnectionError, ValueError) as exc:
-            if sio.failed_namespaces:  # reached, then refused: not a network problem
-                reason = self._refusal or "the server refused the session"
-                raise AuthenticationError(f"the server refused the connection: {reason}",
-                                          detail=reason) from exc
-            raise ConnectionError(f"cannot reach {self.server_url}: {exc}") from exc
         await self._greeted.wait()
         if self._bad_greeting is not None:
             raise ConnectionError(f"{self.server_url} sent a malformed 'authenticated' event "
@@ -515,10 +503,8 @@ class AsyncClient:
         sio = self._sio
         if sio is None or not self.connected:
             raise ConnectionError(f"not connected ({self._state.value}); call connect() first")
-        try:
+        with self._translated():
             return await self._ack(sio, event, data)
-        except socketio.exceptions.BadNamespaceError:
-            raise ConnectionError("the connection closed before the message was sent") from None
 
     async def _ack(self, sio: socketio.AsyncClient, event: str,
                    data: dict[str, Any]) -> dict[str, Any]:
@@ -534,6 +520,36 @@ class AsyncClient:
             return {"error": f"the server sent a malformed acknowledgement ({problem})",
                     "code": 502}
         return dict(ack)
+
+    # -- errors from below ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _translated(self, connecting: socketio.AsyncClient | None = None) -> Iterator[None]:
+        """The one place where errors of aiohttp, python-socketio and the network become
+        the client's own (:mod:`roomz.exceptions`), as httpx translates httpcore's.
+
+        ``connecting``: the socket being connected, if any; its refused namespace means the
+        server was reached and would not sign us in.
+        """
+        try:
+            yield
+        except ClientError:
+            raise  # ours already
+        except asyncio.TimeoutError:  # before OSError: on 3.11+ it is the built-in one
+            raise ConnectionError(f"no answer from {self.server_url} within "
+                                  f"{self.connection_timeout:g} s") from None
+        except socketio.exceptions.BadNamespaceError:  # it closed between the check and emit
+            raise ConnectionError("the connection closed before the message was sent") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ConnectionError(f"cannot reach {self.server_url}: {_describe(exc)}") from exc
+        except (socketio.exceptions.ConnectionError, ValueError) as exc:
+            if connecting is None:
+                raise  # a ValueError of ours: a bug, not the network
+            if connecting.failed_namespaces:  # reached, then refused: not a network problem
+                reason = self._refusal or "the server refused the session"
+                raise AuthenticationError(f"the server refused the connection: {reason}",
+                                          detail=reason) from exc
+            raise ConnectionError(f"cannot reach {self.server_url}: {_describe(exc)}") from exc
 
     # -- events from python-socketio ------------------------------------------------------
 
@@ -573,12 +589,14 @@ class AsyncClient:
         self._user = {"display_name": None, **data["user"]}
         if self._display_name is not None and self._sio is not None:
             try:
-                # Servers send "authenticated" before confirming the namespace: wait for that.
-                await asyncio.wait_for(self._namespace_connected.wait(), self.connection_timeout)
-                ack = await self._ack(self._sio, "set_display_name",
-                                      {"display_name": self._display_name})
-            except (asyncio.TimeoutError, socketio.exceptions.BadNamespaceError) as exc:
-                ack = {"error": str(exc) or type(exc).__name__, "code": 408}
+                with self._translated():
+                    # Servers send "authenticated" before confirming the namespace: wait.
+                    await asyncio.wait_for(self._namespace_connected.wait(),
+                                           self.connection_timeout)
+                    ack = await self._ack(self._sio, "set_display_name",
+                                          {"display_name": self._display_name})
+            except ConnectionError as exc:
+                ack = {"error": str(exc), "code": 408}
             if ack.get("status") == "ok":
                 self._user["display_name"] = ack.get("display_name")
             else:
@@ -599,9 +617,7 @@ class AsyncClient:
         message_id = data["id"]
         if message_id in self._seen:
             return
-        self._seen[message_id] = None
-        if len(self._seen) > SEEN_MESSAGE_IDS:
-            self._seen.popitem(last=False)
+        self._seen.remember(message_id)
         await self._handlers.emit("message", data)
 
     async def _on_display_name_changed(self, data: dict[str, Any]) -> None:
@@ -731,6 +747,5 @@ def _seconds(value: str | None, most: float = 60.0) -> float:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, asyncio.TimeoutError):
-        return "timed out"
+    """What went wrong, in a few words: the error's message, else its kind."""
     return str(exc) or type(exc).__name__

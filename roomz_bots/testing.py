@@ -25,7 +25,7 @@ from types import ModuleType, TracebackType
 from typing import Any
 
 from roomz import AsyncClient
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 
 from .bot import Bot
 from .clock import FakeClock

@@ -14,7 +14,7 @@ _HOME = tempfile.mkdtemp(prefix="roomz-test-home-")
 for _var in ("XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME"):
     os.environ[_var] = os.path.join(_HOME, _var.lower())
 
-from roomz.server.testing import LocalServer  # noqa: E402
+from roomz.server.local import LocalServer  # noqa: E402
 from tests.server.proc import RestartableServer  # noqa: E402
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +17,16 @@ from prompt_toolkit.patch_stdout import patch_stdout
 
 from roomz import AsyncClient, ClientError
 from roomz.limits import MAX_MESSAGE_LENGTH, split_text
+from roomz.message import Message
+from roomz.recent_ids import RecentIds
 from roomz.session_cache import default_session_file
 from roomz_bots.bot import Bot
 from roomz_bots.config import Config, ConfigError
 from roomz_bots.host import BotHost, BotState, HostedBot, HostError, ReloadFailed
-from roomz_bots.message import Message
 from roomz_bots.origins import ORIGINS
 
 from . import DEFAULT_RECONNECT_MAX_DELAY
-from .commands import BY_NAME
+from .commands import SlashCommands
 from .completion import SlashCompleter
 from .connection import Connection
 from .render import (
@@ -42,12 +42,18 @@ from .render import (
 log = logging.getLogger("roomz.cli")
 
 NO_CONFIG = "No bots here: start with --config FILE to host some."
+SHOWN_MESSAGE_IDS = 1024  # enough to catch a message delivered to both clients of a swap
 
 
 def no_bot(name: str) -> str:
     """Why a bot command for ``name`` cannot be done without a config."""
     return f"No bot {name!r} here: start with --config FILE to host bots."
-SHOWN_MESSAGE_IDS = 1024  # enough to catch a message delivered to both clients of a swap
+
+
+#: Every slash command, declared with ``@command`` on its handler in :class:`ChatApp`:
+#: dispatch (:meth:`ChatApp.handle`), ``/help`` and completion read it.
+COMMANDS = SlashCommands()
+command = COMMANDS.command
 
 
 def print_line(line: FormattedText) -> None:
@@ -89,11 +95,11 @@ class ChatApp:
             config, server_url, session_cache_file=session_file, data_dir=data_dir,
             on_change=self._bot_changed, in_terminal=True)
         self._bot_states: dict[str, BotState] = {}  # the state each bot was last seen in
-        self._shown: OrderedDict[str, None] = OrderedDict()  # ids of the messages shown
+        self._shown: RecentIds[None] = RecentIds(SHOWN_MESSAGE_IDS)  # ids of messages shown
         self.history = history or InMemoryHistory()
         self.session: PromptSession[str] = PromptSession(
             history=self.history, auto_suggest=AutoSuggestFromHistory(),
-            completer=SlashCompleter(self.arguments), complete_while_typing=True,
+            completer=SlashCompleter(COMMANDS, self), complete_while_typing=True,
             bottom_toolbar=self.toolbar, refresh_interval=0.5, key_bindings=_key_bindings(),
             style=STYLE,
             # What was typed gives way to what it became: the message as the server
@@ -162,14 +168,14 @@ class ChatApp:
             return None
         if text.startswith("/") and not text.startswith("//"):
             name, _, args = text[1:].partition(" ")
-            command = BY_NAME.get(name)
-            if command is None:
+            found = COMMANDS.get(name)
+            if found is None:
                 self.say(f"Unknown command /{name}. /help lists the commands.", "warning")
                 return None
-            if command.needs_args and not args.strip():
-                self.say(f"Usage: {command.usage}", "warning")
+            if found.needs_args and not args.strip():
+                self.say(f"Usage: {found.usage}", "warning")
                 return None
-            return await command.run(self, args.strip())
+            return await found.run(self, args.strip())
         await self.send(text[1:] if text.startswith("//") else text)
         return None
 
@@ -219,26 +225,39 @@ class ChatApp:
                                 "content": html.escape(text), "timestamp": ack.get("timestamp")}))
         return None
 
+    # -- slash commands (the others are with the bots) ------------------------------------
+
+    def _emails_used_before(self, words: list[str]) -> list[tuple[str, str]]:
+        """What ``/login`` completes: the emails of earlier ``/login`` lines in the history."""
+        emails = {line.split(" ", 1)[1].strip() for line in self.history.get_strings()
+                  if line.startswith("/login ") and " " in line.strip()}
+        return [(e, "used before") for e in sorted(emails)]
+
+    @command("login", "<email>", "email me a sign-in link (then open it, or /token)",
+             arguments=_emails_used_before)
     async def login(self, email: str) -> None:
         """``/login``: request a sign-in link; wait for it to be confirmed in a browser."""
         await self.connection.login(email)
 
+    @command("token", "<token>", "sign in with the token from the mail")
     async def connect_with_token(self, token: str) -> None:
         """``/token``: sign in with the token (a working connection stays until it has),
         and start the bots."""
         await self.connection.redeem(token)
 
-    def reconnect(self) -> None:
-        """``/reconnect``: try to reach the server now."""
+    @command("reconnect", "", "try to reach the server now")
+    async def reconnect(self) -> None:
+        """``/reconnect``: try to reach the server now, instead of waiting for the next try."""
         self.connection.reconnect()
 
-    async def set_name(self, name: str | None) -> None:
-        """``/name``: set or clear this connection's display name."""
+    @command("name", "[name]", "set my display name; without one, clear it")
+    async def set_name(self, name: str) -> None:
+        """``/name``: set this connection's display name, or clear it with ``""``."""
         if not self.client.connected:
             self.say(f"Name not changed: {self.connection.not_connected()}.", "warning")
             return
         try:
-            ack = await self.client.set_display_name(name)
+            ack = await self.client.set_display_name(name or None)
         except ClientError:
             self.say(f"Name not changed: {self.connection.not_connected()}.", "warning")
             return
@@ -249,6 +268,7 @@ class ChatApp:
         else:
             self.say("Display name cleared: you show as your email.", "good")
 
+    @command("logout", "", "disconnect and forget the session")
     async def logout(self) -> None:
         """``/logout``: stop the bots, disconnect, and forget the session."""
         if self.host is not None:
@@ -256,6 +276,18 @@ class ChatApp:
         await self.connection.logout()
         ORIGINS.disconnected(self)
         self.say("Logged out; the session is forgotten.", "good")
+
+    @command("quit", "", "leave (also Ctrl-D)")
+    async def leave(self) -> bool:
+        """``/quit``: leave the terminal (False ends :meth:`run`)."""
+        return False
+
+    @command("help", "", "this list")
+    async def show_help(self) -> None:
+        """``/help``: every command with its usage and what it does, and the keys."""
+        self.say("Commands:\n" + "\n".join(COMMANDS.help_lines()) + "\nAlt+Enter (or Esc, "
+                 "Enter) starts a new line; Ctrl-C clears the line; Ctrl-D quits.",
+                 multiline=True)
 
     # -- events ----------------------------------------------------------------------------
 
@@ -277,9 +309,7 @@ class ChatApp:
         deliver it, and one we sent is shown from its acknowledgement if no echo came first."""
         if message.id in self._shown:
             return
-        self._shown[message.id] = None
-        if len(self._shown) > SHOWN_MESSAGE_IDS:
-            self._shown.popitem(last=False)
+        self._shown.remember(message.id)
         origin = ORIGINS.origin(message)
         self.echo(message_line(message, own=origin is self, bot=isinstance(origin, Bot)))
 
@@ -333,7 +363,7 @@ class ChatApp:
         return True
 
     async def start_bot(self, name: str) -> None:
-        """``/bot start``: start a hosted bot (it says when it runs)."""
+        """Start a hosted bot (it says when it runs)."""
         if self.host is None:
             self.say(no_bot(name), "warning")
         elif not self.client.connected and not self.connection.signed_in:
@@ -342,13 +372,14 @@ class ChatApp:
             await self._host_does(self.host.start(name))
 
     async def stop_bot(self, name: str) -> None:
-        """``/bot stop``: stop a hosted bot (its shutdown hooks run)."""
+        """Stop a hosted bot (its shutdown hooks run)."""
         if self.host is None:
             self.say(no_bot(name), "warning")
         elif await self._host_does(self.host.stop(name)):
             self.say(f"Bot {name} stopped.")
 
-    def show_bots(self) -> None:
+    @command("bots", "", "the bots hosted here: state and plugins")
+    async def show_bots(self) -> None:
         """``/bots``: each configured bot's name, state and plugins."""
         if self.host is None or not self.host.bots:
             self.say(NO_CONFIG)
@@ -356,7 +387,8 @@ class ChatApp:
         for line in self.host.describe():
             self.say(line)
 
-    def show_plugins(self) -> None:
+    @command("plugins", "", "every plugin the bots run")
+    async def show_plugins(self) -> None:
         """``/plugins``: every plugin of the running bots and its commands."""
         seen: dict[str, list[str]] = {}
         for bot in self.bots.values():
@@ -368,7 +400,14 @@ class ChatApp:
             shown = ", ".join("!" + c for c in commands) or "no commands"
             self.say(f"{plugin_name}: {shown}")
 
-    def reload_plugin(self, name: str) -> None:
+    def _running_plugins(self, words: list[str]) -> list[tuple[str, str]]:
+        """What ``/reload`` completes: the plugins of the running bots."""
+        plugins = {p.name for bot in self.bots.values() for p in bot.plugins}
+        return [(name, "plugin") for name in sorted(plugins)]
+
+    @command("reload", "<plugin>", "re-import a plugin without restarting the bots",
+             arguments=_running_plugins)
+    async def reload_plugin(self, name: str) -> None:
         """``/reload``: re-import a plugin; on failure the old code keeps running."""
         if self.host is None:
             self.say(f"No plugin {name!r} here: start with --config FILE to host bots.",
@@ -383,23 +422,23 @@ class ChatApp:
         else:
             self.say(f"Reloaded {name} in {', '.join(users)}", "good")
 
-    # -- completion ------------------------------------------------------------------------
+    def _bot_arguments(self, words: list[str]) -> list[tuple[str, str]]:
+        """What ``/bot`` completes: start or stop, then the configured bots' names."""
+        if not words:
+            return [("start", "start a bot"), ("stop", "stop a bot")]
+        hosted = self.host.bots.values() if self.host else []
+        return [(bot.name, bot.state.value) for bot in hosted]
 
-    def arguments(self, command: str, words: list[str]) -> Iterable[tuple[str, str]]:
-        """Known arguments of ``command``: emails used before, plugin names, bot names."""
-        if command == "login":
-            emails = {line.split(" ", 1)[1].strip() for line in self.history.get_strings()
-                      if line.startswith("/login ") and " " in line.strip()}
-            return [(e, "used before") for e in sorted(emails)]
-        if command == "reload":
-            plugins = {p.name for bot in self.bots.values() for p in bot.plugins}
-            return [(name, "plugin") for name in sorted(plugins)]
-        if command == "bot":
-            if not words:
-                return [("start", "start a bot"), ("stop", "stop a bot")]
-            hosted = self.host.bots.values() if self.host else []
-            return [(bot.name, bot.state.value) for bot in hosted]
-        return []
+    @command("bot", "start|stop <name>", "start or stop a hosted bot", arguments=_bot_arguments)
+    async def start_or_stop_bot(self, args: str) -> None:
+        """``/bot start NAME`` or ``/bot stop NAME``."""
+        action, _, name = args.partition(" ")
+        if action not in ("start", "stop") or not name.strip():
+            self.say("Usage: /bot start|stop <name>", "warning")
+        elif action == "start":
+            await self.start_bot(name.strip())
+        else:
+            await self.stop_bot(name.strip())
 
 
 def _key_bindings() -> KeyBindings:

@@ -1,23 +1,44 @@
-"""The terminal's slash commands: ``/login``, ``/token``, ``/name`` and the rest."""
+"""Slash commands as one registry: each handler is declared once, with its usage and
+description, and dispatch, ``/help`` and completion all read the registry.
+
+::
+
+    COMMANDS = SlashCommands()
+    command = COMMANDS.command
+
+    class ChatApp:
+        @command("login", "<email>", "email me a sign-in link", arguments=emails_used_before)
+        async def login(self, email: str) -> None: ...
+
+A handler is an ``async`` method (or function) of the object commands run on: it takes
+the text after the command when the usage names arguments, and nothing otherwise. This
+module knows nothing of that object, so the terminal imports it, never the other way.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, TypeVar
 
-if TYPE_CHECKING:
-    from .app import ChatApp
+#: Runs a command on its target (the terminal): ``handler(target)`` or
+#: ``handler(target, args)``; False means "leave".
+Handler = Callable[..., Awaitable[bool | None]]
+#: Suggests a command's arguments: (target, words typed so far) -> (value, description) pairs.
+ArgumentSource = Callable[[Any, list[str]], Iterable[tuple[str, str]]]
+H = TypeVar("H", bound=Handler)
 
 
 @dataclass(frozen=True)
 class SlashCommand:
-    """One command: its arguments for the usage line, what it does, and its handler."""
+    """One command: its arguments for the usage line, what it does, its handler, and where
+    its arguments can be completed from."""
 
     name: str
     args: str
     help: str
-    run: Callable[[ChatApp, str], Awaitable[bool | None]]
+    handler: Handler
+    arguments: ArgumentSource | None = None
 
     @property
     def needs_args(self) -> bool:
@@ -29,81 +50,44 @@ class SlashCommand:
         """``/name <args>``."""
         return f"/{self.name} {self.args}".strip()
 
+    async def run(self, target: Any, args: str) -> bool | None:
+        """Run the handler on ``target``, with ``args`` when the usage names any."""
+        return await (self.handler(target, args) if self.args else self.handler(target))
 
-async def login(app: ChatApp, email: str) -> None:
-    """Ask the server for a sign-in link."""
-    await app.login(email)
-
-
-async def token(app: ChatApp, value: str) -> None:
-    """Connect with the token from the sign-in link."""
-    await app.connect_with_token(value)
+    def suggestions(self, target: Any, words: list[str]) -> Iterable[tuple[str, str]]:
+        """Known arguments after ``words``, as (value, description) pairs."""
+        return self.arguments(target, words) if self.arguments else ()
 
 
-async def reconnect(app: ChatApp, _: str) -> None:
-    """Try to reach the server now, instead of waiting for the next attempt."""
-    app.reconnect()
+class SlashCommands:
+    """The commands, by name, in the order they were declared (the order ``/help`` lists)."""
 
+    def __init__(self) -> None:
+        self._by_name: dict[str, SlashCommand] = {}
 
-async def name(app: ChatApp, value: str) -> None:
-    """Set (or with nothing, clear) this connection's display name."""
-    await app.set_name(value or None)
+    def command(self, name: str, args: str, help: str, *,
+                arguments: ArgumentSource | None = None) -> Callable[[H], H]:
+        """Declare the decorated handler as ``/name``: ``args`` for the usage line
+        (``<required>``, ``[optional]``), ``help`` for ``/help`` and completion,
+        ``arguments`` to complete its arguments from."""
+        def declare(handler: H) -> H:
+            if name in self._by_name:  # two handlers for one command: a mistake of ours
+                raise ValueError(f"/{name} is declared twice")
+            self._by_name[name] = SlashCommand(name, args, help, handler, arguments)
+            return handler
+        return declare
 
+    def get(self, name: str) -> SlashCommand | None:
+        """The command called ``name``, or None."""
+        return self._by_name.get(name)
 
-async def logout(app: ChatApp, _: str) -> None:
-    """Disconnect, stop the bots, and forget the session."""
-    await app.logout()
+    def __iter__(self) -> Iterator[SlashCommand]:
+        return iter(self._by_name.values())
 
+    def __len__(self) -> int:
+        return len(self._by_name)
 
-async def quit_(app: ChatApp, _: str) -> bool:
-    """Leave the terminal."""
-    return False
-
-
-async def help_(app: ChatApp, _: str) -> None:
-    """List the commands."""
-    width = max(len(c.usage) for c in COMMANDS)
-    lines = [f"{c.usage.ljust(width)}  {c.help}" for c in COMMANDS]
-    app.say("Commands:\n" + "\n".join(lines) + "\nAlt+Enter (or Esc, Enter) starts a new line; "
-            "Ctrl-C clears the line; Ctrl-D quits.", multiline=True)
-
-
-async def bots(app: ChatApp, _: str) -> None:
-    """Each hosted bot: name, state, plugins."""
-    app.show_bots()
-
-
-async def plugins(app: ChatApp, _: str) -> None:
-    """The plugins of every hosted bot."""
-    app.show_plugins()
-
-
-async def reload(app: ChatApp, plugin: str) -> None:
-    """Re-import a plugin and give the bots its new code."""
-    app.reload_plugin(plugin)
-
-
-async def bot(app: ChatApp, args: str) -> None:
-    """Start or stop a hosted bot."""
-    action, _, bot_name = args.partition(" ")
-    if action not in ("start", "stop") or not bot_name.strip():
-        app.say("Usage: /bot start|stop <name>", "warning")
-        return
-    await app.start_bot(bot_name.strip()) if action == "start" else await app.stop_bot(
-        bot_name.strip())
-
-
-COMMANDS = [
-    SlashCommand("login", "<email>", "email me a sign-in link (then open it, or /token)", login),
-    SlashCommand("token", "<token>", "sign in with the token from the mail", token),
-    SlashCommand("reconnect", "", "try to reach the server now", reconnect),
-    SlashCommand("name", "[name]", "set my display name; without one, clear it", name),
-    SlashCommand("logout", "", "disconnect and forget the session", logout),
-    SlashCommand("quit", "", "leave (also Ctrl-D)", quit_),
-    SlashCommand("help", "", "this list", help_),
-    SlashCommand("bots", "", "the bots hosted here: state and plugins", bots),
-    SlashCommand("plugins", "", "every plugin the bots run", plugins),
-    SlashCommand("reload", "<plugin>", "re-import a plugin without restarting the bots", reload),
-    SlashCommand("bot", "start|stop <name>", "start or stop a hosted bot", bot),
-]
-BY_NAME = {c.name: c for c in COMMANDS}
+    def help_lines(self) -> list[str]:
+        """One line per command: its usage, padded to a column, and what it does."""
+        width = max((len(c.usage) for c in self), default=0)
+        return [f"{c.usage.ljust(width)}  {c.help}" for c in self]

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from roomz.session_cache import SessionCache
 
 

@@ -17,7 +17,7 @@ from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.styles import Style
 from prompt_toolkit.utils import get_cwidth
 
-from roomz_bots.message import Message, display_name_of, label
+from roomz.message import Message, display_name_of, label
 
 STYLE = Style.from_dict({
     "time": "#8a8a8a",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from roomz_bots import Message, PluginBot
 from roomz_bots.testing import BotHarness
 

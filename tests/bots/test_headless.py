@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from roomz_bots.runner import EXIT_STATUSES
 from tests.server.proc import RestartableServer
 

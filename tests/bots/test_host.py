@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from roomz import ConnectionState
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from roomz.session_cache import SessionCache
 from roomz_bots.config import Config, ConfigError, load_config
 from roomz_bots.host import BotHost, BotState, HostedBot, HostError, ReloadFailed, duration

@@ -27,7 +27,7 @@ from prompt_toolkit.output import DummyOutput
 
 from roomz import AsyncClient
 from roomz.cli.app import ChatApp
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from roomz_bots.config import Config, load_config
 from tests.waiting import wait_until
 

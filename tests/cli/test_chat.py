@@ -14,7 +14,7 @@ import pytest
 from roomz import AsyncClient
 from roomz.cli.render import duration
 from roomz.limits import MAX_MESSAGE_LENGTH
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from tests.client.helpers import restart_in_process
 from tests.security.hostile_server import hostile_server
 

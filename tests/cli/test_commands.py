@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from roomz.cli.commands import COMMANDS
-from roomz.server.testing import LocalServer
+from roomz.cli.app import COMMANDS
+from roomz.server.local import LocalServer
 
 from .helpers import open_terminal, style_of, text_of
 

@@ -10,11 +10,10 @@ from prompt_toolkit.completion import CompleteEvent, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory
 
-from roomz.cli.app import ChatApp
-from roomz.cli.commands import COMMANDS
+from roomz.cli.app import COMMANDS, ChatApp
 from roomz.cli.completion import SlashCompleter
 from roomz.cli.history import history_file
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 
 from .helpers import RIGHT, open_terminal, text_of, write_config
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from roomz import ConnectionState
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from roomz.session_cache import SessionCache
 
 from .helpers import (

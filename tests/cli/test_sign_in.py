@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 
 from roomz import ConnectionState
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from roomz.session_cache import SessionCache
 from tests.browser import Browser, Page
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from roomz import AsyncClient
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 
 from .helpers import TIMEOUT
 

@@ -18,7 +18,7 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from tests.events import user_of
 from tests.waiting import stays_true as stays_true
 from tests.waiting import wait_until as wait_until

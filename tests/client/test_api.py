@@ -24,7 +24,7 @@ from roomz import (
     ConnectionState,
     SyncClient,
 )
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from roomz.session_cache import SessionCache
 from tests.events import Events
 from tests.waiting import wait_until

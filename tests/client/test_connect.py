@@ -14,7 +14,7 @@ import pytest
 
 from roomz import AsyncClient, AuthenticationError, ConnectionError, ConnectionState
 from roomz.server.app import Server
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from tests.events import Events, user_of
 from tests.server.proc import free_port
 

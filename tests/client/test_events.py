@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from roomz import ConnectionState
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from tests.events import Events, user_of
 
 from .conftest import SignedIn

@@ -10,9 +10,9 @@ import pytest
 
 from roomz import ClientError, ConnectionError
 from roomz.server.app import Server
+from roomz.server.local import LocalServer
 from roomz.server.mail import MagicLink, MailError
 from roomz.server.settings import ServerSettings
-from roomz.server.testing import LocalServer
 from tests.server.proc import free_port
 
 from .conftest import ClientFactory

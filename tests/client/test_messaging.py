@@ -10,7 +10,7 @@ import pytest
 
 from roomz import ConnectionError
 from roomz.limits import split_text
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from tests.events import Events, user_of
 
 from .conftest import ClientFactory, SignedIn

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from roomz import ConnectionError, ConnectionState
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from tests.events import Events, user_of
 from tests.server.proc import RestartableServer
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from roomz import AsyncClient, AuthenticationError, ConnectionState
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from tests.events import user_of
 
 from .conftest import ClientFactory, SignedIn

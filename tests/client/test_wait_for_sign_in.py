@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from roomz import AsyncClient, AuthenticationError, ConnectionError, SyncClient
-from roomz.server.testing import LocalServer, ThreadedServer, follow_magic_link
+from roomz.server.local import LocalServer, follow_magic_link
+from roomz.server.testing import ThreadedServer
 from tests.browser import Browser, Page
 from tests.waiting import stays_true
 

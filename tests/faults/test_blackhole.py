@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from roomz import AsyncClient, ConnectionError, ConnectionState
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 
 from .helpers import TIMEOUT, SendLog, Watch, stays_true, wait_until
 from .proxy import TcpProxy

@@ -26,7 +26,7 @@ from types import TracebackType
 
 import aiohttp
 
-from roomz.server.testing import request_magic_link
+from roomz.server.local import request_magic_link
 from tests.server.proc import StderrLines, free_port
 
 RUN = (

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 
 SCRIPT = Path(__file__).with_name("published_client.py")
 

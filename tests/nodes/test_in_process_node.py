@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 
 from .conftest import SECRET
 from .redis_proc import RedisProcess

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import socketio
 
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from tests.server.helpers import signed_in
 from tests.server.proc import ServerProcess
 from tests.waiting import wait_until

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from roomz import AsyncClient, AuthenticationError
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from roomz.session_cache import SessionCache
 from tests.nodes.redis_proc import RedisProcess
 from tests.server.proc import ServerProcess

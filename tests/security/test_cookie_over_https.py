@@ -7,7 +7,7 @@ from http.cookies import Morsel, SimpleCookie
 
 import aiohttp
 
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 

@@ -9,8 +9,8 @@ import time
 import aiohttp
 
 from roomz.server.internals import MAX_PAYLOAD_PACKETS
+from roomz.server.local import LocalServer
 from roomz.server.request_bodies import MAX_BODY_BYTES
-from roomz.server.testing import LocalServer
 
 from .hostile_clients import POLLING_PATH, TIMEOUT, http_session, polling_session
 

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 
 from .hostile_clients import POLLING_PATH, http_session
 

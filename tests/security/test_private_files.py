@@ -29,8 +29,8 @@ from prompt_toolkit.history import FileHistory, InMemoryHistory
 from roomz import AsyncClient, AuthenticationError, ConnectionState
 from roomz.cli.history import PrivateHistory, history_file
 from roomz.private_files import PrivateFileError, read_text, write_text
+from roomz.server.local import LocalServer
 from roomz.server.settings import ServerSettings, SettingsError, load_or_create_secret
-from roomz.server.testing import LocalServer
 from roomz.session_cache import server_key
 from tests.cli.helpers import (
     at_prompt,

@@ -21,7 +21,7 @@ import pytest
 import socketio
 
 from roomz import AsyncClient, AuthenticationError, ConnectionState
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from roomz.session_cache import SessionCache
 from tests.events import Events
 from tests.nodes.redis_proc import RedisProcess

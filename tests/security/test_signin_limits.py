@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from tests.nodes.redis_proc import RedisProcess
 from tests.server.helpers import assert_problem
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from tests.server.proc import ServerProcess, run_command
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)

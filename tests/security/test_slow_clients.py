@@ -12,7 +12,7 @@ from pathlib import Path
 
 import aiohttp
 
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from tests.server.helpers import assert_problem
 from tests.server.proc import ServerProcess
 from tests.waiting import wait_until

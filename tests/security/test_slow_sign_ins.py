@@ -7,8 +7,8 @@ import asyncio
 from typing import Any
 
 from roomz.server import internals
+from roomz.server.local import LocalServer
 from roomz.server.presence import Presence
-from roomz.server.testing import LocalServer
 from tests.waiting import wait_until
 
 from .hostile_clients import RawSocket, http_session

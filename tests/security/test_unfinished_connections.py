@@ -8,7 +8,7 @@ import json
 
 import aiohttp
 
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 
 from .hostile_clients import POLLING_PATH, RawSocket, http_session
 

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 import aiohttp
 
-from roomz.server.testing import follow_magic_link, request_magic_link
+from roomz.server.local import follow_magic_link, request_magic_link
 
 #: The console script under test, from the same virtualenv as the running tests.
 ROOMZ_SERVER = str(Path(sys.executable).with_name("roomz-server"))

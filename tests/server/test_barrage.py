@@ -22,7 +22,7 @@ import aiohttp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 
 from .helpers import (
     INVALID_CONTENT,

@@ -13,7 +13,7 @@ import jwt
 import pytest
 import socketio
 
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from tests.events import user_of
 
 from .helpers import (

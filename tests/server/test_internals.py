@@ -27,8 +27,8 @@ from socketio import packet
 from roomz.server import internals
 from roomz.server.addresses import ClientAddresses
 from roomz.server.internals import CheckedWebSocket, OutgoingQueue, SocketServer
+from roomz.server.local import LocalServer
 from roomz.server.redis_state import RedisFanOutManager
-from roomz.server.testing import LocalServer
 from tests.security.hostile_clients import RawSocket, http_session
 from tests.waiting import wait_until
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 
 from .helpers import assert_problem
 

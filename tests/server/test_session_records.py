@@ -10,9 +10,9 @@ import pytest
 
 from roomz.cli.embedded import embedded_server
 from roomz.server import Server
+from roomz.server.local import LocalServer
 from roomz.server.session_records import FILE_NAME, SqliteSessionRecords
 from roomz.server.settings import ServerSettings, SettingsError
-from roomz.server.testing import LocalServer
 
 HOUR = 3600
 

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from tests.browser import SCANNERS, Browser, scan
 
 from .helpers import assert_problem

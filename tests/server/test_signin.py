@@ -18,7 +18,7 @@ import jwt
 import pytest
 
 from roomz.server import MagicLink, Server, ServerSettings
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 
 from .helpers import assert_problem, cookie_headers, is_iso8601_with_zone, link_sent
 
