@@ -391,7 +391,7 @@ class AsyncClient:
                 wait_timeout=self.connection_timeout,
             )
         except (socketio.exceptions.ConnectionError, ValueError) as exc:
-            if sio.failed_namespaces:  # reached, then refused: not a network problem
+            if sio.refused():  # reached, then refused: not a network problem
                 reason = self._refusal or "the server refused the session"
                 raise AuthenticationError(f"the server refused the connection: {reason}",
                                           detail=reason) from exc
