@@ -545,7 +545,7 @@ class AsyncClient:
         except (socketio.exceptions.ConnectionError, ValueError) as exc:
             if connecting is None:
                 raise  # a ValueError of ours: a bug, not the network
-            if connecting.failed_namespaces:  # reached, then refused: not a network problem
+            if connecting.refused():  # reached, then refused: not a network problem
                 reason = self._refusal or "the server refused the session"
                 raise AuthenticationError(f"the server refused the connection: {reason}",
                                           detail=reason) from exc

@@ -16,6 +16,11 @@ python-socketio
       (``"*"``) handlers; no upstream issue found.
   ``BaseClient.reserved_events``: those names (``connect``, ``connect_error``,
       ``disconnect``, ``__disconnect_final``), an undocumented class attribute.
+  ``AsyncClient.failed_namespaces``: the namespaces the server refused (it answered
+      CONNECT_ERROR), an undocumented attribute. ``connect`` raises the same
+      ``ConnectionError`` whether the server was unreachable or refused the session,
+      and the documented ``connect_error`` handler is called in both cases; only this
+      list tells them apart (no upstream issue found). Read by :meth:`SocketClient.refused`.
 
 The client's reconnection needs no private part: python-socketio's own is turned off
 (``reconnection=False``) and :mod:`roomz.reconnection` runs the attempts.
@@ -33,7 +38,8 @@ class SocketClient(socketio.AsyncClient):  # type: ignore[misc]
     """python-socketio's client, deaf to servers that emit its own life-cycle events.
 
     An event the server emits under a reserved name is passed to ``on_reserved_event``
-    (its name) instead of the handler of that name.
+    (its name) instead of the handler of that name. :meth:`refused` says whether a
+    failed ``connect`` reached a server that refused it.
     """
 
     def __init__(self, *, on_reserved_event: Callable[[str], None], **options: Any) -> None:
@@ -46,3 +52,8 @@ class SocketClient(socketio.AsyncClient):  # type: ignore[misc]
             self.on_reserved_event(name)
             return
         await super()._handle_event(namespace, id, data)
+
+    def refused(self) -> bool:
+        """True when the server answered the last ``connect`` with a refusal (CONNECT_ERROR),
+        rather than not being reached."""
+        return bool(self.failed_namespaces)

@@ -15,9 +15,8 @@ from aiohttp import web
 from .addresses import ClientAddresses
 from .bad_http_log import QuietBadRequests
 from .chat import Chat
-from .fanout import FanOutManager
 from .idle_connections import IdleConnections, listen
-from .internals import SocketServer
+from .internals import FanOutManager, SocketServer
 from .magic_links import MagicLinks, MagicLinkStore
 from .mail import CallbackMailer, ConsoleMailer, MagicLinkCallback, Mailer, SmtpMailer
 from .pages import Pages

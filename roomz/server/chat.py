@@ -135,7 +135,7 @@ class Chat:
     async def _welcome(self, sid: str, conn: Connection, total: int) -> None:
         """Send ``authenticated`` to the new connection, then ``user_joined`` to the others."""
         for _ in range(100):  # the confirmation is queued right after connect() returns
-            if self.sio.manager.is_connected(sid, "/") or sid not in self.connections:
+            if internals.is_connected(self.sio, sid) or sid not in self.connections:
                 break
             await asyncio.sleep(0)
         if sid not in self.connections:
@@ -152,7 +152,7 @@ class Chat:
 
     async def disconnect(self, sid: str, reason: Any = None, *extra: Any) -> None:
         """Forget a closed connection and tell the user's other connections."""
-        if self.sio.manager.is_connected(sid, "/"):
+        if internals.is_connected(self.sio, sid):
             return  # a live client emitted an event named "disconnect": ignore it
         conn = self.connections.pop(sid, None)
         if conn is None:

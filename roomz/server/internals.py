@@ -1,50 +1,70 @@
 """The one place that reaches into python-socketio's and python-engineio's private parts.
 
-(All but the Redis manager's, which ``redis_state.py`` overrides in its subclass: they are
-listed, and tested, here too.)
-
 A server on the internet needs bounds these libraries do not offer: this module adds them
 by subclassing ``socketio.AsyncServer`` (:class:`SocketServer`) and by adjusting each
-Engine.IO socket as it opens. ``tests/server/test_internals.py`` checks every assumption
-below against the installed versions, so an upgrade fails a test instead of a server.
+Engine.IO socket as it opens. It also holds the local fan-out (:class:`FanOutManager`),
+which sends one event to a room the way python-socketio's manager does, minus a task per
+recipient. ``tests/server/test_internals.py`` checks every assumption below against the
+installed versions, so an upgrade fails a test instead of a server: to lift the caps in
+``pyproject.toml``, run it against the new release.
 
-Private names used, why no public route exists, and the upstream issue where there is one:
+Each private or undocumented name used, and why: the upstream issue where there is one,
+else the reason no public route exists. (Public routes are used where they exist:
+``attach`` is overridden to put capacity checks in front of ``eio.handle_request``;
+``sio.reason``, the manager's ``get_namespaces``/``get_participants`` and
+Engine.IO's ``send_packet`` are documented.)
 
 python-socketio
   ``AsyncServer._handle_eio_connect`` / ``_handle_eio_disconnect`` (overridden): the only
       hooks that see each Engine.IO socket open and close, before any Socket.IO connect.
-      Used to count sockets, give each its bounds and a deadline to sign in (Node's
-      ``connectTimeout``; python-socketio has no equivalent).
+      Used to count sockets, give each its bounds and a deadline to sign in. No public
+      route: Node's server has ``connectTimeout``, python-socketio has no equivalent (no
+      upstream issue found).
   ``AsyncServer._handle_eio_message`` (overridden) and the handlers it dispatches to,
       ``_handle_connect``, ``_handle_disconnect``, ``_handle_event``, ``_handle_ack``:
       upstream decodes a packet inside the message hook and raises on junk ("4", "42[",
       "49", deep JSON, a client's CONNECT_ERROR); engine.io logs each with a traceback
-      and keeps the connection. It also buffers binary attachments without limit (no
-      upstream issue found; socketioxide's GHSA-55mf-67qm-4wpg is the same flaw). Here a
-      packet is decoded once, checked, and dispatched, or the connection is closed.
+      and keeps the connection (no upstream issue found). It also buffers binary
+      attachments without limit (no upstream issue found; socketioxide's
+      GHSA-55mf-67qm-4wpg is the same flaw). Here a packet is decoded once, checked, and
+      dispatched, or the connection is closed.
   ``AsyncServer._handle_disconnect`` (overridden too) and ``disconnect``: every way a
       namespace ends (the client's DISCONNECT, the socket closing, the server's
       ``disconnect``) runs one of them; a socket that leaves its namespace gets a
-      deadline to sign in again.
-  ``reason.TRANSPORT_CLOSE``: the reason given when a socket closed during its connect.
-  (Public routes are used where they exist: ``attach`` is overridden to put capacity
-  checks in front of ``eio.handle_request``; ``manager.sid_from_eio_sid``,
-  ``eio_sid_from_sid``, ``is_connected`` and ``is_pre_connected`` are the manager's own
-  methods, undocumented: ``is_pre_connected`` is true while a connect handler runs.)
+      deadline to sign in again. No public hook sees a namespace end without its sid.
+  ``AsyncServer.packet_class`` and ``socketio.packet`` (``Packet``, its type constants,
+      ``packet_type``/``id``/``data``/``namespace``/``attachment_count``): the server's
+      decoder and encoder, which the checks above and the fan-out call as upstream does.
+      Undocumented: the wire format has no public API.
+  ``AsyncServer.manager`` and its undocumented ``sid_from_eio_sid``,
+      ``eio_sid_from_sid``, ``is_connected``, ``is_pre_connected``: which Socket.IO
+      connection rides an Engine.IO socket, and whether it is accepted
+      (``is_pre_connected`` is true while a connect handler runs). No public accessor;
+      :func:`is_connected` is the one the rest of the server uses, to greet a connection
+      once accepted and to tell a real disconnect from a client's event named
+      "disconnect", which python-socketio hands to the disconnect handler of a live
+      connection (no upstream issue found).
+  ``AsyncManager.emit`` (documented), overridden by :class:`FanOutManager` and re-done
+      with the parts above and ``eio.send_packet``: upstream sends to each recipient in a
+      task of its own and waits for them all, a fraction of the CPU wasted at chat
+      fan-out. No option turns that off.
+  ``AsyncServer.eio``: the Engine.IO server underneath, undocumented; the way to all
+      the python-engineio parts below.
 
-python-socketio's Redis manager (``roomz/server/redis_state.py`` subclasses it)
-  ``AsyncRedisManager._publish`` (overridden): what every emit, disconnect and room change
-      calls to reach the other nodes; ours publishes through the stores' client and raises
-      when Redis is down (upstream's reconnects the subscriber's connection and gives up
-      silently).
-  ``AsyncRedisManager._redis_listen_with_retries`` (overridden): the async generator of
-      the bus's messages that ``_listen`` reads; ours resubscribes within a second, not a
-      minute, and says when it is subscribed.
-  ``AsyncServer.manager_initialized`` and ``manager.initialize()``: upstream starts the
-      bus's subscriber on the first client's connect; we start it before serving, so no
-      message published meanwhile is missed.
-  ``AsyncPubSubManager.thread``: the subscriber's task, which ``initialize`` starts and
-      nothing stops: cancelled when the server stops.
+python-socketio's pub/sub manager (``roomz/server/redis_state.py`` subclasses it)
+  ``AsyncPubSubManager._publish`` / ``_listen``: the two methods its backends implement
+      (its docstrings say so; python-socketio's own Redis, Kafka, Kombu and ZeroMQ
+      managers do), underscored all the same. ``_publish(data)`` gets every emit,
+      disconnect and room change bound for other nodes (a dict); ``_listen()`` is an
+      async generator of the other nodes' messages, read by the task that the documented
+      ``initialize()`` starts, which ends quietly when cancelled. We implement them
+      rather than subclass ``AsyncRedisManager``, whose publisher, Redis being down,
+      logs "giving up" and returns as if sent (messages lost in an outage:
+      python-socketio#1411) and whose subscriber backs off to a minute between attempts
+      (its cap, python-socketio#617).
+  ``socketio.async_pubsub_manager.AsyncPubSubManager``: the class is imported from its
+      module, re-exported from here: the package exports (and documents) only the
+      synchronous ``PubSubManager``.
 
 python-engineio
   ``AsyncServer.sockets``: the Engine.IO socket behind an id (no public accessor).
@@ -52,28 +72,34 @@ python-engineio
       (``engineio.async_drivers.aiohttp.WebSocket``), replaced per server by a subclass
       whose ``wait`` refuses bad frames before engine.io decodes them (its reader decodes
       outside any ``try``: junk frames end in aiohttp tracebacks) and which remembers
-      the request, so a stuck reader's TCP connection can be aborted. The driver calls
-      the class as ``(handler, server)``, ``handler`` being the socket's bound
-      ``_websocket_handler``; the driver's environ carries ``"aiohttp.request"``.
+      the request, so a stuck reader's TCP connection can be aborted. No option takes
+      a driver. The driver calls the class as ``(handler, server)``, ``handler`` being
+      the socket's bound ``_websocket_handler``; the driver's environ carries
+      ``"aiohttp.request"``.
   ``AsyncSocket.queue``: each socket's outgoing packets, an unbounded ``asyncio.Queue``
       (python-engineio#133, open: no back-pressure). Replaced by :class:`OutgoingQueue`.
   ``AsyncSocket.poll``: what a long-polling GET and the WebSocket writer call for the
-      next packets. Replaced by :func:`long_poll` (at most 16 packets per GET, which is
-      all python-engineio's clients decode from one payload), and on signed-in WebSocket
-      sockets by a wait without a timer (:func:`poll`).
+      next packets; it raises ``exceptions.QueueEmpty`` when there are none. Replaced
+      by :func:`long_poll` (at most 16 packets per GET, which is all python-engineio's
+      clients decode from one payload: python-engineio#142), and on signed-in WebSocket
+      sockets by a wait without a timer (:func:`poll`; no option turns the timer off).
+      Both read the socket's ``server`` for ``ping_interval`` and ``ping_timeout``.
   ``AsyncSocket.handle_post_request``: wrapped, so a bad long-polling payload closes its
       socket with one line instead of a traceback (or a POST held open, below).
   ``AsyncSocket.close(wait=False, abort=...)`` plus ``queue.put_nowait(None)``: closing a
       socket now. ``AsyncServer.disconnect`` waits on ``queue.join()``, which never returns
       for a long-polling client that does not poll again; and the async socket's
       ``close`` wakes neither a WebSocket's writer nor a waiting long-poll (the sync one
-      does), so every close here, ours or not, is followed by a ``None``.
+      does since python-engineio#9), so every close here, ours or not, is followed by a
+      ``None``.
   ``AsyncSocket.closed`` / ``closing`` / ``upgraded`` / ``sid``: state flags, read only.
   ``payload.Payload.max_decode_packets`` (a class attribute, so process-wide): 16 by
       default, and a long-polling POST with more packets loses all of them with a
       traceback (python-engineio#142, closed as a known limitation). Raised to
       :data:`MAX_PAYLOAD_PACKETS`; a payload with more is refused (400) before any of it
       is handled.
+  ``packet.Packet`` and ``packet.MESSAGE``: an Engine.IO MESSAGE wrapping an encoded
+      Socket.IO packet, built once per fan-out as upstream's manager does (undocumented).
 """
 
 from __future__ import annotations
@@ -89,9 +115,13 @@ from typing import Any
 import socketio
 from aiohttp import web
 from engineio import exceptions as eio_exceptions
+from engineio import packet as eio_packet
 from engineio import payload as eio_payload
 from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet
+from socketio.async_pubsub_manager import (  # not exported by the package: see above
+    AsyncPubSubManager as AsyncPubSubManager,
+)
 
 from .addresses import ClientAddresses, limit_key
 from .problems import problem
@@ -278,6 +308,44 @@ async def close_transports(sio: socketio.AsyncServer) -> None:
         await close_now(socket)
 
 
+def is_connected(sio: socketio.AsyncServer, sid: str) -> bool:
+    """True from the moment python-socketio has accepted ``sid``'s connect (after its
+    connect handler returned) until the connection ends."""
+    return bool(sio.manager.is_connected(sid, NAMESPACE))
+
+
+class FanOutManager(socketio.AsyncManager):  # type: ignore[misc]
+    """The single-process manager, whose ``emit`` without callbacks queues in turn.
+
+    python-socketio's manager sends to each recipient in a task of its own, then waits
+    for them all. Handing a packet to a connection only puts it on that connection's
+    queue, so doing it in turn is equivalent, keeps order, and costs a fraction of the
+    CPU at chat fan-out (10 connections a user).
+    """
+
+    async def emit(self, event: str, data: Any, namespace: str, room: Any = None,
+                   skip_sid: Any = None, callback: Any = None, to: Any = None,
+                   **kwargs: Any) -> None:
+        """Send ``event`` to ``room`` (or ``to``) except ``skip_sid``, as AsyncManager does."""
+        if callback is not None or isinstance(data, tuple):
+            await super().emit(event, data, namespace, room=room,
+                               skip_sid=skip_sid, callback=callback, to=to, **kwargs)
+            return
+        if namespace not in self.get_namespaces():
+            return
+        args = [] if data is None else [data]
+        encoded = self.server.packet_class(packet.EVENT, namespace=namespace,
+                                           data=[event, *args]).encode()
+        eio_packets = [eio_packet.Packet(eio_packet.MESSAGE, p)
+                       for p in (encoded if isinstance(encoded, list) else [encoded])]
+        skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        send = self.server.eio.send_packet
+        for sid, eio_sid in self.get_participants(namespace, to or room):
+            if sid not in skip:
+                for p in eio_packets:
+                    await send(eio_sid, p)
+
+
 def raise_payload_limit() -> None:
     """Let a long-polling POST carry up to :data:`MAX_PAYLOAD_PACKETS` packets (process-wide)."""
     if eio_payload.Payload.max_decode_packets < MAX_PAYLOAD_PACKETS:
@@ -443,7 +511,7 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     def is_signed_in(self, eio_sid: str) -> bool:
         """True when the Engine.IO socket carries an accepted Socket.IO connection."""
         sid = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
-        return sid is not None and bool(self.manager.is_connected(sid, NAMESPACE))
+        return sid is not None and is_connected(self, sid)
 
     def _finished(self, kept: EngineSocket) -> None:
         """Stop counting ``kept`` among its address's sockets not yet signed in."""

@@ -19,13 +19,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iter
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-import socketio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from .fanout import FanOutManager
+from .internals import AsyncPubSubManager, FanOutManager
 from .magic_links import (
     AFTERLIFE_SECONDS,
     MAX_WRONG_CODES,
@@ -50,7 +49,8 @@ log = logging.getLogger("roomz.server")
 T = TypeVar("T")
 
 PREFIX = "roomz:"
-RESUBSCRIBE_MAX_DELAY = 0.5  # while Redis is away, a node tries to listen again this often
+RESUBSCRIBE_FIRST_DELAY = 0.1  # after the bus is lost, a node tries to listen again this soon
+RESUBSCRIBE_MAX_DELAY = 0.5  # and, while Redis stays away, this often
 RESUBSCRIBE_WAIT_SECONDS = 3.0
 
 
@@ -475,40 +475,79 @@ def _total(counts: list[str]) -> int:
     return sum(max(int(count), 0) for count in counts)
 
 
-class RedisFanOutManager(socketio.AsyncRedisManager, FanOutManager):  # type: ignore[misc]
-    """python-socketio's Redis manager (emits reach every node), with queued local fan-out.
+class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[misc]
+    """python-socketio's pub/sub manager on Redis (emits reach every node), with queued
+    local fan-out.
 
-    Publishing goes through the stores' client. python-socketio's publisher, after a
-    failure, reconnects by replacing the subscriber's connection too, which silently ends
-    the subscription; and it gives up without telling anyone. Ours raises
-    :class:`StoreUnavailable`, so the sender learns its message did not reach every node.
+    Built on the two points python-socketio's pub/sub manager leaves to its backends
+    (as its own Redis manager is): :meth:`_publish` sends a message to the other nodes,
+    :meth:`_listen` yields theirs.
 
-    After Redis comes back, the first publishes wait (briefly) until as many nodes listen
-    again as listened before: a message published before they resubscribe would reach no
-    one on those nodes, yet look delivered.
+    Publishing goes through the stores' client and raises :class:`StoreUnavailable` when
+    Redis is down, so the sender learns its message did not reach every node
+    (python-socketio's Redis manager logs "giving up" and returns). After Redis comes
+    back, the first publishes wait (briefly) until as many nodes listen again as listened
+    before: a message published before they resubscribe would reach no one on those
+    nodes, yet look delivered.
 
-    The private parts of python-socketio used here (``_publish``,
-    ``_redis_listen_with_retries``, ``thread``, ``manager_initialized``) are listed in
+    Listening starts with :meth:`start`, before the server takes its first client
+    (python-socketio would start it at the first connection, missing what other nodes
+    publish meanwhile), and ends with :meth:`stop` (python-socketio never ends it).
+
+    ``_publish`` and ``_listen`` are listed with the other private names in
     :mod:`roomz.server.internals` and checked in ``tests/server/test_internals.py``.
     """
 
-    def __init__(self, url: str, publisher: aioredis.Redis, **kwargs: Any) -> None:
-        super().__init__(url, **kwargs)
+    name = "roomz-redis"
+
+    def __init__(self, url: str, publisher: aioredis.Redis, channel: str = "socketio") -> None:
+        super().__init__(channel=channel)
+        self.redis_url = url  # the subscriber's own connection: it waits on an idle socket
         self._publisher = publisher  # the stores' client: publishing needs nothing else
         #: Set while this node is subscribed, so start-up can wait for it.
         self.subscribed = asyncio.Event()
         self._listeners = 0  # nodes that heard the last publish before an outage
         self._recovering = False
         self._recovery: asyncio.Future[None] | None = None  # the wait all publishes share
+        self._initialized = False
+        self._listening: asyncio.Task[Any] | None = None  # the task reading _listen()
+        self._stopping = False
+
+    def initialize(self) -> None:
+        """Start the subscriber, once: :meth:`start` calls this before serving, and
+        python-socketio again at the first connection."""
+        if not self._initialized:
+            self._initialized = True
+            super().initialize()
+
+    async def start(self, timeout: float) -> bool:
+        """Start listening to the other nodes; True once subscribed, False if not within
+        ``timeout`` seconds (Redis may be down: the subscriber keeps trying)."""
+        self.initialize()
+        try:
+            await asyncio.wait_for(self.subscribed.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    async def stop(self, timeout: float) -> None:
+        """Stop listening, waiting at most ``timeout`` seconds: redis-py may swallow a
+        cancellation that lands while it waits for an answer."""
+        self._stopping = True
+        if self._listening is not None:
+            self._listening.cancel()
+            await asyncio.wait({self._listening}, timeout=timeout)
 
     async def _publish(self, data: Any) -> Any:
+        """Send ``data`` (an emit, a disconnect, a room change) to the other nodes; returns
+        how many nodes listen."""
         if self._recovering:
             # One wait for the listeners, however many messages are held up by it.
             if self._recovery is None or self._recovery.done():
                 self._recovery = asyncio.ensure_future(self._await_listeners())
             await asyncio.shield(self._recovery)
         try:
-            heard = await _guard(self._publisher.publish(self.channel, self.json.dumps(data)))
+            heard = await _guard(self._publisher.publish(self.channel, json.dumps(data)))
         except StoreUnavailable:
             self._recovering = True
             raise
@@ -526,23 +565,26 @@ class RedisFanOutManager(socketio.AsyncRedisManager, FanOutManager):  # type: ig
             await asyncio.sleep(0.05)
         self._recovering = False
 
-    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
-        """Messages of the channel, resubscribing on a fresh connection after any failure.
+    async def _listen(self) -> AsyncIterator[bytes]:
+        """The other nodes' messages, as published; resubscribes after any failure.
 
-        One subscription at a time (the old one is closed first), and retries capped at
-        a few seconds, so a Redis restart costs this node seconds, not a minute.
+        One subscription at a time, on a connection of its own (the old one is closed
+        first), and retries at most half a second apart, so a Redis restart costs this
+        node seconds, not a minute (python-socketio's own backs off up to 60 s).
         """
-        delay = 0.1
-        while True:
+        self._listening = asyncio.current_task()  # the subscriber that stop() ends
+        delay = RESUBSCRIBE_FIRST_DELAY
+        while not self._stopping:
             client = aioredis.from_url(self.redis_url, **BUS_OPTIONS)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
                 self.subscribed.set()
                 log.info("subscribed to the message bus")
-                delay = 0.1
+                delay = RESUBSCRIBE_FIRST_DELAY
                 async for message in pubsub.listen():
-                    yield message
+                    if message["type"] == "message":
+                        yield message["data"]
             except (RedisError, OSError) as exc:
                 self.subscribed.clear()
                 log.warning("message bus lost (%s); resubscribing in %.1f s", exc, delay)
@@ -552,26 +594,23 @@ class RedisFanOutManager(socketio.AsyncRedisManager, FanOutManager):  # type: ig
                     await client.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, RESUBSCRIBE_MAX_DELAY)
+        # Stopped before its cancellation arrived: end as a cancelled subscriber does, quietly.
+        raise asyncio.CancelledError
 
 
 def background(presence: RedisPresence,
                manager: RedisFanOutManager) -> Callable[[Any], AsyncIterator[None]]:
     """An aiohttp cleanup context: subscribe before serving, then beat until the end."""
     async def heartbeat(app: Any) -> AsyncIterator[None]:
-        sio = manager.server  # set when the AsyncServer took this manager
-        if not sio.manager_initialized:  # python-socketio would wait for the first client
-            sio.manager_initialized = True
-            manager.initialize()
-        try:  # a message published before we listen would never reach our clients
-            await asyncio.wait_for(manager.subscribed.wait(), 5)
-        except asyncio.TimeoutError:
+        # A message published before we listen would never reach our clients.
+        if not await manager.start(timeout=5):
             log.warning("not subscribed to the message bus yet; Redis may be down")
         task = asyncio.create_task(presence.run())
         yield
         presence.stop()
-        for running in (task, manager.thread):  # the heartbeat, and the bus's subscriber
-            running.cancel()
-        # Bounded: a cancellation redis-py swallowed ends the loop at its next turn.
-        await asyncio.wait([task, manager.thread], timeout=presence.heartbeat_seconds + 1)
+        task.cancel()
+        # Bounded: a cancellation redis-py swallowed ends each loop at its next turn.
+        timeout = presence.heartbeat_seconds + 1
+        await asyncio.gather(manager.stop(timeout), asyncio.wait([task], timeout=timeout))
         await presence.leave_all()
     return heartbeat

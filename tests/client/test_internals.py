@@ -9,9 +9,12 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import pytest
 import socketio
 
 from roomz import internals
+from roomz.server.testing import LocalServer
+from tests.server.proc import free_port
 
 
 def socket_client(**options: Any) -> tuple[internals.SocketClient, list[str]]:
@@ -54,3 +57,18 @@ async def test_handle_event_is_where_event_packets_are_dispatched() -> None:
     await sio._handle_eio_message('2["message",{"content":"hi"}]')
     assert reserved == list(sio.reserved_events)
     assert heard == ["message"]
+
+
+async def test_failed_namespaces_tells_a_refusal_from_an_unreachable_server(
+        server: LocalServer) -> None:
+    """``connect`` raises the same ``ConnectionError`` (and calls the documented
+    ``connect_error`` handler) whether the server refused the session or was never
+    reached; ``failed_namespaces``, read by :meth:`SocketClient.refused`, tells them apart."""
+    for url, refused in ((server.url, True), (f"http://127.0.0.1:{free_port()}", False)):
+        sio, _ = socket_client()
+        errors: list[Any] = []
+        sio.on("connect_error", lambda *args, errors=errors: errors.append(args))
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await sio.connect(url, transports=["websocket"], wait_timeout=5)
+        assert errors and sio.refused() is refused, url
+        await sio.disconnect()

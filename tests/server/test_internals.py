@@ -9,11 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import engineio
 import pytest
+import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 from aiohttp.http import HttpProcessingError
@@ -26,9 +30,16 @@ from socketio import packet
 
 from roomz.server import internals
 from roomz.server.addresses import ClientAddresses
-from roomz.server.internals import CheckedWebSocket, OutgoingQueue, SocketServer
+from roomz.server.internals import (
+    AsyncPubSubManager,
+    CheckedWebSocket,
+    OutgoingQueue,
+    SocketServer,
+)
 from roomz.server.local import LocalServer
 from roomz.server.redis_state import RedisFanOutManager
+from tests.nodes.conftest import SECRET
+from tests.nodes.redis_proc import RedisProcess
 from tests.security.hostile_clients import RawSocket, http_session
 from tests.waiting import wait_until
 
@@ -139,12 +150,15 @@ async def test_the_outgoing_queue_replaces_the_sockets_queue(server: LocalServer
 
 async def test_a_replaced_poll_is_what_the_websocket_writer_calls(server: LocalServer) -> None:
     """The WebSocket writer calls ``socket.poll()`` looked up on the instance each time, so a
-    signed-in WebSocket gets the timer-free poll, and messages still flow."""
+    signed-in WebSocket gets the timer-free poll, and messages still flow; ``QueueEmpty``
+    from it ends the writer."""
     async with signed_in(server.url, await server.sign_in(ALICE)) as alice:
         socket = await only_socket(server)
         assert socket.poll.__func__ is internals.poll
         await alice.barrier()
-    assert "self.poll()" in inspect.getsource(async_socket.AsyncSocket._websocket_handler)
+    writer = inspect.getsource(async_socket.AsyncSocket._websocket_handler)
+    assert "self.poll()" in writer
+    assert "except exceptions.QueueEmpty:\n                    break" in writer  # ends it
 
 
 async def test_the_websocket_driver_class_is_replaceable_per_server() -> None:
@@ -220,8 +234,10 @@ def test_attach_registers_what_engineio_would() -> None:
 async def test_a_long_polling_socket_answers_with_the_bounded_long_poll() -> None:
     """A long-polling GET takes its packets from ``socket.poll()`` (looked up on the
     instance), which is ours on a socket that is not a WebSocket; it reads the server's
-    ``ping_interval`` and ``ping_timeout`` as upstream's does."""
-    assert "self.poll()" in inspect.getsource(async_socket.AsyncSocket.handle_get_request)
+    ``ping_interval`` and ``ping_timeout`` as upstream's does, and raises ``QueueEmpty``
+    when nothing came, which the GET handles."""
+    get = inspect.getsource(async_socket.AsyncSocket.handle_get_request)
+    assert "packets = await self.poll()\n        except exceptions.QueueEmpty:" in get
     assert "ping_interval + self.server.ping_timeout" in inspect.getsource(
         async_socket.AsyncSocket.poll)
     async with LocalServer() as server, http_session() as http:
@@ -234,8 +250,9 @@ async def test_a_long_polling_socket_answers_with_the_bounded_long_poll() -> Non
 
 def test_the_namespace_hooks_keep_their_names_and_signatures() -> None:
     """A namespace ends through ``_handle_disconnect`` (the client's DISCONNECT, the socket
-    closing) or ``disconnect`` (the server's); the manager's ``eio_sid_from_sid`` and
-    ``is_pre_connected`` say which socket a sid is on and whether its connect is pending."""
+    closing) or ``disconnect`` (the server's); the manager's ``eio_sid_from_sid``,
+    ``sid_from_eio_sid``, ``is_connected`` and ``is_pre_connected`` say which socket a sid
+    is on and whether its connect is accepted or pending."""
     base = socketio.AsyncServer
     assert parameters(base.disconnect)[1:] == ["sid", "namespace", "ignore_queue"]
     assert "self._handle_disconnect(eio_sid, n, reason)" in inspect.getsource(
@@ -243,6 +260,8 @@ def test_the_namespace_hooks_keep_their_names_and_signatures() -> None:
     assert socket_server().reason.TRANSPORT_CLOSE == "transport close"
     manager = socketio.AsyncManager()
     assert parameters(manager.eio_sid_from_sid) == ["sid", "namespace"]
+    assert parameters(manager.sid_from_eio_sid) == ["eio_sid", "namespace"]
+    assert parameters(manager.is_connected) == ["sid", "namespace"]
     assert parameters(manager.is_pre_connected) == ["sid", "namespace"]
 
 
@@ -264,6 +283,19 @@ async def test_a_connect_in_progress_is_pre_connected_not_connected() -> None:
         False, True)
 
 
+def test_the_fan_out_builds_and_sends_packets_as_upstreams_manager() -> None:
+    """``FanOutManager.emit`` is upstream's ``AsyncManager.emit`` without a task per
+    recipient: the same packet class, Engine.IO MESSAGE wrapping and ``send_packet``."""
+    emit = inspect.getsource(socketio.AsyncManager.emit)
+    assert "self.server.packet_class(\n                packet.EVENT, namespace=namespace" in emit
+    assert "eio_packet.Packet(eio_packet.MESSAGE, p)" in emit
+    assert "self.get_participants(namespace, room)" in emit
+    assert "self.server._send_eio_packet(eio_sid, p)" in emit
+    assert "await self.eio.send_packet(eio_sid, eio_pkt)" in inspect.getsource(
+        socketio.AsyncServer._send_eio_packet)
+    assert parameters(engineio.AsyncServer.send_packet)[1:] == ["sid", "pkt"]
+
+
 class Publisher:
     """The stores' Redis client, as far as publishing goes: it records what is published."""
 
@@ -275,46 +307,96 @@ class Publisher:
         return 1
 
 
-async def test_the_redis_manager_reaches_other_nodes_through_publish() -> None:
-    """``AsyncPubSubManager`` sends every emit to the other nodes by ``self._publish(data)``,
-    which ``RedisFanOutManager`` overrides: an emit reaches our publisher."""
-    assert parameters(socketio.AsyncRedisManager._publish)[1:] == ["data"]
+async def test_a_pubsub_manager_reaches_other_nodes_through_publish() -> None:
+    """``AsyncPubSubManager`` sends every emit to the other nodes by ``self._publish(data)``
+    (a dict), which ``RedisFanOutManager`` implements: an emit reaches our publisher."""
+    assert parameters(AsyncPubSubManager._publish)[1:] == ["data"]
     publisher = Publisher()
     manager = RedisFanOutManager("redis://127.0.0.1:9/0", publisher=publisher)  # type: ignore[arg-type]
     socketio.AsyncServer(async_mode="aiohttp", client_manager=manager)
 
     await manager.emit("message", {"content": "hi"}, namespace="/", room="user:a")
 
-    assert len(publisher.published) == 1 and '"content": "hi"' in publisher.published[0]
+    (published,) = publisher.published
+    assert json.loads(published)["data"] == [{"content": "hi"}]
 
 
-def test_the_redis_manager_listens_through_redis_listen_with_retries() -> None:
-    """``AsyncRedisManager._listen`` reads the bus from ``_redis_listen_with_retries()``, an
-    async generator of pub/sub messages (``RedisFanOutManager`` overrides it), keeping
-    those of its channel."""
-    assert inspect.isasyncgenfunction(socketio.AsyncRedisManager._redis_listen_with_retries)
-    assert inspect.isasyncgenfunction(RedisFanOutManager._redis_listen_with_retries)
-    listen = inspect.getsource(socketio.AsyncRedisManager._listen)
-    assert "async for message in self._redis_listen_with_retries()" in listen
-    assert "message['channel'] == channel" in listen
+class Listening(AsyncPubSubManager):  # type: ignore[misc]
+    """A pub/sub manager whose ``_listen`` waits forever, or ends as stopping does."""
+
+    def __init__(self, end_itself: bool = False) -> None:
+        super().__init__()
+        self.end_itself = end_itself
+        self.listening: asyncio.Task[Any] | None = None
+        self.stop = asyncio.Event()
+
+    async def _listen(self) -> Any:
+        self.listening = asyncio.current_task()
+        await self.stop.wait()
+        if self.end_itself:
+            raise asyncio.CancelledError
+        yield b""  # pragma: no cover
 
 
-async def test_the_bus_subscriber_starts_in_initialize_and_runs_as_thread() -> None:
-    """python-socketio initializes the manager on the first Engine.IO connect unless
-    ``manager_initialized``; ``initialize()`` starts the subscriber as ``manager.thread``
-    (a task), which ``redis_state.background`` starts before serving and cancels at the end."""
-    assert "if not self.manager_initialized:" in inspect.getsource(
-        socketio.AsyncServer._handle_eio_connect)
-    manager = RedisFanOutManager("redis://127.0.0.1:9/0", publisher=Publisher())  # type: ignore[arg-type]
-    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager)
-    assert sio.manager_initialized is False
+@pytest.mark.parametrize("end_itself", [False, True], ids=["cancelled", "ending-itself"])
+async def test_initialize_starts_a_task_that_reads_listen_and_ends_quietly(
+        end_itself: bool, caplog: pytest.LogCaptureFixture) -> None:
+    """The documented ``initialize()`` starts a task that iterates ``_listen()``; cancelling
+    that task (what ``RedisFanOutManager.stop`` does), or ``_listen`` raising
+    ``CancelledError`` (stopped before the cancellation arrived), ends it without a log
+    line. (Returning would log "pubsub listen() exited unexpectedly".)"""
+    assert inspect.isasyncgenfunction(RedisFanOutManager._listen)
+    manager = Listening(end_itself)
+    socketio.AsyncServer(async_mode="aiohttp", client_manager=manager)
+    caplog.set_level(logging.DEBUG)
 
     manager.initialize()
+    await wait_until(lambda: manager.listening is not None, 5, "the subscriber reading")
+    assert manager.listening is not None
+    if end_itself:
+        manager.stop.set()
+    else:
+        manager.listening.cancel()
+    await asyncio.wait_for(asyncio.wait({manager.listening}), 5)
 
-    assert isinstance(manager.thread, asyncio.Task)
-    manager.thread.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await manager.thread
+    assert manager.listening.done()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[RedisProcess]:
+    """A fresh redis-server on a free loopback port."""
+    async with RedisProcess() as running:
+        yield running
+
+
+async def test_a_node_listens_before_its_first_client_and_until_it_stops(
+        redis: RedisProcess, caplog: pytest.LogCaptureFixture) -> None:
+    """Started on Redis, a node is subscribed before any client connects; the first
+    connect, at which python-socketio calls ``initialize()`` again, adds no second
+    subscriber; what another node publishes reaches the client through ``_listen``; and
+    a stopped node is subscribed no more, without an error."""
+    bus = aioredis.from_url(redis.url)
+    server = LocalServer(redis_url=redis.url, jwt_secret=SECRET)
+    await asyncio.wait_for(server.start(), 10)
+    try:
+        assert await bus.pubsub_numsub("socketio") == [(b"socketio", 1)]
+        async with signed_in(server.url, await server.sign_in(ALICE)) as alice:
+            await alice.barrier()
+            assert await bus.pubsub_numsub("socketio") == [(b"socketio", 1)]
+            channel = alice.authenticated["channel"]
+            await bus.publish("socketio", json.dumps({
+                "method": "emit", "event": "user_left", "data": [{"from": "elsewhere"}],
+                "namespace": "/", "room": channel, "skip_sid": None, "callback": None,
+                "host_id": "another node"}))
+            assert await alice.wait_event("user_left") == {"from": "elsewhere"}
+    finally:
+        caplog.set_level(logging.ERROR)
+        await asyncio.wait_for(server.stop(), 10)
+        numsub = await bus.pubsub_numsub("socketio")
+        await bus.aclose()
+    assert numsub == [(b"socketio", 0)]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 # The aiohttp behaviours the server relies on
