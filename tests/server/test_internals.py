@@ -389,7 +389,7 @@ async def test_a_node_listens_before_its_first_client_and_until_it_stops(
                 "method": "emit", "event": "user_left", "data": [{"from": "elsewhere"}],
                 "namespace": "/", "room": channel, "skip_sid": None, "callback": None,
                 "host_id": "another node"}))
-            assert await alice.wait_event("user_left") == {"from": "elsewhere"}
+            assert await alice.wait_for("user_left") == {"from": "elsewhere"}
     finally:
         caplog.set_level(logging.ERROR)
         await asyncio.wait_for(server.stop(), 10)
