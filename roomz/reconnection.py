@@ -179,12 +179,16 @@ class Reconnector:
         self._new_retrying = new_retrying
         self._retrying: Retrying | None = None
         self._task: asyncio.Task[None] | None = None
+        self._after_drop = False  # the series under way was started by start(), not connect()
 
     @property
     def attempt(self) -> int:
         """The attempt in progress or coming next of the series under way, else 0."""
         retrying = self._retrying
-        return retrying.attempt if retrying is not None else 0
+        if retrying is None:
+            return 0
+        # After a drop every call is a retry: attempt 1 is coming even before the task runs.
+        return max(retrying.attempt, 1) if self._after_drop else retrying.attempt
 
     @property
     def next_in(self) -> float | None:
@@ -208,6 +212,7 @@ class Reconnector:
         if self.running:
             return  # dropped again as an attempt succeeded: that series carries on
         retrying = self._retrying = self._new_retrying()
+        self._after_drop = True
         self._task = asyncio.create_task(self._reconnect(retrying, gave_up))
 
     async def _reconnect(self, retrying: Retrying,
@@ -233,6 +238,7 @@ class Reconnector:
             tokens[0] = None
 
         retrying = self._retrying = self._new_retrying()
+        self._after_drop = False
         task = self._task = asyncio.create_task(retrying.run(attempt, at_once=True))
         try:
             await task
