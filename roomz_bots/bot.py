@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import inspect
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from roomz import AsyncClient, ClientError, ConnectionError, ConnectionState
+from roomz.awaitables import await_me_maybe
 from roomz.events import EVENTS
 from roomz.limits import split_text
 
@@ -166,13 +166,12 @@ class Bot:
             self._returned(plugin, what, result)
 
     def _returned(self, plugin: str, what: str, result: Any) -> None:
-        if inspect.isawaitable(result):
-            # A coroutine runs in a task of its own: a slow plugin delays no other.
-            self._spawn(self._finish(plugin, what, result))
+        # A coroutine runs in a task of its own: a slow plugin delays no other.
+        self._spawn(self._finish(plugin, what, result))
 
-    async def _finish(self, plugin: str, what: str, awaitable: Awaitable[Any]) -> None:
+    async def _finish(self, plugin: str, what: str, result: Any) -> None:
         try:
-            await awaitable
+            await await_me_maybe(result)
         except Exception as exc:
             self._failed(plugin, what, exc)
 
@@ -233,9 +232,7 @@ class Bot:
 
         async def run() -> None:
             try:
-                result = command.func(*args, **kwargs)
-                if inspect.isawaitable(result):
-                    result = await result
+                result = await await_me_maybe(command.func(*args, **kwargs))
             except UsageError as exc:
                 await self._usage(view, message, command, exc)
                 return
