@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from .awaitables import await_me_maybe
 
 log = logging.getLogger("roomz.client")
 
@@ -43,9 +44,7 @@ class EventHandlers:
         """Call every handler of ``event`` in order; one that raises is logged and skipped."""
         for handler in self._handlers.get(event, ()):
             try:
-                result = handler(data)
-                if result is not None and inspect.isawaitable(result):
-                    await result
+                await await_me_maybe(handler(data))
             except Exception:
                 log.exception("handler %s for %r raised", getattr(handler, "__qualname__", handler),
                               event)

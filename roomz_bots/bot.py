@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import inspect
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from roomz import AsyncClient, ClientError, ConnectionError, ConnectionState
+from roomz.awaitables import await_me_maybe
 from roomz.events import EVENTS
 from roomz.limits import split_text
 
@@ -20,7 +20,7 @@ from .clock import Clock
 from .commands import Command, UsageError
 from .flood import ReplyDropped, TokenBucket
 from .message import Message
-from .origins import ORIGINS
+from .origins import Origins
 from .plugin_bot import PluginBot
 from .plugins import Plugin, load_plugin, plugin_manager, settings_for
 from .scheduler import Scheduler
@@ -62,6 +62,7 @@ class Bot:
         flood: TokenBucket | None = None,
         clock: Clock | None = None,
         data_dir: Path | None = None,
+        origins: Origins[object] | None = None,
     ) -> None:
         self.name = name
         self.client = client
@@ -71,6 +72,9 @@ class Bot:
         self.clock = clock or Clock()
         self.data_dir = (data_dir or default_data_dir()) / _safe(name)
         self.scheduler = Scheduler(self.clock)
+        #: Who sent what: shared with the other bots of this process that hear the same
+        #: messages (``origins=``), so that none answers another unless its plugin asks to.
+        self.origins = origins if origins is not None else Origins()
         self._settings = settings or {}
         self._stores: dict[str, Store] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -166,13 +170,12 @@ class Bot:
             self._returned(plugin, what, result)
 
     def _returned(self, plugin: str, what: str, result: Any) -> None:
-        if inspect.isawaitable(result):
-            # A coroutine runs in a task of its own: a slow plugin delays no other.
-            self._spawn(self._finish(plugin, what, result))
+        # A coroutine runs in a task of its own: a slow plugin delays no other.
+        self._spawn(self._finish(plugin, what, result))
 
-    async def _finish(self, plugin: str, what: str, awaitable: Awaitable[Any]) -> None:
+    async def _finish(self, plugin: str, what: str, result: Any) -> None:
         try:
-            await awaitable
+            await await_me_maybe(result)
         except Exception as exc:
             self._failed(plugin, what, exc)
 
@@ -193,7 +196,7 @@ class Bot:
 
     def _on_authenticated(self, event: dict[str, Any]) -> None:
         self.connection_id = event.get("connection_id")
-        ORIGINS.connected(self.connection_id, self)
+        self.origins.connected(self.connection_id, self)
         self._connected.set()
         if self._name_pending:  # the client re-applies only a name that was set once
             self._name_pending = False
@@ -204,7 +207,7 @@ class Bot:
 
     def _on_message(self, data: dict[str, Any]) -> None:
         message = Message(data)
-        origin = ORIGINS.origin(message)
+        origin = self.origins.origin(message)
         if origin is self:
             return  # never react to ourselves
         from_bot = isinstance(origin, Bot)  # the terminal's user is no bot
@@ -233,9 +236,7 @@ class Bot:
 
         async def run() -> None:
             try:
-                result = command.func(*args, **kwargs)
-                if inspect.isawaitable(result):
-                    result = await result
+                result = await await_me_maybe(command.func(*args, **kwargs))
             except UsageError as exc:
                 await self._usage(view, message, command, exc)
                 return
@@ -299,12 +300,12 @@ class Bot:
                     f"after {SEND_WAIT_SECONDS:g} s"
                 ) from None
         email = (self.client.user or {}).get("email", "")
-        key = ORIGINS.sending(self, email, text)
+        key = self.origins.sending(self, email, text)
         ack: dict[str, Any] = {}
         try:
             ack = await self.client.send(text)
         finally:
-            ORIGINS.sent(self, key, ack.get("message_id"))
+            self.origins.sent(self, key, ack.get("message_id"))
         if "error" in ack:
             log.warning("bot %s: the server refused a message: %s", self.name, ack)
         return ack
@@ -378,7 +379,7 @@ class Bot:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.client.disconnect()
-        ORIGINS.disconnected(self)
+        self.origins.disconnected(self)
         for store in self._stores.values():
             store.close()
         self._stores.clear()

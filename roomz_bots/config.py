@@ -11,17 +11,17 @@ import math
 import os
 import re
 import sys
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
+from .conversion import ConversionError, convert, describe
 from .plugins import Plugin, PluginError, load_plugin
 
 log = logging.getLogger("roomz_bots")
@@ -30,14 +30,22 @@ DEFAULT_SERVER_URL = "http://localhost:8000"
 #: The longest wait, in seconds, between two attempts of a bot to reach its server.
 DEFAULT_RECONNECT_MAX_DELAY = 60.0
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-KNOWN = {
-    "": {"client", "bots", "plugins"},
-    "client": {"server_url", "session_cache_file", "reconnect_max_delay"},
-}
+#: The keys of ``[client]`` and ``[[bots]]`` that must be above 0 (and finite) when given.
+POSITIVE = {"flood_burst", "flood_per_second", "flood_queue", "reconnect_max_delay"}
+T = TypeVar("T")
 
 
 class ConfigError(Exception):
     """The config file is wrong; the message names the file, the key or line, and what to do."""
+
+
+@dataclass
+class ClientConfig:
+    """The ``[client]`` table: what every bot shares."""
+
+    server_url: str = DEFAULT_SERVER_URL
+    session_cache_file: Path | None = None
+    reconnect_max_delay: float = DEFAULT_RECONNECT_MAX_DELAY
 
 
 @dataclass
@@ -106,23 +114,20 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     data = _substitute(raw, env, path, "")
-    where = _Where(path)
-    where.warn_unknown(data, KNOWN[""], "")
-    client = where.table(data, "client")
-    where.warn_unknown(client, KNOWN["client"], "[client]")
-    config = Config(
-        path=path,
-        server_url=where.string(client, "server_url", "[client]", DEFAULT_SERVER_URL),
-        session_cache_file=where.file(client, "session_cache_file", "[client]"),
-        plugin_settings=where.table(data, "plugins"),
-        reconnect_max_delay=where.positive(client, "reconnect_max_delay", "[client]", float,
-                                           DEFAULT_RECONNECT_MAX_DELAY),
-    )
+    _warn_unknown(path, "top level", data, ["client", "bots", "plugins"])
+    client = _read_table(path, "[client]", data.get("client", {}), ClientConfig)
+    plugin_settings = data.get("plugins", {})
+    if not isinstance(plugin_settings, dict):
+        raise ConfigError(f"{path}: [plugins] must be a table")
+    config = Config(path=path, server_url=client.server_url,
+                    session_cache_file=client.session_cache_file,
+                    plugin_settings=plugin_settings,
+                    reconnect_max_delay=client.reconnect_max_delay)
     bots = data.get("bots", [])
     if not isinstance(bots, list) or not all(isinstance(b, dict) for b in bots):
         raise ConfigError(f"{path}: 'bots' must be [[bots]] tables")
-    for i, bot in enumerate(bots, 1):
-        config.bots.append(where.bot(bot, f"[[bots]] #{i}"))
+    for i, table in enumerate(bots, 1):
+        config.bots.append(_read_bot(path, table, i))
     names = [b.name for b in config.bots]
     if dupes := sorted({n for n in names if names.count(n) > 1}):
         raise ConfigError(f"{path}: two bots are named {dupes[0]!r}; names must differ")
@@ -141,123 +146,52 @@ def check_settings(config: Config, plugin: Plugin) -> dict[str, Any]:
             log.warning("%s: %s: plugin %r declares no settings; ignoring %s", config.path,
                         section, plugin.name, ", ".join(values))
         return {}
-    fields = {f.name: f for f in dataclasses.fields(settings_type)}
-    types = typing.get_type_hints(settings_type)
-    for key in values.keys() - fields.keys():
-        log.warning("%s: %s: unknown key %r (known: %s)", config.path, section, key,
-                    ", ".join(fields) or "none")
-    checked = {}
-    for name, f in fields.items():
-        if name in values:
-            checked[name] = _expect(values[name], types[name], config.path, f"{section} {name}")
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{config.path}: {section}: missing key {name!r} "
-                              f"({_describe(types[name])})")
-    return checked
+    _read(config.path, section, values, settings_type)
+    return dict(values)
 
 
-class _Where:
-    """Validation helpers that know which file they report about."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def warn_unknown(self, table: dict[str, Any], known: set[str], section: str) -> None:
-        for key in sorted(table.keys() - known):
-            log.warning("%s: %s unknown key %r (known: %s)", self.path, section or "top level:",
-                        key, ", ".join(sorted(known)))
-
-    def table(self, data: dict[str, Any], key: str) -> dict[str, Any]:
-        value = data.get(key, {})
-        if not isinstance(value, dict):
-            raise ConfigError(f"{self.path}: [{key}] must be a table")
-        return value
-
-    def string(self, table: dict[str, Any], key: str, section: str,
-               default: str | None = None) -> Any:
-        value = table.get(key, default)
-        if value is not None and not isinstance(value, str):
-            raise ConfigError(f"{self.path}: {section} {key}: expected a string, "
-                              f"got {type(value).__name__} {value!r}")
-        return value
-
-    def file(self, table: dict[str, Any], key: str, section: str) -> Path | None:
-        value = self.string(table, key, section)
-        return Path(value).expanduser() if value else None
-
-    def bot(self, table: dict[str, Any], section: str) -> BotConfig:
-        self.warn_unknown(table, {f.name for f in dataclasses.fields(BotConfig)}, section)
-        name = self.string(table, "name", section)
-        if not name:
-            raise ConfigError(f"{self.path}: {section}: missing key 'name' (a string)")
-        section = f"[[bots]] {name!r}"
-        plugins = table.get("plugins")
-        if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
-            raise ConfigError(f"{self.path}: {section}: 'plugins' must be a list of plugin "
-                              f"names, like [\"dice\", \"echo\"]")
-        prefix = self.string(table, "prefix", section, BotConfig.prefix)
-        if not prefix or prefix != prefix.strip():
-            raise ConfigError(f"{self.path}: {section} prefix: must be non-empty, no spaces")
-        return BotConfig(
-            name=name, plugins=plugins, prefix=prefix,
-            display_name=self.string(table, "display_name", section),
-            session_cache_file=self.file(table, "session_cache_file", section),
-            flood_burst=self.positive(table, "flood_burst", section, int),
-            flood_per_second=self.positive(table, "flood_per_second", section, float),
-            flood_queue=self.positive(table, "flood_queue", section, int),
-            reconnect_max_delay=self.positive(table, "reconnect_max_delay", section, float,
-                                              None),
-        )
-
-    def positive(self, table: dict[str, Any], key: str, section: str, kind: type,
-                 default: Any = dataclasses.MISSING) -> Any:
-        """The number ``key`` of ``table``, above 0; ``default`` when absent (by default the
-        ``[[bots]]`` default of ``key``)."""
-        if default is dataclasses.MISSING:
-            default = getattr(BotConfig, key)
-        if key not in table and default is None:
-            return None
-        value = _expect(table.get(key, default), kind, self.path, f"{section} {key}")
-        if not 0 < value < math.inf:  # TOML also has inf and nan
-            raise ConfigError(f"{self.path}: {section} {key}: expected {_describe(kind)} "
-                              f"above 0, got {value!r}")
-        return value
+def _read(path: Path, section: str, values: Any, kind: type[T]) -> T:
+    """``values``, the table ``section``, as the dataclass ``kind``: unknown keys are warned
+    about, a mistake is a :class:`ConfigError`."""
+    known = [f.name for f in dataclasses.fields(kind)]  # type: ignore[arg-type]
+    if isinstance(values, dict):
+        _warn_unknown(path, section, values, known)
+    try:
+        return convert(values, kind)
+    except ConversionError as exc:
+        where = f"{section} {exc.key}" if exc.key else section
+        raise ConfigError(f"{path}: {where}: {exc.problem}") from None
 
 
-def _expect(value: Any, kind: Any, path: Path, where: str) -> Any:
-    """``value`` if it is of ``kind`` (ints pass as floats), else a ConfigError."""
-    origin = typing.get_origin(kind)
-    if origin is list:
-        (item,) = typing.get_args(kind) or (Any,)
-        if isinstance(value, list):
-            return [_expect(v, item, path, f"{where}[{i}]") for i, v in enumerate(value)]
-    elif origin in (typing.Union, types.UnionType):
-        options = typing.get_args(kind)
-        if value is None and type(None) in options:
-            return None
-        for option in options:
-            try:
-                return _expect(value, option, path, where)
-            except ConfigError:
-                continue
-    elif kind is Any:
-        return value
-    elif kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    elif kind is int and isinstance(value, bool):
-        pass
-    elif isinstance(kind, type) and isinstance(value, kind):
-        return value
-    raise ConfigError(f"{path}: {where}: expected {_describe(kind)}, "
-                      f"got {type(value).__name__} {value!r}")
+def _read_table(path: Path, section: str, values: Any, kind: type[T]) -> T:
+    """``[client]`` or a ``[[bots]]`` table, read: its numbers named in ``POSITIVE`` (when
+    given) must be above 0."""
+    table = _read(path, section, values, kind)
+    for key, declared in typing.get_type_hints(kind).items():
+        number = getattr(table, key)
+        if key in POSITIVE and number is not None and not 0 < number < math.inf:
+            # TOML also has inf and nan.
+            raise ConfigError(f"{path}: {section} {key}: expected {describe(declared)} "
+                              f"above 0, got {number!r}")
+    return table
 
 
-def _describe(kind: Any) -> str:
-    names = {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}
-    if typing.get_origin(kind) is list:
-        (item,) = typing.get_args(kind) or (Any,)
-        return f"a list of {_describe(item).removeprefix('a ')}s"
-    return names.get(kind, getattr(kind, "__name__", str(kind)))
+def _read_bot(path: Path, table: dict[str, Any], number: int) -> BotConfig:
+    """The ``[[bots]]`` table ``table``, the ``number``-th: named by its name once it has one."""
+    name = table.get("name")
+    section = f"[[bots]] {name!r}" if name and isinstance(name, str) else f"[[bots]] #{number}"
+    bot = _read_table(path, section, table, BotConfig)
+    if not bot.name:
+        raise ConfigError(f"{path}: {section}: missing key 'name' (a string)")
+    if not bot.prefix or bot.prefix != bot.prefix.strip():
+        raise ConfigError(f"{path}: {section} prefix: must be non-empty, no spaces")
+    return bot
+
+
+def _warn_unknown(path: Path, section: str, table: dict[str, Any], known: list[str]) -> None:
+    for key in sorted(table.keys() - set(known)):
+        log.warning("%s: %s: unknown key %r (known: %s)", path, section, key,
+                    ", ".join(known) or "none")
 
 
 def _substitute(value: Any, env: dict[str, str], path: Path, where: str) -> Any:

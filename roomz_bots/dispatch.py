@@ -1,15 +1,17 @@
 """Calling every plugin's implementation of one hook, each isolated from the others.
 
-Every chat event goes through here, once per bot, so the caller is written out call by
-call, the way :mod:`dataclasses` writes ``__init__``: each call site then stays
-specialised for its one function, with the plugin's ``bot`` passed straight in. Calling 20
-plugins this way takes about a fifth less time than a loop over them.
+Every chat event goes through here, once per bot. Each implementation is bound once, when
+the plugins are installed (its plugin's ``bot`` given with :func:`functools.partial`), so
+calling them is a plain loop with one ``try`` per call. pluggy's own hook calling is not
+used: it stops at the first implementation that raises, and one plugin's bug must not
+silence the others.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 #: ``(plugin, hook, exception)``: an implementation raised.
@@ -29,6 +31,19 @@ class Implementation:
     #: What it gets as ``bot``.
     bot: Any
 
+    def bound(self) -> Callable[[Any], Any]:
+        """The function of the payload alone: its ``bot`` given, the payload kept or dropped."""
+        function = self.function
+        if "bot" in self.argnames:
+            function = (partial(function, self.bot) if self.argnames[0] == "bot"
+                        else partial(function, bot=self.bot))  # the payload first: bot by name
+        if any(name != "bot" for name in self.argnames):
+            return function
+
+        def without_payload(payload: Any) -> Any:  # startup, shutdown: no payload to take
+            return function()
+        return without_payload
+
 
 def caller(hook: str, implementations: Sequence[Implementation], failed: OnFailure,
            returned: OnResult) -> Callable[[Any], None]:
@@ -37,22 +52,25 @@ def caller(hook: str, implementations: Sequence[Implementation], failed: OnFailu
     One that raises is reported to ``failed`` and the next one still runs; a result other
     than None goes to ``returned``.
     """
-    # Values reach the code through its namespace: no plugin's text is ever compiled.
-    namespace: dict[str, Any] = {"hook": hook, "failed": failed, "returned": returned}
-    lines = ["def call_all(payload):", "    pass"]
-    for i, impl in enumerate(implementations):
-        namespace[f"plugin_{i}"], namespace[f"call_{i}"] = impl.plugin, impl.function
-        namespace[f"bot_{i}"] = impl.bot
-        args = ", ".join(f"bot_{i}" if name == "bot" else "payload" for name in impl.argnames)
-        lines += [
-            "    try:",
-            f"        result = call_{i}({args})",
-            "    except Exception as exc:",
-            f"        failed(plugin_{i}, hook, exc)",
-            "    else:",
-            "        if result is not None:",
-            f"            returned(plugin_{i}, hook, result)",
-        ]
-    exec(compile("\n".join(lines), f"<roomz_bots: every {hook}>", "exec"), namespace)
-    call_all: Callable[[Any], None] = namespace["call_all"]
+    calls: list[Callable[[Any], Any]] = []
+    #: The plugin of each call, looked up only when it raises or returns: the loop itself
+    #: stays as short as it can be, since it runs for every message.
+    plugin_of: dict[Callable[[Any], Any], str] = {}
+    for impl in implementations:
+        call = impl.bound()
+        if call in plugin_of:  # one function, two plugins: each needs a call of its own
+            call = partial(call)
+        calls.append(call)
+        plugin_of[call] = impl.plugin
+
+    def call_all(payload: Any) -> None:
+        for call in calls:
+            try:
+                result = call(payload)
+            except Exception as exc:
+                failed(plugin_of[call], hook, exc)
+                continue
+            if result is not None:
+                returned(plugin_of[call], hook, result)
+
     return call_all

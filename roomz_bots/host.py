@@ -36,6 +36,7 @@ from .bot import Bot
 from .clock import Clock
 from .config import BotConfig, Config, ConfigError
 from .flood import TokenBucket
+from .origins import Origins
 from .plugins import Plugin, PluginError, PluginNotFound, load_plugin
 
 log = logging.getLogger("roomz_bots")
@@ -70,14 +71,16 @@ class ReloadFailed(HostError):
 
 def build_bot(config: Config, bot: BotConfig, *, clock: Clock | None = None,
               data_dir: Path | None = None, server_url: str | None = None,
-              session_cache_file: Path | None = None) -> Bot:
+              session_cache_file: Path | None = None,
+              origins: Origins[object] | None = None) -> Bot:
     """A :class:`Bot` for one ``[[bots]]`` entry; plugins that fail to import are logged
     and skipped, so the others run.
 
     It connects to ``server_url`` (default: the config's) and keeps its session in its own
     ``session_cache_file``, else ``session_cache_file``, else the config's, else the user's
     default file. Its client never gives up reconnecting; the waits grow to the bot's
-    ``reconnect_max_delay``. Raises :class:`~roomz_bots.config.ConfigError` for a plugin
+    ``reconnect_max_delay``. ``origins`` is shared with the bots it must tell apart (by
+    default it has its own). Raises :class:`~roomz_bots.config.ConfigError` for a plugin
     no route knows, or wrong plugin settings.
     """
     plugins, failed = config.load_plugins(bot)
@@ -96,7 +99,7 @@ def build_bot(config: Config, bot: BotConfig, *, clock: Clock | None = None,
     return Bot(bot.name, client, plugins, display_name=bot.display_name, prefix=bot.prefix,
                settings=settings,
                flood=TokenBucket(bot.flood_burst, bot.flood_per_second, bot.flood_queue),
-               clock=clock, data_dir=data_dir)
+               clock=clock, data_dir=data_dir, origins=origins)
 
 
 def session_file_of(config: Config, bot: BotConfig, fallback: Path | None = None) -> Path:
@@ -190,6 +193,9 @@ class BotHost:
         self.data_dir = data_dir
         self.clock = clock
         self.on_change = on_change
+        #: Who sent what, for every bot of the host (and the terminal hosting it): none
+        #: answers another unless its plugin asks to.
+        self.origins: Origins[object] = Origins()
         #: Every configured bot, in the config's order, by name.
         self.bots: dict[str, HostedBot] = {b.name: HostedBot(b) for b in config.bots}
 
@@ -271,7 +277,7 @@ class BotHost:
     def _build(self, hosted: HostedBot) -> Bot:
         return build_bot(self.config, hosted.config, clock=self.clock, data_dir=self.data_dir,
                          server_url=self.server_url,
-                         session_cache_file=self.session_cache_file)
+                         session_cache_file=self.session_cache_file, origins=self.origins)
 
     def _launch(self, hosted: HostedBot, bot: Bot) -> None:
         """Host ``bot`` for ``hosted``: listen to its client, then start it in a task."""

@@ -4,6 +4,9 @@ Every connection of a user sees every message of that user, bots included. On se
 with the ``connection_id`` extension a message names its connection; on the published
 server it does not, and arrives before the sender's acknowledgement, so a bot records
 what it is about to send and the first copy that comes back is recognised as its own.
+
+The bots that share a channel share one :class:`Origins`, handed to each: the bot host
+makes one for all its bots, and the terminal uses its host's.
 """
 
 from __future__ import annotations
@@ -72,6 +75,3 @@ class Origins(Generic[B]):
         while len(self._messages) > REMEMBERED:
             self._messages.popitem(last=False)
 
-
-#: One registry for the whole process: every hosted bot reports here.
-ORIGINS: Origins[object] = Origins()

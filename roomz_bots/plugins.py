@@ -21,6 +21,7 @@ import pluggy
 
 from . import builtin_help, hookspecs
 from .commands import Command
+from .conversion import ConversionError, convert
 
 ENTRY_POINT_GROUP = "roomz.plugins"
 BUILTIN = {"help": builtin_help}
@@ -171,6 +172,15 @@ def _import_path(name: str, path: Path) -> ModuleType:
 
 
 def settings_for(plugin: Plugin, values: dict[str, Any]) -> Any:
-    """The plugin's ``Settings`` built from ``values`` (already validated by the config)."""
+    """The plugin's ``Settings`` converted from ``values`` (``[plugins.NAME]`` as in TOML).
+
+    Raises :class:`PluginError` naming the plugin and the key when a value is wrong (the
+    config checks its values first, naming its file: :func:`roomz_bots.config.check_settings`).
+    """
     settings_type = plugin.settings_type
-    return settings_type(**values) if settings_type is not None else None
+    if settings_type is None:
+        return None
+    try:
+        return convert(values, settings_type)
+    except ConversionError as exc:
+        raise PluginError(f"plugin {plugin.name!r} settings: {exc}") from None

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
-import inspect
 import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from roomz.awaitables import await_me_maybe
 
 from .clock import Clock
 
@@ -131,9 +132,7 @@ class Scheduler:
 
     async def _call(self, job: Job) -> None:
         try:
-            result = job.func()
-            if inspect.isawaitable(result):
-                await result
+            await await_me_maybe(job.func())
         except Exception:
             log.exception("scheduled job %s of plugin %s raised",
                           getattr(job.func, "__qualname__", job.func), job.owner or "?")

@@ -23,7 +23,7 @@ from roomz.session_cache import default_session_file
 from roomz_bots.bot import Bot
 from roomz_bots.config import Config, ConfigError
 from roomz_bots.host import BotHost, BotState, HostedBot, HostError, ReloadFailed
-from roomz_bots.origins import ORIGINS
+from roomz_bots.origins import Origins
 
 from . import DEFAULT_RECONNECT_MAX_DELAY
 from .commands import SlashCommands
@@ -94,6 +94,8 @@ class ChatApp:
         self.host = None if config is None else BotHost(
             config, server_url, session_cache_file=session_file, data_dir=data_dir,
             on_change=self._bot_changed, in_terminal=True)
+        #: Who sent what: the host's, so that its bots and the terminal tell each other apart.
+        self.origins: Origins[object] = self.host.origins if self.host else Origins()
         self._bot_states: dict[str, BotState] = {}  # the state each bot was last seen in
         self._shown: RecentIds[None] = RecentIds(SHOWN_MESSAGE_IDS)  # ids of messages shown
         self.history = history or InMemoryHistory()
@@ -184,7 +186,7 @@ class ChatApp:
         if self.host is not None:
             await self.host.stop_all()
         await self.connection.close()
-        ORIGINS.disconnected(self)
+        self.origins.disconnected(self)
 
     # -- chat ------------------------------------------------------------------------------
 
@@ -210,14 +212,14 @@ class ChatApp:
     async def _send_part(self, text: str) -> str | None:
         """Send one message; None once the server has it, else why not."""
         client = self.client
-        key = ORIGINS.sending(self, client.user["email"] if client.user else "", text)
+        key = self.origins.sending(self, client.user["email"] if client.user else "", text)
         ack: dict[str, Any] = {}
         try:
             ack = await client.send(text)
         except ClientError:
             return self.connection.not_connected()
         finally:
-            ORIGINS.sent(self, key, ack.get("message_id"))
+            self.origins.sent(self, key, ack.get("message_id"))
         if "error" in ack:
             return str(ack["error"])
         if ack.get("message_id") not in self._shown:  # a server that did not echo it to us
@@ -274,7 +276,7 @@ class ChatApp:
         if self.host is not None:
             await self.host.stop_all()
         await self.connection.logout()
-        ORIGINS.disconnected(self)
+        self.origins.disconnected(self)
         self.say("Logged out; the session is forgotten.", "good")
 
     @command("quit", "", "leave (also Ctrl-D)")
@@ -292,7 +294,7 @@ class ChatApp:
     # -- events ----------------------------------------------------------------------------
 
     def _on_authenticated(self, data: dict[str, Any]) -> None:
-        ORIGINS.connected(data.get("connection_id"), self)
+        self.origins.connected(data.get("connection_id"), self)
         user = data.get("user") or {}
         mine = self.client.user or {}
         if mine.get("email") == user.get("email"):  # with the display name re-applied
@@ -310,7 +312,7 @@ class ChatApp:
         if message.id in self._shown:
             return
         self._shown.remember(message.id)
-        origin = ORIGINS.origin(message)
+        origin = self.origins.origin(message)
         self.echo(message_line(message, own=origin is self, bot=isinstance(origin, Bot)))
 
     def _on_user_joined(self, data: dict[str, Any]) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Protocol
+
+from roomz.awaitables import await_me_maybe
 
 from .settings import SmtpSettings
 
@@ -58,9 +59,7 @@ class CallbackMailer:
     async def send(self, link: MagicLink) -> None:
         """Call the callback with ``link``; its errors become :class:`MailError`."""
         try:
-            result = self.callback(link)
-            if inspect.isawaitable(result):
-                await result
+            await await_me_maybe(self.callback(link))
         except Exception as exc:
             raise MailError(f"magic link callback failed: {exc}") from exc
 

@@ -12,6 +12,7 @@ import pytest
 
 from roomz import AsyncClient
 from roomz_bots import Bot, Plugin, load_plugin
+from roomz_bots.origins import Origins
 from tests.interop.conftest import published_python  # noqa: F401  (the published server's venv)
 from tests.server.proc import RestartableServer
 
@@ -70,14 +71,17 @@ BotFactory = Callable[..., Any]
 async def make_bot(tmp_path: Path) -> AsyncIterator[BotFactory]:
     """``await make_bot(name, url, token, plugins, **options)``: a started bot, stopped at the end.
 
-    ``client`` options go to its :class:`AsyncClient` (fast reconnects by default).
+    ``client`` options go to its :class:`AsyncClient` (fast reconnects by default). The bots
+    of a test share one :class:`Origins`, as the bots of one host do.
     """
     made: list[Bot] = []
+    origins: Origins[object] = Origins()
 
     async def make(name: str, url: str, token: str, plugins: list[Any], *,
                    client: dict[str, Any] | None = None, **options: Any) -> Bot:
         loaded = [p if isinstance(p, Plugin) else load_plugin(p) for p in plugins]
         options.setdefault("data_dir", tmp_path / "bot-data")
+        options.setdefault("origins", origins)
         bot = Bot(name, AsyncClient(url, token, **{**FAST, **(client or {})}), loaded, **options)
         made.append(bot)
         await asyncio.wait_for(bot.start(), TIMEOUT * 2)

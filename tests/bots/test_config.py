@@ -251,3 +251,77 @@ reconnect_max_delay = 0.5
     assert patient.client.max_reconnect_attempts is eager.client.max_reconnect_attempts is None
     default = load_config(write(tmp_path, '[[bots]]\nname = "b"\nplugins = []\n'))
     assert default.reconnect_max_delay_of(default.bots[0]) == 60.0
+
+
+# -- settings of any type a plugin declares -------------------------------------------------
+
+TRIPS = "tests.bots.sample_plugins.trips"
+TRIPS_CONFIG = f'''
+[client]
+server_url = "{NOWHERE}"
+
+[[bots]]
+name = "b"
+plugins = ["{TRIPS}"]
+
+[plugins."{TRIPS}"]
+tags = ["sea", "hills"]
+pace = "fast"
+units = "imperial"
+home = {{ city = "Bergen", nights = 0 }}
+
+[[plugins."{TRIPS}".stops]]
+city = "Lyon"
+nights = 2
+
+[[plugins."{TRIPS}".stops]]
+city = "Turin"
+'''
+
+
+def test_settings_of_any_declared_type_reach_the_plugin(tmp_path: Path) -> None:
+    """Lists, nested dataclasses (and lists of them), Literal, Enum, Optional and defaults:
+    the plugin gets its ``Settings`` built of those types."""
+    from roomz_bots.plugins import load_plugin, settings_for
+
+    from .sample_plugins.trips import Stop, Units
+
+    config = load_config(write(tmp_path, TRIPS_CONFIG))
+    build_bot(config, config.bots[0], data_dir=tmp_path / "data")
+    settings = settings_for(load_plugin(TRIPS), config.plugin_settings[TRIPS])
+    assert settings.stops == [Stop("Lyon", 2), Stop("Turin", 1)]
+    assert settings.home == Stop("Bergen", 0)
+    assert settings.tags == ["sea", "hills"]
+    assert (settings.pace, settings.units, settings.budget) == ("fast", Units.IMPERIAL, None)
+
+
+# Each wrong value of a typed setting, and what its one line must say.
+WRONG_SETTINGS = {
+    "list item": ('tags = ["sea", 3]', ["tags[1]", "expected a string", "got int 3"]),
+    "list": ('tags = "sea"', ["tags", "expected a list of strings", "'sea'"]),
+    "nested dataclass": ('home = { city = "Bergen", nights = "two" }',
+                         ["home.nights", "expected a whole number", "'two'"]),
+    "nested dataclass missing key": ("home = { nights = 2 }",
+                                     ["home", "missing key 'city'", "a string"]),
+    "item of a list of dataclasses": ('stops = [{ city = "Lyon" }, { city = 7 }]',
+                                      ["stops[1].city", "expected a string", "got int 7"]),
+    "Literal": ('pace = "medium"', ["pace", "expected one of 'slow', 'fast'", "'medium'"]),
+    "Enum": ('units = "furlongs"', ["units", "expected one of 'metric', 'imperial'",
+                                    "'furlongs'"]),
+    "Optional": ('budget = "lots"', ["budget", "expected a number", "'lots'"]),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(WRONG_SETTINGS))
+def test_a_wrong_typed_setting_is_one_line_naming_the_key(tmp_path: Path, mistake: str) -> None:
+    """One ConfigError line: the file, ``[plugins.NAME] key``, what was expected, what was got."""
+    line, expected = WRONG_SETTINGS[mistake]
+    stops = "" if line.startswith("stops") else 'stops = [{ city = "Lyon" }]\n'
+    path = write(tmp_path, f'[client]\nserver_url = "{NOWHERE}"\n'
+                           f'[[bots]]\nname = "b"\nplugins = ["{TRIPS}"]\n'
+                           f'[plugins."{TRIPS}"]\n{stops}{line}\n')
+    message = config_error(path)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: [plugins.{TRIPS}] ")
+    for part in expected:
+        assert part in message, f"{part!r} not in {message!r}"

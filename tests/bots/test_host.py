@@ -240,13 +240,26 @@ async def test_mistakes_are_one_line_each(tmp_path: Path, server: LocalServer,
                                "typo: stopped; plugins: dcie"]
 
 
+async def running_host(tmp_path: Path, server: LocalServer, hosts: list[BotHost],
+                       bots: str) -> BotHost:
+    """A host of ``bots`` ([[bots]] tables) on ``server``, signed in as EMAIL, every bot of
+    it started and running."""
+    session = tmp_path / "session.json"
+    SessionCache(session).save(server.url, await server.sign_in(EMAIL))
+    config = write_config(tmp_path, bots)
+    host = BotHost(config, server.url, session_cache_file=session, data_dir=tmp_path / "data")
+    hosts.append(host)
+    assert await host.start_all() == []
+    for hosted in host.bots.values():
+        await state_is(hosted, BotState.RUNNING)
+    return host
+
+
 async def test_two_bots_start_even_when_a_plugin_fails_to_import(
         tmp_path: Path, server: LocalServer, watchers: Callable[..., Any], hosts: list[BotHost],
         caplog: pytest.LogCaptureFixture) -> None:
     """Two bots of one config on one host; a broken plugin is logged, everything else runs."""
-    session = tmp_path / "session.json"
-    SessionCache(session).save(server.url, await server.sign_in(EMAIL))
-    config = write_config(tmp_path, '''
+    await running_host(tmp_path, server, hosts, '''
 [[bots]]
 name = "roller"
 display_name = "Roller"
@@ -258,11 +271,6 @@ display_name = "Parrot"
 prefix = "?"
 plugins = ["echo"]
 ''')
-    host = BotHost(config, server.url, session_cache_file=session, data_dir=tmp_path / "data")
-    hosts.append(host)
-    assert await host.start_all() == []
-    for hosted in host.bots.values():
-        await state_is(hosted, BotState.RUNNING)
     user = await watchers(server.url, (await server.request_link(EMAIL)).token)
 
     await user.client.send("!roll")
@@ -274,6 +282,34 @@ plugins = ["echo"]
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert any("roller" in e and "broken" in e and "roomz_no_such_dependency" in e
                for e in errors), errors
+
+
+async def test_the_bots_of_one_host_do_not_answer_each_other(
+        tmp_path: Path, server: LocalServer, watchers: Callable[..., Any],
+        hosts: list[BotHost]) -> None:
+    """The host hands its bots one registry of who sent what: the dice bot ignores the
+    echo bot's ``!roll`` and answers the user's."""
+    await running_host(tmp_path, server, hosts, '''
+[[bots]]
+name = "parrot"
+display_name = "Parrot"
+plugins = ["echo"]
+
+[[bots]]
+name = "roller"
+display_name = "Roller"
+plugins = ["dice"]
+''')
+    user = await watchers(server.url, (await server.request_link(EMAIL)).token)
+
+    await user.client.send("!echo !roll")
+    await user.wait_for(lambda m: (m.display_name, m.text) == ("Parrot", "!roll"),
+                        what="the parrot's !roll")
+    await user.client.send("!roll")
+    # The roller answers in order: a roll for the parrot ("Parrot: 🎲 ...") would come first.
+    await user.wait_for(lambda m: m.display_name == "Roller", what="the roll for the user")
+    rolls = [m.text for _, m in user.seen if m.display_name == "Roller"]
+    assert len(rolls) == 1 and rolls[0].startswith("🎲 1d6: "), rolls
 
 
 async def test_reload_keeps_the_bot_or_the_old_code(tmp_path: Path, server: LocalServer,

@@ -103,7 +103,9 @@ async def test_bots_of_one_process_do_not_hear_each_other(make_bot: BotFactory) 
     """Bot A says ``!hush`` and ``!roll``; bot B (deaf, dice) ignores them, yet answers the user."""
     async with BotHarness(["echo"]) as chat:
         token = (await chat.server.request_link(chat.email)).token
-        other = await make_bot("other", chat.server.url, token, [deaf, "dice"])
+        # Bots of one process share who sent what, as the bots of one host do.
+        other = await make_bot("other", chat.server.url, token, [deaf, "dice"],
+                               origins=chat.bot.origins)
 
         await chat.say("!echo !hush")
         assert (await chat.reply()).text == "!hush"
@@ -123,7 +125,8 @@ async def test_a_plugin_with_react_to_bots_hears_the_other_bots(make_bot: BotFac
     """``REACT_TO_BOTS = True``: that plugin answers bot A; a plain plugin of that bot does not."""
     async with BotHarness(["echo"]) as chat:
         token = (await chat.server.request_link(chat.email)).token
-        other = await make_bot("other", chat.server.url, token, [listener, deaf])
+        other = await make_bot("other", chat.server.url, token, [listener, deaf],
+                               origins=chat.bot.origins)
 
         await chat.say("!echo !ping")
         assert (await chat.reply()).text == "!ping"

@@ -13,7 +13,7 @@ import pytest
 import socketio
 
 from roomz import internals
-from roomz.server.testing import LocalServer
+from roomz.server.local import LocalServer
 from tests.server.proc import free_port
 
 
