@@ -11,10 +11,11 @@ makes one for all its bots, and the terminal uses its host's.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 from typing import Generic, TypeVar
 
-from .message import Message
+from roomz.message import Message
+from roomz.recent_ids import RecentIds
 
 B = TypeVar("B")
 KEY_LENGTH = 150  # escaping can grow text 6x before the published server cuts it at 1000
@@ -27,7 +28,7 @@ class Origins(Generic[B]):
     def __init__(self) -> None:
         self._connections: dict[str, B] = {}
         self._pending: dict[tuple[str, str], deque[B]] = {}
-        self._messages: OrderedDict[str, B | None] = OrderedDict()
+        self._messages: RecentIds[B] = RecentIds(REMEMBERED)
 
     def connected(self, connection_id: str | None, bot: B) -> None:
         """``bot`` now speaks through ``connection_id`` (from its ``authenticated`` event)."""
@@ -54,7 +55,7 @@ class Origins(Generic[B]):
         if waiting is not None and not waiting:
             del self._pending[key]
         if message_id:
-            self._remember(message_id, bot)
+            self._messages.remember(message_id, bot)
 
     def origin(self, message: Message) -> B | None:
         """The hosted bot that sent ``message``, or None for anyone else."""
@@ -63,15 +64,9 @@ class Origins(Generic[B]):
             return self._connections.get(connection_id)
         message_id = message.id
         if message_id in self._messages:
-            return self._messages[message_id]
+            return self._messages.get(message_id)
         waiting = self._pending.get((message.email, message.text.strip()[:KEY_LENGTH]))
         bot = waiting.popleft() if waiting else None
-        self._remember(message_id, bot)
+        self._messages.remember(message_id, bot)
         return bot
-
-    def _remember(self, message_id: str, bot: B | None) -> None:
-        self._messages[message_id] = bot
-        self._messages.move_to_end(message_id)
-        while len(self._messages) > REMEMBERED:
-            self._messages.popitem(last=False)
 
