@@ -167,8 +167,9 @@ class Chat:
             "user": conn.user(), "timestamp": now_iso(), "remaining_connections": remaining,
         })
 
-    async def message(self, sid: str, data: Any = _NO_DATA, *extra: Any) -> dict[str, Any]:
-        """Broadcast a chat message to the sender's channel, sender included, then ack it."""
+    def _sender(self, sid: str, data: Any) -> Connection | dict[str, Any]:
+        """The signed-in connection behind an event, or the error answer when it may not send
+        this one: not signed in, over its message rate, or data that is not an object."""
         conn = self.connections.get(sid)
         if conn is None:
             return NOT_AUTHENTICATED
@@ -176,6 +177,13 @@ class Chat:
             return self._too_many
         if not isinstance(data, dict):
             return INVALID_FORMAT
+        return conn
+
+    async def message(self, sid: str, data: Any = _NO_DATA, *extra: Any) -> dict[str, Any]:
+        """Broadcast a chat message to the sender's channel, sender included, then ack it."""
+        conn = self._sender(sid, data)
+        if isinstance(conn, dict):
+            return conn
         content = data.get("content")
         if not isinstance(content, str) or not content.strip():
             return INVALID_CONTENT
@@ -195,13 +203,9 @@ class Chat:
     async def set_display_name(self, sid: str, data: Any = _NO_DATA,
                                *extra: Any) -> dict[str, Any]:
         """Set or clear this connection's display name and tell the user's other connections."""
-        conn = self.connections.get(sid)
-        if conn is None:
-            return NOT_AUTHENTICATED
-        if not conn.rate.take():
-            return self._too_many
-        if not isinstance(data, dict):
-            return INVALID_FORMAT
+        conn = self._sender(sid, data)
+        if isinstance(conn, dict):
+            return conn
         name = data.get("display_name")
         if name is None or name == "":
             cleaned = None

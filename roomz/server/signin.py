@@ -9,6 +9,7 @@ import logging
 import math
 from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -105,14 +106,10 @@ class SignIn:
 
     async def request_magic_link(self, request: web.Request) -> web.Response:
         """``POST /auth/request-magic-link {"email": ...}``: mail a sign-in link."""
-        # A JSON content type is something a cross-site HTML form cannot send.
-        if request.content_type != "application/json":
-            return problem(415, "unsupported-media-type", "Unsupported Media Type",
-                           f"{JSON_ONLY} Got Content-Type: {request.content_type}.",
-                           REQUEST_PATH)
-        try:
-            body = json.loads(await request.read())
-        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
+        body = await _json_body(request, JSON_ONLY, REQUEST_PATH)
+        if isinstance(body, web.Response):
+            return body
+        if body is NOT_JSON:
             return _invalid('Request body must be JSON: {"email": "you@example.com"}.')
         if not isinstance(body, dict) or "email" not in body:
             return _invalid('Missing "email" field: send {"email": "you@example.com"}.')
@@ -223,14 +220,9 @@ class SignIn:
     async def poll(self, request: web.Request) -> web.Response:
         """``POST /auth/sign-in/poll {"id": ...}``: is the sign-in approved yet? Once it is,
         the answer carries the new session cookie (once)."""
-        if request.content_type != "application/json":
-            return problem(415, "unsupported-media-type", "Unsupported Media Type",
-                           f"{POLL_JSON_ONLY} Got Content-Type: {request.content_type}.",
-                           POLL_PATH)
-        try:
-            body = json.loads(await request.read())
-        except (ValueError, RecursionError):
-            body = None
+        body = await _json_body(request, POLL_JSON_ONLY, POLL_PATH)
+        if isinstance(body, web.Response):
+            return body
         sign_in_id = body.get("id") if isinstance(body, dict) else None
         if not isinstance(sign_in_id, str) or not 0 < len(sign_in_id) <= MAX_ID_LENGTH:
             return problem(400, "validation", "Validation Error", POLL_JSON_ONLY, POLL_PATH)
@@ -313,6 +305,23 @@ class SignIn:
         response = web.json_response({"status": "ok"})
         response.del_cookie(COOKIE_NAME, path="/")
         return response
+
+
+#: What :func:`_json_body` gives for a body that does not parse as JSON.
+NOT_JSON = object()
+
+
+async def _json_body(request: web.Request, how: str, path: str) -> Any:
+    """The request's body parsed as JSON, or :data:`NOT_JSON`; or the 415 answer when it
+    was not sent as JSON (``how`` says how to send it)."""
+    # A JSON content type is something a cross-site HTML form cannot send.
+    if request.content_type != "application/json":
+        return problem(415, "unsupported-media-type", "Unsupported Media Type",
+                       f"{how} Got Content-Type: {request.content_type}.", path)
+    try:
+        return json.loads(await request.read())
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
+        return NOT_JSON
 
 
 def _invalid(detail: str) -> web.Response:
