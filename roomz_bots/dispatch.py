@@ -1,8 +1,8 @@
 """Calling every plugin's implementation of one hook, each isolated from the others.
 
-Every chat event goes through here, once per bot. Each implementation is bound once, when
-the plugins are installed (its plugin's ``bot`` given with :func:`functools.partial`), so
-calling them is a plain loop with one ``try`` per call. pluggy's own hook calling is not
+Every chat event goes through here, once per bot. Each implementation is made a function
+of ``(bot, payload)`` once, when the plugins are installed (the usual one is that already),
+so calling them is a plain loop with one ``try`` per call. pluggy's own hook calling is not
 used: it stops at the first implementation that raises, and one plugin's bug must not
 silence the others.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 #: ``(plugin, hook, exception)``: an implementation raised.
@@ -31,18 +30,19 @@ class Implementation:
     #: What it gets as ``bot``.
     bot: Any
 
-    def bound(self) -> Callable[[Any], Any]:
-        """The function of the payload alone: its ``bot`` given, the payload kept or dropped."""
-        function = self.function
-        if "bot" in self.argnames:
-            function = (partial(function, self.bot) if self.argnames[0] == "bot"
-                        else partial(function, bot=self.bot))  # the payload first: bot by name
-        if any(name != "bot" for name in self.argnames):
-            return function
-
-        def without_payload(payload: Any) -> Any:  # startup, shutdown: no payload to take
-            return function()
-        return without_payload
+    def takes_bot_and_payload(self) -> Callable[[Any, Any], Any]:
+        """The function as one of ``(bot, payload)``: itself in the usual case, else wrapped
+        to take what it does not want, or to take them in its own order."""
+        function, names = self.function, self.argnames
+        if names[:1] == ("bot",) and len(names) == 2:
+            return function  # the usual shape: no wrapper in the way
+        if names == ("bot",):  # startup, shutdown: no payload to take
+            return lambda bot, payload: function(bot)
+        if "bot" in names:  # the payload first: bot by name
+            return lambda bot, payload: function(payload, bot=bot)
+        if names:
+            return lambda bot, payload: function(payload)
+        return lambda bot, payload: function()
 
 
 def caller(hook: str, implementations: Sequence[Implementation], failed: OnFailure,
@@ -52,25 +52,17 @@ def caller(hook: str, implementations: Sequence[Implementation], failed: OnFailu
     One that raises is reported to ``failed`` and the next one still runs; a result other
     than None goes to ``returned``.
     """
-    calls: list[Callable[[Any], Any]] = []
-    #: The plugin of each call, looked up only when it raises or returns: the loop itself
-    #: stays as short as it can be, since it runs for every message.
-    plugin_of: dict[Callable[[Any], Any], str] = {}
-    for impl in implementations:
-        call = impl.bound()
-        if call in plugin_of:  # one function, two plugins: each needs a call of its own
-            call = partial(call)
-        calls.append(call)
-        plugin_of[call] = impl.plugin
+    calls = [(impl.takes_bot_and_payload(), impl.bot, impl.plugin)
+             for impl in implementations]
 
     def call_all(payload: Any) -> None:
-        for call in calls:
+        for function, bot, plugin in calls:
             try:
-                result = call(payload)
+                result = function(bot, payload)
             except Exception as exc:
-                failed(plugin_of[call], hook, exc)
+                failed(plugin, hook, exc)
                 continue
             if result is not None:
-                returned(plugin_of[call], hook, result)
+                returned(plugin, hook, result)
 
     return call_all
