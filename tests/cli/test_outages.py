@@ -30,6 +30,8 @@ from .screen import Screen
 #: The toolbar while the server is away; "trying now" while an attempt is under way.
 RECONNECTING = r"reconnecting \(attempt (?P<attempt>\d+), (next in (?P<next>\d+) s|trying now)\)"
 NOT_SIGNED_IN = r"(?i)not signed in"
+#: For a step that connects, signs in or stops a bot: several seconds on a busy machine.
+SLOW = 25.0
 WIDE = 200
 
 
@@ -220,7 +222,7 @@ async def test_hosted_bots_ride_out_an_outage_and_a_refused_session_stops_them(
                           extra="reconnect_max_delay = 1\n")
     screen = terminal(tmp_path, screens, restartable.url, "--config", str(config.path),
                       "--reconnect-max-delay", "1")
-    screen.wait_for("Bot helper running: help, echo")
+    screen.wait_for("Bot helper running: help, echo", timeout=SLOW)
     screen.wait_for(r"· 1 bot\(s\) running\s*$")
     screen.type("!echo before\r")
     screen.wait_for(r"HelperBot \(.*\): before$")
@@ -234,13 +236,13 @@ async def test_hosted_bots_ride_out_an_outage_and_a_refused_session_stops_them(
                      r"(next in \d+ s|trying now)\); plugins: echo$", line), line
 
     proc = await restartable.start()
-    screen.wait_for("Bot helper is back.", timeout=15)
+    screen.wait_for("Bot helper is back.", timeout=SLOW)
     screen.wait_for(r"· 1 bot\(s\) running\s*$")
     screen.type("!echo after\r")
     screen.wait_for(r"HelperBot \(.*\): after$")
 
     await end_sessions(EMAIL, restartable)  # the server checks every 5 s
-    line = screen.wait_for("bot helper stopped", timeout=15)
+    line = screen.wait_for("bot helper stopped", timeout=SLOW)
     assert line.endswith("bot helper stopped: session ended: all sessions of this user were "
                          f"ended. Sign in again: /login {EMAIL}"), line
     screen.type("/bots\r")
@@ -249,9 +251,9 @@ async def test_hosted_bots_ride_out_an_outage_and_a_refused_session_stops_them(
 
     link = await proc.request_link(EMAIL)  # signed in again: the refused bot starts again
     screen.type(f"/token {link.token}\r")
-    screen.wait_for("Bot helper running: help, echo")
+    screen.wait_for("Bot helper running: help, echo", timeout=SLOW)
     screen.type("!echo signed in again\r")
-    screen.wait_for(r"HelperBot \(.*\): signed in again$")
+    screen.wait_for(r"HelperBot \(.*\): signed in again$", timeout=SLOW)
     assert not screen.ever_showed("Traceback"), screen.text
     quit_cleanly(screen)
 
