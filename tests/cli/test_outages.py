@@ -238,6 +238,7 @@ async def test_hosted_bots_ride_out_an_outage_and_a_refused_session_stops_them(
     proc = await restartable.start()
     screen.wait_for("Bot helper is back.", timeout=SLOW)
     screen.wait_for(r"· 1 bot\(s\) running\s*$")
+    screen.wait_for(rf"Connected to {re.escape(restartable.url)} as .* again", timeout=SLOW)
     screen.type("!echo after\r")
     screen.wait_for(r"HelperBot \(.*\): after$")
 
