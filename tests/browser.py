@@ -8,6 +8,7 @@ A mail scanner is the same GET with nobody behind it.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from types import TracebackType
@@ -153,3 +154,15 @@ async def scan(url: str, headers: dict[str, str]) -> tuple[int, str]:
         async with http.get(url, headers=headers, allow_redirects=False) as resp:
             await resp.read()
             return resp.status, resp.content_type
+
+
+async def page_asking_for_the_code(browser: Browser, url: str) -> Page:
+    """Open the link ``url`` until its page asks for the waiting client's code (it does once
+    that client has polled)."""
+    page = await browser.open(url)
+    for _ in range(100):
+        if any("Sign the terminal in" in form.buttons for form in page.forms):
+            return page
+        await asyncio.sleep(0.1)
+        page = await browser.open(url)
+    raise AssertionError(f"the page never asked for the code:\n{page.text}")

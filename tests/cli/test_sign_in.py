@@ -13,7 +13,7 @@ import aiohttp
 from roomz import ConnectionState
 from roomz.server.local import LocalServer
 from roomz.session_cache import SessionCache
-from tests.browser import Browser, Page
+from tests.browser import Browser, page_asking_for_the_code
 
 from .helpers import CLOCK, CTRL_D, TIMEOUT, connect_other, open_terminal, style_of, text_of
 
@@ -21,15 +21,6 @@ EMAIL = "alice@example.com"
 CODE = r"[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}"
 WAIT = 15.0  # a few sign-in polls, with room for a busy machine
 
-
-async def page_for_the_terminal(browser: Browser, url: str) -> Page:
-    """Open the link until its page asks for the terminal's code (once the terminal polled)."""
-    for _ in range(100):
-        page = await browser.open(url)
-        if any("Sign the terminal in" in form.buttons for form in page.forms):
-            return page
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the page never asked for the code:\n{page.text}")
 
 
 async def code_shown(term: object, server: LocalServer, email: str = EMAIL) -> tuple[str, str]:
@@ -77,7 +68,7 @@ async def test_the_link_confirmed_in_a_browser_signs_the_waiting_terminal_in(
         code, url = await code_shown(term, server)
         assert f" disconnected · waiting for sign-in (code {code}) · " in term.toolbar()
         async with Browser() as browser:
-            page = await page_for_the_terminal(browser, url)
+            page = await page_asking_for_the_code(browser, url)
             done = await browser.submit(page, "Sign the terminal in", code=code.lower())
             assert "Your terminal is signed in" in done.text
         line = await term.wait_for("Signed in as", timeout=WAIT)
@@ -115,7 +106,7 @@ async def test_a_mistyped_token_while_waiting_keeps_waiting_for_the_link(
         await term.command("/token mistyped", "Sign-in failed")
         assert f"waiting for sign-in (code {code})" in term.toolbar()
         async with Browser() as browser:
-            page = await page_for_the_terminal(browser, url)
+            page = await page_asking_for_the_code(browser, url)
             await browser.submit(page, "Sign the terminal in", code=code)
         await term.wait_for("Signed in as", timeout=WAIT)
 
@@ -127,7 +118,7 @@ async def test_a_link_used_to_sign_in_a_browser_ends_the_wait_saying_why(
     async with open_terminal(server.url, tmp_path) as term:
         _, url = await code_shown(term, server)
         async with Browser() as browser:
-            page = await page_for_the_terminal(browser, url)
+            page = await page_asking_for_the_code(browser, url)
             await browser.submit(page, "Sign in here")
         line = await term.wait_for("Sign-in by link ended", timeout=WAIT)
         assert text_of(line)[9:] == (

@@ -15,7 +15,7 @@ import pytest
 from roomz import AsyncClient, AuthenticationError, ConnectionError, SyncClient
 from roomz.server.local import LocalServer, follow_magic_link
 from roomz.server.testing import ThreadedServer
-from tests.browser import Browser, Page
+from tests.browser import Browser, page_asking_for_the_code
 from tests.waiting import stays_true
 
 from .conftest import ClientFactory
@@ -43,16 +43,6 @@ async def logged_in(server: LocalServer, client: AsyncClient,
     return (await server.next_link(email, after=before)).url
 
 
-async def page_for_the_waiting_client(browser: Browser, url: str) -> Page:
-    """Open ``url`` until the page asks for the waiting client's code (once it has polled)."""
-    page = await browser.open(url)
-    for _ in range(100):
-        if any("Sign the terminal in" in form.buttons for form in page.forms):
-            return page
-        await asyncio.sleep(0.1)
-        page = await browser.open(url)
-    raise AssertionError(f"the page never asked for the code:\n{page.text}")
-
 
 async def test_entering_the_code_signs_the_waiting_client_in(
         server: LocalServer, make_client: ClientFactory,
@@ -67,7 +57,7 @@ async def test_entering_the_code_signs_the_waiting_client_in(
     tasks.append(waiting := asyncio.create_task(client.wait_for_sign_in()))
 
     async with Browser() as browser:
-        page = await page_for_the_waiting_client(browser, url)
+        page = await page_asking_for_the_code(browser, url)
         done = await browser.submit(page, "Sign the terminal in", code=code)
         assert "Your terminal is signed in" in done.text
         assert await browser.me(server.url) is None
@@ -93,7 +83,7 @@ async def test_only_the_right_code_signs_the_client_in(
     tasks.append(waiting := asyncio.create_task(client.wait_for_sign_in()))
 
     async with Browser() as browser:
-        page = await page_for_the_waiting_client(browser, url)
+        page = await page_asking_for_the_code(browser, url)
         page = await browser.submit(page, "Sign the terminal in", code=wrong)
         assert "You have 4 tries left." in page.text
         assert await stays_true(lambda: not waiting.done() and not client.connected, 2.5)
@@ -115,7 +105,7 @@ async def test_someone_elses_link_does_not_sign_the_requester_in(
     tasks.append(waiting := asyncio.create_task(mallory.wait_for_sign_in()))
 
     async with Browser() as alice:
-        page = await page_for_the_waiting_client(alice, url)
+        page = await page_asking_for_the_code(alice, url)
         await alice.submit(page, "Sign in here")
         assert await alice.me(server.url) == ALICE
     with pytest.raises(AuthenticationError) as failed:
@@ -142,7 +132,7 @@ async def test_five_wrong_codes_end_the_wait(
     tasks.append(waiting := asyncio.create_task(client.wait_for_sign_in()))
 
     async with Browser() as browser:
-        page = await page_for_the_waiting_client(browser, url)
+        page = await page_asking_for_the_code(browser, url)
         for _ in range(5):
             page = await browser.submit(page, "Sign the terminal in", code=wrong)
     with pytest.raises(AuthenticationError) as failed:
@@ -177,7 +167,7 @@ async def test_pasting_the_token_while_waiting_ends_the_wait(
     token = server.links[-1].token
     tasks.append(waiting := asyncio.create_task(client.wait_for_sign_in()))
     async with Browser() as browser:  # a scanner's look, once the client is polling
-        await page_for_the_waiting_client(browser, url)
+        await page_asking_for_the_code(browser, url)
 
     await asyncio.wait_for(client.connect(token), WAIT)
     await asyncio.wait_for(waiting, WAIT)
@@ -222,7 +212,7 @@ async def test_cancelling_stops_the_wait_and_the_sign_in_stays(
     code = client.sign_in_code
     first = asyncio.create_task(client.wait_for_sign_in())
     async with Browser() as browser:
-        await page_for_the_waiting_client(browser, url)
+        await page_asking_for_the_code(browser, url)
     first.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(first, WAIT)
@@ -230,7 +220,7 @@ async def test_cancelling_stops_the_wait_and_the_sign_in_stays(
 
     tasks.append(second := asyncio.create_task(client.wait_for_sign_in()))
     async with Browser() as browser:
-        page = await page_for_the_waiting_client(browser, url)
+        page = await page_asking_for_the_code(browser, url)
         await browser.submit(page, "Sign the terminal in", code=code)
     await asyncio.wait_for(second, WAIT)
 
@@ -264,7 +254,7 @@ def test_sync_client_waits_for_the_sign_in_too() -> None:
 
             async def confirm() -> None:
                 async with Browser() as browser:
-                    page = await page_for_the_waiting_client(browser, url)
+                    page = await page_asking_for_the_code(browser, url)
                     await browser.submit(page, "Sign the terminal in", code=code)
 
             with ThreadPoolExecutor(1) as browser_thread:  # the person, while this one waits

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from roomz import AsyncClient
-from tests.browser import SCANNERS, Browser, Page, scan
+from tests.browser import SCANNERS, Browser, page_asking_for_the_code, scan
 from tests.server.proc import ServerProcess
 
 from .conftest import SECRET
@@ -18,16 +18,6 @@ from .redis_proc import RedisProcess
 ALICE = "alice@example.com"
 WAIT = 20.0
 
-
-async def page_for_the_waiting_client(browser: Browser, url: str) -> Page:
-    """Open ``url`` until the page asks for the waiting client's code (once it has polled)."""
-    page = await browser.open(url)
-    for _ in range(100):
-        if any("Sign the terminal in" in form.buttons for form in page.forms):
-            return page
-        await asyncio.sleep(0.1)
-        page = await browser.open(url)
-    raise AssertionError(f"the page never asked for the code:\n{page.text}")
 
 
 async def test_the_browser_on_one_node_signs_in_the_client_polling_another(
@@ -47,10 +37,10 @@ async def test_the_browser_on_one_node_signs_in_the_client_polling_another(
             on_one = link.url.replace(two.url, one.url)
             assert await scan(on_one, SCANNERS[0]) == (200, "text/html")
             async with Browser() as browser:
-                page = await page_for_the_waiting_client(browser, link.url)
+                page = await page_asking_for_the_code(browser, link.url)
                 page = await browser.submit(page, "Sign the terminal in", code="BBBB-CCCC")
                 assert "You have 4 tries left." in page.text
-                page = await page_for_the_waiting_client(browser, on_one)
+                page = await page_asking_for_the_code(browser, on_one)
                 done = await browser.submit(page, "Sign the terminal in", code=code)
                 assert "Your terminal is signed in" in done.text
             await asyncio.wait_for(waiting, WAIT)
@@ -76,13 +66,13 @@ async def test_the_wait_rides_out_a_restart_of_its_node(
         waiting = asyncio.create_task(client.wait_for_sign_in())
         try:
             async with Browser() as browser:
-                await page_for_the_waiting_client(browser, link.url)
+                await page_asking_for_the_code(browser, link.url)
                 await one.kill()
                 await asyncio.sleep(2.5)  # the outage outlasts a poll interval: a poll fails
                 again = ServerProcess("--redis-url", redis.url, state_home=tmp_path,
                                       env={"JWT_SECRET_KEY": SECRET}, port=one.port)
                 async with again:
-                    page = await page_for_the_waiting_client(
+                    page = await page_asking_for_the_code(
                         browser, link.url.replace(one.url, two.url))
                     await browser.submit(page, "Sign the terminal in", code=code)
                     await asyncio.wait_for(waiting, WAIT)
