@@ -716,13 +716,10 @@ class AsyncClient:
 
 async def _problem_detail(resp: aiohttp.ClientResponse) -> str:
     """The ``detail`` of a problem answer, or the status line when there is none."""
-    try:
-        body = await resp.json(content_type=None)
-        detail = body.get("detail") if isinstance(body, dict) else None
-        if isinstance(detail, str):
-            return detail
-    except (ValueError, aiohttp.ClientError):
-        pass
+    body = await _json_or_none(resp)
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, str):
+        return detail
     return f"HTTP {resp.status} {resp.reason or ''}".strip()
 
 

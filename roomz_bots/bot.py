@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
@@ -170,12 +171,13 @@ class Bot:
             self._returned(plugin, what, result)
 
     def _returned(self, plugin: str, what: str, result: Any) -> None:
-        # A coroutine runs in a task of its own: a slow plugin delays no other.
-        self._spawn(self._finish(plugin, what, result))
+        if inspect.isawaitable(result):
+            # A coroutine runs in a task of its own: a slow plugin delays no other.
+            self._spawn(self._finish(plugin, what, result))
 
-    async def _finish(self, plugin: str, what: str, result: Any) -> None:
+    async def _finish(self, plugin: str, what: str, awaitable: Awaitable[Any]) -> None:
         try:
-            await await_me_maybe(result)
+            await awaitable
         except Exception as exc:
             self._failed(plugin, what, exc)
 
@@ -329,15 +331,14 @@ class Bot:
 
     # -- life cycle ------------------------------------------------------------------------
 
-    async def start(self, *, retry: bool = False) -> None:
+    async def start(self) -> None:
         """Run startup hooks, start jobs, connect and set the display name.
 
-        With ``retry``, a server that cannot be reached is tried again until it answers
-        (see ``AsyncClient.connect``). Raises :class:`roomz.AuthenticationError` or
-        :class:`roomz.ConnectionError` when the bot cannot sign in.
+        Raises :class:`roomz.AuthenticationError` or :class:`roomz.ConnectionError` when
+        the bot cannot sign in.
         """
         await self.run_startup()
-        await self.connect(retry=retry)
+        await self.connect()
         log.info("bot %s is running with plugins: %s", self.name, self.plugin_names)
 
     @property

@@ -76,10 +76,6 @@ class Config:
     #: The longest wait between two attempts of a bot to reach the server, in seconds.
     reconnect_max_delay: float = DEFAULT_RECONNECT_MAX_DELAY
 
-    def bot(self, name: str) -> BotConfig | None:
-        """The ``[[bots]]`` entry named ``name``, or None."""
-        return next((b for b in self.bots if b.name == name), None)
-
     def reconnect_max_delay_of(self, bot: BotConfig) -> float:
         """The longest wait between two attempts of ``bot``: its own, else ``[client]``'s."""
         own = bot.reconnect_max_delay

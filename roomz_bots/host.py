@@ -332,7 +332,7 @@ class BotHost:
         """Connect ``bot``, trying again until the server answers; False when its session
         was refused (the bot is then stopping)."""
         cap = bot.client.reconnect_delay_max
-        broken = Backoff(min(FIRST_RECONNECT_DELAY, cap), cap)  # for a server that misbehaves
+        broken = Backoff(bot.client.reconnect_delay, cap)  # for a server that misbehaves
         retry = hosted.state is BotState.RECONNECTING
         while True:
             try:

@@ -84,9 +84,6 @@ class SlashCommands:
     def __iter__(self) -> Iterator[SlashCommand]:
         return iter(self._by_name.values())
 
-    def __len__(self) -> int:
-        return len(self._by_name)
-
     def help_lines(self) -> list[str]:
         """One line per command: its usage, padded to a column, and what it does."""
         width = max((len(c.usage) for c in self), default=0)

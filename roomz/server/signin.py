@@ -10,9 +10,9 @@ import math
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
+from yarl import URL
 
 from . import pages
 from .addresses import ClientAddresses, limit_key
@@ -354,14 +354,9 @@ def origin_of(url: str) -> str | None:
     """The origin (``scheme://host[:port]``) of ``url`` as browsers write it in ``Origin``,
     default ports left out; None for anything that is not an http(s) URL."""
     try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
+        parsed = URL(url.strip())
+    except ValueError:  # a port out of range, say
         return None
-    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
-    if scheme not in ("http", "https") or not host:
+    if parsed.scheme not in ("http", "https") or not parsed.host:
         return None
-    netloc = f"[{host}]" if ":" in host else host
-    if port is not None and port != {"http": 80, "https": 443}[scheme]:
-        netloc += f":{port}"
-    return f"{scheme}://{netloc}"
+    return str(parsed.origin())  # yarl lower-cases, drops default ports, brackets IPv6
