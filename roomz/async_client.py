@@ -7,10 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
-from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import socketio
@@ -19,6 +16,7 @@ from . import internals, reconnection, wire
 from .backoff import Backoff
 from .events import EventHandler, EventHandlers
 from .exceptions import AuthenticationError, ClientError, ConnectionError
+from .options import ClientOptions
 from .pending_sign_in import POLL_PATH, PendingSignIn
 from .recent_ids import RecentIds
 from .reconnection import OutOfAttempts, Reconnector, Retrying
@@ -39,44 +37,19 @@ SEEN_MESSAGE_IDS = 1024  # enough to catch a redelivery around a reconnect
 SIGN_IN_SLACK_SECONDS = 30.0
 
 
-class AsyncClient:
+class AsyncClient(ClientOptions):
     """Primary async WebSocket client for Roomz real-time chat.
 
     ``session_token`` is a magic-link token (from the sign-in mail); it is redeemed
     by :meth:`connect`. With ``session_cache_file`` the resulting session is kept
-    there, so later runs connect without a new token.
+    there, so later runs connect without a new token. The parameters are those of
+    :class:`~roomz.options.ClientOptions`.
     """
 
-    def __init__(
-        self,
-        server_url: str,
-        session_token: str = "",
-        *,
-        reconnect: bool = True,
-        reconnect_delay: float = 1.0,
-        max_reconnect_attempts: int | None = 5,
-        connection_timeout: float = 10.0,
-        session_cache_file: str | Path | None = None,
-        reconnect_delay_max: float = 30.0,
-    ) -> None:
-        parts = urlsplit(server_url) if isinstance(server_url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                f"server_url must be an http:// or https:// URL such as http://localhost:8000, "
-                f"got {server_url!r}"
-            )
-        if min(reconnect_delay, reconnect_delay_max, connection_timeout) <= 0 or (
-                max_reconnect_attempts is not None and max_reconnect_attempts < 0):
-            raise ValueError("reconnect_delay, reconnect_delay_max and connection_timeout must "
-                             "be positive, and max_reconnect_attempts at least 0 or None")
-        self.server_url = server_url.rstrip("/")
-        self._magic_token = session_token
-        self.reconnect = reconnect
-        self.reconnect_delay = reconnect_delay
-        self.reconnect_delay_max = reconnect_delay_max
-        self.max_reconnect_attempts = max_reconnect_attempts
-        self.connection_timeout = connection_timeout
-        self._cache = SessionCache(session_cache_file) if session_cache_file else None
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._magic_token = self.session_token
+        self._cache = SessionCache(self.session_cache_file) if self.session_cache_file else None
         self._session: str | None = None
         self._handlers = EventHandlers()
         self._state = ConnectionState.DISCONNECTED
@@ -466,8 +439,7 @@ class AsyncClient:
         await self.connect()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.disconnect()
 
     # -- sending --------------------------------------------------------------------------

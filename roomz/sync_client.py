@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine
-from pathlib import Path
-from types import TracebackType
+from dataclasses import fields
 from typing import Any, TypeVar
 
 from .async_client import AsyncClient
 from .events import EventHandler
+from .options import ClientOptions
 from .state import ConnectionState
 
 T = TypeVar("T")
 
 
-class SyncClient:
+class SyncClient(ClientOptions):
     """Synchronous wrapper around :class:`AsyncClient` with a background thread.
 
     One event loop runs in one daemon thread named ``roomz-client``; every method
@@ -24,27 +24,13 @@ class SyncClient:
     Handlers registered with :meth:`on` run in that background thread, so a handler
     that blocks holds up the connection; they must not call this client's blocking
     methods (that would wait on their own thread). :meth:`close`, or leaving the
-    ``with`` block, disconnects and stops the thread. The options, ``session_cache_file``
-    included, are those of :class:`AsyncClient`.
+    ``with`` block, disconnects and stops the thread. The parameters, ``session_cache_file``
+    included, are those of :class:`AsyncClient` (:class:`~roomz.options.ClientOptions`).
     """
 
-    def __init__(
-        self,
-        server_url: str,
-        session_token: str = "",
-        *,
-        reconnect: bool = True,
-        reconnect_delay: float = 1.0,
-        max_reconnect_attempts: int | None = 5,
-        connection_timeout: float = 10.0,
-        session_cache_file: str | Path | None = None,
-        reconnect_delay_max: float = 30.0,
-    ) -> None:
-        self._client = AsyncClient(
-            server_url, session_token, reconnect=reconnect, reconnect_delay=reconnect_delay,
-            max_reconnect_attempts=max_reconnect_attempts, connection_timeout=connection_timeout,
-            session_cache_file=session_cache_file, reconnect_delay_max=reconnect_delay_max,
-        )
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._client = AsyncClient(**{f.name: getattr(self, f.name) for f in fields(ClientOptions)})
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="roomz-client",
                                         daemon=True)
@@ -162,6 +148,5 @@ class SyncClient:
             raise
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None,
-                 exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()

@@ -24,6 +24,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,7 @@ class HostedBot:
         return str(self.state.value)
 
 
+@dataclass(eq=False)
 class BotHost:
     """Starts, stops and reloads the bots of ``config`` on ``server_url``; keeps their states.
 
@@ -181,23 +183,22 @@ class BotHost:
     for a refused session is ``/login`` alone.
     """
 
-    def __init__(self, config: Config, server_url: str, *,
-                 session_cache_file: Path | None = None, data_dir: Path | None = None,
-                 clock: Clock | None = None,
-                 on_change: Callable[[HostedBot], None] | None = None,
-                 in_terminal: bool = False) -> None:
-        self.config = config
-        self.server_url = server_url
-        self.session_cache_file = session_cache_file
-        self.in_terminal = in_terminal
-        self.data_dir = data_dir
-        self.clock = clock
-        self.on_change = on_change
-        #: Who sent what, for every bot of the host (and the terminal hosting it): none
-        #: answers another unless its plugin asks to.
-        self.origins: Origins[object] = Origins()
-        #: Every configured bot, in the config's order, by name.
-        self.bots: dict[str, HostedBot] = {b.name: HostedBot(b) for b in config.bots}
+    config: Config
+    server_url: str
+    _: KW_ONLY
+    session_cache_file: Path | None = None
+    data_dir: Path | None = None
+    clock: Clock | None = None
+    on_change: Callable[[HostedBot], None] | None = None
+    in_terminal: bool = False
+    #: Who sent what, for every bot of the host (and the terminal hosting it): none
+    #: answers another unless its plugin asks to.
+    origins: Origins[object] = field(init=False, default_factory=Origins)
+    #: Every configured bot, in the config's order, by name.
+    bots: dict[str, HostedBot] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.bots = {b.name: HostedBot(b) for b in self.config.bots}
 
     # -- what the terminal shows -----------------------------------------------------------
 

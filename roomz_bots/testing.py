@@ -21,7 +21,7 @@ import asyncio
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import Any
 
 from roomz import AsyncClient
@@ -143,12 +143,11 @@ class BotHarness:
         await self.start_bot()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         if self.bot is not None:
             await self.bot.stop()
         if self.user is not None:
             await self.user.disconnect()
-        await self.server.__aexit__(exc_type, exc, tb)
+        await self.server.__aexit__(*exc_info)
         if self._own_data is not None:
             self._own_data.cleanup()

@@ -45,9 +45,9 @@ def _epilog() -> str:
     """The variables without a flag of their own, read off the settings table, then examples."""
     lines = ["environment (flags win over these):",
              "  every flag marked [env NAME] may be set as the variable NAME instead"]
-    for _, how in declared(ServerSettings):
-        if how.env is not None and not how.flag:
-            lines.append(f"  {how.env:<15} {how.help}")
+    unflagged = [how for _, how in declared(ServerSettings) if how.env and not how.flag]
+    width = max(len(str(how.env)) for how in unflagged)
+    lines += [f"  {how.env:<{width}}  {how.help}" for how in unflagged]
     return "\n".join(lines) + "\n\n" + EXAMPLES
 
 
@@ -63,7 +63,7 @@ def _add_flag(parser: argparse.ArgumentParser, name: str, how: Setting, default:
 
     def parse(text: str) -> Any:
         try:
-            return how.parse(text)
+            return how.read(text)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(f"{exc}, got {text!r}") from None
 

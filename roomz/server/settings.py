@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
 import platformdirs
@@ -78,14 +78,38 @@ def _lower(value: str) -> str:
 
 @dataclass(frozen=True)
 class Setting:
-    """How one field is set from outside: its variable, its flag, and what it means."""
+    """How one field is set from outside: its variable, its flag, and what it means.
+
+    The field's type says how its text is read (``Count``: at least 1; ``Seconds`` and
+    ``PerSecond``: more than 0). ``env`` names the published server's variable where it has
+    one; by default the variable is ``ROOMZ_`` and the field's name in capitals.
+    """
 
     help: str
     env: str | None = None
-    parse: Callable[[str], Any] = str  # text of the variable or flag -> the field's value
+    #: Text of the variable or flag -> the field's value; unset, read by the field's type.
+    parse: Callable[[str], Any] | None = None
     metavar: str | None = None
     flag: bool = True
     choices: tuple[str, ...] | None = None
+
+    def read(self, text: str) -> Any:
+        """The field's value from ``text``; a ValueError says what is wrong with it."""
+        if self.parse is None:
+            raise TypeError("only the settings from declared() know their type")
+        return self.parse(text)
+
+
+Count: TypeAlias = int  # how many of something: at least 1
+Seconds: TypeAlias = float  # a duration: more than 0
+PerSecond: TypeAlias = float  # a rate: more than 0
+
+#: How a field of each declared type is read from text, and named in ``--help``.
+BY_TYPE: dict[str, tuple[Callable[[str], Any], str | None]] = {
+    "str": (str, None), "bool": (_bool, None), "Path": (Path, "DIR"), "int": (_int, "N"),
+    "Count": (_int, "N"), "Seconds": (_float, "SECONDS"), "PerSecond": (_float, "PER_SECOND"),
+}
+POSITIVE = ("Count", "Seconds", "PerSecond")
 
 
 def setting(default: Any, help: str, **how: Any) -> Any:
@@ -98,9 +122,9 @@ class SmtpSettings:
     """Where and how the ``smtp`` mailer delivers magic links."""
 
     host: str = setting("localhost", "SMTP server", env="SMTP_HOST")
-    port: int = setting(587, "SMTP port", env="SMTP_PORT", parse=_int)
+    port: int = setting(587, "SMTP port", env="SMTP_PORT")
     starttls: bool = setting(True, "upgrade the SMTP connection with STARTTLS",
-                             env="SMTP_STARTTLS", parse=_bool)
+                             env="SMTP_STARTTLS")
     user: str | None = setting(None, "SMTP user name, if the server wants one", env="SMTP_USER")
     password: str | None = setting(None, "SMTP password (prefer the environment variable)",
                                    env="SMTP_PASSWORD")
@@ -113,83 +137,66 @@ class ServerSettings:
     """Everything a Roomz server needs to run; ``roomz-server --help`` explains each field."""
 
     host: str = setting("127.0.0.1", "address to listen on")
-    port: int = setting(8000, "port to listen on; 0 picks a free one", parse=_int)
+    port: int = setting(8000, "port to listen on; 0 picks a free one")
     public_url: str | None = setting(
         None, "the URL people reach this server at, used in sign-in links (required off "
-              "loopback; on loopback the listening address)", env="ROOMZ_PUBLIC_URL",
-        metavar="URL")
+              "loopback; on loopback the listening address)", metavar="URL")
     jwt_secret: str | None = setting(
         None, "secret that signs session cookies (32+ characters); unset: one is generated "
               "and kept in the state directory, mode 0600", env="JWT_SECRET_KEY", flag=False)
     allowed_emails: frozenset[str] | None = setting(
         None, "comma-separated emails that may sign in; unset: anyone, on loopback only",
         env="ALLOWED_EMAILS", parse=parse_emails, metavar="EMAILS")
-    jwt_expiry_days: int = setting(30, "how long a session lasts", env="JWT_EXPIRY_DAYS",
-                                   parse=_int, metavar="DAYS")
-    magic_link_expiry_minutes: int = setting(15, "how long a sign-in link works",
-                                             env="MAGIC_LINK_EXPIRY_MINUTES", parse=_int,
-                                             metavar="MINUTES")
-    magic_link_rate_limit: int = setting(
+    jwt_expiry_days: Count = setting(30, "how long a session lasts", env="JWT_EXPIRY_DAYS",
+                                     metavar="DAYS")
+    magic_link_expiry_minutes: Count = setting(
+        15, "how long a sign-in link works", env="MAGIC_LINK_EXPIRY_MINUTES", metavar="MINUTES")
+    magic_link_rate_limit: Count = setting(
         5, "sign-in links one email may get per hour from one client address",
-        env="MAGIC_LINK_RATE_LIMIT", parse=_int, metavar="N")
-    magic_link_email_limit: int = setting(
-        20, "sign-in links one email may get per hour from all addresses together",
-        env="ROOMZ_MAGIC_LINK_EMAIL_LIMIT", parse=_int, metavar="N")
-    magic_link_address_limit: int = setting(
+        env="MAGIC_LINK_RATE_LIMIT")
+    magic_link_email_limit: Count = setting(
+        20, "sign-in links one email may get per hour from all addresses together")
+    magic_link_address_limit: Count = setting(
         20, "sign-in links one client address may ask for per hour, for any emails (an IPv6 "
-            "address counts as its /64)",
-        env="ROOMZ_MAGIC_LINK_ADDRESS_LIMIT", parse=_int, metavar="N")
+            "address counts as its /64)")
     email_sender: str = setting("console", "console: write links to the log; smtp: mail them",
                                 env="EMAIL_SENDER", parse=_lower, choices=("console", "smtp"))
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     trusted_proxies: tuple[str, ...] = setting(
         (), "comma-separated addresses or networks of reverse proxies whose X-Forwarded-For "
-            "and X-Forwarded-Proto are believed", env="ROOMZ_TRUSTED_PROXIES",
-        parse=parse_networks, metavar="ADDRESSES")
-    max_connections: int = setting(1000, "live connections before new ones are refused",
-                                   env="ROOMZ_MAX_CONNECTIONS", parse=_int, metavar="N")
-    max_connections_per_user: int = setting(
-        20, "live connections one user may have, on all nodes together",
-        env="ROOMZ_MAX_CONNECTIONS_PER_USER", parse=_int, metavar="N")
-    max_idle_connections_per_address: int = setting(
+            "and X-Forwarded-Proto are believed", parse=parse_networks, metavar="ADDRESSES")
+    max_connections: Count = setting(1000, "live connections before new ones are refused")
+    max_connections_per_user: Count = setting(
+        20, "live connections one user may have, on all nodes together")
+    max_idle_connections_per_address: Count = setting(
         50, "TCP connections one client address may hold open without a request in progress "
-            "(proxies named by --trusted-proxies are exempt; an IPv6 address counts as its /64)",
-        env="ROOMZ_MAX_IDLE_CONNECTIONS_PER_ADDRESS", parse=_int, metavar="N")
-    max_unfinished_per_address: int = setting(
+            "(proxies named by --trusted-proxies are exempt; an IPv6 address counts as its /64)")
+    max_unfinished_per_address: Count = setting(
         100, "Socket.IO connections one client address may have open before they sign in; "
-            "a new one beyond is answered 503 (an IPv6 address counts as its /64)",
-        env="ROOMZ_MAX_UNFINISHED_PER_ADDRESS", parse=_int, metavar="N")
-    message_rate: float = setting(
-        100.0, "messages per second one connection may send, on average; more are answered 429",
-        env="ROOMZ_MESSAGE_RATE", parse=_float, metavar="PER_SECOND")
-    message_burst: int = setting(
-        500, "messages one connection may send at once before --message-rate applies",
-        env="ROOMZ_MESSAGE_BURST", parse=_int, metavar="N")
-    max_queued_events: int = setting(
-        1000, "events waiting for one slow connection before it is disconnected",
-        env="ROOMZ_MAX_QUEUED_EVENTS", parse=_int, metavar="N")
-    header_timeout: float = setting(
+             "a new one beyond is answered 503 (an IPv6 address counts as its /64)")
+    message_rate: PerSecond = setting(
+        100.0, "messages per second one connection may send, on average; more are answered 429")
+    message_burst: Count = setting(
+        500, "messages one connection may send at once before --message-rate applies")
+    max_queued_events: Count = setting(
+        1000, "events waiting for one slow connection before it is disconnected")
+    header_timeout: Seconds = setting(
         10.0, "seconds a client may take to send a request's headers (and to keep an idle "
-              "HTTP connection open)", env="ROOMZ_HEADER_TIMEOUT", parse=_float,
-        metavar="SECONDS")
-    body_timeout: float = setting(
-        10.0, "seconds a client may take to send a request's body",
-        env="ROOMZ_BODY_TIMEOUT", parse=_float, metavar="SECONDS")
-    connect_timeout: float = setting(
-        5.0, "seconds a new Socket.IO connection may take to sign in before it is closed",
-        env="ROOMZ_CONNECT_TIMEOUT", parse=_float, metavar="SECONDS")
-    ping_interval: float = setting(25.0, "seconds between Engine.IO pings", flag=False)
-    ping_timeout: float = setting(20.0, "seconds to wait for a pong", flag=False)
-    session_check_interval: float = setting(
+              "HTTP connection open)")
+    body_timeout: Seconds = setting(10.0, "seconds a client may take to send a request's body")
+    connect_timeout: Seconds = setting(
+        5.0, "seconds a new Socket.IO connection may take to sign in before it is closed")
+    ping_interval: Seconds = setting(25.0, "seconds between Engine.IO pings", flag=False)
+    ping_timeout: Seconds = setting(20.0, "seconds to wait for a pong", flag=False)
+    session_check_interval: Seconds = setting(
         5.0, "seconds between checks that live connections' sessions are still valid",
-        env="ROOMZ_SESSION_CHECK_INTERVAL", parse=_float, flag=False)
-    node_timeout: float = setting(
-        15.0, "seconds a node on Redis may stay silent before the others count it dead and "
-              "send user_left for its connections", env="ROOMZ_NODE_TIMEOUT", parse=_float,
         flag=False)
+    node_timeout: Seconds = setting(
+        15.0, "seconds a node on Redis may stay silent before the others count it dead and "
+              "send user_left for its connections", flag=False)
     state_dir: Path | None = setting(
         None, "where a generated JWT secret and the session records are kept "
-              "(default ~/.local/state/roomz)", parse=Path, metavar="DIR")
+              "(default ~/.local/state/roomz)")
     redis_url: str | None = setting(
         None, "redis://HOST:PORT/DB: share state and messages with other nodes on this Redis; "
               "without it the server runs alone", env="REDIS_URL", metavar="URL")
@@ -221,16 +228,11 @@ class ServerSettings:
             raise SettingsError(
                 f"EMAIL_SENDER must be 'console' or 'smtp', got {self.email_sender!r}"
             )
-        for name in ("jwt_expiry_days", "magic_link_expiry_minutes", "magic_link_rate_limit",
-                     "magic_link_email_limit", "magic_link_address_limit", "max_connections",
-                     "max_connections_per_user", "max_idle_connections_per_address",
-                     "max_unfinished_per_address", "message_burst", "max_queued_events"):
-            if getattr(self, name) < 1:
-                raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("message_rate", "header_timeout", "body_timeout", "connect_timeout",
-                     "session_check_interval", "node_timeout"):
-            if not getattr(self, name) > 0:
-                raise SettingsError(f"{name} must be more than 0, got {getattr(self, name)}")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type in POSITIVE and not value > 0:
+                least = "at least 1" if f.type == "Count" else "more than 0"
+                raise SettingsError(f"{f.name} must be {least}, got {value}")
         if self.public_url is not None:
             check_public_url(self.public_url)
         if not self.is_loopback:
@@ -308,16 +310,20 @@ def load_or_create_secret(state_dir: Path | None = None) -> str:
 
 
 def declared(cls: type[Any]) -> Iterator[tuple[dataclasses.Field[Any], Setting]]:
-    """The fields of ``cls`` that operators can set, with how."""
+    """The fields of ``cls`` that operators can set, with how (``parse`` filled in)."""
     for f in dataclasses.fields(cls):
         if "setting" in f.metadata:
-            yield f, f.metadata["setting"]
+            how = f.metadata["setting"]
+            if how.parse is None:
+                parse, metavar = BY_TYPE[str(f.type).removesuffix(" | None")]
+                how = replace(how, parse=parse, metavar=how.metavar or metavar)
+            yield f, replace(how, env=how.env or "ROOMZ_" + f.name.upper())
 
 
 def parse_setting(name: str, how: Setting, text: str) -> Any:
     """``text`` as the value of a setting, or :class:`SettingsError` naming ``name``."""
     try:
-        return how.parse(text)
+        return how.read(text)
     except ValueError as exc:
         raise SettingsError(f"{name} {exc}, got {text!r}") from None
 

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -61,6 +62,7 @@ GONE = {
 EMPTY_CODE = "Enter the code your terminal shows."
 
 
+@dataclass(eq=False)
 class SignIn:
     """The ``/auth/*`` endpoints of PROTOCOL.md section 1.
 
@@ -68,17 +70,15 @@ class SignIn:
     the request's ``Host`` header, which whoever sends the request chooses.
     """
 
-    def __init__(self, settings: ServerSettings, magic_links: MagicLinkStore,
-                 rate_limiter: RateLimit, sessions: Sessions, mailer: Mailer, *,
-                 base_url: Callable[[], str], addresses: ClientAddresses) -> None:
-        self.settings = settings
-        self.magic_links = magic_links
-        self.rate_limiter = rate_limiter
-        self.sessions = sessions
-        self.mailer = mailer
-        self.base_url = base_url
-        self.addresses = addresses
-        self.quiet = QuietLog(log)
+    settings: ServerSettings
+    magic_links: MagicLinkStore
+    rate_limiter: RateLimit
+    sessions: Sessions
+    mailer: Mailer
+    _: KW_ONLY
+    base_url: Callable[[], str]
+    addresses: ClientAddresses
+    quiet: QuietLog = field(init=False, default_factory=lambda: QuietLog(log))
 
     def routes(self) -> list[web.RouteDef]:
         """The routes to add to the aiohttp application."""
