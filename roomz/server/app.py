@@ -13,6 +13,7 @@ import socketio
 from aiohttp import web
 
 from .addresses import ClientAddresses
+from .assets import assets
 from .bad_http_log import QuietBadRequests
 from .chat import Chat
 from .idle_connections import IdleConnections, listen
@@ -129,7 +130,8 @@ class Server:
             client_max_size=MAX_BODY_BYTES)
         signin = SignIn(self.settings, self.magic_links, self.rate_limiter, self.sessions,
                         self.mailer, base_url=self.base_url, addresses=self.addresses)
-        app.add_routes(signin.routes() + Pages(self.sessions, self.base_url).routes())
+        app.add_routes(signin.routes() + Pages(self.sessions, self.base_url).routes()
+                       + assets().routes())
         self.sio.attach(app)
         app.cleanup_ctx.extend(self._background)
         app.on_shutdown.append(self._disconnect_clients)
