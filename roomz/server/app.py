@@ -171,7 +171,7 @@ class Server:
         port = self._listener.sockets[0].getsockname()[1]
         host = self.settings.host
         self._url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-        log.info("Roomz server listening on %s", self._url)
+        log.info("Roomz server listening on %s (chat page: %s/)", self._url, self.base_url())
 
     async def stop(self) -> None:
         """Disconnect every client normally, then stop listening."""

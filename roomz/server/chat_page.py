@@ -21,7 +21,7 @@ CHAT_PAGE_HEADERS = {
                                "frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # not no-referrer: Origin: null would refuse our POSTs
     "Cache-Control": "no-store",  # whether one is signed in: never from a cache
 }
 

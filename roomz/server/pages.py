@@ -4,8 +4,8 @@ for load balancers.
 
 The sign-in link's pages are plain server-rendered HTML with everything they show escaped,
 no script, and headers that forbid anything else: no scripts, no styles but the server's
-own stylesheet, no outside resources (CSP), no framing, no ``Referer`` (the sign-in page's
-URL holds its token), and no caching.
+own stylesheet, no outside resources (CSP), no framing, no ``Referer`` to other sites (the
+sign-in page's URL holds its token), and no caching.
 """
 
 from __future__ import annotations
@@ -54,7 +54,9 @@ PAGE_HEADERS = {
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # The link's URL holds its token: no other site may see it in a Referer. Not
+    # "no-referrer": with that, browsers send "Origin: null" with the page's own forms.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
