@@ -20,7 +20,7 @@ from tests.bots.headless import bot_config, start_cli
 from tests.events import Events
 from tests.server.proc import RestartableServer, ServerProcess
 
-from .helpers import PHONE, SHOWN, Browse, messages, screenshot, send, signed_in
+from .helpers import PHONE, SHOTS, SHOWN, Browse, messages, screenshot, send, signed_in
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -199,6 +199,8 @@ async def test_a_bundled_bot_answers_roll_on_the_page(browse: Browse, roomz: Ser
         await expect(answer.locator(".text")).to_have_text(
             re.compile(r"^🎲 2d6: \d \+ \d = \d+$"))
         await screenshot(page, "chat")
+        await page.set_viewport_size({"width": 720, "height": 360})  # the README's picture
+        await page.screenshot(path=SHOTS / "readme.png")
     finally:
         await cli.kill()
 
