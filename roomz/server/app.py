@@ -12,6 +12,7 @@ import socketio
 from aiohttp import web
 
 from .addresses import ClientAddresses
+from .assets import assets
 from .bad_http_log import QuietBadRequests
 from .chat import Chat
 from .idle_connections import IdleConnections, listen
@@ -128,7 +129,8 @@ class Server:
             client_max_size=MAX_BODY_BYTES)
         signin = SignIn(self.settings, self.magic_links, self.rate_limiter, self.sessions,
                         self.mailer, base_url=self.base_url, addresses=self.addresses)
-        app.add_routes(signin.routes() + Pages(self.sessions, self.base_url).routes())
+        app.add_routes(signin.routes() + Pages(self.sessions, self.base_url).routes()
+                       + assets().routes())
         self.sio.attach(app)
         app.cleanup_ctx.extend(self._background)
         app.on_shutdown.append(self._disconnect_clients)
@@ -168,7 +170,7 @@ class Server:
         port = self._listener.sockets[0].getsockname()[1]
         host = self.settings.host
         self._url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-        log.info("Roomz server listening on %s", self._url)
+        log.info("Roomz server listening on %s (chat page: %s/)", self._url, self.base_url())
 
     async def stop(self) -> None:
         """Disconnect every client normally, then stop listening."""

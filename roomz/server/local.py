@@ -10,6 +10,7 @@ import secrets
 import shutil
 import tempfile
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,14 @@ class LocalServer:
 
     ``async with LocalServer() as server:`` then ``server.url``, ``server.links``,
     ``await server.next_link(email)`` and ``await server.sign_in(email)``.
+    ``on_magic_link(link)``, if given, is told of each link too.
     Unless told a ``state_dir``, it keeps its state (such as ended sessions) in a temporary
     directory of its own, never in the user's, removed once the server is garbage.
     """
 
-    def __init__(self, settings: ServerSettings | None = None, **overrides: Any) -> None:
+    def __init__(self, settings: ServerSettings | None = None, *,
+                 on_magic_link: Callable[[MagicLink], None] | None = None,
+                 **overrides: Any) -> None:
         base = settings or ServerSettings(jwt_secret=secrets.token_urlsafe(32))
         self.settings = dataclasses.replace(base, host="127.0.0.1", port=0, **overrides)
         if self.settings.state_dir is None:  # kept across restarts, like a real server's
@@ -38,6 +42,7 @@ class LocalServer:
             weakref.finalize(self, shutil.rmtree, state_dir, ignore_errors=True)
             self.settings = dataclasses.replace(self.settings, state_dir=Path(state_dir))
         self.links: list[MagicLink] = []
+        self.on_magic_link = on_magic_link  # told of each link too, once it is kept
         self._new_link = asyncio.Condition()
         self.server = Server(self.settings, on_magic_link=self._record)
         self._port: int | None = None
@@ -46,6 +51,8 @@ class LocalServer:
         async with self._new_link:
             self.links.append(link)
             self._new_link.notify_all()
+        if self.on_magic_link is not None:
+            self.on_magic_link(link)
 
     @property
     def url(self) -> str:

@@ -1,9 +1,11 @@
-"""The small human-facing pages: ``/`` after a sign-in link, the page a sign-in link opens in a
-browser, and ``/healthz`` for load balancers.
+"""The human-facing pages: ``/`` (the chat page of :mod:`.chat_page`, which explains what
+went wrong with a sign-in link), the page a sign-in link opens in a browser, and ``/healthz``
+for load balancers.
 
-Every page is plain server-rendered HTML with everything it shows escaped, no script, and
-headers that forbid anything else: no scripts or outside resources (CSP), no framing, no
-``Referer`` (the sign-in page's URL holds its token), and no caching.
+The sign-in link's pages are plain server-rendered HTML with everything they show escaped,
+no script, and headers that forbid anything else: no scripts, no styles but the server's
+own stylesheet, no outside resources (CSP), no framing, no ``Referer`` to other sites (the
+sign-in page's URL holds its token), and no caching.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from .assets import assets
+from .chat_page import chat_page
 from .sessions import COOKIE_NAME, SessionError, Sessions
 from .unavailable import StoreUnavailable
 
@@ -41,18 +45,18 @@ HOW_TO = """<h2>Signing in from the terminal</h2>
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Roomz: {title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:38em;margin:3em auto;padding:0 1em}}
-code{{background:#f2f2f2;padding:0 .25em}} .bad{{color:#a40000}} .ok{{color:#006400}}
-button,input{{font:inherit;padding:.25em .5em}} input{{text-transform:uppercase}}</style>
-</head><body><h1>Roomz</h1>{body}</body></html>"""
+<link rel="stylesheet" href="{css}">
+</head><body class="page"><h1>Roomz</h1>{body}</body></html>"""
 
-#: Only the page's own inline style may apply; forms post back to this server only.
+#: Only the server's stylesheet may apply; forms post back to this server only.
 PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self' 'unsafe-inline'; "
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; "
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # The link's URL holds its token: no other site may see it in a Referer. Not
+    # "no-referrer": with that, browsers send "Origin: null" with the page's own forms.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
@@ -87,7 +91,8 @@ TOKEN_INSTEAD = """<h2>A terminal</h2>
 
 def page(title: str, body: str, status: int = 200) -> web.Response:
     """An HTML page with the strict headers above; ``title`` and ``body`` are already safe."""
-    return web.Response(text=PAGE.format(title=html.escape(title), body=body), status=status,
+    text = PAGE.format(title=html.escape(title), body=body, css=assets().url("roomz.css"))
+    return web.Response(text=text, status=status,
                         content_type="text/html", headers=PAGE_HEADERS)
 
 
@@ -125,8 +130,9 @@ def refused_form_page(origin: str, server: str) -> web.Response:
 
 
 class Pages:
-    """Renders ``/`` for each outcome of a sign-in link; ``base_url`` is the server's own URL
-    (the one sign-in links use), shown in the terminal instructions."""
+    """Renders ``/``: the chat page, signed in or not, after each outcome of a sign-in link;
+    ``base_url`` is the server's own URL (the one sign-in links use), shown in the terminal
+    instructions."""
 
     def __init__(self, sessions: Sessions, base_url: Callable[[], str]) -> None:
         self.sessions = sessions
@@ -137,23 +143,18 @@ class Pages:
         return [web.get("/", self.index), web.get("/healthz", self.healthz)]
 
     async def index(self, request: web.Request) -> web.Response:
-        """Signed in, or what went wrong, and how to sign in from the terminal."""
-        server = html.escape(self.base_url())
+        """The chat page: signed in, or the sign-in form, with what went wrong with a link
+        and how to sign in from the terminal."""
+        how_to = HOW_TO.format(server=html.escape(self.base_url()))
         error = request.query.get("error")
         if error is not None:
-            what, fix = ERRORS.get(error, ("Signing in failed.", "Request a new sign-in link."))
-            title = "sign-in failed"
-            body = f'<p class="bad">{what}</p><p>{fix}</p>'
-        else:
-            try:
-                email = (await self.sessions.verify(request.cookies.get(COOKIE_NAME)))["email"]
-                title = "signed in"
-                body = (f'<p class="ok">Signed in as <b>{html.escape(email)}</b> '
-                        "in this browser.</p>")
-            except (SessionError, StoreUnavailable):
-                title, body = "welcome", "<p>You are not signed in.</p>"
-        body += HOW_TO.format(server=server)
-        return page(title, body)
+            return chat_page(email=None, how_to=how_to, error=ERRORS.get(
+                error, ("Signing in failed.", "Request a new sign-in link.")))
+        try:
+            email = (await self.sessions.verify(request.cookies.get(COOKIE_NAME)))["email"]
+        except (SessionError, StoreUnavailable):
+            return chat_page(email=None, how_to=how_to)
+        return chat_page(email=email)
 
     async def healthz(self, request: web.Request) -> web.Response:
         """``{"status": "ok"}`` while the process serves requests."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -132,6 +133,24 @@ def test_embedded_mode_rolls_dice_with_the_example_config(spawn: Spawn, tmp_path
     assert screen.ended() == 0
     history = Path(cli_env(tmp_path)["XDG_STATE_HOME"]) / "roomz" / "history"
     assert "\n+!roll 2d6\n" in history.read_text(encoding="utf-8")
+
+
+def test_embedded_mode_shows_the_chat_page_and_its_sign_in_links(spawn: Spawn) -> None:
+    """roomz-cli --embedded says where its server's chat page is; a sign-in link asked for
+    from that page (no mail carries it) shows in the terminal."""
+    screen = Screen(spawn("--embedded"))
+    url = re.search(r"Chat page: (http://127\.0\.0\.1:\d+)/",
+                    screen.wait_for(r"Chat page: http://127\.0\.0\.1:\d+/ \(open it"))
+    assert url is not None
+    screen.wait_for("Connected to")
+    request = urllib.request.Request(f"{url[1]}/auth/request-magic-link", method="POST",
+                                     data=b'{"email": "ada@example.com"}',
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
+    screen.wait_for(rf"Sign-in link for ada@example\.com: {re.escape(url[1])}/auth/verify\?token=")
+    screen.type(CTRL_D)
+    assert screen.ended() == 0
 
 
 def test_the_typed_line_gives_way_to_the_message_it_became(spawn: Spawn, tmp_path: Path) -> None:

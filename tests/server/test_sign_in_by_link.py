@@ -136,7 +136,7 @@ async def test_a_browser_sees_a_page_and_the_link_is_not_used(server: LocalServe
     csp = page.headers["Content-Security-Policy"]
     assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
     assert "script-src" not in csp
-    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert page.headers["Referrer-Policy"] == "same-origin"
     assert page.headers["Cache-Control"] == "no-store"
     status, _, session = await plain_get(requested.url)
     assert status == 302 and session is not None

@@ -1,0 +1,399 @@
+// The Roomz chat page: the sign-in form, and the chat over Socket.IO once signed in.
+// Plain JavaScript, no build step. Whatever people send is written with textContent only.
+"use strict";
+
+(function () {
+  // The terminal's waits between attempts to reach the server (roomz.cli, roomz.backoff):
+  // 1 s, doubling up to 60 s, each ±25%; and it never gives up.
+  const RECONNECT_DELAY_MS = 1000;
+  const RECONNECT_DELAY_MAX_MS = 60000;
+  const RECONNECT_JITTER = 0.25;
+  const ACK_TIMEOUT_MS = 10000;  // the client library's: a send unanswered by then failed
+  const NEAR_BOTTOM_PX = 48;  // closer than this to the end counts as reading the newest
+
+  const $ = (id) => document.getElementById(id);
+  const status = $("status");
+
+  function setStatus(text, state) {
+    status.textContent = text;
+    status.dataset.state = state;
+  }
+
+  /** Write ``text`` into ``element`` as text, with the class ``kind`` ("bad", "ok" or ""). */
+  function say(element, text, kind) {
+    element.textContent = text;
+    element.className = "said " + (kind || "");
+  }
+
+  /** The text of a field the server sent HTML-escaped (Python's html.escape), as typed. */
+  const ESCAPED = { "&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": "\"", "&#x27;": "'" };
+  function unescaped(text) {
+    return String(text == null ? "" : text).replace(/&(amp|lt|gt|quot|#x27);/g, (e) => ESCAPED[e]);
+  }
+
+  /** "Name (email)", or the email alone, as the terminal labels a connection. */
+  function label(user) {
+    if (!user) return "someone";
+    const name = unescaped(user.display_name).trim();
+    return name ? `${name} (${user.email})` : String(user.email);
+  }
+
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  /** POST ``body`` as JSON; the answer's status, headers and JSON body (null if none). */
+  async function postJson(path, body) {
+    const response = await fetch(path, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body), credentials: "same-origin", cache: "no-store",
+    });
+    let json = null;
+    try { json = await response.json(); } catch (e) { /* not JSON: json stays null */ }
+    return { status: response.status, headers: response.headers, json };
+  }
+
+  /** What a problem answer says to people (its detail), or what its status means. */
+  function problemDetail(answer) {
+    if (answer.json && typeof answer.json.detail === "string") return answer.json.detail;
+    return `The server answered ${answer.status}.`;
+  }
+
+  // -- signed out: send the link, then wait until it is used -------------------------------
+
+  function signInView() {
+    const form = $("sign-in-form");
+    const email = $("email");
+    const said = $("sign-in-said");
+    let attempt = 0;  // each new link stops the wait for the one before
+
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const mine = ++attempt;
+      const address = email.value.trim();
+      if (!address) {
+        say(said, "Enter your email address.", "bad");
+        email.focus();
+        return;
+      }
+      say(said, "Sending the sign-in link…", "");
+      let answer;
+      try {
+        answer = await postJson("/auth/request-magic-link", { email: address });
+      } catch (e) {
+        say(said, "Could not reach the server. Check your connection and try again.", "bad");
+        return;
+      }
+      if (answer.status !== 200) {
+        const retry = answer.headers.get("Retry-After");
+        const wait = answer.status === 429 && retry ? ` Try again in ${retry} s.` : "";
+        say(said, `No link sent: ${problemDetail(answer)}${wait}`, "bad");
+        email.focus();
+        return;
+      }
+      const offer = answer.json && answer.json.sign_in;
+      showSent(said, address, offer);
+      if (offer) waitForSignIn(offer, said, () => mine === attempt);
+    });
+  }
+
+  function showSent(said, address, offer) {
+    said.replaceChildren();
+    said.className = "said ok";
+    const lines = [`A sign-in link is on its way to ${address}.`,
+      "Open it in this browser and press “Sign in here”, or open it on another device " +
+      "and enter this code there:"];
+    for (const text of offer ? lines : lines.slice(0, 1)) {
+      const p = document.createElement("p");
+      p.textContent = text;
+      said.append(p);
+    }
+    if (offer) {
+      const code = document.createElement("p");
+      code.className = "the-code";
+      code.textContent = offer.code;
+      const waiting = document.createElement("p");
+      waiting.textContent = "This page signs in by itself once you have.";
+      said.append(code, waiting);
+    }
+  }
+
+  /** Poll until the link is confirmed (then this browser has the cookie), as the terminal does. */
+  async function waitForSignIn(offer, said, current) {
+    const interval = Math.max(1, Number(offer.interval) || 2) * 1000;
+    const deadline = Date.now() + (Number(offer.expires_in) || 900) * 1000;
+    let wait = 0;  // the first poll at once: the link's page then offers the code field
+    while (current()) {
+      await sleep(wait);
+      if (!current()) return;
+      if (Date.now() > deadline) {
+        say(said, "The sign-in link expired. Send a new one.", "bad");
+        return;
+      }
+      wait = interval;
+      let answer;
+      try {
+        answer = await postJson("/auth/sign-in/poll", { id: offer.id });
+      } catch (e) {
+        continue;  // the network, for a moment: try again
+      }
+      if (answer.status === 200 && answer.json && answer.json.status === "ok") {
+        location.assign("/");
+        return;
+      }
+      if (answer.status === 200 || answer.status >= 500) continue;
+      if (answer.status === 429) {
+        wait = Math.max(interval, 1000 * (Number(answer.headers.get("Retry-After")) || 0));
+        continue;
+      }
+      if (answer.status === 410 && await signedInAlready()) {
+        location.assign("/");  // "Sign in here" in another tab of this browser
+        return;
+      }
+      say(said, problemDetail(answer), "bad");
+      return;
+    }
+  }
+
+  async function signedInAlready() {
+    try {
+      return (await fetch("/auth/me", { credentials: "same-origin", cache: "no-store" })).ok;
+    } catch (e) {
+      return false;
+    }
+  }
+
+  // -- signed in: the chat -----------------------------------------------------------------
+
+  function chatView() {
+    const list = $("messages");
+    const more = $("more");
+    const box = $("text");
+    const composeSaid = $("compose-said");
+    const nameSaid = $("name-said");
+    const seen = new Set();  // message ids shown already
+    let me = null;  // this connection's user, from "authenticated"
+    let myConnection = null;
+    let myName = null;  // set again after each reconnect: the server forgets it
+    let signedOut = false;
+
+    const socket = io({
+      reconnection: true, reconnectionAttempts: Infinity,
+      reconnectionDelay: RECONNECT_DELAY_MS, reconnectionDelayMax: RECONNECT_DELAY_MAX_MS,
+      randomizationFactor: RECONNECT_JITTER,
+    });
+
+    // The list follows new messages unless the person has scrolled up to read.
+    function nearBottom() {
+      return list.scrollHeight - list.scrollTop - list.clientHeight < NEAR_BOTTOM_PX;
+    }
+    function append(item) {
+      const follow = nearBottom();
+      list.append(item);
+      if (follow) list.scrollTop = list.scrollHeight;
+      else more.hidden = false;
+    }
+    list.addEventListener("scroll", () => { if (nearBottom()) more.hidden = true; });
+    more.addEventListener("click", () => {
+      list.scrollTop = list.scrollHeight;
+      more.hidden = true;
+      box.focus();
+    });
+
+    function timeOf(iso) {
+      const time = document.createElement("time");
+      const when = iso ? new Date(iso) : new Date();
+      if (!isNaN(when)) {
+        time.dateTime = when.toISOString();
+        time.title = when.toLocaleString();
+        time.textContent = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      }
+      return time;
+    }
+
+    function showMessage(message) {
+      if (!message || seen.has(message.id)) return;
+      seen.add(message.id);
+      const item = document.createElement("li");
+      item.className = "message" + (myConnection && message.connection_id === myConnection
+        ? " mine" : "");
+      const meta = document.createElement("p");
+      meta.className = "meta";
+      const who = document.createElement("span");
+      who.className = "who";
+      who.textContent = label(message.user);
+      meta.append(who, timeOf(message.timestamp));
+      const text = document.createElement("p");
+      text.className = "text";
+      text.textContent = unescaped(message.content);
+      item.append(meta, text);
+      append(item);
+    }
+
+    function note(text, kind, iso) {
+      const item = document.createElement("li");
+      item.className = "note " + (kind || "");
+      const words = document.createElement("span");
+      words.textContent = text + " ";
+      item.append(words, timeOf(iso));
+      append(item);
+    }
+
+    function endedSession(why) {
+      if (signedOut) return;
+      signedOut = true;
+      socket.disconnect();
+      setStatus("Signed out", "offline");
+      const item = document.createElement("li");
+      item.className = "note bad";
+      const again = document.createElement("a");
+      again.href = "/";
+      again.textContent = "Sign in again";
+      item.append(`${why} `, again);
+      append(item);
+      box.disabled = true;
+    }
+
+    // The connection, and what the indicator says about it.
+    socket.io.on("open", () => {
+      const engine = socket.io.engine;
+      status.dataset.transport = engine.transport.name;
+      engine.on("upgrade", (transport) => { status.dataset.transport = transport.name; });
+    });
+    socket.on("connect", () => setStatus("Connected", "online"));
+    socket.io.on("reconnect_attempt", (attempt) => {
+      setStatus(`Reconnecting… (attempt ${attempt})`, "reconnecting");
+    });
+    socket.on("disconnect", (reason) => {
+      if (signedOut) return;
+      if (reason === "io server disconnect") {  // the server ended it: its session is over
+        endedSession("The server ended this connection.");
+      } else if (reason !== "io client disconnect") {
+        setStatus("Reconnecting…", "reconnecting");
+        note("Lost the connection to the server; reconnecting.", "");
+      }
+    });
+    socket.on("connect_error", (error) => {
+      if (socket.active) {  // the server is away: Socket.IO tries again by itself
+        setStatus("Reconnecting… (the server is not reachable)", "reconnecting");
+        return;
+      }
+      const why = String(error && error.message || "refused");
+      if (why.startsWith("Not authenticated")) {
+        endedSession(`Signed out: ${why}.`);
+      } else {  // full, or too many connections: try again later, as the terminal does
+        setStatus(`Refused: ${why}. Trying again in a minute.`, "offline");
+        setTimeout(() => { if (!signedOut) socket.connect(); }, RECONNECT_DELAY_MAX_MS);
+      }
+    });
+    socket.on("session_ended", (data) => {
+      const reason = data && typeof data.reason === "string" ? data.reason : "ended";
+      endedSession(`Your session ended (${reason}).`);
+    });
+
+    socket.on("authenticated", (data) => {
+      me = data && data.user;
+      myConnection = data && data.connection_id;
+      if (myName) setName(myName, true);
+    });
+    socket.on("message", showMessage);
+    socket.on("user_joined", (data) => {
+      const n = data && data.total_connections;
+      note(`${label(data && data.user)} joined (${n} connection${n === 1 ? "" : "s"})`, "",
+           data && data.timestamp);
+    });
+    socket.on("user_left", (data) => {
+      note(`${label(data && data.user)} left (${data && data.remaining_connections} remaining)`,
+           "", data && data.timestamp);
+    });
+    socket.on("display_name_changed", (data) => {
+      const user = data && data.user;
+      if (!user) return;
+      note(user.display_name ? `${user.email} is now called ${label(user)}`
+        : `${user.email} cleared their display name`, "", data.timestamp);
+    });
+
+    // Sending: Enter sends, Shift+Enter starts a new line.
+    function send() {
+      const content = box.value;
+      if (!content.trim()) return;
+      if (!socket.connected) {
+        say(composeSaid, "Not sent: not connected to the server. Your message is still here.",
+            "bad");
+        return;
+      }
+      box.value = "";
+      say(composeSaid, "", "bad");
+      socket.timeout(ACK_TIMEOUT_MS).emit("message", { content }, (error, ack) => {
+        if (!error && ack && ack.status === "ok") return;
+        const why = error ? "the server did not answer in time" : (ack && ack.error) || "refused";
+        // Never lost: the text goes back in the box, unless something new was typed there.
+        if (!box.value.trim()) box.value = content;
+        say(composeSaid, `Not sent: ${why}.` + (box.value === content
+          ? " Your message is still in the box." : ""), "bad");
+      });
+    }
+    box.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        send();
+      }
+    });
+    $("compose").addEventListener("submit", (event) => {
+      event.preventDefault();
+      send();
+      box.focus();
+    });
+
+    // The display name of this tab's connection, and signing out.
+    function setName(name, quietly) {
+      socket.timeout(ACK_TIMEOUT_MS).emit("set_display_name", { display_name: name },
+        (error, ack) => {
+          if (error || !ack || ack.error) {
+            const why = error ? "the server did not answer in time" : (ack && ack.error) || "refused";
+            say(nameSaid, `Name not changed: ${why}`, "bad");
+            return;
+          }
+          myName = ack.display_name ? unescaped(ack.display_name) : null;
+          const mine = { email: me ? me.email : "", display_name: ack.display_name };
+          $("me").textContent = label(mine);
+          if (!quietly) {
+            say(nameSaid, myName ? `You are now ${label(mine)}.`
+              : "Display name cleared: you show as your email.", "ok");
+          }
+        });
+    }
+    $("name-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const name = $("name").value;
+      if (!name.trim()) {
+        say(nameSaid, "Type a name first, or press “Clear name”.", "bad");
+        return;
+      }
+      setName(name, false);
+    });
+    $("clear-name").addEventListener("click", () => {
+      $("name").value = "";
+      setName(null, false);
+    });
+    $("sign-out").addEventListener("click", async () => {
+      signedOut = true;  // the session_ended that follows is ours
+      try {
+        await postJson("/auth/logout", {});
+      } finally {
+        socket.disconnect();
+        location.assign("/");
+      }
+    });
+    document.addEventListener("keydown", (event) => {  // Escape closes the menu
+      const menu = $("menu");
+      if (event.key === "Escape" && menu.open) {
+        menu.open = false;
+        menu.querySelector("summary").focus();
+      }
+    });
+
+    box.focus();
+  }
+
+  if (document.body.dataset.view === "chat") chatView();
+  else signInView();
+})();

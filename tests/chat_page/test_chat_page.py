@@ -1,0 +1,366 @@
+"""The chat page in headless Chromium against a real ``roomz-server``: what a person sees.
+
+Every check reads the page as shown (texts of the message list, the status line, the words
+under a form); every wait is bounded (Playwright's ``expect`` with a timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import aiohttp
+import pytest
+from playwright.async_api import Dialog, expect
+
+from roomz import AsyncClient
+from roomz.session_cache import SessionCache
+from tests.bots.headless import bot_config, start_cli
+from tests.events import Events
+from tests.server.proc import RestartableServer, ServerProcess
+
+from .helpers import PHONE, SHOTS, SHOWN, Browse, messages, screenshot, send, signed_in
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+HTTP = aiohttp.ClientTimeout(total=10)
+
+
+async def connected_client(server: ServerProcess | RestartableServer, email: str,
+                           ) -> tuple[AsyncClient, Events]:
+    """An ``AsyncClient`` of ``email`` connected to ``server``, and what it receives."""
+    proc = server.current if isinstance(server, RestartableServer) else server
+    assert proc is not None
+    link = await proc.request_link(email)
+    client = AsyncClient(server.url)
+    events = Events(client)
+    await client.connect(token=link.token)
+    return client, events
+
+
+async def me(server_url: str, cookie: str) -> tuple[int, str]:
+    """``/auth/me`` with the session cookie ``cookie``: status and the text of the answer."""
+    async with aiohttp.ClientSession(timeout=HTTP) as http, http.get(
+            f"{server_url}/auth/me", headers={"Cookie": f"session_token={cookie}"}) as resp:
+        return resp.status, await resp.text()
+
+
+# Signing in
+
+
+async def test_signing_in_through_the_link_from_the_console_mail(
+        browse: Browse, roomz: ServerProcess) -> None:
+    """Email typed on the page; the link the console mailer logs, opened in another tab of
+    the same browser, and "Sign in here": that tab is the chat, signed in, and so is the
+    first one, which was waiting for the link."""
+    email = "grace@example.com"
+    page = await browse(roomz.url + "/")
+    await expect(page.get_by_text("You are not signed in.")).to_be_visible()
+    before = len(roomz.lines)
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Email").press("Enter")  # the keyboard alone
+
+    said = page.locator("#sign-in-said")
+    await expect(said).to_contain_text(f"A sign-in link is on its way to {email}.")
+    await expect(page.locator(".the-code")).to_have_text(re.compile(r"^[A-Z]{4}-[A-Z]{4}$"))
+    await screenshot(page, "sign-in-sent")
+    link = await roomz.next_link(email, after=before)
+
+    tab = await page.context.new_page()
+    await tab.goto(link.url)
+    await tab.get_by_role("button", name="Sign in here").click()
+    for signed in (tab, page):
+        await expect(signed.locator("#status")).to_have_text("Connected")
+        await expect(signed.locator("#me")).to_have_text(email)
+    assert tab.url == roomz.url + "/"
+
+
+async def test_the_code_entered_on_another_device_signs_the_page_in(
+        browse: Browse, roomz: ServerProcess) -> None:
+    """The link opened on a phone (another browser) with the code this page shows: the
+    page signs itself in; the phone gets no session."""
+    email = "katherine@example.com"
+    page = await browse(roomz.url + "/")
+    before = len(roomz.lines)
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_role("button", name="Send sign-in link").click()
+    code = await page.locator(".the-code").text_content(timeout=SHOWN)
+    assert code
+    link = await roomz.next_link(email, after=before)
+
+    phone = await browse(viewport=PHONE)
+    for _ in range(50):  # the page asks for the code once the waiting page has polled
+        await phone.goto(link.url)
+        if await phone.get_by_label("Code").count():
+            break
+        await asyncio.sleep(0.2)
+    await phone.get_by_label("Code").fill(code.lower().replace("-", " "))
+    await phone.get_by_role("button", name="Sign the terminal in").click()
+    await expect(phone.get_by_text(f"Your terminal is signed in as {email}.")).to_be_visible()
+
+    await expect(page.locator("#status")).to_have_text("Connected")
+    await expect(page.locator("#me")).to_have_text(email)
+    assert not [c for c in await phone.context.cookies() if c["name"] == "session_token"]
+
+
+async def test_the_form_says_what_went_wrong(browse: Browse, roomz: ServerProcess,
+                                            tmp_path: Path) -> None:
+    """A bad email, too many links (429) and an email the server does not allow (403):
+    each is said in words on the page, and no link is sent."""
+    page = await browse(roomz.url + "/")
+    email, said = page.get_by_label("Email"), page.locator("#sign-in-said")
+    await email.fill("not an email")
+    await email.press("Enter")
+    await expect(said).to_have_text("No link sent: Invalid email format. Please enter a "
+                                    "valid email address.")
+    for _ in range(5):  # MAGIC_LINK_RATE_LIMIT: 5 an hour for one email from one address
+        await roomz.request_link("hedy@example.com")
+    await email.fill("hedy@example.com")
+    await email.press("Enter")
+    await expect(said).to_contain_text("No link sent: Too many requests: this email may get "
+                                       "5 links an hour from one address.")
+    await expect(said).to_contain_text(re.compile(r"Try again in \d+ s\."))
+
+    async with ServerProcess(state_home=tmp_path,
+                             env={"ALLOWED_EMAILS": "ada@example.com"}) as strict:
+        await page.goto(strict.url + "/")
+        await page.get_by_label("Email").fill("mallory@example.com")
+        await page.get_by_label("Email").press("Enter")
+        await expect(page.locator("#sign-in-said")).to_have_text(
+            "No link sent: This email is not authorized to access this service.")
+        assert "magic link for mallory" not in strict.stderr
+
+
+# Chatting
+
+
+async def test_two_tabs_send_and_receive_with_names_joins_and_leaves(
+        browse: Browse, roomz: ServerProcess) -> None:
+    """Two tabs of one user: the second joining is a line with the count; a name set from
+    the menu labels messages "Name (email)" with a time; Shift+Enter makes a second line;
+    clearing the name and closing a tab show too."""
+    email = "ada@example.com"
+    first = await signed_in(browse, roomz, email)
+    second = await signed_in(browse, roomz, email)
+    await expect(first.locator("#messages .note").last).to_contain_text(
+        f"{email} joined (2 connections)")
+
+    await first.get_by_text(email).first.click()  # the account menu
+    await first.get_by_label("Display name of this tab").fill("Ada")
+    await first.get_by_label("Display name of this tab").press("Enter")
+    await expect(first.locator("#name-said")).to_have_text(f"You are now Ada ({email}).")
+    await expect(first.locator("#me")).to_have_text(f"Ada ({email})")
+    await expect(second.locator("#messages .note").last).to_contain_text(
+        f"{email} is now called Ada ({email})")
+    await first.keyboard.press("Escape")
+
+    box = first.get_by_label("Message", exact=True)
+    await box.press_sequentially("first line")
+    await box.press("Shift+Enter")
+    await box.press_sequentially("second line")
+    await box.press("Enter")
+    for page in (first, second):
+        await expect(messages(page)).to_have_text(["first line\nsecond line"])
+        who = page.locator("#messages .message .who")
+        await expect(who).to_have_text([f"Ada ({email})"])
+        await expect(page.locator("#messages .message time")).to_have_text(
+            [re.compile(r"\d")])
+    await expect(box).to_have_value("")
+    await send(second, "and back")
+    await expect(messages(first)).to_have_text(["first line\nsecond line", "and back"])
+
+    await first.get_by_text(f"Ada ({email})").first.click()
+    await first.get_by_role("button", name="Clear name").click()
+    await expect(first.locator("#name-said")).to_have_text(
+        "Display name cleared: you show as your email.")
+    await expect(second.locator("#messages .note").last).to_contain_text(
+        f"{email} cleared their display name")
+    await second.close()
+    await expect(first.locator("#messages .note").last).to_contain_text(
+        f"{email} left (1 remaining)")
+
+
+async def test_a_bundled_bot_answers_roll_on_the_page(browse: Browse, roomz: ServerProcess,
+                                                     tmp_path: Path) -> None:
+    """The dice plugin in ``roomz-cli --headless``, signed in as the page's user, answers
+    ``!roll 2d6`` typed on the page. (Screenshots of the chat are taken here.)"""
+    email = "margaret@example.com"
+    session_file = tmp_path / "session.json"
+    SessionCache(session_file).save(roomz.url, await roomz.sign_in(email))
+    cli = await start_cli(bot_config(tmp_path, roomz.url, session_file, plugins=("dice",)))
+    try:
+        await cli.wait_for_line("bot roller is running", timeout=SHOWN / 1000)
+        page = await signed_in(browse, roomz, email)
+        await send(page, "Hello from the browser")
+        await send(page, "!roll 2d6")
+        answer = page.locator("#messages .message").filter(has_text="🎲")
+        await expect(answer.locator(".who")).to_have_text(f"Roller ({email})")
+        await expect(answer.locator(".text")).to_have_text(
+            re.compile(r"^🎲 2d6: \d \+ \d = \d+$"))
+        await screenshot(page, "chat")
+        await page.set_viewport_size({"width": 720, "height": 360})  # the README's picture
+        await page.screenshot(path=SHOTS / "readme.png")
+    finally:
+        await cli.kill()
+
+
+async def test_an_async_client_and_the_page_talk(browse: Browse, roomz: ServerProcess) -> None:
+    """A message from an ``AsyncClient`` shows on the page, under its name; one typed on the
+    page reaches the client, whole."""
+    email = "barbara@example.com"
+    page = await signed_in(browse, roomz, email)
+    client, events = await connected_client(roomz, email)
+    try:
+        await client.set_display_name("Script")
+        await client.send("from Python & friends")
+        await expect(messages(page)).to_have_text(["from Python & friends"])
+        await expect(page.locator("#messages .message .who")).to_have_text(
+            [f"Script ({email})"])
+        await send(page, "from the page <3")
+        got = await events.wait_for("message", lambda m: "page" in m["content"],
+                                    timeout=SHOWN / 1000)
+        assert got["content"] == "from the page &lt;3"  # as the wire escapes it: whole
+    finally:
+        await client.disconnect()
+
+
+async def test_markup_in_messages_is_shown_as_text(browse: Browse, roomz: ServerProcess) -> None:
+    """``<img src=x onerror=alert(1)>`` and ``<script>`` arrive as the characters typed: no
+    element made, no dialog opened."""
+    email = "frances@example.com"
+    page = await signed_in(browse, roomz, email)
+    dialogs: list[str] = []
+
+    def dismissed(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        asyncio.ensure_future(dialog.dismiss())
+
+    page.on("dialog", dismissed)
+    client, _ = await connected_client(roomz, email)
+    try:
+        hostile = ["<img src=x onerror=alert(1)>", "<script>alert(2)</script>",
+                   "<b>bold</b> &amp; &lt;"]
+        await client.send(hostile[0])
+        await send(page, hostile[1])
+        await send(page, hostile[2])
+        await expect(messages(page)).to_have_text(hostile)
+        await send(page, "after")  # anything the markup could have run has run by now
+        await expect(messages(page)).to_have_count(4)
+    finally:
+        await client.disconnect()
+    assert await page.locator("#messages img, #messages script, #messages b").count() == 0
+    assert dialogs == []
+
+
+async def test_a_message_over_the_limit_is_refused_with_a_word(browse: Browse,
+                                                               roomz: ServerProcess) -> None:
+    """1001 characters: the page says it is too long, by how much, and keeps all of it in
+    the box; nothing is shown as sent. 1000 go through whole."""
+    page = await signed_in(browse, roomz, "mary@example.com")
+    await send(page, "x" * 1001)
+    await expect(page.locator("#compose-said")).to_have_text(
+        "Not sent: Message too long: 1001 characters, at most 1000. "
+        "Your message is still in the box.")
+    await expect(page.get_by_label("Message", exact=True)).to_have_value("x" * 1001)
+    await send(page, "y" * 1000)
+    await expect(messages(page)).to_have_text(["y" * 1000])
+    await expect(page.locator("#compose-said")).to_be_empty()
+
+
+async def test_the_list_follows_new_messages_unless_scrolled_up(browse: Browse,
+                                                                roomz: ServerProcess) -> None:
+    """New messages scroll into view; once the reader scrolls up they do not move the list,
+    and "New messages below" takes the reader back down."""
+    email = "radia@example.com"
+    page = await signed_in(browse, roomz, email)
+    client, _ = await connected_client(roomz, email)
+    listing = page.locator("#messages")
+    try:
+        for n in range(40):
+            await client.send(f"line {n}")
+        await expect(messages(page)).to_have_count(40)
+        await expect(messages(page).last).to_be_in_viewport()
+        await listing.evaluate("list => { list.scrollTop = 0; }")
+        await client.send("while reading")
+        await expect(messages(page)).to_have_count(41)
+        more = page.get_by_role("button", name="New messages below")
+        await expect(more).to_be_visible()
+        assert await listing.evaluate("list => list.scrollTop") == 0
+        await expect(messages(page).first).to_be_in_viewport()
+        await more.click()
+        await expect(messages(page).last).to_be_in_viewport()
+        await expect(more).to_be_hidden()
+    finally:
+        await client.disconnect()
+
+
+# The connection
+
+
+async def test_a_server_restart_says_reconnecting_and_comes_back(
+        browse: Browse, restartable_server: RestartableServer) -> None:
+    """The server killed: the page says it is reconnecting; started again on the same port,
+    the page comes back by itself (same session) and chats on."""
+    server = restartable_server
+    await server.start()
+    assert server.current is not None
+    page = await signed_in(browse, server.current, "annie@example.com")
+    await send(page, "before")
+    await expect(messages(page)).to_have_text(["before"])
+
+    await server.current.kill()
+    await expect(page.locator("#status")).to_have_text(re.compile(r"^Reconnecting…"))
+    await expect(page.locator("#messages .note").last).to_contain_text(
+        "Lost the connection to the server; reconnecting.")
+    await screenshot(page, "reconnecting")
+    await server.start()
+    await expect(page.locator("#status")).to_have_text("Connected", timeout=30_000)
+    await send(page, "after")
+    await expect(messages(page)).to_have_text(["before", "after"])
+
+
+async def test_long_polling_only_a_burst_of_50_all_arrive(browse: Browse,
+                                                          roomz: ServerProcess) -> None:
+    """WebSockets blocked in the browser: the page stays on long-polling; 50 messages sent
+    at once by a client all show, in order, and the page's own message reaches the client."""
+    email = "shafi@example.com"
+    page = await signed_in(browse, roomz, email, block_websocket=True)
+    client, events = await connected_client(roomz, email)
+    try:
+        burst = [f"burst {n}" for n in range(50)]
+        await asyncio.gather(*(client.send(text) for text in burst))
+        await expect(messages(page)).to_have_text(burst, timeout=30_000)
+        await send(page, "over polling")
+        await events.wait_for("message", lambda m: m["content"] == "over polling",
+                              timeout=SHOWN / 1000)
+    finally:
+        await client.disconnect()
+    assert await page.locator("#status").get_attribute("data-transport") == "polling"
+
+
+async def test_websocket_is_used_when_not_blocked(browse: Browse, roomz: ServerProcess) -> None:
+    """The control for the test above: unblocked, the page upgrades to WebSocket."""
+    page = await signed_in(browse, roomz, "joan@example.com")
+    await expect(page.locator("#status")).to_have_attribute("data-transport", "websocket")
+
+
+async def test_signing_out_ends_the_session(browse: Browse, roomz: ServerProcess) -> None:
+    """"Sign out" in the menu: the page is the sign-in form again, the cookie it had is
+    refused by the server, and another tab of that session is told its session ended."""
+    email = "sophie@example.com"
+    page = await signed_in(browse, roomz, email)
+    other = await page.context.new_page()
+    await other.goto(roomz.url + "/")
+    await expect(other.locator("#status")).to_have_text("Connected")
+    cookie = next(c["value"] for c in await page.context.cookies()
+                  if c["name"] == "session_token")
+
+    await page.get_by_text(email).first.click()
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_text("You are not signed in.")).to_be_visible()
+    await expect(other.locator("#status")).to_have_text("Signed out")
+    await expect(other.locator("#messages .note").last).to_contain_text(
+        "Your session ended (logged out).")
+    status, text = await me(roomz.url, cookie)
+    assert status == 401 and "session ended" in text
