@@ -4,6 +4,7 @@ and the extension that lets a waiting client be signed in by confirming the link
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import math
@@ -17,7 +18,7 @@ from yarl import URL
 
 from . import pages
 from .addresses import ClientAddresses, limit_key
-from .magic_links import Confirmation, MagicLinkStore, Status, show_code, typed_code
+from .magic_links import Confirmation, MagicLinkStore, Status, show_code, token_hash, typed_code
 from .mail import MagicLink, Mailer, MailError
 from .problems import problem
 from .quiet_log import QuietLog
@@ -33,6 +34,12 @@ INVALID_EMAIL = "Invalid email format. Please enter a valid email address."
 JSON_ONLY = ('Send the request as JSON: Content-Type: application/json, '
              'body {"email": "you@example.com"}.')
 PLEASE_WAIT = "Please wait before requesting another magic link."
+
+VERIFY_PATH = "/auth/verify"
+#: On the browser that asked for a link: the hash of its token. That browser opening the
+#: link is signed in at once; anyone else holding the link (a mail scanner, another
+#: device) gets the page that waits for a button.
+ASKED_COOKIE = "roomz_asked"
 
 POLL_PATH = "/auth/sign-in/poll"
 #: Seconds a waiting client leaves between polls; one that polls in under half of it is
@@ -84,8 +91,8 @@ class SignIn:
         """The routes to add to the aiohttp application."""
         return [
             web.post(REQUEST_PATH, self.request_magic_link),
-            web.get("/auth/verify", self.verify),
-            web.post("/auth/verify", self.confirm),
+            web.get(VERIFY_PATH, self.verify),
+            web.post(VERIFY_PATH, self.confirm),
             web.post(POLL_PATH, self.poll),
             web.get("/auth/me", self.me),
             web.post("/auth/logout", self.logout),
@@ -128,7 +135,7 @@ class SignIn:
                            REQUEST_PATH,
                            headers={"Retry-After": str(math.ceil(refusal.retry_after))})
         link = await self.magic_links.create(email)
-        url = f"{self.base_url()}/auth/verify?token={link.token}"
+        url = f"{self.base_url()}{VERIFY_PATH}?token={link.token}"
         try:
             await self.mailer.send(MagicLink(email=email, url=url, token=link.token,
                                              expires_minutes=self.settings
@@ -136,13 +143,17 @@ class SignIn:
         except MailError:
             return problem(500, "email-failed", "Email Delivery Failed",
                            "Failed to send magic link email. Please try again.", REQUEST_PATH)
-        return web.json_response({
+        response = web.json_response({
             "status": "ok", "message": "Magic link sent. Check your email.",
             # The extension: clients that do not know it ignore it.
             "sign_in": {"id": link.sign_in_id, "code": show_code(link.code),
                         "interval": POLL_INTERVAL_SECONDS,
                         "expires_in": max(0, int(self.magic_links.lifetime_seconds))},
         })
+        response.set_cookie(ASKED_COOKIE, token_hash(link.token), path=VERIFY_PATH,
+                            max_age=max(1, int(self.magic_links.lifetime_seconds)),
+                            httponly=True, samesite="Lax", secure=self.is_https(request))
+        return response
 
     async def verify(self, request: web.Request) -> web.StreamResponse:
         """``GET /auth/verify?token=...``: for a browser, the sign-in page, which uses nothing;
@@ -151,8 +162,15 @@ class SignIn:
         token = request.query.get("token", "").strip()
         if not token:
             raise web.HTTPFound("/?error=missing_token")
-        # A browser, or a mail scanner that looks like one (HEAD included): nobody may have
-        # seen the link yet, so it is not used until someone presses a button.
+        if request.method == "GET" and hmac.compare_digest(
+                request.cookies.get(ASKED_COOKIE, ""), token_hash(token)):
+            # The browser that asked for this link: it signs in at once.
+            email = await self.magic_links.redeem(token, Status.BROWSER)
+            response = await self.signed_in(request, email, web.HTTPFound)
+            response.del_cookie(ASKED_COOKIE, path=VERIFY_PATH)
+            raise response
+        # Anyone else, a mail scanner that looks like a browser included (HEAD too): nobody
+        # may have seen the link yet, so it is not used until someone presses a button.
         if request.method == "HEAD" or wants_html(request):
             link = await self.magic_links.peek(token)
             if link is None:

@@ -176,6 +176,32 @@ async def test_sign_in_here_signs_the_browser_in_once(server: LocalServer) -> No
     assert (await plain_get(requested.url))[1] == "/?error=invalid_token"
 
 
+async def test_the_browser_that_asked_opens_its_link_signed_in(server: LocalServer) -> None:
+    """The browser that asked for a link (the chat page does) is signed in by opening it,
+    with no button. Its cookie names that link only: a link another browser asked for
+    still shows that one the page, and the link stays unused."""
+    async with Browser() as asker, Browser() as other:
+        before = len(server.links)
+        async with asker.http.post(f"{server.url}/auth/request-magic-link",
+                                   json={"email": ALICE}) as resp:
+            assert resp.status == 200
+        own = await server.next_link(ALICE, after=before)
+        someone_elses = await request_link(server)
+
+        page = await asker.open(someone_elses.url)
+        assert (page.url, await asker.me(server.url)) == (someone_elses.url, None)
+        page = await other.open(own.url)
+        assert (page.url, await other.me(server.url)) == (own.url, None)
+
+        page = await asker.open(own.url)
+        assert page.url == server.url + "/"
+        assert await asker.me(server.url) == ALICE
+        assert "Signed in as <b>alice@example.com</b> in this browser." in page.text
+    assert (await plain_get(own.url))[1] == "/?error=invalid_token"
+    status, location, session = await plain_get(someone_elses.url)
+    assert (status, location) == (302, "/") and session is not None
+
+
 # Signing in the client that waits
 
 async def test_the_code_field_shows_only_while_a_client_waits(server: LocalServer) -> None:

@@ -99,7 +99,7 @@
     said.replaceChildren();
     said.className = "said ok";
     const lines = [`A sign-in link is on its way to ${address}.`,
-      "Open it in this browser and press “Sign in here”, or open it on another device " +
+      "Open it in this browser to sign in, or open it on another device " +
       "and enter this code there:"];
     for (const text of offer ? lines : lines.slice(0, 1)) {
       const p = document.createElement("p");
@@ -145,7 +145,7 @@
         continue;
       }
       if (answer.status === 410 && await signedInAlready()) {
-        location.assign("/");  // "Sign in here" in another tab of this browser
+        location.assign("/");  // the link was opened in another tab of this browser
         return;
       }
       say(said, problemDetail(answer), "bad");
