@@ -208,11 +208,11 @@ def server_env(emails: list[str], workdir: Path) -> dict[str, str]:
     return env
 
 
-def ours(emails: list[str], workdir: Path) -> ServerProcess:
+def ours(emails: list[str], workdir: Path, max_connections: int = 5000) -> ServerProcess:
     """Our reference server, from the venv running this script."""
     port = free_port()
     argv = [str(OURS_SERVER), "--host", "127.0.0.1", "--port", str(port),
-            "--max-connections", "5000",
+            "--max-connections", str(max_connections),
             "--message-rate", str(FLOOD_RATE), "--message-burst", str(FLOOD_RATE),
             # Every user signs in from this one address before the measuring starts.
             "--magic-link-address-limit", str(max(len(emails), 20))]
