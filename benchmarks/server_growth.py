@@ -60,6 +60,7 @@ class Connection:
         self.delivered: Counter[str] = Counter()
         self.latencies: list[float] = []
         self.next_ack = 0
+        self.pongs: set[asyncio.Future[None]] = set()
         self.reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -72,7 +73,8 @@ class Connection:
 
     def _received(self, text: str) -> None:
         if text == "2":  # Engine.IO PING
-            asyncio.ensure_future(self.ws.send_str("3"))
+            self.pongs.add(pong := asyncio.ensure_future(self._pong()))
+            pong.add_done_callback(self.pongs.discard)
         elif text.startswith("42"):  # Socket.IO EVENT
             name, data = json.loads(text[2:])
             if name == "message":
@@ -88,6 +90,10 @@ class Connection:
                 future.set_result(json.loads(text[end:])[0])
         elif text.startswith("44") and not self.authenticated.done():  # CONNECT_ERROR
             self.authenticated.set_exception(ConnectionError(text))
+
+    async def _pong(self) -> None:
+        with contextlib.suppress(ConnectionError):  # closing: the server no longer asks
+            await self.ws.send_str("3")
 
     async def send(self, content: str) -> dict[str, Any]:
         """Send one ``message`` and return its acknowledgement."""
