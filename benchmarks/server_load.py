@@ -1,8 +1,8 @@
-"""Server load: our reference server against the published ``roomz==0.4.0``, in one run.
+"""Server load: ours against Node's Socket.IO server, the published 0.4.0 and bare python-socketio.
 
 Each server runs as a subprocess on a free loopback port; this script is the load generator.
-Rounds alternate (ours, published, ours, published, ...) so slow drift on a shared machine
-hits both alike. Per server and round, on a fresh process:
+Rounds alternate (ours, node, published, bare, ours, ...) so slow drift on a shared machine
+hits all alike. Per server and round, on a fresh process:
 
 1. memory: server RSS before and with 1000 connections open -> KB per connection;
 2. round trip: one connection, sequential ``message`` calls -> median and p99;
@@ -10,13 +10,27 @@ hits both alike. Per server and round, on a fresh process:
    every delivery is counted -> acked msgs/s, server CPU (utime+stime) per acked message,
    and deliveries lost or duplicated.
 
+The servers:
+
+- ``ours``: ``roomz-server`` from this venv, every check on;
+- ``node``: ``benchmarks/node/server.js``, a minimal Roomz-shaped server on Node's
+  ``socket.io`` 4 (cookie JWT check, ``authenticated``, ack, emit to the user's room; no
+  validation, escaping or presence). Skipped unless ``node`` runs and
+  ``benchmarks/node/node_modules`` exists (``./dev bench`` installs it);
+- ``published``: roomz 0.4.0 under uvicorn, skipped unless ``ROOMZ_PUBLISHED_VENV`` (or
+  ``--published-venv``) names its virtualenv;
+- ``bare``: ``benchmarks/bare/server.py``, the same minimal server on python-socketio +
+  aiohttp with their defaults.
+
+Ours and published sign users in by magic link, as a person does; node and bare have no
+sign-in of their own, so the benchmark mints each session JWT with the secret it gives them.
+
 ``--quick`` (CI): one round, 300 round trips, 10 users x 10 connections x 20 messages,
 200 connections for memory. The load generator is this one process; when it nears 100% CPU
 (printed per round) throughput is bounded by it, but CPU per message is the server's own.
 Ours runs with its per-connection message rate raised out of the way (``--message-rate``,
 ``--message-burst``): round trips and fan-out send from each connection as fast as it goes.
-The published server is skipped unless ``ROOMZ_PUBLISHED_VENV`` (or ``--published-venv``)
-names its virtualenv. Exit status is 0 unless ``--check`` is given and a target fails.
+Exit status is 0 unless ``--check`` is given and a target fails.
 """
 
 from __future__ import annotations
@@ -27,6 +41,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import statistics
@@ -36,15 +51,19 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jwt
 import socketio
 from _common import FLOOD_RATE, die_with_parent, p99, proc_stat
 
+HERE = Path(__file__).resolve().parent
 OURS_SERVER = Path(sys.executable).with_name("roomz-server")
+NODE_DIR = HERE / "node"
+BARE_SERVER = HERE / "bare" / "server.py"
 PUBLISHED_SCRIPT = (
     "import logging, sys, uvicorn; logging.basicConfig(level=logging.INFO, stream=sys.stderr); "
     'uvicorn.run("roomz.server:asgi_app", host="127.0.0.1", port=int(sys.argv[1]), '
@@ -52,6 +71,7 @@ PUBLISHED_SCRIPT = (
 )
 TOKEN_IN_LOG = re.compile(r"/auth/verify\?token=([A-Za-z0-9_-]+)(?=\s)")
 OPEN_CONCURRENCY = 50
+SERVERS = ("ours", "node", "published", "bare")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -168,6 +188,18 @@ class ServerProcess:
         return cookie.value
 
 
+class MintingServer(ServerProcess):
+    """A minimal server without sign-in endpoints: the benchmark mints each session JWT
+    with the secret it gave the server, with the claims ours puts in its cookie."""
+
+    async def sign_in(self, http: aiohttp.ClientSession, email: str) -> str:
+        """A session JWT for ``email``, valid for an hour."""
+        now = int(time.time())
+        return jwt.encode({"sub": f"user:{email}", "email": email, "iat": now,
+                           "exp": now + 3600, "channel_token": secrets.token_urlsafe(32),
+                           "ver": 1}, self.env["JWT_SECRET_KEY"], algorithm="HS256")
+
+
 def server_env(emails: list[str], workdir: Path) -> dict[str, str]:
     """The environment both servers get: a fresh 40-character secret and the allow-list."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOMZ_", "JWT_"))}
@@ -176,11 +208,11 @@ def server_env(emails: list[str], workdir: Path) -> dict[str, str]:
     return env
 
 
-def ours(emails: list[str], workdir: Path) -> ServerProcess:
+def ours(emails: list[str], workdir: Path, max_connections: int = 5000) -> ServerProcess:
     """Our reference server, from the venv running this script."""
     port = free_port()
     argv = [str(OURS_SERVER), "--host", "127.0.0.1", "--port", str(port),
-            "--max-connections", "5000",
+            "--max-connections", str(max_connections),
             "--message-rate", str(FLOOD_RATE), "--message-burst", str(FLOOD_RATE),
             # Every user signs in from this one address before the measuring starts.
             "--magic-link-address-limit", str(max(len(emails), 20))]
@@ -192,6 +224,29 @@ def published(venv: Path, emails: list[str], workdir: Path) -> ServerProcess:
     port = free_port()
     argv = [str(venv / "bin" / "python"), "-c", PUBLISHED_SCRIPT, str(port)]
     return ServerProcess("published", argv, server_env(emails, workdir), port, workdir)
+
+
+def node_missing() -> str | None:
+    """Why the Node server cannot run here, or None when it can."""
+    if shutil.which("node") is None:
+        return "no node on PATH"
+    if not (NODE_DIR / "node_modules" / "socket.io").is_dir():
+        return f"no {NODE_DIR / 'node_modules'} (./dev bench installs it)"
+    return None
+
+
+def node(emails: list[str], workdir: Path) -> ServerProcess:
+    """The minimal Roomz-shaped server on Node's Socket.IO (``benchmarks/node/server.js``)."""
+    port = free_port()
+    argv = ["node", str(NODE_DIR / "server.js"), str(port)]
+    return MintingServer("node", argv, server_env(emails, workdir), port, workdir)
+
+
+def bare(emails: list[str], workdir: Path) -> ServerProcess:
+    """The same minimal server on bare python-socketio + aiohttp (``benchmarks/bare``)."""
+    port = free_port()
+    argv = [sys.executable, str(BARE_SERVER), str(port)]
+    return MintingServer("bare", argv, server_env(emails, workdir), port, workdir)
 
 
 class Client:
@@ -369,7 +424,9 @@ class Figure:
     label: str
     combine: Callable[[list[float]], float] = statistics.median
     fmt: str = "{:.0f}"
-    max_ratio: float | None = None  # target: ours <= max_ratio x published
+    #: Targets: ours <= ratio x that server's figure, in the same run.
+    max_ratio: dict[str, float] = field(default_factory=dict)
+    max_value: float | None = None  # target: ours <= this
     must_be_zero: bool = False  # target: ours == 0
 
 
@@ -377,8 +434,10 @@ FIGURES = [
     Figure("rtt_median", "round trip median (us)"),
     Figure("rtt_p99", "round trip p99 (us)"),
     Figure("throughput", "fan-out throughput (acked msg/s)"),
-    Figure("cpu_per_msg", "server CPU per acked msg (us)", fmt="{:.1f}", max_ratio=0.85),
-    Figure("kb_per_conn", "memory per connection (KB)", fmt="{:.1f}", max_ratio=0.8),
+    Figure("cpu_per_msg", "server CPU per acked msg (us)", fmt="{:.1f}",
+           max_ratio={"node": 1.0, "published": 0.85}),
+    Figure("kb_per_conn", "memory per connection (KB)", fmt="{:.1f}",
+           max_ratio={"published": 0.8}, max_value=25.0),
     Figure("acked", "fan-out msgs acked (all rounds)", combine=sum),
     Figure("failed", "fan-out calls failed", combine=sum),
     Figure("lost", "deliveries lost", combine=sum, must_be_zero=True),
@@ -387,25 +446,32 @@ FIGURES = [
 ]
 
 
+def verdicts(fig: Figure, mine: float, combined: dict[str, float]) -> list[tuple[str, bool]]:
+    """Each target of ``fig`` that can be checked in this run, and whether ours meets it."""
+    checked = [(f"<= {limit}x {name}", mine <= limit * combined[name])
+               for name, limit in fig.max_ratio.items() if combined.get(name)]
+    if fig.max_value is not None:
+        checked.append((f"<= {fig.max_value:g}", mine <= fig.max_value))
+    if fig.must_be_zero:
+        checked.append(("= 0", mine == 0))
+    return checked
+
+
 def report(results: dict[str, list[dict[str, float]]]) -> bool:
     """Print the comparison table; return True when every target that applies passes."""
-    has_published = bool(results.get("published"))
-    rows = [("figure", "ours", "published", "ours/published", "target", "result")]
+    names = [name for name, runs in results.items() if runs]
+    others = [name for name in names if name != "ours"]
+    rows = [("figure", *names, *(f"ours/{name}" for name in others), "targets", "result")]
     passed = True
     for fig in FIGURES:
-        mine = fig.combine([r[fig.key] for r in results["ours"]])
-        theirs = fig.combine([r[fig.key] for r in results["published"]]) if has_published else None
-        ratio = mine / theirs if theirs else None
-        verdict, target = "", ""
-        if fig.max_ratio is not None:
-            target = f"<= {fig.max_ratio}x"
-            verdict = "n/a" if ratio is None else ("PASS" if ratio <= fig.max_ratio else "FAIL")
-        elif fig.must_be_zero:
-            target, verdict = "= 0", "PASS" if mine == 0 else "FAIL"
-        passed = passed and verdict != "FAIL"
-        rows.append((fig.label, fig.fmt.format(mine),
-                     "-" if theirs is None else fig.fmt.format(theirs),
-                     "-" if ratio is None else f"{ratio:.2f}", target, verdict))
+        combined = {name: fig.combine([r[fig.key] for r in results[name]]) for name in names}
+        mine = combined["ours"]
+        checked = verdicts(fig, mine, combined)
+        passed = passed and all(ok for _, ok in checked)
+        ratios = [f"{mine / combined[name]:.2f}" if combined[name] else "-" for name in others]
+        rows.append((fig.label, *(fig.fmt.format(combined[name]) for name in names), *ratios,
+                     ", ".join(target for target, _ in checked),
+                     " ".join("PASS" if ok else "FAIL" for _, ok in checked)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for n, row in enumerate(rows):
         print("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
@@ -424,14 +490,35 @@ def summary(f: dict[str, float]) -> str:
             f"dup {f['duplicated']:.0f}, load generator CPU {f['client_cpu']:.0f}%")
 
 
+def available_servers(emails: list[str], venv: Path | None,
+                      wanted: list[str]) -> dict[str, Callable[[Path], ServerProcess]]:
+    """The servers of ``wanted`` that can run here, each as a maker taking its workdir;
+    those that cannot are named with the reason."""
+    makers: dict[str, Callable[[Path], ServerProcess]] = {}
+    for name in wanted:
+        missing: str | None = None
+        if name == "published":
+            missing = "ROOMZ_PUBLISHED_VENV not set" if venv is None else (
+                None if (venv / "bin" / "python").exists() else f"no venv at {venv}")
+        elif name == "node":
+            missing = node_missing()
+        if missing is not None:
+            print(f"{name} server: skipped ({missing})")
+            continue
+        makers[name] = {
+            "ours": lambda d: ours(emails, d),
+            "node": lambda d: node(emails, d),
+            "published": lambda d: published(venv, emails, d),  # type: ignore[arg-type]
+            "bare": lambda d: bare(emails, d),
+        }[name]
+    return makers
+
+
 async def run(profile: Profile, rounds: int,
-              venv: Path | None) -> dict[str, list[dict[str, float]]]:
-    """Alternate ours and published for ``rounds`` rounds; every figure of every run."""
-    emails = [f"bench-{i:03d}@example.com" for i in range(profile.memory_users)]
-    servers: dict[str, Callable[[Path], ServerProcess]] = {"ours": lambda d: ours(emails, d)}
-    if venv is not None:
-        servers["published"] = lambda d: published(venv, emails, d)
-    results: dict[str, list[dict[str, float]]] = {"ours": [], "published": []}
+              servers: dict[str, Callable[[Path], ServerProcess]],
+              emails: list[str]) -> dict[str, list[dict[str, float]]]:
+    """Alternate the servers for ``rounds`` rounds; every figure of every run."""
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
     with tempfile.TemporaryDirectory(prefix="roomz-bench-") as tmp:
         for n in range(1, rounds + 1):
             for name, make_server in servers.items():
@@ -446,27 +533,32 @@ async def run(profile: Profile, rounds: int,
 def main(argv: list[str] | None = None) -> int:
     """Parse flags, run the rounds, print the table; 1 only with ``--check`` and a failure."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, help="rounds of ours+published (default 2, quick 1)")
+    parser.add_argument("--rounds", type=int, help="rounds of every server (default 4, quick 1)")
     parser.add_argument("--quick", action="store_true", help="a short run, for CI")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target fails")
+    parser.add_argument("--servers", default=",".join(SERVERS),
+                        help=f"which servers, comma-separated (default {','.join(SERVERS)})")
     parser.add_argument("--published-venv", type=Path,
                         default=os.environ.get("ROOMZ_PUBLISHED_VENV") or None,
                         help="venv holding roomz==0.4.0 (default: $ROOMZ_PUBLISHED_VENV)")
     args = parser.parse_args(argv)
     profile = QUICK if args.quick else FULL
-    rounds = max(1, args.rounds or (1 if args.quick else 2))
-    venv: Path | None = args.published_venv
-    if venv is None or not (venv / "bin" / "python").exists():
-        why = "ROOMZ_PUBLISHED_VENV not set" if venv is None else f"no venv at {venv}"
-        print(f"published server: skipped ({why}); running ours only")
-        venv = None
-    print(f"server load: {rounds} round(s), {'quick' if args.quick else 'full'}: "
+    rounds = max(1, args.rounds or (1 if args.quick else 4))
+    wanted = [name.strip() for name in args.servers.split(",") if name.strip()]
+    if unknown := [name for name in wanted if name not in SERVERS]:
+        parser.error(f"unknown server {unknown[0]!r}: choose from {', '.join(SERVERS)}")
+    if "ours" not in wanted:
+        parser.error("--servers must include ours: every figure is compared with it")
+    emails = [f"bench-{i:03d}@example.com" for i in range(profile.memory_users)]
+    servers = available_servers(emails, args.published_venv, wanted)
+    print(f"server load: {rounds} round(s) of {', '.join(servers)}, "
+          f"{'quick' if args.quick else 'full'}: "
           f"{profile.round_trips} round trips; fan-out {profile.fanout_users} users x "
           f"{profile.fanout_conns_per_user} conns x {profile.fanout_msgs_per_conn} msgs; memory "
           f"{profile.memory_users * profile.memory_conns_per_user} connections", flush=True)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM unwinds like Ctrl-C
     try:
-        results = asyncio.run(run(profile, rounds, venv))
+        results = asyncio.run(run(profile, rounds, servers, emails))
     except KeyboardInterrupt:
         print("server load: interrupted; servers stopped", file=sys.stderr)
         return 130

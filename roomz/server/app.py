@@ -16,7 +16,7 @@ from .assets import assets
 from .bad_http_log import QuietBadRequests
 from .chat import Chat
 from .idle_connections import IdleConnections, listen
-from .internals import FanOutManager, SocketServer
+from .internals import FanOutManager, SocketServer, WirePacket
 from .magic_links import MagicLinks, MagicLinkStore
 from .mail import CallbackMailer, ConsoleMailer, MagicLinkCallback, Mailer, SmtpMailer
 from .pages import Pages
@@ -95,7 +95,7 @@ class Server:
             max_queued_events=self.settings.max_queued_events,
             max_unfinished_per_address=self.settings.max_unfinished_per_address,
             addresses=self.addresses,
-            async_mode="aiohttp", client_manager=manager,
+            async_mode="aiohttp", client_manager=manager, serializer=WirePacket,
             # Handlers only queue packets: running them inline keeps each connection's order.
             async_handlers=False,
             ping_interval=self.settings.ping_interval, ping_timeout=self.settings.ping_timeout,

@@ -36,6 +36,11 @@ python-socketio
       ``packet_type``/``id``/``data``/``namespace``/``attachment_count``): the server's
       decoder and encoder, which the checks above and the fan-out call as upstream does.
       Undocumented: the wire format has no public API.
+  ``Packet.json`` and ``Packet.uses_binary_events`` (class attributes, set in
+      :class:`WirePacket`, given to the documented ``serializer`` option): the JSON module
+      (:mod:`.wire_json`; the documented ``json`` option sets it on python-socketio's own
+      class, process-wide, clients included) and whether each outgoing packet is
+      searched for bytes (the protocol has none; msgpack's packet class turns it off too).
   ``AsyncServer.manager`` and its undocumented ``sid_from_eio_sid``,
       ``eio_sid_from_sid``, ``is_connected``, ``is_pre_connected``: which Socket.IO
       connection rides an Engine.IO socket, and whether it is accepted
@@ -84,6 +89,14 @@ python-engineio
       clients decode from one payload: python-engineio#142), and on signed-in WebSocket
       sockets by a wait without a timer (:func:`poll`; no option turns the timer off).
       Both read the socket's ``server`` for ``ping_interval`` and ``ping_timeout``.
+  ``AsyncSocket.send``: what ``send_packet`` calls for each packet to a socket. On
+      signed-in WebSocket sockets replaced by :func:`send_now`, which writes a packet at
+      once when nothing waits before it, rather than waking the writer task for it (one
+      task switch per recipient of every message: no option avoids it). The check
+      ``send`` makes first, ``check_ping_timeout``, is kept.
+  ``WebSocket._sock`` (engine.io's aiohttp driver): the ``web.WebSocketResponse`` it
+      writes to. :class:`CheckedWebSocket` writes to it without the per-call
+      ``inspect.iscoroutinefunction`` of the driver's ``send`` (aiohttp's are coroutines).
   ``AsyncSocket.handle_post_request``: wrapped, so a bad long-polling payload closes its
       socket with one line instead of a traceback (or a POST held open, below).
   ``AsyncSocket.close(wait=False, abort=...)`` plus ``queue.put_nowait(None)``: closing a
@@ -123,6 +136,7 @@ from socketio.async_pubsub_manager import (  # not exported by the package: see 
     AsyncPubSubManager as AsyncPubSubManager,
 )
 
+from . import wire_json
 from .addresses import ClientAddresses, limit_key
 from .problems import problem
 from .quiet_log import QuietLog
@@ -220,6 +234,8 @@ class OutgoingQueue(asyncio.Queue[Any]):
     def __init__(self, limit: int, on_full: Callable[[], None]) -> None:
         super().__init__()
         self.limit = limit
+        #: The socket's writer waits on this queue, with nothing of its own left to send.
+        self.writer_idle = False
         self._on_full: Callable[[], None] | None = on_full
 
     def put_nowait(self, item: Any) -> None:
@@ -249,11 +265,38 @@ async def poll(socket: Any) -> list[Any]:
     ends. So WebSocket writers wait without it: about 15% less server CPU per message
     in ``benchmarks/server_load.py``. Long-polling sockets keep the original.
     """
+    socket.queue.writer_idle = True
     try:
         first = await socket.queue.get()
     except asyncio.CancelledError:
         raise eio_exceptions.QueueEmpty() from None
+    finally:
+        socket.queue.writer_idle = False
     return _with_waiting(socket, first, limit=None)
+
+
+async def send_now(socket: Any, websocket: CheckedWebSocket, transport: asyncio.Transport,
+                   pkt: Any) -> None:
+    """``AsyncSocket.send`` for a signed-in WebSocket: written at once when it can be.
+
+    engine.io queues every packet for the socket's writer task, which wakes to write it:
+    a task switch per recipient of every message. When the writer waits with nothing in
+    hand, nothing is queued, and the transport has nothing buffered, writing here keeps
+    the order and costs no more. Otherwise the packet is queued as before: behind others,
+    to a reader that falls behind (bounded by :class:`OutgoingQueue`), or to a closing
+    connection, whose writer ends it.
+    """
+    if not await socket.check_ping_timeout():
+        return
+    queue = socket.queue
+    if queue.writer_idle and queue.empty() and not transport.is_closing() \
+            and not transport.get_write_buffer_size():
+        try:
+            await websocket.send(pkt.encode())  # aiohttp writes a frame without waiting
+            return
+        except ConnectionResetError:  # the WebSocket is closing: its writer ends it
+            pass
+    queue.put_nowait(pkt)
 
 
 async def long_poll(socket: Any) -> list[Any]:
@@ -286,10 +329,15 @@ def _with_waiting(socket: Any, first: Any, limit: int | None) -> list[Any]:
     return packets
 
 
-def tune(socket: Any) -> None:
-    """Give an Engine.IO socket the timer-free :func:`poll` if it is a WebSocket."""
-    if socket.upgraded:
-        socket.poll = poll.__get__(socket)
+def tune(kept: EngineSocket) -> None:
+    """Give a signed-in Engine.IO socket on a WebSocket the timer-free :func:`poll` and the
+    writes at once of :func:`send_now`."""
+    socket, websocket, request = kept.socket, kept.driver, kept.websocket
+    if not socket.upgraded:
+        return
+    socket.poll = poll.__get__(socket)
+    if websocket is not None and request is not None and request.transport is not None:
+        socket.send = functools.partial(send_now, socket, websocket, request.transport)
 
 
 async def close_now(socket: Any, *, send_close: bool = False) -> None:
@@ -346,6 +394,14 @@ class FanOutManager(socketio.AsyncManager):  # type: ignore[misc]
                     await send(eio_sid, p)
 
 
+class WirePacket(packet.Packet):  # type: ignore[misc]
+    """python-socketio's packet with JSON by :mod:`.wire_json`, and no search for bytes in
+    what it sends (the protocol has none). Given to the server as its ``serializer``."""
+
+    json = wire_json
+    uses_binary_events = False
+
+
 def raise_payload_limit() -> None:
     """Let a long-polling POST carry up to :data:`MAX_PAYLOAD_PACKETS` packets (process-wide)."""
     if eio_payload.Payload.max_decode_packets < MAX_PAYLOAD_PACKETS:
@@ -361,6 +417,7 @@ class EngineSocket:
     key: str  # what the per-address limit counts it as (:func:`.addresses.limit_key`)
     deadline: asyncio.TimerHandle | None = None  # to sign in, while it is not signed in
     websocket: web.Request | None = None  # the WebSocket's own request, once there is one
+    driver: CheckedWebSocket | None = None  # engine.io's driver of that WebSocket
     unfinished: bool = True  # counted among its address's sockets not yet signed in
     was_signed_in: bool = False
     closing: bool = False
@@ -377,8 +434,15 @@ class CheckedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
 
     async def __call__(self, environ: dict[str, Any]) -> Any:
         """Open the WebSocket for its Engine.IO socket, as engine.io's driver does."""
-        self.owner.websocket_opened(self.eio_sid, environ["aiohttp.request"])
+        self.owner.websocket_opened(self.eio_sid, environ["aiohttp.request"], self)
         return await super().__call__(environ)
+
+    async def send(self, message: str | bytes) -> None:
+        """Send one frame, as the driver's ``send`` does, minus its per-call inspection."""
+        if isinstance(message, str):
+            await self._sock.send_str(message)
+        else:
+            await self._sock.send_bytes(message)
 
     async def wait(self) -> Any:
         """The next frame; a bad one closes the socket and ends engine.io's reader (OSError)."""
@@ -502,11 +566,13 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
             # engine.io's async close leaves it waiting ping_interval + ping_timeout.
             asyncio.get_running_loop().call_soon(kept.socket.queue.put_nowait, None)
 
-    def websocket_opened(self, eio_sid: str, request: web.Request) -> None:
-        """Remember the request carrying a socket's WebSocket, to reset it if need be."""
+    def websocket_opened(self, eio_sid: str, request: web.Request,
+                         driver: CheckedWebSocket) -> None:
+        """Remember the request carrying a socket's WebSocket, to reset it if need be, and
+        the driver that writes to it."""
         kept = self.engine_sockets.get(eio_sid)
         if kept is not None:
-            kept.websocket = request
+            kept.websocket, kept.driver = request, driver
 
     def is_signed_in(self, eio_sid: str) -> bool:
         """True when the Engine.IO socket carries an accepted Socket.IO connection."""
@@ -680,4 +746,4 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
             kept.was_signed_in = True
             self._stop_deadline(kept)
             self._finished(kept)
-            tune(kept.socket)
+            tune(kept)

@@ -469,3 +469,45 @@ async def test_aiohttp_logs_a_malformed_request_with_its_peer_and_the_parse_erro
     (record,) = records
     assert record.exc_info is not None and isinstance(record.exc_info[1], HttpProcessingError)
     assert isinstance(record.args, tuple) and record.args[0] == "127.0.0.1"
+
+
+async def test_the_server_encodes_with_its_own_packet_class_not_process_wide(
+        server: LocalServer) -> None:
+    """``serializer`` makes :class:`WirePacket` the server's ``packet_class``; python-socketio
+    reads ``json`` and ``uses_binary_events`` off the class it builds packets with, so its
+    own ``Packet`` (and the clients in this process) keep the standard library."""
+    assert server.server.sio.packet_class is internals.WirePacket
+    assert packet.Packet.json is engineio.json
+    source = inspect.getsource(packet.Packet)
+    assert "if self.uses_binary_events and" in source
+    assert "self.json.dumps(data, separators=(',', ':'))" in source
+    assert "self.data = self.json.loads(ep)" in source
+    assert "packet.ACK" in inspect.getsource(socketio.AsyncServer._handle_event_internal)
+    assert "self.packet_class(" in inspect.getsource(socketio.AsyncServer._handle_event_internal)
+    event = internals.WirePacket(packet.EVENT, data=["message", {"content": "é"}])
+    assert event.encode() == '2["message",{"content":"é"}]'
+
+
+async def test_a_signed_in_websocket_writes_at_once_when_nothing_waits(
+        server: LocalServer) -> None:
+    """``send_packet`` calls ``socket.send(pkt)`` looked up on the socket: a signed-in
+    WebSocket's is :func:`send_now`, writing through the driver's ``_sock`` (aiohttp's
+    ``WebSocketResponse``); ``AsyncSocket.send`` checks the ping timeout, then queues, as
+    ``send_now`` does. 300 messages sent back to back arrive once each, in order."""
+    source = inspect.getsource(async_socket.AsyncSocket.send)
+    assert "await self.check_ping_timeout()" in source and "self.queue.put(pkt)" in source
+    assert "await socket.send(pkt)" in inspect.getsource(engineio.AsyncServer.send_packet)
+    assert "self._sock.send_str" in inspect.getsource(eio_aiohttp.WebSocket.send)
+    token = await server.sign_in(ALICE)
+    async with signed_in(server.url, token) as reader:
+        socket = await only_socket(server)
+        assert socket.send.func is internals.send_now
+        kept = server.server.sio.engine_sockets[socket.sid]
+        assert kept.driver is not None and isinstance(kept.driver._sock, web.WebSocketResponse)
+        async with signed_in(server.url, token) as sender:
+            sent = [f"in order {i}" for i in range(300)]
+            await asyncio.gather(*(sender.emit("message", {"content": c}) for c in sent))
+            await sender.barrier()
+            await reader.wait_for("message", lambda d: d["content"] == sent[-1])
+        got = [d["content"] for d in reader.named("message") if d["content"] in sent]
+        assert got == sent
