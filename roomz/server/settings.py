@@ -187,9 +187,19 @@ class ServerSettings:
         15.0, "seconds a node on Redis may stay silent before the others count it dead and "
               "send user_left for its connections", env="ROOMZ_NODE_TIMEOUT", parse=_float,
         flag=False)
+    history: bool = setting(
+        True, "keep each user's recent messages, so that clients that come back get what "
+              "they missed (in the state directory, or in Redis with --redis-url)",
+        env="ROOMZ_HISTORY", parse=_bool)
+    history_messages: int = setting(
+        1000, "messages kept per user, at most", env="ROOMZ_HISTORY_MESSAGES", parse=_int,
+        metavar="N")
+    history_seconds: float = setting(
+        7 * 24 * 3600.0, "seconds a message is kept, at most (7 days)",
+        env="ROOMZ_HISTORY_SECONDS", parse=_float, metavar="SECONDS")
     state_dir: Path | None = setting(
-        None, "where a generated JWT secret and the session records are kept "
-              "(default ~/.local/state/roomz)", parse=Path, metavar="DIR")
+        None, "where a generated JWT secret, the session records and the message history "
+              "are kept (default ~/.local/state/roomz)", parse=Path, metavar="DIR")
     redis_url: str | None = setting(
         None, "redis://HOST:PORT/DB: share state and messages with other nodes on this Redis; "
               "without it the server runs alone", env="REDIS_URL", metavar="URL")
@@ -224,11 +234,12 @@ class ServerSettings:
         for name in ("jwt_expiry_days", "magic_link_expiry_minutes", "magic_link_rate_limit",
                      "magic_link_email_limit", "magic_link_address_limit", "max_connections",
                      "max_connections_per_user", "max_idle_connections_per_address",
-                     "max_unfinished_per_address", "message_burst", "max_queued_events"):
+                     "max_unfinished_per_address", "message_burst", "max_queued_events",
+                     "history_messages"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("message_rate", "header_timeout", "body_timeout", "connect_timeout",
-                     "session_check_interval", "node_timeout"):
+                     "session_check_interval", "node_timeout", "history_seconds"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{name} must be more than 0, got {getattr(self, name)}")
         if self.public_url is not None:

@@ -1,0 +1,259 @@
+"""Each user's recent messages, kept so that a connection that comes back misses none.
+
+A :class:`HistoryStore` keeps every accepted message of a user, in the order they were
+accepted, and answers "what came after this cursor" and "the last N". The window is
+bounded by count and by age (:class:`Window`). One node keeps the messages in
+``history.sqlite3`` in its state directory (:class:`SqliteHistory`); several nodes keep
+them in Redis streams (:class:`~roomz.server.redis_history.RedisHistory`).
+
+A cursor names one kept message. It is opaque to clients: ``EPOCH.SEQ`` here, a stream
+entry id in Redis. A cursor the store does not hold (kept past the window, from another
+store, or made up) is answered with the whole window, marked incomplete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .private_sqlite import open_database
+from .unavailable import StoreUnavailable
+
+log = logging.getLogger("roomz.server")
+
+FILE_NAME = "history.sqlite3"
+#: Trim a user's messages beyond the window once this share of it has piled up past it.
+TRIM_SHARE = 0.1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    email TEXT NOT NULL,
+    kept_at REAL NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_user ON messages (email, seq);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Window:
+    """How much of each user's history is kept: the last ``messages``, none older than
+    ``seconds``."""
+
+    messages: int
+    seconds: float
+
+    def oldest(self, now: float | None = None) -> float:
+        """The Unix time before which nothing is kept."""
+        return (time.time() if now is None else now) - self.seconds
+
+
+@dataclass
+class Replay:
+    """What a connection missed: messages in order (each with its ``cursor``), whether that
+    is all of them, and the cursor it stands at afterwards (None: nothing kept yet)."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    complete: bool = True
+    head: str | None = None
+
+
+class HistoryStore(Protocol):
+    """Each user's recent messages; every method raises :class:`StoreUnavailable` when the
+    store cannot answer."""
+
+    window: Window
+
+    async def open(self) -> None: ...
+
+    async def keep(self, email: str, message: dict[str, Any]) -> str:
+        """Keep ``message`` (a ``message`` event's data) for ``email``; its cursor, once
+        the message will be replayed whatever happens to this process."""
+
+    async def after(self, email: str, cursor: str | None) -> Replay:
+        """The messages after ``cursor`` (None: none, only where the history ends)."""
+
+    async def latest(self, email: str, count: int) -> list[dict[str, Any]]:
+        """The last ``count`` messages in the window, oldest first."""
+
+    def order(self, cursor: str) -> tuple[int, ...] | None:
+        """A key that sorts cursors in the order their messages were kept; None if malformed."""
+
+    async def trim(self) -> None:
+        """Forget what has left the window (housekeeping, now and then)."""
+
+    async def close(self) -> None: ...
+
+
+class SqliteHistory:
+    """Messages in ``history.sqlite3`` in the state directory: WAL mode, 0600 in 0700.
+
+    Writes are committed in groups: every message accepted in one turn of the event loop
+    goes into one transaction, committed at the end of that turn, and :meth:`keep` returns
+    once its group is committed (WAL with ``synchronous=NORMAL``: a killed process loses
+    nothing committed; a power cut may lose the last moments). Each statement is a few
+    microseconds on a local file, cheaper in the event loop than handed to a thread.
+    Reads use a connection of their own, which sees committed messages only.
+    """
+
+    def __init__(self, path: Path, window: Window) -> None:
+        self.path = path
+        self.window = window
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._epoch = ""
+        self._group: asyncio.Future[None] | None = None  # the transaction open this turn
+        self._piled: dict[str, int] = {}  # messages kept per user since their last trim
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path, window: Window) -> SqliteHistory:
+        """The history of the server whose state directory is ``state_dir`` (not open yet)."""
+        return cls(state_dir / FILE_NAME, window)
+
+    async def open(self) -> None:
+        """Open the file, creating it if needed; :class:`SettingsError` says why it cannot."""
+        if self._writer is not None:
+            return
+        self._writer = open_database(self.path, "the message history", SCHEMA)
+        self._reader = open_database(self.path, "the message history", SCHEMA)
+        with self._guard():
+            row = self._writer.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+            if row is None:  # a new file: cursors of an older one must not match its rows
+                row = (secrets.token_hex(4),)
+                self._writer.execute("INSERT INTO meta VALUES ('epoch', ?)", row)
+        self._epoch = row[0]
+
+    async def keep(self, email: str, message: dict[str, Any]) -> str:
+        """Keep ``message``; its cursor once its group is committed."""
+        db = self._db(self._writer)
+        with self._guard():
+            if self._group is None:
+                db.execute("BEGIN")
+                self._group = asyncio.get_running_loop().create_future()
+                asyncio.get_running_loop().call_soon(self._commit)
+            seq = db.execute("INSERT INTO messages (email, kept_at, message) VALUES (?, ?, ?)",
+                             (email, time.time(), json.dumps(message))).lastrowid
+        group = self._group
+        self._piled[email] = self._piled.get(email, 0) + 1
+        await asyncio.shield(group)
+        return f"{self._epoch}.{seq}"
+
+    def _commit(self) -> None:
+        """End this turn's transaction; every :meth:`keep` of it learns how that went."""
+        group, self._group = self._group, None
+        assert group is not None
+        try:
+            with self._guard():
+                self._db(self._writer).execute("COMMIT")
+                self._trim_piled()
+        except StoreUnavailable as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._db(self._writer).execute("ROLLBACK")
+            group.set_exception(exc)
+        else:
+            group.set_result(None)
+
+    def _trim_piled(self) -> None:
+        """Forget each user's messages beyond the window's count, once enough piled up."""
+        every = max(1, int(self.window.messages * TRIM_SHARE))
+        for email in [e for e, piled in self._piled.items() if piled >= every]:
+            del self._piled[email]
+            self._db(self._writer).execute(
+                "DELETE FROM messages WHERE email = ? AND seq <= (SELECT seq FROM messages "
+                "WHERE email = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                (email, email, self.window.messages))
+
+    async def flushed(self) -> None:
+        """Wait until the messages kept so far are committed (and so readable)."""
+        if self._group is not None:
+            with contextlib.suppress(StoreUnavailable):
+                await asyncio.shield(self._group)
+
+    async def after(self, email: str, cursor: str | None) -> Replay:
+        """The messages after ``cursor``, at most the window's count."""
+        await self.flushed()
+        db = self._db(self._reader)
+        oldest = self.window.oldest()
+        with self._guard():
+            if cursor is None:
+                row = db.execute("SELECT max(seq) FROM messages WHERE email = ?",
+                                 (email,)).fetchone()
+                return Replay(head=self._cursor(row[0]) if row[0] is not None else None)
+            seq = self._seq(cursor)
+            known = seq is not None and db.execute(
+                "SELECT 1 FROM messages WHERE email = ? AND seq = ? AND kept_at >= ?",
+                (email, seq, oldest)).fetchone() is not None
+            rows = db.execute(
+                "SELECT seq, message FROM messages WHERE email = ? AND seq > ? AND kept_at >= ? "
+                "ORDER BY seq DESC LIMIT ?",
+                (email, seq if known else -1, oldest, self.window.messages + 1)).fetchall()
+        complete = known and len(rows) <= self.window.messages
+        messages = self._messages(rows[:self.window.messages])
+        head = messages[-1]["cursor"] if messages else (cursor if known else None)
+        return Replay(messages, complete, head)
+
+    async def latest(self, email: str, count: int) -> list[dict[str, Any]]:
+        """The last ``count`` messages in the window, oldest first."""
+        await self.flushed()
+        with self._guard():
+            rows = self._db(self._reader).execute(
+                "SELECT seq, message FROM messages WHERE email = ? AND kept_at >= ? "
+                "ORDER BY seq DESC LIMIT ?",
+                (email, self.window.oldest(), min(count, self.window.messages))).fetchall()
+        return self._messages(rows)
+
+    def order(self, cursor: str) -> tuple[int, ...] | None:
+        """``(seq,)`` of one of this store's cursors, else None."""
+        seq = self._seq(cursor)
+        return None if seq is None else (seq,)
+
+    async def trim(self) -> None:
+        """Forget messages older than the window (the count is trimmed as messages come)."""
+        await self.flushed()
+        with self._guard():
+            removed = self._db(self._writer).execute(
+                "DELETE FROM messages WHERE kept_at < ?", (self.window.oldest(),)).rowcount
+        if removed:
+            log.debug("forgot %d messages older than the history window", removed)
+
+    async def close(self) -> None:
+        """Commit what is pending and close the file."""
+        await self.flushed()
+        for connection in (self._writer, self._reader):
+            if connection is not None:
+                connection.close()
+        self._writer = self._reader = None
+
+    def _messages(self, newest_first: list[tuple[int, str]]) -> list[dict[str, Any]]:
+        return [{**json.loads(text), "cursor": self._cursor(seq)}
+                for seq, text in reversed(newest_first)]
+
+    def _cursor(self, seq: int) -> str:
+        return f"{self._epoch}.{seq}"
+
+    def _seq(self, cursor: str) -> int | None:
+        """The row a cursor of this store names; None for anything else."""
+        epoch, _, seq = cursor.partition(".")
+        return int(seq) if epoch == self._epoch and seq.isdigit() and len(seq) < 19 else None
+
+    def _db(self, connection: sqlite3.Connection | None) -> sqlite3.Connection:
+        if connection is None:
+            raise RuntimeError(f"the history in {self.path} is not open")
+        return connection
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:  # a full disk, a locked or damaged file
+            raise StoreUnavailable(f"message history in {self.path}: {exc}") from exc
