@@ -154,24 +154,25 @@ class Chat:
         user = conn.user()
         greeting = {"user": user, "channel": conn.channel, "server_time": now_iso(),
                     "connection_id": conn.connection_id}
-        if self.replays is not None:
-            greeting["history"] = self.replays.announcement
-        # This node's own connection: no queue needed.
-        await self.sio.emit("authenticated", greeting, to=sid, ignore_queue=True)
-        if not await self._enter(sid, conn):
+        if not await self._enter(sid, conn, greeting):
             return
         await self._tell_others(conn, sid, "user_joined", {
             "user": user, "timestamp": now_iso(), "total_connections": total,
         })
 
-    async def _enter(self, sid: str, conn: Connection) -> bool:
-        """Put the connection in its channel, after what it missed if it asked (history);
-        False when that cannot be done now (it is then disconnected, to come back later)."""
+    async def _enter(self, sid: str, conn: Connection, greeting: dict[str, Any]) -> bool:
+        """Greet the connection and put it in its channel; one that asked for what it missed
+        (history) gets it in between. False when that cannot be done now: it is then
+        disconnected, to come back later."""
         if self.replays is None or conn.resume is None:
+            if self.replays is not None:
+                greeting["history"] = self.replays.announcement
+            # This node's own connection: no queue needed.
+            await self.sio.emit("authenticated", greeting, to=sid, ignore_queue=True)
             await self.sio.enter_room(sid, conn.channel)
             return True
         try:
-            await self.replays.admit(sid, conn.channel, conn.email, conn.resume)
+            await self.replays.admit(sid, conn.channel, conn.email, conn.resume, greeting)
         except StoreUnavailable as exc:
             quiet.warning("replay", "disconnected %s: cannot read its history (%s)",
                           conn.email, exc)

@@ -1,9 +1,10 @@
 """The history extension of the protocol: resuming after a cursor, and the last N messages.
 
 A connecting client may say where it stands in its CONNECT auth payload,
-``{"history": {"after": CURSOR}}`` (``CURSOR`` null: "from now on"). It then gets what it
-missed, in ``replay`` events, before any live event; and every ``message`` carries its
-``cursor``. Any connection may ask ``history`` ``{"limit": N}`` for the last N messages.
+``{"history": {"after": CURSOR}}`` (``CURSOR`` null: "from now on"). Its ``authenticated``
+then says how many messages it missed and whether that is all of them, ``replay`` events
+bring those, and only then come live events; every ``message`` carries its ``cursor``.
+Any connection may ask ``history`` ``{"limit": N}`` for the last N messages.
 docs/protocol.md (section 3.7) is the description for client authors.
 
 Replay before live, exactly once: the connection is put behind a :class:`CatchUp` gate
@@ -102,8 +103,10 @@ class Replays:
         """Keep ``message`` before it is emitted, and give it its ``cursor``."""
         message["cursor"] = await self.store.keep(email, message)
 
-    async def admit(self, sid: str, room: str, email: str, resume: Resume) -> None:
-        """Put ``sid`` in ``room`` with what it missed since ``resume`` first, exactly once.
+    async def admit(self, sid: str, room: str, email: str, resume: Resume,
+                    greeting: dict[str, Any]) -> None:
+        """Greet ``sid`` (``authenticated``, saying what it missed), replay what it missed
+        since ``resume``, and put it in ``room``: each message exactly once, in order.
 
         Raises :class:`StoreUnavailable` (the connection then stays out of the room).
         """
@@ -116,6 +119,9 @@ class Replays:
             self.manager.ungate(sid)
             raise
         gate.head = self.store.order(replay.head) if replay.head is not None else None
+        greeting["history"] = {**self.announcement, "missed": len(replay.messages),
+                               "complete": replay.complete, "cursor": replay.head}
+        await self.manager.send_to(sid, "authenticated", greeting)
         for chunk in chunks(replay):
             await self.manager.send_to(sid, "replay", chunk)
         while gate.held:  # what came meanwhile, in order, minus what the replay carried
@@ -151,12 +157,10 @@ class Replays:
 
 
 def chunks(replay: Replay) -> list[dict[str, Any]]:
-    """The ``replay`` events of one replay: at least one, the last one ``"done"``."""
+    """The ``replay`` events of one replay, none when nothing was missed."""
     messages = [_replayed(m) for m in replay.messages]
-    parts = [messages[i:i + REPLAY_CHUNK] for i in range(0, len(messages), REPLAY_CHUNK)] or [[]]
-    return [{"messages": part, "missed": len(messages), "complete": replay.complete,
-             "done": i == len(parts) - 1, "cursor": replay.head}
-            for i, part in enumerate(parts)]
+    return [{"messages": messages[i:i + REPLAY_CHUNK]}
+            for i in range(0, len(messages), REPLAY_CHUNK)]
 
 
 def _replayed(message: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """A loopback TCP proxy for fault tests: a network that can go silent, and a load balancer.
 
-``TcpProxy([port])`` forwards every connection to ``port``. ``blackhole()`` stops moving
+``TcpProxy([port])`` forwards every connection to ``port``; ``cut()`` ends them all at
+once, as a broken link does. ``blackhole()`` stops moving
 bytes in both directions without closing anything, as a dead link or a dropped route
 does: what is sent meanwhile waits, as TCP's retransmissions would, and ``restore()``
 lets it through (a connection whose far end gave up meanwhile then ends).
@@ -47,6 +48,12 @@ class TcpProxy:
     def restore(self) -> None:
         """Forward again: held bytes (and held ends of connections) go through."""
         self._flowing.set()
+
+    def cut(self) -> None:
+        """End every connection now, both ends at once, as a link that breaks does; new
+        connections still go through (unless the proxy is in :meth:`blackhole`)."""
+        for task in list(self._tasks):
+            task.cancel()
 
     async def start(self) -> None:
         """Listen on a free loopback port."""
