@@ -6,9 +6,11 @@ bounded by count and by age (:class:`Window`). One node keeps the messages in
 ``history.sqlite3`` in its state directory (:class:`SqliteHistory`); several nodes keep
 them in Redis streams (:class:`~roomz.server.redis_history.RedisHistory`).
 
-A cursor names one kept message. It is opaque to clients: ``EPOCH.SEQ`` here, a stream
-entry id in Redis. A cursor the store does not hold (kept past the window, from another
-store, or made up) is answered with the whole window, marked incomplete.
+A cursor names one kept message, or the start of a user's history (where a client stands
+that joined before the user's first message). It is opaque to clients: ``EPOCH.SEQ``
+here (``EPOCH.0``: the start), a stream entry id in Redis (``0-0``). A cursor the store
+does not hold (kept past the window, from another store, or made up) is answered with the
+whole window, marked incomplete.
 """
 
 from __future__ import annotations
@@ -188,9 +190,9 @@ class SqliteHistory:
             if cursor is None:
                 row = db.execute("SELECT max(seq) FROM messages WHERE email = ?",
                                  (email,)).fetchone()
-                return Replay(head=self._cursor(row[0]) if row[0] is not None else None)
+                return Replay(head=self._cursor(row[0] or 0))
             seq = self._seq(cursor)
-            known = seq is not None and db.execute(
+            known = seq == 0 or seq is not None and db.execute(
                 "SELECT 1 FROM messages WHERE email = ? AND seq = ? AND kept_at >= ?",
                 (email, seq, oldest)).fetchone() is not None
             rows = db.execute(

@@ -22,6 +22,7 @@ from .history import Replay, Window
 from .redis_state import PREFIX, _guard
 
 ENTRY_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
+START = "0-0"  # the cursor of a client that joined before the user's first message
 
 
 class RedisHistory:
@@ -53,14 +54,14 @@ class RedisHistory:
         key = self._key(email)
         if cursor is None:
             newest = await _guard(self.redis.xrevrange(key, count=1))
-            return Replay(head=str(newest[0][0]) if newest else None)
-        known = self.order(cursor) is not None and self._young(cursor)
+            return Replay(head=str(newest[0][0]) if newest else START)
+        known = cursor == START or self.order(cursor) is not None and self._young(cursor)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.xrange(key, cursor if known else "-", cursor if known else "-", count=1)
             pipe.xrevrange(key, "+", f"({cursor}" if known else "-",
                            count=self.window.messages + 1)
             found, entries = await _guard(pipe.execute())
-        known = known and bool(found)
+        known = known and (bool(found) or cursor == START)
         entries = [entry for entry in entries if self._young(str(entry[0]))]
         complete = known and len(entries) <= self.window.messages
         messages = _messages(entries[:self.window.messages])
