@@ -92,7 +92,7 @@ class Server:
             if self.settings.history:
                 from .redis_history import RedisHistory
 
-                history = RedisHistory(redis, window)
+                history = RedisHistory(redis, window, on_unreachable=bus.unreachable)
             # Redis expires links and rate-limit windows itself: no housekeeping here.
             self._background.append(redis_state.background(shared, bus))
         # Opened as the server starts, closed as it stops; before, the session checks.

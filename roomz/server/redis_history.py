@@ -14,23 +14,33 @@ import json
 import math
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from .history import Replay, Window
 from .redis_state import PREFIX, _guard
+from .unavailable import StoreUnavailable
 
 ENTRY_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
 START = "0-0"  # the cursor of a client that joined before the user's first message
 
 
 class RedisHistory:
-    """The :class:`~roomz.server.history.HistoryStore` of several nodes, in Redis streams."""
+    """The :class:`~roomz.server.history.HistoryStore` of several nodes, in Redis streams.
 
-    def __init__(self, redis: aioredis.Redis, window: Window) -> None:
+    ``on_unreachable`` is called when a message cannot be kept: the message bus then
+    waits for the other nodes to listen again before its next publish, as it does after
+    a publish of its own failed (a message is kept before it is published, so during an
+    outage it is this store that fails first).
+    """
+
+    def __init__(self, redis: aioredis.Redis, window: Window,
+                 on_unreachable: Callable[[], None] = lambda: None) -> None:
         self.redis = redis
         self.window = window
+        self.on_unreachable = on_unreachable
 
     @staticmethod
     def _key(email: str) -> str:
@@ -46,7 +56,11 @@ class RedisHistory:
             pipe.xadd(key, {"m": json.dumps(message)}, maxlen=self.window.messages,
                       approximate=True)
             pipe.expire(key, math.ceil(self.window.seconds))
-            entry_id, _ = await _guard(pipe.execute())
+            try:
+                entry_id, _ = await _guard(pipe.execute())
+            except StoreUnavailable:
+                self.on_unreachable()
+                raise
         return str(entry_id)
 
     async def after(self, email: str, cursor: str | None) -> Replay:

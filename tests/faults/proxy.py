@@ -29,6 +29,7 @@ class TcpProxy:
         self._flowing.set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
 
     @property
     def port(self) -> int:
@@ -52,8 +53,9 @@ class TcpProxy:
     def cut(self) -> None:
         """End every connection now, both ends at once, as a link that breaks does; new
         connections still go through (unless the proxy is in :meth:`blackhole`)."""
-        for task in list(self._tasks):
-            task.cancel()
+        for client, upstream in list(self._links):
+            client.transport.abort()
+            upstream.transport.abort()
 
     async def start(self) -> None:
         """Listen on a free loopback port."""
@@ -88,10 +90,13 @@ class TcpProxy:
             if upstream is None:
                 return
             up_reader, up_writer, _ = upstream
+            link = (client_writer, up_writer)
+            self._links.add(link)
             try:
                 await asyncio.gather(self._pump(client_reader, up_writer),
                                      self._pump(up_reader, client_writer))
             finally:
+                self._links.discard(link)
                 up_writer.transport.abort()
         finally:
             client_writer.transport.abort()
