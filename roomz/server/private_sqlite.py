@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 from .settings import SettingsError
+from .unavailable import StoreUnavailable
 
 BUSY_SECONDS = 1.0  # how long a write waits for another connection's (or process's) write
+
+
+@contextlib.contextmanager
+def unavailable_on_error(what: str) -> Iterator[None]:
+    """SQLite's errors (a full disk, a locked or damaged file) as :class:`StoreUnavailable`
+    naming ``what``: the server answers "try again shortly" and keeps its connections."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"{what}: {exc}") from exc
 
 
 def open_database(path: Path, what: str, schema: str) -> sqlite3.Connection:

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from .private_sqlite import open_database
-from .unavailable import StoreUnavailable
+from .private_sqlite import open_database, unavailable_on_error
 
 FILE_NAME = "sessions.sqlite3"
 BATCH = 500  # ids per statement: SQLite caps the parameters of one statement
@@ -126,12 +125,8 @@ class SqliteSessionRecords:
             self._connection.close()
             self._connection = None
 
-    @contextlib.contextmanager
-    def _guard(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:  # a full disk, a locked or damaged file
-            raise StoreUnavailable(f"session records in {self.path}: {exc}") from exc
+    def _guard(self) -> contextlib.AbstractContextManager[None]:
+        return unavailable_on_error(f"session records in {self.path}")
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
