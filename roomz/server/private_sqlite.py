@@ -24,9 +24,12 @@ def unavailable_on_error(what: str) -> Iterator[None]:
         raise StoreUnavailable(f"{what}: {exc}") from exc
 
 
-def open_database(path: Path, what: str, schema: str) -> sqlite3.Connection:
+def open_database(path: Path, what: str, schema: str, *,
+                  exclusive: bool = False) -> sqlite3.Connection:
     """Open (creating if needed) the file that keeps ``what``, in WAL mode with ``schema``.
 
+    ``exclusive``: this connection alone uses the file while it is open, which spares each
+    transaction the locks and shared-memory index other connections would need.
     :class:`SettingsError` says why it cannot: the operator must fix the state directory.
     """
     try:
@@ -41,6 +44,8 @@ def open_database(path: Path, what: str, schema: str) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise SettingsError(f"cannot keep {what} in {path}: {exc}") from exc
     try:
+        if exclusive:
+            db.execute("PRAGMA locking_mode=EXCLUSIVE")
         db.execute("PRAGMA journal_mode=WAL")  # readers go on while one connection writes
         db.execute("PRAGMA synchronous=NORMAL")  # no fsync per write: only a power cut loses any
         db.executescript(schema)
