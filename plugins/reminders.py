@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from roomz import ClientError
 from roomz_bots import Message, PluginBot, UsageError, command, hookimpl
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -49,8 +50,14 @@ def pending(bot: PluginBot, email: str) -> list[tuple[str, Any]]:
 def schedule(bot: PluginBot, key: str, due: float, text: str) -> None:
     """Fire the reminder at ``due``, then forget it; the job is named after its key."""
     async def fire() -> None:
-        await bot.send(f"⏰ Reminder: {text}")
-        bot.store.pop(key)
+        # Forgotten as it goes out: a bot stopped while the message is on its way (its
+        # acknowledgement not back yet) must not send it again when it starts.
+        reminder = bot.store.pop(key)
+        try:
+            await bot.send(f"⏰ Reminder: {text}")
+        except ClientError:  # it did not go out: keep it for the next start
+            bot.store[key] = reminder
+            raise
     bot.at(due, fire, name=key)
 
 

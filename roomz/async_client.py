@@ -33,6 +33,8 @@ SIGN_IN_ERRORS = {
     "unauthorized": "this email is not allowed on the server",
 }
 SEEN_MESSAGE_IDS = 1024  # enough to catch a redelivery around a reconnect
+#: The largest WebSocket message accepted: a ``history`` answer of 1000 long messages fits.
+MAX_SERVER_MESSAGE_BYTES = 16 * 1024 * 1024
 #: A server that still says "pending" this long after its link expired is not believed.
 SIGN_IN_SLACK_SECONDS = 30.0
 
@@ -70,6 +72,13 @@ class AsyncClient(ClientOptions):
         self._waiting_for_sign_in = False
         self._signed_in_by_token = False  # connect(token) succeeded while a wait was on
         self._reconnector = Reconnector(self._attempt_to_stay, self._new_retrying)
+        # The history extension: where the handlers stand in the user's history, what the
+        # server said of its history when it last greeted us, what of a replay is to come.
+        self._cursor: str | None = None
+        self._history: dict[str, Any] | None = None
+        self._replay_left = 0
+        self._replay_head: str | None = None
+        self._said_no_replay = False
 
     # -- what the user sees -------------------------------------------------------------
 
@@ -87,6 +96,20 @@ class AsyncClient(ClientOptions):
     def connection_state(self) -> ConnectionState:
         """The current :class:`ConnectionState`."""
         return self._state
+
+    @property
+    def cursor(self) -> str | None:
+        """Where this client stands in its user's history (extension): the ``cursor`` of the
+        last message its handlers saw, or None. Every connect and reconnect asks the server
+        for the messages after it, which handlers then get first, flagged ``"replayed"``.
+        Set it before :meth:`connect` to resume from a point kept elsewhere (a bot's store)."""
+        return self._cursor
+
+    @cursor.setter
+    def cursor(self, value: str | None) -> None:
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"cursor must be a str or None, got {type(value).__name__}")
+        self._cursor = value
 
     def on(self, event: str, handler: EventHandler) -> None:
         """Register ``handler`` (sync or async) for ``event``; see the README for event data."""
@@ -356,6 +379,7 @@ class AsyncClient(ClientOptions):
             await sio.connect(
                 self.server_url, headers=self._headers, transports=["websocket"],
                 wait_timeout=self.connection_timeout,
+                auth={"history": {"after": self._cursor}},  # servers without history ignore it
             )
         await self._greeted.wait()
         if self._bad_greeting is not None:
@@ -389,6 +413,7 @@ class AsyncClient(ClientOptions):
         sio = internals.SocketClient(
             on_reserved_event=self._reserved_event, reconnection=False,
             http_session=self._http_session(), handle_sigint=False,
+            websocket_extra_options={"max_msg_size": MAX_SERVER_MESSAGE_BYTES},
         )
 
         async def on_disconnect(reason: Any = None) -> None:
@@ -404,6 +429,7 @@ class AsyncClient(ClientOptions):
         sio.on("display_name_changed",
                self._checked("display_name_changed", self._on_display_name_changed))
         sio.on("session_ended", self._checked("session_ended", self._on_session_ended))
+        sio.on("replay", self._checked("replay", self._on_replay))
         return sio
 
     async def _drop_socket(self) -> None:
@@ -559,6 +585,7 @@ class AsyncClient(ClientOptions):
             return
         data: dict[str, Any] = args[0]
         self._user = {"display_name": None, **data["user"]}
+        self._resumed(data.get("history"))
         if self._display_name is not None and self._sio is not None:
             try:
                 with self._translated():
@@ -587,10 +614,65 @@ class AsyncClient(ClientOptions):
 
     async def _on_message(self, data: dict[str, Any]) -> None:
         message_id = data["id"]
-        if message_id in self._seen:
+        if message_id not in self._seen:
+            self._seen.remember(message_id)
+            await self._handlers.emit("message", data)
+        cursor = data.get("cursor")
+        if isinstance(cursor, str):
+            self._cursor = cursor
+
+    # -- the history extension ------------------------------------------------------------
+
+    def _resumed(self, history: Any) -> None:
+        """What the greeting says of the history: the replay to come, or none at all."""
+        self._history = history if isinstance(history, dict) else None
+        self._replay_left, self._replay_head = 0, None
+        if self._history is None:
+            if not self._said_no_replay:
+                self._said_no_replay = True
+                log.info("%s keeps no message history: messages sent while this client is "
+                         "disconnected are not replayed", self.server_url)
             return
-        self._seen.remember(message_id)
-        await self._handlers.emit("message", data)
+        missed = self._history.get("missed", 0)
+        if self._history.get("complete") is False:
+            log.warning("some messages sent while this client was away are gone: %s keeps "
+                        "the last %d, for %s; %d of them are replayed", self.server_url,
+                        self._history["messages"], _duration(self._history.get("seconds")),
+                        missed)
+        self._replay_left, self._replay_head = missed, self._history.get("cursor")
+        self._replay_done()
+
+    def _replay_done(self) -> None:
+        """Once every replayed message is handled, stand where the replay ended."""
+        if self._replay_left <= 0 and self._replay_head is not None:
+            self._cursor, self._replay_head = self._replay_head, None
+
+    async def _on_replay(self, data: dict[str, Any]) -> None:
+        for message in data["messages"]:
+            await self._on_message({**message, "replayed": True})
+            self._replay_left -= 1
+        self._replay_done()
+
+    async def history(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The last ``limit`` messages of the user's history, oldest first (extension).
+
+        Each is a ``message`` event's data with ``"replayed": True``. A server without
+        history (the published one, or ours with history off) has none: ``[]``.
+        At most as many as the server keeps (1000 by default).
+        Raises :class:`ConnectionError` if not connected, or with the server's reason when
+        it cannot answer.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a whole number of at least 1, got {limit!r}")
+        if not self.connected:
+            raise ConnectionError(f"not connected ({self._state.value}); call connect() first")
+        if self._history is None:
+            return []
+        ack = await self._call("history", {"limit": min(limit, self._history["messages"])})
+        if "error" in ack:
+            raise ConnectionError(f"history unavailable: {ack['error']}", detail=ack["error"],
+                                  status=ack["code"])
+        return list(ack["messages"])
 
     async def _on_display_name_changed(self, data: dict[str, Any]) -> None:
         # The reference shows a top-level display_name; the wire nests it in user.
@@ -713,6 +795,16 @@ def _seconds(value: str | None, most: float = 60.0) -> float:
         return min(max(float(value or 0), 0.0), most)
     except ValueError:
         return 0.0
+
+
+def _duration(seconds: Any) -> str:
+    """``7 days``, ``2 h``, ``90 s``: a window's age, in a few words."""
+    if not isinstance(seconds, (int, float)):
+        return "a while"
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
 
 
 def _describe(exc: BaseException) -> str:

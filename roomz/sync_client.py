@@ -120,6 +120,19 @@ class SyncClient(ClientOptions):
         """Send a chat message and return the acknowledgement; see :meth:`AsyncClient.send`."""
         return self._run(self._client.send(content))
 
+    def history(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The last ``limit`` messages, oldest first; see :meth:`AsyncClient.history`."""
+        return self._run(self._client.history(limit))
+
+    @property
+    def cursor(self) -> str | None:
+        """Where this client stands in its user's history; see :attr:`AsyncClient.cursor`."""
+        return self._client.cursor
+
+    @cursor.setter
+    def cursor(self, value: str | None) -> None:
+        self._client.cursor = value
+
     def set_display_name(self, name: str | None) -> dict[str, Any]:
         """Set or clear the display name; see :meth:`AsyncClient.set_display_name`."""
         return self._run(self._client.set_display_name(name))

@@ -16,6 +16,7 @@ from typing import Any, Union
 NULL = type(None)
 TEXT: tuple[type, ...] = (str,)
 COUNT: tuple[type, ...] = (int,)
+FLAG: tuple[type, ...] = (bool,)
 TEXT_OR_NULL: tuple[type, ...] = (str, NULL)
 
 
@@ -31,24 +32,31 @@ Kind = Union[tuple[type, ...], "Shape", Maybe]
 Shape = Mapping[str, Kind]
 
 USER: Shape = {"id": TEXT, "email": TEXT, "display_name": Maybe(TEXT_OR_NULL)}
+MESSAGE: Shape = {"id": TEXT, "user": USER, "content": TEXT, "timestamp": TEXT,
+                  "connection_id": Maybe(TEXT_OR_NULL),
+                  "cursor": Maybe(TEXT), "replayed": Maybe(FLAG)}  # extension: history
+#: ``authenticated``'s ``history`` (extension): the window, and for a resume what was missed.
+HISTORY: Shape = {"messages": COUNT, "missed": Maybe(COUNT), "complete": Maybe(FLAG),
+                  "cursor": Maybe(TEXT_OR_NULL)}
 
 #: Server -> client events, by name.
 EVENTS: Mapping[str, Shape] = {
     "authenticated": {"user": USER, "channel": TEXT, "server_time": TEXT,
-                      "connection_id": Maybe(TEXT_OR_NULL)},
-    "message": {"id": TEXT, "user": USER, "content": TEXT, "timestamp": TEXT,
-                "connection_id": Maybe(TEXT_OR_NULL)},
+                      "connection_id": Maybe(TEXT_OR_NULL), "history": Maybe((dict,))},
+    "message": MESSAGE,
     "user_joined": {"user": USER, "timestamp": TEXT, "total_connections": COUNT},
     "user_left": {"user": USER, "timestamp": TEXT, "remaining_connections": COUNT},
     "display_name_changed": {"user": USER, "timestamp": TEXT,
                              "connection_id": Maybe(TEXT_OR_NULL)},
     "session_ended": {"reason": Maybe(TEXT_OR_NULL)},  # extension: this session is over
+    "replay": {"messages": (list,)},  # extension: messages missed, each a MESSAGE
 }
 
 #: Successful acknowledgements of client -> server events (``"status": "ok"`` besides).
 ACKS: Mapping[str, Shape] = {
     "message": {"message_id": TEXT, "timestamp": TEXT},
     "set_display_name": {"display_name": TEXT_OR_NULL},
+    "history": {"messages": (list,)},  # extension: each a MESSAGE
 }
 ERROR_ACK: Shape = {"error": TEXT, "code": COUNT}
 
@@ -60,7 +68,12 @@ def event_problem(event: str, args: tuple[Any, ...]) -> str | None:
     """
     if len(args) != 1:
         return f"expected one object, got {len(args)} arguments"
-    return shape_problem(args[0], EVENTS[event])
+    problem = shape_problem(args[0], EVENTS[event])
+    if problem is None and event == "replay":
+        return messages_problem(args[0]["messages"])
+    if problem is None and event == "authenticated" and isinstance(args[0].get("history"), dict):
+        return shape_problem(args[0]["history"], HISTORY, "history")
+    return problem
 
 
 def ack_problem(event: str, ack: Any) -> str | None:
@@ -73,7 +86,19 @@ def ack_problem(event: str, ack: Any) -> str | None:
         return shape_problem(ack, ERROR_ACK)
     if isinstance(ack, dict) and ack.get("status") != "ok":
         return "neither 'status': 'ok' nor an 'error'"
-    return shape_problem(ack, ACKS[event])
+    problem = shape_problem(ack, ACKS[event])
+    if problem is None and event == "history":
+        return messages_problem(ack["messages"])
+    return problem
+
+
+def messages_problem(messages: list[Any]) -> str | None:
+    """What is wrong with a list of messages (``replay``, ``history``), or None."""
+    for number, message in enumerate(messages):
+        problem = shape_problem(message, MESSAGE, f"messages[{number}]")
+        if problem is not None:
+            return problem
+    return None
 
 
 def shape_problem(value: Any, shape: Shape, where: str = "") -> str | None:

@@ -7,6 +7,7 @@ import contextvars
 import inspect
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,12 @@ log = logging.getLogger("roomz_bots")
 EVENT_HOOKS = {event: f"on_{event}" for event in EVENTS if event != "message"}
 SEND_WAIT_SECONDS = 30.0  # how long a send waits for a reconnect before it fails
 SHUTDOWN_HOOK_SECONDS = 10.0
+#: Commands missed while the bot was away are answered if at most this old (seconds).
+MISSED_COMMAND_MAX_AGE = 300.0
+#: How often the position in the history is saved when no command moved it (seconds).
+POSITION_SAVE_SECONDS = 2.0
+#: The bot's own store (its position in the history), beside its plugins' stores.
+OWN_STORE = "_bot"
 SLOW_DOWN = ("Slow down, please: {waiting} replies are waiting to go out, so I am not "
              "answering more until half of them have.")
 #: What a send returns when the bot drops it: too many replies are waiting already.
@@ -64,6 +71,7 @@ class Bot:
         clock: Clock | None = None,
         data_dir: Path | None = None,
         origins: Origins[object] | None = None,
+        missed_command_max_age: float = MISSED_COMMAND_MAX_AGE,
     ) -> None:
         self.name = name
         self.client = client
@@ -77,6 +85,9 @@ class Bot:
         #: messages (``origins=``), so that none answers another unless its plugin asks to.
         self.origins = origins if origins is not None else Origins()
         self._settings = settings or {}
+        self.missed_command_max_age = missed_command_max_age
+        self._unsaved_position: str | None = None  # a cursor not in the bot's store yet
+        self._position_saver: asyncio.TimerHandle | None = None
         self._stores: dict[str, Store] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connected = asyncio.Event()
@@ -197,6 +208,9 @@ class Bot:
         return forward
 
     def _on_authenticated(self, event: dict[str, Any]) -> None:
+        history = event.get("history")
+        if isinstance(history, dict):  # where the history stood as the bot joined
+            self._keep_position(history, at_once=False)
         self.connection_id = event.get("connection_id")
         self.origins.connected(self.connection_id, self)
         self._connected.set()
@@ -211,16 +225,59 @@ class Bot:
         message = Message(data)
         origin = self.origins.origin(message)
         if origin is self:
+            self._keep_position(data, at_once=False)
             return  # never react to ourselves
         from_bot = isinstance(origin, Bot)  # the terminal's user is no bot
         replying = _REPLYING_TO.set(message)
         try:
             # What _dispatch does, without its call: this runs for every message.
             (self._hear_bots if from_bot else self._hear_all)(message)
-            if message.text.startswith(self.prefix):
+            command = message.text.startswith(self.prefix)
+            if command and not (data.get("replayed") and self._too_old(message)):
                 self._run_command(message, from_bot)
         finally:
             _REPLYING_TO.reset(replying)
+        # A command's position is saved before its answer goes out: a restart never
+        # answers it twice (other messages' positions are saved a moment later).
+        self._keep_position(data, at_once=command)
+
+    def _too_old(self, message: Message) -> bool:
+        """True for a missed command older than the bot answers, with a log line."""
+        age = time.time() - message.timestamp.timestamp()
+        if age <= self.missed_command_max_age:
+            return False
+        log.info("bot %s: not answering %r from %s, sent %s while the bot was away: older "
+                 "than %g s", self.name, message.text[:60], message.label,
+                 message.timestamp.isoformat(timespec="seconds"), self.missed_command_max_age)
+        return True
+
+    # -- the bot's place in its user's history ----------------------------------------------
+
+    def _keep_position(self, data: dict[str, Any], *, at_once: bool) -> None:
+        """Remember the bot has handled what ``data`` (a message, or the greeting's history)
+        has the cursor of: in its store now, or within a moment."""
+        cursor = data.get("cursor")
+        if not isinstance(cursor, str):
+            return  # a server without history
+        self._unsaved_position = cursor
+        if at_once:
+            self._save_position()
+        elif self._position_saver is None:
+            self._position_saver = asyncio.get_running_loop().call_later(
+                POSITION_SAVE_SECONDS, self._save_position)
+
+    @property
+    def _position_key(self) -> str:
+        """Where the store keeps the position: one per server (cursors are the server's)."""
+        return f"cursor {self.client.server_url}"
+
+    def _save_position(self) -> None:
+        if self._position_saver is not None:
+            self._position_saver.cancel()
+            self._position_saver = None
+        if self._unsaved_position is not None:
+            self.store_for(OWN_STORE)[self._position_key] = self._unsaved_position
+            self._unsaved_position = None
 
     def _run_command(self, message: Message, from_bot: bool) -> None:
         name, _, line = message.text[len(self.prefix):].partition(" ")
@@ -347,7 +404,13 @@ class Bot:
         return ", ".join(p.name for p in self.plugins)
 
     async def run_startup(self) -> None:
-        """Start the jobs and run the startup hooks: the first half of :meth:`start`."""
+        """Start the jobs and run the startup hooks: the first half of :meth:`start`.
+
+        The client resumes where the bot's store says it stopped: the commands it missed
+        meanwhile are answered (if younger than ``missed_command_max_age``).
+        """
+        if self.client.cursor is None:
+            self.client.cursor = self.store_for(OWN_STORE).get(self._position_key)
         self.scheduler.start()
         await self._run_lifecycle("startup")
 
@@ -381,6 +444,8 @@ class Bot:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.client.disconnect()
         self.origins.disconnected(self)
+        self._unsaved_position = self.client.cursor or self._unsaved_position
+        self._save_position()
         for store in self._stores.values():
             store.close()
         self._stores.clear()

@@ -62,6 +62,8 @@ class BotConfig:
     flood_queue: int = 20
     #: The longest wait between two attempts to reach the server; None: ``[client]``'s.
     reconnect_max_delay: float | None = None
+    #: Commands sent while the bot was away are answered if at most this many seconds old.
+    missed_command_max_age: float = 300.0
 
 
 @dataclass

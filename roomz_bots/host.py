@@ -100,7 +100,8 @@ def build_bot(config: Config, bot: BotConfig, *, clock: Clock | None = None,
     return Bot(bot.name, client, plugins, display_name=bot.display_name, prefix=bot.prefix,
                settings=settings,
                flood=TokenBucket(bot.flood_burst, bot.flood_per_second, bot.flood_queue),
-               clock=clock, data_dir=data_dir, origins=origins)
+               clock=clock, data_dir=data_dir, origins=origins,
+               missed_command_max_age=bot.missed_command_max_age)
 
 
 def session_file_of(config: Config, bot: BotConfig, fallback: Path | None = None) -> Path:

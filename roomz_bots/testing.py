@@ -12,7 +12,8 @@
 
 ``chat.advance(seconds)`` moves the bot's clock for scheduled jobs without sleeping;
 ``chat.drop_connection()`` / ``chat.restore_connection()`` take the server away and back;
-``chat.restart_bot()`` stops the bot and starts a new one on the same stores.
+``chat.restart_bot()`` stops the bot and starts a new one on the same stores (``stop_bot()``
+and ``start_bot()`` do it in two steps, to say something while it is away).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class BotHarness:
                  settings: dict[str, dict[str, Any]] | None = None, prefix: str = "!",
                  display_name: str | None = "TestBot", email: str = "tester@example.com",
                  data_dir: Path | None = None, flood: TokenBucket | None = None,
-                 timeout: float = 5.0) -> None:
+                 timeout: float = 5.0, missed_command_max_age: float = 300.0) -> None:
         self.plugins = [p if isinstance(p, Plugin) else load_plugin(p) for p in plugins]
         self.settings = settings or {}
         self.prefix = prefix
@@ -51,6 +52,7 @@ class BotHarness:
         self.data_dir = data_dir or Path(self._own_data.name)  # type: ignore[union-attr]
         self.flood = flood or TokenBucket(burst=1000, per_second=1000.0)
         self.timeout = timeout
+        self.missed_command_max_age = missed_command_max_age
         self.clock = FakeClock()
         self.server = LocalServer()
         self.bot: Bot | None = None
@@ -70,14 +72,20 @@ class BotHarness:
         client = await self._new_client()
         self.bot = Bot("testbot", client, self.plugins, display_name=self.display_name,
                        prefix=self.prefix, settings=self.settings, flood=self.flood,
-                       clock=self.clock, data_dir=self.data_dir)
+                       clock=self.clock, data_dir=self.data_dir,
+                       missed_command_max_age=self.missed_command_max_age)
         await self.bot.start()
         return self.bot
 
-    async def restart_bot(self) -> Bot:
-        """Stop the bot and start a fresh one on the same stores (a process restart)."""
+    async def stop_bot(self) -> None:
+        """Stop the bot, as its process ending does; :meth:`start_bot` starts a new one on
+        the same stores, which answers the commands it missed meanwhile."""
         assert self.bot is not None
         await self.bot.stop()
+
+    async def restart_bot(self) -> Bot:
+        """Stop the bot and start a fresh one on the same stores (a process restart)."""
+        await self.stop_bot()
         return await self.start_bot()
 
     async def _on_message(self, data: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from .addresses import ClientAddresses
 from .assets import assets
 from .bad_http_log import QuietBadRequests
 from .chat import Chat
+from .history import HistoryStore, SqliteHistory, Window
 from .idle_connections import IdleConnections, listen
 from .internals import FanOutManager, SocketServer, WirePacket
 from .magic_links import MagicLinks, MagicLinkStore
@@ -23,6 +24,7 @@ from .pages import Pages
 from .presence import Presence, PresenceStore
 from .problems import problems_for_http_errors
 from .rate_limit import RateLimit, RateLimiter
+from .replay import Replays
 from .request_bodies import MAX_BODY_BYTES, BodyLimits, read_buffer_size
 from .session_records import SessionRecords, SqliteSessionRecords
 from .sessions import Sessions
@@ -65,12 +67,17 @@ class Server:
         presence: PresenceStore
         manager: socketio.AsyncManager
         shared: RedisPresence | None = None
+        history: HistoryStore | None = None
+        window = Window(self.settings.history_messages, self.settings.history_seconds)
         if self.settings.redis_url is None:
             self.magic_links = links = MagicLinks(lifetime)
             self.rate_limiter = limiter = RateLimiter()
             records = SqliteSessionRecords.in_state_dir(self.settings.state_dir
                                                         or default_state_dir())
             presence, manager = Presence(), FanOutManager()
+            if self.settings.history:
+                history = SqliteHistory.in_state_dir(self.settings.state_dir
+                                                     or default_state_dir(), window)
             self._background.append(_in_background(lambda: _housekeeping(links, limiter)))
         else:
             from . import redis_state
@@ -82,10 +89,19 @@ class Server:
             presence = shared = redis_state.RedisPresence(redis, self.settings.node_timeout)
             manager = bus = redis_state.RedisFanOutManager(self.settings.redis_url,
                                                            publisher=redis)
+            if self.settings.history:
+                from .redis_history import RedisHistory
+
+                history = RedisHistory(redis, window, on_unreachable=bus.unreachable)
             # Redis expires links and rate-limit windows itself: no housekeeping here.
             self._background.append(redis_state.background(shared, bus))
         # Opened as the server starts, closed as it stops; before, the session checks.
         self._background.insert(0, _opened(records))
+        replays = None
+        if history is not None:  # opened with the records; old messages forgotten now and then
+            self._background.insert(1, _opened(history))
+            self._background.append(_in_background(lambda: _trimming(history)))
+            replays = Replays(history, manager)
         self.sessions = Sessions(self.settings.jwt_secret, self.settings.jwt_expiry_days,
                                  records)
         self.addresses = ClientAddresses(self.settings.trusted_proxies)
@@ -101,7 +117,7 @@ class Server:
             ping_interval=self.settings.ping_interval, ping_timeout=self.settings.ping_timeout,
             max_http_buffer_size=MAX_BODY_BYTES,
         )
-        self.chat = Chat(self.sio, self.sessions, self.settings, presence)
+        self.chat = Chat(self.sio, self.sessions, self.settings, presence, replays)
         self.sio.name_of = self.chat.email_of  # slow readers are named in the log
         if shared is not None:
             shared.on_departures = self.chat.announce_departures
@@ -198,12 +214,12 @@ def _mailer_for(settings: ServerSettings, on_magic_link: MagicLinkCallback | Non
     return ConsoleMailer()
 
 
-def _opened(records: SessionRecords) -> CleanupContext:
-    """An aiohttp cleanup context: the session records are open while the server runs."""
+def _opened(store: SessionRecords | HistoryStore) -> CleanupContext:
+    """An aiohttp cleanup context: ``store`` is open while the server runs."""
     async def opened(app: web.Application) -> AsyncIterator[None]:
-        await records.open()
+        await store.open()
         yield
-        await records.close()
+        await store.close()
     return opened
 
 
@@ -226,6 +242,16 @@ async def _housekeeping(links: MagicLinks, limiter: RateLimiter) -> None:
         await limiter.remove_expired()
         if removed:
             log.debug("removed %d expired magic links", removed)
+
+
+async def _trimming(history: HistoryStore) -> None:
+    """Forget messages that have left the history window, now and then."""
+    while True:
+        await asyncio.sleep(CLEANUP_INTERVAL_SECONDS)
+        try:
+            await history.trim()
+        except StoreUnavailable as exc:
+            log.warning("cannot trim the message history: %s", exc)
 
 
 async def _session_checks(chat: Chat, records: SessionRecords, interval: float) -> None:

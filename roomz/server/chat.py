@@ -17,6 +17,7 @@ from . import internals
 from .message_rate import MessageRate
 from .presence import Departure, PresenceStore
 from .quiet_log import QuietLog
+from .replay import Replays, Resume, resume_request
 from .sessions import Session, SessionError, Sessions, cookie_value
 from .settings import ServerSettings
 from .unavailable import StoreUnavailable
@@ -40,6 +41,8 @@ INVALID_NAME = {
 NOT_DELIVERED = {"error": "Message not delivered to all your connections: the server cannot "
                           "reach its other nodes; try again shortly", "code": 503}
 BUSY = "Server busy: shared state unreachable; try again shortly"
+NOT_KEPT = {"error": "Message not sent: the server cannot keep it in its history just now; "
+                     "try again shortly", "code": 503}
 _NO_DATA = object()
 
 
@@ -57,6 +60,7 @@ class Connection:
     session: Session  # which sign-in it came from, checked until it ends
     rate: MessageRate  # messages and name changes it may still send
     display_name: str | None = None
+    resume: Resume | None = None  # the history it asked for as it connected (extension)
 
     @property
     def channel(self) -> str:
@@ -72,8 +76,10 @@ class Chat:
     """Socket.IO event handlers of PROTOCOL.md section 2, bound to one ``AsyncServer``."""
 
     def __init__(self, sio: socketio.AsyncServer, sessions: Sessions,
-                 settings: ServerSettings, presence: PresenceStore) -> None:
+                 settings: ServerSettings, presence: PresenceStore,
+                 replays: Replays | None = None) -> None:
         self.sio = sio
+        self.replays = replays  # the history extension, unless history is off
         self.sessions = sessions
         self.settings = settings
         self.presence = presence
@@ -85,6 +91,8 @@ class Chat:
         sio.on("disconnect", self.disconnect)
         sio.on("message", self.message)
         sio.on("set_display_name", self.set_display_name)
+        if replays is not None:
+            sio.on("history", self.history)
         sessions.watch(self.check_sessions)  # a logout here ends its connections at once
 
     async def connect(self, sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> None:
@@ -99,6 +107,9 @@ class Chat:
         except StoreUnavailable:
             raise socketio.exceptions.ConnectionRefusedError(BUSY) from None
         email = claims["email"]
+        resume = resume_request(auth) if self.replays is not None else None
+        if isinstance(resume, str):
+            raise socketio.exceptions.ConnectionRefusedError(f"Bad auth payload: {resume}")
         if not self.settings.allows(email):
             raise socketio.exceptions.ConnectionRefusedError("Not authenticated: email not allowed")
         if len(self.connections) >= self.settings.max_connections:
@@ -109,7 +120,7 @@ class Chat:
         conn = Connection(email=email, connection_id=str(uuid.uuid4()),
                           session=Session.of(claims),
                           rate=MessageRate(self.settings.message_rate,
-                                           self.settings.message_burst))
+                                           self.settings.message_burst), resume=resume)
         self.connections[sid] = conn
         try:
             total = await self.presence.join(email, conn.connection_id, conn.user())
@@ -141,14 +152,33 @@ class Chat:
         if sid not in self.connections:
             return
         user = conn.user()
-        await self.sio.emit("authenticated", {  # this node's own connection: no queue needed
-            "user": user, "channel": conn.channel, "server_time": now_iso(),
-            "connection_id": conn.connection_id,
-        }, to=sid, ignore_queue=True)
-        await self.sio.enter_room(sid, conn.channel)
+        greeting = {"user": user, "channel": conn.channel, "server_time": now_iso(),
+                    "connection_id": conn.connection_id}
+        if not await self._enter(sid, conn, greeting):
+            return
         await self._tell_others(conn, sid, "user_joined", {
             "user": user, "timestamp": now_iso(), "total_connections": total,
         })
+
+    async def _enter(self, sid: str, conn: Connection, greeting: dict[str, Any]) -> bool:
+        """Greet the connection and put it in its channel; one that asked for what it missed
+        (history) gets it in between. False when that cannot be done now: it is then
+        disconnected, to come back later."""
+        if self.replays is None or conn.resume is None:
+            if self.replays is not None:
+                greeting["history"] = self.replays.announcement
+            # This node's own connection: no queue needed.
+            await self.sio.emit("authenticated", greeting, to=sid, ignore_queue=True)
+            await self.sio.enter_room(sid, conn.channel)
+            return True
+        try:
+            await self.replays.admit(sid, conn.channel, conn.email, conn.resume, greeting)
+        except StoreUnavailable as exc:
+            quiet.warning("replay", "disconnected %s: cannot read its history (%s)",
+                          conn.email, exc)
+            await self.sio.disconnect(sid, ignore_queue=True)
+            return False
+        return True
 
     async def disconnect(self, sid: str, reason: Any = None, *extra: Any) -> None:
         """Forget a closed connection and tell the user's other connections."""
@@ -191,11 +221,15 @@ class Chat:
             return {"error": too_long, "code": 400}  # refused whole: never cut in silence
         message_id = str(uuid.uuid4())
         timestamp = now_iso()
+        message = {"id": message_id, "user": conn.user(), "content": clean_content(content),
+                   "timestamp": timestamp, "connection_id": conn.connection_id}
+        if self.replays is not None:  # kept before anyone sees it: acknowledged is replayable
+            try:
+                await self.replays.keep(conn.email, message)
+            except StoreUnavailable:
+                return NOT_KEPT
         try:
-            await self.sio.emit("message", {
-                "id": message_id, "user": conn.user(), "content": clean_content(content),
-                "timestamp": timestamp, "connection_id": conn.connection_id,
-            }, room=conn.channel)
+            await self.sio.emit("message", message, room=conn.channel)
         except StoreUnavailable:
             return NOT_DELIVERED
         return {"status": "ok", "message_id": message_id, "timestamp": timestamp}
@@ -217,6 +251,17 @@ class Chat:
             "user": conn.user(), "timestamp": now_iso(), "connection_id": conn.connection_id,
         })
         return {"status": "ok", "display_name": cleaned}
+
+    async def history(self, sid: str, data: Any = _NO_DATA, *extra: Any) -> dict[str, Any]:
+        """The last ``limit`` messages of the sender's user (extension), oldest first."""
+        conn = self._sender(sid, data)
+        if isinstance(conn, dict):
+            return conn
+        assert self.replays is not None  # the event is only handled with history on
+        try:
+            return await self.replays.latest(conn.email, data)
+        except StoreUnavailable:
+            return {"error": "History unavailable just now; try again shortly", "code": 503}
 
     async def check_sessions(self, email: str | None = None) -> None:
         """End the live connections (all, or those of ``email``) whose sessions have ended.

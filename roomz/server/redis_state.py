@@ -538,6 +538,11 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
             self._listening.cancel()
             await asyncio.wait({self._listening}, timeout=timeout)
 
+    def unreachable(self) -> None:
+        """Redis failed another store of this node: the next publishes wait for the
+        listeners, as after a publish that failed (the other nodes may be resubscribing)."""
+        self._recovering = True
+
     async def _publish(self, data: Any) -> Any:
         """Send ``data`` (an emit, a disconnect, a room change) to the other nodes; returns
         how many nodes listen."""

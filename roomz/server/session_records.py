@@ -11,7 +11,6 @@ so they survive restarts; several nodes keep them in Redis
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -19,11 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from .settings import SettingsError
-from .unavailable import StoreUnavailable
+from .private_sqlite import open_database, unavailable_on_error
 
 FILE_NAME = "sessions.sqlite3"
-BUSY_SECONDS = 1.0  # how long a write waits for another process's (end-sessions') write
 BATCH = 500  # ids per statement: SQLite caps the parameters of one statement
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS revoked (session_id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
@@ -77,7 +74,7 @@ class SqliteSessionRecords:
     async def open(self) -> None:
         """Open the file, creating it if needed; :class:`SettingsError` says why it cannot."""
         if self._connection is None:
-            self._connection = _open(self.path)
+            self._connection = open_database(self.path, "session records", SCHEMA)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -128,36 +125,8 @@ class SqliteSessionRecords:
             self._connection.close()
             self._connection = None
 
-    @contextlib.contextmanager
-    def _guard(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:  # a full disk, a locked or damaged file
-            raise StoreUnavailable(f"session records in {self.path}: {exc}") from exc
-
-
-def _open(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) the records file; :class:`SettingsError` says why not."""
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # Made 0600 before SQLite opens it, which gives its -wal and -shm files the same mode;
-        # O_NOFOLLOW: a symlink planted there is refused, not followed.
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))
-        db = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None,
-                             check_same_thread=False)
-    except OSError as exc:
-        raise SettingsError(f"cannot keep session records in {path}: "
-                            f"{exc.strerror or exc}") from exc
-    except sqlite3.Error as exc:
-        raise SettingsError(f"cannot keep session records in {path}: {exc}") from exc
-    try:
-        db.execute("PRAGMA journal_mode=WAL")  # the server reads while end-sessions writes
-        db.execute("PRAGMA synchronous=NORMAL")  # no fsync per write: only a power cut loses any
-        db.executescript(SCHEMA)
-    except sqlite3.Error as exc:
-        db.close()
-        raise SettingsError(f"cannot keep session records in {path}: {exc}") from exc
-    return db
+    def _guard(self) -> contextlib.AbstractContextManager[None]:
+        return unavailable_on_error(f"session records in {self.path}")
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:

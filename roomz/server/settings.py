@@ -194,9 +194,15 @@ class ServerSettings:
     node_timeout: Seconds = setting(
         15.0, "seconds a node on Redis may stay silent before the others count it dead and "
               "send user_left for its connections", flag=False)
+    history: bool = setting(
+        True, "keep each user's recent messages, so that clients that come back get what "
+              "they missed (in the state directory, or in Redis with --redis-url)")
+    history_messages: Count = setting(1000, "messages kept per user, at most")
+    history_seconds: Seconds = setting(7 * 24 * 3600.0,
+                                       "seconds a message is kept, at most (7 days)")
     state_dir: Path | None = setting(
-        None, "where a generated JWT secret and the session records are kept "
-              "(default ~/.local/state/roomz)")
+        None, "where a generated JWT secret, the session records and the message history "
+              "are kept (default ~/.local/state/roomz)")
     redis_url: str | None = setting(
         None, "redis://HOST:PORT/DB: share state and messages with other nodes on this Redis; "
               "without it the server runs alone", env="REDIS_URL", metavar="URL")

@@ -185,7 +185,7 @@ async def test_each_plugin_has_a_store_that_survives_a_restart(tmp_path: Path) -
         assert (await chat.reply()).text == "tally 20"
 
     stores = sorted(p.name for p in (tmp_path / "testbot").iterdir())
-    assert stores == ["counter.sqlite3", "tally.sqlite3"]
+    assert stores == ["_bot.sqlite3", "counter.sqlite3", "tally.sqlite3"]  # _bot: its cursor
     assert (tmp_path / "testbot" / "counter.sqlite3").read_bytes().startswith(b"SQLite format 3")
 
 

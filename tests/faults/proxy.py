@@ -1,6 +1,7 @@
 """A loopback TCP proxy for fault tests: a network that can go silent, and a load balancer.
 
-``TcpProxy([port])`` forwards every connection to ``port``. ``blackhole()`` stops moving
+``TcpProxy([port])`` forwards every connection to ``port``; ``cut()`` ends them all at
+once, as a broken link does. ``blackhole()`` stops moving
 bytes in both directions without closing anything, as a dead link or a dropped route
 does: what is sent meanwhile waits, as TCP's retransmissions would, and ``restore()``
 lets it through (a connection whose far end gave up meanwhile then ends).
@@ -28,6 +29,7 @@ class TcpProxy:
         self._flowing.set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
 
     @property
     def port(self) -> int:
@@ -47,6 +49,13 @@ class TcpProxy:
     def restore(self) -> None:
         """Forward again: held bytes (and held ends of connections) go through."""
         self._flowing.set()
+
+    def cut(self) -> None:
+        """End every connection now, both ends at once, as a link that breaks does; new
+        connections still go through (unless the proxy is in :meth:`blackhole`)."""
+        for client, upstream in list(self._links):
+            client.transport.abort()
+            upstream.transport.abort()
 
     async def start(self) -> None:
         """Listen on a free loopback port."""
@@ -81,10 +90,13 @@ class TcpProxy:
             if upstream is None:
                 return
             up_reader, up_writer, _ = upstream
+            link = (client_writer, up_writer)
+            self._links.add(link)
             try:
                 await asyncio.gather(self._pump(client_reader, up_writer),
                                      self._pump(up_reader, client_writer))
             finally:
+                self._links.discard(link)
                 up_writer.transport.abort()
         finally:
             client_writer.transport.abort()

@@ -229,3 +229,21 @@ async def test_reconnect_after_the_published_server_is_killed_and_restarted(
     counts = Counter(e for e, _ in recorder.events)
     assert counts["authenticated"] == 1 and counts["disconnect"] == 1
     assert counts["message"] == 1 and counts["error"] == 0
+
+
+async def test_on_the_published_server_there_is_no_replay_and_the_log_says_so_once(
+    published: PublishedServer, our_client: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The published server keeps no history: our client connects and chats as before,
+    ``history()`` is empty, and the log says once that nothing missed will be replayed."""
+    caplog.set_level("INFO", "roomz.client")
+    alice = await our_client(published, published.url, "alice@example.com", **FAST)
+    seen = Events(alice)
+    ack = await asyncio.wait_for(alice.send("hello"), TIMEOUT)
+    message = await seen.wait_for("message", lambda d: d["id"] == ack["message_id"])
+    assert "replayed" not in message and alice.cursor is None
+    assert await asyncio.wait_for(alice.history(10), TIMEOUT) == []
+    second = await our_client(published, published.url, "alice@example.com", **FAST)
+    assert second.connected
+    said = [r for r in caplog.records if "keeps no message history" in r.getMessage()]
+    assert len(said) == 2, said  # once per client

@@ -15,10 +15,15 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
 class RedisProcess:
-    """``redis-server`` without persistence; ``kill()`` and ``start()`` again on the same port."""
+    """``redis-server`` without persistence; ``kill()`` and ``start()`` again on the same port.
 
-    def __init__(self) -> None:
+    ``persistent_dir``: with an append-only file there, fsynced at every write, as a
+    deployment that keeps message history should run it; a restart then loses nothing.
+    """
+
+    def __init__(self, persistent_dir: Path | None = None) -> None:
         self.port = free_port()
+        self.persistent_dir = persistent_dir
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -28,9 +33,11 @@ class RedisProcess:
 
     async def start(self, timeout: float = 10.0) -> None:
         """Start Redis and return once it answers PING."""
+        keeping = ["--appendonly", "no"] if self.persistent_dir is None else [
+            "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.persistent_dir)]
         self.process = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             *keeping], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

@@ -117,14 +117,16 @@ def cookie_headers(token: str | None) -> dict[str, str]:
 
 
 async def open_client(url: str, token: str | None, *,
-                      transports: list[str] | None = None) -> ChatClient:
-    """Connect a recording client; raises ``socketio.exceptions.ConnectionError`` when refused."""
+                      transports: list[str] | None = None, auth: Any = None) -> ChatClient:
+    """Connect a recording client (with ``auth`` in its CONNECT packet, if given); raises
+    ``socketio.exceptions.ConnectionError`` when refused."""
     sio = socketio.AsyncClient(reconnection=False)
     client = ChatClient(sio)
     try:
         await asyncio.wait_for(
             sio.connect(url, headers=cookie_headers(token),
-                        transports=transports or ["websocket"], wait_timeout=TIMEOUT),
+                        transports=transports or ["websocket"], wait_timeout=TIMEOUT,
+                        auth=auth),
             TIMEOUT + 1,
         )
     except BaseException:
@@ -141,10 +143,10 @@ async def close_client(client: ChatClient) -> None:
 
 
 @asynccontextmanager
-async def connected(url: str, token: str | None, *,
-                    transports: list[str] | None = None) -> AsyncIterator[ChatClient]:
+async def connected(url: str, token: str | None, *, transports: list[str] | None = None,
+                    auth: Any = None) -> AsyncIterator[ChatClient]:
     """A recording client connected with ``Cookie: session_token=TOKEN`` for the block."""
-    client = await open_client(url, token, transports=transports)
+    client = await open_client(url, token, transports=transports, auth=auth)
     try:
         yield client
     finally:
@@ -152,8 +154,8 @@ async def connected(url: str, token: str | None, *,
 
 
 @asynccontextmanager
-async def signed_in(url: str, token: str) -> AsyncIterator[ChatClient]:
+async def signed_in(url: str, token: str, *, auth: Any = None) -> AsyncIterator[ChatClient]:
     """A connected client that has received its ``authenticated`` event."""
-    async with connected(url, token) as client:
+    async with connected(url, token, auth=auth) as client:
         await client.wait_for("authenticated")
         yield client

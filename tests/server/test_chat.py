@@ -59,7 +59,7 @@ async def test_signed_in_user_connects_and_is_authenticated(server: LocalServer)
     async with connected(server.url, token) as alice:
         payload = await alice.wait_for("authenticated")
 
-    assert set(payload) == {"user", "channel", "server_time", "connection_id"}
+    assert set(payload) == {"user", "channel", "server_time", "connection_id", "history"}
     assert payload["user"] == user_of(ALICE)
     assert payload["channel"] == f"user:{ALICE}"
     assert is_iso8601_with_zone(payload["server_time"])
@@ -253,7 +253,8 @@ async def test_message_reaches_every_connection_of_the_user(server: LocalServer)
         assert_ok_ack(ack)
         for client in (sender, other):
             payload = await client.wait_for("message", lambda d: d["id"] == ack["message_id"])
-            assert set(payload) == {"id", "user", "content", "timestamp", "connection_id"}
+            assert set(payload) == {"id", "user", "content", "timestamp", "connection_id",
+                                    "cursor"}
             assert payload["user"] == user_of(ALICE, "Alice")
             assert payload["content"] == "hello"
             assert payload["timestamp"] == ack["timestamp"]

@@ -1,0 +1,110 @@
+"""Each user's recent messages for several nodes: one Redis stream per user.
+
+Only imported with ``--redis-url``. A message is kept with ``XADD ... MAXLEN ~ N`` and the
+stream's expiry renewed, in one round trip, before any node shows it; its cursor is its
+stream entry id. Redis trims the stream to about the window's count (never below it), an
+idle user's stream expires after the window's age, and reads skip what is older. The
+history is as durable as Redis is: with ``appendonly yes`` a Redis restart loses nothing
+acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from .history import Replay, Window
+from .redis_state import PREFIX, _guard
+from .unavailable import StoreUnavailable
+
+ENTRY_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
+START = "0-0"  # the cursor of a client that joined before the user's first message
+
+
+class RedisHistory:
+    """The :class:`~roomz.server.history.HistoryStore` of several nodes, in Redis streams.
+
+    ``on_unreachable`` is called when a message cannot be kept: the message bus then
+    waits for the other nodes to listen again before its next publish, as it does after
+    a publish of its own failed (a message is kept before it is published, so during an
+    outage it is this store that fails first).
+    """
+
+    def __init__(self, redis: aioredis.Redis, window: Window,
+                 on_unreachable: Callable[[], None] = lambda: None) -> None:
+        self.redis = redis
+        self.window = window
+        self.on_unreachable = on_unreachable
+
+    @staticmethod
+    def _key(email: str) -> str:
+        return f"{PREFIX}history:{email}"
+
+    async def open(self) -> None:
+        """Nothing to do: the client connects when first used."""
+
+    async def keep(self, email: str, message: dict[str, Any]) -> str:
+        """Add ``message`` to the user's stream; its entry id once Redis has it."""
+        key = self._key(email)
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
+            pipe.xadd(key, {"m": json.dumps(message)}, maxlen=self.window.messages,
+                      approximate=True)
+            pipe.expire(key, math.ceil(self.window.seconds))
+            try:
+                entry_id, _ = await _guard(pipe.execute())
+            except StoreUnavailable:
+                self.on_unreachable()
+                raise
+        return str(entry_id)
+
+    async def after(self, email: str, cursor: str | None) -> Replay:
+        """The messages after ``cursor``, at most the window's count."""
+        key = self._key(email)
+        if cursor is None:
+            newest = await _guard(self.redis.xrevrange(key, count=1))
+            return Replay(head=str(newest[0][0]) if newest else START)
+        known = cursor == START or self.order(cursor) is not None and self._young(cursor)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xrange(key, cursor if known else "-", cursor if known else "-", count=1)
+            pipe.xrevrange(key, "+", f"({cursor}" if known else "-",
+                           count=self.window.messages + 1)
+            found, entries = await _guard(pipe.execute())
+        known = known and (bool(found) or cursor == START)
+        entries = [entry for entry in entries if self._young(str(entry[0]))]
+        complete = known and len(entries) <= self.window.messages
+        messages = _messages(entries[:self.window.messages])
+        head = messages[-1]["cursor"] if messages else (cursor if known else None)
+        return Replay(messages, complete, head)
+
+    async def latest(self, email: str, count: int) -> list[dict[str, Any]]:
+        """The last ``count`` messages in the window, oldest first."""
+        entries = await _guard(self.redis.xrevrange(self._key(email),
+                                                    count=min(count, self.window.messages)))
+        return _messages([entry for entry in entries or [] if self._young(str(entry[0]))])
+
+    def order(self, cursor: str) -> tuple[int, ...] | None:
+        """``(milliseconds, sequence)`` of an entry id, else None."""
+        match = ENTRY_ID.match(cursor)
+        return (int(match[1]), int(match[2])) if match else None
+
+    def _young(self, entry_id: str) -> bool:
+        """True when the entry was added within the window's age (Redis's clock)."""
+        order = self.order(entry_id)
+        return order is not None and order[0] >= self.window.oldest(time.time()) * 1000
+
+    async def trim(self) -> None:
+        """Nothing to do: Redis trims by count as messages come and expires idle streams."""
+
+    async def close(self) -> None:
+        """Nothing to do: the client is shared with the other stores."""
+
+
+def _messages(newest_first: list[Any]) -> list[dict[str, Any]]:
+    return [{**json.loads(fields["m"]), "cursor": str(entry_id)}
+            for entry_id, fields in reversed(newest_first)]
