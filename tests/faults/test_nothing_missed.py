@@ -117,6 +117,33 @@ async def test_a_node_killed_and_its_clients_moving_to_the_other(
 
 
 @pytest.mark.timeout(90)
+async def test_a_node_on_redis_killed_and_restarted(
+        node: Callable[..., ServerProcess], make_client: Callable[..., AsyncClient]) -> None:
+    """Two nodes on Redis; kill -9 of one, then that node started again on its port: its
+    clients come back to it and get what the other node's clients sent meanwhile."""
+    async with node() as one, node() as two:
+        session = await one.sign_in("frank@example.com")
+        on_one = {f"one{i}": make_client(one.url, session) for i in range(2)}
+        on_two = {f"two{i}": make_client(two.url, session) for i in range(2)}
+        watches = [Watch(name, c) for name, c in {**on_one, **on_two}.items()]
+        for client in [*on_one.values(), *on_two.values()]:
+            await asyncio.wait_for(client.connect(), TIMEOUT)
+
+        async def kill_and_restart_two() -> None:
+            await two.stop(signal.SIGKILL)
+            await wait_until(lambda: all(w.count("down") == 1 for w in watches[2:]))
+            await two.start()
+            await wait_until(lambda: all(w.count("up") == 2 for w in watches[2:]), 15,
+                             "node 2's clients back on it")
+
+        log = await traffic_through(kill_and_restart_two, on_one)
+        await assert_nothing_missed(log, watches)
+        assert all(w.count("down") == 0 for w in watches[:2])
+        missed = [w.events.named("authenticated")[-1]["history"]["missed"] for w in watches[2:]]
+        assert all(n > 0 for n in missed), missed
+
+
+@pytest.mark.timeout(90)
 async def test_a_redis_restart(tmp_path: Path, make_client: Callable[..., AsyncClient]) -> None:
     """Redis (append-only file on) is SIGKILLed and started again while clients on two
     nodes send: sends meanwhile are refused (503), none acknowledged is missing anywhere."""
