@@ -17,6 +17,8 @@ NULL = type(None)
 TEXT: tuple[type, ...] = (str,)
 COUNT: tuple[type, ...] = (int,)
 TEXT_OR_NULL: tuple[type, ...] = (str, NULL)
+LIST: tuple[type, ...] = (list,)
+OBJECT: tuple[type, ...] = (dict,)
 
 
 @dataclass(frozen=True)
@@ -35,9 +37,13 @@ USER: Shape = {"id": TEXT, "email": TEXT, "display_name": Maybe(TEXT_OR_NULL)}
 #: Server -> client events, by name.
 EVENTS: Mapping[str, Shape] = {
     "authenticated": {"user": USER, "channel": TEXT, "server_time": TEXT,
-                      "connection_id": Maybe(TEXT_OR_NULL)},
+                      "connection_id": Maybe(TEXT_OR_NULL), "features": Maybe(LIST)},
     "message": {"id": TEXT, "user": USER, "content": TEXT, "timestamp": TEXT,
-                "connection_id": Maybe(TEXT_OR_NULL)},
+                "connection_id": Maybe(TEXT_OR_NULL),
+                # rich messages (extension): what the content is, questions and answers
+                "content_type": Maybe(TEXT), "subject": Maybe(TEXT), "language": Maybe(TEXT),
+                "question_data": Maybe(OBJECT), "answer_to": Maybe(TEXT),
+                "answers": Maybe(LIST)},
     "user_joined": {"user": USER, "timestamp": TEXT, "total_connections": COUNT},
     "user_left": {"user": USER, "timestamp": TEXT, "remaining_connections": COUNT},
     "display_name_changed": {"user": USER, "timestamp": TEXT,
@@ -49,6 +55,7 @@ EVENTS: Mapping[str, Shape] = {
 ACKS: Mapping[str, Shape] = {
     "message": {"message_id": TEXT, "timestamp": TEXT},
     "set_display_name": {"display_name": TEXT_OR_NULL},
+    "who": {"connections": LIST},  # extension
 }
 ERROR_ACK: Shape = {"error": TEXT, "code": COUNT}
 

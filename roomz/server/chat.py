@@ -16,7 +16,9 @@ import socketio
 from . import internals
 from .message_rate import MessageRate
 from .presence import Departure, PresenceStore
+from .questions import Questions
 from .quiet_log import QuietLog
+from .rich_messages import Refused, rich_fields
 from .sessions import Session, SessionError, Sessions, cookie_value
 from .settings import ServerSettings
 from .unavailable import StoreUnavailable
@@ -26,6 +28,7 @@ from .validation import (
     clean_display_name,
     content_too_long,
 )
+from .who import ClientInfo, client_of, listing
 
 log = logging.getLogger("roomz.server")
 quiet = QuietLog(log)  # strangers can make these lines: one per kind per interval
@@ -41,6 +44,8 @@ NOT_DELIVERED = {"error": "Message not delivered to all your connections: the se
                           "reach its other nodes; try again shortly", "code": 503}
 BUSY = "Server busy: shared state unreachable; try again shortly"
 _NO_DATA = object()
+#: What this server adds to the protocol, named in ``authenticated`` (docs/protocol.md 3.7-8).
+FEATURES = ["content_types", "questions", "who"]
 
 
 def now_iso() -> str:
@@ -57,6 +62,7 @@ class Connection:
     session: Session  # which sign-in it came from, checked until it ends
     rate: MessageRate  # messages and name changes it may still send
     display_name: str | None = None
+    client: ClientInfo = ClientInfo()  # what it said it is, for who
 
     @property
     def channel(self) -> str:
@@ -85,6 +91,8 @@ class Chat:
         sio.on("disconnect", self.disconnect)
         sio.on("message", self.message)
         sio.on("set_display_name", self.set_display_name)
+        sio.on("who", self.who)
+        self.questions = Questions(self._deliver)
         sessions.watch(self.check_sessions)  # a logout here ends its connections at once
 
     async def connect(self, sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> None:
@@ -99,6 +107,11 @@ class Chat:
         except StoreUnavailable:
             raise socketio.exceptions.ConnectionRefusedError(BUSY) from None
         email = claims["email"]
+        try:
+            client = client_of(auth)
+        except ValueError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(f"Invalid auth payload: {exc}") \
+                from None
         if not self.settings.allows(email):
             raise socketio.exceptions.ConnectionRefusedError("Not authenticated: email not allowed")
         if len(self.connections) >= self.settings.max_connections:
@@ -107,7 +120,7 @@ class Chat:
                 f"Server full: {self.settings.max_connections} connections; try again later"
             )
         conn = Connection(email=email, connection_id=str(uuid.uuid4()),
-                          session=Session.of(claims),
+                          session=Session.of(claims), client=client,
                           rate=MessageRate(self.settings.message_rate,
                                            self.settings.message_burst))
         self.connections[sid] = conn
@@ -143,7 +156,7 @@ class Chat:
         user = conn.user()
         await self.sio.emit("authenticated", {  # this node's own connection: no queue needed
             "user": user, "channel": conn.channel, "server_time": now_iso(),
-            "connection_id": conn.connection_id,
+            "connection_id": conn.connection_id, "features": FEATURES,
         }, to=sid, ignore_queue=True)
         await self.sio.enter_room(sid, conn.channel)
         await self._tell_others(conn, sid, "user_joined", {
@@ -189,16 +202,48 @@ class Chat:
             return INVALID_CONTENT
         if (too_long := content_too_long(content)) is not None:
             return {"error": too_long, "code": 400}  # refused whole: never cut in silence
+        try:
+            rich = self._rich(conn, data)
+        except Refused as refused:
+            return refused.answer
         message_id = str(uuid.uuid4())
         timestamp = now_iso()
         try:
             await self.sio.emit("message", {
                 "id": message_id, "user": conn.user(), "content": clean_content(content),
-                "timestamp": timestamp, "connection_id": conn.connection_id,
+                "timestamp": timestamp, "connection_id": conn.connection_id, **rich,
             }, room=conn.channel)
         except StoreUnavailable:
             return NOT_DELIVERED
+        if "question_data" in rich:
+            self.questions.asked(message_id, conn.email, conn.user(), conn.connection_id,
+                                 rich["question_data"])
         return {"status": "ok", "message_id": message_id, "timestamp": timestamp}
+
+    def _rich(self, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+        """The rich fields of a message (docs/protocol.md 3.7), an answer taken; raises
+        :class:`Refused` with the error answer."""
+        fields = rich_fields(data)
+        if "question_data" in fields:
+            self.questions.may_ask(conn.email)
+        if "answer_to" in fields:
+            self.questions.answer(conn.email, conn.connection_id, fields)
+        return fields
+
+    async def _deliver(self, email: str, event: dict[str, Any]) -> None:
+        """A message of the server's own (a question's timeout) to ``email``'s channel."""
+        try:
+            await self.sio.emit("message", event, room=f"user:{email}")
+        except StoreUnavailable:
+            log.warning("%s: a question's timeout message was not delivered, shared state "
+                        "is unreachable", email)
+
+    async def who(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
+        """List the connections of the asking connection's user (docs/protocol.md 3.8)."""
+        conn = self._sender(sid, {} if data is None else data)
+        if isinstance(conn, dict):
+            return conn
+        return {"status": "ok", "connections": listing(conn, self.connections.values())}
 
     async def set_display_name(self, sid: str, data: Any = _NO_DATA,
                                *extra: Any) -> dict[str, Any]:
@@ -275,4 +320,5 @@ class Chat:
         Clients see their connection end and, like Socket.IO's own servers' clients on
         shutdown, reconnect on their own; a Socket.IO DISCONNECT would tell them not to.
         """
+        await self.questions.close()
         await internals.close_transports(self.sio)

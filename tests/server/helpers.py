@@ -117,14 +117,16 @@ def cookie_headers(token: str | None) -> dict[str, str]:
 
 
 async def open_client(url: str, token: str | None, *,
-                      transports: list[str] | None = None) -> ChatClient:
-    """Connect a recording client; raises ``socketio.exceptions.ConnectionError`` when refused."""
+                      transports: list[str] | None = None, auth: Any = None) -> ChatClient:
+    """Connect a recording client (with the CONNECT ``auth`` payload, if given); raises
+    ``socketio.exceptions.ConnectionError`` when refused."""
     sio = socketio.AsyncClient(reconnection=False)
     client = ChatClient(sio)
     try:
         await asyncio.wait_for(
             sio.connect(url, headers=cookie_headers(token),
-                        transports=transports or ["websocket"], wait_timeout=TIMEOUT),
+                        transports=transports or ["websocket"], wait_timeout=TIMEOUT,
+                        auth=auth),
             TIMEOUT + 1,
         )
     except BaseException:
@@ -141,10 +143,10 @@ async def close_client(client: ChatClient) -> None:
 
 
 @asynccontextmanager
-async def connected(url: str, token: str | None, *,
-                    transports: list[str] | None = None) -> AsyncIterator[ChatClient]:
+async def connected(url: str, token: str | None, *, transports: list[str] | None = None,
+                    auth: Any = None) -> AsyncIterator[ChatClient]:
     """A recording client connected with ``Cookie: session_token=TOKEN`` for the block."""
-    client = await open_client(url, token, transports=transports)
+    client = await open_client(url, token, transports=transports, auth=auth)
     try:
         yield client
     finally:
