@@ -3,8 +3,9 @@
 The server renders which view shows, and everything in it is escaped; ``static/chat.js``
 does the rest (sending the link, waiting for it, chatting over Socket.IO) and writes what
 people send with ``textContent`` only; ``static/rich.js`` draws rich messages, Markdown
-through the vendored markdown-it (raw HTML off) and DOMPurify. The headers allow the page's own scripts, styles
-and connections, and nothing else: no inline script, no other site, no framing.
+through the vendored markdown-it (raw HTML off) and DOMPurify. The headers allow the page's
+own scripts, styles and connections, and nothing else: no inline script, no other site, no
+framing.
 """
 
 from __future__ import annotations
