@@ -46,6 +46,9 @@ BUSY = "Server busy: shared state unreachable; try again shortly"
 _NO_DATA = object()
 #: What this server adds to the protocol, named in ``authenticated`` (docs/protocol.md 3.7-8).
 FEATURES = ["content_types", "questions", "who"]
+#: Questions and who keep their state in one node's memory: several nodes lack them.
+SEVERAL_NODES = ("{what} need a single node: this server shares its connections with other "
+                 "nodes through Redis")
 
 
 def now_iso() -> str:
@@ -93,6 +96,7 @@ class Chat:
         sio.on("set_display_name", self.set_display_name)
         sio.on("who", self.who)
         self.questions = Questions(self._deliver)
+        self.features = FEATURES if settings.redis_url is None else ["content_types"]
         sessions.watch(self.check_sessions)  # a logout here ends its connections at once
 
     async def connect(self, sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> None:
@@ -156,7 +160,7 @@ class Chat:
         user = conn.user()
         await self.sio.emit("authenticated", {  # this node's own connection: no queue needed
             "user": user, "channel": conn.channel, "server_time": now_iso(),
-            "connection_id": conn.connection_id, "features": FEATURES,
+            "connection_id": conn.connection_id, "features": self.features,
         }, to=sid, ignore_queue=True)
         await self.sio.enter_room(sid, conn.channel)
         await self._tell_others(conn, sid, "user_joined", {
@@ -224,6 +228,9 @@ class Chat:
         """The rich fields of a message (docs/protocol.md 3.7), an answer taken; raises
         :class:`Refused` with the error answer."""
         fields = rich_fields(data)
+        if ("question_data" in fields or "answer_to" in fields) \
+                and "questions" not in self.features:
+            raise Refused(SEVERAL_NODES.format(what="Questions"), 501)
         if "question_data" in fields:
             self.questions.may_ask(conn.email)
         if "answer_to" in fields:
@@ -243,6 +250,8 @@ class Chat:
         conn = self._sender(sid, {} if data is None else data)
         if isinstance(conn, dict):
             return conn
+        if "who" not in self.features:
+            return {"error": SEVERAL_NODES.format(what="Lists of connections"), "code": 501}
         return {"status": "ok", "connections": listing(conn, self.connections.values())}
 
     async def set_display_name(self, sid: str, data: Any = _NO_DATA,
