@@ -699,7 +699,8 @@ class AsyncClient(ClientOptions):
         if message_id in self._seen:
             return
         self._seen.remember(message_id)
-        await self._answers.heard(data)
+        if "answer_to" in data:  # an answer to a question, maybe one ask() waits for
+            await self._answers.heard(data)
         await self._handlers.emit("message", data)
 
     async def _on_display_name_changed(self, data: dict[str, Any]) -> None:

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
 from prompt_toolkit.formatted_text import FormattedText, PygmentsTokens, to_formatted_text
 from prompt_toolkit.formatted_text.base import StyleAndTextTuples
 from prompt_toolkit.utils import get_cwidth
@@ -30,12 +28,18 @@ from roomz.questions import Question
 
 from .render import clock, visible
 
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
+
 INDENT = "    "  # where a rich message's body starts, under its sender
 Line = list[tuple[str, str]]
 
 
 @functools.cache
 def _markdown() -> MarkdownIt:
+    from markdown_it import MarkdownIt  # on the first Markdown message: starts faster
+
     return MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
 
 

@@ -54,8 +54,8 @@ def rich_fields(data: dict[str, Any]) -> dict[str, Any]:
 
     Raises :class:`Refused` naming the first field that is wrong.
     """
-    if not any(name in data for name in FIELDS):
-        return {}  # the common case, a plain message: one look
+    if len(data) == 1 or not any(name in data for name in FIELDS):
+        return {}  # the common case, a plain message: {"content": ...} alone
     fields: dict[str, Any] = {}
     content_type = data.get("content_type", PLAIN)
     if content_type not in CONTENT_TYPES:
