@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import AuthenticationError, ClientError, ConnectionError
+from .exceptions import AuthenticationError, ClientError, ConnectionError, NotSupportedError
 from .state import ConnectionState
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ __all__ = [
     "ClientError",
     "ConnectionError",
     "ConnectionState",
+    "NotSupportedError",
     "SyncClient",
 ]
 

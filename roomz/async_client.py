@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -14,10 +14,13 @@ import socketio
 
 from . import internals, reconnection, wire
 from .backoff import Backoff
+from .content import PLAIN
 from .events import EventHandler, EventHandlers
-from .exceptions import AuthenticationError, ClientError, ConnectionError
+from .exceptions import AuthenticationError, ClientError, ConnectionError, NotSupportedError
+from .message import Message
 from .options import ClientOptions
 from .pending_sign_in import POLL_PATH, PendingSignIn
+from .questions import Answer, AnswerBox, Choice, Question, answer_payload, question_payload
 from .recent_ids import RecentIds
 from .reconnection import OutOfAttempts, Reconnector, Retrying
 from .session_cache import SessionCache
@@ -79,6 +82,8 @@ class AsyncClient(ClientOptions):
         self._replay_left = 0
         self._replay_head: str | None = None
         self._said_no_replay = False
+        self._features: frozenset[str] = frozenset()  # the server's extensions, if it names them
+        self._answers = AnswerBox()  # answers heard, for ask()
 
     # -- what the user sees -------------------------------------------------------------
 
@@ -378,8 +383,7 @@ class AsyncClient(ClientOptions):
         with self._translated(connecting=sio):
             await sio.connect(
                 self.server_url, headers=self._headers, transports=["websocket"],
-                wait_timeout=self.connection_timeout,
-                auth={"history": {"after": self._cursor}},  # servers without history ignore it
+                wait_timeout=self.connection_timeout, auth=self._auth(),
             )
         await self._greeted.wait()
         if self._bad_greeting is not None:
@@ -397,6 +401,12 @@ class AsyncClient(ClientOptions):
             self._cache.save(self.server_url, self._session)
         except ClientError as exc:
             log.warning("signed in, but the session is not kept: %s", exc)
+
+    def _auth(self) -> dict[str, Any]:
+        """The CONNECT payload (servers without the extensions ignore it): what this client
+        is, for ``who``, and where to resume the history."""
+        client = {"kind": self.kind, **({"name": self.name} if self.name else {})}
+        return {"client": client, "history": {"after": self._cursor}}
 
     def _headers(self) -> dict[str, str]:
         # A fresh dict per attempt: engineio consumes the Cookie header it is given.
@@ -470,16 +480,114 @@ class AsyncClient(ClientOptions):
 
     # -- sending --------------------------------------------------------------------------
 
-    async def send(self, content: str) -> dict[str, Any]:
+    async def send(self, content: str, *, content_type: str | None = None,
+                   subject: str | None = None, language: str | None = None) -> dict[str, Any]:
         """Send a chat message; returns the server's acknowledgement or an error dict.
 
         ``{"status": "ok", "message_id", "timestamp"}`` on success,
         ``{"error", "code"}`` otherwise (408 when no acknowledgement came in time).
         Raises :class:`ConnectionError` if not connected.
+
+        ``content_type`` (``text/markdown``, ``text/code``, ``text/diff``), ``subject``
+        (shown collapsed under it) and ``language`` (of code) are an extension of our
+        server's (``Markdown(...).fields()`` of :mod:`roomz.content` gives them); other
+        servers deliver the text alone.
         """
         if not isinstance(content, str):
             raise TypeError(f"content must be a str, got {type(content).__name__}")
-        return await self._call("message", {"content": content})
+        payload: dict[str, Any] = {"content": content}
+        for name, value in (("content_type", content_type), ("subject", subject),
+                            ("language", language)):
+            if value is not None:
+                payload[name] = value
+        if payload.get("content_type") == PLAIN:
+            del payload["content_type"]  # the default: the published protocol's own message
+        return await self._call("message", payload)
+
+    # -- questions and who (extensions) ----------------------------------------------------
+
+    async def ask(self, question: str, answers: Sequence[str | Choice], *,
+                  timeout: float = 300.0, default: str | Sequence[str] | None = None,
+                  multi_select: bool = False, timeout_message: str | None = None,
+                  subject: str | None = None) -> Answer:
+        """Ask the user's connections ``question``, offering ``answers`` (labels, or
+        :class:`roomz.questions.Choice`), and return the first :class:`Answer`.
+
+        After ``timeout`` seconds without one, the server closes the question and answers
+        with ``default`` (a label or id; None: nothing chosen), as a timed-out
+        :class:`Answer`; so does this client when it heard nothing by then (it was away).
+        Raises :class:`NotSupportedError` on a server without questions (the published
+        one), :class:`ClientError` when the server refuses the question (``status`` 400
+        names the field), :class:`ConnectionError` when not connected.
+        """
+        asked = await self._ask(question, answers, timeout=timeout, default=default,
+                                multi_select=multi_select, timeout_message=timeout_message,
+                                subject=subject)
+        return await self._answers.first(asked, timeout + self.connection_timeout)
+
+    async def poll(self, question: str, answers: Sequence[str | Choice], *,
+                   timeout: float = 60.0, multi_select: bool = False,
+                   subject: str | None = None) -> list[Answer]:
+        """Ask ``question`` and collect every answer (one per connection) until ``timeout``
+        seconds have passed: a poll. Raises as :meth:`ask` does."""
+        asked = await self._ask(question, answers, timeout=timeout, multi_select=multi_select,
+                                keep_open=True, subject=subject)
+        return await self._answers.all(asked, timeout + self.connection_timeout)
+
+    async def _ask(self, question: str, answers: Sequence[str | Choice],
+                   **options: Any) -> Question:
+        self._require("questions", "questions")
+        payload, asked = question_payload(question, answers, **options)
+        ack = await self._call("message", payload)
+        if "error" in ack:
+            raise ClientError(f"the question was not asked: {ack['error']}",
+                              detail=str(ack["error"]), status=ack.get("code"))
+        return Question(ack["message_id"], asked.text, asked.choices, asked.multi_select,
+                        asked.timeout, asked.default, asked.keep_open)
+
+    async def answer(self, question: Question | Message | Mapping[str, Any] | str,
+                     chosen: str | Sequence[str], *,
+                     free_text: str | None = None) -> dict[str, Any]:
+        """Answer ``question`` (its message, or its id) with ``chosen``: the label or id of
+        one answer, or several for a multi-select question; ``free_text`` for an answer
+        that takes it. Returns the acknowledgement as :meth:`send` does; an unknown or
+        closed question gets ``{"error", "code": 404 or 410}``.
+        Raises :class:`NotSupportedError` on a server without questions, ``ValueError``
+        for a choice the question does not offer.
+        """
+        self._require("questions", "questions")
+        if isinstance(question, Message):
+            question = question.raw
+        if isinstance(question, Mapping):
+            parsed = Question.of(question)
+            if parsed is None:
+                raise ValueError("that message asks no question")
+            question = parsed
+        return await self._call("message", answer_payload(question, chosen,
+                                                          free_text=free_text))
+
+    async def who(self) -> list[dict[str, Any]]:
+        """The user's connections: ``connection_id``, ``kind`` (terminal, page, bot,
+        script, or None when it did not say), ``name``, ``display_name`` (escaped, as on
+        the wire), ``since`` and ``you`` (this one). Raises :class:`NotSupportedError` on
+        a server without ``who``, :class:`ClientError` when it refuses."""
+        self._require("who", "listing connections")
+        ack = await self._call("who", {})
+        if "error" in ack:
+            raise ClientError(f"who failed: {ack['error']}", detail=str(ack["error"]),
+                              status=ack.get("code"))
+        return [c for c in ack["connections"] if isinstance(c, dict)]
+
+    def supports(self, feature: str) -> bool:
+        """True when the connected server names ``feature`` (``content_types``,
+        ``questions``, ``who``) among its extensions."""
+        return feature in self._features
+
+    def _require(self, feature: str, what: str) -> None:
+        if self.connected and feature not in self._features:
+            raise NotSupportedError(f"the server at {self.server_url} does not support "
+                                    f"{what} (an extension of roomz-server; the published "
+                                    "0.4.0 server lacks it)")
 
     async def set_display_name(self, name: str | None) -> dict[str, Any]:
         """Set (or with None, clear) this connection's display name; kept across reconnects.
@@ -586,6 +694,7 @@ class AsyncClient(ClientOptions):
         data: dict[str, Any] = args[0]
         self._user = {"display_name": None, **data["user"]}
         self._resumed(data.get("history"))
+        self._features = frozenset(f for f in data.get("features") or () if isinstance(f, str))
         if self._display_name is not None and self._sio is not None:
             try:
                 with self._translated():
@@ -616,6 +725,8 @@ class AsyncClient(ClientOptions):
         message_id = data["id"]
         if message_id not in self._seen:
             self._seen.remember(message_id)
+            if "answer_to" in data:  # an answer to a question, maybe one ask() waits for
+                await self._answers.heard(data)
             await self._handlers.emit("message", data)
         cursor = data.get("cursor")
         if isinstance(cursor, str):

@@ -5,7 +5,8 @@ The tree::
     ClientError                  anything the client raises on purpose
     ├── ConnectionError          the server could not be reached, did not answer in time,
     │                            refused a request (``login``), or the client is not connected
-    └── AuthenticationError      the server was reached but would not sign this client in
+    ├── AuthenticationError      the server was reached but would not sign this client in
+    └── NotSupportedError        the server lacks an extension asked for (questions, who)
 
 ``roomz.ConnectionError`` is not the built-in of the same name: import it from
 ``roomz`` (or catch ``roomz.ClientError``).
@@ -34,3 +35,8 @@ class ConnectionError(ClientError):  # noqa: A001 - the documented name
 
 class AuthenticationError(ClientError):
     """Authentication-related errors."""
+
+
+class NotSupportedError(ClientError):
+    """The server does not support what was asked of it: an extension of our server's
+    (questions, ``who``) that another server, such as the published 0.4.0, lacks."""

@@ -43,6 +43,11 @@ def split_text(text: str, limit: int = MAX_MESSAGE_LENGTH) -> list[str]:
     return parts
 
 
+def escaped_length(text: str) -> int:
+    """How long ``text`` is once HTML-escaped: what the published server counts."""
+    return sum(_ESCAPED_LENGTH.get(char, 1) for char in text)
+
+
 def _fitting(text: str, limit: int) -> int:
     """How many leading characters of ``text`` stay within ``limit`` once HTML-escaped."""
     used = 0

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import html
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .content import CONTENT_TYPES, PLAIN
+
+if TYPE_CHECKING:
+    from .questions import Question
 
 
 class Message:
@@ -59,6 +64,42 @@ class Message:
         if self._parsed is None:
             self._parsed = _parse_time(self.raw.get("timestamp"))
         return self._parsed
+
+    @property
+    def content_type(self) -> str:
+        """What the text is: ``text/plain`` (also for any type this client does not know),
+        ``text/markdown``, ``text/code``, ``text/diff`` or ``application/x-question``."""
+        kind = self.raw.get("content_type")
+        return kind if kind in CONTENT_TYPES else PLAIN
+
+    @property
+    def subject(self) -> str | None:
+        """The line a collapsible message shows while closed (unescaped), or None."""
+        subject = self.raw.get("subject")
+        return html.unescape(subject) if isinstance(subject, str) and subject else None
+
+    @property
+    def language(self) -> str | None:
+        """The language of a code message, when it names one."""
+        language = self.raw.get("language")
+        return language if isinstance(language, str) and language else None
+
+    @property
+    def question(self) -> Question | None:
+        """The question this message asks, with its choices, or None."""
+        from .questions import Question
+        return Question.of(self.raw)
+
+    @property
+    def answer_to(self) -> str | None:
+        """The id of the question this message answers (or whose timeout it is), or None."""
+        answer_to = self.raw.get("answer_to")
+        return answer_to if isinstance(answer_to, str) else None
+
+    @property
+    def timed_out(self) -> bool:
+        """True for the message a question's timeout sends."""
+        return self.raw.get("timed_out") is True
 
     @property
     def label(self) -> str:

@@ -6,6 +6,9 @@ from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+#: What kind of client a connection says it is (the server's ``who`` lists it).
+CLIENT_KINDS = ("terminal", "page", "bot", "script")
+
 
 @dataclass(eq=False)
 class ClientOptions:
@@ -15,7 +18,8 @@ class ClientOptions:
     ``connect()``. With ``session_cache_file`` the resulting session is kept there, so later
     runs connect without a new token. Reconnection waits ``reconnect_delay`` seconds, then
     doubles the wait up to ``reconnect_delay_max``, for ``max_reconnect_attempts`` attempts
-    (None: until it works).
+    (None: until it works). ``kind`` and ``name`` say what this client is, for the list of
+    connections other clients see (``who``, an extension): a ``"bot"`` named ``"helper"``.
     """
 
     server_url: str
@@ -27,6 +31,8 @@ class ClientOptions:
     connection_timeout: float = 10.0
     session_cache_file: str | Path | None = None
     reconnect_delay_max: float = 30.0
+    kind: str = "script"
+    name: str | None = None
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.server_url) if isinstance(self.server_url, str) else None
@@ -39,4 +45,6 @@ class ClientOptions:
                 self.max_reconnect_attempts is not None and self.max_reconnect_attempts < 0):
             raise ValueError("reconnect_delay, reconnect_delay_max and connection_timeout must "
                              "be positive, and max_reconnect_attempts at least 0 or None")
+        if self.kind not in CLIENT_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(CLIENT_KINDS)}, got {self.kind!r}")
         self.server_url = self.server_url.rstrip("/")

@@ -43,6 +43,10 @@ class RecentIds(Generic[V]):
         """The value remembered with ``message_id``; None when it is not (or no longer) known."""
         return self._values.get(message_id)
 
+    def ids(self) -> list[str]:
+        """The ids remembered, the oldest first."""
+        return list(self._values)
+
     def __contains__(self, message_id: object) -> bool:
         return message_id in self._values
 

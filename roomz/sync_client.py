@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import fields
 from typing import Any, TypeVar
 
 from .async_client import AsyncClient
 from .events import EventHandler
+from .message import Message
 from .options import ClientOptions
+from .questions import Answer, Choice, Question
 from .state import ConnectionState
 
 T = TypeVar("T")
@@ -116,9 +118,39 @@ class SyncClient(ClientOptions):
         """Close the connection; see :meth:`AsyncClient.disconnect`."""
         self._run(self._client.disconnect())
 
-    def send(self, content: str) -> dict[str, Any]:
+    def send(self, content: str, *, content_type: str | None = None,
+             subject: str | None = None, language: str | None = None) -> dict[str, Any]:
         """Send a chat message and return the acknowledgement; see :meth:`AsyncClient.send`."""
-        return self._run(self._client.send(content))
+        return self._run(self._client.send(content, content_type=content_type,
+                                           subject=subject, language=language))
+
+    def ask(self, question: str, answers: Sequence[str | Choice], *, timeout: float = 300.0,
+            default: str | Sequence[str] | None = None, multi_select: bool = False,
+            timeout_message: str | None = None, subject: str | None = None) -> Answer:
+        """Ask a question and block until its answer (or timeout); see
+        :meth:`AsyncClient.ask`."""
+        return self._run(self._client.ask(question, answers, timeout=timeout, default=default,
+                                          multi_select=multi_select,
+                                          timeout_message=timeout_message, subject=subject))
+
+    def poll(self, question: str, answers: Sequence[str | Choice], *, timeout: float = 60.0,
+             multi_select: bool = False, subject: str | None = None) -> list[Answer]:
+        """Ask and collect every answer until the timeout; see :meth:`AsyncClient.poll`."""
+        return self._run(self._client.poll(question, answers, timeout=timeout,
+                                           multi_select=multi_select, subject=subject))
+
+    def answer(self, question: Question | Message | Mapping[str, Any] | str,
+               chosen: str | Sequence[str], *, free_text: str | None = None) -> dict[str, Any]:
+        """Answer a question; see :meth:`AsyncClient.answer`."""
+        return self._run(self._client.answer(question, chosen, free_text=free_text))
+
+    def who(self) -> list[dict[str, Any]]:
+        """The user's connections; see :meth:`AsyncClient.who`."""
+        return self._run(self._client.who())
+
+    def supports(self, feature: str) -> bool:
+        """True when the server names ``feature``; see :meth:`AsyncClient.supports`."""
+        return self._client.supports(feature)
 
     def history(self, limit: int = 50) -> list[dict[str, Any]]:
         """The last ``limit`` messages, oldest first; see :meth:`AsyncClient.history`."""

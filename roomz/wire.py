@@ -18,6 +18,8 @@ TEXT: tuple[type, ...] = (str,)
 COUNT: tuple[type, ...] = (int,)
 FLAG: tuple[type, ...] = (bool,)
 TEXT_OR_NULL: tuple[type, ...] = (str, NULL)
+LIST: tuple[type, ...] = (list,)
+OBJECT: tuple[type, ...] = (dict,)
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,11 @@ Shape = Mapping[str, Kind]
 USER: Shape = {"id": TEXT, "email": TEXT, "display_name": Maybe(TEXT_OR_NULL)}
 MESSAGE: Shape = {"id": TEXT, "user": USER, "content": TEXT, "timestamp": TEXT,
                   "connection_id": Maybe(TEXT_OR_NULL),
-                  "cursor": Maybe(TEXT), "replayed": Maybe(FLAG)}  # extension: history
+                  "cursor": Maybe(TEXT), "replayed": Maybe(FLAG),  # extension: history
+                  # extension, rich messages: what the content is, questions and answers
+                  "content_type": Maybe(TEXT), "subject": Maybe(TEXT), "language": Maybe(TEXT),
+                  "question_data": Maybe(OBJECT), "answer_to": Maybe(TEXT),
+                  "answers": Maybe(LIST)}
 #: ``authenticated``'s ``history`` (extension): the window, and for a resume what was missed.
 HISTORY: Shape = {"messages": COUNT, "missed": Maybe(COUNT), "complete": Maybe(FLAG),
                   "cursor": Maybe(TEXT_OR_NULL)}
@@ -42,7 +48,8 @@ HISTORY: Shape = {"messages": COUNT, "missed": Maybe(COUNT), "complete": Maybe(F
 #: Server -> client events, by name.
 EVENTS: Mapping[str, Shape] = {
     "authenticated": {"user": USER, "channel": TEXT, "server_time": TEXT,
-                      "connection_id": Maybe(TEXT_OR_NULL), "history": Maybe((dict,))},
+                      "connection_id": Maybe(TEXT_OR_NULL), "history": Maybe((dict,)),
+                      "features": Maybe(LIST)},
     "message": MESSAGE,
     "user_joined": {"user": USER, "timestamp": TEXT, "total_connections": COUNT},
     "user_left": {"user": USER, "timestamp": TEXT, "remaining_connections": COUNT},
@@ -57,6 +64,7 @@ ACKS: Mapping[str, Shape] = {
     "message": {"message_id": TEXT, "timestamp": TEXT},
     "set_display_name": {"display_name": TEXT_OR_NULL},
     "history": {"messages": (list,)},  # extension: each a MESSAGE
+    "who": {"connections": LIST},  # extension
 }
 ERROR_ACK: Shape = {"error": TEXT, "code": COUNT}
 

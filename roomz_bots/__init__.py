@@ -14,6 +14,8 @@ A plugin is a module::
         await bot.send("Welcome back!")
 """
 
+from roomz.content import Code, Diff, Markdown
+
 from .bot import Bot
 from .commands import Command, UsageError, command
 from .hookspecs import hookimpl
@@ -21,5 +23,5 @@ from .message import Message, display_name_of
 from .plugin_bot import PluginBot
 from .plugins import Plugin, PluginError, load_plugin
 
-__all__ = ["Bot", "Command", "Message", "Plugin", "PluginBot", "PluginError", "UsageError",
-           "command", "display_name_of", "hookimpl", "load_plugin"]
+__all__ = ["Bot", "Code", "Command", "Diff", "Markdown", "Message", "Plugin", "PluginBot",
+           "PluginError", "UsageError", "command", "display_name_of", "hookimpl", "load_plugin"]

@@ -8,12 +8,14 @@ import inspect
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from roomz import AsyncClient, ClientError, ConnectionError, ConnectionState
 from roomz.awaitables import await_me_maybe
+from roomz.content import Rich
 from roomz.events import EVENTS
 from roomz.limits import split_text
 
@@ -75,6 +77,7 @@ class Bot:
     ) -> None:
         self.name = name
         self.client = client
+        client.kind, client.name = "bot", name  # how who lists it
         self.display_name = display_name
         self.prefix = prefix
         self.flood = flood or TokenBucket()
@@ -299,7 +302,8 @@ class Bot:
             except UsageError as exc:
                 await self._usage(view, message, command, exc)
                 return
-            if isinstance(result, str) and result:
+            if isinstance(result, (str, Rich)) and (result.text if isinstance(result, Rich)
+                                                    else result):
                 await view.reply(message, result)
 
         self._spawn(self._finish(command.plugin or "?", f"command {self.prefix}{command.name}",
@@ -312,8 +316,12 @@ class Bot:
 
     # -- sending ---------------------------------------------------------------------------
 
-    async def send(self, text: str) -> dict[str, Any]:
+    async def send(self, text: str | Rich) -> dict[str, Any]:
         """Post ``text`` under the flood limit; waits (bounded) while the bot reconnects.
+
+        ``text`` may be :class:`roomz.content.Markdown`, ``Code`` or ``Diff``: it goes out
+        with its ``content_type`` (and ``subject``, marked ``(1/2)``... on each part when it
+        takes several), split where each part still renders (:func:`roomz.content.split_content`).
 
         Text longer than a message may be goes out whole in several, in order, split
         between lines where possible (:func:`roomz.limits.split_text`), so that neither our
@@ -327,18 +335,24 @@ class Bot:
         returned; the sender is asked once to slow down, and one line logged. A reply
         whose first part went out is never cut short.
         """
+        rich = text if isinstance(text, Rich) else None
+        if rich is not None:
+            text = rich.text
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"a bot can only send non-empty text, got {text!r}")
         replying_to = _REPLYING_TO.get()
+        parts = rich.parts() if rich is not None else split_text(text)
         ack: dict[str, Any] = {}
-        for number, part in enumerate(split_text(text)):
-            ack = await self._send_one(part, replying_to, continuing=number > 0)
+        for number, part in enumerate(parts):
+            fields = _part_fields(rich, number, len(parts))
+            ack = await self._send_one(part, replying_to, continuing=number > 0, fields=fields)
             if ack == DROPPED:
                 break  # only a first part is ever dropped: nothing went out
         return ack
 
     async def _send_one(self, text: str, replying_to: Message | None, *,
-                        continuing: bool = False) -> dict[str, Any]:
+                        continuing: bool = False,
+                        fields: dict[str, Any] | None = None) -> dict[str, Any]:
         if replying_to is None:
             await self.flood.take()
         else:
@@ -348,26 +362,53 @@ class Bot:
                 if drop.first:
                     self._spawn(self._overflowed(replying_to))
                 return dict(DROPPED)
-        if self.client.connection_state is ConnectionState.DISCONNECTED:
-            raise ConnectionError(f"bot {self.name} is not connected; cannot send {text[:40]!r}")
-        if not self.client.connected:
-            try:
-                await asyncio.wait_for(self._connected.wait(), SEND_WAIT_SECONDS)
-            except asyncio.TimeoutError:
-                raise ConnectionError(
-                    f"bot {self.name} could not send {text[:40]!r}: still not connected "
-                    f"after {SEND_WAIT_SECONDS:g} s"
-                ) from None
+        await self._until_connected(f"send {text[:40]!r}")
         email = (self.client.user or {}).get("email", "")
         key = self.origins.sending(self, email, text)
         ack: dict[str, Any] = {}
         try:
-            ack = await self.client.send(text)
+            ack = await self.client.send(text, **(fields or {}))
         finally:
             self.origins.sent(self, key, ack.get("message_id"))
         if "error" in ack:
             log.warning("bot %s: the server refused a message: %s", self.name, ack)
         return ack
+
+    async def _until_connected(self, what: str) -> None:
+        """Return once connected; raise :class:`roomz.ConnectionError` when the bot is
+        stopped, or still reconnecting after 30 s."""
+        if self.client.connection_state is ConnectionState.DISCONNECTED:
+            raise ConnectionError(f"bot {self.name} is not connected; cannot {what}")
+        if not self.client.connected:
+            try:
+                await asyncio.wait_for(self._connected.wait(), SEND_WAIT_SECONDS)
+            except asyncio.TimeoutError:
+                raise ConnectionError(
+                    f"bot {self.name} could not {what}: still not connected "
+                    f"after {SEND_WAIT_SECONDS:g} s"
+                ) from None
+
+    async def ask(self, question: str, answers: Sequence[str], *, timeout: float,
+                  default: str | None = None) -> str | None:
+        """Ask the user's connections ``question`` and return the label of the answer
+        chosen, or ``default`` when nobody answers within ``timeout`` seconds (the server
+        keeps the time, also while this bot is away). Goes out under the flood limit.
+        Raises :class:`roomz.NotSupportedError` on a server without questions."""
+        await self.flood.take()
+        await self._until_connected(f"ask {question[:40]!r}")
+        answer = await self.client.ask(question, answers, timeout=timeout, default=default)
+        return answer.choice
+
+    async def poll(self, question: str, answers: Sequence[str], *,
+                   timeout: float) -> Counter[str]:
+        """Ask ``question`` of every connection for ``timeout`` seconds; how many chose
+        each answer (every answer counted, 0 included), in the order offered."""
+        await self.flood.take()
+        await self._until_connected(f"ask {question[:40]!r}")
+        counts: Counter[str] = Counter({label: 0 for label in answers})
+        for answer in await self.client.poll(question, answers, timeout=timeout):
+            counts.update(answer.choices)
+        return counts
 
     async def _overflowed(self, message: Message) -> None:
         """Ask the sender once to slow down; log how many replies were dropped once the
@@ -461,6 +502,16 @@ class Bot:
                 log.error("bot %s: a %s hook did not finish within %g s", self.name, hook,
                           SHUTDOWN_HOOK_SECONDS)
                 task.cancel()
+
+
+def _part_fields(rich: Rich | None, number: int, parts: int) -> dict[str, Any]:
+    """The rich fields of part ``number`` of ``parts``: the subject numbered when several."""
+    if rich is None:
+        return {}
+    fields = rich.fields()
+    if parts > 1 and rich.subject:
+        fields["subject"] = f"{rich.subject} ({number + 1}/{parts})"
+    return fields
 
 
 def _safe(name: str) -> str:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
+
+from roomz.content import Rich
 
 from .commands import Command
 from .message import Message
@@ -61,14 +64,32 @@ class PluginBot:
         """The command called (or aliased) ``name``."""
         return self._bot.find_command(name)
 
-    async def send(self, text: str) -> dict[str, Any]:
-        """Post ``text``; waits its turn under the flood limit, and for a reconnect (bounded)."""
+    async def send(self, text: str | Rich) -> dict[str, Any]:
+        """Post ``text`` (or ``Markdown(...)``, ``Code(...)``, ``Diff(...)``); waits its turn
+        under the flood limit, and for a reconnect (bounded)."""
         return await self._bot.send(text)
 
-    async def reply(self, message: Message, text: str) -> dict[str, Any]:
-        """Answer ``message``, addressing its sender by display name when it has one."""
+    async def reply(self, message: Message, text: str | Rich) -> dict[str, Any]:
+        """Answer ``message``, addressing its sender by display name when it has one (plain
+        text only: a name in front would break Markdown or code)."""
         return await self._bot.send(f"{message.display_name}: {text}"
-                                    if message.display_name else text)
+                                    if message.display_name and isinstance(text, str)
+                                    else text)
+
+    async def ask(self, question: str, answers: Sequence[str], *, timeout: float = 60.0,
+                  default: str | None = None) -> str | None:
+        """Ask the room ``question`` and return the answer chosen (its label), or
+        ``default`` when nobody answers within ``timeout`` seconds::
+
+            if await bot.ask("Deploy to production?", ["yes", "no"], default="no") == "yes":
+        """
+        return await self._bot.ask(question, answers, timeout=timeout, default=default)
+
+    async def poll(self, question: str, answers: Sequence[str], *,
+                   timeout: float = 60.0) -> Counter[str]:
+        """Ask the room ``question`` for ``timeout`` seconds; how often each answer was
+        chosen (one answer per connection)."""
+        return await self._bot.poll(question, answers, timeout=timeout)
 
     def after(self, seconds: float, func: Callable[[], Any], *, name: str = "") -> Job:
         """Run ``func`` (function or coroutine function) once, ``seconds`` from now.

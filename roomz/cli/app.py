@@ -10,12 +10,13 @@ from typing import Any
 
 from prompt_toolkit import PromptSession, print_formatted_text
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+from prompt_toolkit.completion import merge_completers
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.patch_stdout import patch_stdout
 
-from roomz import AsyncClient, ClientError
+from roomz import AsyncClient, ClientError, NotSupportedError
 from roomz.limits import MAX_MESSAGE_LENGTH, split_text
 from roomz.message import Message
 from roomz.recent_ids import RecentIds
@@ -29,6 +30,7 @@ from . import DEFAULT_RECONNECT_MAX_DELAY
 from .commands import SlashCommands
 from .completion import SlashCompleter
 from .connection import Connection
+from .questions import AnswerCompleter, OpenQuestions, Reply
 from .render import (
     STYLE,
     duration,
@@ -37,12 +39,15 @@ from .render import (
     system_line,
     unsent_line,
     user_label,
+    visible,
 )
+from .rich_render import rich_message_line
 
 log = logging.getLogger("roomz.cli")
 
 NO_CONFIG = "No bots here: start with --config FILE to host some."
 SHOWN_MESSAGE_IDS = 1024  # enough to catch a message delivered to both clients of a swap
+COLLAPSED_KEPT = 100  # collapsed messages /expand can still open
 
 
 def no_bot(name: str) -> str:
@@ -98,11 +103,17 @@ class ChatApp:
         self.origins: Origins[object] = self.host.origins if self.host else Origins()
         self._bot_states: dict[str, BotState] = {}  # the state each bot was last seen in
         self._shown: RecentIds[None] = RecentIds(SHOWN_MESSAGE_IDS)  # ids of messages shown
+        #: Questions seen, and the open ones a typed number answers.
+        self.questions = OpenQuestions()
+        #: Messages shown collapsed (they have a subject), by the number /expand takes.
+        self.collapsed: RecentIds[Message] = RecentIds(COLLAPSED_KEPT)
         self.history = history or InMemoryHistory()
         self.session: PromptSession[str] = PromptSession(
             history=self.history, auto_suggest=AutoSuggestFromHistory(),
-            completer=SlashCompleter(COMMANDS, self), complete_while_typing=True,
-            bottom_toolbar=self.toolbar, refresh_interval=0.5, key_bindings=_key_bindings(),
+            completer=merge_completers([SlashCompleter(COMMANDS, self),
+                                        AnswerCompleter(self.questions)]),
+            complete_while_typing=True, bottom_toolbar=self.toolbar, refresh_interval=0.5,
+            key_bindings=_key_bindings(self),
             style=STYLE,
             # What was typed gives way to what it became: the message as the server
             # delivered it, an answer to the command, or the text with why it did not go.
@@ -178,6 +189,9 @@ class ChatApp:
                 self.say(f"Usage: {found.usage}", "warning")
                 return None
             return await found.run(self, args.strip())
+        if (reply := self.questions.reply_for(text)) is not None:
+            await self.answer(reply)
+            return None
         await self.send(text[1:] if text.startswith("//") else text)
         return None
 
@@ -227,6 +241,21 @@ class ChatApp:
                                 "content": html.escape(text), "timestamp": ack.get("timestamp")}))
         return None
 
+    async def answer(self, reply: Reply) -> None:
+        """Answer the open question a typed line chose; say why when it cannot go."""
+        try:
+            ack = await self.client.answer(reply.question, reply.chosen,
+                                           free_text=reply.free_text)
+        except ClientError as exc:
+            self.say(f"Not answered: {exc}", "warning")
+            return
+        if "error" in ack:
+            self.say(f"Not answered: {ack['error']}", "error")
+            if ack.get("code") in (404, 410):  # closed meanwhile: stop offering it
+                self.questions.answered(reply.question)
+        else:
+            self.questions.answered(reply.question)
+
     # -- slash commands (the others are with the bots) ------------------------------------
 
     def _emails_used_before(self, words: list[str]) -> list[tuple[str, str]]:
@@ -269,6 +298,46 @@ class ChatApp:
             self.say(f"You are now {user_label(self.client.user)}", "good")
         else:
             self.say("Display name cleared: you show as your email.", "good")
+
+    @command("who", "", "my connections: terminals, pages, bots, scripts")
+    async def who(self) -> None:
+        """``/who``: every connection of the user, with its kind, name and display name."""
+        try:
+            connections = await self.client.who()
+        except NotSupportedError as exc:
+            self.say(str(exc), "warning")
+            return
+        except ClientError:
+            self.say(f"Cannot list connections: {self.connection.not_connected()}.", "warning")
+            return
+        lines = [f"{len(connections)} connection{'s' * (len(connections) != 1)}:"]
+        for connection in connections:
+            lines.append("  " + _described(connection))
+        self.say("\n".join(lines), multiline=True)
+
+    def _collapsed_numbers(self, words: list[str]) -> list[tuple[str, str]]:
+        """What ``/expand`` completes: the numbers of collapsed messages, with subjects."""
+        return [(number, visible(message.subject or ""))
+                for number in reversed(self.collapsed.ids())
+                if (message := self.collapsed.get(number)) is not None]
+
+    @command("expand", "[number]", "show a collapsed message (the last one: Ctrl-O)",
+             arguments=_collapsed_numbers)
+    async def expand(self, number: str) -> None:
+        """``/expand N``: show collapsed message N whole; without N, the last one."""
+        self.show_collapsed(number)
+
+    def show_collapsed(self, number: str = "") -> None:
+        """Show the collapsed message ``number`` (or the last) whole."""
+        number = number.strip() or next(reversed(self.collapsed.ids()), "")
+        message = self.collapsed.get(number) if number else None
+        if message is None:
+            self.say("No collapsed message to show." if not number
+                     else f"No collapsed message {number}.", "warning")
+            return
+        origin = self.origins.origin(message)
+        style = _sender_style(origin is self, isinstance(origin, Bot))
+        self.echo(rich_message_line(message, style, answered=self._asked(message)))
 
     @command("logout", "", "disconnect and forget the session")
     async def logout(self) -> None:
@@ -313,7 +382,23 @@ class ChatApp:
             return
         self._shown.remember(message.id)
         origin = self.origins.origin(message)
-        self.echo(message_line(message, own=origin is self, bot=isinstance(origin, Bot)))
+        own, bot = origin is self, isinstance(origin, Bot)
+        self.questions.heard(message)
+        if not _is_rich(message):
+            self.echo(message_line(message, own=own, bot=bot))
+            return
+        collapsed = None
+        if message.subject:
+            collapsed = len(self.collapsed) + 1
+            self.collapsed.remember(str(collapsed), message)
+        question = message.question
+        self.echo(rich_message_line(message, _sender_style(own, bot),
+                                    collapsed=None if question else collapsed,
+                                    question=question, answered=self._asked(message)))
+
+    def _asked(self, message: Message) -> Any:
+        """The question ``message`` answers, if the terminal saw it."""
+        return self.questions.known.get(message.answer_to) if message.answer_to else None
 
     def _on_user_joined(self, data: dict[str, Any]) -> None:
         self.say(f"{user_label(data.get('user'))} joined "
@@ -443,8 +528,38 @@ class ChatApp:
             await self.stop_bot(name.strip())
 
 
-def _key_bindings() -> KeyBindings:
+def _is_rich(message: Message) -> bool:
+    """True for a message drawn by :mod:`.rich_render`: any content type but plain text,
+    a subject, a question or an answer."""
+    return (message.content_type != "text/plain" or message.subject is not None
+            or message.answer_to is not None)
+
+
+def _sender_style(own: bool, bot: bool) -> str:
+    return "class:own" if own else "class:bot" if bot else "class:name"
+
+
+def _described(connection: dict[str, Any]) -> str:
+    """One connection of ``/who``: ``bot helper, HelperBot, since 18:24:39 (this one)``."""
+    kind = connection.get("kind") or "unknown client"
+    name = connection.get("name")
+    parts = [f"{kind} {name}" if name else str(kind)]
+    if connection.get("display_name"):
+        parts.append(html.unescape(str(connection["display_name"])))
+    since = connection.get("since")
+    if isinstance(since, str) and since:
+        parts.append(f"since {Message({'timestamp': since}).timestamp.astimezone():%H:%M:%S}")
+    text = ", ".join(visible(part) for part in parts)
+    return text + (" (this terminal)" if connection.get("you") else "")
+
+
+def _key_bindings(app: ChatApp) -> KeyBindings:
     bindings = KeyBindings()
+
+    @bindings.add("c-o")
+    def _(event: KeyPressEvent) -> None:
+        """Ctrl-O shows the last collapsed message whole."""
+        app.show_collapsed()
 
     @bindings.add("escape", "enter")
     def _(event: KeyPressEvent) -> None:

@@ -332,7 +332,7 @@ class Connection:
     def _new_client(self, like: AsyncClient | None = None) -> AsyncClient:
         """A client that never stops reconnecting, with ``like``'s options if given."""
         client = AsyncClient(self.server_url, session_cache_file=self.session_file,
-                             max_reconnect_attempts=None,
+                             kind="terminal", max_reconnect_attempts=None,
                              reconnect_delay_max=self.reconnect_max_delay)
         if like is not None:
             for option in CLIENT_OPTIONS:

@@ -14,12 +14,13 @@ from datetime import datetime
 from typing import Any
 
 from prompt_toolkit.formatted_text import FormattedText
-from prompt_toolkit.styles import Style
+from prompt_toolkit.styles import Style, merge_styles, style_from_pygments_cls
 from prompt_toolkit.utils import get_cwidth
+from pygments.styles import get_style_by_name
 
 from roomz.message import Message, display_name_of, label
 
-STYLE = Style.from_dict({
+STYLE = merge_styles([style_from_pygments_cls(get_style_by_name("monokai")), Style.from_dict({
     "time": "#8a8a8a",
     "name": "ansicyan",
     "own": "ansigreen bold",
@@ -29,7 +30,17 @@ STYLE = Style.from_dict({
     "warning": "ansiyellow",
     "error": "ansired",
     "toolbar": "reverse",
-})
+    # rich messages (rich_render.py)
+    "subject": "bold",
+    "question": "ansiyellow bold",
+    "answer-number": "ansiyellow",
+    "answer": "ansigreen",
+    "code-bar": "#5f5f5f",
+    "md-h1": "bold underline",
+    "md-h": "bold",
+    "md-marker": "#8a8a8a",
+    "md-code": "ansicyan",
+})])
 
 
 def clock(moment: datetime | None = None) -> str:

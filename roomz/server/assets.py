@@ -17,8 +17,11 @@ from aiohttp import web
 #: The files under ``static/`` that are served, with their content types.
 SERVED = {
     "chat.js": "text/javascript",
+    "rich.js": "text/javascript",
     "roomz.css": "text/css",
     "vendor/socket.io.min.js": "text/javascript",
+    "vendor/markdown-it.min.js": "text/javascript",
+    "vendor/purify.min.js": "text/javascript",
 }
 #: Hex digits of the SHA-256 in a URL: enough that two versions never share one.
 HASH_LENGTH = 12

@@ -16,8 +16,10 @@ import socketio
 from . import internals
 from .message_rate import MessageRate
 from .presence import Departure, PresenceStore
+from .questions import Questions
 from .quiet_log import QuietLog
 from .replay import Replays, Resume, resume_request
+from .rich_messages import Refused, rich_fields
 from .sessions import Session, SessionError, Sessions, cookie_value
 from .settings import ServerSettings
 from .unavailable import StoreUnavailable
@@ -27,6 +29,7 @@ from .validation import (
     clean_display_name,
     content_too_long,
 )
+from .who import ClientInfo, client_of, listing
 
 log = logging.getLogger("roomz.server")
 quiet = QuietLog(log)  # strangers can make these lines: one per kind per interval
@@ -44,6 +47,11 @@ BUSY = "Server busy: shared state unreachable; try again shortly"
 NOT_KEPT = {"error": "Message not sent: the server cannot keep it in its history just now; "
                      "try again shortly", "code": 503}
 _NO_DATA = object()
+#: What this server adds to the protocol, named in ``authenticated`` (docs/protocol.md 3.8-9).
+FEATURES = ["content_types", "questions", "who"]
+#: Questions and who keep their state in one node's memory: several nodes lack them.
+SEVERAL_NODES = ("{what} need a single node: this server shares its connections with other "
+                 "nodes through Redis")
 
 
 def now_iso() -> str:
@@ -61,6 +69,7 @@ class Connection:
     rate: MessageRate  # messages and name changes it may still send
     display_name: str | None = None
     resume: Resume | None = None  # the history it asked for as it connected (extension)
+    client: ClientInfo = ClientInfo()  # what it said it is, for who
 
     @property
     def channel(self) -> str:
@@ -93,6 +102,9 @@ class Chat:
         sio.on("set_display_name", self.set_display_name)
         if replays is not None:
             sio.on("history", self.history)
+        sio.on("who", self.who)
+        self.questions = Questions(self._deliver)
+        self.features = FEATURES if settings.redis_url is None else ["content_types"]
         sessions.watch(self.check_sessions)  # a logout here ends its connections at once
 
     async def connect(self, sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> None:
@@ -110,6 +122,11 @@ class Chat:
         resume = resume_request(auth) if self.replays is not None else None
         if isinstance(resume, str):
             raise socketio.exceptions.ConnectionRefusedError(f"Bad auth payload: {resume}")
+        try:
+            client = client_of(auth)
+        except ValueError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(f"Bad auth payload: {exc}") \
+                from None
         if not self.settings.allows(email):
             raise socketio.exceptions.ConnectionRefusedError("Not authenticated: email not allowed")
         if len(self.connections) >= self.settings.max_connections:
@@ -118,7 +135,7 @@ class Chat:
                 f"Server full: {self.settings.max_connections} connections; try again later"
             )
         conn = Connection(email=email, connection_id=str(uuid.uuid4()),
-                          session=Session.of(claims),
+                          session=Session.of(claims), client=client,
                           rate=MessageRate(self.settings.message_rate,
                                            self.settings.message_burst), resume=resume)
         self.connections[sid] = conn
@@ -153,7 +170,7 @@ class Chat:
             return
         user = conn.user()
         greeting = {"user": user, "channel": conn.channel, "server_time": now_iso(),
-                    "connection_id": conn.connection_id}
+                    "connection_id": conn.connection_id, "features": self.features}
         if not await self._enter(sid, conn, greeting):
             return
         await self._tell_others(conn, sid, "user_joined", {
@@ -219,10 +236,14 @@ class Chat:
             return INVALID_CONTENT
         if (too_long := content_too_long(content)) is not None:
             return {"error": too_long, "code": 400}  # refused whole: never cut in silence
+        try:
+            rich = self._rich(conn, data)
+        except Refused as refused:
+            return refused.answer
         message_id = str(uuid.uuid4())
         timestamp = now_iso()
         message = {"id": message_id, "user": conn.user(), "content": clean_content(content),
-                   "timestamp": timestamp, "connection_id": conn.connection_id}
+                   "timestamp": timestamp, "connection_id": conn.connection_id, **rich}
         if self.replays is not None:  # kept before anyone sees it: acknowledged is replayable
             try:
                 await self.replays.keep(conn.email, message)
@@ -232,7 +253,42 @@ class Chat:
             await self.sio.emit("message", message, room=conn.channel)
         except StoreUnavailable:
             return NOT_DELIVERED
+        if "question_data" in rich:
+            self.questions.asked(message_id, conn.email, conn.user(), conn.connection_id,
+                                 rich["question_data"])
         return {"status": "ok", "message_id": message_id, "timestamp": timestamp}
+
+    def _rich(self, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
+        """The rich fields of a message (docs/protocol.md 3.8), an answer taken; raises
+        :class:`Refused` with the error answer."""
+        fields = rich_fields(data)
+        if ("question_data" in fields or "answer_to" in fields) \
+                and "questions" not in self.features:
+            raise Refused(SEVERAL_NODES.format(what="Questions"), 501)
+        if "question_data" in fields:
+            self.questions.may_ask(conn.email)
+        if "answer_to" in fields:
+            self.questions.answer(conn.email, conn.connection_id, fields)
+        return fields
+
+    async def _deliver(self, email: str, event: dict[str, Any]) -> None:
+        """A message of the server's own (a question's timeout) to ``email``'s channel."""
+        try:
+            if self.replays is not None:  # kept like any message: replayed to who was away
+                await self.replays.keep(email, event)
+            await self.sio.emit("message", event, room=f"user:{email}")
+        except StoreUnavailable:
+            log.warning("%s: a question's timeout message was not delivered, shared state "
+                        "is unreachable", email)
+
+    async def who(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
+        """List the connections of the asking connection's user (docs/protocol.md 3.9)."""
+        conn = self._sender(sid, {} if data is None else data)
+        if isinstance(conn, dict):
+            return conn
+        if "who" not in self.features:
+            return {"error": SEVERAL_NODES.format(what="Lists of connections"), "code": 501}
+        return {"status": "ok", "connections": listing(conn, self.connections.values())}
 
     async def set_display_name(self, sid: str, data: Any = _NO_DATA,
                                *extra: Any) -> dict[str, Any]:
@@ -320,4 +376,5 @@ class Chat:
         Clients see their connection end and, like Socket.IO's own servers' clients on
         shutdown, reconnect on their own; a Socket.IO DISCONNECT would tell them not to.
         """
+        await self.questions.close()
         await internals.close_transports(self.sio)

@@ -2,8 +2,10 @@
 
 The server renders which view shows, and everything in it is escaped; ``static/chat.js``
 does the rest (sending the link, waiting for it, chatting over Socket.IO) and writes what
-people send with ``textContent`` only. The headers allow the page's own scripts, styles
-and connections, and nothing else: no inline script, no other site, no framing.
+people send with ``textContent`` only; ``static/rich.js`` draws rich messages, Markdown
+through the vendored markdown-it (raw HTML off) and DOMPurify. The headers allow the page's
+own scripts, styles and connections, and nothing else: no inline script, no other site, no
+framing.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="{css}">
 <script src="{socketio}" defer></script>
+<script src="{markdown}" defer></script>
+<script src="{purify}" defer></script>
+<script src="{rich}" defer></script>
 <script src="{js}" defer></script>
 </head><body class="chat-page" data-view="{view}">
 <header class="bar"><h1>Roomz</h1>
@@ -68,6 +73,8 @@ MENU = """<details id="menu" class="menu"><summary><span class="sr-only">Account
 </div></details>"""
 
 SIGNED_IN = """<main id="chat" class="chat">
+<details id="who" class="connections"><summary>Connections</summary>
+<ul id="who-list" aria-label="Your connections"></ul></details>
 <ol id="messages" class="messages" role="log" aria-label="Messages" aria-live="polite"
 tabindex="0"></ol>
 <button type="button" id="more" class="more" hidden>New messages below</button>
@@ -96,6 +103,9 @@ def chat_page(*, email: str | None, error: tuple[str, str] | None = None,
         view, status, main = "chat", "Connecting…", SIGNED_IN
         menu = MENU.format(email=html.escape(email))
     body = PAGE.format(css=files.url("roomz.css"), js=files.url("chat.js"),
-                       socketio=files.url("vendor/socket.io.min.js"), view=view,
+                       socketio=files.url("vendor/socket.io.min.js"),
+                       markdown=files.url("vendor/markdown-it.min.js"),
+                       purify=files.url("vendor/purify.min.js"), rich=files.url("rich.js"),
+                       view=view,
                        status=status, menu=menu, main=main)
     return web.Response(text=body, content_type="text/html", headers=CHAT_PAGE_HEADERS)

@@ -213,20 +213,23 @@ async def test_a_longer_prefix_works_too() -> None:
 
 
 async def test_help_lists_every_command_with_its_usage() -> None:
-    """``!help`` lists every command of every plugin, each with its usage and help line."""
+    """``!help`` lists every command of every plugin, each with its usage and help line, as
+    a Markdown list."""
     async with BotHarness(["echo", "dice", "reminders", calc]) as chat:
         assert chat.bot is not None
         commands = list(chat.bot.commands)
         await chat.say("!help")
-        text = (await chat.reply()).text
+        reply = await chat.reply()
 
-    lines = text.splitlines()
-    assert lines[0] == "Commands:"
-    assert len(lines) == 1 + len(commands) == 1 + 13
+    assert reply.content_type == "text/markdown"
+    lines = reply.text.splitlines()
+    assert lines[:2] == ["**Commands**", ""]
+    assert len(lines) == 2 + len(commands) == 2 + 13
     for c in commands:
-        assert f"!{c.usage}: {c.help}" in lines
-    assert "!roll [NdM]: Roll dice: 2d6 is two six-sided dice." in lines
-    assert "!remind <duration> <text>: Remind you of something later: !remind 10m tea." in lines
+        assert f"- `!{c.usage}`: {c.help}" in lines
+    assert "- `!roll [NdM]`: Roll dice: 2d6 is two six-sided dice." in lines
+    assert "- `!remind <duration> <text>`: Remind you of something later: !remind 10m tea." \
+        in lines
 
 
 async def test_help_about_one_command_shows_usage_aliases_and_help() -> None:

@@ -42,7 +42,7 @@ def test_the_example_config_loads() -> None:
     assert config.session_cache_file == Path("~/.cache/roomz/session.json").expanduser()
     (bot,) = config.bots
     assert (bot.name, bot.display_name, bot.prefix) == ("helper", "HelperBot", "!")
-    assert bot.plugins == ["help", "echo", "dice", "greeter", "reminders"]
+    assert bot.plugins == ["help", "echo", "dice", "greeter", "reminders", "poll"]
     assert (bot.flood_burst, bot.flood_per_second, bot.flood_queue) == (3, 1.0, 20)
     assert (config.reconnect_max_delay, bot.reconnect_max_delay) == (60.0, None)
     assert config.plugin_settings["dice"] == {"max_dice": 20, "max_sides": 1000}
@@ -55,9 +55,10 @@ async def test_the_example_configs_bot_builds_with_every_plugin(
     caplog.set_level(logging.WARNING)
     config = load_config(REPO / "config.example.toml")
     bot = build_bot(config, config.bots[0], data_dir=tmp_path)
-    assert [p.name for p in bot.plugins] == ["help", "echo", "dice", "greeter", "reminders"]
+    assert [p.name for p in bot.plugins] == ["help", "echo", "dice", "greeter", "reminders",
+                                             "poll"]
     assert {c.name for c in bot.commands} == {"help", "echo", "roll", "remind", "reminders",
-                                              "unremind"}
+                                              "unremind", "poll"}
     assert caplog.records == []
 
 

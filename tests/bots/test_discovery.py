@@ -17,7 +17,7 @@ from roomz_bots.testing import BotHarness
 from .helpers import SAMPLES
 
 BUNDLED = {"echo": {"echo"}, "dice": {"roll"}, "greeter": set(),
-           "reminders": {"remind", "reminders", "unremind"}}
+           "reminders": {"remind", "reminders", "unremind"}, "poll": {"poll"}}
 
 
 def install_distribution(site: Path, entry_points: dict[str, str], *, name: str = "myplug",

@@ -1,5 +1,6 @@
-"""The chat page's files and headers, over HTTP: the vendored Socket.IO client is the npm
-release it says it is, the page is small, cached by versioned URLs, and locked down."""
+"""The chat page's files and headers, over HTTP: the vendored Socket.IO client, markdown-it
+and DOMPurify are the npm releases they say they are, the page is small, cached by
+versioned URLs, and locked down."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 import roomz.backoff
 import roomz.cli
@@ -18,8 +20,18 @@ ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "roomz" / "server" / "static"
 VENDOR = STATIC / "vendor"
 HTTP = aiohttp.ClientTimeout(total=10)
-#: The page's own weight limit, Socket.IO's client left out.
+#: The page's own weight limit, the vendored libraries left out.
 MOST_BYTES = 100_000
+#: Each vendored library: its npm package, file, the variable of ./dev that pins it, and
+#: the words its build or licence starts with.
+VENDORED = [
+    ("socket.io-client", "socket.io.min.js", "SOCKET_IO_CLIENT", "/*!\n * Socket.IO v{v}\n",
+     "MIT License"),
+    ("markdown-it", "markdown-it.min.js", "MARKDOWN_IT", "(function(e,t){{",  # no banner
+     "Permission is hereby granted"),
+    ("dompurify", "purify.min.js", "DOMPURIFY", "/*! @license DOMPurify {v} |",
+     "Apache License"),
+]
 
 
 async def fetch(url: str, cookie: str | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -35,19 +47,25 @@ def linked(page: str) -> list[str]:
     return re.findall(r'(?:src|href)="(/static/[^"]+)"', page)
 
 
-def test_the_vendored_client_is_the_pinned_release_with_its_checksum() -> None:
-    """socket.io.min.js has the SHA-256 recorded by ./dev vendor, and is the version that
-    ./dev pins (its banner says so); its MIT licence travels with it."""
-    recorded, name = (VENDOR / "socket.io.min.js.sha256").read_text().split()
+@pytest.mark.parametrize(("package", "file", "pin", "banner", "licence"), VENDORED,
+                         ids=[v[0] for v in VENDORED])
+def test_each_vendored_library_is_the_pinned_release_with_its_checksum(
+        package: str, file: str, pin: str, banner: str, licence: str) -> None:
+    """Each file has the SHA-256 recorded by ./dev vendor, and is the version that ./dev
+    pins (a banner says so, where the build has one); its licence travels with it."""
+    recorded, name = (VENDOR / f"{file}.sha256").read_text().split()
     script = (VENDOR / name).read_bytes()
-    version = (VENDOR / "socket.io-client.version").read_text().strip()
+    version = (VENDOR / f"{package}.version").read_text().strip()
 
-    assert hashlib.sha256(script).hexdigest() == recorded
-    assert script.startswith(f"/*!\n * Socket.IO v{version}\n".encode())
-    assert re.search(rf"^SOCKET_IO_CLIENT={re.escape(version)}\b",
-                     (ROOT / "dev").read_text(), re.M)
-    assert version.startswith("4.")  # Engine.IO 4 and Socket.IO protocol 5, as our server
-    assert "MIT License" in (VENDOR / "socket.io-client.LICENSE").read_text()
+    assert name == file and hashlib.sha256(script).hexdigest() == recorded
+    assert script.startswith(banner.format(v=version).encode())
+    assert re.search(rf"^{pin}={re.escape(version)}\b", (ROOT / "dev").read_text(), re.M)
+    assert licence in (VENDOR / f"{package}.LICENSE").read_text()
+
+
+def test_the_socket_io_client_speaks_our_servers_protocol() -> None:
+    """Socket.IO client 4: Engine.IO 4 and Socket.IO protocol 5, as our server."""
+    assert (VENDOR / "socket.io-client.version").read_text().startswith("4.")
 
 
 def test_the_page_waits_as_the_terminal_does() -> None:
@@ -72,7 +90,7 @@ async def test_the_page_weighs_under_100_kb_without_socket_io(server: LocalServe
         assert status == 200
         total = len(page)
         for url in linked(page.decode()):
-            if "socket.io" not in url:
+            if "/vendor/" not in url:
                 total += len((await fetch(server.url + url))[2])
         print(f"chat page ({'signed in' if session else 'signed out'}): {total} bytes")
         assert total < MOST_BYTES
@@ -94,8 +112,9 @@ async def test_the_page_is_locked_down_and_its_files_cached_by_version(
     assert not re.search(rb"<[^>]*\son\w+=", page)  # no event handler attributes
 
     urls = linked(page.decode())
-    assert {url.rsplit("/", 1)[1] for url in urls} == {"roomz.css", "chat.js",
-                                                        "socket.io.min.js"}
+    assert {url.rsplit("/", 1)[1] for url in urls} == {
+        "roomz.css", "chat.js", "rich.js", "socket.io.min.js", "markdown-it.min.js",
+        "purify.min.js"}
     for url in urls:
         status, headers, body = await fetch(server.url + url)
         digest = url.split("/")[2]

@@ -181,11 +181,11 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
 
 
 def spawn_cli(tmp_path: Path, *args: str, cwd: Path | None = None,
-              columns: int = 120) -> pexpect.spawn:
-    """``roomz-cli ARGS`` in a pseudo-terminal of 30 rows (and 120 ``columns``), its files
+              columns: int = 120, rows: int = 30) -> pexpect.spawn:
+    """``roomz-cli ARGS`` in a pseudo-terminal of 30 ``rows`` and 120 ``columns``, its files
     under ``tmp_path``."""
     return pexpect.spawn(ROOMZ_CLI, list(args), cwd=str(cwd or tmp_path), env=cli_env(tmp_path),
-                         dimensions=(30, columns), encoding="utf-8", timeout=TIMEOUT)
+                         dimensions=(rows, columns), encoding="utf-8", timeout=TIMEOUT)
 
 
 def wait_for_prompt(child: pexpect.spawn) -> None:

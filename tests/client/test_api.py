@@ -30,6 +30,9 @@ from tests.events import Events
 from tests.waiting import wait_until
 
 P = inspect.Parameter
+#: Keywords send() takes besides API.md's content (issue 17: rich messages, additions).
+RICH_SEND_OPTIONS = [(name, P.KEYWORD_ONLY, None, "str | None")
+                     for name in ("content_type", "subject", "language")]
 TIMEOUT = 5.0
 ALICE = "alice@example.com"
 CLIENT_OPTIONS = [
@@ -41,7 +44,10 @@ CLIENT_OPTIONS = [
 ]
 CACHE_OPTION = ("session_cache_file", P.KEYWORD_ONLY, None, "str | Path | None")
 #: Keyword-only additions, after the documented parameters so that they change nothing.
-ADDED_OPTIONS = [("reconnect_delay_max", P.KEYWORD_ONLY, 30.0, "float")]
+ADDED_OPTIONS = [("reconnect_delay_max", P.KEYWORD_ONLY, 30.0, "float"),
+                 # what who lists (issue 17)
+                 ("kind", P.KEYWORD_ONLY, "script", "str"),
+                 ("name", P.KEYWORD_ONLY, None, "str | None")]
 
 
 def params(func: Any) -> list[tuple[str, Any, Any, str]]:
@@ -211,7 +217,8 @@ def test_async_client_methods_and_properties() -> None:
                                                ("retry", P.KEYWORD_ONLY, False, "bool")]
     assert all(p[2] is not P.empty for p in params(AsyncClient.connect))  # connect() works bare
     assert params(AsyncClient.disconnect) == []
-    assert params(AsyncClient.send) == [("content", P.POSITIONAL_OR_KEYWORD, P.empty, "str")]
+    assert params(AsyncClient.send) == [("content", P.POSITIONAL_OR_KEYWORD, P.empty, "str"),
+                                        *RICH_SEND_OPTIONS]
     assert params(AsyncClient.clear_cached_session) == []
     assert params(AsyncClient.set_display_name) == [
         ("name", P.POSITIONAL_OR_KEYWORD, P.empty, "str | None")]
@@ -237,7 +244,8 @@ def test_sync_client_methods_and_properties() -> None:
                  "clear_cached_session", "on", "off", "close"):
         method = getattr(SyncClient, name)
         assert callable(method) and not inspect.iscoroutinefunction(method), name
-    assert params(SyncClient.send) == [("content", P.POSITIONAL_OR_KEYWORD, P.empty, "str")]
+    assert params(SyncClient.send) == [("content", P.POSITIONAL_OR_KEYWORD, P.empty, "str"),
+                                       *RICH_SEND_OPTIONS]
     assert params(SyncClient.off)[1][2] is None
     assert all(p[2] is not P.empty for p in params(SyncClient.connect))
     assert hasattr(SyncClient, "__enter__") and hasattr(SyncClient, "__exit__")

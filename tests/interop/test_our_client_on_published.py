@@ -11,7 +11,13 @@ from typing import Any
 
 import pytest
 
-from roomz import AsyncClient, AuthenticationError, ConnectionError, ConnectionState
+from roomz import (
+    AsyncClient,
+    AuthenticationError,
+    ConnectionError,
+    ConnectionState,
+    NotSupportedError,
+)
 from roomz.limits import split_text
 from tests.client.helpers import is_iso8601
 from tests.events import Events, user_of
@@ -247,3 +253,28 @@ async def test_on_the_published_server_there_is_no_replay_and_the_log_says_so_on
     assert second.connected
     said = [r for r in caplog.records if "keeps no message history" in r.getMessage()]
     assert len(said) == 2, said  # once per client
+
+
+async def test_rich_messages_on_the_published_server(published: PublishedServer,
+                                                     our_client: Connect) -> None:
+    """The published server has no extensions: send() with a content type delivers the text
+    (the field dropped); ask(), poll(), answer() and who() raise NotSupportedError saying
+    so, before anything is sent."""
+    client = await our_client(published, published.url, "alice@example.com")
+    seen = Events(client)
+    assert not client.supports("questions")
+    ack = await asyncio.wait_for(client.send("# Title", content_type="text/markdown",
+                                             subject="S"), TIMEOUT)
+    assert ack["status"] == "ok"
+    message = await seen.wait_for("message", lambda d: d["id"] == ack["message_id"],
+                                  timeout=TIMEOUT)
+    assert message["content"] == "# Title" and "content_type" not in message
+    for call in (client.ask("Deploy?", ["yes", "no"], timeout=5),
+                 client.poll("Lunch?", ["a", "b"]), client.answer("some-id", "1"),
+                 client.who()):
+        with pytest.raises(NotSupportedError, match=(
+                f"the server at {published.url} does not support (questions|listing "
+                "connections) \\(an extension of roomz-server; the published 0.4.0 server "
+                "lacks it\\)")):
+            await call
+    assert Counter(e for e, _ in seen.events)["message"] == 1

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from roomz import AsyncClient
 from roomz.server.local import LocalServer
 
 SCRIPT = Path(__file__).with_name("published_client.py")
@@ -77,3 +78,52 @@ async def test_published_client_signs_in_sends_receives_and_names(
     assert len(messages) == 6  # nothing of the refused message reached anyone
     left = next(d for who, name, d in events if (who, name) == ("first", "user_left"))
     assert left["remaining_connections"] == 1
+
+
+async def test_the_published_client_reads_rich_messages_as_their_text(
+    server: LocalServer, published_python: Path, tmp_path: Path
+) -> None:
+    """Markdown, code and a question from our client reach the published 0.4.0 client as
+    messages whose content is readable text (the question's: its numbered answers); the
+    extra fields do not trouble it, and it stays connected. It cannot answer, so the
+    question times out to its default."""
+    url = server.url.replace("127.0.0.1", "localhost")
+    proc = await asyncio.create_subprocess_exec(
+        str(published_python), str(SCRIPT.with_name("published_listener.py")), url,
+        "alice@example.com", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, "HOME": str(tmp_path)})
+    assert proc.stdin and proc.stdout and proc.stderr
+
+    async def said() -> dict[str, Any]:
+        line = await asyncio.wait_for(proc.stdout.readline(), 20)  # type: ignore[union-attr]
+        if not line:
+            err = (await asyncio.wait_for(proc.stderr.read(), 5)).decode()  # type: ignore[union-attr]
+            raise AssertionError(f"published client ended early:\n{err}")
+        return json.loads(line)  # type: ignore[no-any-return]
+
+    ours = AsyncClient(server.url)
+    try:
+        asked = await said()
+        link = await server.next_link(asked["need_token"])
+        proc.stdin.write(link.token.encode() + b"\n")
+        await proc.stdin.drain()
+        assert await said() == {"ready": True}
+        await asyncio.wait_for(ours.connect((await server.request_link(asked["need_token"]))
+                                            .token), 10)
+        await ours.send("# Report\n\n| a | b |", content_type="text/markdown", subject="R")
+        await ours.send("x = 1", content_type="text/code", language="python")
+        answer = await asyncio.wait_for(ours.ask("Deploy?", ["yes", "no"], timeout=1,
+                                                 default="no"), 15)
+        await ours.send("DONE")
+        result = (await said())["result"]
+    finally:
+        await ours.disconnect()
+        if proc.returncode is None:
+            proc.kill()
+        await asyncio.wait_for(proc.wait(), 5)
+    assert (answer.choice, answer.timed_out) == ("no", True)
+    assert result["connected"] is True
+    contents = [m["content"] for m in result["messages"]]
+    assert contents == ["# Report\n\n| a | b |", "x = 1", "Deploy?\n1. yes\n2. no",
+                        "No answer to “Deploy?” within 1 s: no.", "DONE"]
+    assert result["messages"][0]["content_type"] == "text/markdown"  # there, if it looks

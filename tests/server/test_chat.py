@@ -59,7 +59,9 @@ async def test_signed_in_user_connects_and_is_authenticated(server: LocalServer)
     async with connected(server.url, token) as alice:
         payload = await alice.wait_for("authenticated")
 
-    assert set(payload) == {"user", "channel", "server_time", "connection_id", "history"}
+    assert set(payload) == {"user", "channel", "server_time", "connection_id", "history",
+                            "features"}
+    assert payload["features"] == ["content_types", "questions", "who"]  # issue 17
     assert payload["user"] == user_of(ALICE)
     assert payload["channel"] == f"user:{ALICE}"
     assert is_iso8601_with_zone(payload["server_time"])

@@ -1,5 +1,6 @@
 // The Roomz chat page: the sign-in form, and the chat over Socket.IO once signed in.
-// Plain JavaScript, no build step. Whatever people send is written with textContent only.
+// Plain JavaScript, no build step. Whatever people send is written with textContent only;
+// rich messages (Markdown, questions) are drawn by rich.js.
 "use strict";
 
 (function () {
@@ -175,7 +176,9 @@
     let myName = null;  // set again after each reconnect: the server forgets it
     let signedOut = false;
 
+    const questions = new Map();  // questions seen, by message id (rich.js keeps them)
     const socket = io({
+      auth: { client: { kind: "page" } },  // what who lists this connection as
       reconnection: true, reconnectionAttempts: Infinity,
       reconnectionDelay: RECONNECT_DELAY_MS, reconnectionDelayMax: RECONNECT_DELAY_MAX_MS,
       randomizationFactor: RECONNECT_JITTER,
@@ -221,12 +224,48 @@
       who.className = "who";
       who.textContent = label(message.user);
       meta.append(who, timeOf(message.timestamp));
-      const text = document.createElement("p");
-      text.className = "text";
-      text.textContent = unescaped(message.content);
+      let text;
+      if (RoomzRich.isRich(message)) {
+        text = RoomzRich.render(message, { unescaped, questions, answer });
+      } else {
+        text = document.createElement("p");
+        text.className = "text";
+        text.textContent = unescaped(message.content);
+      }
       item.append(meta, text);
       append(item);
     }
+
+    /** Answer a question's message with the answers ``ids``: the acknowledgement. */
+    function answer(question, ids, freeText) {
+      const labels = ids.map((id) => {
+        const found = question.question_data.answers.find((a) => a.id === id);
+        return found ? unescaped(found.label) : id;
+      });
+      const payload = { content: labels.join(", ") + (freeText ? `: ${freeText}` : ""),
+        answer_to: question.id, answers: ids };
+      if (freeText) payload.free_text = freeText;
+      return new Promise((resolve) => {
+        socket.timeout(ACK_TIMEOUT_MS).emit("message", payload,
+          (error, ack) => resolve(error ? null : ack));
+      });
+    }
+
+    // Who is here: the user's connections, listed when the panel opens, kept current.
+    const who = $("who");
+    function listWho() {
+      if (!who.open || !socket.connected) return;
+      socket.timeout(ACK_TIMEOUT_MS).emit("who", {}, (error, ack) => {
+        const list = $("who-list");
+        if (error || !ack || ack.status !== "ok") {
+          list.replaceChildren(Object.assign(document.createElement("li"), {
+            className: "bad", textContent: (ack && ack.error) || "The server did not answer." }));
+          return;
+        }
+        list.replaceChildren(...RoomzRich.whoItems(ack.connections, { unescaped }));
+      });
+    }
+    who.addEventListener("toggle", listWho);
 
     function note(text, kind, iso) {
       const item = document.createElement("li");
@@ -295,6 +334,9 @@
       if (myName) setName(myName, true);
     });
     socket.on("message", showMessage);
+    for (const event of ["user_joined", "user_left", "display_name_changed", "connect"]) {
+      socket.on(event, listWho);
+    }
     socket.on("user_joined", (data) => {
       const n = data && data.total_connections;
       note(`${label(data && data.user)} joined (${n} connection${n === 1 ? "" : "s"})`, "",

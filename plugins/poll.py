@@ -1,0 +1,27 @@
+"""Poll: ``!poll Lunch? | pizza | sushi`` asks every connection, then shows the count.
+
+The question is open for ``seconds`` (a minute by default); each connection (terminal,
+page, another device) answers once, with a button or by typing the answer's number.
+"""
+
+from dataclasses import dataclass
+
+from roomz_bots import Markdown, PluginBot, UsageError, command
+
+
+@dataclass
+class Settings:
+    """``[plugins.poll]`` in the config."""
+
+    seconds: float = 60.0
+
+
+@command(usage="poll <question> | <answer> | <answer>...")
+async def poll(bot: PluginBot, *, text: str) -> Markdown:
+    """Ask a question with answers to choose from, and count the answers."""
+    question, *answers = [part.strip() for part in text.split("|")]
+    if not question or len(answers) < 2 or not all(answers):
+        raise UsageError("a question and at least two answers, split by |")
+    counts = await bot.poll(question, answers, timeout=bot.settings.seconds)
+    rows = [f"| {answer} | {count} |" for answer, count in counts.most_common()]
+    return Markdown(f"**{question}**\n\n| answer | votes |\n|---|---:|\n" + "\n".join(rows))

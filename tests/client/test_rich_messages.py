@@ -1,0 +1,183 @@
+"""The client's rich messages: ``send`` with a content type, ``ask``/``poll`` and
+``answer`` between two connections of one user, ``who``, on a real server; and long
+Markdown in parts that each render on their own (:mod:`roomz.content`)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from roomz import NotSupportedError, SyncClient
+from roomz.content import CODE, MARKDOWN, Code, Markdown, split_content
+from roomz.limits import MAX_MESSAGE_LENGTH
+from roomz.message import Message
+from roomz.questions import Answer
+from roomz.server.local import LocalServer
+from roomz.server.testing import ThreadedServer
+from tests.events import Events
+from tests.faults.proxy import TcpProxy
+
+from .conftest import SignedIn
+from .helpers import TIMEOUT, assert_send_ack, restart_in_process
+
+ALICE = "alice@example.com"
+
+
+async def test_send_says_what_the_text_is(server: LocalServer, signed_in: SignedIn) -> None:
+    """content_type, subject and language reach the other connection, which reads them from
+    the Message view (unescaped); Markdown(...).fields() gives the same fields."""
+    sender, reader = await signed_in(server, ALICE), await signed_in(server, ALICE)
+    seen = Events(reader)
+    ack = await sender.send("# A & B", content_type=MARKDOWN, subject="Re: <x>")
+    assert_send_ack(ack)
+    code = Code("x = 1", language="python")
+    assert_send_ack(await sender.send(code.text, **code.fields()))
+    first = Message(await seen.wait_for("message", lambda d: d["id"] == ack["message_id"]))
+    assert (first.content_type, first.text, first.subject) == (MARKDOWN, "# A & B", "Re: <x>")
+    second = Message(await seen.wait_for("message", lambda d: d.get("content_type") == CODE))
+    assert (second.text, second.language) == ("x = 1", "python")
+    assert await sender.send("x", content_type="text/html") == {
+        "error": "Unknown 'content_type' 'text/html': expected one of text/plain, "
+                 "text/markdown, text/code, text/diff, application/x-question", "code": 400}
+
+
+async def test_ask_returns_the_answer_another_connection_chose(
+        server: LocalServer, signed_in: SignedIn) -> None:
+    """ask() posts the question; answer() from another connection (by label) is what ask()
+    returns, with the free text of an answer that takes it."""
+    asker, person = await signed_in(server, ALICE), await signed_in(server, ALICE)
+
+    async def answer_it(data: dict[str, object]) -> None:
+        message = Message(data)
+        if message.question is not None:
+            assert message.text == "Lunch?\n1. pizza\n2. sushi"  # the fallback text
+            await person.answer(message, "sushi")
+
+    person.on("message", answer_it)
+    answer = await asyncio.wait_for(asker.ask("Lunch?", ["pizza", "sushi"], timeout=30),
+                                    TIMEOUT)
+    assert (answer.choice, answer.ids, answer.timed_out) == ("sushi", ("2",), False)
+
+
+async def test_ask_times_out_to_its_default_also_when_the_asker_was_away(
+        server: LocalServer, signed_in: SignedIn) -> None:
+    """Nobody answers: the server's timeout gives the default. The asker's connection is
+    cut while it waits; the server times the question out all the same, and the asker, back
+    by then, gets the server's timeout message with the default."""
+    proxy = TcpProxy([server.port])
+    await proxy.start()
+    try:
+        asker = await signed_in(server, ALICE, url=proxy.url, reconnect_delay=0.1,
+                                max_reconnect_attempts=50)
+        person = await signed_in(server, ALICE)
+        seen = Events(person)
+        waiting = asyncio.create_task(asker.ask("Deploy?", ["yes", "no"], timeout=3,
+                                                default="no"))
+        question = await seen.wait_for("message", lambda d: "question_data" in d)
+        await proxy.cut()
+        await seen.wait_for("user_left")
+        answered = await asyncio.wait_for(waiting, TIMEOUT + 5)
+        assert (answered.choice, answered.timed_out) == ("no", True)
+        assert answered.event is not None and answered.event["answer_to"] == question["id"]
+        await seen.wait_for("message", lambda d: d.get("timed_out") is True)
+    finally:
+        await proxy.close()
+
+
+async def test_ask_answers_its_default_itself_when_the_servers_timeout_was_lost(
+        server: LocalServer, signed_in: SignedIn) -> None:
+    """The server restarts while a question waits (its questions die with it): the client's
+    own deadline, the timeout plus connection_timeout, answers with the default."""
+    asker = await signed_in(server, ALICE, reconnect_delay=0.1, max_reconnect_attempts=50,
+                            connection_timeout=2)
+    waiting = asyncio.create_task(asker.ask("Again?", ["yes", "no"], timeout=1, default="no"))
+    await asyncio.sleep(0.2)
+    await restart_in_process(server)
+    again = await asyncio.wait_for(waiting, TIMEOUT + 5)
+    assert (again.choice, again.timed_out, again.event) == ("no", True, None)
+
+
+async def test_poll_collects_one_answer_per_connection(server: LocalServer,
+                                                       signed_in: SignedIn) -> None:
+    """poll() keeps the question open until its timeout and returns every answer."""
+    asker = await signed_in(server, ALICE)
+    people = [await signed_in(server, ALICE) for _ in range(2)]
+    for person, choice in zip(people, ["tea", "coffee"], strict=True):
+        async def vote(data: dict[str, object], person=person, choice=choice) -> None:
+            if Message(data).question is not None:
+                await person.answer(data, choice)
+        person.on("message", vote)
+    answers = await asyncio.wait_for(asker.poll("Drink?", ["tea", "coffee"], timeout=2),
+                                     TIMEOUT)
+    assert sorted(a.choice or "" for a in answers) == ["coffee", "tea"]
+
+
+async def test_who_and_answer_errors(server: LocalServer, signed_in: SignedIn) -> None:
+    """who() lists each connection's kind and name; answering a question twice gives the
+    410 acknowledgement; a choice the question lacks is a ValueError before anything goes."""
+    bot = await signed_in(server, ALICE, kind="bot", name="helper")
+    person = await signed_in(server, ALICE, kind="terminal")
+    seen = Events(person)
+    asking = asyncio.create_task(bot.ask("Go?", ["yes", "no"], timeout=30))
+    question = Message(await seen.wait_for("message"))
+    with pytest.raises(ValueError, match="'maybe' is not one of the answers"):
+        await person.answer(question, "maybe")
+    assert_send_ack(await person.answer(question, "yes"))
+    assert (await asyncio.wait_for(asking, TIMEOUT)).choice == "yes"
+    late = await person.answer(question, "no")
+    assert late == {"error": f"Question {question.id} is closed: answered already",
+                    "code": 410}
+    listed = [(c["kind"], c["name"], c["you"]) for c in await person.who()]
+    assert listed == [("bot", "helper", False), ("terminal", None, True)]
+    assert bot.supports("questions") and bot.supports("who")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        SyncClient(server.url, kind="robot")
+
+
+def test_sync_client_asks_and_answers() -> None:
+    """SyncClient's ask blocks until a SyncClient in another thread answered; who too."""
+    with ThreadedServer() as server, \
+            SyncClient(server.url, server.request_link(ALICE).token) as asker, \
+            SyncClient(server.url, server.request_link(ALICE).token) as person:
+        seen = Events(person)
+        result: list[Answer] = []
+        thread = threading.Thread(target=lambda: result.append(
+            asker.ask("Ship it?", ["yes", "no"], timeout=30)))
+        thread.start()
+        question = seen.wait_for_sync("message", lambda d: "question_data" in d)
+        assert person.answer(question, "yes")["status"] == "ok"
+        thread.join(TIMEOUT)
+        assert [a.choice for a in result] == ["yes"]
+        assert [c["kind"] for c in person.who()] == ["script", "script"]
+
+
+def test_long_markdown_goes_in_parts_that_each_render() -> None:
+    """Markdown is cut between blocks; a code block too long for one message is closed at
+    the end of a part and opened again, with its language, in the next; code keeps its
+    indentation."""
+    code = "\n".join(f"    value_{n} = {n}  # <&>" for n in range(80))
+    text = f"# Report\n\nIntro.\n\n```python\n{code}\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |"
+    parts = Markdown(text).parts()
+    assert len(parts) >= 3
+    assert all(len(p) <= MAX_MESSAGE_LENGTH for p in parts)
+    fenced = [p for p in parts if "value_" in p]
+    assert all(p.count("```") == 2 and "```python\n    value_" in p for p in fenced)
+    assert "".join(parts).count("value_") == 80
+    assert parts[-1].endswith("| 1 | 2 |")
+    lines = split_content("def f():\n    return 1\n" * 100, CODE)
+    assert len(lines) > 1
+    assert {line for part in lines for line in part.split("\n")} == {"def f():", "    return 1"}
+
+
+async def test_the_published_servers_lack_of_questions_is_a_clear_error(
+        server: LocalServer, signed_in: SignedIn) -> None:
+    """On a server whose authenticated names no features, ask/answer/who raise
+    NotSupportedError at once (the published server: tests/interop)."""
+    client = await signed_in(server, ALICE)
+    client._features = frozenset()  # what a server without the extension announces
+    with pytest.raises(NotSupportedError, match="does not support questions"):
+        await client.ask("Go?", ["yes"])
+    with pytest.raises(NotSupportedError, match="does not support listing connections"):
+        await client.who()
