@@ -76,7 +76,7 @@ async def test_ask_times_out_to_its_default_also_when_the_asker_was_away(
         waiting = asyncio.create_task(asker.ask("Deploy?", ["yes", "no"], timeout=3,
                                                 default="no"))
         question = await seen.wait_for("message", lambda d: "question_data" in d)
-        await proxy.cut()
+        proxy.cut()
         await seen.wait_for("user_left")
         answered = await asyncio.wait_for(waiting, TIMEOUT + 5)
         assert (answered.choice, answered.timed_out) == ("no", True)

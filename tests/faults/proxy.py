@@ -61,12 +61,6 @@ class TcpProxy:
         """Listen on a free loopback port."""
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
 
-    async def cut(self) -> None:
-        """Close every connection open now, and keep listening: clients reconnect through."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
     async def close(self) -> None:
         """Stop listening and close every connection (each one's task aborts both ends)."""
         if self._server is not None:
