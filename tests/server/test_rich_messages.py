@@ -29,12 +29,13 @@ def asking(question: dict[str, Any] | None = None, **extra: Any) -> dict[str, An
 
 async def test_a_message_without_the_extension_is_the_published_message(
         server: LocalServer) -> None:
-    """No rich field sent, none delivered: exactly the fields of before."""
+    """No rich field sent, none delivered: exactly the fields of before (and the history's
+    cursor, another extension)."""
     token = await server.sign_in(ALICE)
     async with signed_in(server.url, token) as alice:
         ack = await alice.send("hi")
         message = await alice.wait_for("message", lambda d: d["id"] == ack["message_id"])
-    assert set(message) == PLAIN_KEYS
+    assert set(message) == {*PLAIN_KEYS, "cursor"}
 
 
 async def test_markdown_with_a_subject_arrives_with_its_type_escaped_like_content(
