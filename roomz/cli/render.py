@@ -29,6 +29,8 @@ STYLE = Style.from_dict({
     "warning": "ansiyellow",
     "error": "ansired",
     "toolbar": "reverse",
+    # Messages from before the terminal started; last, so that it wins over their colours.
+    "history": "#8a8a8a",
 })
 
 
