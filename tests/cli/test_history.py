@@ -95,14 +95,16 @@ async def test_on_start_the_last_screenful_is_shown_dimmed_then_live_messages(
         await sender.disconnect()
 
 
-@pytest.mark.parametrize("roomz", [(), ("--history-messages", "3")], indirect=True,
-                         ids=["all kept", "a window of 3"])
+@pytest.mark.parametrize(("roomz", "named"), [((), False), (("--history-messages", "3"), False),
+                                               ((), True)],
+                         indirect=["roomz"], ids=["all kept", "a window of 3", "named"])
 async def test_after_a_cut_link_what_was_missed_follows_a_gap_line(
-        roomz: ServerProcess, tmp_path: Path, screens: list[Screen]) -> None:
+        roomz: ServerProcess, named: bool, tmp_path: Path, screens: list[Screen]) -> None:
     """The terminal's link cut while another connection sends 5 messages: once back, a
     line says how many it missed, and they follow, in order, each once, not dimmed, before
     what is sent next. With a window of 3 messages, a warning says that some are gone
-    (the client's), and the last 3 follow."""
+    (the client's), and the last 3 follow. With a display name (which the client sets
+    again before it passes the greeting on, while the replay arrives), the order holds."""
     some_gone = "--history-messages" in roomz.argv
     proxy = TcpProxy([roomz.port])
     await proxy.start()
@@ -111,6 +113,9 @@ async def test_after_a_cut_link_what_was_missed_follows_a_gap_line(
         with_cached_session(tmp_path, proxy.url, await roomz.sign_in(EMAIL))
         screen = terminal(tmp_path, screens, proxy.url, "--reconnect-max-delay", "1")
         await shows(screen, "Connected to")
+        if named:
+            screen.type("/name Laptop\r")
+            await shows(screen, "You are now Laptop")
         await asyncio.wait_for(sender.send("before"), TIMEOUT)
         await shows(screen, r": before$")
 
@@ -121,7 +126,7 @@ async def test_after_a_cut_link_what_was_missed_follows_a_gap_line(
         for text in away:
             await asyncio.wait_for(sender.send(text), TIMEOUT)
         proxy.restore()
-        await shows(screen, r"again, after .+ away$")
+        back = await shows(screen, r"again, after .+ away$")
         replayed = away[2:] if some_gone else away
         await shows(screen, rf": {replayed[-1]}$")
         await asyncio.wait_for(sender.send("after"), TIMEOUT)
@@ -129,7 +134,8 @@ async def test_after_a_cut_link_what_was_missed_follows_a_gap_line(
 
         gap = row(screen, rf"^{CLOCK} — {len(replayed)} messages while you were away —$")
         order = [row(screen, rf": {text}$") for text in ["before", *replayed, "after"]]
-        assert order == sorted(order) and order[0] < gap < order[1], screen.text
+        again = row(screen, re.escape(back))
+        assert order == sorted(order) and order[0] < again < gap < order[1], screen.text
         assert all(not screen.find(rf": {text}$") for text in away if text not in replayed)
         assert all((GREY, False) not in colours(screen, at, after=9) for at in order), screen.text
         gone = screen.find("some messages sent while this client was away are gone")
