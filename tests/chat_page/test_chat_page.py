@@ -440,3 +440,19 @@ async def test_after_a_server_restart_the_gap_and_every_missed_message_show_once
         if client is not None:
             await client.disconnect()
         await asyncio.wait_for(proxy.close(), 10)
+
+
+async def test_with_history_off_the_page_chats_as_before(browse: Browse, tmp_path: Path) -> None:
+    """``roomz-server --no-history`` (no ``history`` in its greeting, as the published
+    server): nothing from before the page is shown, nothing is dimmed, live messages show."""
+    email = "lise@example.com"
+    async with ServerProcess("--no-history", state_home=tmp_path) as server:
+        client, _ = await connected_client(server, email)
+        try:
+            await client.send("before the page")
+            page = await signed_in(browse, server, email)
+            await client.send("live")
+            await expect(messages(page)).to_have_text(["live"])
+            await expect(page.locator("#messages .history, #messages .note.bad")).to_have_count(0)
+        finally:
+            await client.disconnect()
