@@ -27,6 +27,7 @@ from roomz_bots.host import BotHost, BotState, HostedBot, HostError, ReloadFaile
 from roomz_bots.origins import Origins
 
 from . import DEFAULT_RECONNECT_MAX_DELAY
+from .backlog import Backlog, dimmed
 from .commands import SlashCommands
 from .completion import SlashCompleter
 from .connection import Connection
@@ -94,7 +95,8 @@ class ChatApp:
             reconnect_max_delay=reconnect_max_delay,
             handlers={"authenticated": self._on_authenticated, "message": self._on_message,
                       "user_joined": self._on_user_joined, "user_left": self._on_user_left,
-                      "display_name_changed": self._on_name_changed})
+                      "display_name_changed": self._on_name_changed,
+                      "disconnect": self._on_disconnect})
         #: The bots of ``config``, on the terminal's server and session (None without one).
         self.host = None if config is None else BotHost(
             config, server_url, session_cache_file=session_file, data_dir=data_dir,
@@ -107,6 +109,9 @@ class ChatApp:
         self.questions = OpenQuestions()
         #: Messages shown collapsed (they have a subject), by the number /expand takes.
         self.collapsed: RecentIds[Message] = RecentIds(COLLAPSED_KEPT)
+        #: The last screenful on start, the gap after a reconnect, in reading order.
+        self.backlog = Backlog(show=self._show, echo=self.echo,
+                               rows=lambda: self.session.output.get_size().rows)
         self.history = history or InMemoryHistory()
         self.session: PromptSession[str] = PromptSession(
             history=self.history, auto_suggest=AutoSuggestFromHistory(),
@@ -199,6 +204,7 @@ class ChatApp:
         """Stop the bots and disconnect."""
         if self.host is not None:
             await self.host.stop_all()
+        await self.backlog.close()
         await self.connection.close()
         self.origins.disconnected(self)
 
@@ -236,7 +242,8 @@ class ChatApp:
             self.origins.sent(self, key, ack.get("message_id"))
         if "error" in ack:
             return str(ack["error"])
-        if ack.get("message_id") not in self._shown:  # a server that did not echo it to us
+        shown = ack.get("message_id") in self._shown or self.backlog.holds(ack.get("message_id"))
+        if not shown:  # a server that did not echo it to us
             self._show(Message({"id": ack.get("message_id"), "user": client.user or {},
                                 "content": html.escape(text), "timestamp": ack.get("timestamp")}))
         return None
@@ -371,30 +378,38 @@ class ChatApp:
         away = self.connection.away()
         again = f" again, after {duration(away)} away" if away is not None else ""
         self.say(f"Connected to {self.server_url} as {user_label(user)}{again}", "good")
+        self.backlog.greeted(self.client, data)
+
+    def _on_disconnect(self, data: dict[str, Any]) -> None:
+        self.backlog.lost()
 
     def _on_message(self, data: dict[str, Any]) -> None:
-        self._show(Message(data))
+        self.backlog.arrived(Message(data))
 
-    def _show(self, message: Message) -> None:
+    def _show(self, message: Message, history: bool = False) -> None:
         """Show ``message`` unless it was shown already: while /token swaps clients both may
-        deliver it, and one we sent is shown from its acknowledgement if no echo came first."""
+        deliver it, and one we sent is shown from its acknowledgement if no echo came first.
+        ``history``: one from before the terminal started, dimmed."""
         if message.id in self._shown:
             return
         self._shown.remember(message.id)
         origin = self.origins.origin(message)
         own, bot = origin is self, isinstance(origin, Bot)
-        self.questions.heard(message)
+        if not history:  # an old question may be closed: only live ones are answerable
+            self.questions.heard(message)
         if not _is_rich(message):
-            self.echo(message_line(message, own=own, bot=bot))
+            line = message_line(message, own=own, bot=bot)
+            self.echo(dimmed(line) if history else line)
             return
         collapsed = None
         if message.subject:
             collapsed = len(self.collapsed) + 1
             self.collapsed.remember(str(collapsed), message)
         question = message.question
-        self.echo(rich_message_line(message, _sender_style(own, bot),
-                                    collapsed=None if question else collapsed,
-                                    question=question, answered=self._asked(message)))
+        line = rich_message_line(message, _sender_style(own, bot),
+                                 collapsed=None if question else collapsed,
+                                 question=question, answered=self._asked(message))
+        self.echo(dimmed(line) if history else line)
 
     def _asked(self, message: Message) -> Any:
         """The question ``message`` answers, if the terminal saw it."""

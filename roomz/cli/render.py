@@ -40,6 +40,8 @@ STYLE = merge_styles([style_from_pygments_cls(get_style_by_name("monokai")), Sty
     "md-h": "bold",
     "md-marker": "#8a8a8a",
     "md-code": "ansicyan",
+    # Messages from before the terminal started; last, so that it wins over their colours.
+    "history": "#8a8a8a",
 })])
 
 

@@ -18,6 +18,7 @@ from roomz import AsyncClient
 from roomz.session_cache import SessionCache
 from tests.bots.headless import bot_config, start_cli
 from tests.events import Events
+from tests.faults.proxy import TcpProxy
 from tests.server.proc import RestartableServer, ServerProcess
 
 from .helpers import PHONE, SHOTS, SHOWN, Browse, messages, screenshot, send, signed_in
@@ -363,3 +364,95 @@ async def test_signing_out_ends_the_session(browse: Browse, roomz: ServerProcess
         "Your session ended (logged out).")
     status, text = await me(roomz.url, cookie)
     assert status == 401 and "session ended" in text
+
+
+# History (protocol.md 3.7)
+
+
+async def test_on_load_the_last_50_messages_show_dimmed_before_live_ones(
+        browse: Browse, roomz: ServerProcess) -> None:
+    """60 messages sent before the page opens: it shows the last 50, in order, dimmed (class
+    ``history``, in the muted colour); one sent afterwards shows once, after them, not dimmed."""
+    email = "ida@example.com"
+    client, _ = await connected_client(roomz, email)
+    try:
+        for n in range(60):
+            await client.send(f"earlier {n}")
+        page = await signed_in(browse, roomz, email)
+        earlier = [f"earlier {n}" for n in range(10, 60)]
+        await expect(messages(page)).to_have_text(earlier)
+        history = page.locator("#messages .message.history")
+        await expect(history).to_have_count(50)
+        await client.send("live")
+        await expect(messages(page)).to_have_text([*earlier, "live"])
+        await expect(history).to_have_count(50)
+        live = page.locator("#messages .message").last
+        colour = "el => getComputedStyle(el).color"
+        assert (await history.last.locator(".text").evaluate(colour)
+                != await live.locator(".text").evaluate(colour))
+        await screenshot(page, "history")
+    finally:
+        await client.disconnect()
+
+
+async def test_after_a_server_restart_the_gap_and_every_missed_message_show_once(
+        browse: Browse, restartable_server: RestartableServer) -> None:
+    """The page's link cut, the server killed and started again, and 5 messages sent by
+    another connection before the page can come back (it reaches the server through a
+    proxy that holds it off): back, the page shows a line saying it missed 5, then the 5,
+    in order, each once, not dimmed; then what is sent next."""
+    server, email = restartable_server, "rosalind@example.com"
+    proc = await server.start()
+    proxy = TcpProxy([server.port])
+    await proxy.start()
+    client: AsyncClient | None = None
+    try:
+        page = await browse()
+        await page.context.add_cookies([{"name": "session_token", "url": proxy.url,
+                                         "value": await proc.sign_in(email)}])
+        await page.goto(proxy.url + "/")
+        status = page.locator("#status")
+        await expect(status).to_have_text("Connected")
+        await send(page, "before")
+        await expect(messages(page)).to_have_text(["before"])
+
+        proxy.blackhole()  # the page's attempts to come back hang until the link is back
+        proxy.cut()
+        await expect(status).to_have_text(re.compile(r"^Reconnecting…"))
+        await proc.kill()
+        await server.start()
+        client, _ = await connected_client(server, email)
+        away = [f"while away {n}" for n in range(5)]
+        for text in away:
+            await client.send(text)
+        proxy.restore()
+
+        await expect(status).to_have_text("Connected", timeout=60_000)
+        await expect(messages(page)).to_have_text(["before", *away])
+        await client.send("after")
+        await expect(messages(page)).to_have_text(["before", *away, "after"])
+        items = page.locator("#messages li:is(.message, .gap)")
+        await expect(items.locator(":scope > span, .text")).to_have_text(
+            ["before", re.compile("^— 5 messages while you were away — "), *away, "after"])
+        await expect(page.locator("#messages .history")).to_have_count(0)
+        await screenshot(page, "missed")
+    finally:
+        if client is not None:
+            await client.disconnect()
+        await asyncio.wait_for(proxy.close(), 10)
+
+
+async def test_with_history_off_the_page_chats_as_before(browse: Browse, tmp_path: Path) -> None:
+    """``roomz-server --no-history`` (no ``history`` in its greeting, as the published
+    server): nothing from before the page is shown, nothing is dimmed, live messages show."""
+    email = "lise@example.com"
+    async with ServerProcess("--no-history", state_home=tmp_path) as server:
+        client, _ = await connected_client(server, email)
+        try:
+            await client.send("before the page")
+            page = await signed_in(browse, server, email)
+            await client.send("live")
+            await expect(messages(page)).to_have_text(["live"])
+            await expect(page.locator("#messages .history, #messages .note.bad")).to_have_count(0)
+        finally:
+            await client.disconnect()

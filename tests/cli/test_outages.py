@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,16 +32,6 @@ NOT_SIGNED_IN = r"(?i)not signed in"
 #: For a step that connects, signs in or stops a bot: several seconds on a busy machine.
 SLOW = 25.0
 WIDE = 200
-
-
-@pytest.fixture
-def screens(tmp_path: Path) -> Iterator[list[Screen]]:
-    """Screens of the roomz-cli processes a test starts; killed if one is left running."""
-    started: list[Screen] = []
-    yield started
-    for screen in started:
-        if screen.child.isalive():
-            screen.child.terminate(force=True)
 
 
 def with_cached_session(tmp_path: Path, url: str, session: str) -> None:

@@ -10,6 +10,7 @@
   const RECONNECT_DELAY_MAX_MS = 60000;
   const RECONNECT_JITTER = 0.25;
   const ACK_TIMEOUT_MS = 10000;  // the client library's: a send unanswered by then failed
+  const HISTORY_ON_LOAD = 50;  // messages from before the page, shown dimmed as it opens
   const NEAR_BOTTOM_PX = 48;  // closer than this to the end counts as reading the newest
 
   const $ = (id) => document.getElementById(id);
@@ -175,13 +176,16 @@
     let myConnection = null;
     let myName = null;  // set again after each reconnect: the server forgets it
     let signedOut = false;
+    let cursor = null;  // where the page stands in the user's history (protocol.md 3.7)
 
     const questions = new Map();  // questions seen, by message id (rich.js keeps them)
     const socket = io({
-      auth: { client: { kind: "page" } },  // what who lists this connection as
       reconnection: true, reconnectionAttempts: Infinity,
       reconnectionDelay: RECONNECT_DELAY_MS, reconnectionDelayMax: RECONNECT_DELAY_MAX_MS,
       randomizationFactor: RECONNECT_JITTER,
+      // Asked on every (re)connect: what who lists this connection as, and the cursor
+      // after which the server replays what the page missed, before anything new.
+      auth: (send) => send({ client: { kind: "page" }, history: { after: cursor } }),
     });
 
     // The list follows new messages unless the person has scrolled up to read.
@@ -234,6 +238,7 @@
       }
       item.append(meta, text);
       append(item);
+      return item;
     }
 
     /** Answer a question's message with the answers ``ids``: the acknowledgement. */
@@ -332,8 +337,8 @@
       me = data && data.user;
       myConnection = data && data.connection_id;
       if (myName) setName(myName, true);
+      caughtUp(data && data.history);
     });
-    socket.on("message", showMessage);
     for (const event of ["user_joined", "user_left", "display_name_changed", "connect"]) {
       socket.on(event, listWho);
     }
@@ -352,6 +357,60 @@
       note(user.display_name ? `${user.email} is now called ${label(user)}`
         : `${user.email} cleared their display name`, "", data.timestamp);
     });
+
+    // -- history (protocol.md 3.7): what came before the page, and what it missed ----------
+    // A server without the extension sends no "history" in "authenticated": none of this runs.
+    let held = null;  // live messages that wait while the history on load is on its way
+    let loaded = false;  // the history on load was asked for
+
+    function onMessage(message) {
+      if (message && typeof message.cursor === "string") cursor = message.cursor;
+      if (held) held.push(message);
+      else showMessage(message);
+    }
+    socket.on("message", onMessage);
+    socket.on("replay", (data) => {  // after "authenticated", before any live message
+      for (const message of (data && data.messages) || []) onMessage(message);
+    });
+
+    function caughtUp(history) {
+      if (!history || typeof history !== "object") return;
+      const missed = Number(history.missed) || 0;
+      if (history.complete === false) {
+        note("Some messages sent while you were away are gone: the server keeps the last " +
+             `${history.messages} only.`, "bad gone");
+      }
+      if (missed > 0) {  // the replay follows: its messages move the cursor
+        note(`— ${missed} message${missed === 1 ? "" : "s"} while you were away —`, "gap");
+      } else if (typeof history.cursor === "string") {
+        cursor = history.cursor;  // where the history ends now
+      }
+      if (!loaded) {
+        loaded = true;
+        loadHistory(Math.min(HISTORY_ON_LOAD, Number(history.messages) || HISTORY_ON_LOAD));
+      }
+    }
+
+    /** The last messages, dimmed, before the live ones that came meanwhile. */
+    function loadHistory(limit) {
+      held = [];
+      socket.timeout(ACK_TIMEOUT_MS).emit("history", { limit }, (error, ack) => {
+        const live = held;
+        held = null;
+        if (!error && ack && Array.isArray(ack.messages)) {
+          const arrived = new Set(live.map((message) => message && message.id));
+          for (const message of ack.messages) {
+            if (arrived.has(message.id)) continue;  // shown with the live ones
+            const item = showMessage(message);
+            if (item) item.classList.add("history");
+          }
+        } else {
+          const why = error ? "the server did not answer in time" : (ack && ack.error) || "refused";
+          note(`Earlier messages not shown: ${why}.`, "bad");
+        }
+        live.forEach(showMessage);
+      });
+    }
 
     // Sending: Enter sends, Shift+Enter starts a new line.
     function send() {
