@@ -16,7 +16,6 @@ whole window, marked incomplete.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import secrets
 import sqlite3
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import wire_json
 from .private_sqlite import open_database, unavailable_on_error
 
 log = logging.getLogger("roomz.server")
@@ -146,7 +146,7 @@ class SqliteHistory:
         db = self._db()
         with self._guard():
             seq = db.execute("INSERT INTO messages (email, kept_at, message) VALUES (?, ?, ?)",
-                             (email, time.time(), json.dumps(message))).lastrowid
+                             (email, time.time(), wire_json.dumps(message))).lastrowid
             self._piled[email] = self._piled.get(email, 0) + 1
             if self._piled[email] >= self._trim_every:
                 self._trim(email)
@@ -212,7 +212,7 @@ class SqliteHistory:
             self._connection = None
 
     def _messages(self, newest_first: list[tuple[int, str]]) -> list[dict[str, Any]]:
-        return [{**json.loads(text), "cursor": self._cursor(seq)}
+        return [{**wire_json.loads(text), "cursor": self._cursor(seq)}
                 for seq, text in reversed(newest_first)]
 
     def _cursor(self, seq: int) -> str:

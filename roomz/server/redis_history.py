@@ -10,7 +10,6 @@ acknowledged.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -19,6 +18,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from . import wire_json
 from .history import Replay, Window
 from .redis_state import PREFIX, _guard
 from .unavailable import StoreUnavailable
@@ -53,7 +53,7 @@ class RedisHistory:
         """Add ``message`` to the user's stream; its entry id once Redis has it."""
         key = self._key(email)
         async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
-            pipe.xadd(key, {"m": json.dumps(message)}, maxlen=self.window.messages,
+            pipe.xadd(key, {"m": wire_json.dumps(message)}, maxlen=self.window.messages,
                       approximate=True)
             pipe.expire(key, math.ceil(self.window.seconds))
             try:
@@ -106,5 +106,5 @@ class RedisHistory:
 
 
 def _messages(newest_first: list[Any]) -> list[dict[str, Any]]:
-    return [{**json.loads(fields["m"]), "cursor": str(entry_id)}
+    return [{**wire_json.loads(fields["m"]), "cursor": str(entry_id)}
             for entry_id, fields in reversed(newest_first)]

@@ -1,4 +1,5 @@
-"""JSON on the wire: every Socket.IO packet the server sends or reads, encoded by msgspec.
+"""JSON on the wire and in the history: every Socket.IO packet the server sends or reads,
+and every message it keeps, encoded by msgspec.
 
 python-socketio encodes each packet with its ``json`` module, the standard library by
 default (which also builds a decoder per packet read): about 4% of the server's CPU per
