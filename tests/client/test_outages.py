@@ -10,6 +10,7 @@ except in the one test that runs past the old defaults' window in real time.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from collections import Counter
@@ -111,6 +112,9 @@ async def test_never_gives_up_through_an_outage_longer_than_five_attempts(
     await assert_back(client, recorder, timeout=1.0 + 2.0 + TIMEOUT)
 
 
+@pytest.mark.skipif(not os.environ.get("ROOMZ_LONG_OUTAGES"),
+                    reason="about 40 s: ./dev outages runs it (the runner's and the terminal's "
+                           "35 s outages run by default)")
 @pytest.mark.timeout(120)
 async def test_back_after_35_s_down_longer_than_the_old_default_window(
     restartable: RestartableServer, make_client: ClientFactory

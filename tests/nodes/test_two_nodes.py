@@ -80,8 +80,8 @@ async def test_messages_names_and_counts_cross_nodes(
 
 async def test_counts_of_a_killed_node_are_dropped(
         node: Callable[..., ServerProcess], redis: RedisProcess, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A node killed with SIGKILL stops counting within its heartbeat lifetime."""
-    async with node() as one, node() as two:
+    """A node killed with SIGKILL stops counting within its heartbeat lifetime (3 s here)."""
+    async with node(ROOMZ_NODE_TIMEOUT="3") as one, node(ROOMZ_NODE_TIMEOUT="3") as two:
         session = await one.sign_in("dave@example.com")
         cache = tmp_path / "s.json"
         for server in (one, two):
