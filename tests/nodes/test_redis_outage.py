@@ -8,10 +8,9 @@ from pathlib import Path
 
 import aiohttp
 
-from roomz import AsyncClient
-from roomz.session_cache import SessionCache
 from tests.server.proc import ServerProcess
 
+from .helpers import a_client_on_each
 from .redis_proc import RedisProcess
 
 
@@ -32,12 +31,7 @@ async def test_redis_restart_keeps_connections_and_recovers(
         node: Callable[..., ServerProcess], redis: RedisProcess, tmp_path: Path) -> None:
     """While Redis is down: 503 answers, no dropped connection, no traceback; then all works."""
     async with node() as one, node() as two:
-        session = await one.sign_in("erin@example.com")
-        cache = tmp_path / "s.json"
-        for server in (one, two):
-            SessionCache(cache).save(server.url, session)
-        a = AsyncClient(one.url, session_cache_file=cache)
-        b = AsyncClient(two.url, session_cache_file=cache)
+        a, b = await a_client_on_each(one, two, "erin@example.com", tmp_path / "s.json")
         received: list[str] = []
         b.on("message", lambda d: received.append(d["content"]))
         await a.connect()

@@ -13,6 +13,7 @@ from roomz.session_cache import SessionCache
 from tests.server.proc import ServerProcess
 from tests.waiting import wait_until as until
 
+from .helpers import a_client_on_each
 from .redis_proc import RedisProcess
 
 
@@ -45,12 +46,7 @@ async def test_messages_names_and_counts_cross_nodes(
         node: Callable[..., ServerProcess], tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Connections on two nodes see each other's messages, names, joins and leaves."""
     async with node() as one, node() as two:
-        session = await one.sign_in("carol@example.com")
-        cache = tmp_path / "s.json"
-        for server in (one, two):
-            SessionCache(cache).save(server.url, session)
-        a = AsyncClient(one.url, session_cache_file=cache)
-        b = AsyncClient(two.url, session_cache_file=cache)
+        a, b = await a_client_on_each(one, two, "carol@example.com", tmp_path / "s.json")
         seen: dict[str, list[dict]] = {"a": [], "b": []}  # type: ignore[type-arg]
         for name, client in (("a", a), ("b", b)):
             for event in ("message", "user_joined", "user_left", "display_name_changed"):
@@ -117,12 +113,7 @@ async def test_rich_messages_cross_nodes_and_questions_say_they_need_one_node(
     who, whose state one node keeps, are not offered (authenticated names content_types
     only): ask() is a clear NotSupportedError, and a bare question payload a 501."""
     async with node() as one, node() as two:
-        session = await one.sign_in("erin@example.com")
-        cache = tmp_path / "s.json"
-        for server in (one, two):
-            SessionCache(cache).save(server.url, session)
-        a = AsyncClient(one.url, session_cache_file=cache)
-        b = AsyncClient(two.url, session_cache_file=cache)
+        a, b = await a_client_on_each(one, two, "erin@example.com", tmp_path / "s.json")
         seen: list[dict] = []  # type: ignore[type-arg]
         b.on("message", seen.append)
         await a.connect()

@@ -1,0 +1,20 @@
+"""What the node tests share: one user with a client on each of two nodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from roomz import AsyncClient
+from roomz.session_cache import SessionCache
+from tests.server.proc import ServerProcess
+
+
+async def a_client_on_each(one: ServerProcess, two: ServerProcess, email: str,
+                           cache: Path) -> tuple[AsyncClient, AsyncClient]:
+    """Clients of ``email`` on ``one`` and on ``two`` (not connected yet), sharing one
+    session, kept in ``cache`` for both servers' URLs."""
+    session = await one.sign_in(email)
+    for server in (one, two):
+        SessionCache(cache).save(server.url, session)
+    return (AsyncClient(one.url, session_cache_file=cache),
+            AsyncClient(two.url, session_cache_file=cache))
