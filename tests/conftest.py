@@ -28,8 +28,5 @@ async def server() -> AsyncIterator[LocalServer]:
 @pytest.fixture
 async def restartable(tmp_path: Path) -> AsyncIterator[RestartableServer]:
     """A ``roomz-server`` that a test can SIGKILL and start again on the same port and secret."""
-    servers = RestartableServer(tmp_path / "state")
-    try:
+    async with RestartableServer(tmp_path / "state") as servers:
         yield servers
-    finally:
-        await servers.kill_all()

@@ -296,3 +296,9 @@ class RestartableServer:
         """SIGKILL every process started here (clean-up)."""
         for proc in self.started:
             await proc.kill()
+
+    async def __aenter__(self) -> RestartableServer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.kill_all()
