@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -542,8 +543,7 @@ class AsyncClient(ClientOptions):
         if "error" in ack:
             raise ClientError(f"the question was not asked: {ack['error']}",
                               detail=str(ack["error"]), status=ack.get("code"))
-        return Question(ack["message_id"], asked.text, asked.choices, asked.multi_select,
-                        asked.timeout, asked.default, asked.keep_open)
+        return dataclasses.replace(asked, id=ack["message_id"])
 
     async def answer(self, question: Question | Message | Mapping[str, Any] | str,
                      chosen: str | Sequence[str], *,

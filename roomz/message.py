@@ -62,7 +62,7 @@ class Message:
     def timestamp(self) -> datetime:
         """When the server received it, as an aware datetime (parsed when first asked for)."""
         if self._parsed is None:
-            self._parsed = _parse_time(self.raw.get("timestamp"))
+            self._parsed = parse_time(self.raw.get("timestamp"))
         return self._parsed
 
     @property
@@ -132,7 +132,7 @@ def label(email: str, display_name: str | None) -> str:
     return f"{display_name} ({email})" if display_name else email
 
 
-def _parse_time(value: Any) -> datetime:
+def parse_time(value: Any) -> datetime:
     """An aware datetime from an ISO 8601 string; now (UTC) when it is missing or malformed."""
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,8 +18,9 @@ from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from roomz import AsyncClient, ClientError, NotSupportedError
+from roomz.content import PLAIN
 from roomz.limits import MAX_MESSAGE_LENGTH, split_text
-from roomz.message import Message
+from roomz.message import Message, parse_time
 from roomz.recent_ids import RecentIds
 from roomz.session_cache import default_session_file
 from roomz_bots.bot import Bot
@@ -109,6 +111,7 @@ class ChatApp:
         self.questions = OpenQuestions()
         #: Messages shown collapsed (they have a subject), by the number /expand takes.
         self.collapsed: RecentIds[Message] = RecentIds(COLLAPSED_KEPT)
+        self._next_collapsed = itertools.count(1)  # not len(collapsed): it is capped
         #: The last screenful on start, the gap after a reconnect, in reading order.
         self.backlog = Backlog(show=self._show, echo=self.echo,
                                rows=lambda: self.session.output.get_size().rows)
@@ -403,7 +406,7 @@ class ChatApp:
             return
         collapsed = None
         if message.subject:
-            collapsed = len(self.collapsed) + 1
+            collapsed = next(self._next_collapsed)
             self.collapsed.remember(str(collapsed), message)
         question = message.question
         line = rich_message_line(message, _sender_style(own, bot),
@@ -546,7 +549,7 @@ class ChatApp:
 def _is_rich(message: Message) -> bool:
     """True for a message drawn by :mod:`.rich_render`: any content type but plain text,
     a subject, a question or an answer."""
-    return (message.content_type != "text/plain" or message.subject is not None
+    return (message.content_type != PLAIN or message.subject is not None
             or message.answer_to is not None)
 
 
@@ -563,7 +566,7 @@ def _described(connection: dict[str, Any]) -> str:
         parts.append(html.unescape(str(connection["display_name"])))
     since = connection.get("since")
     if isinstance(since, str) and since:
-        parts.append(f"since {Message({'timestamp': since}).timestamp.astimezone():%H:%M:%S}")
+        parts.append(f"since {parse_time(since).astimezone():%H:%M:%S}")
     text = ", ".join(visible(part) for part in parts)
     return text + (" (this terminal)" if connection.get("you") else "")
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,7 +67,7 @@ class CatchUp:
 
     order: Callable[[str], tuple[int, ...] | None]
     holding: bool = True
-    held: list[tuple[str, Any]] = field(default_factory=list)
+    held: deque[tuple[str, Any]] = field(default_factory=deque)
     head: tuple[int, ...] | None = None  # the replay reached this far
 
     def passes(self, event: str, data: Any) -> bool:
@@ -125,7 +126,7 @@ class Replays:
         for chunk in chunks(replay):
             await self.manager.send_to(sid, "replay", chunk)
         while gate.held:  # what came meanwhile, in order, minus what the replay carried
-            event, data = gate.held.pop(0)
+            event, data = gate.held.popleft()
             if not gate.replayed(event, data):
                 await self.manager.send_to(sid, event, data)
         gate.holding = False  # no await since the last look at held: nothing slips past
