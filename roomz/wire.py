@@ -26,11 +26,19 @@ OBJECT: tuple[type, ...] = (dict,)
 class Maybe:
     """A field servers may leave out: an extension, or one the published server omits."""
 
-    kinds: tuple[type, ...]
+    kind: Kind
 
 
-#: What a field may hold: one of some types, a nested object, or either of those, optional.
-Kind = Union[tuple[type, ...], "Shape", Maybe]
+@dataclass(frozen=True)
+class ListOf:
+    """An array whose every item is an object of ``shape``."""
+
+    shape: Shape
+
+
+#: What a field may hold: one of some types, a nested object, an array of objects, or any of
+#: those, optional.
+Kind = Union[tuple[type, ...], "Shape", ListOf, Maybe]
 Shape = Mapping[str, Kind]
 
 USER: Shape = {"id": TEXT, "email": TEXT, "display_name": Maybe(TEXT_OR_NULL)}
@@ -48,7 +56,7 @@ HISTORY: Shape = {"messages": COUNT, "missed": Maybe(COUNT), "complete": Maybe(F
 #: Server -> client events, by name.
 EVENTS: Mapping[str, Shape] = {
     "authenticated": {"user": USER, "channel": TEXT, "server_time": TEXT,
-                      "connection_id": Maybe(TEXT_OR_NULL), "history": Maybe((dict,)),
+                      "connection_id": Maybe(TEXT_OR_NULL), "history": Maybe(HISTORY),
                       "features": Maybe(LIST)},
     "message": MESSAGE,
     "user_joined": {"user": USER, "timestamp": TEXT, "total_connections": COUNT},
@@ -56,14 +64,14 @@ EVENTS: Mapping[str, Shape] = {
     "display_name_changed": {"user": USER, "timestamp": TEXT,
                              "connection_id": Maybe(TEXT_OR_NULL)},
     "session_ended": {"reason": Maybe(TEXT_OR_NULL)},  # extension: this session is over
-    "replay": {"messages": (list,)},  # extension: messages missed, each a MESSAGE
+    "replay": {"messages": ListOf(MESSAGE)},  # extension: messages missed
 }
 
 #: Successful acknowledgements of client -> server events (``"status": "ok"`` besides).
 ACKS: Mapping[str, Shape] = {
     "message": {"message_id": TEXT, "timestamp": TEXT},
     "set_display_name": {"display_name": TEXT_OR_NULL},
-    "history": {"messages": (list,)},  # extension: each a MESSAGE
+    "history": {"messages": ListOf(MESSAGE)},  # extension
     "who": {"connections": LIST},  # extension
 }
 ERROR_ACK: Shape = {"error": TEXT, "code": COUNT}
@@ -76,12 +84,7 @@ def event_problem(event: str, args: tuple[Any, ...]) -> str | None:
     """
     if len(args) != 1:
         return f"expected one object, got {len(args)} arguments"
-    problem = shape_problem(args[0], EVENTS[event])
-    if problem is None and event == "replay":
-        return messages_problem(args[0]["messages"])
-    if problem is None and event == "authenticated" and isinstance(args[0].get("history"), dict):
-        return shape_problem(args[0]["history"], HISTORY, "history")
-    return problem
+    return shape_problem(args[0], EVENTS[event])
 
 
 def ack_problem(event: str, ack: Any) -> str | None:
@@ -94,19 +97,7 @@ def ack_problem(event: str, ack: Any) -> str | None:
         return shape_problem(ack, ERROR_ACK)
     if isinstance(ack, dict) and ack.get("status") != "ok":
         return "neither 'status': 'ok' nor an 'error'"
-    problem = shape_problem(ack, ACKS[event])
-    if problem is None and event == "history":
-        return messages_problem(ack["messages"])
-    return problem
-
-
-def messages_problem(messages: list[Any]) -> str | None:
-    """What is wrong with a list of messages (``replay``, ``history``), or None."""
-    for number, message in enumerate(messages):
-        problem = shape_problem(message, MESSAGE, f"messages[{number}]")
-        if problem is not None:
-            return problem
-    return None
+    return shape_problem(ack, ACKS[event])
 
 
 def shape_problem(value: Any, shape: Shape, where: str = "") -> str | None:
@@ -114,20 +105,36 @@ def shape_problem(value: Any, shape: Shape, where: str = "") -> str | None:
     if not isinstance(value, dict):
         return f"{repr(where) if where else 'the data'} must be an object, got {type_name(value)}"
     for name, kind in shape.items():
-        path = f"{where}.{name}" if where else name
         if isinstance(kind, Maybe):
             if name not in value:
                 continue
-            kind = kind.kinds
+            kind = kind.kind
+        path = f"{where}.{name}" if where else name
         if name not in value:
             return f"{path!r} is missing"
-        if isinstance(kind, Mapping):
-            problem = shape_problem(value[name], kind, path)
+        problem = kind_problem(value[name], kind, path)
+        if problem is not None:
+            return problem
+    return None
+
+
+def kind_problem(value: Any, kind: Kind, path: str) -> str | None:
+    """What keeps the field at ``path`` from holding ``kind``, or None."""
+    if isinstance(kind, Maybe):
+        return kind_problem(value, kind.kind, path)
+    if isinstance(kind, ListOf):
+        if not isinstance(value, list):
+            return f"{path!r} must be an array, got {type_name(value)}"
+        for number, item in enumerate(value):
+            problem = shape_problem(item, kind.shape, f"{path}[{number}]")
             if problem is not None:
                 return problem
-        elif not is_of(value[name], kind):
-            expected = " or ".join(type_name(k) for k in kind)
-            return f"{path!r} must be {expected}, got {type_name(value[name])}"
+        return None
+    if isinstance(kind, Mapping):
+        return shape_problem(value, kind, path)
+    if not is_of(value, kind):
+        expected = " or ".join(type_name(k) for k in kind)
+        return f"{path!r} must be {expected}, got {type_name(value)}"
     return None
 
 
