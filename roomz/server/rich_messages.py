@@ -9,9 +9,7 @@ of them gives no fields: the message is exactly the published protocol's.
 
 from __future__ import annotations
 
-import html
 import math
-import unicodedata
 from typing import Any
 
 from ..content import (
@@ -23,6 +21,7 @@ from ..content import (
     QUESTION,
 )
 from ..limits import MAX_MESSAGE_LENGTH
+from .validation import breaks_the_line, clean_content
 
 MAX_QUESTION_LENGTH = 500
 MAX_ANSWERS = 20
@@ -34,11 +33,6 @@ MAX_TIMEOUT = 86400.0
 #: Every field of this extension: a payload with none of them is a plain message.
 FIELDS = ("content_type", "language", "subject", "question_data", "answer_to", "answers",
           "free_text")
-
-
-def has_controls(text: str) -> bool:
-    """True when ``text`` holds a line break or another control character."""
-    return any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in text)
 
 
 class Refused(Exception):
@@ -145,7 +139,7 @@ def _answer(answer: Any, number: int) -> dict[str, Any]:
         raise Refused(f"Invalid '{where}': must be an object with 'id' and 'label'")
     answer_id = answer.get("id")
     if not isinstance(answer_id, str) or not 1 <= len(answer_id) <= MAX_ANSWER_ID_LENGTH \
-            or has_controls(answer_id):
+            or breaks_the_line(answer_id):
         raise Refused(f"Invalid '{where}.id': 1-{MAX_ANSWER_ID_LENGTH} characters")
     return {"id": answer_id, "label": _line(answer.get("label"), f"{where}.label",
                                             MAX_LABEL_LENGTH),
@@ -166,6 +160,6 @@ def _line(value: Any, name: str, longest: int, *, multiline: bool = False) -> st
     value = value.strip()
     if len(value) > longest:
         raise Refused(f"Invalid '{name}': {len(value)} characters, at most {longest}")
-    if not multiline and has_controls(value):
+    if not multiline and breaks_the_line(value):
         raise Refused(f"Invalid '{name}': one line, without control characters")
-    return html.escape(value)
+    return clean_content(value)

@@ -14,8 +14,8 @@ MAX_DISPLAY_NAME_LENGTH = 50
 MAX_CONTENT_LENGTH = MAX_MESSAGE_LENGTH  # one number for the server and the clients' splitting
 
 _EMAIL = re.compile(r"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\.[a-zA-Z]{2,}$")
-# Characters that would break a one-line "Name (email)" label.
-_FORBIDDEN_IN_NAME = {"Cc", "Zl", "Zp"}
+# Unicode categories that would break a one-line label such as "Name (email)".
+_LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})
 
 
 def normalize_email(email: str) -> str:
@@ -39,9 +39,16 @@ def clean_display_name(name: str) -> str | None:
     name = name.strip()
     if not 1 <= len(name) <= MAX_DISPLAY_NAME_LENGTH:
         return None
-    if any(c != "\t" and unicodedata.category(c) in _FORBIDDEN_IN_NAME for c in name):
+    if breaks_the_line(name, tabs=True):
         return None
     return html.escape(name)
+
+
+def breaks_the_line(text: str, *, tabs: bool = False) -> bool:
+    """True when ``text`` holds a line break or another control character (a tab only
+    counts unless ``tabs``)."""
+    return any(unicodedata.category(c) in _LINE_BREAKING and not (tabs and c == "\t")
+               for c in text)
 
 
 def content_too_long(content: str) -> str | None:
