@@ -54,6 +54,12 @@ SEVERAL_NODES = ("{what} need a single node: this server shares its connections 
                  "nodes through Redis")
 
 
+def channel_of(email: str) -> str:
+    """The private channel of the user ``email``, shared by all their connections; also
+    their user id."""
+    return f"user:{email}"
+
+
 def now_iso() -> str:
     """The current UTC time in ISO 8601, as every event carries it."""
     return datetime.now(timezone.utc).isoformat()
@@ -74,7 +80,7 @@ class Connection:
     @property
     def channel(self) -> str:
         """The user's private channel, shared by all their connections."""
-        return f"user:{self.email}"
+        return channel_of(self.email)
 
     def user(self) -> dict[str, Any]:
         """The ``user`` object events carry."""
@@ -276,7 +282,7 @@ class Chat:
         try:
             if self.replays is not None:  # kept like any message: replayed to who was away
                 await self.replays.keep(email, event)
-            await self.sio.emit("message", event, room=f"user:{email}")
+            await self.sio.emit("message", event, room=channel_of(email))
         except StoreUnavailable:
             log.warning("%s: a question's timeout message was not delivered, shared state "
                         "is unreachable", email)
@@ -352,7 +358,7 @@ class Chat:
                 await self.sio.emit("user_left", {
                     "user": departure.user, "timestamp": now_iso(),
                     "remaining_connections": departure.remaining,
-                }, room=f"user:{departure.email}")
+                }, room=channel_of(departure.email))
             except StoreUnavailable:
                 log.warning("%s: no user_left sent for a dead node's connection, shared state "
                             "is unreachable", departure.email)
