@@ -10,9 +10,9 @@ still shows it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -213,16 +213,12 @@ class AnswerBox:
         return [answer_of(e, question) for e in events if not e.get("timed_out")]
 
     async def _until(self, question_id: str, wait: float,
-                     done: Any) -> list[Mapping[str, Any]]:
-        deadline = time.monotonic() + wait
-
+                     done: Callable[[list[Mapping[str, Any]]], bool]) -> list[Mapping[str, Any]]:
+        """The events heard for ``question_id`` once ``done`` says so, or after ``wait``."""
         def events() -> list[Mapping[str, Any]]:
             return self._heard.get(question_id) or []
 
         async with self._arrived:
-            while not done(events()) and (left := deadline - time.monotonic()) > 0:
-                try:
-                    await asyncio.wait_for(self._arrived.wait(), left)
-                except asyncio.TimeoutError:
-                    break
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._arrived.wait_for(lambda: done(events())), wait)
         return events()
