@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -48,12 +49,13 @@ class Questions:
     def __init__(self, deliver: Deliver) -> None:
         self._deliver = deliver
         self._open: dict[str, OpenQuestion] = {}
+        self._open_per_user: Counter[str] = Counter()
         self._closed: RecentIds[str] = RecentIds(REMEMBERED_CLOSED)  # id -> why, whose
         self._tasks: set[asyncio.Task[None]] = set()
 
     def may_ask(self, email: str) -> None:
         """Raise :class:`Refused` (429) when ``email`` has too many questions open."""
-        if sum(1 for q in self._open.values() if q.email == email) >= MAX_OPEN_PER_USER:
+        if self._open_per_user[email] >= MAX_OPEN_PER_USER:
             raise Refused(f"Too many open questions: at most {MAX_OPEN_PER_USER}; wait for "
                           "answers or timeouts", 429)
 
@@ -64,6 +66,7 @@ class Questions:
         question.timer = asyncio.get_running_loop().call_later(
             data["timeout"], self._time_out, message_id)
         self._open[message_id] = question
+        self._open_per_user[email] += 1
 
     def answer(self, email: str, connection_id: str, fields: dict[str, Any]) -> None:
         """Take the answer in ``fields`` (``answer_to``, ``answers``, ``free_text``) from a
@@ -98,7 +101,10 @@ class Questions:
     def _close(self, question: OpenQuestion, why: str) -> None:
         if question.timer is not None:
             question.timer.cancel()
-        self._open.pop(question.id, None)
+        if self._open.pop(question.id, None) is not None:
+            self._open_per_user[question.email] -= 1
+            if not self._open_per_user[question.email]:
+                del self._open_per_user[question.email]
         self._closed.remember(question.id, f"{question.email} {why}")
 
     def _time_out(self, question_id: str) -> None:
@@ -116,6 +122,7 @@ class Questions:
             if question.timer is not None:
                 question.timer.cancel()
         self._open.clear()
+        self._open_per_user.clear()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -11,6 +11,7 @@ import pytest
 import socketio
 
 from roomz.server.local import LocalServer
+from roomz.server.questions import MAX_OPEN_PER_USER
 
 from .helpers import REFUSED, assert_ok_ack, connected, signed_in
 
@@ -222,3 +223,21 @@ async def test_a_malformed_client_in_the_auth_payload_is_refused_with_why(
                                            wait_timeout=5), 6)
     await sio.disconnect()
     assert errors and errors[0]["message"].startswith(f"Bad auth payload: {why}")
+
+
+async def test_too_many_open_questions_are_refused_until_one_closes() -> None:
+    """A user's 51st open question is a 429 that says why; answering one makes room, and
+    another user is not counted against them."""
+    async with LocalServer(message_rate=1000, message_burst=1000) as server:
+        alice, bob = await server.sign_in(ALICE), await server.sign_in("bob@example.com")
+        async with signed_in(server.url, alice) as asker, signed_in(server.url, bob) as other:
+            asked = [await asker.call("message", asking()) for _ in range(MAX_OPEN_PER_USER)]
+            for ack in asked:
+                assert_ok_ack(ack)
+            refused = await asker.call("message", asking())
+            assert refused == {"error": f"Too many open questions: at most {MAX_OPEN_PER_USER}; "
+                                        "wait for answers or timeouts", "code": 429}
+            assert_ok_ack(await other.call("message", asking()))
+            assert_ok_ack(await asker.call("message", {"content": "yes", "answers": ["1"],
+                                                       "answer_to": asked[0]["message_id"]}))
+            assert_ok_ack(await asker.call("message", asking()))
