@@ -15,7 +15,6 @@ whole window, marked incomplete.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
 import sqlite3
@@ -25,13 +24,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import wire_json
-from .private_sqlite import open_database, unavailable_on_error
+from .private_sqlite import UnavailableOnError, open_database
 
 log = logging.getLogger("roomz.server")
 
 FILE_NAME = "history.sqlite3"
 #: Trim a user's messages beyond the window once this share of it has piled up past it.
 TRIM_SHARE = 0.1
+#: The newest messages move into the indexed table in batches of this many.
+BATCH = 256
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     seq INTEGER PRIMARY KEY,
@@ -40,6 +41,14 @@ CREATE TABLE IF NOT EXISTS messages (
     message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS messages_by_user ON messages (email, seq);
+-- The newest messages, not indexed yet, so that keeping one writes a single page.
+CREATE TABLE IF NOT EXISTS newest (
+    seq INTEGER PRIMARY KEY,
+    email TEXT NOT NULL,
+    kept_at REAL NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE TEMP VIEW IF NOT EXISTS kept AS SELECT * FROM messages UNION ALL SELECT * FROM newest;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -99,21 +108,27 @@ class SqliteHistory:
 
     Each message is committed as it is kept, in the event loop, before it is shown to
     anyone (WAL with ``synchronous=NORMAL``: a write to the page cache, no fsync; a killed
-    process loses nothing committed, a power cut may lose the last moments). That is
-    about 20 microseconds, cheaper than a thread hand-off, and it adds no turn of the
-    event loop to the message's way: committing in groups at the end of each turn cost
-    the server 25-40% more CPU per message in ``benchmarks/history_load.py`` (the sockets'
-    writers then sent fewer packets per wake-up). One connection, holding the file
-    exclusively, and plain rowids (no AUTOINCREMENT table to update) make a commit about
-    40% cheaper; rowids are not reused while any row is kept, and a file found empty gets
-    a new epoch, so that no old cursor names a new row.
+    process loses nothing committed, a power cut may lose the last moments). That adds no
+    turn of the event loop to the message's way: committing in groups at the end of each
+    turn cost the server more CPU per message in ``benchmarks/history_load.py``, not less.
+
+    What makes a commit cheap: one connection holding the file exclusively, and a commit
+    that changes one page. A message goes first to the table ``newest``, which has no
+    index, and moves into ``messages``, indexed by user, with the next :data:`BATCH`
+    (a commit touching both the table and its index costs half as much again). Reads
+    look at both through the view ``kept``. Sequence numbers come from this object, in
+    order; they are not reused while any row is kept, and a file found empty gets a new
+    epoch, so that no old cursor names a new row.
     """
 
     def __init__(self, path: Path, window: Window) -> None:
         self.path = path
+        self._guard = UnavailableOnError(f"message history in {path}")
         self.window = window
         self._connection: sqlite3.Connection | None = None
         self._epoch = ""
+        self._last_seq = 0  # of the newest message kept
+        self._unmoved = 0  # messages in ``newest``
         self._piled: dict[str, int] = {}  # messages kept per user since their last trim
         self._trim_every = max(1, int(window.messages * TRIM_SHARE))
 
@@ -128,35 +143,52 @@ class SqliteHistory:
             return
         self._connection = open_database(self.path, "the message history", SCHEMA,
                                          exclusive=True)
-        with self._guard():
+        with self._guard:
             row = self._connection.execute(
                 "SELECT value FROM meta WHERE key = 'epoch'").fetchone()
             self._epoch = row[0] if row is not None else ""
             self._renew_epoch_if_empty()
+            self._last_seq = self._connection.execute(
+                "SELECT coalesce(max(seq), 0) FROM kept").fetchone()[0]
+            self._unmoved = self._connection.execute(
+                "SELECT count(*) FROM newest").fetchone()[0]
 
     def _renew_epoch_if_empty(self) -> None:
         """Empty, the table would give rowids from 1 again: cursors must not match them."""
         db = self._db()
-        if not self._epoch or db.execute("SELECT 1 FROM messages LIMIT 1").fetchone() is None:
+        if not self._epoch or db.execute("SELECT 1 FROM kept LIMIT 1").fetchone() is None:
             self._epoch = secrets.token_hex(4)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('epoch', ?)", (self._epoch,))
 
     async def keep(self, email: str, message: dict[str, Any]) -> str:
         """Keep ``message`` (committed before this returns); its cursor."""
         db = self._db()
-        with self._guard():
-            seq = db.execute("INSERT INTO messages (email, kept_at, message) VALUES (?, ?, ?)",
-                             (email, time.time(), wire_json.dumps(message))).lastrowid
-            self._piled[email] = self._piled.get(email, 0) + 1
-            if self._piled[email] >= self._trim_every:
+        with self._guard:  # housekeeping first: a message refused is never kept
+            if self._unmoved >= BATCH:
+                self._move()
+            if self._piled.get(email, 0) >= self._trim_every:
                 self._trim(email)
-        return self._cursor(seq or 0)
+            db.execute("INSERT INTO newest VALUES (?, ?, ?, ?)",
+                       (self._last_seq + 1, email, time.time(), wire_json.dumps(message)))
+        self._last_seq += 1
+        self._unmoved += 1
+        self._piled[email] = self._piled.get(email, 0) + 1
+        return self._cursor(self._last_seq)
+
+    def _move(self) -> None:
+        """Move the newest messages into the indexed table, in one transaction."""
+        db = self._db()
+        with db:  # one transaction: committed, or rolled back on an error
+            db.execute("BEGIN")
+            db.execute("INSERT INTO messages SELECT * FROM newest")
+            db.execute("DELETE FROM newest")
+        self._unmoved = 0
 
     def _trim(self, email: str) -> None:
         """Forget the user's messages beyond the window's count."""
         del self._piled[email]
         self._db().execute(
-            "DELETE FROM messages WHERE email = ? AND seq <= (SELECT seq FROM messages "
+            "DELETE FROM messages WHERE email = ? AND seq <= (SELECT seq FROM kept "
             "WHERE email = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
             (email, email, self.window.messages))
 
@@ -164,17 +196,17 @@ class SqliteHistory:
         """The messages after ``cursor``, at most the window's count."""
         db = self._db()
         oldest = self.window.oldest()
-        with self._guard():
+        with self._guard:
             if cursor is None:
-                row = db.execute("SELECT max(seq) FROM messages WHERE email = ?",
+                row = db.execute("SELECT seq FROM kept WHERE email = ? ORDER BY seq DESC LIMIT 1",
                                  (email,)).fetchone()
-                return Replay(head=self._cursor(row[0] or 0))
+                return Replay(head=self._cursor(row[0] if row else 0))
             seq = self._seq(cursor)
             known = seq == 0 or seq is not None and db.execute(
-                "SELECT 1 FROM messages WHERE email = ? AND seq = ? AND kept_at >= ?",
+                "SELECT 1 FROM kept WHERE email = ? AND seq = ? AND kept_at >= ?",
                 (email, seq, oldest)).fetchone() is not None
             rows = db.execute(
-                "SELECT seq, message FROM messages WHERE email = ? AND seq > ? AND kept_at >= ? "
+                "SELECT seq, message FROM kept WHERE email = ? AND seq > ? AND kept_at >= ? "
                 "ORDER BY seq DESC LIMIT ?",
                 (email, seq if known else -1, oldest, self.window.messages + 1)).fetchall()
         complete = known and len(rows) <= self.window.messages
@@ -184,9 +216,9 @@ class SqliteHistory:
 
     async def latest(self, email: str, count: int) -> list[dict[str, Any]]:
         """The last ``count`` messages in the window, oldest first."""
-        with self._guard():
+        with self._guard:
             rows = self._db().execute(
-                "SELECT seq, message FROM messages WHERE email = ? AND kept_at >= ? "
+                "SELECT seq, message FROM kept WHERE email = ? AND kept_at >= ? "
                 "ORDER BY seq DESC LIMIT ?",
                 (email, self.window.oldest(), min(count, self.window.messages))).fetchall()
         return self._messages(rows)
@@ -198,9 +230,12 @@ class SqliteHistory:
 
     async def trim(self) -> None:
         """Forget messages older than the window (the count is trimmed as messages come)."""
-        with self._guard():
-            removed = self._db().execute(
-                "DELETE FROM messages WHERE kept_at < ?", (self.window.oldest(),)).rowcount
+        db, oldest = self._db(), self.window.oldest()
+        with self._guard:
+            removed = db.execute("DELETE FROM messages WHERE kept_at < ?", (oldest,)).rowcount
+            unmoved = db.execute("DELETE FROM newest WHERE kept_at < ?", (oldest,)).rowcount
+            self._unmoved -= unmoved
+            removed += unmoved
             self._renew_epoch_if_empty()
         if removed:
             log.debug("forgot %d messages older than the history window", removed)
@@ -230,6 +265,4 @@ class SqliteHistory:
             raise RuntimeError(f"the history in {self.path} is not open")
         return self._connection
 
-    def _guard(self) -> contextlib.AbstractContextManager[None]:
-        return unavailable_on_error(f"message history in {self.path}")
 

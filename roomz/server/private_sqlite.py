@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
+from types import TracebackType
 
 from .settings import SettingsError
 from .unavailable import StoreUnavailable
@@ -14,14 +13,21 @@ from .unavailable import StoreUnavailable
 BUSY_SECONDS = 1.0  # how long a write waits for another connection's (or process's) write
 
 
-@contextlib.contextmanager
-def unavailable_on_error(what: str) -> Iterator[None]:
-    """SQLite's errors (a full disk, a locked or damaged file) as :class:`StoreUnavailable`
-    naming ``what``: the server answers "try again shortly" and keeps its connections."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise StoreUnavailable(f"{what}: {exc}") from exc
+class UnavailableOnError:
+    """A context in which SQLite's errors (a full disk, a locked or damaged file) become
+    :class:`StoreUnavailable` naming ``what``: the server answers "try again shortly" and
+    keeps its connections. One per file, entered as often as needed."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if isinstance(error, sqlite3.Error):
+            raise StoreUnavailable(f"{self.what}: {error}") from error
 
 
 def open_database(path: Path, what: str, schema: str, *,

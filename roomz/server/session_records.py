@@ -10,7 +10,6 @@ so they survive restarts; several nodes keep them in Redis
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from .private_sqlite import open_database, unavailable_on_error
+from .private_sqlite import UnavailableOnError, open_database
 
 FILE_NAME = "sessions.sqlite3"
 BATCH = 500  # ids per statement: SQLite caps the parameters of one statement
@@ -64,6 +63,7 @@ class SqliteSessionRecords:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._guard = UnavailableOnError(f"session records in {path}")
         self._connection: sqlite3.Connection | None = None
 
     @classmethod
@@ -90,7 +90,7 @@ class SqliteSessionRecords:
         """Which of ``session_ids`` were logged out, and the versions of ``emails``."""
         revoked: set[str] = set()
         versions: dict[str, int] = {}
-        with self._guard():
+        with self._guard:
             for chunk in _chunks(list(session_ids)):
                 revoked.update(row[0] for row in self._db.execute(
                     f"SELECT session_id FROM revoked WHERE session_id IN ({_marks(chunk)})",
@@ -103,19 +103,19 @@ class SqliteSessionRecords:
 
     async def revoke(self, session_id: str, expires_at: int) -> None:
         """Record that the session ``session_id`` ended, until ``expires_at`` (Unix time)."""
-        with self._guard():
+        with self._guard:
             self._db.execute("INSERT OR REPLACE INTO revoked VALUES (?, ?)",
                              (session_id, expires_at))
 
     async def end_all(self, email: str) -> None:
         """Move ``email`` to a new version: every session issued so far has ended."""
-        with self._guard():
+        with self._guard:
             self._db.execute("INSERT INTO versions VALUES (?, 2) "
                              "ON CONFLICT (email) DO UPDATE SET version = version + 1", (email,))
 
     async def purge_expired(self) -> int:
         """Forget revoked sessions whose tokens have expired anyway; how many were forgotten."""
-        with self._guard():
+        with self._guard:
             return self._db.execute("DELETE FROM revoked WHERE expires_at <= ?",
                                     (int(time.time()),)).rowcount
 
@@ -125,8 +125,6 @@ class SqliteSessionRecords:
             self._connection.close()
             self._connection = None
 
-    def _guard(self) -> contextlib.AbstractContextManager[None]:
-        return unavailable_on_error(f"session records in {self.path}")
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
