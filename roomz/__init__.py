@@ -14,7 +14,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import AuthenticationError, ClientError, ConnectionError, NotSupportedError
+from .exceptions import (
+    AuthenticationError,
+    ClientError,
+    ConnectionError,
+    ConnectionStoppedError,
+    NotSignedInError,
+    NotSupportedError,
+    SessionCacheError,
+    SessionRefusedError,
+    SignInFailedError,
+)
 from .state import ConnectionState
 
 if TYPE_CHECKING:
@@ -27,7 +37,12 @@ __all__ = [
     "ClientError",
     "ConnectionError",
     "ConnectionState",
+    "ConnectionStoppedError",
+    "NotSignedInError",
     "NotSupportedError",
+    "SessionCacheError",
+    "SessionRefusedError",
+    "SignInFailedError",
     "SyncClient",
 ]
 

@@ -17,7 +17,16 @@ from . import internals, reconnection, wire
 from .backoff import Backoff
 from .content import PLAIN
 from .events import EventHandler, EventHandlers
-from .exceptions import AuthenticationError, ClientError, ConnectionError, NotSupportedError
+from .exceptions import (
+    AuthenticationError,
+    ClientError,
+    ConnectionError,
+    ConnectionStoppedError,
+    NotSignedInError,
+    NotSupportedError,
+    SessionRefusedError,
+    SignInFailedError,
+)
 from .message import Message
 from .options import ClientOptions
 from .pending_sign_in import POLL_PATH, PendingSignIn
@@ -160,8 +169,8 @@ class AsyncClient(ClientOptions):
         if morsel is None or not morsel.value:
             code = location.partition("error=")[2] or f"HTTP {resp.status}"
             reason = SIGN_IN_ERRORS.get(code, f"the server did not sign us in ({code})")
-            raise AuthenticationError(f"sign-in failed: {reason}", detail=reason,
-                                      status=resp.status)
+            raise SignInFailedError(f"sign-in failed: {reason}", detail=reason,
+                                    status=resp.status)
         if self._waiting_for_sign_in:  # a pasted token ends the wait: we are signed in
             self._signed_in_by_token = True
             self._sign_in_changed.set()
@@ -245,7 +254,7 @@ class AsyncClient(ClientOptions):
                     raise ConnectionError(self._nothing_to_wait_for())
                 if time.monotonic() > pending.expires_at + SIGN_IN_SLACK_SECONDS:
                     self._sign_in = None
-                    raise AuthenticationError(
+                    raise SignInFailedError(
                         "sign-in failed: the link expired before it was confirmed",
                         detail="The sign-in link expired. Request a new link.", status=410)
                 try:
@@ -299,8 +308,8 @@ class AsyncClient(ClientOptions):
             raise _Unanswered(f"{self.server_url} cannot answer just now: {detail}")
         if self._sign_in is pending:
             self._sign_in = None
-        raise AuthenticationError(f"sign-in failed: {detail}", detail=detail,
-                                  status=resp.status)
+        raise SignInFailedError(f"sign-in failed: {detail}", detail=detail,
+                                status=resp.status)
 
     async def _pause_sign_in(self, seconds: float) -> None:
         """Wait ``seconds`` before the next poll, or less if a login() or a token changed
@@ -371,7 +380,7 @@ class AsyncClient(ClientOptions):
         elif self._session is None and self._cache is not None:
             self._session = self._cache.load(self.server_url)
         if self._session is None:
-            raise AuthenticationError(
+            raise NotSignedInError(
                 "not signed in: call login(email), then connect() with the token from the mail"
             )
         await self._drop_socket()  # left over from a connection that ended
@@ -653,7 +662,7 @@ class AsyncClient(ClientOptions):
                 raise  # a ValueError of ours: a bug, not the network
             if connecting.refused():  # reached, then refused: not a network problem
                 reason = self._refusal or "the server refused the session"
-                raise AuthenticationError(f"the server refused the connection: {reason}",
+                raise SessionRefusedError(f"the server refused the connection: {reason}",
                                           detail=reason) from exc
             raise ConnectionError(f"cannot reach {self.server_url}: {_describe(exc)}") from exc
 
@@ -869,8 +878,8 @@ class AsyncClient(ClientOptions):
         try:
             await self._reconnector.connect(magic_token)
         except reconnection.Stopped:  # disconnect() closes everything
-            raise ConnectionError(f"stopped connecting to {self.server_url}: "
-                                  "disconnect() was called") from None
+            raise ConnectionStoppedError(f"stopped connecting to {self.server_url}: "
+                                         "disconnect() was called") from None
         except BaseException as exc:
             await self._abandon()
             if isinstance(exc, OutOfAttempts):

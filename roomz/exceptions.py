@@ -4,9 +4,17 @@ The tree::
 
     ClientError                  anything the client raises on purpose
     ├── ConnectionError          the server could not be reached, did not answer in time,
-    │                            refused a request (``login``), or the client is not connected
+    │   │                        refused a request (``login``), or the client is not connected
+    │   └── ConnectionStoppedError   connect(retry=True) ended by disconnect()
     ├── AuthenticationError      the server was reached but would not sign this client in
+    │   ├── NotSignedInError     no session to connect with: login() first
+    │   ├── SignInFailedError    the token was not taken, or a sign-in by link ended
+    │   ├── SessionRefusedError  the server refused the session at connect
+    │   └── SessionCacheError    the session cache file is corrupt
     └── NotSupportedError        the server lacks an extension asked for (questions, who)
+
+The subclasses are additions to the documented three, so that a program (the terminal is
+one) can tell the cases apart without reading messages.
 
 ``roomz.ConnectionError`` is not the built-in of the same name: import it from
 ``roomz`` (or catch ``roomz.ClientError``).
@@ -40,3 +48,27 @@ class AuthenticationError(ClientError):
 class NotSupportedError(ClientError):
     """The server does not support what was asked of it: an extension of our server's
     (questions, ``who``) that another server, such as the published 0.4.0, lacks."""
+
+
+class ConnectionStoppedError(ConnectionError):
+    """``connect(retry=True)`` ended because ``disconnect()`` was called meanwhile."""
+
+
+class NotSignedInError(AuthenticationError):
+    """There is no session to connect with: ``login(email)``, then ``connect()`` with the
+    token from the mail."""
+
+
+class SignInFailedError(AuthenticationError):
+    """The server did not take the token (unknown, expired or used, or the email is not
+    allowed), or a sign-in by link ended without a session; ``detail`` says which."""
+
+
+class SessionRefusedError(AuthenticationError):
+    """The server was reached and refused the session at connect (ended, expired, server
+    full, too many connections); ``detail`` is its reason."""
+
+
+class SessionCacheError(AuthenticationError):
+    """The session cache file cannot be read, is not a Roomz session file, or may not be
+    used safely (see :mod:`roomz.session_cache`)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .exceptions import AuthenticationError
+from .exceptions import SessionCacheError
 from .private_files import PrivateFileError, read_text, write_text
 
 log = logging.getLogger("roomz.client")
@@ -50,18 +50,18 @@ class SessionCache:
         """The sessions in the file, {} without one.
 
         Raises :class:`PrivateFileError` when the file may not be used, and
-        :class:`AuthenticationError` when it is corrupt.
+        :class:`SessionCacheError` when it is corrupt.
         """
         try:
             text = read_text(self.path, WHAT)
             data = json.loads(text) if text is not None else {"sessions": {}}
         except ValueError as exc:  # not UTF-8, or not JSON
-            raise AuthenticationError(
+            raise SessionCacheError(
                 f"the session cache {self.path} cannot be read ({exc}); delete it and log in again"
             ) from exc
         sessions = data.get("sessions") if isinstance(data, dict) else None
         if not isinstance(sessions, dict):
-            raise AuthenticationError(
+            raise SessionCacheError(
                 f"the session cache {self.path} is not a Roomz session file; "
                 "delete it and log in again"
             )
@@ -70,31 +70,31 @@ class SessionCache:
     def load(self, server_url: str) -> str | None:
         """The cached session token for ``server_url``, or None.
 
-        Raises :class:`AuthenticationError` when the file exists but is corrupt or unreadable,
+        Raises :class:`SessionCacheError` when the file exists but is corrupt or unreadable,
         or may not be used (see the module docstring).
         """
         try:
             entry = self._read().get(server_key(server_url))
         except PrivateFileError as exc:
-            raise AuthenticationError(str(exc), detail=str(exc)) from exc
+            raise SessionCacheError(str(exc), detail=str(exc)) from exc
         token = entry.get("session_token") if isinstance(entry, dict) else None
         return token if isinstance(token, str) and token else None
 
     def save(self, server_url: str, session_token: str) -> None:
         """Keep ``session_token`` for ``server_url``; a corrupt file is replaced, with a warning.
 
-        Raises :class:`AuthenticationError` when the cache may not be used.
+        Raises :class:`SessionCacheError` when the cache may not be used.
         """
         try:
             try:
                 sessions = self._read()
-            except AuthenticationError as exc:
+            except SessionCacheError as exc:
                 log.warning("replacing the unreadable session cache: %s", exc)
                 sessions = {}
             sessions[server_key(server_url)] = {"session_token": session_token}
             self._write(sessions)
         except PrivateFileError as exc:
-            raise AuthenticationError(str(exc), detail=str(exc)) from exc
+            raise SessionCacheError(str(exc), detail=str(exc)) from exc
 
     def remove(self, server_url: str) -> None:
         """Forget the session for ``server_url``; the file goes when it holds no other session.
@@ -104,7 +104,7 @@ class SessionCache:
         try:
             try:
                 sessions = self._read()
-            except AuthenticationError:
+            except SessionCacheError:
                 sessions = {}
             sessions.pop(server_key(server_url), None)
             if sessions:

@@ -11,16 +11,20 @@ from __future__ import annotations
 import errno
 import os
 
-from roomz import AuthenticationError, ClientError
+from roomz import (
+    AuthenticationError,
+    ClientError,
+    ConnectionStoppedError,
+    NotSignedInError,
+    SessionCacheError,
+    SessionRefusedError,
+    SignInFailedError,
+)
 
 #: What to type to sign in, in every sentence that asks for it.
 LOGIN = "/login you@example.com"
 SIGN_IN_HELP = (f"Not signed in: {LOGIN} mails you a link; open it, or paste its token: "
                 "/token TOKEN")
-#: The client's words for "no session at all", and for a connection the server refused.
-_NO_SESSION = "not signed in:"
-_REFUSED = "the server refused the connection: "
-_STOPPED = "disconnect() was called"
 _ENDED = "session ended: "
 #: The server's sentence for a sign-in that is over, and ours.
 _NEW_LINK = "Request a new link"
@@ -61,18 +65,18 @@ def after_colon(sentence: str) -> str:
 
 def is_no_session(exc: ClientError) -> bool:
     """True when ``connect()`` failed because there is no session to connect with."""
-    return isinstance(exc, AuthenticationError) and str(exc).startswith(_NO_SESSION)
+    return isinstance(exc, NotSignedInError)
 
 
 def is_refusal(exc: ClientError) -> bool:
     """True when the server was reached and refused the session (not the token, not the
     session cache)."""
-    return isinstance(exc, AuthenticationError) and str(exc).startswith(_REFUSED)
+    return isinstance(exc, SessionRefusedError)
 
 
 def is_stopped(exc: ClientError) -> bool:
     """True when ``connect(retry=True)`` ended because the connection was closed on purpose."""
-    return _STOPPED in str(exc)
+    return isinstance(exc, ConnectionStoppedError)
 
 
 def refused(server_url: str, why: str) -> str:
@@ -86,11 +90,11 @@ def connect_failed(server_url: str, exc: ClientError) -> str:
     if is_no_session(exc):
         return SIGN_IN_HELP
     if is_refusal(exc):
-        return refused(server_url, exc.detail or str(exc).removeprefix(_REFUSED))
+        return refused(server_url, exc.detail or str(exc))
     text = str(exc)
-    if text.startswith("sign-in failed: "):  # redeeming the token
+    if isinstance(exc, SignInFailedError):  # redeeming the token
         return token_refused(server_url, exc.detail or text)
-    if text.startswith(("the session cache", "refusing", "cannot")) and "session cache" in text:
+    if isinstance(exc, SessionCacheError):
         return session_cache(text)
     if isinstance(exc, AuthenticationError) or exc.status == 502:
         return _sentence(text)
