@@ -11,6 +11,7 @@ import contextlib
 import inspect
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -125,7 +126,7 @@ async def test_engineio_sockets_are_found_by_id_and_carry_the_flags_used() -> No
         socket = await only_socket(server)
 
         assert server.server.sio.eio.sockets[socket.sid] is socket
-        assert isinstance(socket.queue, asyncio.Queue)
+        assert isinstance(socket.queue, OutgoingQueue)
         assert (socket.upgraded, socket.closing, socket.closed) == (True, False, False)
         await internals.close_now(socket)
         assert socket.closed
@@ -146,6 +147,39 @@ async def test_the_outgoing_queue_replaces_the_sockets_queue(server: LocalServer
         await queue.put(item)
     await queue.put(None)
     assert (queue.qsize(), full) == (3, [True])
+
+
+def test_the_outgoing_queue_has_every_queue_method_engineio_calls() -> None:
+    """engine.io's socket calls only these methods of its queue, which :class:`OutgoingQueue`
+    has without being an ``asyncio.Queue``: a new call upstream fails here first."""
+    called = set(re.findall(r"self\.queue\.(\w+)", inspect.getsource(async_socket)))
+    assert called == {"get", "get_nowait", "put", "put_nowait", "task_done", "join"}
+    assert all(callable(getattr(OutgoingQueue, name, None)) for name in called)
+
+
+async def test_the_outgoing_queue_keeps_order_wakes_getters_and_joins() -> None:
+    """As ``asyncio.Queue``: first in, first out; a waiting ``get`` wakes on ``put``; a
+    cancelled one takes nothing; ``join`` returns once every packet is marked done."""
+    queue = OutgoingQueue(10, on_full=lambda: None)
+    cancelled = asyncio.create_task(queue.get())
+    waiting = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    for item in ("a", "b", "c"):
+        await queue.put(item)
+    assert await asyncio.wait_for(waiting, 1) == "a"
+    assert [queue.get_nowait(), await asyncio.wait_for(queue.get(), 1)] == ["b", "c"]
+    with pytest.raises(asyncio.QueueEmpty):
+        queue.get_nowait()
+    joined = asyncio.create_task(queue.join())
+    queue.task_done()
+    queue.task_done()
+    await asyncio.sleep(0)
+    assert not joined.done()
+    queue.task_done()
+    await asyncio.wait_for(joined, 1)
+    with pytest.raises(ValueError):
+        queue.task_done()
 
 
 async def test_a_replaced_poll_is_what_the_websocket_writer_calls(server: LocalServer) -> None:
