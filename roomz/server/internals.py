@@ -77,7 +77,8 @@ python-engineio
       (``engineio.async_drivers.aiohttp.WebSocket``), replaced per server by a subclass
       whose ``wait`` refuses bad frames before engine.io decodes them (its reader decodes
       outside any ``try``: junk frames end in aiohttp tracebacks) and which remembers
-      the request, so a stuck reader's TCP connection can be aborted. No option takes
+      the request, so a stuck reader's TCP connection can be aborted (it reads frames
+      from ``_sock`` itself, as the driver's ``wait`` does). No option takes
       a driver. The driver calls the class as ``(handler, server)``, ``handler`` being
       the socket's bound ``_websocket_handler``; the driver's environ carries
       ``"aiohttp.request"``.
@@ -540,10 +541,14 @@ class CheckedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
         self.owner = owner
         self.eio_sid: str = handler.__self__.sid  # handler: the socket's _websocket_handler
 
-    async def __call__(self, environ: dict[str, Any]) -> Any:
-        """Open the WebSocket for its Engine.IO socket, as engine.io's driver does."""
+    def __call__(self, environ: dict[str, Any]) -> Any:
+        """Open the WebSocket for its Engine.IO socket, as engine.io's driver does.
+
+        Not a coroutine of its own: engine.io awaits what it returns, and a frame here
+        would be kept for the WebSocket's whole life (a few hundred bytes each).
+        """
         self.owner.websocket_opened(self.eio_sid, environ["aiohttp.request"], self)
-        return await super().__call__(environ)
+        return super().__call__(environ)
 
     async def send(self, message: str | bytes) -> None:
         """Send one frame, as the driver's ``send`` does, minus its per-call inspection."""
@@ -553,8 +558,14 @@ class CheckedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
             await self._sock.send_bytes(message)
 
     async def wait(self) -> Any:
-        """The next frame; a bad one closes the socket and ends engine.io's reader (OSError)."""
-        data = await super().wait()
+        """The next frame; a bad one closes the socket and ends engine.io's reader (OSError).
+
+        Read as the driver's ``wait`` reads it, not through it: the reader waits here for
+        the WebSocket's whole life, and each coroutine in that chain keeps its frame.
+        """
+        data = (await self._sock.receive()).data
+        if not isinstance(data, (str, bytes)):  # closed, or an error: the reader ends
+            raise OSError()
         problem = engine_packet_problem(data)
         if problem is not None:
             await self.owner.refuse(self.eio_sid, problem, data)

@@ -203,6 +203,10 @@ async def test_the_websocket_driver_class_is_replaceable_per_server() -> None:
         is eio_aiohttp.WebSocket
     assert parameters(eio_aiohttp.WebSocket.__init__)[1:] == ["handler", "server"]
     assert inspect.iscoroutinefunction(eio_aiohttp.WebSocket.wait)
+    # Ours returns the driver's coroutine for engine.io to await, and reads frames as the
+    # driver's wait does, so neither keeps a frame of its own for the WebSocket's life.
+    assert "await ws(environ)" in inspect.getsource(async_socket.AsyncSocket._upgrade_websocket)
+    assert "await self._sock.receive()" in inspect.getsource(eio_aiohttp.WebSocket.wait)
     async with LocalServer() as server, http_session() as http:
         raw = await RawSocket.open(http, server.url)
         sio = server.server.sio
