@@ -91,6 +91,10 @@ python-engineio
       clients decode from one payload: python-engineio#142), and on signed-in WebSocket
       sockets by a wait without a timer (:func:`poll`; no option turns the timer off).
       Both read the socket's ``server`` for ``ping_interval`` and ``ping_timeout``.
+  ``AsyncSocket.schedule_ping``: called once the connect handlers ran and on every PONG;
+      starts a task that sleeps ``ping_interval`` (``_send_ping``) then sets ``last_ping``
+      and sends a PING. Replaced on every socket by :func:`ping_later`, a timer instead
+      of a sleeping task kept by every connection (no option changes how it waits).
   ``AsyncSocket.send``: what ``send_packet`` calls for each packet to a socket. On
       signed-in WebSocket sockets replaced by :func:`send_now`, which writes a packet at
       once when nothing waits before it, rather than waking the writer task for it (one
@@ -123,6 +127,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -370,6 +375,25 @@ async def send_now(socket: Any, websocket: CheckedWebSocket, transport: asyncio.
         except ConnectionResetError:  # the WebSocket is closing: its writer ends it
             pass
     queue.put_nowait(pkt)
+
+
+def ping_later(socket: Any) -> None:
+    """``AsyncSocket.schedule_ping`` on a timer: ``ping_interval`` from now, send a PING.
+
+    engine.io starts a task that sleeps ``ping_interval`` and then sends it: a task, two
+    coroutines and a future that every connection holds nearly all the time (about
+    0.9 KB). A timer waits the same; a task runs only to send. As upstream, one wait at
+    a time (``last_ping`` is None while one runs), and none once the socket closes.
+    """
+    if socket.last_ping:
+        socket.last_ping = None
+        asyncio.get_running_loop().call_later(socket.server.ping_interval, _ping, socket)
+
+
+def _ping(socket: Any) -> None:
+    if not socket.closing and not socket.closed:
+        socket.last_ping = time.time()  # the clock check_ping_timeout reads
+        socket.server.start_background_task(socket.send, eio_packet.Packet(eio_packet.PING))
 
 
 async def long_poll(socket: Any) -> list[Any]:
@@ -670,6 +694,7 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         queue.take_over(socket.queue)
         socket.queue = queue
         socket.poll = long_poll.__get__(socket)
+        socket.schedule_ping = ping_later.__get__(socket)
         socket.handle_post_request = functools.partial(
             self._receive_payload, eio_sid, socket.handle_post_request)
         self._start_deadline(kept)

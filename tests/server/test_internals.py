@@ -217,6 +217,30 @@ async def test_the_websocket_driver_class_is_replaceable_per_server() -> None:
         await raw.close()
 
 
+async def test_pings_wait_on_a_timer_where_upstream_sleeps_in_a_task() -> None:
+    """engine.io schedules a ping once the connect handlers ran and on every PONG, one wait
+    at a time; ``_send_ping`` sleeps ``ping_interval``, sets ``last_ping`` by
+    ``time.time`` and sends a PING. Every socket's ``schedule_ping`` is
+    :func:`internals.ping_later`, and a client that answers is pinged again and again."""
+    schedule = inspect.getsource(async_socket.AsyncSocket.schedule_ping)
+    assert "if self.last_ping:" in schedule and "self.last_ping = None" in schedule
+    send_ping = inspect.getsource(async_socket.AsyncSocket._send_ping)
+    assert "asyncio.sleep(self.server.ping_interval)" in send_ping
+    assert "self.last_ping = time.time()" in send_ping
+    assert "self.send(packet.Packet(packet.PING))" in send_ping
+    connect = inspect.getsource(engineio.AsyncServer._handle_connect)
+    assert connect.index("_trigger_event('connect'") < connect.index("s.schedule_ping()")
+    assert "self.schedule_ping()" in inspect.getsource(async_socket.AsyncSocket.receive)
+    async with LocalServer(ping_interval=0.5, ping_timeout=5.0) as server, \
+            http_session() as http:
+        raw = await RawSocket.open(http, server.url)  # it answers every ping
+        socket = await only_socket(server)
+        assert socket.schedule_ping.__func__ is internals.ping_later
+        await raw.wait_text(lambda _: raw.texts.count("2") >= 3)
+        assert not raw.closed.is_set()
+        await raw.close()
+
+
 async def test_handle_post_request_is_looked_up_on_the_socket() -> None:
     """engine.io calls ``socket.handle_post_request(environ)`` on the instance, so a bad
     long-polling payload reaches our wrapper: 400, and the socket is closed."""
