@@ -132,6 +132,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import parse_qs
 
 import socketio
 from aiohttp import web
@@ -459,6 +460,16 @@ def is_connected(sio: socketio.AsyncServer, sid: str) -> bool:
     return bool(sio.manager.is_connected(sid, NAMESPACE))
 
 
+def is_handshake(query_string: str) -> bool:
+    """True when engine.io takes a request with this query for a new socket: it has no
+    ``sid`` as engine.io parses it (``parse_qs``, to which an empty ``sid=`` is none).
+
+    Parsed here and dropped, not through ``request.query``, which the request would keep
+    (with a WebSocket's, for hours).
+    """
+    return "sid" not in parse_qs(query_string)
+
+
 class Gate(Protocol):
     """What stands between the fan-out and one connection (see :meth:`FanOutManager.gate`)."""
 
@@ -642,7 +653,7 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         app.router.add_route("OPTIONS", path, self._handle_request)
 
     async def _handle_request(self, request: web.Request) -> web.StreamResponse:
-        if request.method == "GET" and "sid" not in request.query:
+        if request.method == "GET" and is_handshake(request.query_string):
             refusal = self._refusal(request)
             if refusal is not None:
                 return refusal

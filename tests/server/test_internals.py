@@ -241,6 +241,17 @@ async def test_pings_wait_on_a_timer_where_upstream_sleeps_in_a_task() -> None:
         await raw.close()
 
 
+def test_a_handshake_is_a_request_engineio_finds_no_sid_in() -> None:
+    """engine.io reads ``sid`` from ``parse_qs`` of the query string (blank values
+    dropped): the capacity checks in front of it see handshakes the same way."""
+    source = inspect.getsource(engineio.AsyncServer.handle_request)
+    assert "urllib.parse.parse_qs(environ.get('QUERY_STRING', ''))" in source
+    assert "query['sid'][0] if 'sid' in query else None" in source
+    assert internals.is_handshake("EIO=4&transport=websocket")
+    assert internals.is_handshake("EIO=4&transport=polling&sid=")
+    assert not internals.is_handshake("EIO=4&transport=polling&sid=abc")
+
+
 async def test_handle_post_request_is_looked_up_on_the_socket() -> None:
     """engine.io calls ``socket.handle_post_request(environ)`` on the instance, so a bad
     long-polling payload reaches our wrapper: 400, and the socket is closed."""
