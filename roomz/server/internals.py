@@ -128,7 +128,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -243,8 +243,10 @@ class OutgoingQueue:
     their ``_nowait`` forms, ``task_done``, ``join``, ``empty``, ``qsize``), in FIFO order
     like it, on a fraction of the memory: ``asyncio.Queue`` makes four deques (its items,
     waiting getters, waiting putters, and its ``join`` event's waiters), 3 KB per
-    connection kept for the connection's life. Here one deque holds the packets, a list
-    the rare getters, and an event exists only while someone joins.
+    connection kept for the connection's life. Here a list holds the packets (an empty
+    deque alone takes 760 bytes; at most ``limit`` packets wait, and most are written at
+    once by :func:`send_now`), a list the rare getters, and an event exists only while
+    someone joins.
     """
 
     def __init__(self, limit: int, on_full: Callable[[], None]) -> None:
@@ -252,7 +254,7 @@ class OutgoingQueue:
         #: The socket's writer waits on this queue, with nothing of its own left to send.
         self.writer_idle = False
         self._on_full: Callable[[], None] | None = on_full
-        self._packets: deque[Any] = deque()
+        self._packets: list[Any] = []
         self._getters: list[asyncio.Future[None]] = []
         self._unfinished = 0  # packets put and not yet marked done, for join()
         self._all_done: asyncio.Event | None = None
@@ -284,7 +286,7 @@ class OutgoingQueue:
         """The oldest packet; ``asyncio.QueueEmpty`` when there is none."""
         if not self._packets:
             raise asyncio.QueueEmpty
-        return self._packets.popleft()
+        return self._packets.pop(0)
 
     async def get(self) -> Any:
         """The oldest packet, once there is one (as ``asyncio.Queue.get``, cancellation too)."""
@@ -300,7 +302,7 @@ class OutgoingQueue:
                 if self._packets and not getter.cancelled():
                     self._wake_getter()  # it was woken for a packet it will not take
                 raise
-        return self._packets.popleft()
+        return self._packets.pop(0)
 
     def task_done(self) -> None:
         """Mark one packet taken as handled; ``ValueError`` when none is left to mark."""
