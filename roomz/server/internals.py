@@ -82,6 +82,10 @@ python-engineio
       a driver. The driver calls the class as ``(handler, server)``, ``handler`` being
       the socket's bound ``_websocket_handler``; the driver's environ carries
       ``"aiohttp.request"``.
+  ``AsyncServer._async["translate_request"]``: the driver's function that makes each
+      request's environ, a dict with a copy of every header, which engine.io and
+      python-socketio keep for a socket's life. Replaced per server by
+      :class:`RequestEnviron`, the same keys and values read from the request.
   ``AsyncSocket.queue``: each socket's outgoing packets, an unbounded ``asyncio.Queue``
       (python-engineio#133, open: no back-pressure). Replaced by :class:`OutgoingQueue`,
       which has the ``asyncio.Queue`` methods engine.io calls on it, on less memory.
@@ -127,9 +131,10 @@ import asyncio
 import contextlib
 import functools
 import logging
+import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qs
@@ -570,6 +575,69 @@ class EngineSocket:
     refused: bool = False  # closed for a bad packet
 
 
+class RequestEnviron(Mapping[str, Any]):
+    """The environ engine.io's aiohttp driver makes of a request, read from the request as
+    asked instead of copied: the same keys and values as the driver's ``translate_request``.
+
+    engine.io and python-socketio keep a socket's environ for its life (its WebSocket's
+    request too); the driver's is a dict with a copy of every header under an ``HTTP_*``
+    name, about 2 KB per connection. This one holds the request alone.
+    """
+
+    __slots__ = ("request",)
+
+    #: The entries that are not headers, as the driver computes them.
+    FIXED: dict[str, Callable[[web.Request], Any]] = {
+        "wsgi.input": lambda r: r.content,
+        "wsgi.errors": lambda r: sys.stderr,
+        "wsgi.version": lambda r: (1, 0),
+        "wsgi.async": lambda r: True,
+        "wsgi.multithread": lambda r: False,
+        "wsgi.multiprocess": lambda r: False,
+        "wsgi.run_once": lambda r: False,
+        "SERVER_SOFTWARE": lambda r: "aiohttp",
+        "REQUEST_METHOD": lambda r: r.method,
+        "QUERY_STRING": lambda r: r.query_string or "",
+        "RAW_URI": lambda r: r.path_qs,
+        "SERVER_PROTOCOL": lambda r: f"HTTP/{r.version[0]}.{r.version[1]}",
+        "REMOTE_ADDR": lambda r: "127.0.0.1",
+        "REMOTE_PORT": lambda r: "0",
+        "SERVER_NAME": lambda r: "aiohttp",
+        "SERVER_PORT": lambda r: "0",
+        "aiohttp.request": lambda r: r,
+        "PATH_INFO": lambda r: r.path,
+        "SCRIPT_NAME": lambda r: "",
+    }
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+
+    def _headers(self) -> Iterator[tuple[str, str]]:
+        """Each header as the driver names it: ``CONTENT_TYPE``, ``CONTENT_LENGTH``, else
+        ``HTTP_`` and its name upper-cased with ``_`` for ``-``."""
+        for name, value in self.request.headers.items():
+            name = name.upper().replace("-", "_")
+            yield (name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + name), value
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.FIXED:
+            return self.FIXED[key](self.request)
+        if key == "wsgi.url_scheme":
+            return self.get("HTTP_X_FORWARDED_PROTO", "http")
+        values = [value for name, value in self._headers() if name == key]
+        if not values:
+            raise KeyError(key)
+        # Repeated headers: joined with commas, but the last content type or length wins.
+        return ",".join(values) if key.startswith("HTTP_") else values[-1]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**dict.fromkeys(self.FIXED), "wsgi.url_scheme": None,
+                     **dict.fromkeys(name for name, _ in self._headers())})
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 class CheckedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
     """engine.io's aiohttp WebSocket, refusing bad frames and known to its :class:`SocketServer`."""
 
@@ -578,7 +646,7 @@ class CheckedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
         self.owner = owner
         self.eio_sid: str = handler.__self__.sid  # handler: the socket's _websocket_handler
 
-    def __call__(self, environ: dict[str, Any]) -> Any:
+    def __call__(self, environ: Mapping[str, Any]) -> Any:
         """Open the WebSocket for its Engine.IO socket, as engine.io's driver does.
 
         Not a coroutine of its own: engine.io awaits what it returns, and a frame here
@@ -643,7 +711,7 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         #: Sockets not yet signed in, per client address (its :func:`limit_key`).
         self.unfinished: Counter[str] = Counter()
         self._closing: set[asyncio.Task[None]] = set()
-        self.eio._async = {**self.eio._async,
+        self.eio._async = {**self.eio._async, "translate_request": RequestEnviron,
                            "websocket": functools.partial(CheckedWebSocket, owner=self)}
         raise_payload_limit()
 
@@ -695,7 +763,7 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
 
     # Engine.IO sockets opening and closing
 
-    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
+    async def _handle_eio_connect(self, eio_sid: str, environ: Mapping[str, Any]) -> None:
         await super()._handle_eio_connect(eio_sid, environ)
         socket = self.eio.sockets[eio_sid]
         request = environ.get("aiohttp.request")
@@ -841,7 +909,7 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     # What clients send
 
     async def _receive_payload(self, eio_sid: str, receive: Callable[[Any], Any],
-                               environ: dict[str, Any]) -> None:
+                               environ: Mapping[str, Any]) -> None:
         """``AsyncSocket.handle_post_request``, closing the socket when the payload is bad.
 
         Raising ``EngineIOError`` has engine.io answer 400; the socket is closed first, or

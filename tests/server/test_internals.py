@@ -41,7 +41,7 @@ from roomz.server.local import LocalServer
 from roomz.server.redis_state import RedisFanOutManager
 from tests.nodes.conftest import SECRET
 from tests.nodes.redis_proc import RedisProcess
-from tests.security.hostile_clients import RawSocket, http_session
+from tests.security.hostile_clients import ENGINE_PATH, RawSocket, http_session
 from tests.waiting import wait_until
 
 from .helpers import signed_in
@@ -250,6 +250,31 @@ def test_a_handshake_is_a_request_engineio_finds_no_sid_in() -> None:
     assert internals.is_handshake("EIO=4&transport=websocket")
     assert internals.is_handshake("EIO=4&transport=polling&sid=")
     assert not internals.is_handshake("EIO=4&transport=polling&sid=abc")
+
+
+async def test_the_environ_holds_what_the_drivers_environ_holds() -> None:
+    """engine.io builds each request's environ with its driver's ``translate_request``,
+    looked up in ``_async``; ours, :class:`RequestEnviron`, which python-socketio keeps for
+    the socket, has the same keys and values: repeated headers, a content type and a
+    forwarded scheme included."""
+    assert socketio.AsyncServer(async_mode="aiohttp").eio._async["translate_request"] \
+        is eio_aiohttp.translate_request
+    assert "translate_request = self._async['translate_request']" in inspect.getsource(
+        engineio.AsyncServer.handle_request)
+    headers = [("X-Forwarded-Proto", "https"), ("X-Forwarded-Proto", "http"),
+               ("Content-Type", "text/plain"), ("X-Custom-Thing", "a")]
+    async with LocalServer() as server, http_session() as http:
+        raw = RawSocket(await http.ws_connect(server.url + ENGINE_PATH, headers=headers))
+        await raw.wait_text(lambda text: text.startswith("0"))
+        socket = await only_socket(server)
+        environ = server.server.sio.environ[socket.sid]
+        assert isinstance(environ, internals.RequestEnviron)
+        theirs = eio_aiohttp.translate_request(environ["aiohttp.request"])
+        assert dict(environ) == theirs and len(environ) == len(theirs)
+        assert (environ["wsgi.url_scheme"], environ["HTTP_X_FORWARDED_PROTO"]) \
+            == ("https,http", "https,http")
+        assert "HTTP_NOT_SENT" not in environ and environ.get("CONTENT_TYPE") == "text/plain"
+        await raw.close()
 
 
 async def test_handle_post_request_is_looked_up_on_the_socket() -> None:
