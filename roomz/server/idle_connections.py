@@ -32,7 +32,7 @@ log = logging.getLogger("roomz.server")
 BACKLOG = 128  # aiohttp's own TCPSite default
 
 
-@dataclass
+@dataclass(slots=True)
 class _Connection:
     address: str
     busy: bool = False
@@ -99,6 +99,8 @@ class IdleConnections:
 class _Guard(asyncio.Protocol):
     """One accepted connection: admitted by :class:`IdleConnections`, then served by the
     protocol ``serve()`` makes, to which every event is passed on."""
+
+    __slots__ = ("connections", "serve", "transport", "inner")  # one per open connection
 
     def __init__(self, connections: IdleConnections, serve: Callable[[], asyncio.Protocol]
                  ) -> None:

@@ -77,18 +77,28 @@ python-engineio
       (``engineio.async_drivers.aiohttp.WebSocket``), replaced per server by a subclass
       whose ``wait`` refuses bad frames before engine.io decodes them (its reader decodes
       outside any ``try``: junk frames end in aiohttp tracebacks) and which remembers
-      the request, so a stuck reader's TCP connection can be aborted. No option takes
+      the request, so a stuck reader's TCP connection can be aborted (it reads frames
+      from ``_sock`` itself, as the driver's ``wait`` does). No option takes
       a driver. The driver calls the class as ``(handler, server)``, ``handler`` being
       the socket's bound ``_websocket_handler``; the driver's environ carries
       ``"aiohttp.request"``.
+  ``AsyncServer._async["translate_request"]``: the driver's function that makes each
+      request's environ, a dict with a copy of every header, which engine.io and
+      python-socketio keep for a socket's life. Replaced per server by
+      :class:`RequestEnviron`, the same keys and values read from the request.
   ``AsyncSocket.queue``: each socket's outgoing packets, an unbounded ``asyncio.Queue``
-      (python-engineio#133, open: no back-pressure). Replaced by :class:`OutgoingQueue`.
+      (python-engineio#133, open: no back-pressure). Replaced by :class:`OutgoingQueue`,
+      which has the ``asyncio.Queue`` methods engine.io calls on it, on less memory.
   ``AsyncSocket.poll``: what a long-polling GET and the WebSocket writer call for the
       next packets; it raises ``exceptions.QueueEmpty`` when there are none. Replaced
       by :func:`long_poll` (at most 16 packets per GET, which is all python-engineio's
       clients decode from one payload: python-engineio#142), and on signed-in WebSocket
       sockets by a wait without a timer (:func:`poll`; no option turns the timer off).
       Both read the socket's ``server`` for ``ping_interval`` and ``ping_timeout``.
+  ``AsyncSocket.schedule_ping``: called once the connect handlers ran and on every PONG;
+      starts a task that sleeps ``ping_interval`` (``_send_ping``) then sets ``last_ping``
+      and sends a PING. Replaced on every socket by :func:`ping_later`, a timer instead
+      of a sleeping task kept by every connection (no option changes how it waits).
   ``AsyncSocket.send``: what ``send_packet`` calls for each packet to a socket. On
       signed-in WebSocket sockets replaced by :func:`send_now`, which writes a packet at
       once when nothing waits before it, rather than waking the writer task for it (one
@@ -118,12 +128,16 @@ python-engineio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import sys
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import parse_qs
 
 import socketio
 from aiohttp import web
@@ -223,34 +237,106 @@ def shown(data: Any) -> str:
     return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "..."
 
 
-class OutgoingQueue(asyncio.Queue[Any]):
+class OutgoingQueue:
     """A socket's outgoing packets, at most ``limit`` of them.
 
     One more packet calls ``on_full`` (once) and is dropped: the connection is to be
     closed, having fallen too far behind. ``None``, which wakes the socket's writer to
     end the transport, is always taken.
+
+    It does what engine.io asks of the ``asyncio.Queue`` it replaces (``put``, ``get``,
+    their ``_nowait`` forms, ``task_done``, ``join``, ``empty``, ``qsize``), in FIFO order
+    like it, on a fraction of the memory: ``asyncio.Queue`` makes four deques (its items,
+    waiting getters, waiting putters, and its ``join`` event's waiters), 3 KB per
+    connection kept for the connection's life. Here a list holds the packets (an empty
+    deque alone takes 760 bytes; at most ``limit`` packets wait, and most are written at
+    once by :func:`send_now`), a list the rare getters, and an event exists only while
+    someone joins.
     """
 
     def __init__(self, limit: int, on_full: Callable[[], None]) -> None:
-        super().__init__()
         self.limit = limit
         #: The socket's writer waits on this queue, with nothing of its own left to send.
         self.writer_idle = False
         self._on_full: Callable[[], None] | None = on_full
+        self._packets: list[Any] = []
+        self._getters: list[asyncio.Future[None]] = []
+        self._unfinished = 0  # packets put and not yet marked done, for join()
+        self._all_done: asyncio.Event | None = None
+
+    def qsize(self) -> int:
+        """How many packets wait."""
+        return len(self._packets)
+
+    def empty(self) -> bool:
+        """True when no packet waits."""
+        return not self._packets
 
     def put_nowait(self, item: Any) -> None:
-        """Queue ``item`` unless ``limit`` packets are waiting (``put`` comes here too)."""
-        if item is not None and self.qsize() >= self.limit:
+        """Queue ``item`` unless ``limit`` packets are waiting."""
+        if item is not None and len(self._packets) >= self.limit:
             if self._on_full is not None:
                 on_full, self._on_full = self._on_full, None
                 on_full()
             return
-        super().put_nowait(item)
+        self._packets.append(item)
+        self._unfinished += 1
+        self._wake_getter()
+
+    async def put(self, item: Any) -> None:
+        """:meth:`put_nowait`: the queue never makes a putter wait."""
+        self.put_nowait(item)
+
+    def get_nowait(self) -> Any:
+        """The oldest packet; ``asyncio.QueueEmpty`` when there is none."""
+        if not self._packets:
+            raise asyncio.QueueEmpty
+        return self._packets.pop(0)
+
+    async def get(self) -> Any:
+        """The oldest packet, once there is one (as ``asyncio.Queue.get``, cancellation too)."""
+        while not self._packets:
+            getter = asyncio.get_running_loop().create_future()
+            self._getters.append(getter)
+            try:
+                await getter
+            except BaseException:
+                getter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._getters.remove(getter)
+                if self._packets and not getter.cancelled():
+                    self._wake_getter()  # it was woken for a packet it will not take
+                raise
+        return self._packets.pop(0)
+
+    def task_done(self) -> None:
+        """Mark one packet taken as handled; ``ValueError`` when none is left to mark."""
+        if self._unfinished <= 0:
+            raise ValueError("task_done() called too many times")
+        self._unfinished -= 1
+        if self._unfinished == 0 and self._all_done is not None:
+            self._all_done.set()
+            self._all_done = None
+
+    async def join(self) -> None:
+        """Wait until every packet put has been marked done."""
+        if self._unfinished:
+            if self._all_done is None:
+                self._all_done = asyncio.Event()
+            await self._all_done.wait()
+
+    def _wake_getter(self) -> None:
+        while self._getters:
+            getter = self._getters.pop(0)
+            if not getter.done():
+                getter.set_result(None)
+                return
 
     def take_over(self, old: asyncio.Queue[Any]) -> None:
         """Move the packets of the queue this one replaces (an Engine.IO OPEN, say)."""
         while not old.empty():
-            super().put_nowait(old.get_nowait())
+            self._packets.append(old.get_nowait())
+            self._unfinished += 1
             old.task_done()
 
 
@@ -297,6 +383,25 @@ async def send_now(socket: Any, websocket: CheckedWebSocket, transport: asyncio.
         except ConnectionResetError:  # the WebSocket is closing: its writer ends it
             pass
     queue.put_nowait(pkt)
+
+
+def ping_later(socket: Any) -> None:
+    """``AsyncSocket.schedule_ping`` on a timer: ``ping_interval`` from now, send a PING.
+
+    engine.io starts a task that sleeps ``ping_interval`` and then sends it: a task, two
+    coroutines and a future that every connection holds nearly all the time (about
+    0.9 KB). A timer waits the same; a task runs only to send. As upstream, one wait at
+    a time (``last_ping`` is None while one runs), and none once the socket closes.
+    """
+    if socket.last_ping:
+        socket.last_ping = None
+        asyncio.get_running_loop().call_later(socket.server.ping_interval, _ping, socket)
+
+
+def _ping(socket: Any) -> None:
+    if not socket.closing and not socket.closed:
+        socket.last_ping = time.time()  # the clock check_ping_timeout reads
+        socket.server.start_background_task(socket.send, eio_packet.Packet(eio_packet.PING))
 
 
 async def long_poll(socket: Any) -> list[Any]:
@@ -360,6 +465,16 @@ def is_connected(sio: socketio.AsyncServer, sid: str) -> bool:
     """True from the moment python-socketio has accepted ``sid``'s connect (after its
     connect handler returned) until the connection ends."""
     return bool(sio.manager.is_connected(sid, NAMESPACE))
+
+
+def is_handshake(query_string: str) -> bool:
+    """True when engine.io takes a request with this query for a new socket: it has no
+    ``sid`` as engine.io parses it (``parse_qs``, to which an empty ``sid=`` is none).
+
+    Parsed here and dropped, not through ``request.query``, which the request would keep
+    (with a WebSocket's, for hours).
+    """
+    return "sid" not in parse_qs(query_string)
 
 
 class Gate(Protocol):
@@ -460,6 +575,69 @@ class EngineSocket:
     refused: bool = False  # closed for a bad packet
 
 
+class RequestEnviron(Mapping[str, Any]):
+    """The environ engine.io's aiohttp driver makes of a request, read from the request as
+    asked instead of copied: the same keys and values as the driver's ``translate_request``.
+
+    engine.io and python-socketio keep a socket's environ for its life (its WebSocket's
+    request too); the driver's is a dict with a copy of every header under an ``HTTP_*``
+    name, about 2 KB per connection. This one holds the request alone.
+    """
+
+    __slots__ = ("request",)
+
+    #: The entries that are not headers, as the driver computes them.
+    FIXED: dict[str, Callable[[web.Request], Any]] = {
+        "wsgi.input": lambda r: r.content,
+        "wsgi.errors": lambda r: sys.stderr,
+        "wsgi.version": lambda r: (1, 0),
+        "wsgi.async": lambda r: True,
+        "wsgi.multithread": lambda r: False,
+        "wsgi.multiprocess": lambda r: False,
+        "wsgi.run_once": lambda r: False,
+        "SERVER_SOFTWARE": lambda r: "aiohttp",
+        "REQUEST_METHOD": lambda r: r.method,
+        "QUERY_STRING": lambda r: r.query_string or "",
+        "RAW_URI": lambda r: r.path_qs,
+        "SERVER_PROTOCOL": lambda r: f"HTTP/{r.version[0]}.{r.version[1]}",
+        "REMOTE_ADDR": lambda r: "127.0.0.1",
+        "REMOTE_PORT": lambda r: "0",
+        "SERVER_NAME": lambda r: "aiohttp",
+        "SERVER_PORT": lambda r: "0",
+        "aiohttp.request": lambda r: r,
+        "PATH_INFO": lambda r: r.path,
+        "SCRIPT_NAME": lambda r: "",
+    }
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+
+    def _headers(self) -> Iterator[tuple[str, str]]:
+        """Each header as the driver names it: ``CONTENT_TYPE``, ``CONTENT_LENGTH``, else
+        ``HTTP_`` and its name upper-cased with ``_`` for ``-``."""
+        for name, value in self.request.headers.items():
+            name = name.upper().replace("-", "_")
+            yield (name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + name), value
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.FIXED:
+            return self.FIXED[key](self.request)
+        if key == "wsgi.url_scheme":
+            return self.get("HTTP_X_FORWARDED_PROTO", "http")
+        values = [value for name, value in self._headers() if name == key]
+        if not values:
+            raise KeyError(key)
+        # Repeated headers: joined with commas, but the last content type or length wins.
+        return ",".join(values) if key.startswith("HTTP_") else values[-1]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**dict.fromkeys(self.FIXED), "wsgi.url_scheme": None,
+                     **dict.fromkeys(name for name, _ in self._headers())})
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 class CheckedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
     """engine.io's aiohttp WebSocket, refusing bad frames and known to its :class:`SocketServer`."""
 
@@ -468,10 +646,14 @@ class CheckedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
         self.owner = owner
         self.eio_sid: str = handler.__self__.sid  # handler: the socket's _websocket_handler
 
-    async def __call__(self, environ: dict[str, Any]) -> Any:
-        """Open the WebSocket for its Engine.IO socket, as engine.io's driver does."""
+    def __call__(self, environ: Mapping[str, Any]) -> Any:
+        """Open the WebSocket for its Engine.IO socket, as engine.io's driver does.
+
+        Not a coroutine of its own: engine.io awaits what it returns, and a frame here
+        would be kept for the WebSocket's whole life (a few hundred bytes each).
+        """
         self.owner.websocket_opened(self.eio_sid, environ["aiohttp.request"], self)
-        return await super().__call__(environ)
+        return super().__call__(environ)
 
     async def send(self, message: str | bytes) -> None:
         """Send one frame, as the driver's ``send`` does, minus its per-call inspection."""
@@ -481,8 +663,14 @@ class CheckedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
             await self._sock.send_bytes(message)
 
     async def wait(self) -> Any:
-        """The next frame; a bad one closes the socket and ends engine.io's reader (OSError)."""
-        data = await super().wait()
+        """The next frame; a bad one closes the socket and ends engine.io's reader (OSError).
+
+        Read as the driver's ``wait`` reads it, not through it: the reader waits here for
+        the WebSocket's whole life, and each coroutine in that chain keeps its frame.
+        """
+        data = (await self._sock.receive()).data
+        if not isinstance(data, (str, bytes)):  # closed, or an error: the reader ends
+            raise OSError()
         problem = engine_packet_problem(data)
         if problem is not None:
             await self.owner.refuse(self.eio_sid, problem, data)
@@ -523,7 +711,7 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         #: Sockets not yet signed in, per client address (its :func:`limit_key`).
         self.unfinished: Counter[str] = Counter()
         self._closing: set[asyncio.Task[None]] = set()
-        self.eio._async = {**self.eio._async,
+        self.eio._async = {**self.eio._async, "translate_request": RequestEnviron,
                            "websocket": functools.partial(CheckedWebSocket, owner=self)}
         raise_payload_limit()
 
@@ -535,7 +723,7 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         app.router.add_route("OPTIONS", path, self._handle_request)
 
     async def _handle_request(self, request: web.Request) -> web.StreamResponse:
-        if request.method == "GET" and "sid" not in request.query:
+        if request.method == "GET" and is_handshake(request.query_string):
             refusal = self._refusal(request)
             if refusal is not None:
                 return refusal
@@ -575,7 +763,7 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
 
     # Engine.IO sockets opening and closing
 
-    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
+    async def _handle_eio_connect(self, eio_sid: str, environ: Mapping[str, Any]) -> None:
         await super()._handle_eio_connect(eio_sid, environ)
         socket = self.eio.sockets[eio_sid]
         request = environ.get("aiohttp.request")
@@ -587,6 +775,7 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         queue.take_over(socket.queue)
         socket.queue = queue
         socket.poll = long_poll.__get__(socket)
+        socket.schedule_ping = ping_later.__get__(socket)
         socket.handle_post_request = functools.partial(
             self._receive_payload, eio_sid, socket.handle_post_request)
         self._start_deadline(kept)
@@ -720,7 +909,7 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     # What clients send
 
     async def _receive_payload(self, eio_sid: str, receive: Callable[[Any], Any],
-                               environ: dict[str, Any]) -> None:
+                               environ: Mapping[str, Any]) -> None:
         """``AsyncSocket.handle_post_request``, closing the socket when the payload is bad.
 
         Raising ``EngineIOError`` has engine.io answer 400; the socket is closed first, or

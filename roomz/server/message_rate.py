@@ -14,6 +14,8 @@ class MessageRate:
     True
     """
 
+    __slots__ = ("per_second", "burst", "_clock", "_tokens", "_last")  # one per connection
+
     def __init__(self, per_second: float, burst: int,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.per_second = per_second

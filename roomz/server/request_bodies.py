@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -39,10 +40,19 @@ class BodyLimits:
         self.quiet = QuietLog(log)
 
     @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Wait for the whole body under the limits, then run ``handler``."""
+    def middleware(self, request: web.Request, handler: Handler
+                   ) -> Awaitable[web.StreamResponse]:
+        """Wait for the whole body under the limits, then run ``handler``.
+
+        A request without a body goes to ``handler`` as it is, not awaited here: a frame
+        of this middleware would otherwise stay for a WebSocket's whole life.
+        """
         if not request.body_exists:
-            return await handler(request)
+            return handler(request)
+        return self._whole_body_first(request, handler)
+
+    async def _whole_body_first(self, request: web.Request,
+                                handler: Handler) -> web.StreamResponse:
         length = request.content_length
         if length is not None and length > self.max_bytes:
             raise web.HTTPRequestEntityTooLarge(

@@ -49,13 +49,17 @@ async def test_sockets_that_never_sign_in_are_closed_after_connect_timeout() -> 
 
 async def test_handshakes_beyond_max_connections_are_refused_503() -> None:
     """Unfinished sockets count toward max_connections: one more handshake is refused with 503
-    "Server full" (polling and WebSocket alike) until the unfinished ones have been closed."""
+    "Server full" (polling and WebSocket alike, an empty ``sid`` too) until the unfinished
+    ones have been closed."""
     async with LocalServer(max_connections=5, connect_timeout=1.0) as server, \
             http_session() as http:
         holders = await asyncio.gather(*(RawSocket.open(http, server.url) for _ in range(5)))
 
         async with http.get(f"{server.url}/socket.io/?EIO=4&transport=polling") as resp:
             status, body = resp.status, await resp.json(content_type=None)
+        # An empty sid is no sid to engine.io: a handshake, refused like the others.
+        async with http.get(f"{server.url}/socket.io/?EIO=4&transport=polling&sid=") as resp:
+            empty_sid_status = resp.status
         try:
             refused_ws = await RawSocket.open(http, server.url)
         except aiohttp.WSServerHandshakeError as exc:
@@ -64,7 +68,7 @@ async def test_handshakes_beyond_max_connections_are_refused_503() -> None:
             await refused_ws.close()
             ws_status = 101
 
-        assert (status, ws_status) == (503, 503)
+        assert (status, empty_sid_status, ws_status) == (503, 503, 503)
         assert body["detail"] == "Server full: 5 connections; try again later"
         assert all(await asyncio.gather(*(raw.wait_closed(1.0 + SLACK) for raw in holders)))
         later = await RawSocket.open(http, server.url)  # room again once they are gone

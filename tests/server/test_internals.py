@@ -11,6 +11,7 @@ import contextlib
 import inspect
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -40,7 +41,7 @@ from roomz.server.local import LocalServer
 from roomz.server.redis_state import RedisFanOutManager
 from tests.nodes.conftest import SECRET
 from tests.nodes.redis_proc import RedisProcess
-from tests.security.hostile_clients import RawSocket, http_session
+from tests.security.hostile_clients import ENGINE_PATH, RawSocket, http_session
 from tests.waiting import wait_until
 
 from .helpers import signed_in
@@ -125,7 +126,7 @@ async def test_engineio_sockets_are_found_by_id_and_carry_the_flags_used() -> No
         socket = await only_socket(server)
 
         assert server.server.sio.eio.sockets[socket.sid] is socket
-        assert isinstance(socket.queue, asyncio.Queue)
+        assert isinstance(socket.queue, OutgoingQueue)
         assert (socket.upgraded, socket.closing, socket.closed) == (True, False, False)
         await internals.close_now(socket)
         assert socket.closed
@@ -146,6 +147,39 @@ async def test_the_outgoing_queue_replaces_the_sockets_queue(server: LocalServer
         await queue.put(item)
     await queue.put(None)
     assert (queue.qsize(), full) == (3, [True])
+
+
+def test_the_outgoing_queue_has_every_queue_method_engineio_calls() -> None:
+    """engine.io's socket calls only these methods of its queue, which :class:`OutgoingQueue`
+    has without being an ``asyncio.Queue``: a new call upstream fails here first."""
+    called = set(re.findall(r"self\.queue\.(\w+)", inspect.getsource(async_socket)))
+    assert called == {"get", "get_nowait", "put", "put_nowait", "task_done", "join"}
+    assert all(callable(getattr(OutgoingQueue, name, None)) for name in called)
+
+
+async def test_the_outgoing_queue_keeps_order_wakes_getters_and_joins() -> None:
+    """As ``asyncio.Queue``: first in, first out; a waiting ``get`` wakes on ``put``; a
+    cancelled one takes nothing; ``join`` returns once every packet is marked done."""
+    queue = OutgoingQueue(10, on_full=lambda: None)
+    cancelled = asyncio.create_task(queue.get())
+    waiting = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    for item in ("a", "b", "c"):
+        await queue.put(item)
+    assert await asyncio.wait_for(waiting, 1) == "a"
+    assert [queue.get_nowait(), await asyncio.wait_for(queue.get(), 1)] == ["b", "c"]
+    with pytest.raises(asyncio.QueueEmpty):
+        queue.get_nowait()
+    joined = asyncio.create_task(queue.join())
+    queue.task_done()
+    queue.task_done()
+    await asyncio.sleep(0)
+    assert not joined.done()
+    queue.task_done()
+    await asyncio.wait_for(joined, 1)
+    with pytest.raises(ValueError):
+        queue.task_done()
 
 
 async def test_a_replaced_poll_is_what_the_websocket_writer_calls(server: LocalServer) -> None:
@@ -169,6 +203,10 @@ async def test_the_websocket_driver_class_is_replaceable_per_server() -> None:
         is eio_aiohttp.WebSocket
     assert parameters(eio_aiohttp.WebSocket.__init__)[1:] == ["handler", "server"]
     assert inspect.iscoroutinefunction(eio_aiohttp.WebSocket.wait)
+    # Ours returns the driver's coroutine for engine.io to await, and reads frames as the
+    # driver's wait does, so neither keeps a frame of its own for the WebSocket's life.
+    assert "await ws(environ)" in inspect.getsource(async_socket.AsyncSocket._upgrade_websocket)
+    assert "await self._sock.receive()" in inspect.getsource(eio_aiohttp.WebSocket.wait)
     async with LocalServer() as server, http_session() as http:
         raw = await RawSocket.open(http, server.url)
         sio = server.server.sio
@@ -176,6 +214,66 @@ async def test_the_websocket_driver_class_is_replaceable_per_server() -> None:
 
         assert sio.eio._async["websocket"].func is CheckedWebSocket
         assert isinstance(sio.engine_sockets[socket.sid].websocket, web.Request)
+        await raw.close()
+
+
+async def test_pings_wait_on_a_timer_where_upstream_sleeps_in_a_task() -> None:
+    """engine.io schedules a ping once the connect handlers ran and on every PONG, one wait
+    at a time; ``_send_ping`` sleeps ``ping_interval``, sets ``last_ping`` by
+    ``time.time`` and sends a PING. Every socket's ``schedule_ping`` is
+    :func:`internals.ping_later`, and a client that answers is pinged again and again."""
+    schedule = inspect.getsource(async_socket.AsyncSocket.schedule_ping)
+    assert "if self.last_ping:" in schedule and "self.last_ping = None" in schedule
+    send_ping = inspect.getsource(async_socket.AsyncSocket._send_ping)
+    assert "asyncio.sleep(self.server.ping_interval)" in send_ping
+    assert "self.last_ping = time.time()" in send_ping
+    assert "self.send(packet.Packet(packet.PING))" in send_ping
+    connect = inspect.getsource(engineio.AsyncServer._handle_connect)
+    assert connect.index("_trigger_event('connect'") < connect.index("s.schedule_ping()")
+    assert "self.schedule_ping()" in inspect.getsource(async_socket.AsyncSocket.receive)
+    async with LocalServer(ping_interval=0.5, ping_timeout=5.0) as server, \
+            http_session() as http:
+        raw = await RawSocket.open(http, server.url)  # it answers every ping
+        socket = await only_socket(server)
+        assert socket.schedule_ping.__func__ is internals.ping_later
+        await raw.wait_text(lambda _: raw.texts.count("2") >= 3)
+        assert not raw.closed.is_set()
+        await raw.close()
+
+
+def test_a_handshake_is_a_request_engineio_finds_no_sid_in() -> None:
+    """engine.io reads ``sid`` from ``parse_qs`` of the query string (blank values
+    dropped): the capacity checks in front of it see handshakes the same way."""
+    source = inspect.getsource(engineio.AsyncServer.handle_request)
+    assert "urllib.parse.parse_qs(environ.get('QUERY_STRING', ''))" in source
+    assert "query['sid'][0] if 'sid' in query else None" in source
+    assert internals.is_handshake("EIO=4&transport=websocket")
+    assert internals.is_handshake("EIO=4&transport=polling&sid=")
+    assert not internals.is_handshake("EIO=4&transport=polling&sid=abc")
+
+
+async def test_the_environ_holds_what_the_drivers_environ_holds() -> None:
+    """engine.io builds each request's environ with its driver's ``translate_request``,
+    looked up in ``_async``; ours, :class:`RequestEnviron`, which python-socketio keeps for
+    the socket, has the same keys and values: repeated headers, a content type and a
+    forwarded scheme included."""
+    assert socketio.AsyncServer(async_mode="aiohttp").eio._async["translate_request"] \
+        is eio_aiohttp.translate_request
+    assert "translate_request = self._async['translate_request']" in inspect.getsource(
+        engineio.AsyncServer.handle_request)
+    headers = [("X-Forwarded-Proto", "https"), ("X-Forwarded-Proto", "http"),
+               ("Content-Type", "text/plain"), ("X-Custom-Thing", "a")]
+    async with LocalServer() as server, http_session() as http:
+        raw = RawSocket(await http.ws_connect(server.url + ENGINE_PATH, headers=headers))
+        await raw.wait_text(lambda text: text.startswith("0"))
+        socket = await only_socket(server)
+        environ = server.server.sio.environ[socket.sid]
+        assert isinstance(environ, internals.RequestEnviron)
+        theirs = eio_aiohttp.translate_request(environ["aiohttp.request"])
+        assert dict(environ) == theirs and len(environ) == len(theirs)
+        assert (environ["wsgi.url_scheme"], environ["HTTP_X_FORWARDED_PROTO"]) \
+            == ("https,http", "https,http")
+        assert "HTTP_NOT_SENT" not in environ and environ.get("CONTENT_TYPE") == "text/plain"
         await raw.close()
 
 
