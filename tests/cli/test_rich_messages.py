@@ -4,13 +4,16 @@ timeout, and /who. The real ChatApp on a real server, hosting a real bot."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
 from roomz.server.local import LocalServer
+from roomz_bots.config import Config
 from tests.bots.sample_plugins import reporter
 
 from .helpers import (
@@ -35,24 +38,28 @@ SHOTS = Path(__file__).resolve().parents[2] / ".artifacts" / "terminal"
 
 
 def config_with_reporter(tmp_path: Path, url: str, *, timeout: float = 30.0,
-                         extra: str = "") -> object:
+                         extra: str = "") -> Config:
     """The helper bot with the reporter plugin, its questions open ``timeout`` seconds."""
     return write_config(tmp_path, url, plugins=f'["{REPORTER}", "poll"]', extra=(
         f"{extra}\n[plugins.reporter]\ndeploy_timeout = {timeout}\n"))
 
 
-async def signed_in_with_bot(term: Terminal, server: LocalServer) -> None:
-    await term.sign_in(server, EMAIL)
-    await term.wait_for("Bot helper running")
+@contextlib.asynccontextmanager
+async def terminal_with_bot(server: LocalServer, tmp_path: Path, *, timeout: float = 30.0,
+                            extra: str = "") -> AsyncIterator[Terminal]:
+    """The terminal signed in on ``server``, its helper bot (reporter, poll) running."""
+    config = config_with_reporter(tmp_path, server.url, timeout=timeout, extra=extra)
+    async with open_terminal(server.url, tmp_path, config=config) as term:
+        await term.sign_in(server, EMAIL)
+        await term.wait_for("Bot helper running")
+        yield term
 
 
 async def test_a_bots_markdown_reply_is_drawn_and_hostile_text_is_inert(
         server: LocalServer, tmp_path: Path) -> None:
     """Heading, emphasis, a list, a table with box lines, highlighted code; the HTML and
     the escape sequence inside show as text and placeholders, never obeyed."""
-    config = config_with_reporter(tmp_path, server.url)
-    async with open_terminal(server.url, tmp_path, config=config) as term:  # type: ignore[arg-type]
-        await signed_in_with_bot(term, server)
+    async with terminal_with_bot(server, tmp_path) as term:
         start = term.mark()
         term.type("!report\r")
         line = await term.wait_for("# Deploy report", start=start)
@@ -78,9 +85,7 @@ async def test_a_question_is_answered_by_typing_its_number(server: LocalServer,
                                                            tmp_path: Path) -> None:
     """The question shows numbered answers; typing 1 answers it (every connection sees
     "↳ yes"), and the bot goes on with that answer."""
-    config = config_with_reporter(tmp_path, server.url)
-    async with open_terminal(server.url, tmp_path, config=config) as term:  # type: ignore[arg-type]
-        await signed_in_with_bot(term, server)
+    async with terminal_with_bot(server, tmp_path) as term:
         start = term.mark()
         term.type("!deploy\r")
         question = text_of(await term.wait_for(r"\? Deploy to production\?", start=start))
@@ -100,9 +105,7 @@ async def test_a_question_is_answered_by_typing_its_number(server: LocalServer,
 async def test_tab_completes_an_answer_and_the_label_answers(server: LocalServer,
                                                              tmp_path: Path) -> None:
     """With a question open, Tab offers its answers; the completed label answers."""
-    config = config_with_reporter(tmp_path, server.url)
-    async with open_terminal(server.url, tmp_path, config=config) as term:  # type: ignore[arg-type]
-        await signed_in_with_bot(term, server)
+    async with terminal_with_bot(server, tmp_path) as term:
         start = term.mark()
         term.type("!deploy\r")
         await term.wait_for(r"\? Deploy to production\?", start=start)
@@ -120,9 +123,7 @@ async def test_tab_completes_an_answer_and_the_label_answers(server: LocalServer
 async def test_an_unanswered_question_times_out_to_its_default(server: LocalServer,
                                                                tmp_path: Path) -> None:
     """Nobody answers within the timeout: the server's line, and the bot takes the default."""
-    config = config_with_reporter(tmp_path, server.url, timeout=1)
-    async with open_terminal(server.url, tmp_path, config=config) as term:  # type: ignore[arg-type]
-        await signed_in_with_bot(term, server)
+    async with terminal_with_bot(server, tmp_path, timeout=1) as term:
         start = term.mark()
         term.type("!deploy\r")
         line = await term.wait_for("No answer to", start=start, timeout=15)
@@ -134,9 +135,7 @@ async def test_an_unanswered_question_times_out_to_its_default(server: LocalServ
 async def test_a_message_with_a_subject_is_collapsed_until_expanded(server: LocalServer,
                                                                     tmp_path: Path) -> None:
     """Code with a subject shows as one line; /expand 1 and Ctrl-O show it whole."""
-    config = config_with_reporter(tmp_path, server.url)
-    async with open_terminal(server.url, tmp_path, config=config) as term:  # type: ignore[arg-type]
-        await signed_in_with_bot(term, server)
+    async with terminal_with_bot(server, tmp_path) as term:
         start = term.mark()
         term.type("!snippet\r")
         line = await term.wait_for("A snippet", start=start)
@@ -154,11 +153,8 @@ async def test_a_message_with_a_subject_is_collapsed_until_expanded(server: Loca
 
 async def test_who_lists_the_terminal_and_its_bots(server: LocalServer, tmp_path: Path) -> None:
     """/who: this terminal and both hosted bots, by kind and name."""
-    config = config_with_reporter(tmp_path, server.url, extra=(
-        '[[bots]]\nname = "second"\nplugins = ["echo"]\n'))
-    async with open_terminal(server.url, tmp_path, config=config) as term:  # type: ignore[arg-type]
-        await term.sign_in(server, EMAIL)
-        await term.wait_for("Bot helper running")
+    second = '[[bots]]\nname = "second"\nplugins = ["echo"]\n'
+    async with terminal_with_bot(server, tmp_path, extra=second) as term:
         await term.wait_for("Bot second running")
         line = text_of(await term.command("/who", "3 connections"))
     shown = line.split(" ", 1)[1].splitlines()
@@ -176,7 +172,7 @@ def test_on_the_screen_markdown_and_a_question_answered_by_its_number(tmp_path: 
     is saved as .artifacts/terminal/rich-messages.png); a report's escape sequence is shown,
     not obeyed (the screen has no red RED)."""
     config = config_with_reporter(tmp_path, "http://127.0.0.1:9")
-    child = spawn_cli(tmp_path, "--embedded", "--config", str(config.path),  # type: ignore[attr-defined]
+    child = spawn_cli(tmp_path, "--embedded", "--config", str(config.path),
                       columns=100, rows=36)
     screen = Screen(child, rows=36, columns=100)
     try:

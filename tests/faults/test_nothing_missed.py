@@ -28,6 +28,14 @@ from .proxy import TcpProxy
 SEND_TIMEOUT = 15.0
 
 
+async def connected(clients: dict[str, AsyncClient]) -> list[Watch]:
+    """A :class:`Watch` on each client, in order, once all are connected."""
+    watches = [Watch(name, client) for name, client in clients.items()]
+    for client in clients.values():
+        await asyncio.wait_for(client.connect(), TIMEOUT)
+    return watches
+
+
 async def traffic_through(fault: Callable[[], Awaitable[None]], senders: dict[str, AsyncClient],
                           *, pace: float = 0.02) -> SendLog:
     """Every sender sends numbered messages before, during and after ``fault()``."""
@@ -75,9 +83,7 @@ async def test_a_node_killed_and_restarted(
     proc = await restartable.start()
     session = await proc.sign_in("alice@example.com")
     clients = {f"c{i}": make_client(restartable.url, session) for i in range(3)}
-    watches = [Watch(name, client) for name, client in clients.items()]
-    for client in clients.values():
-        await asyncio.wait_for(client.connect(), TIMEOUT)
+    watches = await connected(clients)
 
     async def kill_and_restart() -> None:
         await proc.stop(signal.SIGKILL)
@@ -101,9 +107,7 @@ async def test_a_node_killed_and_its_clients_moving_to_the_other(
         balancer: TcpProxy = await proxy_factory([two.port, one.port])
         direct = {f"direct{i}": make_client(one.url, session) for i in range(2)}
         moving = {f"moving{i}": make_client(balancer.url, session) for i in range(2)}
-        watches = [Watch(name, c) for name, c in {**direct, **moving}.items()]
-        for client in [*direct.values(), *moving.values()]:
-            await asyncio.wait_for(client.connect(), TIMEOUT)
+        watches = await connected({**direct, **moving})
 
         async def kill_one_node() -> None:
             await two.kill()
@@ -125,9 +129,7 @@ async def test_a_node_on_redis_killed_and_restarted(
         session = await one.sign_in("frank@example.com")
         on_one = {f"one{i}": make_client(one.url, session) for i in range(2)}
         on_two = {f"two{i}": make_client(two.url, session) for i in range(2)}
-        watches = [Watch(name, c) for name, c in {**on_one, **on_two}.items()]
-        for client in [*on_one.values(), *on_two.values()]:
-            await asyncio.wait_for(client.connect(), TIMEOUT)
+        watches = await connected({**on_one, **on_two})
 
         async def kill_and_restart_two() -> None:
             await two.stop(signal.SIGKILL)
@@ -156,9 +158,8 @@ async def test_a_redis_restart(tmp_path: Path, make_client: Callable[..., AsyncC
             session = await one.sign_in("dave@example.com")
             clients = {f"n{i % 2}c{i}": make_client((one, two)[i % 2].url, session)
                        for i in range(4)}
-            watches = [Watch(name, c) for name, c in clients.items()]
-            for client in clients.values():
-                await asyncio.wait_for(client.connect(), TIMEOUT)
+            watches = await connected(clients)
+
             async def restart_redis() -> None:
                 redis.kill()
                 await asyncio.sleep(1.0)  # down for a while: sends are refused meanwhile
@@ -180,9 +181,7 @@ async def test_a_client_cut_off_for_a_while(away: float, make_client: Callable[.
         proxy: TcpProxy = await proxy_factory([server.port])
         senders = {f"s{i}": make_client(server.url, session) for i in range(2)}
         cut_off = make_client(proxy.url, session)
-        watches = [Watch(name, c) for name, c in {**senders, "cut": cut_off}.items()]
-        for client in [*senders.values(), cut_off]:
-            await asyncio.wait_for(client.connect(), TIMEOUT)
+        watches = await connected({**senders, "cut": cut_off})
 
         async def cut() -> None:
             proxy.blackhole()  # its attempts to come back hang until the link is back
