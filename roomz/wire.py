@@ -26,7 +26,7 @@ OBJECT: tuple[type, ...] = (dict,)
 class Maybe:
     """A field servers may leave out: an extension, or one the published server omits."""
 
-    kind: Kind
+    kind: Required
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,10 @@ class ListOf:
     shape: Shape
 
 
-#: What a field may hold: one of some types, a nested object, an array of objects, or any of
-#: those, optional.
-Kind = Union[tuple[type, ...], "Shape", ListOf, Maybe]
+#: What a field must hold: one of some types, a nested object, or an array of objects.
+Required = Union[tuple[type, ...], "Shape", ListOf]
+#: What a field may hold: what it must, or that optionally.
+Kind = Required | Maybe
 Shape = Mapping[str, Kind]
 
 USER: Shape = {"id": TEXT, "email": TEXT, "display_name": Maybe(TEXT_OR_NULL)}
@@ -118,10 +119,8 @@ def shape_problem(value: Any, shape: Shape, where: str = "") -> str | None:
     return None
 
 
-def kind_problem(value: Any, kind: Kind, path: str) -> str | None:
+def kind_problem(value: Any, kind: Required, path: str) -> str | None:
     """What keeps the field at ``path`` from holding ``kind``, or None."""
-    if isinstance(kind, Maybe):
-        return kind_problem(value, kind.kind, path)
     if isinstance(kind, ListOf):
         if not isinstance(value, list):
             return f"{path!r} must be an array, got {type_name(value)}"

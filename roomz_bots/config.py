@@ -21,6 +21,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
+from .bot import MISSED_COMMAND_MAX_AGE
 from .conversion import ConversionError, convert, describe
 from .plugins import Plugin, PluginError, load_plugin
 
@@ -63,7 +64,7 @@ class BotConfig:
     #: The longest wait between two attempts to reach the server; None: ``[client]``'s.
     reconnect_max_delay: float | None = None
     #: Commands sent while the bot was away are answered if at most this many seconds old.
-    missed_command_max_age: float = 300.0
+    missed_command_max_age: float = MISSED_COMMAND_MAX_AGE
 
 
 @dataclass

@@ -28,7 +28,7 @@ from typing import Any
 from roomz import AsyncClient
 from roomz.server.local import LocalServer
 
-from .bot import Bot
+from .bot import MISSED_COMMAND_MAX_AGE, Bot
 from .clock import FakeClock
 from .flood import TokenBucket
 from .message import Message
@@ -42,7 +42,8 @@ class BotHarness:
                  settings: dict[str, dict[str, Any]] | None = None, prefix: str = "!",
                  display_name: str | None = "TestBot", email: str = "tester@example.com",
                  data_dir: Path | None = None, flood: TokenBucket | None = None,
-                 timeout: float = 5.0, missed_command_max_age: float = 300.0) -> None:
+                 timeout: float = 5.0,
+                 missed_command_max_age: float = MISSED_COMMAND_MAX_AGE) -> None:
         self.plugins = [p if isinstance(p, Plugin) else load_plugin(p) for p in plugins]
         self.settings = settings or {}
         self.prefix = prefix

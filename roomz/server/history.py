@@ -154,7 +154,8 @@ class SqliteHistory:
                 "SELECT count(*) FROM newest").fetchone()[0]
 
     def _renew_epoch_if_empty(self) -> None:
-        """Empty, the table would give rowids from 1 again: cursors must not match them."""
+        """Found empty, the file would number messages from 1 again: old cursors must not
+        match them."""
         db = self._db()
         if not self._epoch or db.execute("SELECT 1 FROM kept LIMIT 1").fetchone() is None:
             self._epoch = secrets.token_hex(4)
@@ -236,7 +237,6 @@ class SqliteHistory:
             unmoved = db.execute("DELETE FROM newest WHERE kept_at < ?", (oldest,)).rowcount
             self._unmoved -= unmoved
             removed += unmoved
-            self._renew_epoch_if_empty()
         if removed:
             log.debug("forgot %d messages older than the history window", removed)
 

@@ -552,7 +552,8 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
                 self._recovery = asyncio.ensure_future(self._await_listeners())
             await asyncio.shield(self._recovery)
         try:
-            heard = await _guard(self._publisher.publish(self.channel, json.dumps(data)))
+            # self.json: the server packets' own (msgspec), which the listeners decode with
+            heard = await _guard(self._publisher.publish(self.channel, self.json.dumps(data)))
         except StoreUnavailable:
             self._recovering = True
             raise

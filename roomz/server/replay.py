@@ -92,7 +92,6 @@ class Replays:
     def __init__(self, store: HistoryStore, manager: FanOutManager) -> None:
         self.store = store
         self.manager = manager
-        self._ungates: dict[str, asyncio.TimerHandle] = {}
 
     @property
     def announcement(self) -> dict[str, Any]:
@@ -130,21 +129,7 @@ class Replays:
             if not gate.replayed(event, data):
                 await self.manager.send_to(sid, event, data)
         gate.holding = False  # no await since the last look at held: nothing slips past
-        self._ungate_later(sid)
-
-    def _ungate_later(self, sid: str) -> None:
-        old = self._ungates.pop(sid, None)
-        if old is not None:
-            old.cancel()
-        self._ungates[sid] = asyncio.get_running_loop().call_later(
-            LATE_COPIES_SECONDS, self.forget, sid)
-
-    def forget(self, sid: str) -> None:
-        """``sid`` is gone (or caught up long ago): no gate any more."""
-        handle = self._ungates.pop(sid, None)
-        if handle is not None:
-            handle.cancel()
-        self.manager.ungate(sid)
+        asyncio.get_running_loop().call_later(LATE_COPIES_SECONDS, self.manager.ungate, sid)
 
     async def latest(self, email: str, data: dict[str, Any]) -> dict[str, Any]:
         """The acknowledgement of a ``history`` request ``{"limit": N}``."""
