@@ -85,12 +85,10 @@ class AsyncClient(ClientOptions):
         self._waiting_for_sign_in = False
         self._signed_in_by_token = False  # connect(token) succeeded while a wait was on
         self._reconnector = Reconnector(self._attempt_to_stay, self._new_retrying)
-        # The history extension: where the handlers stand in the user's history, what the
-        # server said of its history when it last greeted us, what of a replay is to come.
+        # The history extension: where the handlers stand in the user's history, and what
+        # the server said of its history when it last greeted us.
         self._cursor: str | None = None
         self._history: dict[str, Any] | None = None
-        self._replay_left = 0
-        self._replay_head: str | None = None
         self._said_no_replay = False
         self._features: frozenset[str] = frozenset()  # the server's extensions, if it names them
         self._answers = AnswerBox()  # answers heard, for ask()
@@ -746,7 +744,6 @@ class AsyncClient(ClientOptions):
     def _resumed(self, history: Any) -> None:
         """What the greeting says of the history: the replay to come, or none at all."""
         self._history = history if isinstance(history, dict) else None
-        self._replay_left, self._replay_head = 0, None
         if self._history is None:
             if not self._said_no_replay:
                 self._said_no_replay = True
@@ -759,19 +756,13 @@ class AsyncClient(ClientOptions):
                         "the last %d, for %s; %d of them are replayed", self.server_url,
                         self._history["messages"], _duration(self._history.get("seconds")),
                         missed)
-        self._replay_left, self._replay_head = missed, self._history.get("cursor")
-        self._replay_done()
-
-    def _replay_done(self) -> None:
-        """Once every replayed message is handled, stand where the replay ended."""
-        if self._replay_left <= 0 and self._replay_head is not None:
-            self._cursor, self._replay_head = self._replay_head, None
+        head = self._history.get("cursor")
+        if not missed and isinstance(head, str):  # else the last replayed message moves it
+            self._cursor = head
 
     async def _on_replay(self, data: dict[str, Any]) -> None:
         for message in data["messages"]:
             await self._on_message({**message, "replayed": True})
-            self._replay_left -= 1
-        self._replay_done()
 
     async def history(self, limit: int = 50) -> list[dict[str, Any]]:
         """The last ``limit`` messages of the user's history, oldest first (extension).
