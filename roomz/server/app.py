@@ -75,10 +75,10 @@ class Server:
             records = SqliteSessionRecords.in_state_dir(self.settings.state_dir
                                                         or default_state_dir())
             presence, manager = Presence(), FanOutManager()
-            if self.settings.history:
-                history = SqliteHistory.in_state_dir(self.settings.state_dir
-                                                     or default_state_dir(), window)
-            self._background.append(_in_background(lambda: _housekeeping(links, limiter)))
+            kept = SqliteHistory.in_state_dir(self.settings.state_dir or default_state_dir(),
+                                              window) if self.settings.history else None
+            history = kept
+            self._background.append(_in_background(lambda: _housekeeping(links, limiter, kept)))
         else:
             from . import redis_state
 
@@ -93,14 +93,14 @@ class Server:
                 from .redis_history import RedisHistory
 
                 history = RedisHistory(redis, window, on_unreachable=bus.unreachable)
-            # Redis expires links and rate-limit windows itself: no housekeeping here.
+            # Redis expires links, rate-limit windows and idle streams itself, and trims
+            # streams by count: no housekeeping here.
             self._background.append(redis_state.background(shared, bus))
         # Opened as the server starts, closed as it stops; before, the session checks.
         self._background.insert(0, _opened(records))
         replays = None
-        if history is not None:  # opened with the records; old messages forgotten now and then
+        if history is not None:  # opened with the records
             self._background.insert(1, _opened(history))
-            self._background.append(_in_background(lambda: _trimming(history)))
             replays = Replays(history, manager)
         self.sessions = Sessions(self.settings.jwt_secret, self.settings.jwt_expiry_days,
                                  records)
@@ -234,24 +234,21 @@ def _in_background(work: Callable[[], Coroutine[Any, Any, None]]) -> CleanupCont
     return running
 
 
-async def _housekeeping(links: MagicLinks, limiter: RateLimiter) -> None:
-    """Forget expired magic links and rate-limit windows, now and then."""
+async def _housekeeping(links: MagicLinks, limiter: RateLimiter,
+                        history: SqliteHistory | None) -> None:
+    """Forget expired magic links, rate-limit windows and messages that have left the
+    history window, now and then."""
     while True:
         await asyncio.sleep(CLEANUP_INTERVAL_SECONDS)
         removed = await links.remove_expired()
         await limiter.remove_expired()
         if removed:
             log.debug("removed %d expired magic links", removed)
-
-
-async def _trimming(history: HistoryStore) -> None:
-    """Forget messages that have left the history window, now and then."""
-    while True:
-        await asyncio.sleep(CLEANUP_INTERVAL_SECONDS)
-        try:
-            await history.trim()
-        except StoreUnavailable as exc:
-            log.warning("cannot trim the message history: %s", exc)
+        if history is not None:
+            try:
+                await history.trim()
+            except StoreUnavailable as exc:
+                log.warning("cannot trim the message history: %s", exc)
 
 
 async def _session_checks(chat: Chat, records: SessionRecords, interval: float) -> None:

@@ -97,9 +97,6 @@ class HistoryStore(Protocol):
     def order(self, cursor: str) -> tuple[int, ...] | None:
         """A key that sorts cursors in the order their messages were kept; None if malformed."""
 
-    async def trim(self) -> None:
-        """Forget what has left the window (housekeeping, now and then)."""
-
     async def close(self) -> None: ...
 
 

@@ -98,9 +98,6 @@ class RedisHistory:
         order = self.order(entry_id)
         return order is not None and order[0] >= self.window.oldest(time.time()) * 1000
 
-    async def trim(self) -> None:
-        """Nothing to do: Redis trims by count as messages come and expires idle streams."""
-
     async def close(self) -> None:
         """Nothing to do: the client is shared with the other stores."""
 
