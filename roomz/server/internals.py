@@ -80,8 +80,15 @@ python-engineio
       the request, so a stuck reader's TCP connection can be aborted (it reads frames
       from ``_sock`` itself, as the driver's ``wait`` does). No option takes
       a driver. The driver calls the class as ``(handler, server)``, ``handler`` being
-      the socket's bound ``_websocket_handler``; the driver's environ carries
-      ``"aiohttp.request"``.
+      the socket's bound ``_websocket_handler``, and awaits ``handler(driver)`` once the
+      WebSocket is open; the driver's environ carries ``"aiohttp.request"``.
+  ``AsyncSocket._websocket_handler``: a socket's whole life on its WebSocket (the upgrade
+      from long-polling, the reader, a writer task). Our driver awaits
+      :func:`websocket_session` in its place, the same steps on less memory and CPU per
+      connection (it says where it differs). It calls what upstream's calls:
+      ``AsyncSocket.receive`` for each packet, ``close``, and the ``connected`` /
+      ``upgrading`` / ``upgraded`` flags it sets as upstream does. No option changes
+      how engine.io reads or writes a WebSocket.
   ``AsyncServer._async["translate_request"]``: the driver's function that makes each
       request's environ, a dict with a copy of every header, which engine.io and
       python-socketio keep for a socket's life. Replaced per server by
@@ -89,19 +96,20 @@ python-engineio
   ``AsyncSocket.queue``: each socket's outgoing packets, an unbounded ``asyncio.Queue``
       (python-engineio#133, open: no back-pressure). Replaced by :class:`OutgoingQueue`,
       which has the ``asyncio.Queue`` methods engine.io calls on it, on less memory.
-  ``AsyncSocket.poll``: what a long-polling GET and the WebSocket writer call for the
-      next packets; it raises ``exceptions.QueueEmpty`` when there are none. Replaced
-      by :func:`long_poll` (at most 16 packets per GET, which is all python-engineio's
-      clients decode from one payload: python-engineio#142), and on signed-in WebSocket
-      sockets by a wait without a timer (:func:`poll`; no option turns the timer off).
-      Both read the socket's ``server`` for ``ping_interval`` and ``ping_timeout``.
+  ``AsyncSocket.poll``: what a long-polling GET calls for the next packets; it raises
+      ``exceptions.QueueEmpty`` when there are none. Replaced by :func:`long_poll` (at
+      most 16 packets per GET, which is all python-engineio's clients decode from one
+      payload: python-engineio#142); it reads the socket's ``server`` for
+      ``ping_interval`` and ``ping_timeout``.
   ``AsyncSocket.schedule_ping``: called once the connect handlers ran and on every PONG;
       starts a task that sleeps ``ping_interval`` (``_send_ping``) then sets ``last_ping``
       and sends a PING. Replaced on every socket by :func:`ping_later`, a timer instead
-      of a sleeping task kept by every connection (no option changes how it waits).
+      of a sleeping task kept by every connection (no option changes how it waits),
+      which also closes the socket when the PONG is ``ping_timeout`` late. The timer's
+      handle is kept on the socket as ``ping_timer`` (a name engine.io does not use).
   ``AsyncSocket.send``: what ``send_packet`` calls for each packet to a socket. On
       signed-in WebSocket sockets replaced by :func:`send_now`, which writes a packet at
-      once when nothing waits before it, rather than waking the writer task for it (one
+      once when nothing waits before it, rather than waking a writer task for it (one
       task switch per recipient of every message: no option avoids it). The check
       ``send`` makes first, ``check_ping_timeout``, is kept.
   ``WebSocket._sock`` (engine.io's aiohttp driver): the ``web.WebSocketResponse`` it
@@ -115,7 +123,8 @@ python-engineio
       ``close`` wakes neither a WebSocket's writer nor a waiting long-poll (the sync one
       does since python-engineio#9), so every close here, ours or not, is followed by a
       ``None``.
-  ``AsyncSocket.closed`` / ``closing`` / ``upgraded`` / ``sid``: state flags, read only.
+  ``AsyncSocket.closed`` / ``closing`` / ``sid`` / ``last_ping``: state, read only
+      (``last_ping`` is written as upstream's ``_send_ping`` and ``schedule_ping`` do).
   ``payload.Payload.max_decode_packets`` (a class attribute, so process-wide): 16 by
       default, and a long-polling POST with more packets loses all of them with a
       traceback (python-engineio#142, closed as a known limitation). Raised to
@@ -256,8 +265,8 @@ class OutgoingQueue:
 
     def __init__(self, limit: int, on_full: Callable[[], None]) -> None:
         self.limit = limit
-        #: The socket's writer waits on this queue, with nothing of its own left to send.
-        self.writer_idle = False
+        #: What writes this queue to the socket's WebSocket, once it has one.
+        self.writer: PacketWriter | None = None
         self._on_full: Callable[[], None] | None = on_full
         self._packets: list[Any] = []
         self._getters: list[asyncio.Future[None]] = []
@@ -282,6 +291,8 @@ class OutgoingQueue:
         self._packets.append(item)
         self._unfinished += 1
         self._wake_getter()
+        if self.writer is not None:
+            self.writer.wake()
 
     async def put(self, item: Any) -> None:
         """:meth:`put_nowait`: the queue never makes a putter wait."""
@@ -340,49 +351,146 @@ class OutgoingQueue:
             old.task_done()
 
 
-async def poll(socket: Any) -> list[Any]:
-    """``AsyncSocket.poll`` with the same results, waiting without a timer.
+class PacketWriter:
+    """Writes a WebSocket's queued packets, in a task that runs only while some are queued.
 
-    Engine.IO gives each connection a writer task that waits for its next packet under
-    a timeout: a timer started and cancelled for every packet sent to every recipient,
-    ten per message at chat fan-out. On a WebSocket that timer is redundant: the same
-    socket's reader ends the connection when the client goes quiet for longer than
-    ``ping_interval + ping_timeout`` and always wakes the writer (with ``None``) as it
-    ends. So WebSocket writers wait without it: about 15% less server CPU per message
-    in ``benchmarks/server_load.py``. Long-polling sockets keep the original.
+    engine.io keeps a writer task per WebSocket, waiting on the socket's queue for its whole
+    life (a task, four coroutines and a future, about 1 KB per connection). Most packets
+    never wait in the queue (:func:`send_now` writes them at once), so here a task starts
+    when one is queued, writes until the queue is empty, and ends. ``None`` in the queue
+    closes the WebSocket, as it ends upstream's writer; a failed write does too.
     """
-    socket.queue.writer_idle = True
+
+    __slots__ = ("socket", "websocket", "task", "done")
+
+    def __init__(self, socket: Any, websocket: CheckedWebSocket) -> None:
+        self.socket = socket
+        self.websocket = websocket
+        self.task: asyncio.Task[None] | None = None
+        self.done = False  # the WebSocket was closed: nothing more is written
+
+    @property
+    def idle(self) -> bool:
+        """True when nothing is being written or waits to be."""
+        return self.task is None and self.socket.queue.empty()
+
+    def wake(self) -> None:
+        """Start writing the queue, unless a write is under way (it will take what came)."""
+        if self.task is None and not self.done:
+            self.task = asyncio.get_running_loop().create_task(self._write_queued())
+
+    async def _write_queued(self) -> None:
+        try:
+            if not await self._written():
+                self.done = True
+                await self.websocket.close()
+        finally:
+            self.task = None
+
+    async def _written(self) -> bool:
+        """Write the queued packets: True once none is left, False when a ``None`` or a
+        failed write says to close."""
+        queue = self.socket.queue
+        try:
+            while not queue.empty():
+                pkt = queue.get_nowait()
+                queue.task_done()
+                if pkt is None:
+                    return False
+                await self.websocket.send(pkt.encode())
+        except Exception:  # noqa: BLE001 - upstream's writer ends on any failed write too
+            return False
+        return True
+
+    async def finish(self) -> None:
+        """Close the WebSocket once what is queued before now is written."""
+        self.socket.queue.put_nowait(None)
+        if self.task is not None:
+            await self.task
+
+
+async def websocket_session(socket: Any, websocket: CheckedWebSocket) -> None:
+    """``AsyncSocket._websocket_handler``: an Engine.IO socket's life on a WebSocket.
+
+    The same steps as upstream's: the upgrade from long-polling (a probe, then UPGRADE),
+    then reading packets until the WebSocket closes, then the socket closes. Frames larger
+    than ``max_http_buffer_size`` never get here: the driver gives aiohttp that limit.
+
+    Three differences, for the memory every connection keeps and the CPU every frame costs:
+    upstream awaits each frame in a task of its own under ``wait_for`` (a task per frame
+    received, about 2 KB per connection while it waits), where here the reader awaits it;
+    a client that stops answering is closed by the ping timer (:func:`ping_later`), not by
+    a timer per frame; and queued packets are written by a :class:`PacketWriter`, a task
+    only while some wait, not a writer task for the connection's life.
+    """
+    server = socket.server
+    if socket.connected:  # an upgrade from long-polling
+        if not await _upgraded(socket, websocket):
+            return
+    else:
+        socket.connected = socket.upgraded = True
+    writer = PacketWriter(socket, websocket)
+    socket.queue.writer = writer
+    writer.wake()  # packets queued during the upgrade
+    while True:
+        try:
+            data = await websocket.wait()
+        except (Exception, asyncio.CancelledError):  # noqa: BLE001 - as upstream: the end
+            break
+        try:
+            await socket.receive(eio_packet.Packet(encoded_packet=data))
+        except eio_exceptions.UnknownPacketError:
+            pass
+        except eio_exceptions.SocketIsClosedError:
+            break
+        except Exception:  # noqa: BLE001 - as upstream: logged, the connection goes on
+            server.logger.exception("Unknown receive error")
+    await writer.finish()
+    await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+
+
+async def _upgraded(socket: Any, websocket: CheckedWebSocket) -> bool:
+    """Upstream's upgrade of a long-polling socket: a PING "probe" answered with a PONG,
+    the long-poll ended with a NOOP, then an UPGRADE. False when the client strays."""
+    socket.upgrading = True  # hold packet sends during the upgrade
     try:
-        first = await socket.queue.get()
-    except asyncio.CancelledError:
-        raise eio_exceptions.QueueEmpty() from None
+        probe = eio_packet.Packet(encoded_packet=await websocket.wait())
+        if probe.packet_type != eio_packet.PING or probe.data != "probe":
+            return False
+        await websocket.send(eio_packet.Packet(eio_packet.PONG, data="probe").encode())
+        socket.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))  # ends the long-poll
+        upgrade = eio_packet.Packet(encoded_packet=await websocket.wait())
+        if upgrade.packet_type != eio_packet.UPGRADE:
+            socket.upgraded = False
+            return False
+        socket.upgraded = True
+        return True
+    except OSError:
+        return False
     finally:
-        socket.queue.writer_idle = False
-    return _with_waiting(socket, first, limit=None)
+        socket.upgrading = False
 
 
-async def send_now(socket: Any, websocket: CheckedWebSocket, transport: asyncio.Transport,
+async def send_now(socket: Any, writer: PacketWriter, transport: asyncio.Transport,
                    pkt: Any) -> None:
     """``AsyncSocket.send`` for a signed-in WebSocket: written at once when it can be.
 
     engine.io queues every packet for the socket's writer task, which wakes to write it:
-    a task switch per recipient of every message. When the writer waits with nothing in
-    hand, nothing is queued, and the transport has nothing buffered, writing here keeps
-    the order and costs no more. Otherwise the packet is queued as before: behind others,
-    to a reader that falls behind (bounded by :class:`OutgoingQueue`), or to a closing
-    connection, whose writer ends it.
+    a task switch per recipient of every message. When nothing is queued or being written,
+    and the transport has nothing buffered, writing here keeps the order and costs no more.
+    Otherwise the packet is queued as before: behind others, to a reader that falls behind
+    (bounded by :class:`OutgoingQueue`), or to a closing connection, whose writer ends it.
     """
     if not await socket.check_ping_timeout():
         return
-    queue = socket.queue
-    if queue.writer_idle and queue.empty() and not transport.is_closing() \
+    if writer.idle and not writer.done and not transport.is_closing() \
             and not transport.get_write_buffer_size():
         try:
-            await websocket.send(pkt.encode())  # aiohttp writes a frame without waiting
+            await writer.websocket.send(pkt.encode())  # aiohttp writes a frame without waiting
             return
         except ConnectionResetError:  # the WebSocket is closing: its writer ends it
             pass
-    queue.put_nowait(pkt)
+    socket.queue.put_nowait(pkt)
 
 
 def ping_later(socket: Any) -> None:
@@ -392,16 +500,36 @@ def ping_later(socket: Any) -> None:
     coroutines and a future that every connection holds nearly all the time (about
     0.9 KB). A timer waits the same; a task runs only to send. As upstream, one wait at
     a time (``last_ping`` is None while one runs), and none once the socket closes.
+
+    A PING then waits ``ping_timeout`` for its PONG on the same timer (:func:`_pong_overdue`),
+    as Node's engine.io does: upstream's WebSocket reader waits for each frame under a
+    timeout of its own instead, a timer per frame received.
     """
     if socket.last_ping:
         socket.last_ping = None
-        asyncio.get_running_loop().call_later(socket.server.ping_interval, _ping, socket)
+        _ping_timer(socket, socket.server.ping_interval, _ping)
 
 
 def _ping(socket: Any) -> None:
     if not socket.closing and not socket.closed:
         socket.last_ping = time.time()  # the clock check_ping_timeout reads
         socket.server.start_background_task(socket.send, eio_packet.Packet(eio_packet.PING))
+        _ping_timer(socket, socket.server.ping_timeout, _pong_overdue)
+
+
+def _pong_overdue(socket: Any) -> None:
+    """No PONG within ``ping_timeout`` of the PING (a PONG would have cleared ``last_ping``):
+    the client is gone, so its socket closes, as ``check_ping_timeout`` would find."""
+    if socket.last_ping and not socket.closing and not socket.closed:
+        socket.server.start_background_task(close_now, socket,
+                                            reason=socket.server.reason.PING_TIMEOUT)
+
+
+def _ping_timer(socket: Any, delay: float, then: Callable[[Any], None]) -> None:
+    """``then(socket)`` in ``delay`` seconds, on the socket's one ping timer."""
+    if socket.ping_timer is not None:
+        socket.ping_timer.cancel()
+    socket.ping_timer = asyncio.get_running_loop().call_later(delay, then, socket)
 
 
 async def long_poll(socket: Any) -> list[Any]:
@@ -435,23 +563,21 @@ def _with_waiting(socket: Any, first: Any, limit: int | None) -> list[Any]:
 
 
 def tune(kept: EngineSocket) -> None:
-    """Give a signed-in Engine.IO socket on a WebSocket the timer-free :func:`poll` and the
-    writes at once of :func:`send_now`."""
-    socket, websocket, request = kept.socket, kept.driver, kept.websocket
-    if not socket.upgraded:
-        return
-    socket.poll = poll.__get__(socket)
-    if websocket is not None and request is not None and request.transport is not None:
-        socket.send = functools.partial(send_now, socket, websocket, request.transport)
+    """Give a signed-in Engine.IO socket on a WebSocket the writes at once of :func:`send_now`."""
+    socket, request = kept.socket, kept.websocket
+    writer = socket.queue.writer
+    if writer is not None and request is not None and request.transport is not None:
+        socket.send = functools.partial(send_now, socket, writer, request.transport)
 
 
-async def close_now(socket: Any, *, send_close: bool = False) -> None:
+async def close_now(socket: Any, *, send_close: bool = False, reason: Any = None) -> None:
     """Close an Engine.IO socket now, whether or not its client cooperates.
 
-    Its disconnect handlers run at once; ``send_close`` queues Engine.IO's CLOSE first.
-    ``None`` then wakes the transport's writer (or a waiting long-poll), which ends it.
+    Its disconnect handlers run at once (with ``reason``, else the server's doing);
+    ``send_close`` queues Engine.IO's CLOSE first. ``None`` then wakes the transport's
+    writer (or a waiting long-poll), which ends it.
     """
-    await socket.close(wait=False, abort=not send_close)
+    await socket.close(wait=False, abort=not send_close, reason=reason)
     socket.queue.put_nowait(None)
 
 
@@ -568,7 +694,6 @@ class EngineSocket:
     key: str  # what the per-address limit counts it as (:func:`.addresses.limit_key`)
     deadline: asyncio.TimerHandle | None = None  # to sign in, while it is not signed in
     websocket: web.Request | None = None  # the WebSocket's own request, once there is one
-    driver: CheckedWebSocket | None = None  # engine.io's driver of that WebSocket
     unfinished: bool = True  # counted among its address's sockets not yet signed in
     was_signed_in: bool = False
     closing: bool = False
@@ -642,9 +767,10 @@ class CheckedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
     """engine.io's aiohttp WebSocket, refusing bad frames and known to its :class:`SocketServer`."""
 
     def __init__(self, handler: Any, server: Any, *, owner: SocketServer) -> None:
-        super().__init__(handler, server)
+        socket = handler.__self__  # handler: the socket's _websocket_handler
+        super().__init__(functools.partial(websocket_session, socket), server)
         self.owner = owner
-        self.eio_sid: str = handler.__self__.sid  # handler: the socket's _websocket_handler
+        self.eio_sid: str = socket.sid
 
     def __call__(self, environ: Mapping[str, Any]) -> Any:
         """Open the WebSocket for its Engine.IO socket, as engine.io's driver does.
@@ -652,7 +778,7 @@ class CheckedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
         Not a coroutine of its own: engine.io awaits what it returns, and a frame here
         would be kept for the WebSocket's whole life (a few hundred bytes each).
         """
-        self.owner.websocket_opened(self.eio_sid, environ["aiohttp.request"], self)
+        self.owner.websocket_opened(self.eio_sid, environ["aiohttp.request"])
         return super().__call__(environ)
 
     async def send(self, message: str | bytes) -> None:
@@ -776,6 +902,7 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         socket.queue = queue
         socket.poll = long_poll.__get__(socket)
         socket.schedule_ping = ping_later.__get__(socket)
+        socket.ping_timer = None
         socket.handle_post_request = functools.partial(
             self._receive_payload, eio_sid, socket.handle_post_request)
         self._start_deadline(kept)
@@ -791,13 +918,11 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
             # engine.io's async close leaves it waiting ping_interval + ping_timeout.
             asyncio.get_running_loop().call_soon(kept.socket.queue.put_nowait, None)
 
-    def websocket_opened(self, eio_sid: str, request: web.Request,
-                         driver: CheckedWebSocket) -> None:
-        """Remember the request carrying a socket's WebSocket, to reset it if need be, and
-        the driver that writes to it."""
+    def websocket_opened(self, eio_sid: str, request: web.Request) -> None:
+        """Remember the request carrying a socket's WebSocket, to reset it if need be."""
         kept = self.engine_sockets.get(eio_sid)
         if kept is not None:
-            kept.websocket, kept.driver = request, driver
+            kept.websocket = request
 
     def is_signed_in(self, eio_sid: str) -> bool:
         """True when the Engine.IO socket carries an accepted Socket.IO connection."""

@@ -31,8 +31,9 @@ TIMEOUT = 5.0
 class RawSocket:
     """One Engine.IO WebSocket driven by hand; ``texts`` holds every text frame received."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, *, answers_pings: bool = True) -> None:
         self.ws = ws
+        self.answers_pings = answers_pings
         self.texts: list[str] = []
         self.closed = asyncio.Event()
         self._changed = asyncio.Event()
@@ -40,12 +41,13 @@ class RawSocket:
 
     @classmethod
     async def open(cls, http: aiohttp.ClientSession, url: str,
-                   token: str | None = None) -> RawSocket:
-        """Open ``/socket.io/`` as a WebSocket (with the session cookie, if given)."""
+                   token: str | None = None, *, answers_pings: bool = True) -> RawSocket:
+        """Open ``/socket.io/`` as a WebSocket (with the session cookie, if given); it
+        answers every PING unless told not to."""
         headers = {"Cookie": f"session_token={token}"} if token else {}
         ws = await asyncio.wait_for(http.ws_connect(url + ENGINE_PATH, headers=headers,
                                                     max_msg_size=0, compress=0), TIMEOUT)
-        raw = cls(ws)
+        raw = cls(ws, answers_pings=answers_pings)
         await raw.wait_text(lambda text: text.startswith("0"))  # Engine.IO OPEN
         return raw
 
@@ -53,7 +55,7 @@ class RawSocket:
         try:
             async for msg in self.ws:
                 if msg.type is aiohttp.WSMsgType.TEXT:
-                    if msg.data == "2":  # a ping: stay alive as long as the server allows
+                    if msg.data == "2" and self.answers_pings:  # stay alive while allowed
                         with contextlib.suppress(ConnectionError, RuntimeError):
                             await self.ws.send_str("3")
                     self.texts.append(msg.data)

@@ -182,17 +182,56 @@ async def test_the_outgoing_queue_keeps_order_wakes_getters_and_joins() -> None:
         queue.task_done()
 
 
-async def test_a_replaced_poll_is_what_the_websocket_writer_calls(server: LocalServer) -> None:
-    """The WebSocket writer calls ``socket.poll()`` looked up on the instance each time, so a
-    signed-in WebSocket gets the timer-free poll, and messages still flow; ``QueueEmpty``
-    from it ends the writer."""
-    async with signed_in(server.url, await server.sign_in(ALICE)) as alice:
+async def test_the_websocket_session_does_what_upstreams_handler_does(
+        server: LocalServer) -> None:
+    """:func:`internals.websocket_session` stands in for ``_websocket_handler``, whose steps
+    it repeats: the upgrade's probe, NOOP and UPGRADE, ``receive`` for each packet, a
+    writer that closes the WebSocket on ``None``, and the close once the reader ends. A
+    client that upgrades from long-polling exchanges messages over it, and no writer task
+    is left once nothing waits to be written."""
+    handler = inspect.getsource(async_socket.AsyncSocket._websocket_handler)
+    for step in ("decoded_pkt.packet_type != packet.PING", "decoded_pkt.data != 'probe'",
+                 "packet.Packet(packet.PONG, data='probe')",
+                 "self.queue.put(packet.Packet(packet.NOOP))",
+                 "decoded_pkt.packet_type != packet.UPGRADE", "self.upgraded = True",
+                 "self.connected = True", "await self.receive(pkt)",
+                 "await self.queue.put(None)", "await ws.close()",
+                 "await self.close(wait=False, abort=True,\n"
+                 "                         reason=self.server.reason.TRANSPORT_CLOSE)"):
+        assert step in handler, step
+    assert "await self.handler(self)" in inspect.getsource(eio_aiohttp.WebSocket.__call__)
+    token = await server.sign_in(ALICE)
+    async with signed_in(server.url, token) as alice:  # long-polling first, then upgraded
+        assert alice.sio.transport() == "websocket"
         socket = await only_socket(server)
-        assert socket.poll.__func__ is internals.poll
+        writer = socket.queue.writer
+        assert isinstance(writer, internals.PacketWriter)
+        async with signed_in(server.url, token) as again:
+            await again.call("message", {"content": "over the session"})
+            await alice.wait_for("message", lambda d: d["content"] == "over the session")
         await alice.barrier()
-    writer = inspect.getsource(async_socket.AsyncSocket._websocket_handler)
-    assert "self.poll()" in writer
-    assert "except exceptions.QueueEmpty:\n                    break" in writer  # ends it
+        assert writer.idle and writer.task is None
+
+
+async def test_a_client_that_stops_answering_pings_is_closed_by_the_ping_timer() -> None:
+    """A PING left unanswered for ``ping_timeout`` closes the socket (the check upstream's
+    reader made with a timer per frame); one that answers stays."""
+    async with LocalServer(ping_interval=0.3, ping_timeout=0.3) as server, \
+            http_session() as http:
+        token = await server.sign_in(ALICE)
+        mute = await RawSocket.open(http, server.url, token, answers_pings=False)
+        await mute.sign_in()
+        answering = await RawSocket.open(http, server.url, token)
+        await answering.sign_in()
+
+        assert await mute.wait_closed(0.3 + 0.3 + 2.0)
+        assert "2" in mute.texts  # it was pinged, and said nothing
+        assert not answering.closed.is_set()
+        await answering.wait_text(lambda _: answering.texts.count("2") >= 4)
+        assert not answering.closed.is_set()
+        assert len(server.server.sio.eio.sockets) == 1
+        await answering.close()
+        await mute.close()
 
 
 async def test_the_websocket_driver_class_is_replaceable_per_server() -> None:
@@ -600,8 +639,7 @@ async def test_a_signed_in_websocket_writes_at_once_when_nothing_waits(
     async with signed_in(server.url, token) as reader:
         socket = await only_socket(server)
         assert socket.send.func is internals.send_now
-        kept = server.server.sio.engine_sockets[socket.sid]
-        assert kept.driver is not None and isinstance(kept.driver._sock, web.WebSocketResponse)
+        assert isinstance(socket.queue.writer.websocket._sock, web.WebSocketResponse)
         async with signed_in(server.url, token) as sender:
             sent = [f"in order {i}" for i in range(300)]
             await asyncio.gather(*(sender.emit("message", {"content": c}) for c in sent))
