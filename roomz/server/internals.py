@@ -432,21 +432,24 @@ async def websocket_session(socket: Any, websocket: CheckedWebSocket) -> None:
     writer = PacketWriter(socket, websocket)
     socket.queue.writer = writer
     writer.wake()  # packets queued during the upgrade
-    while True:
-        try:
-            data = await websocket.wait()
-        except (Exception, asyncio.CancelledError):  # noqa: BLE001 - as upstream: the end
-            break
-        try:
-            await socket.receive(eio_packet.Packet(encoded_packet=data))
-        except eio_exceptions.UnknownPacketError:
-            pass
-        except eio_exceptions.SocketIsClosedError:
-            break
-        except Exception:  # noqa: BLE001 - as upstream: logged, the connection goes on
-            server.logger.exception("Unknown receive error")
-    await writer.finish()
-    await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+    websocket.owner.websocket_ready(socket.sid)
+    try:
+        while True:
+            try:
+                data = await websocket.wait()
+            except (Exception, asyncio.CancelledError):  # noqa: BLE001 - as upstream: the end
+                break
+            try:
+                await socket.receive(eio_packet.Packet(encoded_packet=data))
+            except eio_exceptions.UnknownPacketError:
+                pass
+            except eio_exceptions.SocketIsClosedError:
+                break
+            except Exception:  # noqa: BLE001 - as upstream: logged, the connection goes on
+                server.logger.exception("Unknown receive error")
+    finally:  # cancelled or not, the socket ends with its WebSocket
+        await writer.finish()
+        await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
 
 
 async def _upgraded(socket: Any, websocket: CheckedWebSocket) -> bool:
@@ -923,6 +926,13 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         kept = self.engine_sockets.get(eio_sid)
         if kept is not None:
             kept.websocket = request
+
+    def websocket_ready(self, eio_sid: str) -> None:
+        """A socket's WebSocket carries its packets now: one signed in over long-polling
+        before it upgraded gets the writes at once that signing in gives (:func:`tune`)."""
+        kept = self.engine_sockets.get(eio_sid)
+        if kept is not None and kept.was_signed_in and self.is_signed_in(eio_sid):
+            tune(kept)
 
     def is_signed_in(self, eio_sid: str) -> bool:
         """True when the Engine.IO socket carries an accepted Socket.IO connection."""

@@ -41,7 +41,12 @@ from roomz.server.local import LocalServer
 from roomz.server.redis_state import RedisFanOutManager
 from tests.nodes.conftest import SECRET
 from tests.nodes.redis_proc import RedisProcess
-from tests.security.hostile_clients import ENGINE_PATH, RawSocket, http_session
+from tests.security.hostile_clients import (
+    ENGINE_PATH,
+    POLLING_PATH,
+    RawSocket,
+    http_session,
+)
 from tests.waiting import wait_until
 
 from .helpers import signed_in
@@ -206,11 +211,42 @@ async def test_the_websocket_session_does_what_upstreams_handler_does(
         socket = await only_socket(server)
         writer = socket.queue.writer
         assert isinstance(writer, internals.PacketWriter)
+        assert socket.send.func is internals.send_now  # signed in before it upgraded
         async with signed_in(server.url, token) as again:
             await again.call("message", {"content": "over the session"})
             await alice.wait_for("message", lambda d: d["content"] == "over the session")
         await alice.barrier()
         assert writer.idle and writer.task is None
+
+
+async def test_a_socket_signed_in_over_long_polling_writes_at_once_once_upgraded(
+        server: LocalServer) -> None:
+    """A browser signs in over long-polling, then upgrades (engine.io's probe, then
+    UPGRADE): from then on its packets are written at once (:func:`send_now`), and a
+    message reaches it over the WebSocket."""
+    token = await server.sign_in(ALICE)
+    cookie = {"Cookie": f"session_token={token}"}
+    async with http_session() as http, signed_in(server.url, token) as sender:
+        async with http.get(server.url + POLLING_PATH, headers=cookie) as resp:
+            sid = json.loads((await resp.text())[1:])["sid"]
+        polling = f"{server.url}{POLLING_PATH}&sid={sid}"
+        async with http.post(polling, data="40", headers=cookie) as resp:
+            assert resp.status == 200
+        async with http.get(polling, headers=cookie) as resp:
+            assert (await resp.text()).startswith("40{")
+        socket = server.server.sio.eio.sockets[sid]
+        assert getattr(socket.send, "func", None) is not internals.send_now  # not upgraded yet
+        ws = await http.ws_connect(f"{server.url}{ENGINE_PATH}&sid={sid}", headers=cookie)
+        await ws.send_str("2probe")
+        assert (await asyncio.wait_for(ws.receive(), 5)).data == "3probe"
+        await ws.send_str("5")
+        raw = RawSocket(ws)
+        await wait_until(lambda: socket.upgraded, 5, "the upgrade")
+        await wait_until(lambda: getattr(socket.send, "func", None) is internals.send_now, 5,
+                         "writes at once")
+        await sender.call("message", {"content": "after the upgrade"})
+        await raw.wait_text(lambda text: "after the upgrade" in text)
+        await raw.close()
 
 
 async def test_a_client_that_stops_answering_pings_is_closed_by_the_ping_timer() -> None:
