@@ -84,6 +84,8 @@ class AsyncClient(ClientOptions):
         self._sign_in_changed = asyncio.Event()  # a login(), or a token redeemed meanwhile
         self._waiting_for_sign_in = False
         self._signed_in_by_token = False  # connect(token) succeeded while a wait was on
+        self._no_connect_under_way = asyncio.Event()  # cleared while a connect() runs
+        self._no_connect_under_way.set()
         self._reconnector = Reconnector(self._attempt_to_stay, self._new_retrying)
         # The history extension: where the handlers stand in the user's history, and what
         # the server said of its history when it last greeted us.
@@ -318,9 +320,8 @@ class AsyncClient(ClientOptions):
     async def _await_connect_under_way(self) -> None:
         """After a pasted token signed us in: wait for its connect(); connect ourselves when
         that one failed after the token was redeemed (the session is known by then)."""
-        deadline = time.monotonic() + self.connection_timeout + 1
-        while self._state is ConnectionState.CONNECTING and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._no_connect_under_way.wait(), self.connection_timeout + 1)
         if not self.connected:
             await self.connect()
 
@@ -347,10 +348,18 @@ class AsyncClient(ClientOptions):
             raise ConnectionError(f"already {self._state.value}; call disconnect() first")
         await self._reconnector.stop()  # RECONNECTING: this connect replaces the attempts
         self._state = ConnectionState.CONNECTING
-        if retry:
-            return await self._connect_retrying(session_token or token)
+        self._no_connect_under_way.clear()
         try:
-            await self._attempt(session_token or token)
+            if retry:
+                await self._connect_retrying(session_token or token)
+            else:
+                await self._connect_once(session_token or token)
+        finally:
+            self._no_connect_under_way.set()
+
+    async def _connect_once(self, magic_token: str | None) -> None:
+        try:
+            await self._attempt(magic_token)
         except BaseException:
             await self._abandon()
             raise
