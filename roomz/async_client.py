@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -16,6 +17,7 @@ import socketio
 from . import internals, reconnection, wire
 from .backoff import Backoff
 from .content import PLAIN
+from .durations import duration
 from .events import EventHandler, EventHandlers
 from .exceptions import (
     AuthenticationError,
@@ -761,10 +763,12 @@ class AsyncClient(ClientOptions):
             return
         missed = self._history.get("missed", 0)
         if self._history.get("complete") is False:
+            seconds, window = self._history.get("seconds"), "a while"
+            if isinstance(seconds, (int, float)) and math.isfinite(seconds):  # not required
+                window = duration(seconds)
             log.warning("some messages sent while this client was away are gone: %s keeps "
                         "the last %d, for %s; %d of them are replayed", self.server_url,
-                        self._history["messages"], _duration(self._history.get("seconds")),
-                        missed)
+                        self._history["messages"], window, missed)
         head = self._history.get("cursor")
         if not missed and isinstance(head, str):  # else the last replayed message moves it
             self._cursor = head
@@ -915,16 +919,6 @@ def _seconds(value: str | None, most: float = 60.0) -> float:
         return min(max(float(value or 0), 0.0), most)
     except ValueError:
         return 0.0
-
-
-def _duration(seconds: Any) -> str:
-    """``7 days``, ``2 h``, ``90 s``: a window's age, in a few words."""
-    if not isinstance(seconds, (int, float)):
-        return "a while"
-    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:g} {unit}"
-    return f"{seconds:g} s"
 
 
 def _describe(exc: BaseException) -> str:
