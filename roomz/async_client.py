@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -16,6 +17,7 @@ import socketio
 from . import internals, reconnection, wire
 from .backoff import Backoff
 from .content import PLAIN
+from .durations import duration
 from .events import EventHandler, EventHandlers
 from .exceptions import (
     AuthenticationError,
@@ -84,6 +86,8 @@ class AsyncClient(ClientOptions):
         self._sign_in_changed = asyncio.Event()  # a login(), or a token redeemed meanwhile
         self._waiting_for_sign_in = False
         self._signed_in_by_token = False  # connect(token) succeeded while a wait was on
+        self._no_connect_under_way = asyncio.Event()  # cleared while a connect() runs
+        self._no_connect_under_way.set()
         self._reconnector = Reconnector(self._attempt_to_stay, self._new_retrying)
         # The history extension: where the handlers stand in the user's history, and what
         # the server said of its history when it last greeted us.
@@ -318,9 +322,8 @@ class AsyncClient(ClientOptions):
     async def _await_connect_under_way(self) -> None:
         """After a pasted token signed us in: wait for its connect(); connect ourselves when
         that one failed after the token was redeemed (the session is known by then)."""
-        deadline = time.monotonic() + self.connection_timeout + 1
-        while self._state is ConnectionState.CONNECTING and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._no_connect_under_way.wait(), self.connection_timeout + 1)
         if not self.connected:
             await self.connect()
 
@@ -347,10 +350,18 @@ class AsyncClient(ClientOptions):
             raise ConnectionError(f"already {self._state.value}; call disconnect() first")
         await self._reconnector.stop()  # RECONNECTING: this connect replaces the attempts
         self._state = ConnectionState.CONNECTING
-        if retry:
-            return await self._connect_retrying(session_token or token)
+        self._no_connect_under_way.clear()
         try:
-            await self._attempt(session_token or token)
+            if retry:
+                await self._connect_retrying(session_token or token)
+            else:
+                await self._connect_once(session_token or token)
+        finally:
+            self._no_connect_under_way.set()
+
+    async def _connect_once(self, magic_token: str | None) -> None:
+        try:
+            await self._attempt(magic_token)
         except BaseException:
             await self._abandon()
             raise
@@ -752,10 +763,12 @@ class AsyncClient(ClientOptions):
             return
         missed = self._history.get("missed", 0)
         if self._history.get("complete") is False:
+            seconds, window = self._history.get("seconds"), "a while"
+            if isinstance(seconds, (int, float)) and math.isfinite(seconds):  # not required
+                window = duration(seconds)
             log.warning("some messages sent while this client was away are gone: %s keeps "
                         "the last %d, for %s; %d of them are replayed", self.server_url,
-                        self._history["messages"], _duration(self._history.get("seconds")),
-                        missed)
+                        self._history["messages"], window, missed)
         head = self._history.get("cursor")
         if not missed and isinstance(head, str):  # else the last replayed message moves it
             self._cursor = head
@@ -906,16 +919,6 @@ def _seconds(value: str | None, most: float = 60.0) -> float:
         return min(max(float(value or 0), 0.0), most)
     except ValueError:
         return 0.0
-
-
-def _duration(seconds: Any) -> str:
-    """``7 days``, ``2 h``, ``90 s``: a window's age, in a few words."""
-    if not isinstance(seconds, (int, float)):
-        return "a while"
-    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:g} {unit}"
-    return f"{seconds:g} s"
 
 
 def _describe(exc: BaseException) -> str:

@@ -7,7 +7,6 @@ import contextvars
 import inspect
 import logging
 import re
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
@@ -246,7 +245,7 @@ class Bot:
 
     def _too_old(self, message: Message) -> bool:
         """True for a missed command older than the bot answers, with a log line."""
-        age = time.time() - message.timestamp.timestamp()
+        age = self.clock.time() - message.timestamp.timestamp()
         if age <= self.missed_command_max_age:
             return False
         log.info("bot %s: not answering %r from %s, sent %s while the bot was away: older "

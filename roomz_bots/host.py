@@ -28,7 +28,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from roomz import AsyncClient, AuthenticationError, ClientError, ConnectionState
+from roomz import AsyncClient, AuthenticationError, ClientError, ConnectionState, durations
 from roomz.backoff import Backoff
 from roomz.reconnection import worth_retrying
 from roomz.session_cache import SessionCache, default_session_file
@@ -491,12 +491,6 @@ class BotHost:
 
 
 def duration(seconds: float) -> str:
-    """``seconds`` for people: ``45 s``, ``1 min 23 s``, ``2 h 5 min``."""
-    whole = max(1, round(seconds))
-    if whole < 60:
-        return f"{whole} s"
-    if whole < 3600:
-        minutes, seconds = divmod(whole, 60)
-        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
-    hours, minutes = divmod(whole // 60, 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    """``seconds`` for people (:func:`roomz.durations.duration`), but at least ``1 s``: a
+    wait to come or a time away is never said to be none."""
+    return durations.duration(max(seconds, 1))

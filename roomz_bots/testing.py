@@ -10,7 +10,9 @@
             reply = await chat.reply()
             assert reply.text.startswith("🎲 2d6:")
 
-``chat.advance(seconds)`` moves the bot's clock for scheduled jobs without sleeping;
+``chat.advance(seconds)`` moves the bot's clock for scheduled jobs without sleeping (it
+starts at the real time, as the server's timestamps do: commands missed while the bot was
+away age by it too);
 ``chat.drop_connection()`` / ``chat.restore_connection()`` take the server away and back;
 ``chat.restart_bot()`` stops the bot and starts a new one on the same stores (``stop_bot()``
 and ``start_bot()`` do it in two steps, to say something while it is away).
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -54,7 +57,7 @@ class BotHarness:
         self.flood = flood or TokenBucket(burst=1000, per_second=1000.0)
         self.timeout = timeout
         self.missed_command_max_age = missed_command_max_age
-        self.clock = FakeClock()
+        self.clock = FakeClock(time.time())  # the server stamps messages with real time
         self.server = LocalServer()
         self.bot: Bot | None = None
         self.user: AsyncClient | None = None

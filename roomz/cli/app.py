@@ -19,6 +19,7 @@ from prompt_toolkit.patch_stdout import patch_stdout
 
 from roomz import AsyncClient, ClientError, NotSupportedError
 from roomz.content import PLAIN
+from roomz.durations import duration
 from roomz.limits import MAX_MESSAGE_LENGTH, split_text
 from roomz.message import Message, parse_time
 from roomz.recent_ids import RecentIds
@@ -36,7 +37,6 @@ from .connection import Connection
 from .questions import AnswerCompleter, OpenQuestions, Reply
 from .render import (
     STYLE,
-    duration,
     log_line,
     message_line,
     system_line,

@@ -113,18 +113,6 @@ def system_line(text: str, kind: str = "system", *, multiline: bool = False) -> 
                           (f"class:{kind}", visible(text, multiline=multiline))])
 
 
-def duration(seconds: float) -> str:
-    """``4 s``, ``1 min 23 s``, ``2 h 5 min``: how long, to the second (or minute)."""
-    whole = max(round(seconds), 0)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    if minutes:
-        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
-    return f"{secs} s"
-
-
 def user_label(user: dict[str, Any] | None) -> str:
     """``Name (email)`` or the email of a wire ``user`` object, made :func:`visible`."""
     return visible(label(str((user or {}).get("email") or "someone"), display_name_of(user)))

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from roomz_bots.clock import FakeClock
 from roomz_bots.store import Store
 from roomz_bots.testing import BotHarness
 
@@ -214,11 +213,12 @@ async def test_reminders_are_listed_soonest_first_and_cancelled_one_or_all() -> 
 async def test_reminders_an_older_version_kept_are_the_bots_users(tmp_path: Path) -> None:
     """Older versions stored reminders without the email of who asked. They belong to the
     bot's user: listed, counted against the cap, and cancelled like new ones."""
-    old = Store(tmp_path / "testbot" / "reminders.sqlite3")
-    old["reminder:from-before"] = {"due": FakeClock().time() + 3600, "text": "old tea"}
-    old.close()
     settings = {"reminders": {"max_pending": 2}}
-    async with BotHarness(["reminders"], data_dir=tmp_path, settings=settings) as chat:
+    harness = BotHarness(["reminders"], data_dir=tmp_path, settings=settings)
+    old = Store(tmp_path / "testbot" / "reminders.sqlite3")
+    old["reminder:from-before"] = {"due": harness.clock.time() + 3600, "text": "old tea"}
+    old.close()
+    async with harness as chat:
         await chat.say("!remind 2h new tea")
         assert (await chat.reply()).text == "OK, in 2h: new tea"
         await chat.say("!remind 3h one too many")

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from roomz.message import parse_time
 from roomz_bots import Message, PluginBot, hookimpl
 from roomz_bots.testing import BotHarness
 
@@ -27,15 +28,16 @@ async def test_a_command_sent_while_the_bot_was_stopped_is_answered_once_after_i
 async def test_a_missed_command_older_than_the_limit_is_not_answered_but_logged(
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "roomz_bots")
-    async with BotHarness(["echo"], missed_command_max_age=0.5) as chat:
+    async with BotHarness(["echo"], missed_command_max_age=60) as chat:
         await chat.stop_bot()
-        await chat.say("!echo too old")
-        await asyncio.sleep(1.0)  # real time: the server's timestamp ages
+        sent = await chat.say("!echo too old")
+        sent_at = parse_time(sent["timestamp"]).timestamp()
+        await chat.advance(sent_at + 61 - chat.clock.time())  # 61 s old on the bot's clock
         await chat.start_bot()
         await chat.say("!echo fresh")
         assert (await chat.reply()).text == "fresh"
     said = [r.getMessage() for r in caplog.records if "not answering" in r.getMessage()]
-    assert len(said) == 1 and "'!echo too old'" in said[0] and "older than 0.5 s" in said[0]
+    assert len(said) == 1 and "'!echo too old'" in said[0] and "older than 60 s" in said[0]
 
 
 async def test_a_restart_right_after_answering_does_not_answer_again() -> None:

@@ -14,13 +14,15 @@ from pathlib import Path
 import pytest
 from playwright.async_api import ConsoleMessage, Dialog, Page, expect
 
+from roomz import AsyncClient
+from roomz.questions import Choice
 from roomz.session_cache import SessionCache
 from tests.bots.headless import Cli, bot_config, start_cli
 from tests.bots.sample_plugins import reporter
 from tests.cli.helpers import open_terminal, text_of
 from tests.server.proc import ServerProcess
 
-from .helpers import SHOTS, SHOWN, Browse, send, signed_in
+from .helpers import SHOTS, SHOWN, Browse, screenshot, send, signed_in
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -113,6 +115,42 @@ async def test_a_question_is_answered_with_a_button(browse: Browse, roomz: Serve
             "Deploying now.")
         await expect(question.locator(".said")).to_have_text("Answered: yes")
         assert await question.get_by_role("button", name="no").is_disabled()
+
+
+async def test_a_typed_answer_and_several_choices_reach_the_asker(
+        browse: Browse, roomz: ServerProcess) -> None:
+    """A client asks; on the page, "other" opens a field whose text goes with the answer,
+    and two choices pressed, then "Answer", answer a multiple choice: the asker gets each
+    as given, and the page shows each under its question."""
+    email = "lin.rich@example.com"
+    page = await signed_in(browse, roomz, email)
+    client = AsyncClient(roomz.url)
+    await client.connect(token=(await roomz.request_link(email)).token)
+    try:
+        asking = asyncio.create_task(client.ask(
+            "Lunch?", ["pizza", Choice("2", "other", free_text=True)], timeout=60))
+        question = page.locator("#messages .question", has_text="Lunch?")
+        await question.get_by_role("button", name="other").click()
+        await question.get_by_label("other").fill("ramen")
+        await question.get_by_label("other").press("Enter")
+        answer = await asyncio.wait_for(asking, SHOWN / 1000)
+        assert (answer.ids, answer.free_text) == (("2",), "ramen")
+        await expect(page.locator("#messages .answer").last).to_have_text(
+            "↳ other: ramen (to “Lunch?”)")
+
+        asking = asyncio.create_task(client.ask(
+            "Which days?", ["mon", "tue", "wed"], multi_select=True, timeout=60))
+        question = page.locator("#messages .question", has_text="Which days?")
+        for day in ("mon", "wed"):
+            await question.get_by_role("button", name=day).click()
+        await question.get_by_role("button", name="Answer", exact=True).click()
+        answer = await asyncio.wait_for(asking, SHOWN / 1000)
+        assert (answer.ids, answer.choices) == (("1", "3"), ("mon", "wed"))
+        await expect(question.locator(".said")).to_have_text("Answered: mon, wed")
+        assert await question.get_by_role("button", name="tue").is_disabled()
+        await screenshot(page, "questions-answered")
+    finally:
+        await client.disconnect()
 
 
 async def test_an_unanswered_question_times_out_on_the_page(

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from roomz import AsyncClient
-from roomz.cli.render import duration
 from roomz.limits import MAX_MESSAGE_LENGTH
 from roomz.server.local import LocalServer
 from tests.client.helpers import restart_in_process
@@ -340,13 +339,3 @@ async def test_a_refused_message_is_one_line_with_the_text_kept(tmp_path: Path) 
             assert first[9:] == ("Parts 1-2 of 2 not sent: Message too long: 1103 characters, "
                                  f"at most 1000 — {'x' * 999}")
             assert second == " " * first.index("x") + "y" * 999  # under the text
-
-
-@pytest.mark.parametrize(("seconds", "shown"), [
-    (0.4, "0 s"), (4.4, "4 s"), (60, "1 min"), (83, "1 min 23 s"), (3600, "1 h"),
-    (7530, "2 h 5 min"),
-])
-def test_how_long_the_connection_was_away_reads_like_a_person_says_it(seconds: float,
-                                                                       shown: str) -> None:
-    """The "again, after ... away" of a reconnect: seconds, minutes, hours."""
-    assert duration(seconds) == shown

@@ -160,8 +160,8 @@ async def test_an_expired_link_ends_the_wait(make_client: ClientFactory) -> None
 async def test_pasting_the_token_while_waiting_ends_the_wait(
         server: LocalServer, make_client: ClientFactory,
         tasks: list[asyncio.Task[None]]) -> None:
-    """connect() with the mailed token while the wait runs: the wait returns, connected,
-    without an error."""
+    """connect() with the mailed token while the wait runs: the wait returns once that
+    connect has connected, without an error."""
     client = make_client(server.url)
     url = await logged_in(server, client)
     token = server.links[-1].token
@@ -169,10 +169,11 @@ async def test_pasting_the_token_while_waiting_ends_the_wait(
     async with Browser() as browser:  # a scanner's look, once the client is polling
         await page_asking_for_the_code(browser, url)
 
-    await asyncio.wait_for(client.connect(token), WAIT)
+    tasks.append(connecting := asyncio.create_task(client.connect(token)))
     await asyncio.wait_for(waiting, WAIT)
 
     assert client.connected and client.sign_in_code is None
+    await asyncio.wait_for(connecting, WAIT)
 
 
 async def test_the_token_used_by_someone_else_ends_the_wait(

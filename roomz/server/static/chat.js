@@ -178,7 +178,6 @@
     let signedOut = false;
     let cursor = null;  // where the page stands in the user's history (protocol.md 3.7)
 
-    const questions = new Map();  // questions seen, by message id (rich.js keeps them)
     const socket = io({
       reconnection: true, reconnectionAttempts: Infinity,
       reconnectionDelay: RECONNECT_DELAY_MS, reconnectionDelayMax: RECONNECT_DELAY_MAX_MS,
@@ -230,7 +229,7 @@
       meta.append(who, timeOf(message.timestamp));
       let text;
       if (RoomzRich.isRich(message)) {
-        text = RoomzRich.render(message, { unescaped, questions, answer });
+        text = RoomzRich.render(message, { unescaped, answer });
       } else {
         text = document.createElement("p");
         text.className = "text";
@@ -241,15 +240,8 @@
       return item;
     }
 
-    /** Answer a question's message with the answers ``ids``: the acknowledgement. */
-    function answer(question, ids, freeText) {
-      const labels = ids.map((id) => {
-        const found = question.question_data.answers.find((a) => a.id === id);
-        return found ? unescaped(found.label) : id;
-      });
-      const payload = { content: labels.join(", ") + (freeText ? `: ${freeText}` : ""),
-        answer_to: question.id, answers: ids };
-      if (freeText) payload.free_text = freeText;
+    /** Send the answer to a question (rich.js writes it): the acknowledgement, or null. */
+    function answer(payload) {
       return new Promise((resolve) => {
         socket.timeout(ACK_TIMEOUT_MS).emit("message", payload,
           (error, ack) => resolve(error ? null : ack));

@@ -7,6 +7,10 @@
 
 window.RoomzRich = (function () {
   const QUESTION = "application/x-question";
+  // Questions shown, by message id, so that their answers can close them: the newest only,
+  // so that a page open for weeks does not grow. The server keeps at most 50 open per user.
+  const QUESTIONS_KEPT = 200;
+  const questions = new Map();
   const markdown = window.markdownit({ html: false, linkify: false, typographer: false });
   // A table column's alignment as a class, not markdown-it's inline style (the CSP refuses
   // inline styles, and DOMPurify is told to drop every style attribute).
@@ -72,8 +76,8 @@ window.RoomzRich = (function () {
   }
 
   /**
-   * The body of a rich ``message``; ``page`` gives ``unescaped(text)``, ``answer(question,
-   * ids, freeText)`` (a promise of the acknowledgement), ``questions`` (a Map of those seen).
+   * The body of a rich ``message``; ``page`` gives ``unescaped(text)`` and ``answer(payload)``
+   * (sends the answer's message: a promise of the acknowledgement, null when none came).
    */
   function render(message, page) {
     const text = page.unescaped(message.content);
@@ -103,17 +107,18 @@ window.RoomzRich = (function () {
     const said = el("p", "said", "");
     const chosen = new Set();
     const state = { box, data, buttons, said, closed: false };
-    page.questions.set(message.id, state);
+    questions.set(message.id, state);
+    if (questions.size > QUESTIONS_KEPT) questions.delete(questions.keys().next().value);
 
     async function send(ids, freeText) {
-      for (const button of buttons.querySelectorAll("button, input")) button.disabled = true;
-      const ack = await page.answer(message, ids, freeText);
+      setDisabled(buttons, true);
+      const ack = await page.answer(answerTo(message, ids, freeText, page));
       if (ack && ack.status === "ok") {
         if (!state.closed) said.textContent = "Answered.";  // else the answer itself said so
       } else {
         said.textContent = `Not answered: ${(ack && ack.error) || "no answer from the server"}`;
         said.classList.add("bad");
-        if (!state.closed) for (const b of buttons.querySelectorAll("button, input")) b.disabled = false;
+        if (!state.closed) setDisabled(buttons, false);
       }
     }
 
@@ -157,11 +162,25 @@ window.RoomzRich = (function () {
     return found ? page.unescaped(found.label) : id;
   }
 
+  /** The message that answers ``question`` with the answers ``ids`` (and ``freeText``). */
+  function answerTo(question, ids, freeText, page) {
+    const labels = ids.map((id) => labelOf(question.question_data, id, page));
+    const payload = { content: labels.join(", ") + (freeText ? `: ${freeText}` : ""),
+      answer_to: question.id, answers: ids };
+    if (freeText) payload.free_text = freeText;
+    return payload;
+  }
+
+  /** Disable a question's buttons and answer field, or enable them again. */
+  function setDisabled(buttons, disabled) {
+    for (const control of buttons.querySelectorAll("button, input")) control.disabled = disabled;
+  }
+
   function answerOf(message, text, page) {
-    const asked = page.questions.get(message.answer_to);
+    const asked = questions.get(message.answer_to);
     if (asked && (message.timed_out || !asked.data.keep_open)) {
       asked.closed = true;
-      for (const button of asked.buttons.querySelectorAll("button, input")) button.disabled = true;
+      setDisabled(asked.buttons, true);
       asked.said.textContent = message.timed_out ? "Closed: timed out." : `Answered: ${text}`;
     }
     if (message.timed_out) return el("p", "text timed-out", `⏱ ${text}`);
