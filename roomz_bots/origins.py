@@ -48,10 +48,19 @@ class Origins(Generic[B]):
         return key
 
     def sent(self, bot: B, key: tuple[str, str], message_id: str | None) -> None:
-        """The send is over: its copy either came back already or never will."""
+        """The send is over: its copy either came back already or never will.
+
+        A copy takes the first bot waiting with its text, which is not always its sender:
+        two bots send the same line, and the second one's copy comes back first. Then the
+        sender's place stays for the bot that copy was taken for, whose copy is still to come.
+        """
         waiting = self._pending.get(key)
+        taken_for = self._messages.get(message_id) if message_id else None
         if waiting and bot in waiting:
-            waiting.remove(bot)
+            if taken_for is None:  # its copy never came back (or named its connection)
+                waiting.remove(bot)
+            elif taken_for is not bot:  # its copy took another's place: that one still waits
+                waiting[waiting.index(bot)] = taken_for
         if waiting is not None and not waiting:
             del self._pending[key]
         if message_id:
