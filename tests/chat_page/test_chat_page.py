@@ -295,6 +295,29 @@ async def test_the_list_follows_new_messages_unless_scrolled_up(browse: Browse,
         await client.disconnect()
 
 
+async def test_a_page_left_open_keeps_its_newest_thousand_lines(browse: Browse,
+                                                                roomz: ServerProcess) -> None:
+    """Past 1,000 lines the oldest leave the list, so a page open for weeks stays light; the
+    newest is shown, in order, and the list still follows it."""
+    email = "weeks@example.com"
+    page = await signed_in(browse, roomz, email)
+    senders = [(await connected_client(roomz, email))[0] for _ in range(3)]
+    lines = [f"line {n}" for n in range(1005)]
+    try:
+        for n, text in enumerate(lines):  # in turn on three connections: each within its burst
+            ack = await senders[n % 3].send(text)
+            assert ack["status"] == "ok", ack
+        await expect(messages(page).last).to_have_text("line 1004", timeout=60_000)
+        assert await page.locator("#messages > li").count() == 1000
+        shown = await messages(page).all_inner_texts()
+        assert shown[-3:] == ["line 1002", "line 1003", "line 1004"]
+        assert "line 0" not in shown and len(set(shown)) == len(shown)
+        await expect(messages(page).last).to_be_in_viewport()
+    finally:
+        for client in senders:
+            await client.disconnect()
+
+
 # The connection
 
 

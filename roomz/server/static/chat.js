@@ -12,6 +12,10 @@
   const ACK_TIMEOUT_MS = 10000;  // the client library's: a send unanswered by then failed
   const HISTORY_ON_LOAD = 50;  // messages from before the page, shown dimmed as it opens
   const NEAR_BOTTOM_PX = 48;  // closer than this to the end counts as reading the newest
+  // A page left open for weeks stays light: the list keeps its newest lines (the server's
+  // history keeps the messages), and the ids kept against repeats are bounded too.
+  const LINES_KEPT = 1000;
+  const IDS_KEPT = 5000;
 
   const $ = (id) => document.getElementById(id);
   const status = $("status");
@@ -194,6 +198,12 @@
     function append(item) {
       const follow = nearBottom();
       list.append(item);
+      while (list.children.length > LINES_KEPT) {
+        const oldest = list.firstElementChild;
+        const height = oldest.offsetHeight;
+        oldest.remove();
+        if (!follow) list.scrollTop -= height;  // what the person reads stays in place
+      }
       if (follow) list.scrollTop = list.scrollHeight;
       else more.hidden = false;
     }
@@ -218,6 +228,7 @@
     function showMessage(message) {
       if (!message || seen.has(message.id)) return;
       seen.add(message.id);
+      if (seen.size > IDS_KEPT) seen.delete(seen.values().next().value);  // the oldest
       const item = document.createElement("li");
       item.className = "message" + (myConnection && message.connection_id === myConnection
         ? " mine" : "");
