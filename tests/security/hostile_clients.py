@@ -191,3 +191,17 @@ async def settled(proc: ServerProcess, quiet: float = 0.5, most: float = 10.0) -
     while len(proc.lines) != seen and time.monotonic() < deadline:
         seen = len(proc.lines)
         await asyncio.sleep(quiet)
+
+
+async def signed_in_over_polling(http: aiohttp.ClientSession, url: str, token: str) -> str:
+    """Open an Engine.IO socket by long-polling and sign it in (a POST of ``40``, then the
+    GET that brings the CONNECT's answer), as a browser does; its sid."""
+    cookie = {"Cookie": f"session_token={token}"}
+    async with http.get(url + POLLING_PATH, headers=cookie) as resp:
+        sid = str(json.loads((await resp.text())[1:])["sid"])
+    polling = f"{url}{POLLING_PATH}&sid={sid}"
+    async with http.post(polling, data="40", headers=cookie) as resp:
+        assert resp.status == 200
+    async with http.get(polling, headers=cookie) as resp:
+        assert (await resp.text()).startswith("40{")  # signed in
+    return sid

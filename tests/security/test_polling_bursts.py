@@ -13,7 +13,7 @@ from typing import Any
 
 from roomz.server.local import LocalServer
 
-from .hostile_clients import POLLING_PATH, http_session
+from .hostile_clients import POLLING_PATH, http_session, signed_in_over_polling
 
 ALICE = "alice@example.com"
 TIMEOUT = 10.0
@@ -76,13 +76,8 @@ async def test_a_burst_of_40_messages_reaches_a_long_polling_client(
             http_session() as http:
         assert await client.next_line() == {"acked": 0, "echoed": 0, "disconnected": False}
         cookie = {"Cookie": f"session_token={token}"}
-        async with http.get(server.url + POLLING_PATH, headers=cookie) as resp:
-            sid = json.loads((await resp.text())[1:])["sid"]
+        sid = await signed_in_over_polling(http, server.url, token)
         session = f"{server.url}{POLLING_PATH}&sid={sid}"
-        async with http.post(session, data="40", headers=cookie) as resp:
-            assert resp.status == 200
-        async with http.get(session, headers=cookie) as resp:
-            assert (await resp.text()).startswith("40{")  # signed in
 
         burst = "\x1e".join(f'42["message",{{"content":"to polling {i}"}}]' for i in range(40))
         async with http.post(session, data=burst, headers=cookie) as resp:

@@ -43,9 +43,9 @@ from tests.nodes.conftest import SECRET
 from tests.nodes.redis_proc import RedisProcess
 from tests.security.hostile_clients import (
     ENGINE_PATH,
-    POLLING_PATH,
     RawSocket,
     http_session,
+    signed_in_over_polling,
 )
 from tests.waiting import wait_until
 
@@ -227,13 +227,7 @@ async def test_a_socket_signed_in_over_long_polling_writes_at_once_once_upgraded
     token = await server.sign_in(ALICE)
     cookie = {"Cookie": f"session_token={token}"}
     async with http_session() as http, signed_in(server.url, token) as sender:
-        async with http.get(server.url + POLLING_PATH, headers=cookie) as resp:
-            sid = json.loads((await resp.text())[1:])["sid"]
-        polling = f"{server.url}{POLLING_PATH}&sid={sid}"
-        async with http.post(polling, data="40", headers=cookie) as resp:
-            assert resp.status == 200
-        async with http.get(polling, headers=cookie) as resp:
-            assert (await resp.text()).startswith("40{")
+        sid = await signed_in_over_polling(http, server.url, token)
         socket = server.server.sio.eio.sockets[sid]
         assert getattr(socket.send, "func", None) is not internals.send_now  # not upgraded yet
         ws = await http.ws_connect(f"{server.url}{ENGINE_PATH}&sid={sid}", headers=cookie)
