@@ -75,10 +75,11 @@ python-engineio
   ``AsyncServer.sockets``: the Engine.IO socket behind an id (no public accessor).
   ``AsyncServer._async["websocket"]``: the aiohttp WebSocket driver class
       (``engineio.async_drivers.aiohttp.WebSocket``), replaced per server by a subclass
-      whose ``wait`` refuses bad frames before engine.io decodes them (its reader decodes
-      outside any ``try``: junk frames end in aiohttp tracebacks) and which remembers
-      the request, so a stuck reader's TCP connection can be aborted (it reads frames
-      from ``_sock`` itself, as the driver's ``wait`` does). No option takes
+      whose ``wait`` refuses bad frames before they are decoded (upstream's reader decodes
+      outside any ``try``: junk frames end in aiohttp tracebacks), which remembers the
+      request, so a stuck reader's TCP connection can be aborted, and which lets one
+      WebSocket per socket in (engine.io takes any number while one upgrades). It reads
+      frames from ``_sock`` itself, as the driver's ``wait`` does. No option takes
       a driver. The driver calls the class as ``(handler, server)``, ``handler`` being
       the socket's bound ``_websocket_handler``, and awaits ``handler(driver)`` once the
       WebSocket is open; the driver's environ carries ``"aiohttp.request"``.
@@ -87,8 +88,11 @@ python-engineio
       :func:`websocket_session` in its place, the same steps on less memory and CPU per
       connection (it says where it differs). It calls what upstream's calls:
       ``AsyncSocket.receive`` for each packet, ``close``, and the ``connected`` /
-      ``upgrading`` / ``upgraded`` flags it sets as upstream does. No option changes
-      how engine.io reads or writes a WebSocket.
+      ``upgrading`` / ``upgraded`` flags it sets as upstream does. It has no timer of its
+      own for a silent client: engine.io's monitor task (the documented
+      ``monitor_clients``, on by default) closes a socket whose PING went unanswered for
+      ``ping_timeout``, and :class:`SocketServer` then aborts its TCP connection. No
+      option changes how engine.io reads or writes a WebSocket.
   ``AsyncServer._async["translate_request"]``: the driver's function that makes each
       request's environ, a dict with a copy of every header, which engine.io and
       python-socketio keep for a socket's life. Replaced per server by
@@ -104,9 +108,7 @@ python-engineio
   ``AsyncSocket.schedule_ping``: called once the connect handlers ran and on every PONG;
       starts a task that sleeps ``ping_interval`` (``_send_ping``) then sets ``last_ping``
       and sends a PING. Replaced on every socket by :func:`ping_later`, a timer instead
-      of a sleeping task kept by every connection (no option changes how it waits),
-      which also closes the socket when the PONG is ``ping_timeout`` late. The timer's
-      handle is kept on the socket as ``ping_timer`` (a name engine.io does not use).
+      of a sleeping task kept by every connection (no option changes how it waits).
   ``AsyncSocket.send``: what ``send_packet`` calls for each packet to a socket. On
       signed-in WebSocket sockets replaced by :func:`send_now`, which writes a packet at
       once when nothing waits before it, rather than waking a writer task for it (one
@@ -130,8 +132,12 @@ python-engineio
       traceback (python-engineio#142, closed as a known limitation). Raised to
       :data:`MAX_PAYLOAD_PACKETS`; a payload with more is refused (400) before any of it
       is handled.
-  ``packet.Packet`` and ``packet.MESSAGE``: an Engine.IO MESSAGE wrapping an encoded
-      Socket.IO packet, built once per fan-out as upstream's manager does (undocumented).
+  ``packet.Packet`` and its type constants (``MESSAGE``, ``PING``, ``PONG``, ``NOOP``,
+      ``UPGRADE``), ``packet_type``, ``data``, ``encode()`` and ``Packet(encoded_packet=)``:
+      an Engine.IO MESSAGE wrapping an encoded Socket.IO packet, built once per fan-out as
+      upstream's manager does; the frames :func:`websocket_session` decodes and the
+      upgrade's probe and answer, as upstream's handler does (undocumented: the wire
+      format has no public API).
 """
 
 from __future__ import annotations
@@ -352,32 +358,50 @@ class OutgoingQueue:
 
 
 class PacketWriter:
-    """Writes a WebSocket's queued packets, in a task that runs only while some are queued.
+    """Writes a WebSocket's packets one frame at a time: at once when nothing waits
+    (:meth:`write_now`), else from the queue, in a task that runs only while some wait.
 
     engine.io keeps a writer task per WebSocket, waiting on the socket's queue for its whole
-    life (a task, four coroutines and a future, about 1 KB per connection). Most packets
-    never wait in the queue (:func:`send_now` writes them at once), so here a task starts
-    when one is queued, writes until the queue is empty, and ends. ``None`` in the queue
-    closes the WebSocket, as it ends upstream's writer; a failed write does too.
+    life (a task, four coroutines and a future, about 1 KB per connection). Here a task
+    starts when a packet is queued, writes until the queue is empty, and ends. ``None`` in
+    the queue closes the WebSocket, as it ends upstream's writer; a failed write does too.
+    One frame is written at a time: aiohttp compresses a large frame in a task of its own,
+    and a small one written meanwhile would go out first.
     """
 
-    __slots__ = ("socket", "websocket", "task", "done")
+    __slots__ = ("socket", "websocket", "transport", "task", "busy", "done")
 
-    def __init__(self, socket: Any, websocket: CheckedWebSocket) -> None:
+    def __init__(self, socket: Any, websocket: CheckedWebSocket,
+                 transport: asyncio.Transport) -> None:
         self.socket = socket
         self.websocket = websocket
+        self.transport = transport
         self.task: asyncio.Task[None] | None = None
+        self.busy = False  # a frame is being written, here or by the task
         self.done = False  # the WebSocket was closed: nothing more is written
 
-    @property
-    def idle(self) -> bool:
-        """True when nothing is being written or waits to be."""
-        return self.task is None and self.socket.queue.empty()
-
     def wake(self) -> None:
-        """Start writing the queue, unless a write is under way (it will take what came)."""
-        if self.task is None and not self.done:
+        """Start writing the queue, unless a write is under way (it takes what came)."""
+        if not self.busy and not self.done and not self.socket.queue.empty():
+            self.busy = True
             self.task = asyncio.get_running_loop().create_task(self._write_queued())
+
+    async def write_now(self, pkt: Any) -> bool:
+        """Write ``pkt`` at once if nothing is being written, queued or buffered by the
+        transport; False when it must be queued instead."""
+        transport = self.transport
+        if self.busy or self.done or not self.socket.queue.empty() \
+                or transport.is_closing() or transport.get_write_buffer_size():
+            return False
+        self.busy = True
+        try:
+            await self.websocket.send(pkt.encode())  # aiohttp writes a frame without waiting
+        except ConnectionResetError:  # the WebSocket is closing: the queue's writer ends it
+            return False
+        finally:
+            self.busy = False
+            self.wake()  # what was queued meanwhile
+        return True
 
     async def _write_queued(self) -> None:
         try:
@@ -385,6 +409,7 @@ class PacketWriter:
                 self.done = True
                 await self.websocket.close()
         finally:
+            self.busy = False
             self.task = None
 
     async def _written(self) -> bool:
@@ -416,20 +441,23 @@ async def websocket_session(socket: Any, websocket: CheckedWebSocket) -> None:
     then reading packets until the WebSocket closes, then the socket closes. Frames larger
     than ``max_http_buffer_size`` never get here: the driver gives aiohttp that limit.
 
-    Three differences, for the memory every connection keeps and the CPU every frame costs:
+    Where it differs, for the memory every connection keeps and the CPU every frame costs:
     upstream awaits each frame in a task of its own under ``wait_for`` (a task per frame
-    received, about 2 KB per connection while it waits), where here the reader awaits it;
-    a client that stops answering is closed by the ping timer (:func:`ping_later`), not by
-    a timer per frame; and queued packets are written by a :class:`PacketWriter`, a task
-    only while some wait, not a writer task for the connection's life.
+    received, and a timer), where here the reader awaits it, with no timer: a client that
+    stops answering is found by engine.io's monitor task, as its PING goes unanswered.
+    Queued packets are written by a :class:`PacketWriter`, a task only while some wait,
+    not a writer task for the connection's life. An upgrade must be done within
+    ``ping_timeout`` (upstream waits for it forever).
     """
     server = socket.server
+    request = websocket.environ["aiohttp.request"]
     if socket.connected:  # an upgrade from long-polling
         if not await _upgraded(socket, websocket):
+            websocket.owner.websocket_closed(socket.sid)  # the client may try again
             return
     else:
         socket.connected = socket.upgraded = True
-    writer = PacketWriter(socket, websocket)
+    writer = PacketWriter(socket, websocket, request.transport)
     socket.queue.writer = writer
     writer.wake()  # packets queued during the upgrade
     websocket.owner.websocket_ready(socket.sid)
@@ -447,35 +475,38 @@ async def websocket_session(socket: Any, websocket: CheckedWebSocket) -> None:
                 break
             except Exception:  # noqa: BLE001 - as upstream: logged, the connection goes on
                 server.logger.exception("Unknown receive error")
-    finally:  # cancelled or not, the socket ends with its WebSocket
-        await writer.finish()
-        await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+    finally:  # cancelled or not (even twice), the socket ends with its WebSocket
+        try:
+            await writer.finish()
+        finally:
+            await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
 
 
 async def _upgraded(socket: Any, websocket: CheckedWebSocket) -> bool:
     """Upstream's upgrade of a long-polling socket: a PING "probe" answered with a PONG,
-    the long-poll ended with a NOOP, then an UPGRADE. False when the client strays."""
+    the long-poll ended with a NOOP, then an UPGRADE, each within ``ping_timeout``. False
+    when the client strays or is too slow."""
     socket.upgrading = True  # hold packet sends during the upgrade
+    limit = socket.server.ping_timeout
     try:
-        probe = eio_packet.Packet(encoded_packet=await websocket.wait())
+        probe = eio_packet.Packet(encoded_packet=await websocket.wait(limit))
         if probe.packet_type != eio_packet.PING or probe.data != "probe":
             return False
         await websocket.send(eio_packet.Packet(eio_packet.PONG, data="probe").encode())
         socket.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))  # ends the long-poll
-        upgrade = eio_packet.Packet(encoded_packet=await websocket.wait())
+        upgrade = eio_packet.Packet(encoded_packet=await websocket.wait(limit))
         if upgrade.packet_type != eio_packet.UPGRADE:
             socket.upgraded = False
             return False
         socket.upgraded = True
         return True
-    except OSError:
+    except (OSError, asyncio.TimeoutError):  # distinct before Python 3.11
         return False
     finally:
         socket.upgrading = False
 
 
-async def send_now(socket: Any, writer: PacketWriter, transport: asyncio.Transport,
-                   pkt: Any) -> None:
+async def send_now(socket: Any, writer: PacketWriter, pkt: Any) -> None:
     """``AsyncSocket.send`` for a signed-in WebSocket: written at once when it can be.
 
     engine.io queues every packet for the socket's writer task, which wakes to write it:
@@ -484,16 +515,8 @@ async def send_now(socket: Any, writer: PacketWriter, transport: asyncio.Transpo
     Otherwise the packet is queued as before: behind others, to a reader that falls behind
     (bounded by :class:`OutgoingQueue`), or to a closing connection, whose writer ends it.
     """
-    if not await socket.check_ping_timeout():
-        return
-    if writer.idle and not writer.done and not transport.is_closing() \
-            and not transport.get_write_buffer_size():
-        try:
-            await writer.websocket.send(pkt.encode())  # aiohttp writes a frame without waiting
-            return
-        except ConnectionResetError:  # the WebSocket is closing: its writer ends it
-            pass
-    socket.queue.put_nowait(pkt)
+    if await socket.check_ping_timeout() and not await writer.write_now(pkt):
+        socket.queue.put_nowait(pkt)
 
 
 def ping_later(socket: Any) -> None:
@@ -502,37 +525,19 @@ def ping_later(socket: Any) -> None:
     engine.io starts a task that sleeps ``ping_interval`` and then sends it: a task, two
     coroutines and a future that every connection holds nearly all the time (about
     0.9 KB). A timer waits the same; a task runs only to send. As upstream, one wait at
-    a time (``last_ping`` is None while one runs), and none once the socket closes.
-
-    A PING then waits ``ping_timeout`` for its PONG on the same timer (:func:`_pong_overdue`),
-    as Node's engine.io does: upstream's WebSocket reader waits for each frame under a
-    timeout of its own instead, a timer per frame received.
+    a time (``last_ping`` is None while one runs), and none once the socket closes. A PING
+    left unanswered for ``ping_timeout`` is found by engine.io's monitor task, which
+    closes the socket (reason ``PING_TIMEOUT``).
     """
     if socket.last_ping:
         socket.last_ping = None
-        _ping_timer(socket, socket.server.ping_interval, _ping)
+        asyncio.get_running_loop().call_later(socket.server.ping_interval, _ping, socket)
 
 
 def _ping(socket: Any) -> None:
     if not socket.closing and not socket.closed:
         socket.last_ping = time.time()  # the clock check_ping_timeout reads
         socket.server.start_background_task(socket.send, eio_packet.Packet(eio_packet.PING))
-        _ping_timer(socket, socket.server.ping_timeout, _pong_overdue)
-
-
-def _pong_overdue(socket: Any) -> None:
-    """No PONG within ``ping_timeout`` of the PING (a PONG would have cleared ``last_ping``):
-    the client is gone, so its socket closes, as ``check_ping_timeout`` would find."""
-    if socket.last_ping and not socket.closing and not socket.closed:
-        socket.server.start_background_task(close_now, socket,
-                                            reason=socket.server.reason.PING_TIMEOUT)
-
-
-def _ping_timer(socket: Any, delay: float, then: Callable[[Any], None]) -> None:
-    """``then(socket)`` in ``delay`` seconds, on the socket's one ping timer."""
-    if socket.ping_timer is not None:
-        socket.ping_timer.cancel()
-    socket.ping_timer = asyncio.get_running_loop().call_later(delay, then, socket)
 
 
 async def long_poll(socket: Any) -> list[Any]:
@@ -567,20 +572,18 @@ def _with_waiting(socket: Any, first: Any, limit: int | None) -> list[Any]:
 
 def tune(kept: EngineSocket) -> None:
     """Give a signed-in Engine.IO socket on a WebSocket the writes at once of :func:`send_now`."""
-    socket, request = kept.socket, kept.websocket
-    writer = socket.queue.writer
-    if writer is not None and request is not None and request.transport is not None:
-        socket.send = functools.partial(send_now, socket, writer, request.transport)
+    writer = kept.socket.queue.writer
+    if writer is not None:
+        kept.socket.send = functools.partial(send_now, kept.socket, writer)
 
 
-async def close_now(socket: Any, *, send_close: bool = False, reason: Any = None) -> None:
+async def close_now(socket: Any, *, send_close: bool = False) -> None:
     """Close an Engine.IO socket now, whether or not its client cooperates.
 
-    Its disconnect handlers run at once (with ``reason``, else the server's doing);
-    ``send_close`` queues Engine.IO's CLOSE first. ``None`` then wakes the transport's
-    writer (or a waiting long-poll), which ends it.
+    Its disconnect handlers run at once; ``send_close`` queues Engine.IO's CLOSE first.
+    ``None`` then wakes the transport's writer (or a waiting long-poll), which ends it.
     """
-    await socket.close(wait=False, abort=not send_close, reason=reason)
+    await socket.close(wait=False, abort=not send_close)
     socket.queue.put_nowait(None)
 
 
@@ -766,6 +769,11 @@ class RequestEnviron(Mapping[str, Any]):
         return sum(1 for _ in self)
 
 
+async def _answer(response: web.Response) -> web.Response:
+    """``response``, for engine.io to await where it awaits the driver."""
+    return response
+
+
 class CheckedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
     """engine.io's aiohttp WebSocket, refusing bad frames and known to its :class:`SocketServer`."""
 
@@ -781,7 +789,10 @@ class CheckedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
         Not a coroutine of its own: engine.io awaits what it returns, and a frame here
         would be kept for the WebSocket's whole life (a few hundred bytes each).
         """
-        self.owner.websocket_opened(self.eio_sid, environ["aiohttp.request"])
+        request = environ["aiohttp.request"]
+        if not self.owner.websocket_opened(self.eio_sid, request):
+            return _answer(problem(400, "websocket-open", "Bad Request",
+                                   "This connection has a WebSocket already", request.path))
         return super().__call__(environ)
 
     async def send(self, message: str | bytes) -> None:
@@ -791,13 +802,14 @@ class CheckedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
         else:
             await self._sock.send_bytes(message)
 
-    async def wait(self) -> Any:
-        """The next frame; a bad one closes the socket and ends engine.io's reader (OSError).
+    async def wait(self, timeout: float | None = None) -> Any:
+        """The next frame; a bad one closes the socket and ends the session's reader
+        (OSError), as does none within ``timeout`` seconds (``asyncio.TimeoutError``).
 
         Read as the driver's ``wait`` reads it, not through it: the reader waits here for
         the WebSocket's whole life, and each coroutine in that chain keeps its frame.
         """
-        data = (await self._sock.receive()).data
+        data = (await self._sock.receive(timeout)).data
         if not isinstance(data, (str, bytes)):  # closed, or an error: the reader ends
             raise OSError()
         problem = engine_packet_problem(data)
@@ -905,7 +917,6 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         socket.queue = queue
         socket.poll = long_poll.__get__(socket)
         socket.schedule_ping = ping_later.__get__(socket)
-        socket.ping_timer = None
         socket.handle_post_request = functools.partial(
             self._receive_payload, eio_sid, socket.handle_post_request)
         self._start_deadline(kept)
@@ -915,17 +926,34 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         if kept is not None:
             self._stop_deadline(kept)
             self._finished(kept)
+            if reason == self.reason.PING_TIMEOUT and kept.websocket is not None \
+                    and kept.websocket.transport is not None:
+                # A client that no longer answers may not read either: a polite close
+                # would wait on it forever, with its writer stuck on a full buffer.
+                kept.websocket.transport.abort()
         await super()._handle_eio_disconnect(eio_sid, reason)
         if kept is not None:
             # Once close() has queued its last packet, wake a waiting long-poll (or writer):
             # engine.io's async close leaves it waiting ping_interval + ping_timeout.
             asyncio.get_running_loop().call_soon(kept.socket.queue.put_nowait, None)
 
-    def websocket_opened(self, eio_sid: str, request: web.Request) -> None:
-        """Remember the request carrying a socket's WebSocket, to reset it if need be."""
+    def websocket_opened(self, eio_sid: str, request: web.Request) -> bool:
+        """Remember the request carrying a socket's WebSocket, to reset it if need be;
+        False when the socket has one already (engine.io would let a second one in while
+        the first upgrades, and write to one while checking the other)."""
+        kept = self.engine_sockets.get(eio_sid)
+        if kept is None:
+            return True
+        if kept.websocket is not None:
+            return False
+        kept.websocket = request
+        return True
+
+    def websocket_closed(self, eio_sid: str) -> None:
+        """The socket's WebSocket ended without taking over (a failed upgrade)."""
         kept = self.engine_sockets.get(eio_sid)
         if kept is not None:
-            kept.websocket = request
+            kept.websocket = None
 
     def websocket_ready(self, eio_sid: str) -> None:
         """A socket's WebSocket carries its packets now: one signed in over long-polling

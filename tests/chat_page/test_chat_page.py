@@ -313,6 +313,17 @@ async def test_a_page_left_open_keeps_its_newest_thousand_lines(browse: Browse,
         assert shown[-3:] == ["line 1002", "line 1003", "line 1004"]
         assert "line 0" not in shown and len(set(shown)) == len(shown)
         await expect(messages(page).last).to_be_in_viewport()
+
+        # Someone reading higher up: the oldest lines go, what they read stays in place.
+        reading = messages(page).nth(500)
+        await reading.scroll_into_view_if_needed()
+        text, top = await reading.inner_text(), (await reading.bounding_box() or {})["y"]
+        for n in range(1005, 1010):
+            assert (await senders[n % 3].send(f"line {n}"))["status"] == "ok"
+        await expect(messages(page).last).to_have_text("line 1009")
+        assert await page.locator("#messages > li").count() == 1000
+        still = messages(page).filter(has_text=re.compile(f"^{re.escape(text)}$"))
+        assert abs((await still.bounding_box() or {})["y"] - top) < 1  # pixels
     finally:
         for client in senders:
             await client.disconnect()

@@ -12,6 +12,7 @@ import inspect
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -45,6 +46,7 @@ from tests.security.hostile_clients import (
     ENGINE_PATH,
     RawSocket,
     http_session,
+    open_non_reader,
     signed_in_over_polling,
 )
 from tests.waiting import wait_until
@@ -216,7 +218,7 @@ async def test_the_websocket_session_does_what_upstreams_handler_does(
             await again.call("message", {"content": "over the session"})
             await alice.wait_for("message", lambda d: d["content"] == "over the session")
         await alice.barrier()
-        assert writer.idle and writer.task is None
+        assert not writer.busy and writer.task is None
 
 
 async def test_a_socket_signed_in_over_long_polling_writes_at_once_once_upgraded(
@@ -243,9 +245,14 @@ async def test_a_socket_signed_in_over_long_polling_writes_at_once_once_upgraded
         await raw.close()
 
 
-async def test_a_client_that_stops_answering_pings_is_closed_by_the_ping_timer() -> None:
-    """A PING left unanswered for ``ping_timeout`` closes the socket (the check upstream's
-    reader made with a timer per frame); one that answers stays."""
+async def test_a_client_that_stops_answering_pings_is_closed_by_the_monitor() -> None:
+    """The session has no timer of its own: engine.io's monitor task (``monitor_clients``,
+    on by default) closes a socket whose PING went unanswered for ``ping_timeout``, with
+    the reason ``PING_TIMEOUT``; a client that answers stays."""
+    assert socket_server().eio.start_service_task  # monitor_clients: on
+    assert "await s.check_ping_timeout()" in inspect.getsource(engineio.AsyncServer._service_task)
+    assert "reason=self.server.reason.PING_TIMEOUT" in inspect.getsource(
+        async_socket.AsyncSocket.check_ping_timeout)
     async with LocalServer(ping_interval=0.3, ping_timeout=0.3) as server, \
             http_session() as http:
         token = await server.sign_in(ALICE)
@@ -254,14 +261,69 @@ async def test_a_client_that_stops_answering_pings_is_closed_by_the_ping_timer()
         answering = await RawSocket.open(http, server.url, token)
         await answering.sign_in()
 
-        assert await mute.wait_closed(0.3 + 0.3 + 2.0)
+        assert await mute.wait_closed(0.3 + 2 * 0.3 + 2.0)
         assert "2" in mute.texts  # it was pinged, and said nothing
-        assert not answering.closed.is_set()
         await answering.wait_text(lambda _: answering.texts.count("2") >= 4)
         assert not answering.closed.is_set()
         assert len(server.server.sio.eio.sockets) == 1
         await answering.close()
         await mute.close()
+
+
+async def test_a_client_that_neither_reads_nor_answers_is_cut_off_at_its_ping_timeout() -> None:
+    """A client that stops reading leaves its writer stuck on a full buffer, below the
+    queue's limit: once its PING is found unanswered, the server aborts the TCP connection
+    (a polite close would wait on it forever), and forgets the socket."""
+    # No PING comes while the buffer fills; the monitor looks every half second.
+    async with LocalServer(ping_interval=60.0, ping_timeout=0.5, message_rate=10_000,
+                           message_burst=10_000) as server:
+        token = await server.sign_in(ALICE)
+        stuck = await open_non_reader(server.url, token)
+        sio = server.server.sio
+        await wait_until(lambda: len(sio.engine_sockets) == 1, 5, "the non-reader")
+        ((eio_sid, kept),) = sio.engine_sockets.items()
+        assert kept.websocket is not None and kept.websocket.transport is not None
+        transport, writer = kept.websocket.transport, kept.socket.queue.writer
+        try:
+            async with signed_in(server.url, token) as sender:
+                for _ in range(200):  # until the writer waits on the full buffer: bounded
+                    if writer.busy and transport.get_write_buffer_size() > 0:
+                        break
+                    await asyncio.gather(*(sender.emit("message", {"content": "x" * 900})
+                                           for _ in range(20)))
+                    await sender.barrier()
+                assert writer.busy and kept.socket.queue.qsize() < 1000  # not "too slow"
+                kept.socket.last_ping = time.time() - 10  # a PING it never answered
+                await wait_until(transport.is_closing, 0.5 * 2 + 3, "the abort")
+                await wait_until(lambda: eio_sid not in sio.engine_sockets, 5, "forgotten")
+        finally:
+            stuck.close()
+
+
+async def test_one_websocket_per_socket_and_an_upgrade_has_ping_timeout_to_finish() -> None:
+    """A second WebSocket for a socket that has one is refused (400); a WebSocket that
+    never sends the probe is closed after ``ping_timeout``, and the client may try again
+    (upstream takes any number, and waits for a probe forever)."""
+    async with LocalServer(ping_interval=10.0, ping_timeout=1.0) as server, \
+            http_session() as http:
+        token = await server.sign_in(ALICE)
+        sid = await signed_in_over_polling(http, server.url, token)
+        url = f"{server.url}{ENGINE_PATH}&sid={sid}"
+        silent = await http.ws_connect(url)
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(url)
+        assert refused.value.status == 400
+        assert (await asyncio.wait_for(silent.receive(), 1.0 + 2)).type in (
+            aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+
+        again = await http.ws_connect(url)  # after the failed upgrade: allowed
+        await again.send_str("2probe")
+        assert (await asyncio.wait_for(again.receive(), 5)).data == "3probe"
+        await again.send_str("5")
+        socket = server.server.sio.eio.sockets[sid]
+        await wait_until(lambda: socket.upgraded, 5, "the upgrade")
+        await again.close()
+        await silent.close()
 
 
 async def test_the_websocket_driver_class_is_replaceable_per_server() -> None:

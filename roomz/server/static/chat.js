@@ -198,12 +198,8 @@
     function append(item) {
       const follow = nearBottom();
       list.append(item);
-      while (list.children.length > LINES_KEPT) {
-        const oldest = list.firstElementChild;
-        const height = oldest.offsetHeight;
-        oldest.remove();
-        if (!follow) list.scrollTop -= height;  // what the person reads stays in place
-      }
+      // The browser's scroll anchoring keeps what the person reads in place meanwhile.
+      while (list.children.length > LINES_KEPT) list.firstElementChild.remove();
       if (follow) list.scrollTop = list.scrollHeight;
       else more.hidden = false;
     }
