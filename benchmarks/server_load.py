@@ -20,7 +20,9 @@ The servers:
 - ``published``: roomz 0.4.0 under uvicorn, skipped unless ``ROOMZ_PUBLISHED_VENV`` (or
   ``--published-venv``) names its virtualenv;
 - ``bare``: ``benchmarks/bare/server.py``, the same minimal server on python-socketio +
-  aiohttp with their defaults.
+  aiohttp with their defaults;
+- ``ours-no-history`` (only when named in ``--servers``): ours with ``--no-history``, to
+  show what keeping every message for clients that were away costs (Node's keeps none).
 
 Ours and published sign users in by magic link, as a person does; node and bare have no
 sign-in of their own, so the benchmark mints each session JWT with the secret it gives them.
@@ -72,6 +74,8 @@ PUBLISHED_SCRIPT = (
 TOKEN_IN_LOG = re.compile(r"/auth/verify\?token=([A-Za-z0-9_-]+)(?=\s)")
 OPEN_CONCURRENCY = 50
 SERVERS = ("ours", "node", "published", "bare")
+#: Run only when named: ours without its message history, to show what keeping it costs.
+EXTRA_SERVERS = ("ours-no-history",)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -208,15 +212,20 @@ def server_env(emails: list[str], workdir: Path) -> dict[str, str]:
     return env
 
 
-def ours(emails: list[str], workdir: Path, max_connections: int = 5000) -> ServerProcess:
-    """Our reference server, from the venv running this script."""
+def ours(emails: list[str], workdir: Path, max_connections: int = 5000, *,
+         history: bool = True) -> ServerProcess:
+    """Our reference server, from the venv running this script (``history=False``: with
+    ``--no-history``)."""
     port = free_port()
     argv = [str(OURS_SERVER), "--host", "127.0.0.1", "--port", str(port),
             "--max-connections", str(max_connections),
             "--message-rate", str(FLOOD_RATE), "--message-burst", str(FLOOD_RATE),
             # Every user signs in from this one address before the measuring starts.
             "--magic-link-address-limit", str(max(len(emails), 20))]
-    return ServerProcess("ours", argv, server_env(emails, workdir), port, workdir)
+    if not history:
+        argv.append("--no-history")
+    return ServerProcess("ours" if history else "ours-no-history", argv,
+                         server_env(emails, workdir), port, workdir)
 
 
 def published(venv: Path, emails: list[str], workdir: Path) -> ServerProcess:
@@ -507,6 +516,7 @@ def available_servers(emails: list[str], venv: Path | None,
             continue
         makers[name] = {
             "ours": lambda d: ours(emails, d),
+            "ours-no-history": lambda d: ours(emails, d, history=False),
             "node": lambda d: node(emails, d),
             "published": lambda d: published(venv, emails, d),  # type: ignore[arg-type]
             "bare": lambda d: bare(emails, d),
@@ -537,7 +547,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a short run, for CI")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target fails")
     parser.add_argument("--servers", default=",".join(SERVERS),
-                        help=f"which servers, comma-separated (default {','.join(SERVERS)})")
+                        help=f"which servers, comma-separated (default {','.join(SERVERS)}; "
+                             f"also {','.join(EXTRA_SERVERS)})")
     parser.add_argument("--published-venv", type=Path,
                         default=os.environ.get("ROOMZ_PUBLISHED_VENV") or None,
                         help="venv holding roomz==0.4.0 (default: $ROOMZ_PUBLISHED_VENV)")
@@ -545,8 +556,9 @@ def main(argv: list[str] | None = None) -> int:
     profile = QUICK if args.quick else FULL
     rounds = max(1, args.rounds or (1 if args.quick else 4))
     wanted = [name.strip() for name in args.servers.split(",") if name.strip()]
-    if unknown := [name for name in wanted if name not in SERVERS]:
-        parser.error(f"unknown server {unknown[0]!r}: choose from {', '.join(SERVERS)}")
+    if unknown := [name for name in wanted if name not in SERVERS + EXTRA_SERVERS]:
+        parser.error(f"unknown server {unknown[0]!r}: "
+                     f"choose from {', '.join(SERVERS + EXTRA_SERVERS)}")
     if "ours" not in wanted:
         parser.error("--servers must include ours: every figure is compared with it")
     emails = [f"bench-{i:03d}@example.com" for i in range(profile.memory_users)]
