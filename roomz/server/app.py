@@ -75,10 +75,12 @@ class Server:
             records = SqliteSessionRecords.in_state_dir(self.settings.state_dir
                                                         or default_state_dir())
             presence, manager = Presence(), FanOutManager()
-            kept = SqliteHistory.in_state_dir(self.settings.state_dir or default_state_dir(),
-                                              window) if self.settings.history else None
-            history = kept
-            self._background.append(_in_background(lambda: _housekeeping(links, limiter, kept)))
+            local_history = SqliteHistory.in_state_dir(
+                self.settings.state_dir or default_state_dir(), window) \
+                if self.settings.history else None
+            history = local_history
+            self._background.append(_in_background(
+                lambda: _housekeeping(links, limiter, local_history)))
         else:
             from . import redis_state
 

@@ -261,5 +261,3 @@ class SqliteHistory:
         if self._connection is None:
             raise RuntimeError(f"the history in {self.path} is not open")
         return self._connection
-
-

@@ -126,7 +126,6 @@ class SqliteSessionRecords:
             self._connection = None
 
 
-
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
     for start in range(0, len(items), BATCH):
         yield items[start:start + BATCH]
