@@ -541,30 +541,26 @@ def _ping(socket: Any) -> None:
 
 
 async def long_poll(socket: Any) -> list[Any]:
-    """``AsyncSocket.poll`` for a long-polling GET: at most :data:`MAX_POLL_PACKETS`.
+    """``AsyncSocket.poll`` for a long-polling GET: at most :data:`MAX_POLL_PACKETS`, as
+    upstream's returns them (``[]`` for a ``None``, which ends the transport).
 
     The rest stay queued for the client's next GET, which it sends at once.
     """
+    queue = socket.queue
     timeout = socket.server.ping_interval + socket.server.ping_timeout
     try:
-        first = await asyncio.wait_for(socket.queue.get(), timeout)
+        first = await asyncio.wait_for(queue.get(), timeout)
     except (asyncio.TimeoutError, asyncio.CancelledError):
         raise eio_exceptions.QueueEmpty() from None
-    return _with_waiting(socket, first, limit=MAX_POLL_PACKETS)
-
-
-def _with_waiting(socket: Any, first: Any, limit: int | None) -> list[Any]:
-    """``first`` and the packets queued behind it (up to ``limit`` in all), as ``poll``
-    returns them: ``[]`` for a ``None``, which ends the transport."""
-    socket.queue.task_done()
+    queue.task_done()
     if first is None:
         return []
     packets = [first]
-    while not socket.queue.empty() and (limit is None or len(packets) < limit):
-        pkt = socket.queue.get_nowait()
-        socket.queue.task_done()
+    while not queue.empty() and len(packets) < MAX_POLL_PACKETS:
+        pkt = queue.get_nowait()
+        queue.task_done()
         if pkt is None:
-            socket.queue.put_nowait(None)  # the writer stops after sending these
+            queue.put_nowait(None)  # the transport ends after these
             break
         packets.append(pkt)
     return packets
