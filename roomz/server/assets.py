@@ -22,6 +22,7 @@ SERVED = {
     "vendor/socket.io.min.js": "text/javascript",
     "vendor/markdown-it.min.js": "text/javascript",
     "vendor/purify.min.js": "text/javascript",
+    "vendor/highlight.min.js": "text/javascript",
 }
 #: Hex digits of the SHA-256 in a URL: enough that two versions never share one.
 HASH_LENGTH = 12

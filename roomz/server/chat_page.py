@@ -34,6 +34,7 @@ PAGE = """<!doctype html>
 <script src="{socketio}" defer></script>
 <script src="{markdown}" defer></script>
 <script src="{purify}" defer></script>
+<script src="{highlight}" defer></script>
 <script src="{rich}" defer></script>
 <script src="{js}" defer></script>
 </head><body class="chat-page" data-view="{view}">
@@ -105,7 +106,8 @@ def chat_page(*, email: str | None, error: tuple[str, str] | None = None,
     body = PAGE.format(css=files.url("roomz.css"), js=files.url("chat.js"),
                        socketio=files.url("vendor/socket.io.min.js"),
                        markdown=files.url("vendor/markdown-it.min.js"),
-                       purify=files.url("vendor/purify.min.js"), rich=files.url("rich.js"),
+                       purify=files.url("vendor/purify.min.js"),
+                       highlight=files.url("vendor/highlight.min.js"), rich=files.url("rich.js"),
                        view=view,
                        status=status, menu=menu, main=main)
     return web.Response(text=body, content_type="text/html", headers=CHAT_PAGE_HEADERS)

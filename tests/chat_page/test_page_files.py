@@ -1,5 +1,5 @@
-"""The chat page's files and headers, over HTTP: the vendored Socket.IO client, markdown-it
-and DOMPurify are the npm releases they say they are, the page is small, cached by
+"""The chat page's files and headers, over HTTP: the vendored Socket.IO client, markdown-it,
+DOMPurify and highlight.js are the npm releases they say they are, the page is small, cached by
 versioned URLs, and locked down."""
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ VENDORED = [
      "Permission is hereby granted"),
     ("dompurify", "purify.min.js", "DOMPURIFY", "/*! @license DOMPurify {v} |",
      "Apache License"),
+    ("highlight.js", "highlight.min.js", "HIGHLIGHT_JS", "/*!\n  Highlight.js v{v} (git:",
+     "BSD 3-Clause License"),
 ]
 
 
@@ -114,7 +116,7 @@ async def test_the_page_is_locked_down_and_its_files_cached_by_version(
     urls = linked(page.decode())
     assert {url.rsplit("/", 1)[1] for url in urls} == {
         "roomz.css", "chat.js", "rich.js", "socket.io.min.js", "markdown-it.min.js",
-        "purify.min.js"}
+        "purify.min.js", "highlight.min.js"}
     for url in urls:
         status, headers, body = await fetch(server.url + url)
         digest = url.split("/")[2]

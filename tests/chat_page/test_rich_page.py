@@ -15,6 +15,7 @@ import pytest
 from playwright.async_api import ConsoleMessage, Dialog, Page, expect
 
 from roomz import AsyncClient
+from roomz.content import Code
 from roomz.questions import Choice
 from roomz.session_cache import SessionCache
 from tests.bots.headless import Cli, bot_config, start_cli
@@ -82,6 +83,8 @@ async def test_a_bots_markdown_reply_is_drawn_and_hostile_text_is_inert(
             ["db-primary", "degraded", "340"])
         assert "align-right" in (await report.locator("th").last.get_attribute("class") or "")
         await expect(report.locator("pre code")).to_contain_text("def rollback(host):")
+        # The fenced block says python: highlight.js colours it.
+        await expect(report.locator("pre code .hljs-keyword").first).to_have_text("def")
         await expect(report.locator("p").last).to_contain_text(
             "<img src=x onerror=alert(1)> <script>alert(2)</script>")
         await expect(report.locator("p").last).to_contain_text("[click](javascript:alert(3))")
@@ -184,6 +187,35 @@ async def test_a_message_with_a_subject_is_collapsed_until_opened(
         await block.locator("summary").click()
         await expect(code).to_have_text("def f(x):\n    return x + 1")
         assert await code.get_attribute("data-language") == "python"
+        await expect(code.locator(".hljs-keyword")).to_have_text(["def", "return"])
+        await expect(code.locator(".hljs-title")).to_have_text("f")
+
+
+async def test_code_is_coloured_and_hostile_code_stays_text(
+        browse: Browse, roomz: ServerProcess) -> None:
+    """Code in a language highlight.js knows is coloured, and markup in it stays text (no
+    element, no dialog, nothing the CSP had to refuse); a language it does not know is
+    shown as it came, uncoloured."""
+    email = "ada.code@example.com"
+    page = await signed_in(browse, roomz, email)
+    dialogs, refused = watch_for_trouble(page)
+    hostile = '<script>alert(1)</script>\n<img src=x onerror="alert(2)">'
+    client = AsyncClient(roomz.url)
+    await client.connect(token=(await roomz.request_link(email)).token)
+    try:
+        for code in (Code(hostile, language="html"), Code("MOVE 1 TO X.", language="cobol-85")):
+            assert "error" not in await client.send(code.text, **code.fields())
+        await client.send("after")
+    finally:
+        await client.disconnect()
+    await expect(page.locator("#messages .message .text").last).to_have_text("after")
+    blocks = page.locator("#messages pre.code code")
+    await expect(blocks).to_have_text([hostile, "MOVE 1 TO X."])
+    await expect(blocks.first.locator(".hljs-name").first).to_have_text("script")
+    assert await blocks.last.locator("span").count() == 0
+    assert await page.locator("#messages script, #messages img").count() == 0
+    assert dialogs == [] and refused == []
+    await screenshot(page, "code")
 
 
 async def test_who_lists_a_terminal_a_page_and_two_bots(browse: Browse, roomz: ServerProcess,

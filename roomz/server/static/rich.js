@@ -2,7 +2,9 @@
 // collapsible subjects, questions as buttons, answers, and the list of connections.
 // Markdown goes through the vendored markdown-it with raw HTML off, then DOMPurify (a
 // short list of tags, links to http(s) and mailto only) into a DOM fragment: no raw HTML
-// from a message ever reaches the page. Everything else is written with textContent.
+// from a message ever reaches the page. Code in a language the vendored highlight.js knows
+// is coloured: its HTML (spans with classes, around text it escaped) goes through DOMPurify
+// too. Everything else is written with textContent.
 "use strict";
 
 window.RoomzRich = (function () {
@@ -11,7 +13,10 @@ window.RoomzRich = (function () {
   // so that a page open for weeks does not grow. The server keeps at most 50 open per user.
   const QUESTIONS_KEPT = 200;
   const questions = new Map();
-  const markdown = window.markdownit({ html: false, linkify: false, typographer: false });
+  const markdown = window.markdownit({
+    html: false, linkify: false, typographer: false,
+    highlight: (text, language) => highlightedHtml(text, language) || "",
+  });
   // A table column's alignment as a class, not markdown-it's inline style (the CSP refuses
   // inline styles, and DOMPurify is told to drop every style attribute).
   markdown.core.ruler.push("align_by_class", (state) => {
@@ -25,7 +30,7 @@ window.RoomzRich = (function () {
   const ALLOWED = {
     ALLOWED_TAGS: ["p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "s",
       "del", "code", "pre", "blockquote", "ul", "ol", "li", "table", "thead", "tbody", "tr",
-      "th", "td", "a"],
+      "th", "td", "a", "span"],
     ALLOWED_ATTR: ["href", "title", "start", "class"],
     ALLOWED_URI_REGEXP: /^(?:https?:|mailto:)/i,
     RETURN_DOM_FRAGMENT: true,
@@ -37,6 +42,16 @@ window.RoomzRich = (function () {
       node.setAttribute("rel", "noopener noreferrer nofollow");
     }
   });
+
+  // What highlight.js may add to code: spans with its classes, nothing else.
+  const TOKENS = { ALLOWED_TAGS: ["span"], ALLOWED_ATTR: ["class"], RETURN_DOM_FRAGMENT: true };
+
+  /** ``text`` coloured as ``language`` (HTML), or null for a language highlight.js lacks. */
+  function highlightedHtml(text, language) {
+    const hljs = window.hljs;
+    if (!language || !hljs || !hljs.getLanguage(language)) return null;
+    return hljs.highlight(text, { language, ignoreIllegals: true }).value;
+  }
 
   const el = (tag, className, text) => {
     const node = document.createElement(tag);
@@ -69,7 +84,9 @@ window.RoomzRich = (function () {
         code.append(el("span", kind, line + "\n"));
       }
     } else {
-      code.textContent = text;
+      const coloured = highlightedHtml(text, language);
+      if (coloured === null) code.textContent = text;
+      else code.append(window.DOMPurify.sanitize(coloured, TOKENS));
     }
     pre.append(code);
     return pre;
