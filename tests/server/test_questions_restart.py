@@ -5,6 +5,7 @@ against a real server restarted on the same state directory."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import sqlite3
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from roomz.server.local import LocalServer
 from roomz.server.question_store import FILE_NAME
 from tests.server.proc import RestartableServer
 
-from .helpers import assert_ok_ack, signed_in
+from .helpers import TIMEOUT, assert_ok_ack, signed_in
 from .test_rich_messages import ALICE, QUESTION, asking
 
 
@@ -28,8 +29,8 @@ def answering(asked: dict[str, Any], *chosen: str) -> dict[str, Any]:
 
 async def restart(server: LocalServer) -> None:
     """Stop the server and start it again on its port and state directory."""
-    await server.stop()
-    await server.start()
+    await asyncio.wait_for(server.stop(), TIMEOUT)
+    await asyncio.wait_for(server.start(), TIMEOUT)
 
 
 @contextmanager
