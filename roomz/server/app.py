@@ -23,6 +23,8 @@ from .mail import CallbackMailer, ConsoleMailer, MagicLinkCallback, Mailer, Smtp
 from .pages import Pages
 from .presence import Presence, PresenceStore
 from .problems import problems_for_http_errors
+from .question_store import QuestionStore
+from .questions import Questions
 from .rate_limit import RateLimit, RateLimiter
 from .replay import Replays
 from .request_bodies import MAX_BODY_BYTES, BodyLimits, read_buffer_size
@@ -68,16 +70,17 @@ class Server:
         manager: socketio.AsyncManager
         shared: RedisPresence | None = None
         history: HistoryStore | None = None
+        question_store: QuestionStore | None = None  # questions need a single node
         window = Window(self.settings.history_messages, self.settings.history_seconds)
         if self.settings.redis_url is None:
+            state_dir = self.settings.state_dir or default_state_dir()
             self.magic_links = links = MagicLinks(lifetime)
             self.rate_limiter = limiter = RateLimiter()
-            records = SqliteSessionRecords.in_state_dir(self.settings.state_dir
-                                                        or default_state_dir())
+            records = SqliteSessionRecords.in_state_dir(state_dir)
             presence, manager = Presence(), FanOutManager()
-            local_history = SqliteHistory.in_state_dir(
-                self.settings.state_dir or default_state_dir(), window) \
+            local_history = SqliteHistory.in_state_dir(state_dir, window) \
                 if self.settings.history else None
+            question_store = QuestionStore(state_dir)
             history = local_history
             self._background.append(_in_background(
                 lambda: _housekeeping(links, limiter, local_history)))
@@ -119,7 +122,10 @@ class Server:
             ping_interval=self.settings.ping_interval, ping_timeout=self.settings.ping_timeout,
             max_http_buffer_size=MAX_BODY_BYTES,
         )
-        self.chat = Chat(self.sio, self.sessions, self.settings, presence, replays)
+        self.chat = Chat(self.sio, self.sessions, self.settings, presence, replays,
+                         question_store)
+        if self.chat.questions is not None:  # after the history: timeouts are kept there
+            self._background.append(_opened(self.chat.questions))
         self.sio.name_of = self.chat.email_of  # slow readers are named in the log
         if shared is not None:
             shared.on_departures = self.chat.announce_departures
@@ -216,7 +222,7 @@ def _mailer_for(settings: ServerSettings, on_magic_link: MagicLinkCallback | Non
     return ConsoleMailer()
 
 
-def _opened(store: SessionRecords | HistoryStore) -> CleanupContext:
+def _opened(store: SessionRecords | HistoryStore | Questions) -> CleanupContext:
     """An aiohttp cleanup context: ``store`` is open while the server runs."""
     async def opened(app: web.Application) -> AsyncIterator[None]:
         await store.open()

@@ -16,7 +16,8 @@ import socketio
 from . import internals
 from .message_rate import MessageRate
 from .presence import Departure, PresenceStore
-from .questions import Questions
+from .question_store import QuestionStore
+from .questions import Questions, Undo
 from .quiet_log import QuietLog
 from .replay import Replays, Resume, resume_request
 from .rich_messages import Refused, rich_fields
@@ -46,12 +47,18 @@ NOT_DELIVERED = {"error": "Message not delivered to all your connections: the se
 BUSY = "Server busy: shared state unreachable; try again shortly"
 NOT_KEPT = {"error": "Message not sent: the server cannot keep it in its history just now; "
                      "try again shortly", "code": 503}
+NOT_RECORDED = {"error": "Message not sent: the server cannot record its question or answer "
+                         "just now; try again shortly", "code": 503}
 _NO_DATA = object()
 #: What this server adds to the protocol, named in ``authenticated`` (docs/protocol.md 3.8-9).
 FEATURES = ["content_types", "questions", "who"]
-#: Questions and who keep their state in one node's memory: several nodes lack them.
+#: Questions and who keep their state in one node: several nodes lack them.
 SEVERAL_NODES = ("{what} need a single node: this server shares its connections with other "
                  "nodes through Redis")
+
+
+def _nothing() -> None:
+    """Undoes a message that neither asks nor answers a question."""
 
 
 def channel_of(email: str) -> str:
@@ -92,7 +99,8 @@ class Chat:
 
     def __init__(self, sio: socketio.AsyncServer, sessions: Sessions,
                  settings: ServerSettings, presence: PresenceStore,
-                 replays: Replays | None = None) -> None:
+                 replays: Replays | None = None,
+                 question_store: QuestionStore | None = None) -> None:
         self.sio = sio
         self.replays = replays  # the history extension, unless history is off
         self.sessions = sessions
@@ -109,7 +117,9 @@ class Chat:
         if replays is not None:
             sio.on("history", self.history)
         sio.on("who", self.who)
-        self.questions = Questions(self._deliver)
+        # Opened and closed with the server (app.py); none on several nodes.
+        self.questions = Questions(self._deliver, question_store) \
+            if question_store is not None else None
         self.features = FEATURES if settings.redis_url is None else ["content_types"]
         sessions.watch(self.check_sessions)  # a logout here ends its connections at once
 
@@ -242,11 +252,14 @@ class Chat:
             return INVALID_CONTENT
         if (too_long := content_too_long(content)) is not None:
             return {"error": too_long, "code": 400}  # refused whole: never cut in silence
+        message_id = str(uuid.uuid4())
         try:
-            rich = self._rich(conn, data)
+            rich, undo = self._rich(conn, message_id, data)
         except Refused as refused:
             return refused.answer
-        message_id = str(uuid.uuid4())
+        except StoreUnavailable as exc:
+            quiet.warning("questions", "refused a question or answer of %s: %s", conn.email, exc)
+            return NOT_RECORDED
         timestamp = now_iso()
         message = {"id": message_id, "user": conn.user(), "content": clean_content(content),
                    "timestamp": timestamp, "connection_id": conn.connection_id, **rich}
@@ -254,28 +267,29 @@ class Chat:
             try:
                 await self.replays.keep(conn.email, message)
             except StoreUnavailable:
+                undo()  # a question asked or answered goes with its message
                 return NOT_KEPT
         try:
             await self.sio.emit("message", message, room=conn.channel)
         except StoreUnavailable:
             return NOT_DELIVERED
-        if "question_data" in rich:
-            self.questions.asked(message_id, conn.email, conn.user(), conn.connection_id,
-                                 rich["question_data"])
         return {"status": "ok", "message_id": message_id, "timestamp": timestamp}
 
-    def _rich(self, conn: Connection, data: dict[str, Any]) -> dict[str, Any]:
-        """The rich fields of a message (docs/protocol.md 3.8), an answer taken; raises
-        :class:`Refused` with the error answer."""
+    def _rich(self, conn: Connection, message_id: str,
+              data: dict[str, Any]) -> tuple[dict[str, Any], Undo]:
+        """The rich fields of the message ``message_id`` (docs/protocol.md 3.8), the question
+        it asks or the answer it gives recorded, and what undoes that. Raises
+        :class:`Refused` with the error answer, :class:`StoreUnavailable` when the question
+        or answer cannot be recorded."""
         fields = rich_fields(data)
-        if ("question_data" in fields or "answer_to" in fields) \
-                and "questions" not in self.features:
+        if "question_data" not in fields and "answer_to" not in fields:
+            return fields, _nothing
+        if self.questions is None:
             raise Refused(SEVERAL_NODES.format(what="Questions"), 501)
         if "question_data" in fields:
-            self.questions.may_ask(conn.email)
-        if "answer_to" in fields:
-            self.questions.answer(conn.email, conn.connection_id, fields)
-        return fields
+            return fields, self.questions.ask(message_id, conn.email, conn.user(),
+                                              conn.connection_id, fields["question_data"])
+        return fields, self.questions.answer(conn.email, conn.connection_id, fields)
 
     async def _deliver(self, email: str, event: dict[str, Any]) -> None:
         """A message of the server's own (a question's timeout) to ``email``'s channel."""
@@ -382,5 +396,4 @@ class Chat:
         Clients see their connection end and, like Socket.IO's own servers' clients on
         shutdown, reconnect on their own; a Socket.IO DISCONNECT would tell them not to.
         """
-        await self.questions.close()
         await internals.close_transports(self.sio)

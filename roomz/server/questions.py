@@ -1,77 +1,93 @@
 """Open questions and their timeouts, kept by the server so that a question still times out
-when the connection that asked it is gone (docs/protocol.md 3.8).
+when the connection that asked it is gone, and across restarts (docs/protocol.md 3.8).
 
 A question is open from its message until its first answer, or, with ``keep_open``, until
 its timeout, taking one answer from each connection. An answer is a message that names the
 question (``answer_to``) and the chosen answers' ids; every connection sees it. When the
 timeout comes first, the server sends the message of :func:`timeout_message` in the
 asker's name: the ``timeout_message`` or a line of its own, with the ``default`` answers.
+
+Each question asked or answered is recorded in the :class:`QuestionStore` before it counts,
+and the caller gets what undoes it, for a message that then cannot be kept. When the
+server starts again, the questions it had open wait for what remains of their time; one
+whose deadline passed while the server was down times out at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
 from ..recent_ids import RecentIds
+from .question_store import REMEMBERED_CLOSED, OpenQuestion, QuestionStore
 from .rich_messages import Refused
+from .unavailable import StoreUnavailable
+
+log = logging.getLogger("roomz.server")
 
 #: Open questions one user may have at once; more are refused (429) until some close.
 MAX_OPEN_PER_USER = 50
-#: Closed questions remembered, so that a late answer hears "closed" rather than "unknown".
-REMEMBERED_CLOSED = 4096
+ANSWERED = "answered already"
+TIMED_OUT = "it timed out"
 
 #: Delivers a message event to a user's channel: ``deliver(email, event)``.
 Deliver = Callable[[str, dict[str, Any]], Coroutine[Any, Any, None]]
-
-
-@dataclass
-class OpenQuestion:
-    """A question waiting for its answer: whose, asked by which connection, and its data."""
-
-    id: str
-    email: str
-    asker: dict[str, Any]  # the ``user`` object of its message
-    connection_id: str
-    data: dict[str, Any]  # its ``question_data``, as delivered
-    answered_by: set[str] = field(default_factory=set)  # connection ids (keep_open)
-    timer: asyncio.TimerHandle | None = None
+#: Undoes a question asked or an answer taken, whose message could not be kept after all.
+Undo = Callable[[], None]
 
 
 class Questions:
-    """Every open question of this server, with a timer each."""
+    """Every open question of this server, with a timer each, recorded in ``store``."""
 
-    def __init__(self, deliver: Deliver) -> None:
+    def __init__(self, deliver: Deliver, store: QuestionStore) -> None:
         self._deliver = deliver
+        self._store = store
         self._open: dict[str, OpenQuestion] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
         self._open_per_user: Counter[str] = Counter()
-        self._closed: RecentIds[str] = RecentIds(REMEMBERED_CLOSED)  # id -> why, whose
+        self._closed: RecentIds[str] = RecentIds(REMEMBERED_CLOSED)  # id -> whose, why
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def may_ask(self, email: str) -> None:
-        """Raise :class:`Refused` (429) when ``email`` has too many questions open."""
+    async def open(self) -> None:
+        """Open the store and take up the questions it holds: each waits for what remains
+        of its time, and one whose deadline has passed times out at once.
+        :class:`~roomz.server.settings.SettingsError` says why the store cannot be opened."""
+        opened, closed = self._store.open()
+        for gone in closed:
+            self._closed.remember(gone.id, f"{gone.email} {gone.why}")
+        for question in opened:
+            self._add(question)
+
+    def ask(self, message_id: str, email: str, asker: dict[str, Any], connection_id: str,
+            data: dict[str, Any]) -> Undo:
+        """Open the question ``message_id`` (``data``: its ``question_data``, as delivered)
+        until its answer or its timeout; what withdraws it. Raises :class:`Refused` (429)
+        when ``email`` has too many questions open, :class:`StoreUnavailable` when the
+        question cannot be recorded (then nothing changed)."""
         if self._open_per_user[email] >= MAX_OPEN_PER_USER:
             raise Refused(f"Too many open questions: at most {MAX_OPEN_PER_USER}; wait for "
                           "answers or timeouts", 429)
+        question = OpenQuestion(message_id, email, asker, connection_id, data,
+                                deadline=time.time() + data["timeout"])
+        self._store.keep_open(question)
+        self._add(question)
+        return lambda: self._withdraw(question)
 
-    def asked(self, message_id: str, email: str, asker: dict[str, Any], connection_id: str,
-              data: dict[str, Any]) -> None:
-        """The question ``message_id`` was delivered: wait for its answers and its timeout."""
-        question = OpenQuestion(message_id, email, asker, connection_id, data)
-        question.timer = asyncio.get_running_loop().call_later(
-            data["timeout"], self._time_out, message_id)
-        self._open[message_id] = question
-        self._open_per_user[email] += 1
-
-    def answer(self, email: str, connection_id: str, fields: dict[str, Any]) -> None:
+    def answer(self, email: str, connection_id: str, fields: dict[str, Any]) -> Undo:
         """Take the answer in ``fields`` (``answer_to``, ``answers``, ``free_text``) from a
-        connection of ``email``; raises :class:`Refused` when it does not fit the question,
-        or the question is unknown (404) or closed (410). A plain question closes here."""
+        connection of ``email``; what takes it back. A plain question closes here.
+
+        Raises :class:`Refused` when the answer does not fit the question, or the question
+        is unknown (404) or closed (410); :class:`StoreUnavailable` when the answer cannot
+        be recorded (then nothing changed).
+        """
         question_id = fields["answer_to"]
         question = self._open.get(question_id)
         if question is None or question.email != email:
@@ -91,41 +107,89 @@ class Questions:
             raise Refused("Invalid 'answers': this question takes one answer")
         if "free_text" in fields and not any(by_id[a]["free_text"] for a in chosen):
             raise Refused("Invalid 'free_text': none of the chosen answers takes free text")
-        if data["keep_open"]:
-            if connection_id in question.answered_by:
-                raise Refused(f"You answered question {question_id} already", 409)
-            question.answered_by.add(connection_id)
-        else:
-            self._close(question, "answered already")
+        if not data["keep_open"]:
+            self._store.keep_closed(question, ANSWERED)
+            self._remove(question, ANSWERED)
+            return lambda: self._reopen(question)
+        if connection_id in question.answered_by:
+            raise Refused(f"You answered question {question_id} already", 409)
+        self._store.keep_open(replace(question,
+                                      answered_by=question.answered_by | {connection_id}))
+        question.answered_by.add(connection_id)
+        return lambda: self._take_back(question, connection_id)
 
-    def _close(self, question: OpenQuestion, why: str) -> None:
-        if question.timer is not None:
-            question.timer.cancel()
+    def _add(self, question: OpenQuestion) -> None:
+        """Wait for ``question``'s answers until its deadline (at once, if it has passed)."""
+        self._open[question.id] = question
+        self._open_per_user[question.email] += 1
+        self._timers[question.id] = asyncio.get_running_loop().call_later(
+            max(0.0, question.deadline - time.time()), self._time_out, question.id)
+
+    def _remove(self, question: OpenQuestion, why: str | None) -> None:
+        """Stop waiting for ``question``; remember why it closed, if it did."""
+        if (timer := self._timers.pop(question.id, None)) is not None:
+            timer.cancel()
         if self._open.pop(question.id, None) is not None:
             self._open_per_user[question.email] -= 1
             if not self._open_per_user[question.email]:
                 del self._open_per_user[question.email]
-        self._closed.remember(question.id, f"{question.email} {why}")
+        if why is not None:
+            self._closed.remember(question.id, f"{question.email} {why}")
+
+    def _withdraw(self, question: OpenQuestion) -> None:
+        if self._open.get(question.id) is question:
+            self._remove(question, None)
+            self._undo_in_store(lambda: self._store.forget(question.id), "stay open")
+
+    def _reopen(self, question: OpenQuestion) -> None:
+        if question.id not in self._open:
+            self._add(question)
+            self._undo_in_store(lambda: self._store.keep_open(question), "stay closed")
+
+    def _take_back(self, question: OpenQuestion, connection_id: str) -> None:
+        if self._open.get(question.id) is question:
+            question.answered_by.discard(connection_id)
+            self._undo_in_store(lambda: self._store.keep_open(question),
+                                "refuse that connection's answer")
+
+    def _undo_in_store(self, undo: Callable[[], None], after_a_restart: str) -> None:
+        try:
+            undo()
+        except StoreUnavailable as exc:  # this run is right; only a restart would differ
+            log.warning("a question's change was undone, but not in its store (%s): after "
+                        "a restart it may %s", exc, after_a_restart)
 
     def _time_out(self, question_id: str) -> None:
         question = self._open.get(question_id)
         if question is None:
             return
-        self._close(question, "it timed out")
-        task = asyncio.create_task(self._deliver(question.email, timeout_message(question)))
+        self._remove(question, TIMED_OUT)
+        task = asyncio.create_task(self._timed_out(question))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _timed_out(self, question: OpenQuestion) -> None:
+        """Send the timeout message, then record the question closed: a server stopped in
+        between times the question out again when it starts (twice rather than never)."""
+        await self._deliver(question.email, timeout_message(question))
+        try:
+            self._store.keep_closed(question, TIMED_OUT)
+        except StoreUnavailable as exc:
+            log.warning("question %s timed out, but %s: it will time out again if the server "
+                        "restarts", question.id, exc)
+
     async def close(self) -> None:
-        """Stop every timer (the server is stopping); open questions end unanswered."""
-        for question in list(self._open.values()):
-            if question.timer is not None:
-                question.timer.cancel()
+        """Stop every timer and close the store (the server is stopping); the open
+        questions stay in it for the next start."""
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
         self._open.clear()
         self._open_per_user.clear()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._store.close()
 
 
 def timeout_message(question: OpenQuestion) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -86,15 +87,64 @@ async def test_ask_times_out_to_its_default_also_when_the_asker_was_away(
         await proxy.close()
 
 
-async def test_ask_answers_its_default_itself_when_the_servers_timeout_was_lost(
+async def test_ask_returns_the_answer_given_after_a_server_restart(
         server: LocalServer, signed_in: SignedIn) -> None:
-    """The server restarts while a question waits (its questions die with it): the client's
-    own deadline, the timeout plus connection_timeout, answers with the default."""
+    """A question outlives a restart of the server (same state directory): a person answers
+    once it is back, every connection sees the answer (the asker's too, reconnected by
+    itself), and ask(), started before the restart, returns it rather than its default."""
+    asker = await signed_in(server, ALICE, reconnect_delay=0.1, max_reconnect_attempts=50)
+    person = await signed_in(server, ALICE, reconnect_delay=0.1, max_reconnect_attempts=50)
+    by_asker, by_person = Events(asker), Events(person)
+    waiting = asyncio.create_task(asker.ask("Deploy?", ["yes", "no"], timeout=600,
+                                            default="no"))
+    question = await by_person.wait_for("message", lambda d: "question_data" in d)
+    await restart_in_process(server)
+    await by_person.wait_for("authenticated")  # the person's connection is back
+    ack = await person.answer(question, "yes")
+    assert_send_ack(ack)
+    answered = await asyncio.wait_for(waiting, TIMEOUT)
+    assert (answered.choice, answered.timed_out) == ("yes", False)
+    assert answered.event is not None and answered.event["id"] == ack["message_id"]
+    for seen in (by_asker, by_person):
+        await seen.wait_for("message", lambda d: d["id"] == ack["message_id"])
+    assert by_asker.count("authenticated") == 1  # the asker's connection came back too
+
+
+async def test_ask_gets_the_servers_timeout_when_it_passed_while_the_server_was_down(
+        server: LocalServer, signed_in: SignedIn) -> None:
+    """The question's timeout passes while the server is stopped; starting again, the
+    server times it out at once, in the asker's name, and keeps that in the history: the
+    asker, back by itself, gets the default from the server's message (``event`` set),
+    long before its own deadline (the timeout plus connection_timeout)."""
+    asker = await signed_in(server, ALICE, reconnect_delay=0.1, max_reconnect_attempts=50,
+                            connection_timeout=30)
+    seen = Events(asker)
+    waiting = asyncio.create_task(asker.ask("Deploy?", ["yes", "no"], timeout=3,
+                                            default="no"))
+    question = await seen.wait_for("message", lambda d: "question_data" in d)
+    deadline = time.time() + 3  # the server's is a little earlier: it asked before the echo
+    await asyncio.wait_for(server.stop(), TIMEOUT)
+    assert not waiting.done(), "the question timed out before the server stopped"
+    await asyncio.sleep(max(0.0, deadline - time.time()))  # the server is down meanwhile
+    await asyncio.wait_for(server.start(), TIMEOUT)
+    answered = await asyncio.wait_for(waiting, TIMEOUT)
+    assert (answered.choice, answered.ids, answered.timed_out) == ("no", ("2",), True)
+    assert answered.event is not None
+    assert answered.event["answer_to"] == question["id"]
+    assert answered.event["content"] == "No answer to “Deploy?” within 3 s: no."
+    assert answered.event.get("replayed") is True  # kept as the server started, then replayed
+
+
+async def test_ask_answers_its_default_itself_when_the_server_does_not_come_back(
+        server: LocalServer, signed_in: SignedIn) -> None:
+    """The server stops while a question waits and stays away: the client's own deadline,
+    the timeout plus connection_timeout, answers with the default."""
     asker = await signed_in(server, ALICE, reconnect_delay=0.1, max_reconnect_attempts=50,
                             connection_timeout=2)
+    seen = Events(asker)
     waiting = asyncio.create_task(asker.ask("Again?", ["yes", "no"], timeout=1, default="no"))
-    await asyncio.sleep(0.2)
-    await restart_in_process(server)
+    await seen.wait_for("message", lambda d: "question_data" in d)
+    await asyncio.wait_for(server.stop(), TIMEOUT)
     again = await asyncio.wait_for(waiting, TIMEOUT + 5)
     assert (again.choice, again.timed_out, again.event) == ("no", True, None)
 

@@ -229,6 +229,19 @@ def test_bad_env_setting_is_one_line(tmp_path: Path, var: str, value: str) -> No
     assert not (tmp_path / "roomz").exists()  # refused before touching the state dir
 
 
+def test_a_damaged_questions_file_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    """The open questions cannot be read: exit 2 and one line naming the file, as for any
+    state file the server cannot use."""
+    questions = tmp_path / "roomz" / "questions.sqlite3"
+    questions.parent.mkdir(mode=0o700)
+    questions.write_bytes(b"not a database " * 1000)
+    env = {"JWT_SECRET_KEY": LONG_SECRET, "ALLOWED_EMAILS": "alice@example.com"}
+    result = run_command("--port", "0", state_home=tmp_path, env=env)
+
+    line = assert_one_line_refusal(result)
+    assert f"cannot keep open questions in {questions}: file is not a database" in line
+
+
 async def test_generated_secret_keeps_sessions_across_restarts(tmp_path: Path) -> None:
     """Without JWT_SECRET_KEY a secret is kept (0600) in the state dir; old cookies keep working."""
     async with ServerProcess(state_home=tmp_path) as first:
