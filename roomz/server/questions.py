@@ -36,6 +36,9 @@ log = logging.getLogger("roomz.server")
 MAX_OPEN_PER_USER = 50
 ANSWERED = "answered already"
 TIMED_OUT = "it timed out"
+#: Names each question's timeout message: sent again after a crash, it has the same id,
+#: and clients, which drop a message id they have seen, show it once.
+TIMEOUT_IDS = uuid.UUID("5f0e6c1e-3a57-4a8e-9d0b-6b1f2f9c7a11")
 
 #: Delivers a message event to a user's channel: ``deliver(email, event)``.
 Deliver = Callable[[str, dict[str, Any]], Coroutine[Any, Any, None]]
@@ -170,7 +173,8 @@ class Questions:
 
     async def _timed_out(self, question: OpenQuestion) -> None:
         """Send the timeout message, then record the question closed: a server stopped in
-        between times the question out again when it starts (twice rather than never)."""
+        between times the question out again when it starts (twice rather than never, and
+        under the same message id, which clients show once)."""
         await self._deliver(question.email, timeout_message(question))
         try:
             self._store.keep_closed(question, TIMED_OUT)
@@ -198,7 +202,7 @@ def timeout_message(question: OpenQuestion) -> dict[str, Any]:
     Its ``content`` is the question's ``timeout_message``, else ``No answer to “Deploy?”
     within 60 s: no.`` (the default's label, if it has one) or, for ``keep_open``,
     ``“Lunch?” is closed.``; it carries ``answer_to``, ``timed_out: true`` and ``answers``
-    (the default's ids, or none).
+    (the default's ids, or none). Its id is the question's own (:data:`TIMEOUT_IDS`).
     """
     data = question.data
     default = data.get("default", [])
@@ -210,7 +214,7 @@ def timeout_message(question: OpenQuestion) -> dict[str, Any]:
         labels = {answer["id"]: answer["label"] for answer in data["answers"]}
         chosen = f": {', '.join(labels[a] for a in default)}" if default else ""
         content = f"No answer to “{data['question']}” within {data['timeout']:g} s{chosen}."
-    return {"id": str(uuid.uuid4()), "user": question.asker,
+    return {"id": str(uuid.uuid5(TIMEOUT_IDS, question.id)), "user": question.asker,
             "content": content,  # built of escaped parts: escaped as every content is
             "timestamp": datetime.now(timezone.utc).isoformat(),
             "connection_id": question.connection_id, "answer_to": question.id,

@@ -20,7 +20,7 @@ from roomz.server.question_store import (
     OpenQuestion,
     QuestionStore,
 )
-from roomz.server.questions import Questions
+from roomz.server.questions import Questions, timeout_message
 from roomz.server.rich_messages import Refused, question_fields
 from roomz.server.settings import SettingsError
 from roomz.server.unavailable import StoreUnavailable
@@ -178,6 +178,32 @@ async def test_a_deadline_that_passed_while_stopped_times_out_at_once_on_opening
     assert ([q.id for q in opened], closed) == (["q2"], [ClosedQuestion("q1", ALICE,
                                                                         "it timed out")])
     store.close()
+
+
+async def test_a_timeout_sent_again_after_a_crash_has_the_same_id(tmp_path: Path) -> None:
+    """A server stopped after sending a question's timeout but before recording it closed
+    sends it again when it starts: under the same message id, so clients show it once."""
+    store = QuestionStore(tmp_path)
+    store.open()
+    store.keep_open(question(1, deadline=time.time() - 30))
+    store.close()
+    sent: list[dict[str, Any]] = []
+    arrived = asyncio.Event()
+
+    async def sent_then_stopped(email: str, event: dict[str, Any]) -> None:
+        sent.append(event)
+        arrived.set()
+        await asyncio.Event().wait()  # the server stops here, before the record
+
+    for _ in range(2):
+        arrived.clear()
+        questions = Questions(sent_then_stopped, store)
+        await questions.open()
+        await asyncio.wait_for(arrived.wait(), 5)
+        await questions.close()
+    first, again = sent
+    assert first["id"] == again["id"] and first["answer_to"] == again["answer_to"] == "q1"
+    assert first["id"] != timeout_message(question(2))["id"]
 
 
 async def test_a_polls_answers_are_remembered_across_a_restart(tmp_path: Path) -> None:
