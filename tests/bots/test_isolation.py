@@ -13,7 +13,16 @@ from roomz_bots import PluginError, load_plugin
 from roomz_bots.testing import BotHarness
 
 from .helpers import wait_until
-from .sample_plugins import JOURNAL, failing, misspelled, recorder_sync, sleepy, wrong_argument
+from .sample_plugins import (
+    JOURNAL,
+    failing,
+    misspelled,
+    plain_settings,
+    recorder_sync,
+    sleepy,
+    unmarked,
+    wrong_argument,
+)
 
 
 def failures(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -114,8 +123,27 @@ async def test_a_harness_refuses_a_plugin_with_a_misspelled_hook() -> None:
 
 
 def test_a_hook_asking_for_an_unknown_argument_fails_at_load_time() -> None:
-    """``on_message(bot, msg)``: the plugin and the argument are named."""
+    """``on_message(bot, msg)``: one line (the terminal shows a log record's first line only)
+    naming the plugin, the argument and the ones the hook gives."""
     with pytest.raises(PluginError) as caught:
         load_plugin(wrong_argument)
-    assert "wrong_argument" in str(caught.value)
-    assert "msg" in str(caught.value)
+    assert str(caught.value) == ("plugin 'wrong_argument': on_message asks for 'msg', which "
+                                 "the hook does not give (it gives bot, message)")
+
+
+def test_a_hook_without_hookimpl_fails_at_load_time() -> None:
+    """``def on_message(bot, message)`` without ``@hookimpl`` would never be called: the
+    plugin fails to load, saying what is missing."""
+    with pytest.raises(PluginError) as caught:
+        load_plugin(unmarked)
+    assert str(caught.value) == ("plugin 'unmarked': on_message is named after a hook but "
+                                 "has no @hookimpl, so it would never be called")
+
+
+def test_settings_that_are_no_dataclass_fail_at_load_time() -> None:
+    """A plain ``class Settings`` could not be filled from the config, and the plugin would
+    get None: it fails to load instead."""
+    with pytest.raises(PluginError) as caught:
+        load_plugin(plain_settings)
+    assert str(caught.value) == ("plugin 'plain_settings': Settings must be a @dataclass "
+                                 "(from dataclasses import dataclass)")
