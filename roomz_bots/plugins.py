@@ -167,8 +167,16 @@ def _import(name: str, base_dir: Path) -> ModuleType:
         raise PluginNotFound(
             f"plugin {name!r} not found: it is not bundled, no installed package offers it "
             f"(entry point group {ENTRY_POINT_GROUP!r}), and no module has that name"
+            + _file_hint(name, base_dir)
         )
     return _run_import(name, name)
+
+
+def _file_hint(name: str, base_dir: Path) -> str:
+    """How to name the file ``name.py`` beside the config, if there is one (a bare name is a
+    module, looked up on ``sys.path``)."""
+    file = base_dir / f"{name}.py"
+    return f'; to load the file {file}, write "{name}.py"' if file.is_file() else ""
 
 
 def _is_path(name: str) -> bool:
