@@ -74,9 +74,7 @@ def load_plugin(name: str | ModuleType, base_dir: Path | None = None) -> Plugin:
     if isinstance(name, ModuleType):
         module, spec, name = name, name.__name__, name.__name__.rpartition(".")[2]
     else:
-        module, spec = _import(name, base_dir or Path.cwd()), name
-        if _is_path(name):  # "./quotes.py" is the plugin "quotes": [plugins.quotes]
-            name = Path(name).stem if name.endswith(".py") else Path(name).name
+        module, spec, name = _import(name, base_dir or Path.cwd()), name, plugin_name(name)
     commands = [v for v in vars(module).values() if isinstance(v, Command) and _own(v.func, module)]
     plugin = Plugin(name=name, module=module, commands=commands, spec=spec)
     check_hooks(plugin)
@@ -84,6 +82,14 @@ def load_plugin(name: str | ModuleType, base_dir: Path | None = None) -> Plugin:
     for command in plugin.commands:
         command.plugin = name
     return plugin
+
+
+def plugin_name(spec: str) -> str:
+    """The name of the plugin the config calls ``spec``, which its settings go under: a
+    file's or folder's own name (``"./quotes.py"`` is ``quotes``), else ``spec`` itself."""
+    if _is_path(spec):
+        return Path(spec).stem if spec.endswith(".py") else Path(spec).name
+    return spec
 
 
 def check_hooks(plugin: Plugin) -> None:

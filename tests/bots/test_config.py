@@ -181,6 +181,29 @@ max_sidez = 12
     assert [p.name for p in bot.plugins] == ["help", "dice"]
 
 
+def test_settings_for_a_plugin_no_bot_loads_are_warned_about(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``[plugins.dcie]`` (a typo) or settings of a plugin left out of every bot would be
+    read by nobody: a warning names the table and the plugins that are loaded. A file
+    plugin's table goes by the file's name and is not warned about."""
+    path = write(tmp_path, '''
+[[bots]]
+name = "b"
+plugins = ["dice", "./quotes.py"]
+
+[plugins.dcie]
+max_dice = 3
+
+[plugins.quotes]
+max_quotes = 5
+''')
+    caplog.set_level(logging.WARNING)
+    load_config(path)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [f"{path}: [plugins.dcie]: no bot loads a plugin named 'dcie' (did you "
+                        "mean 'dice'?), so nothing reads these settings"]
+
+
 # -- the same mistakes through the command line ---------------------------------------------
 
 
