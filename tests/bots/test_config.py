@@ -124,6 +124,14 @@ MISTAKES = {
                                        '[plugins.dice]\nmax_dice = "many"\n',
                                        ["[plugins.dice] max_dice", "expected a whole number",
                                         "'many'"]),
+    "no dice to roll": ('[[bots]]\nname = "b"\nplugins = ["dice"]\n[plugins.dice]\nmax_dice = 0\n',
+                        ["[plugins.dice] max_dice", "expected a whole number >= 1", "got int 0"]),
+    "a poll open no time": ('[[bots]]\nname = "b"\nplugins = ["poll"]\n[plugins.poll]\n'
+                            'seconds = 0.5\n',
+                            ["[plugins.poll] seconds", "expected a number >= 1", "got float 0.5"]),
+    "reminders for no days": ('[[bots]]\nname = "b"\nplugins = ["reminders"]\n'
+                              '[plugins.reminders]\nmax_days = -1\n',
+                              ["[plugins.reminders] max_days", ">= 1", "got int -1"]),
     "missing plugin setting": (f'[[bots]]\nname = "b"\nplugins = ["{WEATHER}"]\n'
                                f'[plugins."{WEATHER}"]\nunits = "imperial"\n',
                                [WEATHER, "missing key 'city'", "a string"]),
