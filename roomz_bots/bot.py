@@ -135,7 +135,9 @@ class Bot:
                     hook, [i for i in implementations if i.bot.plugin.reacts_to_bots],
                     self._failed, self._returned)
         self.commands = [c for p in self.plugins for c in p.commands]
-        self._by_name = {n: c for c in self.commands for n in c.names}
+        self._by_name: dict[str, Command] = {}
+        for command in self.commands:
+            self._answer_to(command)
         for impl in reversed(self.pm.hook.register_commands.get_hookimpls()):
             self._call(impl.plugin_name, "register_commands", impl.function,
                        self._registrar(impl.plugin_name))
@@ -147,8 +149,18 @@ class Bot:
                 raise TypeError(f"register() takes a @command, got {command!r}")
             command.plugin = plugin
             self.commands.append(command)
-            self._by_name.update((name, command) for name in command.names)
+            self._answer_to(command)
         return register
+
+    def _answer_to(self, command: Command) -> None:
+        """Answer ``command`` by its names; one that hides another plugin's is warned about."""
+        for name in command.names:
+            hidden = self._by_name.get(name)
+            if hidden is not None and hidden.plugin != command.plugin:
+                log.warning("bot %s: %s%s of plugin %s hides %s's (the later plugin in the "
+                            "list answers it)", self.name, self.prefix, name, command.plugin,
+                            hidden.plugin)
+            self._by_name[name] = command
 
     def replace_plugin(self, plugin: Plugin) -> None:
         """Swap in a freshly loaded version of a plugin (``/reload``), keeping its store."""
