@@ -7,6 +7,7 @@ import contextvars
 import inspect
 import logging
 import re
+import reprlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
@@ -316,6 +317,11 @@ class Bot:
             if isinstance(result, (str, Rich)) and (result.text if isinstance(result, Rich)
                                                     else result):
                 await view.reply(message, result)
+            elif not isinstance(result, (str, Rich, type(None))):
+                log.warning("bot %s: %s%s of plugin %s returned %s %s, which is not text: "
+                            "nothing was sent (return a str, or Markdown, Code or Diff)",
+                            self.name, self.prefix, command.name, command.plugin,
+                            type(result).__name__, reprlib.repr(result))
 
         self._spawn(self._finish(command.plugin or "?", f"command {self.prefix}{command.name}",
                                  run()))

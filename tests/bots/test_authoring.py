@@ -14,7 +14,16 @@ from roomz_bots.store import Store
 from roomz_bots.testing import BotHarness
 
 from .helpers import assert_no_reply, wait_until
-from .sample_plugins import JOURNAL, calc, counter, inspector, second_roll, tally, weather
+from .sample_plugins import (
+    JOURNAL,
+    calc,
+    counter,
+    inspector,
+    numbers,
+    second_roll,
+    tally,
+    weather,
+)
 
 # -- @command: name, aliases, usage, help -----------------------------------------------------
 
@@ -129,6 +138,20 @@ async def test_two_plugins_with_one_command_name_are_warned_about(
                         "plugin in the list answers it)",
                         "bot testbot: !r of plugin second_roll hides dice's (the later "
                         "plugin in the list answers it)"]
+
+
+async def test_a_command_returning_no_text_is_warned_about(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """``return a + b`` sends nothing (only text is sent), and a warning says why: nothing
+    is lost silently."""
+    caplog.set_level(logging.WARNING)
+    async with BotHarness([numbers]) as chat:
+        await chat.say("!plus 2 3")
+        await assert_no_reply(chat)
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelno == logging.WARNING and r.name == "roomz_bots"]
+    assert warnings == ["bot testbot: !plus of plugin numbers returned int 5, which is not "
+                        "text: nothing was sent (return a str, or Markdown, Code or Diff)"]
 
 
 # -- the Message object ----------------------------------------------------------------------
