@@ -36,6 +36,8 @@ log = logging.getLogger("roomz_bots")
 EVENT_HOOKS = {event: f"on_{event}" for event in EVENTS if event != "message"}
 SEND_WAIT_SECONDS = 30.0  # how long a send waits for a reconnect before it fails
 SHUTDOWN_HOOK_SECONDS = 10.0
+#: How long a stopping bot waits for a cancelled task before it cancels it again (seconds).
+CANCEL_AGAIN_SECONDS = 1.0
 #: Commands missed while the bot was away are answered if at most this old (seconds).
 MISSED_COMMAND_MAX_AGE = 300.0
 #: How often the position in the history is saved when no command moved it (seconds).
@@ -497,9 +499,7 @@ class Bot:
         """Run shutdown hooks, stop jobs, disconnect, and close the stores."""
         await self._run_lifecycle("shutdown")
         await self.scheduler.stop()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._cancel_tasks()
         await self.client.disconnect()
         self.origins.disconnected(self)
         self._unsaved_position = self.client.cursor or self._unsaved_position
@@ -507,6 +507,28 @@ class Bot:
         for store in self._stores.values():
             store.close()
         self._stores.clear()
+
+    async def _cancel_tasks(self) -> None:
+        """Cancel the running commands and coroutine hooks, and wait for them to end.
+
+        What is still running a second later is cancelled again, for at most
+        ``SHUTDOWN_HOOK_SECONDS``: before Python 3.12, ``asyncio.wait_for`` lets a cancel
+        pass when what it waits for arrives with it (CPython gh-86296), as in
+        python-socketio's ``call()`` when ``bot.ask``'s acknowledgement comes in as the bot
+        stops; the ask then waited out the question's timeout.
+        """
+        running, ended = set(self._tasks), set()
+        deadline = asyncio.get_running_loop().time() + SHUTDOWN_HOOK_SECONDS
+        while running:
+            for task in running:
+                task.cancel()
+            done, running = await asyncio.wait(running, timeout=CANCEL_AGAIN_SECONDS)
+            ended |= done
+            if running and asyncio.get_running_loop().time() >= deadline:
+                log.error("bot %s: %d task(s) did not stop when cancelled", self.name,
+                          len(running))
+                break
+        await asyncio.gather(*ended, return_exceptions=True)  # retrieved: none is logged
 
     async def _run_lifecycle(self, hook: str) -> None:
         """Run ``startup`` or ``shutdown`` in every plugin and wait for them (bounded)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from .sample_plugins import (
     plain_settings,
     recorder_sync,
     sleepy,
+    stubborn,
     unmarked,
     wrong_argument,
 )
@@ -98,6 +100,23 @@ async def test_a_slow_command_does_not_delay_the_next_one() -> None:
         assert reply.text == "still here"
         assert time.monotonic() - said < sleepy.SECONDS / 3
         assert not JOURNAL.of("sleepy", "nap finished")
+
+
+async def test_a_command_that_lets_a_cancel_pass_does_not_hold_up_stopping() -> None:
+    """A bot stops although a command's task let the first cancel pass: what is still
+    running is cancelled again. (``bot.ask`` did so on Python 3.10 and 3.11 when the bot
+    stopped as the question's acknowledgement came in: stopping took the question's
+    timeout, 60 s by default.)"""
+    chat = BotHarness([stubborn])
+    await chat.__aenter__()
+    try:
+        await chat.say("!linger")
+        await wait_until(lambda: bool(JOURNAL.of("stubborn")), what="the command")
+        await asyncio.wait_for(chat.stop_bot(), 10)
+        assert [e.what for e in JOURNAL.of("stubborn")] == ["linger started",
+                                                           "first cancel let pass"]
+    finally:
+        await asyncio.wait_for(chat.__aexit__(None, None, None), 10)
 
 
 def test_a_misspelled_hook_fails_at_load_time_naming_plugin_and_the_right_name() -> None:
