@@ -16,6 +16,19 @@ away age by it too);
 ``chat.drop_connection()`` / ``chat.restore_connection()`` take the server away and back;
 ``chat.restart_bot()`` stops the bot and starts a new one on the same stores (``stop_bot()``
 and ``start_bot()`` do it in two steps, to say something while it is away).
+
+``chat.user`` is the user's :class:`roomz.AsyncClient`: to answer a question the bot asks
+(``bot.ask``), read it and answer it::
+
+    await chat.say("!deploy prod")
+    question = await chat.reply()
+    await chat.user.answer(question, "yes")
+    assert (await chat.reply()).text == "Deploying to prod."
+
+The server keeps a question's timeout in real time, which ``advance()`` does not move: to
+test what happens when nobody answers, give the plugin a short one through ``settings=``
+(at least 1 s) and read the server's timeout message, then the bot's answer, with
+``chat.reply(timeout=10)``.
 """
 
 from __future__ import annotations
@@ -60,6 +73,7 @@ class BotHarness:
         self.clock = FakeClock(time.time())  # the server stamps messages with real time
         self.server = LocalServer()
         self.bot: Bot | None = None
+        #: The user beside the bot (the same account), connected inside ``async with``.
         self.user: AsyncClient | None = None
         self.messages: list[Message] = []
         self._arrived = asyncio.Condition()
