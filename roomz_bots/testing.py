@@ -34,6 +34,7 @@ test what happens when nobody answers, give the plugin a short one through ``set
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import tempfile
 import time
 from collections.abc import Sequence
@@ -62,6 +63,7 @@ class BotHarness:
                  missed_command_max_age: float = MISSED_COMMAND_MAX_AGE) -> None:
         self.plugins = [p if isinstance(p, Plugin) else load_plugin(p) for p in plugins]
         self.settings = settings or {}
+        _check_settings(self.settings, [load_plugin("help"), *self.plugins])
         self.prefix = prefix
         self.display_name = display_name
         self.email = email
@@ -177,3 +179,21 @@ class BotHarness:
         await self.server.__aexit__(*exc_info)
         if self._own_data is not None:
             self._own_data.cleanup()
+
+
+def _check_settings(settings: dict[str, dict[str, Any]], plugins: list[Plugin]) -> None:
+    """Refuse settings no plugin reads (a typo would leave the test on the defaults):
+    ``ValueError`` naming the plugin or the key. Values are checked by the bot."""
+    by_name = {plugin.name: plugin for plugin in plugins}
+    for name, values in settings.items():
+        plugin = by_name.get(name)
+        if plugin is None:
+            raise ValueError(f"settings for {name!r}: no plugin of that name here "
+                             f"(plugins: {', '.join(by_name)})")
+        if plugin.settings_type is None:
+            raise ValueError(f"settings for {name!r}: the plugin declares no settings")
+        known = [f.name for f in dataclasses.fields(plugin.settings_type)]
+        unknown = sorted(values.keys() - set(known))
+        if unknown:
+            raise ValueError(f"settings for {name!r}: unknown key {unknown[0]!r} "
+                             f"(known: {', '.join(known)})")
