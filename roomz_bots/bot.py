@@ -8,6 +8,7 @@ import inspect
 import logging
 import re
 import reprlib
+import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
@@ -211,8 +212,24 @@ class Bot:
 
     def _failed(self, plugin: str, what: str, exc: Exception) -> None:
         # A traceback helps with a plugin's bug, not with a connection that is down.
-        log.error("bot %s: plugin %s failed in %s: %s: %s", self.name, plugin, what,
-                  type(exc).__name__, exc, exc_info=None if isinstance(exc, ClientError) else exc)
+        log.error("bot %s: plugin %s failed in %s: %s: %s%s", self.name, plugin, what,
+                  type(exc).__name__, exc, self._where(plugin, exc),
+                  exc_info=None if isinstance(exc, ClientError) else exc)
+
+    def _where(self, plugin: str, exc: Exception) -> str:
+        """`` (quotes.py, line 12)``: the plugin's last line that ``exc`` went through, for
+        the terminal, which shows a log line without its traceback; else ``""``."""
+        view = self._views.get(plugin)
+        file = getattr(view.plugin.module, "__file__", None) if view else None
+        if not file:
+            return ""
+        own = Path(file).parent if Path(file).name == "__init__.py" else Path(file)
+        where = ""
+        for frame, number in traceback.walk_tb(exc.__traceback__):
+            path = Path(frame.f_code.co_filename)
+            if path == own or own in path.parents:
+                where = f" ({path.name}, line {number})"
+        return where
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)

@@ -64,11 +64,13 @@ async def test_a_raising_hook_is_logged_and_the_others_still_run(
 
 async def test_a_raising_command_is_logged_and_the_bot_keeps_answering(
         caplog: pytest.LogCaptureFixture) -> None:
-    """A command that raises is logged with its plugin and name; the next command is answered."""
+    """A command that raises is logged with its plugin, its name, and the plugin's line that
+    raised (the terminal shows no traceback); the next command is answered."""
     caplog.set_level(logging.ERROR)
     async with BotHarness([failing, "dice"]) as chat:
         await chat.say("!explode")
-        await wait_until(lambda: logged(caplog, "failing", "explode", "boom in a command"),
+        await wait_until(lambda: logged(caplog, "failing", "explode", "boom in a command",
+                                        "(failing.py, line 26)"),
                          what="the command's failure in the log")
         await chat.say("!roll")
         assert (await chat.reply()).text.startswith("🎲 1d6: ")
