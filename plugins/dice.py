@@ -4,6 +4,9 @@ import random
 import re
 import reprlib
 from dataclasses import dataclass
+from typing import Annotated
+
+from msgspec import Meta
 
 from roomz_bots import PluginBot, UsageError, command
 
@@ -12,10 +15,10 @@ SPEC = re.compile(r"^([0-9]{0,6})d([0-9]{1,9})$", re.IGNORECASE)
 
 @dataclass
 class Settings:
-    """``[plugins.dice]`` in the config."""
+    """``[plugins.dice]`` in the config; ``Meta`` bounds a value (the config names a wrong one)."""
 
-    max_dice: int = 20
-    max_sides: int = 1000
+    max_dice: Annotated[int, Meta(ge=1)] = 20
+    max_sides: Annotated[int, Meta(ge=2)] = 1000
 
 
 @command(aliases=["r"], usage="roll [NdM]")

@@ -5,6 +5,9 @@ page, another device) answers once, with a button or by typing the answer's numb
 """
 
 from dataclasses import dataclass
+from typing import Annotated
+
+from msgspec import Meta
 
 from roomz_bots import Markdown, PluginBot, UsageError, command
 
@@ -13,7 +16,7 @@ from roomz_bots import Markdown, PluginBot, UsageError, command
 class Settings:
     """``[plugins.poll]`` in the config."""
 
-    seconds: float = 60.0
+    seconds: Annotated[float, Meta(ge=1, le=86400)] = 60.0  # what a question may stay open
 
 
 @command(usage="poll <question> | <answer> | <answer>...")

@@ -7,7 +7,9 @@
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from msgspec import Meta
 
 from roomz import ClientError
 from roomz_bots import Message, PluginBot, UsageError, command, hookimpl
@@ -21,8 +23,8 @@ MOST_DIGITS = 12  # more than any allowed duration has; int() refuses over 4300 
 class Settings:
     """``[plugins.reminders]`` in the config."""
 
-    max_pending: int = 25
-    max_days: int = 365
+    max_pending: Annotated[int, Meta(ge=1)] = 25
+    max_days: Annotated[int, Meta(ge=1)] = 365
 
 
 def parse_duration(text: str, max_days: int = 365) -> int:

@@ -7,6 +7,8 @@ import contextvars
 import inspect
 import logging
 import re
+import reprlib
+import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
@@ -35,6 +37,8 @@ log = logging.getLogger("roomz_bots")
 EVENT_HOOKS = {event: f"on_{event}" for event in EVENTS if event != "message"}
 SEND_WAIT_SECONDS = 30.0  # how long a send waits for a reconnect before it fails
 SHUTDOWN_HOOK_SECONDS = 10.0
+#: How long a stopping bot waits for a cancelled task before it cancels it again (seconds).
+CANCEL_AGAIN_SECONDS = 1.0
 #: Commands missed while the bot was away are answered if at most this old (seconds).
 MISSED_COMMAND_MAX_AGE = 300.0
 #: How often the position in the history is saved when no command moved it (seconds).
@@ -135,7 +139,9 @@ class Bot:
                     hook, [i for i in implementations if i.bot.plugin.reacts_to_bots],
                     self._failed, self._returned)
         self.commands = [c for p in self.plugins for c in p.commands]
-        self._by_name = {n: c for c in self.commands for n in c.names}
+        self._by_name: dict[str, Command] = {}
+        for command in self.commands:
+            self._answer_to(command)
         for impl in reversed(self.pm.hook.register_commands.get_hookimpls()):
             self._call(impl.plugin_name, "register_commands", impl.function,
                        self._registrar(impl.plugin_name))
@@ -147,8 +153,18 @@ class Bot:
                 raise TypeError(f"register() takes a @command, got {command!r}")
             command.plugin = plugin
             self.commands.append(command)
-            self._by_name.update((name, command) for name in command.names)
+            self._answer_to(command)
         return register
+
+    def _answer_to(self, command: Command) -> None:
+        """Answer ``command`` by its names; one that hides another plugin's is warned about."""
+        for name in command.names:
+            hidden = self._by_name.get(name)
+            if hidden is not None and hidden.plugin != command.plugin:
+                log.warning("bot %s: %s%s of plugin %s hides %s's (the later plugin in the "
+                            "list answers it)", self.name, self.prefix, name, command.plugin,
+                            hidden.plugin)
+            self._by_name[name] = command
 
     def replace_plugin(self, plugin: Plugin) -> None:
         """Swap in a freshly loaded version of a plugin (``/reload``), keeping its store."""
@@ -196,8 +212,24 @@ class Bot:
 
     def _failed(self, plugin: str, what: str, exc: Exception) -> None:
         # A traceback helps with a plugin's bug, not with a connection that is down.
-        log.error("bot %s: plugin %s failed in %s: %s: %s", self.name, plugin, what,
-                  type(exc).__name__, exc, exc_info=None if isinstance(exc, ClientError) else exc)
+        log.error("bot %s: plugin %s failed in %s: %s: %s%s", self.name, plugin, what,
+                  type(exc).__name__, exc, self._where(plugin, exc),
+                  exc_info=None if isinstance(exc, ClientError) else exc)
+
+    def _where(self, plugin: str, exc: Exception) -> str:
+        """`` (quotes.py, line 12)``: the plugin's last line that ``exc`` went through, for
+        the terminal, which shows a log line without its traceback; else ``""``."""
+        view = self._views.get(plugin)
+        file = getattr(view.plugin.module, "__file__", None) if view else None
+        if not file:
+            return ""
+        own = Path(file).parent if Path(file).name == "__init__.py" else Path(file)
+        where = ""
+        for frame, number in traceback.walk_tb(exc.__traceback__):
+            path = Path(frame.f_code.co_filename)
+            if path == own or own in path.parents:
+                where = f" ({path.name}, line {number})"
+        return where
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -304,6 +336,11 @@ class Bot:
             if isinstance(result, (str, Rich)) and (result.text if isinstance(result, Rich)
                                                     else result):
                 await view.reply(message, result)
+            elif not isinstance(result, (str, Rich, type(None))):
+                log.warning("bot %s: %s%s of plugin %s returned %s %s, which is not text: "
+                            "nothing was sent (return a str, or Markdown, Code or Diff)",
+                            self.name, self.prefix, command.name, command.plugin,
+                            type(result).__name__, reprlib.repr(result))
 
         self._spawn(self._finish(command.plugin or "?", f"command {self.prefix}{command.name}",
                                  run()))
@@ -479,9 +516,7 @@ class Bot:
         """Run shutdown hooks, stop jobs, disconnect, and close the stores."""
         await self._run_lifecycle("shutdown")
         await self.scheduler.stop()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._cancel_tasks()
         await self.client.disconnect()
         self.origins.disconnected(self)
         self._unsaved_position = self.client.cursor or self._unsaved_position
@@ -489,6 +524,28 @@ class Bot:
         for store in self._stores.values():
             store.close()
         self._stores.clear()
+
+    async def _cancel_tasks(self) -> None:
+        """Cancel the running commands and coroutine hooks, and wait for them to end.
+
+        What is still running a second later is cancelled again, for at most
+        ``SHUTDOWN_HOOK_SECONDS``: before Python 3.12, ``asyncio.wait_for`` lets a cancel
+        pass when what it waits for arrives with it (CPython gh-86296), as in
+        python-socketio's ``call()`` when ``bot.ask``'s acknowledgement comes in as the bot
+        stops; the ask then waited out the question's timeout.
+        """
+        running, ended = set(self._tasks), set()
+        deadline = asyncio.get_running_loop().time() + SHUTDOWN_HOOK_SECONDS
+        while running:
+            for task in running:
+                task.cancel()
+            done, running = await asyncio.wait(running, timeout=CANCEL_AGAIN_SECONDS)
+            ended |= done
+            if running and asyncio.get_running_loop().time() >= deadline:
+                log.error("bot %s: %d task(s) did not stop when cancelled", self.name,
+                          len(running))
+                break
+        await asyncio.gather(*ended, return_exceptions=True)  # retrieved: none is logged
 
     async def _run_lifecycle(self, hook: str) -> None:
         """Run ``startup`` or ``shutdown`` in every plugin and wait for them (bounded)."""

@@ -6,6 +6,7 @@ See ``config.example.toml`` for every key.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import math
 import os
@@ -23,7 +24,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 from .bot import MISSED_COMMAND_MAX_AGE
 from .conversion import ConversionError, convert, describe
-from .plugins import Plugin, PluginError, load_plugin
+from .plugins import Plugin, PluginError, load_plugin, plugin_name
 
 log = logging.getLogger("roomz_bots")
 
@@ -130,6 +131,7 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
     names = [b.name for b in config.bots]
     if dupes := sorted({n for n in names if names.count(n) > 1}):
         raise ConfigError(f"{path}: two bots are named {dupes[0]!r}; names must differ")
+    _warn_unread(path, plugin_settings, config.bots)
     return config
 
 
@@ -191,6 +193,16 @@ def _warn_unknown(path: Path, section: str, table: dict[str, Any], known: list[s
     for key in sorted(table.keys() - set(known)):
         log.warning("%s: %s: unknown key %r (known: %s)", path, section, key,
                     ", ".join(known) or "none")
+
+
+def _warn_unread(path: Path, plugin_settings: dict[str, Any], bots: list[BotConfig]) -> None:
+    """Warn about ``[plugins.NAME]`` tables that no bot's plugin reads (a typo, mostly)."""
+    loaded = sorted({"help", *(plugin_name(spec) for bot in bots for spec in bot.plugins)})
+    for name in sorted(plugin_settings.keys() - set(loaded)):
+        hint = difflib.get_close_matches(name, loaded, n=1)
+        maybe = f" (did you mean {hint[0]!r}?)" if hint else f" (loaded: {', '.join(loaded)})"
+        log.warning("%s: [plugins.%s]: no bot loads a plugin named %r%s, so nothing reads "
+                    "these settings", path, name, name, maybe)
 
 
 def _substitute(value: Any, env: dict[str, str], path: Path, where: str) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import inspect
 import sys
 from dataclasses import dataclass, field, is_dataclass
 from importlib.metadata import entry_points
@@ -73,33 +74,76 @@ def load_plugin(name: str | ModuleType, base_dir: Path | None = None) -> Plugin:
     if isinstance(name, ModuleType):
         module, spec, name = name, name.__name__, name.__name__.rpartition(".")[2]
     else:
-        module, spec = _import(name, base_dir or Path.cwd()), name
-        if _is_path(name):  # "./quotes.py" is the plugin "quotes": [plugins.quotes]
-            name = Path(name).stem if name.endswith(".py") else Path(name).name
-    own = (module.__name__, module.__name__ + ".")  # the plugin's module, or its package's
-    commands = [v for v in vars(module).values() if isinstance(v, Command)
-                and (v.func.__module__ == own[0] or v.func.__module__.startswith(own[1]))]
+        module, spec, name = _import(name, base_dir or Path.cwd()), name, plugin_name(name)
+    commands = [v for v in vars(module).values() if isinstance(v, Command) and _own(v.func, module)]
     plugin = Plugin(name=name, module=module, commands=commands, spec=spec)
     check_hooks(plugin)
+    check_settings_type(plugin)
     for command in plugin.commands:
         command.plugin = name
     return plugin
 
 
+def plugin_name(spec: str) -> str:
+    """The name of the plugin the config calls ``spec``, which its settings go under: a
+    file's or folder's own name (``"./quotes.py"`` is ``quotes``), else ``spec`` itself."""
+    if _is_path(spec):
+        return Path(spec).stem if spec.endswith(".py") else Path(spec).name
+    return spec
+
+
 def check_hooks(plugin: Plugin) -> None:
-    """Fail loudly on a misspelled hook or a hook asking for an argument it cannot get."""
+    """Fail loudly, in one line, on a misspelled hook, a hook asking for an argument it
+    cannot get, or a function named after a hook without ``@hookimpl`` (never called)."""
     pm = plugin_manager()
-    try:
-        pm.register(plugin.module, name=plugin.name)
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {plugin.name!r}: {exc}") from None
-    for caller in pm.get_hookcallers(plugin.module) or []:
-        if caller.spec is None:
-            known = [n for n, hook in vars(pm.hook).items() if hook.spec is not None]
-            hint = difflib.get_close_matches(caller.name, known, n=1)
+    given = {name: hook.spec.argnames for name, hook in vars(pm.hook).items()
+             if hook.spec is not None}
+    module = plugin.module
+    for name, value in vars(module).items():
+        options = pm.parse_hookimpl_opts(module, name)
+        if options is None:
+            if name in given and inspect.isfunction(value) and _own(value, module):
+                raise PluginError(f"plugin {plugin.name!r}: {name} is named after a hook but "
+                                  "has no @hookimpl, so it would never be called")
+            continue
+        hook = options.get("specname") or name
+        if hook not in given:
+            hint = difflib.get_close_matches(hook, list(given), n=1)
             maybe = f"; did you mean {hint[0]!r}?" if hint else ""
-            raise PluginError(f"plugin {plugin.name!r}: there is no hook named "
-                              f"{caller.name!r}{maybe}")
+            raise PluginError(f"plugin {plugin.name!r}: there is no hook named {hook!r}{maybe}")
+        unknown = [arg for arg in _required_arguments(value) if arg not in given[hook]]
+        if unknown:
+            asked = ", ".join(repr(arg) for arg in unknown)
+            raise PluginError(f"plugin {plugin.name!r}: {name} asks for {asked}, which the "
+                              f"hook does not give (it gives {', '.join(given[hook])})")
+    try:  # pluggy's own checks (wrappers...), its lines joined: log lines show only the first
+        pm.register(module, name=plugin.name)
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin {plugin.name!r}: {'; '.join(str(exc).splitlines())}") from None
+
+
+def check_settings_type(plugin: Plugin) -> None:
+    """A ``Settings`` that is no dataclass could not be filled from the config: fail loudly."""
+    settings = getattr(plugin.module, "Settings", None)
+    if settings is not None and plugin.settings_type is None:
+        raise PluginError(f"plugin {plugin.name!r}: Settings must be a @dataclass "
+                          "(from dataclasses import dataclass)")
+
+
+def _own(function: Any, module: ModuleType) -> bool:
+    """True when ``function`` was written in ``module`` or its package, not imported."""
+    return bool(function.__module__ == module.__name__
+                or function.__module__.startswith(module.__name__ + "."))
+
+
+def _required_arguments(function: Any) -> list[str]:
+    """The arguments pluggy passes to a hook implementation: positional, without default."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: pluggy will say what is wrong
+        return []
+    return [p.name for p in parameters if p.default is p.empty
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
 def _import(name: str, base_dir: Path) -> ModuleType:
@@ -129,8 +173,16 @@ def _import(name: str, base_dir: Path) -> ModuleType:
         raise PluginNotFound(
             f"plugin {name!r} not found: it is not bundled, no installed package offers it "
             f"(entry point group {ENTRY_POINT_GROUP!r}), and no module has that name"
+            + _file_hint(name, base_dir)
         )
     return _run_import(name, name)
+
+
+def _file_hint(name: str, base_dir: Path) -> str:
+    """How to name the file ``name.py`` beside the config, if there is one (a bare name is a
+    module, looked up on ``sys.path``)."""
+    file = base_dir / f"{name}.py"
+    return f'; to load the file {file}, write "{name}.py"' if file.is_file() else ""
 
 
 def _is_path(name: str) -> bool:

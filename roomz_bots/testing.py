@@ -16,11 +16,25 @@ away age by it too);
 ``chat.drop_connection()`` / ``chat.restore_connection()`` take the server away and back;
 ``chat.restart_bot()`` stops the bot and starts a new one on the same stores (``stop_bot()``
 and ``start_bot()`` do it in two steps, to say something while it is away).
+
+``chat.user`` is the user's :class:`roomz.AsyncClient`: to answer a question the bot asks
+(``bot.ask``), read it and answer it::
+
+    await chat.say("!deploy prod")
+    question = await chat.reply()
+    await chat.user.answer(question, "yes")
+    assert (await chat.reply()).text == "Deploying to prod."
+
+The server keeps a question's timeout in real time, which ``advance()`` does not move: to
+test what happens when nobody answers, give the plugin a short one through ``settings=``
+(at least 1 s) and read the server's timeout message, then the bot's answer, with
+``chat.reply(timeout=10)``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import tempfile
 import time
 from collections.abc import Sequence
@@ -49,6 +63,7 @@ class BotHarness:
                  missed_command_max_age: float = MISSED_COMMAND_MAX_AGE) -> None:
         self.plugins = [p if isinstance(p, Plugin) else load_plugin(p) for p in plugins]
         self.settings = settings or {}
+        _check_settings(self.settings, [load_plugin("help"), *self.plugins])
         self.prefix = prefix
         self.display_name = display_name
         self.email = email
@@ -60,6 +75,7 @@ class BotHarness:
         self.clock = FakeClock(time.time())  # the server stamps messages with real time
         self.server = LocalServer()
         self.bot: Bot | None = None
+        #: The user beside the bot (the same account), connected inside ``async with``.
         self.user: AsyncClient | None = None
         self.messages: list[Message] = []
         self._arrived = asyncio.Condition()
@@ -163,3 +179,21 @@ class BotHarness:
         await self.server.__aexit__(*exc_info)
         if self._own_data is not None:
             self._own_data.cleanup()
+
+
+def _check_settings(settings: dict[str, dict[str, Any]], plugins: list[Plugin]) -> None:
+    """Refuse settings no plugin reads (a typo would leave the test on the defaults):
+    ``ValueError`` naming the plugin or the key. Values are checked by the bot."""
+    by_name = {plugin.name: plugin for plugin in plugins}
+    for name, values in settings.items():
+        plugin = by_name.get(name)
+        if plugin is None:
+            raise ValueError(f"settings for {name!r}: no plugin of that name here "
+                             f"(plugins: {', '.join(by_name)})")
+        if plugin.settings_type is None:
+            raise ValueError(f"settings for {name!r}: the plugin declares no settings")
+        known = [f.name for f in dataclasses.fields(plugin.settings_type)]
+        unknown = sorted(values.keys() - set(known))
+        if unknown:
+            raise ValueError(f"settings for {name!r}: unknown key {unknown[0]!r} "
+                             f"(known: {', '.join(known)})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,7 +14,16 @@ from roomz_bots.store import Store
 from roomz_bots.testing import BotHarness
 
 from .helpers import assert_no_reply, wait_until
-from .sample_plugins import JOURNAL, calc, counter, inspector, tally, weather
+from .sample_plugins import (
+    JOURNAL,
+    calc,
+    counter,
+    inspector,
+    numbers,
+    second_roll,
+    tally,
+    weather,
+)
 
 # -- @command: name, aliases, usage, help -----------------------------------------------------
 
@@ -112,6 +122,36 @@ async def test_a_line_that_is_no_known_command_gets_no_answer() -> None:
         await chat.say("!")
         await chat.say("wow!")
         await assert_no_reply(chat)
+
+
+async def test_two_plugins_with_one_command_name_are_warned_about(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """dice's ``!roll`` and another plugin's: the later plugin in the list answers, and a
+    warning names the command and both plugins (it was silent)."""
+    caplog.set_level(logging.WARNING)
+    async with BotHarness(["dice", second_roll]) as chat:
+        await chat.say("!roll")
+        assert (await chat.reply()).text == "the second roll"
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelno == logging.WARNING and r.name == "roomz_bots"]
+    assert warnings == ["bot testbot: !roll of plugin second_roll hides dice's (the later "
+                        "plugin in the list answers it)",
+                        "bot testbot: !r of plugin second_roll hides dice's (the later "
+                        "plugin in the list answers it)"]
+
+
+async def test_a_command_returning_no_text_is_warned_about(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """``return a + b`` sends nothing (only text is sent), and a warning says why: nothing
+    is lost silently."""
+    caplog.set_level(logging.WARNING)
+    async with BotHarness([numbers]) as chat:
+        await chat.say("!plus 2 3")
+        await assert_no_reply(chat)
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelno == logging.WARNING and r.name == "roomz_bots"]
+    assert warnings == ["bot testbot: !plus of plugin numbers returned int 5, which is not "
+                        "text: nothing was sent (return a str, or Markdown, Code or Diff)"]
 
 
 # -- the Message object ----------------------------------------------------------------------

@@ -124,6 +124,14 @@ MISTAKES = {
                                        '[plugins.dice]\nmax_dice = "many"\n',
                                        ["[plugins.dice] max_dice", "expected a whole number",
                                         "'many'"]),
+    "no dice to roll": ('[[bots]]\nname = "b"\nplugins = ["dice"]\n[plugins.dice]\nmax_dice = 0\n',
+                        ["[plugins.dice] max_dice", "expected a whole number >= 1", "got int 0"]),
+    "a poll open no time": ('[[bots]]\nname = "b"\nplugins = ["poll"]\n[plugins.poll]\n'
+                            'seconds = 0.5\n',
+                            ["[plugins.poll] seconds", "expected a number >= 1", "got float 0.5"]),
+    "reminders for no days": ('[[bots]]\nname = "b"\nplugins = ["reminders"]\n'
+                              '[plugins.reminders]\nmax_days = -1\n',
+                              ["[plugins.reminders] max_days", ">= 1", "got int -1"]),
     "missing plugin setting": (f'[[bots]]\nname = "b"\nplugins = ["{WEATHER}"]\n'
                                f'[plugins."{WEATHER}"]\nunits = "imperial"\n',
                                [WEATHER, "missing key 'city'", "a string"]),
@@ -179,6 +187,29 @@ max_sidez = 12
             f"no warning about {key}: {warnings}"
     assert bot.prefix == "!"
     assert [p.name for p in bot.plugins] == ["help", "dice"]
+
+
+def test_settings_for_a_plugin_no_bot_loads_are_warned_about(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``[plugins.dcie]`` (a typo) or settings of a plugin left out of every bot would be
+    read by nobody: a warning names the table and the plugins that are loaded. A file
+    plugin's table goes by the file's name and is not warned about."""
+    path = write(tmp_path, '''
+[[bots]]
+name = "b"
+plugins = ["dice", "./quotes.py"]
+
+[plugins.dcie]
+max_dice = 3
+
+[plugins.quotes]
+max_quotes = 5
+''')
+    caplog.set_level(logging.WARNING)
+    load_config(path)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [f"{path}: [plugins.dcie]: no bot loads a plugin named 'dcie' (did you "
+                        "mean 'dice'?), so nothing reads these settings"]
 
 
 # -- the same mistakes through the command line ---------------------------------------------

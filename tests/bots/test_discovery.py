@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from roomz_bots import PluginError, load_plugin
-from roomz_bots.config import load_config
+from roomz_bots.config import ConfigError, load_config
 from roomz_bots.runner import build_bot
 from roomz_bots.testing import BotHarness
 
@@ -156,6 +156,21 @@ def test_an_unknown_plugin_says_where_it_was_looked_for() -> None:
     message = str(caught.value)
     assert "roomz_no_such_plugin" in message
     assert "bundled" in message and "roomz.plugins" in message
+
+
+def test_a_file_named_without_py_is_not_found_and_the_error_says_how_to_name_it(
+        tmp_path: Path) -> None:
+    """``plugins = ["quotes"]`` with quotes.py beside the config: not found (a bare name is
+    a module), and the one line says to write ``"quotes.py"``."""
+    shutil.copy(SAMPLES / "file_plugin.py", tmp_path / "quotes.py")
+    path = write_config(tmp_path, ["quotes"])
+    config = load_config(path)
+    with pytest.raises(ConfigError) as caught:
+        build_bot(config, config.bots[0], data_dir=tmp_path / "data")
+    assert str(caught.value).endswith(
+        f"plugin 'quotes' not found: it is not bundled, no installed package offers it (entry "
+        f"point group 'roomz.plugins'), and no module has that name; to load the file "
+        f"{tmp_path / 'quotes.py'}, write \"quotes.py\"")
 
 
 def test_a_plugin_that_fails_to_import_names_itself_and_the_error() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aiohttp
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from roomz_bots.testing import BotHarness
 
 from .helpers import wait_until
-from .sample_plugins import counter, ticker
+from .sample_plugins import counter, ticker, weather
 
 
 async def test_say_returns_the_servers_acknowledgement() -> None:
@@ -54,6 +55,21 @@ async def test_display_name_and_email_are_options() -> None:
         await chat.say("!echo hi")
         reply = await chat.reply()
     assert (reply.label, reply.email) == ("author@example.com", "author@example.com")
+
+
+@pytest.mark.parametrize(("settings", "problem"), [
+    ({"weathr": {"city": "Oslo"}}, "settings for 'weathr': no plugin of that name here "
+                                   "(plugins: help, weather)"),
+    ({"weather": {"city": "Oslo", "dayz": 5}}, "settings for 'weather': unknown key 'dayz' "
+                                               "(known: city, units, days)"),
+    ({"help": {"verbose": True}}, "settings for 'help': the plugin declares no settings"),
+])
+def test_settings_no_plugin_reads_are_refused(settings: dict[str, Any], problem: str) -> None:
+    """A typo in a plugin's name or a key of ``settings=`` would leave the test running on
+    defaults: the harness refuses it, naming it (the config file warns about the same)."""
+    with pytest.raises(ValueError) as caught:
+        BotHarness([weather], settings=settings)
+    assert str(caught.value) == problem
 
 
 async def test_advance_moves_the_bots_clock_without_sleeping() -> None:

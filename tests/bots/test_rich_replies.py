@@ -11,7 +11,8 @@ from roomz_bots.testing import BotHarness
 from .helpers import assert_no_reply
 from .sample_plugins import reporter
 
-FAST = {"reporter": {"deploy_timeout": 1.0}, "poll": {"seconds": 2.0}}
+FAST = {"reporter": {"deploy_timeout": 1.0}}
+FAST_POLL = {"poll": {"seconds": 2.0}}
 
 
 async def test_a_command_returns_markdown_or_code() -> None:
@@ -84,7 +85,7 @@ async def test_the_bot_does_not_hear_its_own_question_or_timeout() -> None:
 
 async def test_poll_counts_the_answers() -> None:
     """``!poll Lunch? | pizza | sushi``: the question, the close, and a Markdown table."""
-    async with BotHarness(["poll"], settings=FAST) as chat:
+    async with BotHarness(["poll"], settings=FAST_POLL) as chat:
         assert chat.user is not None
         await chat.say("!poll Lunch? | pizza | sushi")
         question = await chat.reply()
