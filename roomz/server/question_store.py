@@ -82,7 +82,10 @@ class QuestionStore:
         """Open the file, creating it if needed, and read what it holds: the open questions,
         and the closed ones oldest first. :class:`SettingsError` says why it cannot."""
         if self._connection is None:
-            self._connection = open_database(self.path, "open questions", SCHEMA)
+            # Exclusive, as the history: no other process can take the write lock and
+            # keep the event loop waiting for it.
+            self._connection = open_database(self.path, "open questions", SCHEMA,
+                                             exclusive=True)
         try:
             opened = [OpenQuestion(question_id, email, json.loads(asker), connection_id,
                                    json.loads(data), deadline, set(json.loads(answered_by)))

@@ -125,8 +125,10 @@ class Questions:
         """Wait for ``question``'s answers until its deadline (at once, if it has passed)."""
         self._open[question.id] = question
         self._open_per_user[question.email] += 1
+        # Never more than its timeout: a clock behind at a restart must not stretch it.
+        left = min(question.data["timeout"], max(0.0, question.deadline - time.time()))
         self._timers[question.id] = asyncio.get_running_loop().call_later(
-            max(0.0, question.deadline - time.time()), self._time_out, question.id)
+            left, self._time_out, question.id)
 
     def _remove(self, question: OpenQuestion, why: str | None) -> None:
         """Stop waiting for ``question``; remember why it closed, if it did."""

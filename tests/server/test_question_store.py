@@ -25,7 +25,7 @@ from roomz.server.rich_messages import Refused, question_fields
 from roomz.server.settings import SettingsError
 from roomz.server.unavailable import StoreUnavailable
 
-from .test_questions_restart import locked
+from .test_questions_restart import refusing_writes
 
 ALICE = "alice@example.com"
 ASKER = {"id": f"user:{ALICE}", "email": ALICE, "display_name": "Bot"}
@@ -118,17 +118,32 @@ def test_a_read_only_file_is_refused_at_start_with_its_name(tmp_path: Path) -> N
         store.open()
 
 
-def test_a_locked_file_is_the_store_being_unavailable_and_nothing_changes(
+def test_the_file_is_the_servers_alone_while_open(tmp_path: Path) -> None:
+    """No other process can take the write lock of an open store (it could keep the
+    server's event loop waiting for it), nor read it."""
+    store = QuestionStore(tmp_path)
+    store.open()
+    store.keep_open(question(1))
+    other = sqlite3.connect(tmp_path / FILE_NAME, timeout=0, isolation_level=None)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            other.execute("BEGIN IMMEDIATE")
+    finally:
+        other.close()
+        store.close()
+
+
+def test_a_failing_write_is_the_store_being_unavailable_and_nothing_changes(
         tmp_path: Path) -> None:
-    """Another process holds the write lock: each change raises StoreUnavailable naming the
-    file (the server answers "try again shortly") and the file is as it was."""
+    """The file refuses writes (as a full disk would): each change raises StoreUnavailable
+    naming the file (the server answers "try again shortly") and the file is as it was."""
     path = tmp_path / FILE_NAME
     store = QuestionStore(tmp_path)
     store.open()
     store.keep_open(question(1))
-    with locked(path):
-        unavailable = pytest.raises(StoreUnavailable,
-                                    match=f"open questions in {path}: database is locked")
+    with refusing_writes(store):
+        unavailable = pytest.raises(
+            StoreUnavailable, match=f"open questions in {path}: attempt to write a readonly")
         with unavailable:
             store.keep_closed(question(1), "answered already")
         with unavailable:
@@ -250,3 +265,25 @@ async def test_undone_changes_are_undone_in_memory_and_in_the_file(tmp_path: Pat
     with pytest.raises(Refused, match="You answered question q3 already"):
         questions.answer(ALICE, "connection-2", answer("q3"))
     await questions.close()
+
+
+async def test_a_question_never_waits_longer_than_its_timeout_after_a_restart(
+        tmp_path: Path) -> None:
+    """The wall clock is behind when the server starts again (a board without a battery
+    clock, before NTP corrects it): a 1 s question's deadline looks an hour away. It has
+    never more than its timeout left, and times out within it."""
+    data = question_fields({"question": "Deploy?", "timeout": 1,
+                            "answers": [{"id": "1", "label": "yes"}]})
+    store = QuestionStore(tmp_path)
+    store.open()
+    store.keep_open(OpenQuestion("q1", ALICE, ASKER, "connection-1", data,
+                                 deadline=time.time() + 3600))
+    store.close()
+    delivered = Delivered()
+    questions = Questions(delivered, store)
+    await questions.open()
+    try:
+        await asyncio.wait_for(delivered.arrived.wait(), 5)
+    finally:
+        await questions.close()
+    assert delivered.messages[0]["answer_to"] == "q1"

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from roomz.server.local import LocalServer
-from roomz.server.question_store import FILE_NAME
+from roomz.server.question_store import QuestionStore
 from tests.server.proc import RestartableServer
 
 from .helpers import TIMEOUT, assert_ok_ack, signed_in
@@ -34,14 +32,15 @@ async def restart(server: LocalServer) -> None:
 
 
 @contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Another process's write lock on the SQLite file ``path``, for the block."""
-    holder = sqlite3.connect(path, isolation_level=None)
+def refusing_writes(store: QuestionStore) -> Iterator[None]:
+    """``store``'s file refuses every write for the block, as a full disk would (no other
+    process can lock it: the server holds it exclusively)."""
+    db = store._db
+    db.execute("PRAGMA query_only = ON")
     try:
-        holder.execute("BEGIN IMMEDIATE")
         yield
     finally:
-        holder.close()
+        db.execute("PRAGMA query_only = OFF")
 
 
 async def test_a_question_asked_before_a_kill_is_answered_after_the_restart(
@@ -103,16 +102,17 @@ async def test_a_poll_takes_answers_on_both_sides_of_a_restart(server: LocalServ
 
 async def test_a_question_or_answer_that_cannot_be_recorded_is_refused_whole(
         server: LocalServer) -> None:
-    """The questions' file is locked by another process: a question, and an answer, are
-    refused 503 "try again shortly"; neither is delivered nor kept in the history, and the
-    question stays open; once the file is free, both go through."""
+    """The questions' file refuses writes: a question, and an answer, are refused 503 "try
+    again shortly" at once; neither is delivered nor kept in the history, and the question
+    stays open; once the file takes writes again, both go through."""
     token = await server.sign_in(ALICE)
-    assert server.settings.state_dir is not None
+    questions = server.server.chat.questions
+    assert questions is not None
     refused = {"error": "Message not sent: the server cannot record its question or answer "
                         "just now; try again shortly", "code": 503}
     async with signed_in(server.url, token) as alice, signed_in(server.url, token) as other:
         asked = await alice.call("message", asking())
-        with locked(server.settings.state_dir / FILE_NAME):
+        with refusing_writes(questions._store):
             assert await alice.call("message", asking()) == refused
             assert await alice.call("message", answering(asked)) == refused
         before_barrier = await other.barrier()
