@@ -60,6 +60,18 @@ _REPLYING_TO: contextvars.ContextVar[Message | None] = contextvars.ContextVar(
 DISPATCHED = ("startup", "shutdown", "on_message", *EVENT_HOOKS.values())
 
 
+def passed_arguments(impl: Any, given: Sequence[str]) -> tuple[str, ...]:
+    """The arguments a hook implementation gets: those it requires, and those with a default
+    that the hook gives (``def on_message(bot, message=None)`` gets the message)."""
+    return tuple(impl.argnames) + tuple(name for name in impl.kwargnames if name in given)
+
+
+def is_acknowledgement(result: Any) -> bool:
+    """True for what ``bot.send`` and ``bot.reply`` return, which a command may return in
+    turn: the message went out, so there is nothing to warn about."""
+    return isinstance(result, dict) and ("message_id" in result or "error" in result)
+
+
 class Bot:
     """A bot: its client, its plugins, its command prefix, flood limit, jobs and stores."""
 
@@ -127,10 +139,12 @@ class Bot:
         # Who implements what, worked out once: dispatch runs for every message.
         self._callers: dict[str, Callable[[Any], None]] = {}
         for hook in DISPATCHED:
+            caller = getattr(self.pm.hook, hook)
             implementations = [
-                dispatch.Implementation(impl.plugin_name, impl.function, tuple(impl.argnames),
+                dispatch.Implementation(impl.plugin_name, impl.function,
+                                        passed_arguments(impl, caller.spec.argnames),
                                         self._views[impl.plugin_name])
-                for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls())]
+                for impl in reversed(caller.get_hookimpls())]
             self._callers[hook] = dispatch.caller(hook, implementations, self._failed,
                                                   self._returned)
             if hook == "on_message":  # another hosted bot's messages reach only some
@@ -202,7 +216,7 @@ class Bot:
     def _returned(self, plugin: str, what: str, result: Any) -> None:
         if inspect.isawaitable(result):
             # A coroutine runs in a task of its own: a slow plugin delays no other.
-            self._spawn(self._finish(plugin, what, result))
+            self._spawn(self._finish(plugin, what, result), f"plugin {plugin}: {what}")
 
     async def _finish(self, plugin: str, what: str, awaitable: Awaitable[Any]) -> None:
         try:
@@ -231,8 +245,11 @@ class Bot:
                 where = f" ({path.name}, line {number})"
         return where
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
+    def _spawn(self, coro: Awaitable[Any], name: str | None = None) -> None:
+        """Run ``coro`` in a task the bot stops with it; ``name`` says whose it is."""
         task = asyncio.ensure_future(coro)
+        if name is not None:
+            task.set_name(name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -336,14 +353,16 @@ class Bot:
             if isinstance(result, (str, Rich)) and (result.text if isinstance(result, Rich)
                                                     else result):
                 await view.reply(message, result)
-            elif not isinstance(result, (str, Rich, type(None))):
+            elif not isinstance(result, (str, Rich, type(None))) \
+                    and not is_acknowledgement(result):  # return await bot.reply(...)
                 log.warning("bot %s: %s%s of plugin %s returned %s %s, which is not text: "
                             "nothing was sent (return a str, or Markdown, Code or Diff)",
                             self.name, self.prefix, command.name, command.plugin,
                             type(result).__name__, reprlib.repr(result))
 
-        self._spawn(self._finish(command.plugin or "?", f"command {self.prefix}{command.name}",
-                                 run()))
+        what = f"command {self.prefix}{command.name}"
+        self._spawn(self._finish(command.plugin or "?", what, run()),
+                    f"plugin {command.plugin}: {what}")
 
     async def _usage(self, view: PluginBot, message: Message, command: Command,
                      error: UsageError) -> None:
@@ -542,8 +561,9 @@ class Bot:
             done, running = await asyncio.wait(running, timeout=CANCEL_AGAIN_SECONDS)
             ended |= done
             if running and asyncio.get_running_loop().time() >= deadline:
-                log.error("bot %s: %d task(s) did not stop when cancelled", self.name,
-                          len(running))
+                log.error("bot %s: still running after %g s of cancels, left behind: %s",
+                          self.name, SHUTDOWN_HOOK_SECONDS,
+                          ", ".join(sorted(task.get_name() for task in running)))
                 break
         await asyncio.gather(*ended, return_exceptions=True)  # retrieved: none is logged
 

@@ -127,7 +127,7 @@ def check_settings_type(plugin: Plugin) -> None:
     settings = getattr(plugin.module, "Settings", None)
     if settings is not None and plugin.settings_type is None:
         raise PluginError(f"plugin {plugin.name!r}: Settings must be a @dataclass "
-                          "(from dataclasses import dataclass)")
+                          "(from dataclasses import dataclass), or be named otherwise")
 
 
 def _own(function: Any, module: ModuleType) -> bool:

@@ -20,6 +20,7 @@ from .sample_plugins import (
     counter,
     inspector,
     numbers,
+    replier,
     second_roll,
     tally,
     weather,
@@ -155,6 +156,18 @@ async def test_a_command_returning_no_text_is_warned_about(
 
 
 # -- the Message object ----------------------------------------------------------------------
+
+
+async def test_returning_what_reply_returned_is_no_warning(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """``return await bot.reply(message, "done")``: the reply went out, and the
+    acknowledgement returned with it is no cause for a warning."""
+    caplog.set_level(logging.WARNING)
+    async with BotHarness([replier]) as chat:
+        await chat.say("!ack")
+        assert (await chat.reply()).text.endswith("done")
+        await assert_no_reply(chat)  # the command has returned by now
+    assert [r.getMessage() for r in caplog.records if "not text" in r.getMessage()] == []
 
 
 async def test_a_message_as_plugins_see_it() -> None:

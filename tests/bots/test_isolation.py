@@ -10,14 +10,17 @@ from typing import Any
 
 import pytest
 
+import roomz_bots.bot
 from roomz_bots import PluginError, load_plugin
 from roomz_bots.testing import BotHarness
 
 from .helpers import wait_until
 from .sample_plugins import (
     JOURNAL,
+    defaulted,
     failing,
     misspelled,
+    obstinate,
     plain_settings,
     recorder_sync,
     sleepy,
@@ -121,6 +124,32 @@ async def test_a_command_that_lets_a_cancel_pass_does_not_hold_up_stopping() -> 
         await asyncio.wait_for(chat.__aexit__(None, None, None), 10)
 
 
+async def test_a_command_that_never_stops_is_named_when_stopping_gives_up(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command that ignores every cancel: stopping gives up on it after its time, and the
+    error line names the plugin and the command left running."""
+    monkeypatch.setattr(roomz_bots.bot, "SHUTDOWN_HOOK_SECONDS", 2.0)
+    caplog.set_level(logging.ERROR)
+    chat = BotHarness([obstinate])
+    await chat.__aenter__()
+    try:
+        await chat.say("!hang")
+        await wait_until(lambda: bool(JOURNAL.of("obstinate")), what="the command")
+        await asyncio.wait_for(chat.stop_bot(), 10)
+        assert logged(caplog, "still running after 2 s of cancels",
+                      "plugin obstinate: command !hang")
+    finally:
+        await asyncio.wait_for(chat.__aexit__(None, None, None), 10)
+
+
+async def test_a_hook_argument_with_a_default_gets_its_value() -> None:
+    """``def on_message(bot, message=None)``: the hook gives ``message``, so it gets it."""
+    async with BotHarness([defaulted]) as chat:
+        await chat.say("hello")
+        await wait_until(lambda: bool(JOURNAL.of("defaulted")), what="the hook")
+        assert JOURNAL.of("defaulted")[0].args["message"].text == "hello"
+
+
 def test_a_misspelled_hook_fails_at_load_time_naming_plugin_and_the_right_name() -> None:
     """``on_mesage``: a PluginError at load time naming the plugin, suggesting ``on_message``."""
     with pytest.raises(PluginError) as caught:
@@ -167,4 +196,4 @@ def test_settings_that_are_no_dataclass_fail_at_load_time() -> None:
     with pytest.raises(PluginError) as caught:
         load_plugin(plain_settings)
     assert str(caught.value) == ("plugin 'plain_settings': Settings must be a @dataclass "
-                                 "(from dataclasses import dataclass)")
+                                 "(from dataclasses import dataclass), or be named otherwise")
