@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -102,7 +100,9 @@ class QuestionStore:
     def keep_open(self, question: OpenQuestion) -> None:
         """Record ``question`` as open, as it is now: asked, answered by one more connection,
         or open again."""
-        with self._guard, self._transaction() as db:
+        db = self._db
+        with self._guard, db:  # one transaction: committed, or rolled back on an error
+            db.execute("BEGIN")
             db.execute("INSERT OR REPLACE INTO open_questions VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (question.id, question.email, json.dumps(question.asker),
                         question.connection_id, json.dumps(question.data),
@@ -112,7 +112,9 @@ class QuestionStore:
     def keep_closed(self, question: OpenQuestion, why: str) -> None:
         """Record that ``question`` closed, and why; forget the oldest closed beyond
         :data:`REMEMBERED_CLOSED`."""
-        with self._guard, self._transaction() as db:
+        db = self._db
+        with self._guard, db:  # one transaction: committed, or rolled back on an error
+            db.execute("BEGIN")
             db.execute("DELETE FROM open_questions WHERE id = ?", (question.id,))
             db.execute("INSERT OR REPLACE INTO closed_questions (id, email, why) "
                        "VALUES (?, ?, ?)", (question.id, question.email, why))
@@ -136,16 +138,3 @@ class QuestionStore:
         if self._connection is None:
             raise RuntimeError(f"the open questions in {self.path} are not open")
         return self._connection
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """The connection, in a transaction the block commits, or rolls back if it raises."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")  # the write lock now: never refused half-way through
-        try:
-            yield db
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise

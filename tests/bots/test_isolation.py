@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -107,21 +108,27 @@ async def test_a_slow_command_does_not_delay_the_next_one() -> None:
         assert not JOURNAL.of("sleepy", "nap finished")
 
 
+async def stop_while_running(plugin: ModuleType, line: str) -> None:
+    """Start a bot with ``plugin``, say ``line``, and stop the bot (bounded) once the
+    plugin's journal says the command started."""
+    chat = BotHarness([plugin])
+    await chat.__aenter__()
+    try:
+        await chat.say(line)
+        await wait_until(lambda: bool(JOURNAL.of(plugin.NAME)), what="the command")
+        await asyncio.wait_for(chat.stop_bot(), 10)
+    finally:
+        await asyncio.wait_for(chat.__aexit__(None, None, None), 10)
+
+
 async def test_a_command_that_lets_a_cancel_pass_does_not_hold_up_stopping() -> None:
     """A bot stops although a command's task let the first cancel pass: what is still
     running is cancelled again. (``bot.ask`` did so on Python 3.10 and 3.11 when the bot
     stopped as the question's acknowledgement came in: stopping took the question's
     timeout, 60 s by default.)"""
-    chat = BotHarness([stubborn])
-    await chat.__aenter__()
-    try:
-        await chat.say("!linger")
-        await wait_until(lambda: bool(JOURNAL.of("stubborn")), what="the command")
-        await asyncio.wait_for(chat.stop_bot(), 10)
-        assert [e.what for e in JOURNAL.of("stubborn")] == ["linger started",
-                                                           "first cancel let pass"]
-    finally:
-        await asyncio.wait_for(chat.__aexit__(None, None, None), 10)
+    await stop_while_running(stubborn, "!linger")
+    assert [e.what for e in JOURNAL.of("stubborn")] == ["linger started",
+                                                       "first cancel let pass"]
 
 
 async def test_a_command_that_never_stops_is_named_when_stopping_gives_up(
@@ -130,16 +137,9 @@ async def test_a_command_that_never_stops_is_named_when_stopping_gives_up(
     error line names the plugin and the command left running."""
     monkeypatch.setattr(roomz_bots.bot, "SHUTDOWN_HOOK_SECONDS", 2.0)
     caplog.set_level(logging.ERROR)
-    chat = BotHarness([obstinate])
-    await chat.__aenter__()
-    try:
-        await chat.say("!hang")
-        await wait_until(lambda: bool(JOURNAL.of("obstinate")), what="the command")
-        await asyncio.wait_for(chat.stop_bot(), 10)
-        assert logged(caplog, "still running after 2 s of cancels",
-                      "plugin obstinate: command !hang")
-    finally:
-        await asyncio.wait_for(chat.__aexit__(None, None, None), 10)
+    await stop_while_running(obstinate, "!hang")
+    assert logged(caplog, "still running after 2 s of cancels",
+                  "plugin obstinate: command !hang")
 
 
 async def test_a_hook_argument_with_a_default_gets_its_value() -> None:
