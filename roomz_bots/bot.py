@@ -8,7 +8,6 @@ import inspect
 import logging
 import re
 import reprlib
-import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from roomz.limits import split_text
 from . import dispatch
 from .clock import Clock
 from .commands import Command, UsageError
+from .failures import command_failed, place_of
 from .flood import ReplyDropped, TokenBucket
 from .message import Message
 from .origins import Origins
@@ -89,6 +89,7 @@ class Bot:
         data_dir: Path | None = None,
         origins: Origins[object] | None = None,
         missed_command_max_age: float = MISSED_COMMAND_MAX_AGE,
+        reply_errors: bool = True,
     ) -> None:
         self.name = name
         self.client = client
@@ -104,6 +105,8 @@ class Bot:
         self.origins = origins if origins is not None else Origins()
         self._settings = settings or {}
         self.missed_command_max_age = missed_command_max_age
+        #: A command that raises is answered with one line saying so (the log has the rest).
+        self.reply_errors = reply_errors
         self._unsaved_position: str | None = None  # a cursor not in the bot's store yet
         self._position_saver: asyncio.TimerHandle | None = None
         self._stores: dict[str, Store] = {}
@@ -225,25 +228,17 @@ class Bot:
             self._failed(plugin, what, exc)
 
     def _failed(self, plugin: str, what: str, exc: Exception) -> None:
+        # The plugin's line is in the line itself: the terminal shows no traceback.
+        place = self._place(plugin, exc)
         # A traceback helps with a plugin's bug, not with a connection that is down.
         log.error("bot %s: plugin %s failed in %s: %s: %s%s", self.name, plugin, what,
-                  type(exc).__name__, exc, self._where(plugin, exc),
+                  type(exc).__name__, exc, f" ({place})" if place else "",
                   exc_info=None if isinstance(exc, ClientError) else exc)
 
-    def _where(self, plugin: str, exc: Exception) -> str:
-        """`` (quotes.py, line 12)``: the plugin's last line that ``exc`` went through, for
-        the terminal, which shows a log line without its traceback; else ``""``."""
+    def _place(self, plugin: str, exc: Exception) -> str | None:
+        """``quotes.py, line 12``: the plugin's last line that ``exc`` went through."""
         view = self._views.get(plugin)
-        file = getattr(view.plugin.module, "__file__", None) if view else None
-        if not file:
-            return ""
-        own = Path(file).parent if Path(file).name == "__init__.py" else Path(file)
-        where = ""
-        for frame, number in traceback.walk_tb(exc.__traceback__):
-            path = Path(frame.f_code.co_filename)
-            if path == own or own in path.parents:
-                where = f" ({path.name}, line {number})"
-        return where
+        return place_of(getattr(view.plugin.module, "__file__", None) if view else None, exc)
 
     def _spawn(self, coro: Awaitable[Any], name: str | None = None) -> None:
         """Run ``coro`` in a task the bot stops with it; ``name`` says whose it is."""
@@ -344,11 +339,17 @@ class Bot:
             self._spawn(self._usage(view, message, command, exc))
             return
 
+        what = f"command {self.prefix}{command.name}"
+
         async def run() -> None:
             try:
                 result = await await_me_maybe(command.func(*args, **kwargs))
             except UsageError as exc:
                 await self._usage(view, message, command, exc)
+                return
+            except Exception as exc:  # not a cancel: a bot stopping cancels, and says nothing
+                self._failed(view.plugin.name, what, exc)
+                await self._tell_failed(view, message, command, exc)
                 return
             if isinstance(result, (str, Rich)) and (result.text if isinstance(result, Rich)
                                                     else result):
@@ -360,7 +361,6 @@ class Bot:
                             self.name, self.prefix, command.name, command.plugin,
                             type(result).__name__, reprlib.repr(result))
 
-        what = f"command {self.prefix}{command.name}"
         self._spawn(self._finish(command.plugin or "?", what, run()),
                     f"plugin {command.plugin}: {what}")
 
@@ -368,6 +368,21 @@ class Bot:
                      error: UsageError) -> None:
         reason = f" ({error})" if str(error) else ""
         await view.reply(message, f"Usage: {self.prefix}{command.usage}{reason}")
+
+    async def _tell_failed(self, view: PluginBot, message: Message, command: Command,
+                           error: Exception) -> None:
+        """Tell the sender of ``message`` that ``command`` raised ``error``, in one line
+        without the traceback (unless ``reply_errors`` is off). A reply that cannot go out
+        is logged: it waits no longer than any reply does."""
+        if not self.reply_errors or isinstance(error, ConnectionError):
+            return  # a send of the command's waited for the connection in vain: so would this
+        text = command_failed(f"{self.prefix}{command.name}", view.plugin.name, error,
+                              self._place(view.plugin.name, error))
+        try:
+            await view.reply(message, text)
+        except ClientError as exc:
+            log.warning("bot %s: could not tell %s that %s%s failed: %s", self.name,
+                        message.label, self.prefix, command.name, exc)
 
     # -- sending ---------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ Parameters named ``bot`` and ``message`` are passed in; every other positional p
 takes one word of the line, converted by its annotation (``str``, ``int``, ``float``); a
 keyword-only parameter (after ``*``) takes the rest of the line; ``*args`` takes the rest as
 words. A command whose arguments do not fit is answered with its usage line. A command that
-returns a string replies with it.
+returns a string replies with it; one that raises is answered with one line saying so
+(:mod:`roomz_bots.failures`).
 """
 
 from __future__ import annotations

@@ -66,6 +66,8 @@ class BotConfig:
     reconnect_max_delay: float | None = None
     #: Commands sent while the bot was away are answered if at most this many seconds old.
     missed_command_max_age: float = MISSED_COMMAND_MAX_AGE
+    #: A command that raises is answered in the chat with one line saying so.
+    reply_errors: bool = True
 
 
 @dataclass

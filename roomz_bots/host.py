@@ -101,7 +101,8 @@ def build_bot(config: Config, bot: BotConfig, *, clock: Clock | None = None,
                settings=settings,
                flood=TokenBucket(bot.flood_burst, bot.flood_per_second, bot.flood_queue),
                clock=clock, data_dir=data_dir, origins=origins,
-               missed_command_max_age=bot.missed_command_max_age)
+               missed_command_max_age=bot.missed_command_max_age,
+               reply_errors=bot.reply_errors)
 
 
 def session_file_of(config: Config, bot: BotConfig, fallback: Path | None = None) -> Path:

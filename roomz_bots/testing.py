@@ -25,6 +25,12 @@ and ``start_bot()`` do it in two steps, to say something while it is away).
     await chat.user.answer(question, "yes")
     assert (await chat.reply()).text == "Deploying to prod."
 
+A command that raises answers with one line, which ``reply()`` reads like any other
+(``Sorry, !roll failed: ZeroDivisionError in dice.py, line 27 (the bot's log has the
+details).``); the exception itself is in the log, where pytest's ``caplog`` finds it (the
+record's ``exc_info``). ``reply_errors=False`` turns the line off, as the config's
+``reply_errors = false`` does.
+
 The server keeps a question's timeout in real time, which ``advance()`` does not move: to
 test what happens when nobody answers, give the plugin a short one through ``settings=``
 (at least 1 s) and read the server's timeout message, then the bot's answer, with
@@ -60,7 +66,8 @@ class BotHarness:
                  display_name: str | None = "TestBot", email: str = "tester@example.com",
                  data_dir: Path | None = None, flood: TokenBucket | None = None,
                  timeout: float = 5.0,
-                 missed_command_max_age: float = MISSED_COMMAND_MAX_AGE) -> None:
+                 missed_command_max_age: float = MISSED_COMMAND_MAX_AGE,
+                 reply_errors: bool = True) -> None:
         self.plugins = [p if isinstance(p, Plugin) else load_plugin(p) for p in plugins]
         self.settings = settings or {}
         _check_settings(self.settings, [load_plugin("help"), *self.plugins])
@@ -72,6 +79,7 @@ class BotHarness:
         self.flood = flood or TokenBucket(burst=1000, per_second=1000.0)
         self.timeout = timeout
         self.missed_command_max_age = missed_command_max_age
+        self.reply_errors = reply_errors
         self.clock = FakeClock(time.time())  # the server stamps messages with real time
         self.server = LocalServer()
         self.bot: Bot | None = None
@@ -93,7 +101,8 @@ class BotHarness:
         self.bot = Bot("testbot", client, self.plugins, display_name=self.display_name,
                        prefix=self.prefix, settings=self.settings, flood=self.flood,
                        clock=self.clock, data_dir=self.data_dir,
-                       missed_command_max_age=self.missed_command_max_age)
+                       missed_command_max_age=self.missed_command_max_age,
+                       reply_errors=self.reply_errors)
         await self.bot.start()
         return self.bot
 

@@ -45,6 +45,7 @@ def test_the_example_config_loads() -> None:
     assert bot.plugins == ["help", "echo", "dice", "greeter", "reminders", "poll"]
     assert (bot.flood_burst, bot.flood_per_second, bot.flood_queue) == (3, 1.0, 20)
     assert (config.reconnect_max_delay, bot.reconnect_max_delay) == (60.0, None)
+    assert bot.reply_errors is True
     assert config.plugin_settings["dice"] == {"max_dice": 20, "max_sides": 1000}
     assert config.plugin_settings["reminders"] == {"max_pending": 25, "max_days": 365}
 
@@ -111,6 +112,10 @@ MISTAKES = {
                           ["flood_per_second", "a number above 0", "nan"]),
     "flood queue below 1": ('[[bots]]\nname = "b"\nplugins = []\nflood_queue = -1\n',
                             ["flood_queue", "a whole number above 0", "-1"]),
+    "reply errors not true or false": ('[[bots]]\nname = "b"\nplugins = []\n'
+                                       'reply_errors = "yes"\n',
+                                       ["[[bots]] 'b' reply_errors", "expected true or false",
+                                        "got str 'yes'"]),
     "reconnect cap of 0": ('[client]\nreconnect_max_delay = 0\n',
                            ["[client] reconnect_max_delay", "a number above 0", "got 0"]),
     "bot reconnect cap not a number": ('[[bots]]\nname = "b"\nplugins = []\n'

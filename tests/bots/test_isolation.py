@@ -76,6 +76,7 @@ async def test_a_raising_command_is_logged_and_the_bot_keeps_answering(
         await wait_until(lambda: logged(caplog, "failing", "explode", "boom in a command",
                                         "(failing.py, line 26)"),
                          what="the command's failure in the log")
+        assert (await chat.reply()).text.startswith("Sorry, !explode failed: KeyError")
         await chat.say("!roll")
         assert (await chat.reply()).text.startswith("🎲 1d6: ")
 
