@@ -41,18 +41,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-from .question_rules import (
-    ANSWERED,
-    MAX_OPEN_PER_USER,
-    TIMED_OUT,
-    Deliver,
-    Undo,
-    answered_twice,
-    check_answer,
-    not_open,
-    timeout_message,
-    too_many,
-)
+from . import question_rules as rules
 from .question_store import REMEMBERED_CLOSED, OpenQuestion
 from .quiet_log import QuietLog
 from .redis_state import _CLOCK, PREFIX, _guard
@@ -119,11 +108,12 @@ class RedisQuestions:
             if closed then return {'not-open', closed} end
             return {'not-open'}
         end
+        local deadline = redis.call('ZSCORE', KEYS[2], ARGV[1])
+        if deadline and tonumber(deadline) <= now then return {'due'} end
         if ARGV[4] == '1' then
             if redis.call('SADD', KEYS[4], ARGV[3]) == 0 then return {'twice'} end
             return {'taken'}
         end
-        local deadline = redis.call('ZSCORE', KEYS[2], ARGV[1])
         close(ARGV[6], ARGV[5])
         return {'taken', deadline}"""
     # ARGV: id, closed remembered, why
@@ -155,21 +145,18 @@ class RedisQuestions:
         if first[2] then wait = tostring(tonumber(first[2]) - now) end
         return {wait, due}"""
 
-    def __init__(self, redis: aioredis.Redis, deliver: Deliver, *, sweep_seconds: float,
+    def __init__(self, redis: aioredis.Redis, deliver: rules.Deliver, *, sweep_seconds: float,
                  on_unreachable: Callable[[], None] = lambda: None) -> None:
         self.redis = redis
         self.sweep_seconds = sweep_seconds
         self.on_unreachable = on_unreachable
         self._deliver = deliver
-        self._ask = redis.register_script(self.ASK)
-        self._answer = redis.register_script(self.ANSWER)
-        self._time_out = redis.register_script(self.TIME_OUT)
-        self._withdraw = redis.register_script(self.WITHDRAW)
-        self._reopen = redis.register_script(self.REOPEN)
-        self._due = redis.register_script(self.DUE)
-        self._due_sooner = asyncio.Event()  # a question asked here is due before the sweep
+        self._ask, self._answer, self._time_out, self._withdraw, self._reopen, self._due = (
+            redis.register_script(script) for script in (
+                self.ASK, self.ANSWER, self.TIME_OUT, self.WITHDRAW, self.REOPEN, self.DUE))
+        self._due_sooner = asyncio.Event()  # set: sweep now, not at the planned time
         self._wake_at = math.inf  # when the sweeper wakes next (the loop's clock)
-        self._undo_later: list[Undo] = []  # undone while Redis was unreachable
+        self._undo_later: list[rules.Undo] = []  # undone while Redis was unreachable
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -178,29 +165,31 @@ class RedisQuestions:
         self._sweeper = asyncio.create_task(self._sweep_until_closed())
 
     async def ask(self, message_id: str, email: str, asker: dict[str, Any],
-                  connection_id: str, data: dict[str, Any]) -> Undo:
+                  connection_id: str, data: dict[str, Any]) -> rules.Undo:
         """Open the question ``message_id`` (``data``: its ``question_data``, as delivered)
         on every node until its answer or its timeout; what withdraws it. Raises
-        :class:`Refused` (429) when ``email`` has too many questions open on all nodes,
-        :class:`StoreUnavailable` when Redis is unreachable (then nothing changed)."""
+        :class:`~roomz.server.rich_messages.Refused` (429) when ``email`` has too many
+        questions open on all nodes, :class:`StoreUnavailable` when Redis is unreachable
+        (then nothing changed)."""
         record = json.dumps({"email": email, "asker": asker, "connection_id": connection_id,
                              "data": data})
         outcome = await self._run(self._ask, message_id, record, email, data["timeout"],
-                                  MAX_OPEN_PER_USER)
+                                  rules.MAX_OPEN_PER_USER)
         if outcome == "too-many":
-            raise too_many()
+            raise rules.too_many()
         if asyncio.get_running_loop().time() + data["timeout"] < self._wake_at:
             self._due_sooner.set()
         return functools.partial(self._undo, self._withdraw, message_id)
 
-    async def answer(self, email: str, connection_id: str, fields: dict[str, Any]) -> Undo:
+    async def answer(self, email: str, connection_id: str, fields: dict[str, Any]) -> rules.Undo:
         """Take the answer in ``fields`` (``answer_to``, ``answers``, ``free_text``) from a
         connection of ``email``, on any node; what takes it back. A plain question closes
         here, for every node.
 
-        Raises :class:`Refused` when the answer does not fit the question, or the question
-        is unknown (404), closed (410, also when another node's answer came first), or a
-        poll this connection answered (409); :class:`StoreUnavailable` when Redis is
+        Raises :class:`~roomz.server.rich_messages.Refused` when the answer does not fit
+        the question, or the question is unknown (404), closed (410, also when another
+        node's answer came first, or its deadline passed before any node timed it out), or
+        a poll this connection answered (409); :class:`StoreUnavailable` when Redis is
         unreachable (then nothing changed).
         """
         question_id = fields["answer_to"]
@@ -210,15 +199,18 @@ class RedisQuestions:
             record, closed = await self._guarded(pipe.execute())
         question = _question(question_id, record, 0.0) if record is not None else None
         if question is None or question.email != email:
-            raise not_open(question_id, email, closed)
-        check_answer(question_id, question.data, fields)
+            raise rules.not_open(question_id, email, closed)
+        rules.check_answer(question_id, question.data, fields)
         keep_open = question.data["keep_open"]
         outcome = await self._run(self._answer, question_id, email, connection_id,
-                                  "1" if keep_open else "", REMEMBERED_CLOSED, ANSWERED)
+                                  "1" if keep_open else "", REMEMBERED_CLOSED, rules.ANSWERED)
         if outcome[0] == "not-open":  # closed by another node since we read it
-            raise not_open(question_id, email, outcome[1] if len(outcome) > 1 else None)
+            raise rules.not_open(question_id, email, outcome[1] if len(outcome) > 1 else None)
+        if outcome[0] == "due":  # timed out, though no node has swept it yet: do it now
+            self._due_sooner.set()
+            raise rules.not_open(question_id, email, f"{email} {rules.TIMED_OUT}")
         if outcome[0] == "twice":
-            raise answered_twice(question_id)
+            raise rules.answered_twice(question_id)
         if keep_open:
             return functools.partial(self._take_back, question_id, connection_id)
         return functools.partial(self._undo, self._reopen, question_id, record, email,
@@ -283,10 +275,10 @@ class RedisQuestions:
         wait, due = await _guard(self._due(keys=[f"{KEYS}deadlines"], args=[SWEEP_BATCH]))
         for question_id in due:
             claimed = await self._run(self._time_out, question_id, REMEMBERED_CLOSED,
-                                      TIMED_OUT)
+                                      rules.TIMED_OUT)
             if claimed:  # this node, of all, took it: it sends the message
                 question = _question(question_id, claimed[0], float(claimed[1]))
-                await self._deliver(question.email, timeout_message(question))
+                await self._deliver(question.email, rules.timeout_message(question))
         if due:
             return 0.0  # others may be due too: look again at once
         return float(wait) if wait else self.sweep_seconds
