@@ -82,8 +82,7 @@ class Server:
             presence, manager = Presence(), FanOutManager()
             local_history = SqliteHistory.in_state_dir(state_dir, window) \
                 if self.settings.history else None
-            store = QuestionStore(state_dir)
-            questions = functools.partial(Questions, store=store)
+            questions = functools.partial(Questions, store=QuestionStore(state_dir))
             history = local_history
             self._background.append(_in_background(
                 lambda: _housekeeping(links, limiter, local_history)))

@@ -258,14 +258,16 @@ async def test_while_redis_is_away_questions_and_answers_are_refused_whole(
 async def test_a_question_or_answer_whose_message_cannot_be_kept_is_undone(
         node: Callable[..., ServerProcess], redis: RedisProcess) -> None:
     """The user's history refuses writes (its key holds a string, not a stream): questions
-    and an answer are refused 503 after they were recorded, and each is undone: more
-    questions refused than may be open count for nothing, and the question answered is
-    still open once the history takes writes again."""
+    and answers are refused 503 after they were recorded, and each is undone: more
+    questions refused than may be open count for nothing, the question answered is still
+    open once the history takes writes again, and the poll takes that connection's
+    answer."""
     async with node() as one, node() as two:
         token = await one.sign_in(ALICE)
         async with signed_in(one.url, token) as a, signed_in(two.url, token) as b:
             asked = await a.call("message", asking())
-            await b.wait_for("message", lambda d: d["id"] == asked["message_id"])
+            poll = await a.call("message", asking({**QUESTION, "keep_open": True}))
+            await b.wait_for("message", lambda d: d["id"] == poll["message_id"])
             history = f"roomz:history:{ALICE}"
             store = aioredis.from_url(redis.url)
             try:
@@ -274,9 +276,11 @@ async def test_a_question_or_answer_whose_message_cannot_be_kept_is_undone(
                 for _ in range(MAX_OPEN_PER_USER + 1):
                     assert await a.call("message", asking()) == NOT_KEPT
                 assert await b.call("message", answering(asked)) == NOT_KEPT
+                assert await b.call("message", answering(poll)) == NOT_KEPT
                 await store.delete(history)
                 await store.rename(f"{history}:aside", history)
             finally:
                 await store.aclose()
             assert_ok_ack(await b.call("message", answering(asked)))
+            assert_ok_ack(await b.call("message", answering(poll)))
             assert_ok_ack(await a.call("message", asking()))
