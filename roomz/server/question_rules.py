@@ -1,11 +1,11 @@
 """What every keeper of questions does alike (docs/protocol.md 3.8), wherever it keeps them.
 
-Two keep questions: :class:`~roomz.server.questions.Questions` in one node (memory and
-``questions.sqlite3``), :class:`~roomz.server.redis_questions.RedisQuestions` for several
-nodes on one Redis. The chat calls either through :class:`QuestionBook`; both refuse in
-the same words (:func:`too_many`, :func:`not_open`, :func:`answered_twice`), check an
-answer against its question with :func:`check_answer`, and time a question out with the
-message of :func:`timeout_message`.
+Two kinds keep questions: :class:`~roomz.server.questions.Questions` on one node (in
+memory and ``questions.sqlite3``), :class:`~roomz.server.redis_questions.RedisQuestions`
+for several nodes on one Redis. The chat calls either through :class:`QuestionBook`; both
+refuse in the same words (:func:`too_many`, :func:`not_open`, :func:`answered_twice`),
+check an answer against its question with :func:`check_answer`, and time a question out
+with the message of :func:`timeout_message`.
 """
 
 from __future__ import annotations
