@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,7 @@ from aiohttp import web
 from .addresses import ClientAddresses
 from .assets import assets
 from .bad_http_log import QuietBadRequests
-from .chat import Chat
+from .chat import Chat, QuestionsFor
 from .history import HistoryStore, SqliteHistory, Window
 from .idle_connections import IdleConnections, listen
 from .internals import FanOutManager, SocketServer, WirePacket
@@ -23,6 +24,7 @@ from .mail import CallbackMailer, ConsoleMailer, MagicLinkCallback, Mailer, Smtp
 from .pages import Pages
 from .presence import Presence, PresenceStore
 from .problems import problems_for_http_errors
+from .question_rules import QuestionBook
 from .question_store import QuestionStore
 from .questions import Questions
 from .rate_limit import RateLimit, RateLimiter
@@ -70,7 +72,7 @@ class Server:
         manager: socketio.AsyncManager
         shared: RedisPresence | None = None
         history: HistoryStore | None = None
-        question_store: QuestionStore | None = None  # questions need a single node
+        questions: QuestionsFor
         window = Window(self.settings.history_messages, self.settings.history_seconds)
         if self.settings.redis_url is None:
             state_dir = self.settings.state_dir or default_state_dir()
@@ -80,7 +82,7 @@ class Server:
             presence, manager = Presence(), FanOutManager()
             local_history = SqliteHistory.in_state_dir(state_dir, window) \
                 if self.settings.history else None
-            question_store = QuestionStore(state_dir)
+            questions = functools.partial(Questions, store=QuestionStore(state_dir))
             history = local_history
             self._background.append(_in_background(
                 lambda: _housekeeping(links, limiter, local_history)))
@@ -98,6 +100,13 @@ class Server:
                 from .redis_history import RedisHistory
 
                 history = RedisHistory(redis, window, on_unreachable=bus.unreachable)
+            from .redis_questions import RedisQuestions
+
+            # Swept for deadlines as often as the node beats: a dead asker's question
+            # times out at most a beat late.
+            questions = functools.partial(RedisQuestions, redis,
+                                          sweep_seconds=shared.heartbeat_seconds,
+                                          on_unreachable=bus.unreachable)
             # Redis expires links, rate-limit windows and idle streams itself, and trims
             # streams by count: no housekeeping here.
             self._background.append(redis_state.background(shared, bus))
@@ -122,10 +131,10 @@ class Server:
             ping_interval=self.settings.ping_interval, ping_timeout=self.settings.ping_timeout,
             max_http_buffer_size=MAX_BODY_BYTES,
         )
-        self.chat = Chat(self.sio, self.sessions, self.settings, presence, replays,
-                         question_store)
-        if self.chat.questions is not None:  # after the history: timeouts are kept there
-            self._background.append(_opened(self.chat.questions))
+        self.chat = Chat(self.sio, self.sessions, self.settings, presence, questions,
+                         replays)
+        # After the history and the message bus: timeouts are kept and sent through them.
+        self._background.append(_opened(self.chat.questions))
         self.sio.name_of = self.chat.email_of  # slow readers are named in the log
         if shared is not None:
             shared.on_departures = self.chat.announce_departures
@@ -222,7 +231,7 @@ def _mailer_for(settings: ServerSettings, on_magic_link: MagicLinkCallback | Non
     return ConsoleMailer()
 
 
-def _opened(store: SessionRecords | HistoryStore | Questions) -> CleanupContext:
+def _opened(store: SessionRecords | HistoryStore | QuestionBook) -> CleanupContext:
     """An aiohttp cleanup context: ``store`` is open while the server runs."""
     async def opened(app: web.Application) -> AsyncIterator[None]:
         await store.open()

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -16,8 +16,7 @@ import socketio
 from . import internals
 from .message_rate import MessageRate
 from .presence import Departure, PresenceStore
-from .question_store import QuestionStore
-from .questions import Questions, Undo
+from .question_rules import Deliver, QuestionBook, Undo
 from .quiet_log import QuietLog
 from .replay import Replays, Resume, resume_request
 from .rich_messages import Refused, rich_fields
@@ -52,12 +51,16 @@ NOT_RECORDED = {"error": "Message not sent: the server cannot record its questio
 _NO_DATA = object()
 #: What this server adds to the protocol, named in ``authenticated`` (docs/protocol.md 3.8-9).
 FEATURES = ["content_types", "questions", "who"]
-#: Questions and who keep their state in one node: several nodes lack them.
+#: Who keeps its state in one node: several nodes lack it.
 SEVERAL_NODES = ("{what} need a single node: this server shares its connections with other "
                  "nodes through Redis")
 
 
-def _nothing() -> None:
+#: Makes the keeper of the questions, given how it delivers their timeouts (app.py).
+QuestionsFor = Callable[[Deliver], QuestionBook]
+
+
+async def _nothing() -> None:
     """Undoes a message that neither asks nor answers a question."""
 
 
@@ -99,8 +102,7 @@ class Chat:
 
     def __init__(self, sio: socketio.AsyncServer, sessions: Sessions,
                  settings: ServerSettings, presence: PresenceStore,
-                 replays: Replays | None = None,
-                 question_store: QuestionStore | None = None) -> None:
+                 questions: QuestionsFor, replays: Replays | None = None) -> None:
         self.sio = sio
         self.replays = replays  # the history extension, unless history is off
         self.sessions = sessions
@@ -117,10 +119,10 @@ class Chat:
         if replays is not None:
             sio.on("history", self.history)
         sio.on("who", self.who)
-        # Opened and closed with the server (app.py); none on several nodes.
-        self.questions = Questions(self._deliver, question_store) \
-            if question_store is not None else None
-        self.features = FEATURES if settings.redis_url is None else ["content_types"]
+        # Opened and closed with the server (app.py): in one node, or in Redis.
+        self.questions = questions(self._deliver)
+        self.features = FEATURES if settings.redis_url is None else ["content_types",
+                                                                     "questions"]
         sessions.watch(self.check_sessions)  # a logout here ends its connections at once
 
     async def connect(self, sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> None:
@@ -254,7 +256,7 @@ class Chat:
             return {"error": too_long, "code": 400}  # refused whole: never cut in silence
         message_id = str(uuid.uuid4())
         try:
-            rich, undo = self._rich(conn, message_id, data)
+            rich, undo = await self._rich(conn, message_id, data)
         except Refused as refused:
             return refused.answer
         except StoreUnavailable as exc:
@@ -267,7 +269,7 @@ class Chat:
             try:
                 await self.replays.keep(conn.email, message)
             except StoreUnavailable:
-                undo()  # a question asked or answered goes with its message
+                await undo()  # a question asked or answered goes with its message
                 return NOT_KEPT
         try:
             await self.sio.emit("message", message, room=conn.channel)
@@ -275,8 +277,8 @@ class Chat:
             return NOT_DELIVERED
         return {"status": "ok", "message_id": message_id, "timestamp": timestamp}
 
-    def _rich(self, conn: Connection, message_id: str,
-              data: dict[str, Any]) -> tuple[dict[str, Any], Undo]:
+    async def _rich(self, conn: Connection, message_id: str,
+                    data: dict[str, Any]) -> tuple[dict[str, Any], Undo]:
         """The rich fields of the message ``message_id`` (docs/protocol.md 3.8), the question
         it asks or the answer it gives recorded, and what undoes that. Raises
         :class:`Refused` with the error answer, :class:`StoreUnavailable` when the question
@@ -284,12 +286,11 @@ class Chat:
         fields = rich_fields(data)
         if "question_data" not in fields and "answer_to" not in fields:
             return fields, _nothing
-        if self.questions is None:
-            raise Refused(SEVERAL_NODES.format(what="Questions"), 501)
         if "question_data" in fields:
-            return fields, self.questions.ask(message_id, conn.email, conn.user(),
-                                              conn.connection_id, fields["question_data"])
-        return fields, self.questions.answer(conn.email, conn.connection_id, fields)
+            return fields, await self.questions.ask(message_id, conn.email, conn.user(),
+                                                    conn.connection_id,
+                                                    fields["question_data"])
+        return fields, await self.questions.answer(conn.email, conn.connection_id, fields)
 
     async def _deliver(self, email: str, event: dict[str, Any]) -> None:
         """A message of the server's own (a question's timeout) to ``email``'s channel."""

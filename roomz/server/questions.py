@@ -1,5 +1,7 @@
-"""Open questions and their timeouts, kept by the server so that a question still times out
-when the connection that asked it is gone, and across restarts (docs/protocol.md 3.8).
+"""Open questions and their timeouts on one node, kept by the server so that a question
+still times out when the connection that asked it is gone, and across restarts
+(docs/protocol.md 3.8). Several nodes keep theirs in Redis (:mod:`.redis_questions`); what
+both do alike is in :mod:`.question_rules`.
 
 A question is open from its message until its first answer, or, with ``keep_open``, until
 its timeout, taking one answer from each connection. An answer is a message that names the
@@ -16,38 +18,36 @@ whose deadline passed while the server was down times out at once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timezone
 from typing import Any
 
 from ..recent_ids import RecentIds
+from .question_rules import (
+    ANSWERED,
+    MAX_OPEN_PER_USER,
+    TIMED_OUT,
+    Deliver,
+    Undo,
+    answered_twice,
+    check_answer,
+    not_open,
+    timeout_message,
+    too_many,
+)
 from .question_store import REMEMBERED_CLOSED, OpenQuestion, QuestionStore
-from .rich_messages import Refused
 from .unavailable import StoreUnavailable
 
 log = logging.getLogger("roomz.server")
 
-#: Open questions one user may have at once; more are refused (429) until some close.
-MAX_OPEN_PER_USER = 50
-ANSWERED = "answered already"
-TIMED_OUT = "it timed out"
-#: Names each question's timeout message: sent again after a crash, it has the same id,
-#: and clients, which drop a message id they have seen, show it once.
-TIMEOUT_IDS = uuid.UUID("5f0e6c1e-3a57-4a8e-9d0b-6b1f2f9c7a11")
-
-#: Delivers a message event to a user's channel: ``deliver(email, event)``.
-Deliver = Callable[[str, dict[str, Any]], Coroutine[Any, Any, None]]
-#: Undoes a question asked or an answer taken, whose message could not be kept after all.
-Undo = Callable[[], None]
-
 
 class Questions:
-    """Every open question of this server, with a timer each, recorded in ``store``."""
+    """Every open question of this server, with a timer each, recorded in ``store``: the
+    :class:`~roomz.server.question_rules.QuestionBook` of one node."""
 
     def __init__(self, deliver: Deliver, store: QuestionStore) -> None:
         self._deliver = deliver
@@ -68,22 +68,21 @@ class Questions:
         for question in opened:
             self._add(question)
 
-    def ask(self, message_id: str, email: str, asker: dict[str, Any], connection_id: str,
-            data: dict[str, Any]) -> Undo:
+    async def ask(self, message_id: str, email: str, asker: dict[str, Any],
+                  connection_id: str, data: dict[str, Any]) -> Undo:
         """Open the question ``message_id`` (``data``: its ``question_data``, as delivered)
         until its answer or its timeout; what withdraws it. Raises :class:`Refused` (429)
         when ``email`` has too many questions open, :class:`StoreUnavailable` when the
         question cannot be recorded (then nothing changed)."""
         if self._open_per_user[email] >= MAX_OPEN_PER_USER:
-            raise Refused(f"Too many open questions: at most {MAX_OPEN_PER_USER}; wait for "
-                          "answers or timeouts", 429)
+            raise too_many()
         question = OpenQuestion(message_id, email, asker, connection_id, data,
                                 deadline=time.time() + data["timeout"])
         self._store.keep_open(question)
         self._add(question)
-        return lambda: self._withdraw(question)
+        return functools.partial(self._withdraw, question)
 
-    def answer(self, email: str, connection_id: str, fields: dict[str, Any]) -> Undo:
+    async def answer(self, email: str, connection_id: str, fields: dict[str, Any]) -> Undo:
         """Take the answer in ``fields`` (``answer_to``, ``answers``, ``free_text``) from a
         connection of ``email``; what takes it back. A plain question closes here.
 
@@ -94,32 +93,18 @@ class Questions:
         question_id = fields["answer_to"]
         question = self._open.get(question_id)
         if question is None or question.email != email:
-            closed = self._closed.get(question_id)
-            if closed is not None and closed.startswith(email + " "):
-                raise Refused(f"Question {question_id} is closed: "
-                              f"{closed.partition(' ')[2]}", 410)
-            raise Refused(f"Unknown question {question_id}: no question of yours has that id",
-                          404)
-        data = question.data
-        by_id = {answer["id"]: answer for answer in data["answers"]}
-        chosen = fields["answers"]
-        if unknown := [a for a in chosen if a not in by_id]:
-            raise Refused(f"Invalid 'answers': {unknown[0][:40]!r} is not an answer to "
-                          f"question {question_id}")
-        if len(chosen) > 1 and not data["multi_select"]:
-            raise Refused("Invalid 'answers': this question takes one answer")
-        if "free_text" in fields and not any(by_id[a]["free_text"] for a in chosen):
-            raise Refused("Invalid 'free_text': none of the chosen answers takes free text")
-        if not data["keep_open"]:
+            raise not_open(question_id, email, self._closed.get(question_id))
+        check_answer(question_id, question.data, fields)
+        if not question.data["keep_open"]:
             self._store.keep_closed(question, ANSWERED)
             self._remove(question, ANSWERED)
-            return lambda: self._reopen(question)
+            return functools.partial(self._reopen, question)
         if connection_id in question.answered_by:
-            raise Refused(f"You answered question {question_id} already", 409)
+            raise answered_twice(question_id)
         self._store.keep_open(replace(question,
                                       answered_by=question.answered_by | {connection_id}))
         question.answered_by.add(connection_id)
-        return lambda: self._take_back(question, connection_id)
+        return functools.partial(self._take_back, question, connection_id)
 
     def _add(self, question: OpenQuestion) -> None:
         """Wait for ``question``'s answers until its deadline (at once, if it has passed)."""
@@ -141,17 +126,17 @@ class Questions:
         if why is not None:
             self._closed.remember(question.id, f"{question.email} {why}")
 
-    def _withdraw(self, question: OpenQuestion) -> None:
+    async def _withdraw(self, question: OpenQuestion) -> None:
         if self._open.get(question.id) is question:
             self._remove(question, None)
             self._undo_in_store(lambda: self._store.forget(question.id), "stay open")
 
-    def _reopen(self, question: OpenQuestion) -> None:
+    async def _reopen(self, question: OpenQuestion) -> None:
         if question.id not in self._open:
             self._add(question)
             self._undo_in_store(lambda: self._store.keep_open(question), "stay closed")
 
-    def _take_back(self, question: OpenQuestion, connection_id: str) -> None:
+    async def _take_back(self, question: OpenQuestion, connection_id: str) -> None:
         if self._open.get(question.id) is question:
             question.answered_by.discard(connection_id)
             self._undo_in_store(lambda: self._store.keep_open(question),
@@ -197,27 +182,3 @@ class Questions:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._store.close()
 
-
-def timeout_message(question: OpenQuestion) -> dict[str, Any]:
-    """The ``message`` event a question's timeout sends, in its asker's name.
-
-    Its ``content`` is the question's ``timeout_message``, else ``No answer to “Deploy?”
-    within 60 s: no.`` (the default's label, if it has one) or, for ``keep_open``,
-    ``“Lunch?” is closed.``; it carries ``answer_to``, ``timed_out: true`` and ``answers``
-    (the default's ids, or none). Its id is the question's own (:data:`TIMEOUT_IDS`).
-    """
-    data = question.data
-    default = data.get("default", [])
-    if "timeout_message" in data:
-        content = data["timeout_message"]
-    elif data["keep_open"]:
-        content = f"“{data['question']}” is closed."
-    else:
-        labels = {answer["id"]: answer["label"] for answer in data["answers"]}
-        chosen = f": {', '.join(labels[a] for a in default)}" if default else ""
-        content = f"No answer to “{data['question']}” within {data['timeout']:g} s{chosen}."
-    return {"id": str(uuid.uuid5(TIMEOUT_IDS, question.id)), "user": question.asker,
-            "content": content,  # built of escaped parts: escaped as every content is
-            "timestamp": datetime.now(timezone.utc).isoformat(),
-            "connection_id": question.connection_id, "answer_to": question.id,
-            "answers": list(default), "timed_out": True}

@@ -6,9 +6,8 @@ import asyncio
 from collections.abc import Callable
 
 import aiohttp
-import pytest
 
-from roomz import AsyncClient, NotSupportedError
+from roomz import AsyncClient
 from roomz.session_cache import SessionCache
 from tests.server.proc import ServerProcess
 from tests.waiting import wait_until as until
@@ -107,11 +106,11 @@ async def test_counts_of_a_killed_node_are_dropped(
             await survivor.disconnect()
 
 
-async def test_rich_messages_cross_nodes_and_questions_say_they_need_one_node(
+async def test_rich_messages_cross_nodes_and_questions_are_offered(
         node: Callable[..., ServerProcess], tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Markdown sent on one node arrives on the other with its content type; questions and
-    who, whose state one node keeps, are not offered (authenticated names content_types
-    only): ask() is a clear NotSupportedError, and a bare question payload a 501."""
+    """Markdown sent on one node arrives on the other with its content type; each node's
+    ``authenticated`` names questions, which Redis keeps for every node
+    (tests/nodes/test_questions_across_nodes.py)."""
     async with node() as one, node() as two:
         a, b = await a_client_on_each(one, two, "erin@example.com", tmp_path / "s.json")
         seen: list[dict] = []  # type: ignore[type-arg]
@@ -119,17 +118,11 @@ async def test_rich_messages_cross_nodes_and_questions_say_they_need_one_node(
         await a.connect()
         await b.connect()
         try:
-            assert a.supports("content_types") and not a.supports("questions")
+            for client in (a, b):
+                assert client.supports("content_types") and client.supports("questions")
             ack = await a.send("# Hi", content_type="text/markdown")
             await until(lambda: any(m["id"] == ack["message_id"] for m in seen))
             assert seen[-1]["content_type"] == "text/markdown"
-            with pytest.raises(NotSupportedError, match="does not support questions"):
-                await a.ask("Go?", ["yes"])
-            refused = await a._call("message", {  # what a client that does not check sends
-                "content": "Go?", "content_type": "application/x-question",
-                "question_data": {"question": "Go?", "answers": [{"id": "1", "label": "y"}]}})
-            assert refused == {"error": "Questions need a single node: this server shares its "
-                               "connections with other nodes through Redis", "code": 501}
         finally:
             await a.disconnect()
             await b.disconnect()

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from roomz.server.question_rules import timeout_message
 from roomz.server.question_store import (
     FILE_NAME,
     REMEMBERED_CLOSED,
@@ -20,7 +21,7 @@ from roomz.server.question_store import (
     OpenQuestion,
     QuestionStore,
 )
-from roomz.server.questions import Questions, timeout_message
+from roomz.server.questions import Questions
 from roomz.server.rich_messages import Refused, question_fields
 from roomz.server.settings import SettingsError
 from roomz.server.unavailable import StoreUnavailable
@@ -187,7 +188,7 @@ async def test_a_deadline_that_passed_while_stopped_times_out_at_once_on_opening
                                                                                True)
     assert (timeout["user"], timeout["connection_id"]) == (ASKER, "connection-1")
     with pytest.raises(Refused, match="Question q1 is closed: it timed out"):
-        questions.answer(ALICE, "connection-2", answer("q1"))
+        await questions.answer(ALICE, "connection-2", answer("q1"))
     await questions.close()
     opened, closed = store.open()
     assert ([q.id for q in opened], closed) == (["q2"], [ClosedQuestion("q1", ALICE,
@@ -228,15 +229,15 @@ async def test_a_polls_answers_are_remembered_across_a_restart(tmp_path: Path) -
     store = QuestionStore(tmp_path)
     questions = Questions(Delivered(), store)
     await questions.open()
-    questions.ask("q1", ALICE, ASKER, "connection-1", POLL)
-    questions.answer(ALICE, "connection-2", answer("q1"))
+    await questions.ask("q1", ALICE, ASKER, "connection-1", POLL)
+    await questions.answer(ALICE, "connection-2", answer("q1"))
     await questions.close()
     questions = Questions(Delivered(), store)
     await questions.open()
     with pytest.raises(Refused, match="You answered question q1 already") as refused:
-        questions.answer(ALICE, "connection-2", answer("q1"))
+        await questions.answer(ALICE, "connection-2", answer("q1"))
     assert refused.value.answer["code"] == 409
-    questions.answer(ALICE, "connection-3", answer("q1"))
+    await questions.answer(ALICE, "connection-3", answer("q1"))
     await questions.close()
 
 
@@ -247,23 +248,23 @@ async def test_undone_changes_are_undone_in_memory_and_in_the_file(tmp_path: Pat
     store = QuestionStore(tmp_path)
     questions = Questions(Delivered(), store)
     await questions.open()
-    withdraw = questions.ask("q1", ALICE, ASKER, "connection-1", DATA)
-    withdraw()
+    withdraw = await questions.ask("q1", ALICE, ASKER, "connection-1", DATA)
+    await withdraw()
     with pytest.raises(Refused, match="Unknown question q1"):
-        questions.answer(ALICE, "connection-2", answer("q1"))
-    questions.ask("q2", ALICE, ASKER, "connection-1", DATA)
-    questions.answer(ALICE, "connection-2", answer("q2"))()
-    questions.ask("q3", ALICE, ASKER, "connection-1", POLL)
-    questions.answer(ALICE, "connection-2", answer("q3"))()
+        await questions.answer(ALICE, "connection-2", answer("q1"))
+    await questions.ask("q2", ALICE, ASKER, "connection-1", DATA)
+    await (await questions.answer(ALICE, "connection-2", answer("q2")))()
+    await questions.ask("q3", ALICE, ASKER, "connection-1", POLL)
+    await (await questions.answer(ALICE, "connection-2", answer("q3")))()
     await questions.close()
     questions = Questions(Delivered(), store)
     await questions.open()
     with pytest.raises(Refused, match="Unknown question q1"):
-        questions.answer(ALICE, "connection-2", answer("q1"))
-    questions.answer(ALICE, "connection-2", answer("q2"))
-    questions.answer(ALICE, "connection-2", answer("q3"))
+        await questions.answer(ALICE, "connection-2", answer("q1"))
+    await questions.answer(ALICE, "connection-2", answer("q2"))
+    await questions.answer(ALICE, "connection-2", answer("q3"))
     with pytest.raises(Refused, match="You answered question q3 already"):
-        questions.answer(ALICE, "connection-2", answer("q3"))
+        await questions.answer(ALICE, "connection-2", answer("q3"))
     await questions.close()
 
 

@@ -11,7 +11,7 @@ import pytest
 import socketio
 
 from roomz.server.local import LocalServer
-from roomz.server.questions import MAX_OPEN_PER_USER
+from roomz.server.question_rules import MAX_OPEN_PER_USER
 
 from .helpers import REFUSED, assert_ok_ack, connected, signed_in
 

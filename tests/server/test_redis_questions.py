@@ -1,0 +1,112 @@
+"""Several nodes' questions (``RedisQuestions``) on a real Redis, below the wire: the bound
+on the closed questions remembered, and a change undone while Redis was away. (Over the
+wire, between nodes: tests/nodes/test_questions_across_nodes.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from roomz.server import redis_state
+from roomz.server.question_store import REMEMBERED_CLOSED
+from roomz.server.redis_questions import RedisQuestions
+from roomz.server.rich_messages import Refused
+from roomz.server.unavailable import StoreUnavailable
+from tests.nodes.redis_proc import RedisProcess
+
+from .test_question_store import ALICE, ASKER, DATA, Delivered, answer
+
+
+@asynccontextmanager
+async def on_redis(persistent_dir: Path | None = None) -> AsyncIterator[
+        tuple[RedisProcess, aioredis.Redis]]:
+    """A fresh Redis (keeping what it is told across a restart, given ``persistent_dir``)
+    and a client of it, as a node has."""
+    async with RedisProcess(persistent_dir) as redis:
+        connected = redis_state.connect(redis.url)
+        try:
+            yield redis, connected
+        finally:
+            await connected.aclose()
+
+
+async def test_closed_questions_are_remembered_up_to_a_bound() -> None:
+    """As on one node, the newest 4096 closed questions are remembered: a late answer to
+    one of them hears 410; the oldest beyond is forgotten (404), and nothing else grows."""
+    async with on_redis() as (_, redis):
+        questions = RedisQuestions(redis, Delivered(), sweep_seconds=60)
+        await questions.open()
+        try:
+            for number in range(REMEMBERED_CLOSED + 1):
+                await questions.ask(f"q{number}", ALICE, ASKER, "connection-1", DATA)
+                await questions.answer(ALICE, "connection-2", answer(f"q{number}"))
+            with pytest.raises(Refused, match="Unknown question q0") as forgotten:
+                await questions.answer(ALICE, "connection-2", answer("q0"))
+            assert forgotten.value.answer["code"] == 404
+            for remembered in ("q1", f"q{REMEMBERED_CLOSED}"):
+                with pytest.raises(Refused, match=f"Question {remembered} is closed") as closed:
+                    await questions.answer(ALICE, "connection-2", answer(remembered))
+                assert closed.value.answer["code"] == 410
+            keys = "roomz:questions:"
+            assert await redis.hlen(f"{keys}closed") == REMEMBERED_CLOSED
+            assert await redis.zcard(f"{keys}closed-order") == REMEMBERED_CLOSED
+            assert (await redis.hlen(f"{keys}open"), await redis.zcard(f"{keys}deadlines"),
+                    await redis.hlen(f"{keys}per-user")) == (0, 0, 0)
+        finally:
+            await questions.close()
+
+
+async def test_a_change_undone_while_redis_is_away_is_undone_when_it_is_back(
+        tmp_path: Path) -> None:
+    """A question is asked, then Redis goes away before its message is kept: withdrawing
+    it fails for now, and is done once Redis answers again (the node sweeps every 0.1 s
+    here), so the question is unknown, as if never asked."""
+    async with on_redis(tmp_path) as (process, redis):
+        questions = RedisQuestions(redis, Delivered(), sweep_seconds=0.1)
+        await questions.open()
+        try:
+            withdraw = await questions.ask("q1", ALICE, ASKER, "connection-1", DATA)
+            process.kill()
+            await withdraw()  # kept for later: no error, the message is refused all the same
+            with pytest.raises(StoreUnavailable):
+                await questions.answer(ALICE, "connection-2", answer("q1"))
+            await process.start()
+
+            async def withdrawn() -> None:
+                while await redis.hexists("roomz:questions:open", "q1"):
+                    await asyncio.sleep(0.05)
+
+            await asyncio.wait_for(withdrawn(), 10)
+            with pytest.raises(Refused, match="Unknown question q1"):
+                await questions.answer(ALICE, "connection-2", answer("q1"))
+        finally:
+            await questions.close()
+
+
+async def test_an_answer_after_the_deadline_hears_it_timed_out_before_any_sweep() -> None:
+    """The deadline has passed and no node has swept yet (its node died, the others sweep
+    at their next beat): an answer hears 410 "it timed out", as on one node, and the
+    timeout message follows, once, from the node that sweeps."""
+    async with on_redis() as (_, redis):
+        asked_through = RedisQuestions(redis, Delivered(), sweep_seconds=60)  # not sweeping
+        await asked_through.ask("q1", ALICE, ASKER, "connection-1", DATA)
+        await redis.zadd("roomz:questions:deadlines", {"q1": 0})  # due long ago
+        delivered = Delivered()
+        other = RedisQuestions(redis, delivered, sweep_seconds=60)
+        with pytest.raises(Refused, match="Question q1 is closed: it timed out"):
+            await other.answer(ALICE, "connection-2", answer("q1"))
+        await other.open()
+        try:
+            await asyncio.wait_for(delivered.arrived.wait(), 5)
+            with pytest.raises(Refused, match="Question q1 is closed: it timed out"):
+                await other.answer(ALICE, "connection-2", answer("q1"))
+        finally:
+            await other.close()
+        (timeout,) = delivered.messages
+        assert (timeout["answer_to"], timeout["answers"], timeout["user"]) == ("q1", ["2"],
+                                                                               ASKER)
