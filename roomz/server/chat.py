@@ -49,10 +49,13 @@ NOT_KEPT = {"error": "Message not sent: the server cannot keep it in its history
                      "try again shortly", "code": 503}
 NOT_RECORDED = {"error": "Message not sent: the server cannot record its question or answer "
                          "just now; try again shortly", "code": 503}
+NOT_LISTED = {"error": "Connections not listed: the server cannot reach its other nodes; "
+                       "try again shortly", "code": 503}
 _NO_DATA = object()
 #: What this server adds to the protocol, named in ``authenticated`` (docs/protocol.md 3.8-9).
 FEATURES = ["content_types", "questions", "who"]
-#: Questions and who keep their state in one node: several nodes lack them.
+#: Questions keep their state in one node: several nodes lack them.
+ONE_NODE_ONLY = ("questions",)
 SEVERAL_NODES = ("{what} need a single node: this server shares its connections with other "
                  "nodes through Redis")
 
@@ -120,7 +123,8 @@ class Chat:
         # Opened and closed with the server (app.py); none on several nodes.
         self.questions = Questions(self._deliver, question_store) \
             if question_store is not None else None
-        self.features = FEATURES if settings.redis_url is None else ["content_types"]
+        self.features = [feature for feature in FEATURES
+                         if settings.redis_url is None or feature not in ONE_NODE_ONLY]
         sessions.watch(self.check_sessions)  # a logout here ends its connections at once
 
     async def connect(self, sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> None:
@@ -156,7 +160,7 @@ class Chat:
                                            self.settings.message_burst), resume=resume)
         self.connections[sid] = conn
         try:
-            total = await self.presence.join(email, conn.connection_id, conn.user())
+            total = await self.presence.join(email, conn.connection_id, conn.user(), client)
         except StoreUnavailable:
             del self.connections[sid]
             raise socketio.exceptions.ConnectionRefusedError(BUSY) from None
@@ -302,13 +306,17 @@ class Chat:
                         "is unreachable", email)
 
     async def who(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
-        """List the connections of the asking connection's user (docs/protocol.md 3.9)."""
+        """List the connections of the asking connection's user on every node
+        (docs/protocol.md 3.9)."""
         conn = self._sender(sid, {} if data is None else data)
         if isinstance(conn, dict):
             return conn
-        if "who" not in self.features:
-            return {"error": SEVERAL_NODES.format(what="Lists of connections"), "code": 501}
-        return {"status": "ok", "connections": listing(conn, self.connections.values())}
+        try:
+            connections = await self.presence.connections(conn.email, self.connections.values())
+        except StoreUnavailable as exc:
+            quiet.warning("who", "cannot list the connections of %s: %s", conn.email, exc)
+            return NOT_LISTED
+        return {"status": "ok", "connections": listing(conn, connections)}
 
     async def set_display_name(self, sid: str, data: Any = _NO_DATA,
                                *extra: Any) -> dict[str, Any]:

@@ -109,9 +109,9 @@ async def test_counts_of_a_killed_node_are_dropped(
 
 async def test_rich_messages_cross_nodes_and_questions_say_they_need_one_node(
         node: Callable[..., ServerProcess], tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Markdown sent on one node arrives on the other with its content type; questions and
-    who, whose state one node keeps, are not offered (authenticated names content_types
-    only): ask() is a clear NotSupportedError, and a bare question payload a 501."""
+    """Markdown sent on one node arrives on the other with its content type; questions,
+    whose state one node keeps, are not offered (authenticated does not name them): ask()
+    is a clear NotSupportedError, and a bare question payload a 501."""
     async with node() as one, node() as two:
         a, b = await a_client_on_each(one, two, "erin@example.com", tmp_path / "s.json")
         seen: list[dict] = []  # type: ignore[type-arg]
