@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from roomz.session_cache import SessionCache
+from tests.cli.helpers import open_terminal, text_of
 from tests.server.helpers import ChatClient, signed_in
 from tests.server.proc import ServerProcess
 
@@ -118,3 +121,18 @@ async def test_who_while_redis_is_down_says_try_again_then_lists_everything(
 
             await eventually(all_listed)
             assert "Traceback" not in one.stderr + two.stderr
+
+
+async def test_the_terminal_says_why_who_was_refused(
+        node: Callable[..., ServerProcess], redis: RedisProcess, tmp_path: Path) -> None:
+    """/who in the terminal lists its connection on a node; with Redis down, it shows the
+    server's reason (try again shortly), not that the terminal is disconnected."""
+    async with node() as one:
+        SessionCache(tmp_path / "session.json").save(one.url, await one.sign_in(ANN))
+        async with open_terminal(one.url, tmp_path) as term:
+            await term.wait_for("Connected to")
+            await term.command("/who", "1 connection:")
+            redis.kill()
+            refused = text_of(await term.command("/who", "Connections not listed"))
+            assert refused.endswith("Connections not listed: the server cannot reach its "
+                                    "other nodes; try again shortly"), refused
