@@ -447,8 +447,8 @@ class RedisPresence:
             await _guard(pipe.execute())
 
     async def _forget(self, node: str) -> None:
-        # Its who records go while it is still a node: one of ours that dies meanwhile
-        # leaves the whole of it to the next beat.
+        # Its who records go before it leaves the set of nodes: should this node die
+        # midway, the next beat of any node forgets it again, whole.
         listed = _parsed(await _guard(self.redis.hgetall(_users_key(node))))
         async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
             async for key in self.redis.scan_iter(match=f"{PREFIX}presence:*"):
