@@ -11,8 +11,8 @@ from tests.cli.helpers import open_terminal, text_of
 from tests.server.helpers import ChatClient, signed_in
 from tests.server.proc import ServerProcess
 
+from .helpers import eventually
 from .redis_proc import RedisProcess
-from .test_redis_outage import eventually
 
 ANN = "ann@example.com"
 BOT = {"client": {"kind": "bot", "name": "helper"}}
