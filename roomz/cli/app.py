@@ -317,8 +317,12 @@ class ChatApp:
         except NotSupportedError as exc:
             self.say(str(exc), "warning")
             return
-        except ClientError:
-            self.say(f"Cannot list connections: {self.connection.not_connected()}.", "warning")
+        except ClientError as exc:
+            if exc.status is not None and exc.detail:  # refused: the server says why
+                self.say(exc.detail, "warning")  # 503: its other nodes are out of reach
+            else:
+                self.say(f"Cannot list connections: {self.connection.not_connected()}.",
+                         "warning")
             return
         lines = [f"{len(connections)} connection{'s' * (len(connections) != 1)}:"]
         for connection in connections:

@@ -48,13 +48,11 @@ NOT_KEPT = {"error": "Message not sent: the server cannot keep it in its history
                      "try again shortly", "code": 503}
 NOT_RECORDED = {"error": "Message not sent: the server cannot record its question or answer "
                          "just now; try again shortly", "code": 503}
+NOT_LISTED = {"error": "Connections not listed: the server cannot reach its other nodes; "
+                       "try again shortly", "code": 503}
 _NO_DATA = object()
 #: What this server adds to the protocol, named in ``authenticated`` (docs/protocol.md 3.8-9).
 FEATURES = ["content_types", "questions", "who"]
-#: Who keeps its state in one node: several nodes lack it.
-SEVERAL_NODES = ("{what} need a single node: this server shares its connections with other "
-                 "nodes through Redis")
-
 
 #: Makes the keeper of the questions, given how it delivers their timeouts (app.py).
 QuestionsFor = Callable[[Deliver], QuestionBook]
@@ -121,8 +119,7 @@ class Chat:
         sio.on("who", self.who)
         # Opened and closed with the server (app.py): in one node, or in Redis.
         self.questions = questions(self._deliver)
-        self.features = FEATURES if settings.redis_url is None else ["content_types",
-                                                                     "questions"]
+        self.features = FEATURES  # on one node and on several alike
         sessions.watch(self.check_sessions)  # a logout here ends its connections at once
 
     async def connect(self, sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> None:
@@ -158,7 +155,7 @@ class Chat:
                                            self.settings.message_burst), resume=resume)
         self.connections[sid] = conn
         try:
-            total = await self.presence.join(email, conn.connection_id, conn.user())
+            total = await self.presence.join(email, conn.connection_id, conn.user(), client)
         except StoreUnavailable:
             del self.connections[sid]
             raise socketio.exceptions.ConnectionRefusedError(BUSY) from None
@@ -303,13 +300,17 @@ class Chat:
                         "is unreachable", email)
 
     async def who(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
-        """List the connections of the asking connection's user (docs/protocol.md 3.9)."""
+        """List the connections of the asking connection's user on every node
+        (docs/protocol.md 3.9)."""
         conn = self._sender(sid, {} if data is None else data)
         if isinstance(conn, dict):
             return conn
-        if "who" not in self.features:
-            return {"error": SEVERAL_NODES.format(what="Lists of connections"), "code": 501}
-        return {"status": "ok", "connections": listing(conn, self.connections.values())}
+        try:
+            connections = await self.presence.connections(conn.email, self.connections.values())
+        except StoreUnavailable as exc:
+            quiet.warning("who", "cannot list the connections of %s: %s", conn.email, exc)
+            return NOT_LISTED
+        return {"status": "ok", "connections": listing(conn, connections)}
 
     async def set_display_name(self, sid: str, data: Any = _NO_DATA,
                                *extra: Any) -> dict[str, Any]:

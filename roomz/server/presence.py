@@ -1,11 +1,14 @@
-"""How many connections each user has, for ``user_joined``, ``user_left`` and the per-user cap."""
+"""How many connections each user has, for ``user_joined``, ``user_left`` and the per-user
+cap, and which they are, for ``who``."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from .who import ClientInfo, Listed
 
 
 @dataclass(frozen=True)
@@ -24,9 +27,11 @@ DepartureHandler = Callable[[Sequence[Departure]], Awaitable[None]]
 class PresenceStore(Protocol):
     """Connections per user: this process's (:class:`Presence`) or all nodes' (Redis)."""
 
-    async def join(self, email: str, connection_id: str, user: dict[str, Any]) -> int: ...
+    async def join(self, email: str, connection_id: str, user: dict[str, Any],
+                   client: ClientInfo) -> int: ...
     async def leave(self, email: str, connection_id: str) -> int: ...
     async def rename(self, connection_id: str, user: dict[str, Any]) -> None: ...
+    async def connections(self, email: str, here: Iterable[Listed]) -> Iterable[Listed]: ...
 
 
 class Presence:
@@ -35,7 +40,8 @@ class Presence:
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
 
-    async def join(self, email: str, connection_id: str, user: dict[str, Any]) -> int:
+    async def join(self, email: str, connection_id: str, user: dict[str, Any],
+                   client: ClientInfo) -> int:
         """Count a new connection of ``email``; returns how many it has now."""
         self.counts[email] += 1
         return self.counts[email]
@@ -50,3 +56,7 @@ class Presence:
 
     async def rename(self, connection_id: str, user: dict[str, Any]) -> None:
         """Nothing to do: only several nodes need to know whose connections a node had."""
+
+    async def connections(self, email: str, here: Iterable[Listed]) -> Iterable[Listed]:
+        """The connections of ``email``: on one node, among ``here`` (this node's)."""
+        return [connection for connection in here if connection.email == email]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -15,7 +16,15 @@ import secrets
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -44,6 +53,7 @@ from .rate_limit import WINDOW_SECONDS, Quota, Refusal
 from .session_records import Standing
 from .settings import ServerSettings
 from .unavailable import StoreUnavailable
+from .who import ClientInfo, Listed, Shared
 
 log = logging.getLogger("roomz.server")
 T = TypeVar("T")
@@ -287,7 +297,9 @@ class RedisPresence:
     Each node keeps its own counts as the truth and writes them back whenever Redis was
     unreachable for a while, so a restart of Redis loses nothing for long. Beside the
     counts, each node keeps the ``user`` object of each of its connections in Redis, so
-    that when it dies, one of the others can send ``user_left`` for them.
+    that when it dies, one of the others can send ``user_left`` for them, and what ``who``
+    lists of each in a hash per user (``who:EMAIL``), so that listing a user's connections
+    reads theirs alone, however many others there are.
     """
 
     def __init__(self, redis: aioredis.Redis,
@@ -298,6 +310,8 @@ class RedisPresence:
         self.counts: Counter[str] = Counter()
         #: The ``user`` object, as JSON, of each of this node's connections, by connection id.
         self.users: dict[str, str] = {}
+        #: What ``who`` lists of each of this node's connections, by connection id.
+        self.listed: dict[str, Shared] = {}
         #: Sends ``user_left`` for the connections of a node that died; set by the server.
         self.on_departures: DepartureHandler | None = None
         self._stale = False
@@ -308,10 +322,13 @@ class RedisPresence:
         """How often this node says it is alive: three beats fit in its timeout."""
         return self.node_timeout / 3
 
-    async def join(self, email: str, connection_id: str, user: dict[str, Any]) -> int:
+    async def join(self, email: str, connection_id: str, user: dict[str, Any],
+                   client: ClientInfo) -> int:
         """Count a new connection of ``email`` on this node; returns its total on all nodes."""
         self.counts[email] += 1
         self.users[connection_id] = json.dumps(user)
+        listed = self.listed[connection_id] = Shared(
+            email, connection_id, self.node_id, user.get("display_name"), client)
         key = f"{PREFIX}presence:{email}"
         try:
             # One round trip, the total read in the same transaction; our count is set, not
@@ -319,14 +336,15 @@ class RedisPresence:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(key, self.node_id, self.counts[email])
                 pipe.hset(_users_key(self.node_id), connection_id, self.users[connection_id])
+                pipe.hset(_who_key(email), connection_id, listed.record())
                 pipe.hvals(key)
-                _, _, values = await _guard(pipe.execute())
+                *_, values = await _guard(pipe.execute())
             return _total(values)
         except StoreUnavailable:
             self.counts[email] -= 1
             if self.counts[email] <= 0:
                 del self.counts[email]
-            del self.users[connection_id]
+            del self.users[connection_id], self.listed[connection_id]
             self._stale = True  # the count may have landed: write our counts back
             raise
 
@@ -337,6 +355,7 @@ class RedisPresence:
         if local <= 0:
             del self.counts[email]
         self.users.pop(connection_id, None)
+        self.listed.pop(connection_id, None)
         key = f"{PREFIX}presence:{email}"
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
@@ -345,6 +364,7 @@ class RedisPresence:
                 else:
                     pipe.hset(key, self.node_id, local)
                 pipe.hdel(_users_key(self.node_id), connection_id)
+                pipe.hdel(_who_key(email), connection_id)
                 pipe.hvals(key)
                 *_, values = await _guard(pipe.execute())
             return _total(values)
@@ -357,11 +377,38 @@ class RedisPresence:
         if connection_id not in self.users:
             return
         self.users[connection_id] = json.dumps(user)
+        listed = self.listed[connection_id] = dataclasses.replace(
+            self.listed[connection_id], display_name=user.get("display_name"))
         try:
-            await _guard(self.redis.hset(_users_key(self.node_id), connection_id,
-                                         self.users[connection_id]))
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(_users_key(self.node_id), connection_id, self.users[connection_id])
+                pipe.hset(_who_key(listed.email), connection_id, listed.record())
+                await _guard(pipe.execute())
         except StoreUnavailable:
             self._stale = True  # the write-back carries the new name
+
+    async def connections(self, email: str, here: Iterable[Listed]) -> list[Listed]:
+        """The connections of ``email`` on every live node: this node's from ``here``, the
+        others' from Redis (one read of the user's hash, and one more to check that the
+        nodes holding them still beat). Raises :class:`StoreUnavailable`."""
+        kept = await _guard(self.redis.hgetall(_who_key(email)))
+        elsewhere = []
+        for connection_id, record in kept.items():
+            try:
+                elsewhere.append(Shared.of_record(email, str(connection_id), str(record)))
+            except ValueError as exc:
+                log.warning("ignored a malformed connection record in Redis: %s", exc)
+        # A node that stopped beating holds none, even before a beat of ours forgets it.
+        nodes = sorted({shared.node for shared in elsewhere} - {self.node_id})
+        alive = set()
+        if nodes:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for node in nodes:
+                    pipe.exists(f"{PREFIX}node:{node}")
+                beats = await _guard(pipe.execute())
+            alive = {node for node, beating in zip(nodes, beats, strict=True) if beating}
+        return [*(connection for connection in here if connection.email == email),
+                *(shared for shared in elsewhere if shared.node in alive)]
 
     async def beat(self) -> None:
         """Say this node is alive, repair our counts if needed, and count dead nodes out."""
@@ -380,9 +427,9 @@ class RedisPresence:
         self._stale = False  # a join or leave failing from here on asks for another
         gone = [key async for key in self.redis.scan_iter(match=f"{PREFIX}presence:*")
                 if key.removeprefix(f"{PREFIX}presence:") not in self.counts]
-        closed = [connection for connection
-                  in await _guard(self.redis.hkeys(_users_key(self.node_id)))
-                  if connection not in self.users]
+        recorded = await _guard(self.redis.hgetall(_users_key(self.node_id)))
+        closed = {connection: text for connection, text in recorded.items()
+                  if connection not in self.users}
         # Read the counts and queue their writes in one step: joins and leaves go on meanwhile.
         async with self.redis.pipeline(transaction=False) as pipe:
             for key in gone:
@@ -391,14 +438,23 @@ class RedisPresence:
                 pipe.hset(f"{PREFIX}presence:{email}", self.node_id, count)
             if closed:
                 pipe.hdel(_users_key(self.node_id), *closed)
+            for connection, user in _parsed(closed):
+                pipe.hdel(_who_key(user["email"]), connection)
             if self.users:
                 pipe.hset(_users_key(self.node_id), mapping=dict[Any, Any](self.users))
+            for listed in self.listed.values():
+                pipe.hset(_who_key(listed.email), listed.connection_id, listed.record())
             await _guard(pipe.execute())
 
     async def _forget(self, node: str) -> None:
+        # Its who records go before it leaves the set of nodes: should this node die
+        # midway, the next beat of any node forgets it again, whole.
+        listed = _parsed(await _guard(self.redis.hgetall(_users_key(node))))
         async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
             async for key in self.redis.scan_iter(match=f"{PREFIX}presence:*"):
                 pipe.hdel(key, node)
+            for connection, user in listed:
+                pipe.hdel(_who_key(user["email"]), connection)
             await _guard(pipe.execute())
         # Whoever removes the node takes its connections, all in one step: of all the nodes
         # that saw it die, exactly one sends user_left for them.
@@ -410,20 +466,16 @@ class RedisPresence:
         if not removed:
             return
         log.info("dropped the %d connections of node %s: it stopped beating", len(users), node)
-        departures = await self._departures(users.values())
+        departures = await self._departures(user for _, user in _parsed(users))
         if departures and self.on_departures is not None:
             await self.on_departures(departures)
 
-    async def _departures(self, users: Iterable[str]) -> list[Departure]:
+    async def _departures(self, users: Iterable[dict[str, Any]]) -> list[Departure]:
         """``user_left`` for each connection of a dead node, its count already dropped: the
         first one of a user counts the others still to go, as if they closed one by one."""
         by_email: dict[str, list[dict[str, Any]]] = {}
-        for text in users:
-            try:
-                user = json.loads(text)
-                by_email.setdefault(str(user["email"]), []).append(user)
-            except (ValueError, TypeError, KeyError):
-                log.warning("ignored a malformed connection record in Redis: %.80r", text)
+        for user in users:
+            by_email.setdefault(user["email"], []).append(user)
         async with self.redis.pipeline(transaction=False) as pipe:
             for email in by_email:
                 pipe.hvals(f"{PREFIX}presence:{email}")
@@ -460,6 +512,10 @@ class RedisPresence:
         with contextlib.suppress(StoreUnavailable, RedisError, OSError):
             for email in list(self.counts):
                 await _guard(self.redis.hdel(f"{PREFIX}presence:{email}", self.node_id))
+            async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
+                for listed in self.listed.values():
+                    pipe.hdel(_who_key(listed.email), listed.connection_id)
+                await _guard(pipe.execute())
             await _guard(self.redis.delete(_users_key(self.node_id)))
             await _guard(self.redis.delete(f"{PREFIX}node:{self.node_id}"))
             await _guard(self.redis.srem(f"{PREFIX}nodes", self.node_id))
@@ -468,6 +524,25 @@ class RedisPresence:
 def _users_key(node: str) -> str:
     """The hash of a node's connections: connection id -> its ``user`` object as JSON."""
     return f"{PREFIX}connections:{node}"
+
+
+def _who_key(email: str) -> str:
+    """The hash of a user's connections on every node: connection id -> what ``who`` lists
+    of it (:meth:`Shared.record`)."""
+    return f"{PREFIX}who:{email}"
+
+
+def _parsed(users: Mapping[Any, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The connections of a node's hash (:func:`_users_key`), each with its ``user``
+    object; a malformed record is logged and left out."""
+    parsed = []
+    for connection, text in users.items():
+        try:
+            user = json.loads(text)
+            parsed.append((str(connection), {**user, "email": str(user["email"])}))
+        except (ValueError, TypeError, KeyError):
+            log.warning("ignored a malformed connection record in Redis: %.80r", text)
+    return parsed
 
 
 def _total(counts: list[str]) -> int:

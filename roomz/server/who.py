@@ -7,6 +7,7 @@ say nothing (the published 0.4.0 client among them) are listed with kind ``null`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,12 +32,17 @@ class ClientInfo:
 
 
 class Listed(Protocol):
-    """A connection as :func:`listing` reads it (``roomz.server.chat.Connection``)."""
+    """A connection as :func:`listing` reads it: this node's (``roomz.server.chat.Connection``)
+    or another's (:class:`Shared`)."""
 
-    email: str
-    connection_id: str
-    display_name: str | None
-    client: ClientInfo
+    @property
+    def email(self) -> str: ...
+    @property
+    def connection_id(self) -> str: ...
+    @property
+    def display_name(self) -> str | None: ...
+    @property
+    def client(self) -> ClientInfo: ...
 
 
 def client_of(auth: Any) -> ClientInfo:
@@ -63,10 +69,38 @@ def client_of(auth: Any) -> ClientInfo:
     return ClientInfo(kind, name.strip() if name else None, since)
 
 
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """A connection as the nodes sharing Redis keep it for ``who``: a :class:`Listed`, and
+    the node that holds it."""
+
+    email: str
+    connection_id: str
+    node: str
+    display_name: str | None
+    client: ClientInfo
+
+    def record(self) -> str:
+        """What Redis keeps, as JSON: all but the email and the id, which are its keys."""
+        return json.dumps({"node": self.node, "display_name": self.display_name,
+                           **self.client.listed()})
+
+    @classmethod
+    def of_record(cls, email: str, connection_id: str, record: str) -> Shared:
+        """The connection :meth:`record` kept; raises ``ValueError`` for anything else."""
+        try:
+            fields = json.loads(record)
+            return cls(email, connection_id, str(fields["node"]), fields["display_name"],
+                       ClientInfo(fields["kind"], fields["name"], str(fields["since"])))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"not a connection record: {record[:80]!r}") from exc
+
+
 def listing(asking: Listed, connections: Iterable[Listed]) -> list[dict[str, Any]]:
     """The ``who`` answer's ``connections``: those of ``asking``'s user, oldest first, the
-    asking one marked ``"you": true``."""
+    asking one marked ``"you": true``; ``connections`` may come from any node."""
     mine = [c for c in connections if c.email == asking.email]
     mine.sort(key=lambda c: c.client.since)
     return [{"connection_id": c.connection_id, "display_name": c.display_name,
-             **c.client.listed(), "you": c is asking} for c in mine]
+             **c.client.listed(), "you": c.connection_id == asking.connection_id}
+            for c in mine]

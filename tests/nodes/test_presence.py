@@ -11,6 +11,7 @@ import pytest
 from roomz.server.presence import Departure, DepartureHandler
 from roomz.server.redis_state import RedisPresence, connect
 from roomz.server.unavailable import StoreUnavailable
+from roomz.server.who import ClientInfo
 
 from .redis_proc import RedisProcess
 
@@ -18,6 +19,7 @@ TIMEOUT = 5.0
 ANN = "ann@example.com"
 USER = {"id": f"user:{ANN}", "email": ANN, "display_name": None}
 BOB = {"id": "user:bob@example.com", "email": "bob@example.com", "display_name": None}
+CLIENT = ClientInfo("script", None, "2026-12-02T07:00:00+00:00")
 
 
 @pytest.fixture
@@ -33,14 +35,14 @@ async def test_joins_and_leaves_on_two_nodes_add_up(
         nodes: tuple[RedisPresence, RedisPresence]) -> None:
     """Each call answers the user's total on all nodes, counting its own change."""
     a, b = nodes
-    totals = [await asyncio.wait_for(a.join(ANN, "a1", USER), TIMEOUT),
-              await asyncio.wait_for(b.join(ANN, "b1", USER), TIMEOUT),
-              await asyncio.wait_for(a.join(ANN, "a2", USER), TIMEOUT),
+    totals = [await asyncio.wait_for(a.join(ANN, "a1", USER, CLIENT), TIMEOUT),
+              await asyncio.wait_for(b.join(ANN, "b1", USER, CLIENT), TIMEOUT),
+              await asyncio.wait_for(a.join(ANN, "a2", USER, CLIENT), TIMEOUT),
               await asyncio.wait_for(b.leave(ANN, "b1"), TIMEOUT),
               await asyncio.wait_for(a.leave(ANN, "a1"), TIMEOUT),
               await asyncio.wait_for(a.leave(ANN, "a2"), TIMEOUT)]
     assert totals == [1, 2, 3, 2, 1, 0]
-    assert await asyncio.wait_for(b.join("bob@example.com", "b2", USER), TIMEOUT) == 1
+    assert await asyncio.wait_for(b.join("bob@example.com", "b2", USER, CLIENT), TIMEOUT) == 1
 
 
 async def test_a_join_during_an_outage_fails_and_the_counts_come_back(
@@ -48,14 +50,14 @@ async def test_a_join_during_an_outage_fails_and_the_counts_come_back(
     """Redis down: join raises StoreUnavailable and counts nothing; the next beat after
     Redis is back writes this node's counts again, so the other node sees them."""
     a, b = nodes
-    assert await asyncio.wait_for(a.join(ANN, "a1", USER), TIMEOUT) == 1
+    assert await asyncio.wait_for(a.join(ANN, "a1", USER, CLIENT), TIMEOUT) == 1
     redis.kill()
     with pytest.raises(StoreUnavailable):
-        await asyncio.wait_for(a.join(ANN, "a2", USER), TIMEOUT)
+        await asyncio.wait_for(a.join(ANN, "a2", USER, CLIENT), TIMEOUT)
     assert a.counts == {"ann@example.com": 1}
     await redis.start()  # empty: the restart lost every count
     await asyncio.wait_for(a.beat(), TIMEOUT)
-    assert await asyncio.wait_for(b.join(ANN, "b1", USER), TIMEOUT) == 2
+    assert await asyncio.wait_for(b.join(ANN, "b1", USER, CLIENT), TIMEOUT) == 2
 
 
 async def test_a_beat_after_an_unnoticed_redis_restart_writes_the_counts_back(
@@ -64,11 +66,11 @@ async def test_a_beat_after_an_unnoticed_redis_restart_writes_the_counts_back(
     sees that our counts are gone and writes them back."""
     a, b = nodes
     await asyncio.wait_for(a.beat(), TIMEOUT)
-    assert await asyncio.wait_for(a.join(ANN, "a1", USER), TIMEOUT) == 1
+    assert await asyncio.wait_for(a.join(ANN, "a1", USER, CLIENT), TIMEOUT) == 1
     redis.kill()
     await redis.start()
     await asyncio.wait_for(a.beat(), TIMEOUT)
-    assert await asyncio.wait_for(b.join(ANN, "b1", USER), TIMEOUT) == 2
+    assert await asyncio.wait_for(b.join(ANN, "b1", USER, CLIENT), TIMEOUT) == 2
 
 
 async def test_the_connections_of_a_dead_node_are_announced_once(redis: RedisProcess) -> None:
@@ -88,11 +90,11 @@ async def test_the_connections_of_a_dead_node_are_announced_once(redis: RedisPro
     try:
         for node in (dead, one, two):
             await asyncio.wait_for(node.beat(), TIMEOUT)
-        await asyncio.wait_for(dead.join(ANN, "d1", USER), TIMEOUT)
-        await asyncio.wait_for(dead.join(ANN, "d2", USER), TIMEOUT)
+        await asyncio.wait_for(dead.join(ANN, "d1", USER, CLIENT), TIMEOUT)
+        await asyncio.wait_for(dead.join(ANN, "d2", USER, CLIENT), TIMEOUT)
         await asyncio.wait_for(dead.rename("d2", {**USER, "display_name": "Phone"}), TIMEOUT)
-        await asyncio.wait_for(one.join(ANN, "o1", USER), TIMEOUT)
-        await asyncio.wait_for(dead.join("bob@example.com", "d3", BOB), TIMEOUT)
+        await asyncio.wait_for(one.join(ANN, "o1", USER, CLIENT), TIMEOUT)
+        await asyncio.wait_for(dead.join("bob@example.com", "d3", BOB, CLIENT), TIMEOUT)
         await asyncio.wait_for(dead.leave("bob@example.com", "d3"), TIMEOUT)
         await clients[0].delete(f"roomz:node:{dead.node_id}")  # as if its heartbeat expired
 
@@ -104,7 +106,36 @@ async def test_the_connections_of_a_dead_node_are_announced_once(redis: RedisPro
         assert sorted((d.email, str(d.user["display_name"])) for d in departures) == [
             (ANN, "None"), (ANN, "Phone")]
         assert [d.remaining for d in departures] == [2, 1]
-        assert await asyncio.wait_for(two.join(ANN, "t1", USER), TIMEOUT) == 2
+        assert await asyncio.wait_for(two.join(ANN, "t1", USER, CLIENT), TIMEOUT) == 2
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def test_a_dead_nodes_who_records_go_with_it(redis: RedisProcess) -> None:
+    """Each node lists the others' connections of a user from Redis, names included; once
+    a node stops beating its connections are hidden, and once counted out they leave the
+    user's hash for good, the others' staying."""
+    clients = [connect(redis.url) for _ in range(2)]
+    dead, alive = (RedisPresence(client) for client in clients)
+    try:
+        for node in (dead, alive):
+            await asyncio.wait_for(node.beat(), TIMEOUT)
+        await asyncio.wait_for(dead.join(ANN, "d1", USER, CLIENT), TIMEOUT)
+        await asyncio.wait_for(alive.join(ANN, "a1", USER, CLIENT), TIMEOUT)
+        await asyncio.wait_for(alive.rename("a1", {**USER, "display_name": "Desk"}), TIMEOUT)
+
+        async def elsewhere(node: RedisPresence) -> list[tuple[str, str | None]]:
+            """What ``node`` lists from Redis: the other nodes' connections of Ann."""
+            listed = await asyncio.wait_for(node.connections(ANN, []), TIMEOUT)
+            return [(c.connection_id, c.display_name) for c in listed]
+
+        assert (await elsewhere(dead), await elsewhere(alive)) == ([("a1", "Desk")],
+                                                                   [("d1", None)])
+        await clients[0].delete(f"roomz:node:{dead.node_id}")  # as if its heartbeat expired
+        assert await elsewhere(alive) == []  # hidden at once, though not yet forgotten
+        await asyncio.wait_for(alive.beat(), TIMEOUT)
+        assert await clients[1].hkeys(f"roomz:who:{ANN}") == ["a1"]
     finally:
         for client in clients:
             await client.aclose()

@@ -10,21 +10,8 @@ import aiohttp
 
 from tests.server.proc import ServerProcess
 
-from .helpers import a_client_on_each
+from .helpers import a_client_on_each, eventually
 from .redis_proc import RedisProcess
-
-
-async def eventually(check: Callable[[], object], timeout: float = 30.0) -> None:
-    """Retry an async ``check`` until it stops raising AssertionError (bounded)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            await check()  # type: ignore[misc]
-            return
-        except AssertionError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.5)
 
 
 async def test_redis_restart_keeps_connections_and_recovers(

@@ -9,6 +9,7 @@ from typing import Any
 from roomz.server import internals
 from roomz.server.local import LocalServer
 from roomz.server.presence import Presence
+from roomz.server.who import ClientInfo
 from tests.waiting import wait_until
 
 from .hostile_clients import RawSocket, http_session
@@ -26,13 +27,14 @@ class SlowJoins(Presence):
         self.entered = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def join(self, email: str, connection_id: str, user: dict[str, Any]) -> int:
+    async def join(self, email: str, connection_id: str, user: dict[str, Any],
+                   client: ClientInfo) -> int:
         self.entered.set()
         if self.delay is not None:
             await asyncio.sleep(self.delay)
         else:
             await self.release.wait()
-        return await super().join(email, connection_id, user)
+        return await super().join(email, connection_id, user, client)
 
 
 def slow_presence(server: LocalServer, store: SlowJoins) -> SlowJoins:
