@@ -227,7 +227,7 @@ class Bot:
         except Exception as exc:
             self._failed(plugin, what, exc)
 
-    def _failed(self, plugin: str, what: str, exc: Exception) -> None:
+    def _failed(self, plugin: str, what: str, exc: BaseException) -> None:
         # The plugin's line is in the line itself: the terminal shows no traceback.
         place = self._place(plugin, exc)
         # A traceback helps with a plugin's bug, not with a connection that is down.
@@ -235,7 +235,7 @@ class Bot:
                   type(exc).__name__, exc, f" ({place})" if place else "",
                   exc_info=None if isinstance(exc, ClientError) else exc)
 
-    def _place(self, plugin: str, exc: Exception) -> str | None:
+    def _place(self, plugin: str, exc: BaseException) -> str | None:
         """``quotes.py, line 12``: the plugin's last line that ``exc`` went through."""
         view = self._views.get(plugin)
         return place_of(getattr(view.plugin.module, "__file__", None) if view else None, exc)
@@ -347,7 +347,9 @@ class Bot:
             except UsageError as exc:
                 await self._usage(view, message, command, exc)
                 return
-            except Exception as exc:  # not a cancel: a bot stopping cancels, and says nothing
+            # Not a cancel: a bot stopping cancels, and says nothing. SystemExit (argparse
+            # on words it cannot parse) would end the whole process, every bot with it.
+            except (Exception, SystemExit) as exc:
                 self._failed(view.plugin.name, what, exc)
                 await self._tell_failed(view, message, command, exc)
                 return
@@ -370,7 +372,7 @@ class Bot:
         await view.reply(message, f"Usage: {self.prefix}{command.usage}{reason}")
 
     async def _tell_failed(self, view: PluginBot, message: Message, command: Command,
-                           error: Exception) -> None:
+                           error: BaseException) -> None:
         """Tell the sender of ``message`` that ``command`` raised ``error``, in one line
         without the traceback (unless ``reply_errors`` is off). A reply that cannot go out
         is logged: it waits no longer than any reply does."""

@@ -449,13 +449,7 @@ class RedisPresence:
     async def _forget(self, node: str) -> None:
         # Its who records go before it leaves the set of nodes: should this node die
         # midway, the next beat of any node forgets it again, whole.
-        listed = _parsed(await _guard(self.redis.hgetall(_users_key(node))))
-        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
-            async for key in self.redis.scan_iter(match=f"{PREFIX}presence:*"):
-                pipe.hdel(key, node)
-            for connection, user in listed:
-                pipe.hdel(_who_key(user["email"]), connection)
-            await _guard(pipe.execute())
+        await self._drop_counts(node)
         # Whoever removes the node takes its connections, all in one step: of all the nodes
         # that saw it die, exactly one sends user_left for them.
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -469,6 +463,17 @@ class RedisPresence:
         departures = await self._departures(user for _, user in _parsed(users))
         if departures and self.on_departures is not None:
             await self.on_departures(departures)
+
+    async def _drop_counts(self, node: str) -> None:
+        """Remove ``node``'s counts and who records as Redis holds them: those of a
+        connection whose leave never reached Redis included."""
+        listed = _parsed(await _guard(self.redis.hgetall(_users_key(node))))
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
+            async for key in self.redis.scan_iter(match=f"{PREFIX}presence:*"):
+                pipe.hdel(key, node)
+            for connection, user in listed:
+                pipe.hdel(_who_key(user["email"]), connection)
+            await _guard(pipe.execute())
 
     async def _departures(self, users: Iterable[dict[str, Any]]) -> list[Departure]:
         """``user_left`` for each connection of a dead node, its count already dropped: the
@@ -510,12 +515,9 @@ class RedisPresence:
     async def leave_all(self) -> None:
         """On a clean stop: remove this node's counts, connections and heartbeat."""
         with contextlib.suppress(StoreUnavailable, RedisError, OSError):
-            for email in list(self.counts):
-                await _guard(self.redis.hdel(f"{PREFIX}presence:{email}", self.node_id))
-            async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
-                for listed in self.listed.values():
-                    pipe.hdel(_who_key(listed.email), listed.connection_id)
-                await _guard(pipe.execute())
+            # As Redis holds them: once out of the set of nodes, no node would ever remove
+            # the count of a connection that closed while Redis was away.
+            await self._drop_counts(self.node_id)
             await _guard(self.redis.delete(_users_key(self.node_id)))
             await _guard(self.redis.delete(f"{PREFIX}node:{self.node_id}"))
             await _guard(self.redis.srem(f"{PREFIX}nodes", self.node_id))

@@ -25,12 +25,12 @@ from .headless import Cli, bot_config, sign_in, user_on
 from .helpers import SAMPLES, Watcher, assert_no_reply, wait_until
 from .sample_plugins import JOURNAL, crashing, stranded
 
-#: What the person sees when ``!crash`` raises (crashing.py divides by zero on line 18).
-CRASHED = ("Sorry, !crash failed: ZeroDivisionError in crashing.py, line 18 (the bot's log "
+#: What the person sees when ``!crash`` raises (crashing.py divides by zero on line 20).
+CRASHED = ("Sorry, !crash failed: ZeroDivisionError in crashing.py, line 20 (the bot's log "
            "has the details).")
 #: The bot's log line for it, as it was before the bot answered failures.
 LOGGED = (r"ERROR roomz_bots: bot roller: plugin crashing failed in command !crash: "
-          r"ZeroDivisionError: division by zero \(crashing\.py, line 18\)$")
+          r"ZeroDivisionError: division by zero \(crashing\.py, line 20\)$")
 
 
 async def runner_with_crashing(tmp_path: Path, server: RestartableServer,
@@ -78,6 +78,24 @@ async def test_the_person_who_typed_a_failing_command_is_told_in_one_line(
 
     await roll_after(user, "Roller")  # the hook raised on "!crash" too: no reply for that
     assert said_by(user, "Roller")[:-1] == [CRASHED]
+
+
+async def test_a_command_that_exits_is_a_failure_and_the_runner_goes_on(
+        tmp_path: Path, server_process: RestartableServer, headless: Callable[..., Any],
+        watchers: Callable[..., Any]) -> None:
+    """A command parses its words with argparse, which calls ``sys.exit`` on words it cannot
+    parse: the person is told as for any failure, and the runner, with every bot it runs,
+    goes on (SystemExit escaping the command's task would end the whole process)."""
+    cli = await runner_with_crashing(tmp_path, server_process, headless)
+    user = await user_on(server_process, watchers)
+
+    await user.client.send("!parse --count many")
+    reply = await user.wait_for(lambda m: m.display_name == "Roller", what="the bot's answer")
+    assert reply.text == ("Sorry, !parse failed: SystemExit in crashing.py, line 28 (the "
+                          "bot's log has the details).")
+    await cli.wait_for_line(r"plugin crashing failed in command !parse: SystemExit: 2 "
+                            r"\(crashing\.py, line 28\)$")
+    await roll_after(user, "Roller")
 
 
 async def test_reply_errors_false_leaves_the_chat_quiet_and_the_log_as_it_was(

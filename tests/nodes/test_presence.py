@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +140,30 @@ async def test_a_dead_nodes_who_records_go_with_it(redis: RedisProcess) -> None:
     finally:
         for client in clients:
             await client.aclose()
+
+
+async def test_a_node_stopped_after_an_outage_leaves_nothing_of_its_own_behind(
+        tmp_path: Path) -> None:
+    """A connection closes while Redis is away (which keeps its data: append-only file),
+    and the node stops before its next beat wrote its state back: the clean stop still
+    takes that connection's count and who record with it, which no other node would
+    ever remove (a stopped node is no longer among those counted out)."""
+    async with RedisProcess(persistent_dir=tmp_path) as redis:
+        clients = [connect(redis.url) for _ in range(2)]
+        stopping, staying = (RedisPresence(client) for client in clients)
+        try:
+            for node in (stopping, staying):
+                await asyncio.wait_for(node.beat(), TIMEOUT)
+            await asyncio.wait_for(stopping.join(ANN, "s1", USER, CLIENT), TIMEOUT)
+            redis.kill()
+            with pytest.raises(StoreUnavailable):
+                await asyncio.wait_for(stopping.leave(ANN, "s1"), TIMEOUT)
+            await redis.start()  # s1 is still recorded, as its leave never reached Redis
+            await asyncio.wait_for(stopping.leave_all(), TIMEOUT)
+            await asyncio.wait_for(staying.beat(), TIMEOUT)
+
+            assert await asyncio.wait_for(staying.join(ANN, "t1", USER, CLIENT), TIMEOUT) == 1
+            assert await clients[1].hkeys(f"roomz:who:{ANN}") == ["t1"]
+        finally:
+            for client in clients:
+                await client.aclose()
