@@ -22,7 +22,7 @@ from roomz.limits import split_text
 from . import dispatch
 from .clock import Clock
 from .commands import Command, UsageError
-from .failures import command_failed, place_of
+from .failures import PLUGIN_FAILURES, command_failed, place_of
 from .flood import ReplyDropped, TokenBucket
 from .message import Message
 from .origins import Origins
@@ -210,7 +210,7 @@ class Bot:
         """Call one plugin function, isolated: what it raises is logged, what it returns run."""
         try:
             result = func(*args)
-        except Exception as exc:
+        except PLUGIN_FAILURES as exc:
             self._failed(plugin, what, exc)
             return
         if result is not None:
@@ -224,7 +224,7 @@ class Bot:
     async def _finish(self, plugin: str, what: str, awaitable: Awaitable[Any]) -> None:
         try:
             await awaitable
-        except Exception as exc:
+        except PLUGIN_FAILURES as exc:
             self._failed(plugin, what, exc)
 
     def _failed(self, plugin: str, what: str, exc: BaseException) -> None:
@@ -347,9 +347,7 @@ class Bot:
             except UsageError as exc:
                 await self._usage(view, message, command, exc)
                 return
-            # Not a cancel: a bot stopping cancels, and says nothing. SystemExit (argparse
-            # on words it cannot parse) would end the whole process, every bot with it.
-            except (Exception, SystemExit) as exc:
+            except PLUGIN_FAILURES as exc:  # not a cancel: a bot stopping says nothing
                 self._failed(view.plugin.name, what, exc)
                 await self._tell_failed(view, message, command, exc)
                 return

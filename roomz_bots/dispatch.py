@@ -13,8 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .failures import PLUGIN_FAILURES
+
 #: ``(plugin, hook, exception)``: an implementation raised.
-OnFailure = Callable[[str, str, Exception], None]
+OnFailure = Callable[[str, str, BaseException], None]
 #: ``(plugin, hook, result)``: an implementation returned something (a coroutine, say).
 OnResult = Callable[[str, str, Any], None]
 
@@ -59,7 +61,7 @@ def caller(hook: str, implementations: Sequence[Implementation], failed: OnFailu
         for function, bot, plugin in calls:
             try:
                 result = function(bot, payload)
-            except Exception as exc:
+            except PLUGIN_FAILURES as exc:
                 failed(plugin, hook, exc)
                 continue
             if result is not None:

@@ -14,6 +14,11 @@ from __future__ import annotations
 import traceback
 from pathlib import Path
 
+#: What a plugin's code may raise that is its own failure, not the end of the process:
+#: any ``Exception``, and ``SystemExit`` (``sys.exit()``, or argparse on words it cannot
+#: parse), which would end the runner or the terminal, every bot in it. A cancel and
+#: Ctrl-C (``KeyboardInterrupt``) still go through.
+PLUGIN_FAILURES = (Exception, SystemExit)
 #: An exception's type name is cut to this many characters in a reply (a class may be
 #: made at run time with any name).
 TYPE_NAME_MAX = 60

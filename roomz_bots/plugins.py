@@ -23,6 +23,7 @@ import pluggy
 from . import builtin_help, hookspecs
 from .commands import Command
 from .conversion import ConversionError, convert
+from .failures import PLUGIN_FAILURES
 
 ENTRY_POINT_GROUP = "roomz.plugins"
 BUILTIN = {"help": builtin_help}
@@ -159,7 +160,7 @@ def _import(name: str, base_dir: Path) -> ModuleType:
     for entry in entry_points(group=ENTRY_POINT_GROUP, name=name):
         try:
             loaded = entry.load()
-        except Exception as exc:
+        except PLUGIN_FAILURES as exc:
             raise PluginError(f"plugin {name!r}: import failed: "
                               f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(loaded, ModuleType):
@@ -193,7 +194,7 @@ def _is_path(name: str) -> bool:
 def _run_import(name: str, module_name: str) -> ModuleType:
     try:
         return importlib.import_module(module_name)
-    except Exception as exc:
+    except PLUGIN_FAILURES as exc:
         raise PluginError(f"plugin {name!r}: import failed: {type(exc).__name__}: {exc}") from exc
 
 
@@ -217,7 +218,7 @@ def _import_path(name: str, path: Path) -> ModuleType:
     sys.modules[module_name] = module  # so the plugin's own submodules can import each other
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except PLUGIN_FAILURES as exc:
         del sys.modules[module_name]
         raise PluginError(f"plugin {name!r}: import failed: {type(exc).__name__}: {exc}") from exc
     return module

@@ -20,6 +20,7 @@ from typing import Any
 from roomz.awaitables import await_me_maybe
 
 from .clock import Clock
+from .failures import PLUGIN_FAILURES
 
 log = logging.getLogger("roomz_bots")
 
@@ -133,7 +134,7 @@ class Scheduler:
     async def _call(self, job: Job) -> None:
         try:
             await await_me_maybe(job.func())
-        except Exception:
+        except PLUGIN_FAILURES:
             log.exception("scheduled job %s of plugin %s raised",
                           getattr(job.func, "__qualname__", job.func), job.owner or "?")
 

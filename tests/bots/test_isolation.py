@@ -23,6 +23,7 @@ from .sample_plugins import (
     misspelled,
     obstinate,
     plain_settings,
+    quitter,
     recorder_sync,
     sleepy,
     stubborn,
@@ -64,6 +65,42 @@ async def test_a_raising_hook_is_logged_and_the_others_still_run(
 
         await chat.say("!roll")
         assert (await chat.reply()).text.startswith("🎲 1d6: ")
+
+
+async def test_sys_exit_in_a_hook_or_a_job_is_a_failure_not_the_end_of_the_process(
+        caplog: pytest.LogCaptureFixture, watchers: Callable[..., Any]) -> None:
+    """``sys.exit()`` in a plain hook, a coroutine hook or a scheduled job is logged like
+    any failure; the process and the bot go on (it ended them, every bot in the process)."""
+    caplog.set_level(logging.ERROR)
+    async with BotHarness([quitter, "dice"]) as chat:
+        await chat.say("quit in a plain hook")
+        await wait_until(lambda: logged(caplog, "quitter", "on_message", "SystemExit",
+                                        "plain hook", "(quitter.py, line 11)"),
+                         what="the plain hook's exit in the log")
+
+        token = (await chat.server.request_link(chat.email)).token
+        other = await watchers(chat.server.url, token)
+        await wait_until(lambda: logged(caplog, "quitter", "on_user_joined", "SystemExit"),
+                         what="the coroutine hook's exit in the log")
+        await other.client.disconnect()
+
+        await chat.say("!later")
+        assert (await chat.reply()).text == "Scheduled."
+        await chat.advance(60)
+        await wait_until(lambda: any("scheduled job" in line and "quitter" in line
+                                     for line in failures(caplog)),
+                         what="the job's exit in the log")
+
+        await chat.say("!roll")
+        assert (await chat.reply()).text.startswith("🎲 1d6: ")
+
+
+def test_a_plugin_that_exits_as_it_is_imported_is_a_load_error(tmp_path: Any) -> None:
+    """A plugin file calling ``sys.exit()`` at import is a PluginError naming it, not the end
+    of the runner."""
+    (tmp_path / "leaver.py").write_text("import sys\nsys.exit('no config here')\n")
+    with pytest.raises(PluginError, match=r"leaver.*import failed: SystemExit: no config here"):
+        load_plugin("leaver.py", base_dir=tmp_path)
 
 
 async def test_a_raising_command_is_logged_and_the_bot_keeps_answering(
