@@ -121,7 +121,10 @@ class RedisQuestions:
         local deadline = redis.call('ZSCORE', KEYS[2], ARGV[1])
         if not deadline then return false end
         local record = close(ARGV[3], ARGV[2])
-        if not record then return false end
+        if not record then  -- its question is gone (evicted, deleted): never due again
+            redis.call('ZREM', KEYS[2], ARGV[1])
+            return false
+        end
         return {record, deadline}"""
     # ARGV: id
     WITHDRAW = _CLOCK + _CLOSE + """

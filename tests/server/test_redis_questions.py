@@ -110,3 +110,26 @@ async def test_an_answer_after_the_deadline_hears_it_timed_out_before_any_sweep(
         (timeout,) = delivered.messages
         assert (timeout["answer_to"], timeout["answers"], timeout["user"]) == ("q1", ["2"],
                                                                                ASKER)
+
+
+async def test_a_deadline_without_its_question_is_dropped_by_the_sweep() -> None:
+    """A deadline whose question Redis no longer holds (its keys evicted apart under an
+    ``allkeys`` eviction policy, or deleted by hand) is dropped by the first sweep that
+    finds it due, sending nothing, instead of being found due again at once, forever, a
+    busy loop on every node; questions then time out as before."""
+    async with on_redis() as (_, redis):
+        await redis.zadd("roomz:questions:deadlines", {"gone": 0})
+        delivered = Delivered()
+        questions = RedisQuestions(redis, delivered, sweep_seconds=60)
+        await questions.open()
+        try:
+            async def dropped() -> None:
+                while await redis.zscore("roomz:questions:deadlines", "gone") is not None:
+                    await asyncio.sleep(0.05)
+
+            await asyncio.wait_for(dropped(), 5)
+            await questions.ask("q1", ALICE, ASKER, "connection-1", {**DATA, "timeout": 0.2})
+            await asyncio.wait_for(delivered.arrived.wait(), 5)
+            assert [m["answer_to"] for m in delivered.messages] == ["q1"]
+        finally:
+            await questions.close()
