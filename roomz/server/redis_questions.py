@@ -121,7 +121,10 @@ class RedisQuestions:
         local deadline = redis.call('ZSCORE', KEYS[2], ARGV[1])
         if not deadline then return false end
         local record = close(ARGV[3], ARGV[2])
-        if not record then return false end
+        if not record then  -- its question is gone (evicted, deleted): never due again
+            redis.call('ZREM', KEYS[2], ARGV[1])
+            return false
+        end
         return {record, deadline}"""
     # ARGV: id
     WITHDRAW = _CLOCK + _CLOSE + """
@@ -157,6 +160,7 @@ class RedisQuestions:
         self._due_sooner = asyncio.Event()  # set: sweep now, not at the planned time
         self._wake_at = math.inf  # when the sweeper wakes next (the loop's clock)
         self._undo_later: list[rules.Undo] = []  # undone while Redis was unreachable
+        self._undoing = asyncio.Lock()  # each undo kept for later is done once
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -171,6 +175,7 @@ class RedisQuestions:
         :class:`~roomz.server.rich_messages.Refused` (429) when ``email`` has too many
         questions open on all nodes, :class:`StoreUnavailable` when Redis is unreachable
         (then nothing changed)."""
+        await self._undo_pending()  # questions withdrawn while Redis was away count no more
         record = json.dumps({"email": email, "asker": asker, "connection_id": connection_id,
                              "data": data})
         outcome = await self._run(self._ask, message_id, record, email, data["timeout"],
@@ -192,6 +197,7 @@ class RedisQuestions:
         a poll this connection answered (409); :class:`StoreUnavailable` when Redis is
         unreachable (then nothing changed).
         """
+        await self._undo_pending()  # else a retry hears 410 or 409 for an answer undone
         question_id = fields["answer_to"]
         async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
             pipe.hget(f"{KEYS}open", question_id)
@@ -235,8 +241,17 @@ class RedisQuestions:
                         "Redis answers again", exc)
             self._undo_later.append(undo)
 
+    async def _undo_pending(self) -> None:
+        """Do the undos kept while Redis was unreachable, oldest first; raises
+        :class:`StoreUnavailable`, keeping those left, while it still is."""
+        async with self._undoing:  # done twice, a reopening could undo a later answer
+            while self._undo_later:
+                await self._undo_later[0]()
+                self._undo_later.pop(0)
+
     async def close(self) -> None:
-        """Stop sweeping, letting a sweep under way finish (its timeouts are claimed)."""
+        """Stop sweeping, letting a sweep under way finish (its timeouts are claimed); do
+        the undos kept for later, if Redis answers."""
         self._stopping = True
         self._due_sooner.set()
         # Bounded: redis-py may swallow a cancellation; the loop then ends at its next turn.
@@ -244,6 +259,12 @@ class RedisQuestions:
                 and not (await asyncio.wait({self._sweeper}, timeout=STOP_SECONDS))[0]:
             self._sweeper.cancel()
             await asyncio.wait({self._sweeper}, timeout=STOP_SECONDS)
+        try:  # the sweep that would do them has stopped
+            await self._undo_pending()
+        except StoreUnavailable as exc:
+            log.warning("%d change(s) of questions not undone as the server stops (%s): a "
+                        "question withdrawn stays open, an answer refused stays taken",
+                        len(self._undo_later), exc)
 
     async def _sweep_until_closed(self) -> None:
         """Sweep the deadlines until :meth:`close`; Redis outages are logged, not raised."""
@@ -252,9 +273,7 @@ class RedisQuestions:
             self._due_sooner.clear()
             self._wake_at = math.inf  # a question asked during the sweep sweeps again
             try:
-                while self._undo_later:
-                    await self._undo_later[0]()
-                    self._undo_later.pop(0)
+                await self._undo_pending()
                 wait = await self._sweep()
             except StoreUnavailable as exc:
                 quiet.warning("question sweep", "cannot time questions out: %s; trying "

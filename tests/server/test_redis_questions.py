@@ -19,7 +19,7 @@ from roomz.server.rich_messages import Refused
 from roomz.server.unavailable import StoreUnavailable
 from tests.nodes.redis_proc import RedisProcess
 
-from .test_question_store import ALICE, ASKER, DATA, Delivered, answer
+from .test_question_store import ALICE, ASKER, DATA, POLL, Delivered, answer
 
 
 @asynccontextmanager
@@ -110,3 +110,67 @@ async def test_an_answer_after_the_deadline_hears_it_timed_out_before_any_sweep(
         (timeout,) = delivered.messages
         assert (timeout["answer_to"], timeout["answers"], timeout["user"]) == ("q1", ["2"],
                                                                                ASKER)
+
+
+async def test_a_retry_through_the_same_node_finds_its_answer_undone(tmp_path: Path) -> None:
+    """Answers are taken, then Redis goes away before their messages are kept: the person
+    is told to try again shortly. Redis is back, and the retries, through the same node
+    (a connection stays on its node), are taken, though that node's sweep (every 60 s
+    here) has not come round yet: the undos kept for later are done first; else the
+    question would be 410 "answered already" and the poll 409, for answers nobody saw."""
+    async with on_redis(tmp_path) as (process, redis):
+        questions = RedisQuestions(redis, Delivered(), sweep_seconds=60)
+        await questions.open()
+        try:
+            await questions.ask("q1", ALICE, ASKER, "connection-1", DATA)
+            await questions.ask("p1", ALICE, ASKER, "connection-1", POLL)
+            take_back = await questions.answer(ALICE, "connection-2", answer("q1"))
+            take_back_poll = await questions.answer(ALICE, "connection-2", answer("p1"))
+            process.kill()
+            await take_back()  # kept for later: the message is refused all the same
+            await take_back_poll()
+            await process.start()
+            await questions.answer(ALICE, "connection-2", answer("q1"))
+            await questions.answer(ALICE, "connection-2", answer("p1"))
+        finally:
+            await questions.close()
+
+
+async def test_a_change_undone_while_redis_was_away_is_undone_as_the_node_stops(
+        tmp_path: Path) -> None:
+    """A question is asked, Redis goes away before its message is kept, and comes back;
+    the node stops before its sweep (every 60 s here) has come round: stopping withdraws
+    the question all the same, so it neither stays open nor times out later."""
+    async with on_redis(tmp_path) as (process, redis):
+        questions = RedisQuestions(redis, Delivered(), sweep_seconds=60)
+        await questions.open()
+        withdraw = await questions.ask("q1", ALICE, ASKER, "connection-1", DATA)
+        process.kill()
+        await withdraw()  # kept for later
+        await process.start()
+        await questions.close()
+        assert not await redis.hexists("roomz:questions:open", "q1")
+        assert await redis.hlen("roomz:questions:per-user") == 0
+
+
+async def test_a_deadline_without_its_question_is_dropped_by_the_sweep() -> None:
+    """A deadline whose question Redis no longer holds (its keys evicted apart under an
+    ``allkeys`` eviction policy, or deleted by hand) is dropped by the first sweep that
+    finds it due, sending nothing, instead of being found due again at once, forever, a
+    busy loop on every node; questions then time out as before."""
+    async with on_redis() as (_, redis):
+        await redis.zadd("roomz:questions:deadlines", {"gone": 0})
+        delivered = Delivered()
+        questions = RedisQuestions(redis, delivered, sweep_seconds=60)
+        await questions.open()
+        try:
+            async def dropped() -> None:
+                while await redis.zscore("roomz:questions:deadlines", "gone") is not None:
+                    await asyncio.sleep(0.05)
+
+            await asyncio.wait_for(dropped(), 5)
+            await questions.ask("q1", ALICE, ASKER, "connection-1", {**DATA, "timeout": 0.2})
+            await asyncio.wait_for(delivered.arrived.wait(), 5)
+            assert [m["answer_to"] for m in delivered.messages] == ["q1"]
+        finally:
+            await questions.close()
