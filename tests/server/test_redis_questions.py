@@ -174,3 +174,95 @@ async def test_a_deadline_without_its_question_is_dropped_by_the_sweep() -> None
             assert [m["answer_to"] for m in delivered.messages] == ["q1"]
         finally:
             await questions.close()
+
+
+
+class LostReplies:
+    """A loopback proxy in front of Redis that, once armed with a marker, lets the next
+    command holding it reach Redis, then drops its reply with the connection: a link cut
+    between Redis running a command and the node hearing its answer."""
+
+    def __init__(self, redis_port: int) -> None:
+        self.redis_port = redis_port
+        self.marker: bytes | None = None
+        self.dropped = asyncio.Event()
+        self._server: asyncio.Server | None = None
+
+    def arm(self, marker: bytes) -> None:
+        """Drop the reply to the next command that holds ``marker``."""
+        self.marker = marker
+        self.dropped.clear()
+
+    async def __aenter__(self) -> int:
+        self._server = await asyncio.start_server(self._link, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _link(self, client_in: asyncio.StreamReader,
+                    client_out: asyncio.StreamWriter) -> None:
+        redis_in, redis_out = await asyncio.open_connection("127.0.0.1", self.redis_port)
+        cut = asyncio.Event()
+
+        async def up() -> None:
+            while data := await client_in.read(65536):
+                if self.marker is not None and self.marker in data:
+                    self.marker = None
+                    cut.set()  # Redis runs it; its reply, read below, is not passed on
+                    self.dropped.set()
+                redis_out.write(data)
+                await redis_out.drain()
+
+        async def down() -> None:  # ends with the first reply after the cut
+            while (data := await redis_in.read(65536)) and not cut.is_set():
+                client_out.write(data)
+                await client_out.drain()
+
+        tasks = {asyncio.ensure_future(up()), asyncio.ensure_future(down())}
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        client_out.close()
+        redis_out.close()
+
+
+async def test_a_change_whose_reply_was_lost_is_not_made_twice() -> None:
+    """The link to Redis is cut after Redis ran a change and before the node heard its
+    reply; redis-py sends the change again on a new connection. The run sent again gets
+    the first run's reply: the person hears their answer taken (not 410 "answered
+    already", their answer lost), and a timeout claimed is sent (not lost)."""
+    async with on_redis() as (process, direct):
+        proxy = LostReplies(process.port)
+        async with proxy as port:
+            redis = redis_state.connect(f"redis://127.0.0.1:{port}/0")
+            delivered = Delivered()
+            questions = RedisQuestions(redis, delivered, sweep_seconds=60)
+            await questions.open()
+            try:
+                # Redis runs a script it has seen before: one answer, one timeout.
+                for question in ("answered", "q1"):
+                    await questions.ask(question, ALICE, ASKER, "connection-1", DATA)
+                await questions.answer(ALICE, "connection-3", answer("answered"))
+                await questions.ask("timed-out", ALICE, ASKER, "connection-1",
+                                    {**DATA, "timeout": 0.1})
+                await asyncio.wait_for(delivered.arrived.wait(), 10)
+                delivered.arrived.clear()
+
+                proxy.arm(b"connection-2")
+                await asyncio.wait_for(
+                    questions.answer(ALICE, "connection-2", answer("q1")), 10)
+                assert proxy.dropped.is_set()
+                assert await direct.hget("roomz:questions:closed", "q1") == \
+                    f"{ALICE} answered already"
+
+                proxy.arm(b"it timed out")  # the sweep's claim of a question due
+                await questions.ask("t1", ALICE, ASKER, "connection-1",
+                                    {**DATA, "timeout": 0.2})
+                await asyncio.wait_for(delivered.arrived.wait(), 10)
+                assert proxy.dropped.is_set()
+                assert [m["answer_to"] for m in delivered.messages] == ["timed-out", "t1"]
+            finally:
+                await questions.close()
+                await redis.aclose()
