@@ -35,7 +35,6 @@ import functools
 import json
 import logging
 import math
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -45,7 +44,7 @@ from redis.commands.core import AsyncScript
 from . import question_rules as rules
 from .question_store import REMEMBERED_CLOSED, OpenQuestion
 from .quiet_log import QuietLog
-from .redis_state import _CLOCK, PREFIX, _guard
+from .redis_state import _CLOCK, PREFIX, _guard, once, run_key
 from .unavailable import StoreUnavailable
 
 log = logging.getLogger("roomz.server")
@@ -56,11 +55,9 @@ KEYS = f"{PREFIX}questions:"
 SWEEP_BATCH = 100
 #: How long stopping waits for a sweep under way (a Redis call times out in 2 s).
 STOP_SECONDS = 3.0
-#: How long Redis keeps a script's reply for a retry of the same run (redis-py retries at once).
-ATTEMPT_SECONDS = 60
 
 # Every script touching one question gets its keys in this order (:meth:`_keys`), and the
-# question's id as ARGV[1]; KEYS[7] names this run, for :func:`_once`.
+# question's id as ARGV[1]; the last key names the run (``redis_state.once``).
 _CLOSE = """
 local function close(why, remembered)
     local record = redis.call('HGET', KEYS[1], ARGV[1])
@@ -158,7 +155,7 @@ class RedisQuestions:
         self.on_unreachable = on_unreachable
         self._deliver = deliver
         self._ask, self._answer, self._time_out, self._withdraw, self._reopen = (
-            redis.register_script(_once(script)) for script in (
+            redis.register_script(once(script)) for script in (
                 self.ASK, self.ANSWER, self.TIME_OUT, self.WITHDRAW, self.REOPEN))
         self._due = redis.register_script(self.DUE)
         self._due_sooner = asyncio.Event()  # set: sweep now, not at the planned time
@@ -308,8 +305,7 @@ class RedisQuestions:
 
     async def _run(self, script: AsyncScript, question_id: str, *args: Any) -> Any:
         """Run ``script`` on the question's keys, with its id as ARGV[1], once."""
-        run = f"{KEYS}attempt:{uuid.uuid4().hex}"
-        return await self._guarded(script(keys=[*_keys(question_id), run],
+        return await self._guarded(script(keys=[*_keys(question_id), run_key()],
                                           args=[question_id, *args]))
 
     async def _guarded(self, call: Awaitable[Any]) -> Any:
@@ -318,22 +314,6 @@ class RedisQuestions:
         except StoreUnavailable:
             self.on_unreachable()
             raise
-
-
-def _once(script: str) -> str:
-    """``script``, run once however often it is sent: redis-py sends a command again when
-    the connection drops before its reply came, and a second run would find its own change
-    done (a taken answer would hear 410, a claimed timeout go unsent). The first run keeps
-    its reply under KEYS[7], the name of this run, and a run sent again gets that reply."""
-    return f"""
-local function run()
-{script}
-end
-local first = redis.call('GET', KEYS[7])
-if first then return cjson.decode(first) end
-local reply = run()
-redis.call('SET', KEYS[7], cjson.encode(reply), 'EX', {ATTEMPT_SECONDS})
-return reply"""
 
 
 def _keys(question_id: str) -> list[str]:

@@ -90,6 +90,32 @@ def connect(url: str) -> aioredis.Redis:
 
 #: Redis's own clock, so that nodes whose clocks differ agree on every link's times.
 _CLOCK = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1e6 "
+#: How long Redis keeps the reply of a :func:`once` script's run, for that run sent again.
+RUN_REPLY_SECONDS = 60
+
+
+def once(script: str) -> str:
+    """``script``, run once however often it is sent. redis-py sends a command again when
+    the connection drops before its reply came (``CLIENT_OPTIONS``' retry), and a second
+    run would find its own change made: a link used up, an answer taken. The first run
+    keeps its reply under its last key, which names the run (:func:`run_key`); a run sent
+    again gets that reply."""
+    return f"""
+local function run()
+{script}
+end
+local first = redis.call('GET', KEYS[#KEYS])
+if first then return cjson.decode(first) end
+local reply = run()
+redis.call('SET', KEYS[#KEYS], cjson.encode(reply), 'EX', {RUN_REPLY_SECONDS})
+return reply"""
+
+
+def run_key() -> str:
+    """A new name for one run of a :func:`once` script: its last key."""
+    return f"{PREFIX}run:{secrets.token_hex(16)}"
+
+
 #: Is the link in KEYS[1] open (nobody used it, not expired)? ``h`` holds email, status, expires.
 _OPEN = "h[1] and h[2] == 'pending' and now < tonumber(h[3])"
 
@@ -152,10 +178,11 @@ class RedisMagicLinks:
         self.lifetime_seconds = lifetime_seconds
         self._create = redis.register_script(self.CREATE)
         self._peek = redis.register_script(self.PEEK)
-        self._redeem = redis.register_script(self.REDEEM)
-        self._confirm = redis.register_script(self.CONFIRM)
-        self._poll = redis.register_script(self.POLL)
-        self._collect = redis.register_script(self.COLLECT)
+        # Each a change that, made twice, would answer the second time as if made by another.
+        self._redeem = redis.register_script(once(self.REDEEM))
+        self._confirm = redis.register_script(once(self.CONFIRM))
+        self._poll = redis.register_script(once(self.POLL))
+        self._collect = redis.register_script(once(self.COLLECT))
 
     @staticmethod
     def _link_key(token: str) -> str:
@@ -179,12 +206,12 @@ class RedisMagicLinks:
 
     async def redeem(self, token: str, by: Status = Status.TOKEN) -> str | None:
         """Use up ``token``; its email, or None when unknown, used or expired."""
-        email = await _guard(self._redeem(keys=[self._link_key(token)], args=[by.value]))
+        email = await _guard(self._redeem(keys=[self._link_key(token), run_key()], args=[by.value]))
         return str(email) if email else None
 
     async def confirm(self, token: str, code: str) -> Confirmed:
         """Approve the sign-in when ``code`` is its code; count a wrong one."""
-        answer = await _guard(self._confirm(keys=[self._link_key(token)],
+        answer = await _guard(self._confirm(keys=[self._link_key(token), run_key()],
                                             args=[typed_code(code), MAX_WRONG_CODES]))
         outcome = Confirmation(answer[0])
         email = str(answer[1]) if len(answer) > 1 else ""
@@ -195,13 +222,13 @@ class RedisMagicLinks:
         key = await self._key_of(sign_in_id)
         if key is None:
             return Polled(Status.UNKNOWN)
-        answer = await _guard(self._poll(keys=[key], args=[min_gap]))
+        answer = await _guard(self._poll(keys=[key, run_key()], args=[min_gap]))
         return Polled(Status(answer[0]), str(answer[1]) if len(answer) > 1 else "")
 
     async def collect(self, sign_in_id: str) -> bool:
         """Approved -> collected, once, whichever node asks."""
         key = await self._key_of(sign_in_id)
-        return key is not None and bool(await _guard(self._collect(keys=[key])))
+        return key is not None and bool(await _guard(self._collect(keys=[key, run_key()])))
 
     async def _key_of(self, sign_in_id: str) -> str | None:
         """The key of the link whose sign-in is ``sign_in_id``, or None."""

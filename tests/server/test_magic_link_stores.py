@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 import pytest
 
@@ -16,13 +17,16 @@ from roomz.server.magic_links import (
     Confirmed,
     MagicLinks,
     MagicLinkStore,
+    NewLink,
     Status,
     show_code,
 )
+from tests.faults.proxy import LostReplies
 from tests.nodes.redis_proc import RedisProcess
 
 ALICE = "alice@example.com"
 LIFETIME = 900.0
+T = TypeVar("T")
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -155,3 +159,42 @@ async def test_racing_uses_of_one_link_let_exactly_one_win(store: MagicLinkStore
     winners += [r for r in results if isinstance(r, Confirmed)
                 and r.outcome is Confirmation.APPROVED]
     assert len(winners) == 1, results
+
+
+
+async def test_a_step_whose_reply_was_lost_is_made_once() -> None:
+    """Redis made a step of a sign-in and the link dropped before the node heard its reply;
+    redis-py sends the step again. The run sent again gets the first run's reply: the
+    person who clicked the link is signed in (not told it was used), a right code
+    approves, a poll is pending (not "slow down"), and the approved sign-in is collected
+    (not lost)."""
+    async with RedisProcess() as redis:
+        proxy = LostReplies(redis.port)
+        async with proxy as port:
+            client = redis_state.connect(f"redis://127.0.0.1:{port}/0")
+            links = redis_state.RedisMagicLinks(client, LIFETIME)
+
+            async def lost_reply(link: NewLink, step: Awaitable[T]) -> T:
+                proxy.arm(links._link_key(link.token).encode())  # the step's own key
+                result = await asyncio.wait_for(step, 10)
+                assert proxy.dropped.is_set()
+                return result
+
+            try:
+                for warm_up in (await links.create(ALICE), await links.create(ALICE)):
+                    await links.poll(warm_up.sign_in_id, 0)  # each script loaded before
+                    await links.confirm(warm_up.token, warm_up.code)
+                    await links.collect(warm_up.sign_in_id)
+                    await links.redeem(warm_up.token)
+
+                clicked = await links.create(ALICE)
+                assert await lost_reply(clicked, links.redeem(clicked.token)) == ALICE
+
+                typed = await links.create(ALICE)
+                polled = await lost_reply(typed, links.poll(typed.sign_in_id, 60))
+                assert polled.status is Status.PENDING
+                confirmed = await lost_reply(typed, links.confirm(typed.token, typed.code))
+                assert confirmed.outcome is Confirmation.APPROVED
+                assert await lost_reply(typed, links.collect(typed.sign_in_id)) is True
+            finally:
+                await client.aclose()

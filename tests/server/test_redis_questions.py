@@ -17,6 +17,7 @@ from roomz.server.question_store import REMEMBERED_CLOSED
 from roomz.server.redis_questions import RedisQuestions
 from roomz.server.rich_messages import Refused
 from roomz.server.unavailable import StoreUnavailable
+from tests.faults.proxy import LostReplies
 from tests.nodes.redis_proc import RedisProcess
 
 from .test_question_store import ALICE, ASKER, DATA, POLL, Delivered, answer
@@ -175,57 +176,6 @@ async def test_a_deadline_without_its_question_is_dropped_by_the_sweep() -> None
         finally:
             await questions.close()
 
-
-
-class LostReplies:
-    """A loopback proxy in front of Redis that, once armed with a marker, lets the next
-    command holding it reach Redis, then drops its reply with the connection: a link cut
-    between Redis running a command and the node hearing its answer."""
-
-    def __init__(self, redis_port: int) -> None:
-        self.redis_port = redis_port
-        self.marker: bytes | None = None
-        self.dropped = asyncio.Event()
-        self._server: asyncio.Server | None = None
-
-    def arm(self, marker: bytes) -> None:
-        """Drop the reply to the next command that holds ``marker``."""
-        self.marker = marker
-        self.dropped.clear()
-
-    async def __aenter__(self) -> int:
-        self._server = await asyncio.start_server(self._link, "127.0.0.1", 0)
-        return int(self._server.sockets[0].getsockname()[1])
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._server is not None
-        self._server.close()
-
-    async def _link(self, client_in: asyncio.StreamReader,
-                    client_out: asyncio.StreamWriter) -> None:
-        redis_in, redis_out = await asyncio.open_connection("127.0.0.1", self.redis_port)
-        cut = asyncio.Event()
-
-        async def up() -> None:
-            while data := await client_in.read(65536):
-                if self.marker is not None and self.marker in data:
-                    self.marker = None
-                    cut.set()  # Redis runs it; its reply, read below, is not passed on
-                    self.dropped.set()
-                redis_out.write(data)
-                await redis_out.drain()
-
-        async def down() -> None:  # ends with the first reply after the cut
-            while (data := await redis_in.read(65536)) and not cut.is_set():
-                client_out.write(data)
-                await client_out.drain()
-
-        tasks = {asyncio.ensure_future(up()), asyncio.ensure_future(down())}
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            task.cancel()
-        client_out.close()
-        redis_out.close()
 
 
 async def test_a_change_whose_reply_was_lost_is_not_made_twice() -> None:
