@@ -316,6 +316,8 @@ class RedisPresence:
         self.on_departures: DepartureHandler | None = None
         self._stale = False
         self._stopping = False
+        self._closing = False  # the node is stopping: its connections are closing
+        self._unanswered = False  # Redis failed while the node was stopping
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -356,6 +358,8 @@ class RedisPresence:
             del self.counts[email]
         self.users.pop(connection_id, None)
         self.listed.pop(connection_id, None)
+        if self._unanswered:  # one timeout per stop, not one per connection
+            raise StoreUnavailable("Redis did not answer as this node stopped")
         key = f"{PREFIX}presence:{email}"
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
@@ -370,7 +374,15 @@ class RedisPresence:
             return _total(values)
         except StoreUnavailable:
             self._stale = True  # write our counts back once Redis answers again
+            self._unanswered = self._closing
             raise
+
+    def closing(self) -> None:
+        """The node is stopping and closes its connections next. Redis gets one chance:
+        once a leave fails, the other leaves and :meth:`leave_all` keep away from it, as
+        each would wait out the same timeout; the other nodes count this node out (and
+        send ``user_left`` for its connections) once its heartbeat lapses."""
+        self._closing = True
 
     async def rename(self, connection_id: str, user: dict[str, Any]) -> None:
         """Keep the ``user`` object of one of our connections current (its display name)."""
@@ -513,14 +525,22 @@ class RedisPresence:
         self._stopping = True
 
     async def leave_all(self) -> None:
-        """On a clean stop: remove this node's counts, connections and heartbeat."""
-        with contextlib.suppress(StoreUnavailable, RedisError, OSError):
-            # As Redis holds them: once out of the set of nodes, no node would ever remove
-            # the count of a connection that closed while Redis was away.
-            await self._drop_counts(self.node_id)
-            await _guard(self.redis.delete(_users_key(self.node_id)))
-            await _guard(self.redis.delete(f"{PREFIX}node:{self.node_id}"))
-            await _guard(self.redis.srem(f"{PREFIX}nodes", self.node_id))
+        """On a clean stop: remove this node's counts, connections and heartbeat. When
+        Redis does not answer (or did not as the connections closed), say once that the
+        other nodes will count this node out."""
+        if not self._unanswered:
+            try:
+                # As Redis holds them: once out of the set of nodes, no node would ever
+                # remove the count of a connection that closed while Redis was away.
+                await self._drop_counts(self.node_id)
+                await _guard(self.redis.delete(_users_key(self.node_id)))
+                await _guard(self.redis.delete(f"{PREFIX}node:{self.node_id}"))
+                await _guard(self.redis.srem(f"{PREFIX}nodes", self.node_id))
+                return
+            except (StoreUnavailable, RedisError, OSError):
+                pass
+        log.warning("Redis did not answer as this node stopped: the other nodes will count "
+                    "its connections out within %g s", self.node_timeout + self.heartbeat_seconds)
 
 
 def _users_key(node: str) -> str:
