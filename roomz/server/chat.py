@@ -400,8 +400,10 @@ class Chat:
         Clients see their connection end and, like Socket.IO's own servers' clients on
         shutdown, reconnect on their own; a Socket.IO DISCONNECT would tell them not to.
         Shared state that does not answer costs the stop one timeout, not one per
-        connection (:meth:`PresenceStore.closing`).
+        connection (:meth:`PresenceStore.closing`); no sweep of the questions starts
+        meanwhile to hold the stop up further.
         """
         self._closing = True
         self.presence.closing()
+        self.questions.closing()
         await internals.close_transports(self.sio)

@@ -378,11 +378,13 @@ class RedisPresence:
             raise
 
     def closing(self) -> None:
-        """The node is stopping and closes its connections next. Redis gets one chance:
-        once a leave fails, the other leaves and :meth:`leave_all` keep away from it, as
-        each would wait out the same timeout; the other nodes count this node out (and
-        send ``user_left`` for its connections) once its heartbeat lapses."""
+        """The node is stopping and closes its connections next. It beats no more (a
+        beat started now would only hold the stop up while Redis is silent), and Redis
+        gets one chance: once a leave fails, the other leaves and :meth:`leave_all` keep
+        away from it, as each would wait out the same timeout; the other nodes count this
+        node out (and send ``user_left`` for its connections) once its heartbeat lapses."""
         self._closing = True
+        self.stop()
 
     async def rename(self, connection_id: str, user: dict[str, Any]) -> None:
         """Keep the ``user`` object of one of our connections current (its display name)."""
