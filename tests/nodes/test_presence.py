@@ -167,3 +167,49 @@ async def test_a_node_stopped_after_an_outage_leaves_nothing_of_its_own_behind(
         finally:
             for client in clients:
                 await client.aclose()
+
+
+async def test_a_stopping_node_gives_redis_one_chance_and_the_others_count_it_out(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """As its connections close at stop, the node's first leave finds Redis away: the
+    other leaves and the clean stop then keep away from Redis even once it answers again
+    (each would wait out the same timeout while Redis is silent), and say so in one line.
+    Nothing is lost: the node's records stay for the others, who count it out once its
+    heartbeat lapses, with a departure (``user_left``) for each connection."""
+    async with RedisProcess(persistent_dir=tmp_path) as redis:
+        clients = [connect(redis.url) for _ in range(2)]
+        stopping, staying = (RedisPresence(client) for client in clients)
+        handed: list[Departure] = []
+
+        async def keep(departures: Sequence[Departure]) -> None:
+            handed.extend(departures)
+
+        staying.on_departures = keep
+        try:
+            for node in (stopping, staying):
+                await asyncio.wait_for(node.beat(), TIMEOUT)
+            for connection in ("s1", "s2", "s3"):
+                await asyncio.wait_for(stopping.join(ANN, connection, USER, CLIENT), TIMEOUT)
+            await asyncio.wait_for(staying.join(ANN, "t1", USER, CLIENT), TIMEOUT)
+
+            stopping.closing()
+            redis.kill()
+            with pytest.raises(StoreUnavailable):
+                await asyncio.wait_for(stopping.leave(ANN, "s1"), TIMEOUT)
+            await redis.start()  # with everything it held
+            for connection in ("s2", "s3"):
+                with pytest.raises(StoreUnavailable):
+                    await asyncio.wait_for(stopping.leave(ANN, connection), TIMEOUT)
+            await asyncio.wait_for(stopping.leave_all(), TIMEOUT)
+            assert sorted(await clients[1].hkeys(f"roomz:who:{ANN}")) == ["s1", "s2", "s3", "t1"]
+            said = [r.getMessage() for r in caplog.records if "did not answer" in r.getMessage()]
+            assert said == ["Redis did not answer as this node stopped: the other nodes will "
+                            "count its connections out within 20 s"]
+
+            await clients[1].delete(f"roomz:node:{stopping.node_id}")  # its heartbeat lapsed
+            await asyncio.wait_for(staying.beat(), TIMEOUT)
+            assert [d.remaining for d in handed] == [3, 2, 1]
+            assert await clients[1].hkeys(f"roomz:who:{ANN}") == ["t1"]
+        finally:
+            for client in clients:
+                await client.aclose()
