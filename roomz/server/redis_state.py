@@ -339,8 +339,10 @@ class RedisPresence:
                 pipe.hset(key, self.node_id, self.counts[email])
                 pipe.hset(_users_key(self.node_id), connection_id, self.users[connection_id])
                 pipe.hset(_who_key(email), connection_id, listed.record())
+                self._known(pipe)
                 pipe.hvals(key)
-                *_, values = await _guard(pipe.execute())
+                *_, revived, _, values = await _guard(pipe.execute())
+            self._stale |= bool(revived)
             return _total(values)
         except StoreUnavailable:
             self.counts[email] -= 1
@@ -369,8 +371,10 @@ class RedisPresence:
                     pipe.hset(key, self.node_id, local)
                 pipe.hdel(_users_key(self.node_id), connection_id)
                 pipe.hdel(_who_key(email), connection_id)
+                self._known(pipe)
                 pipe.hvals(key)
-                *_, values = await _guard(pipe.execute())
+                *_, revived, _, values = await _guard(pipe.execute())
+            self._stale |= bool(revived)
             return _total(values)
         except StoreUnavailable:
             self._stale = True  # write our counts back once Redis answers again
@@ -397,9 +401,19 @@ class RedisPresence:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(_users_key(self.node_id), connection_id, self.users[connection_id])
                 pipe.hset(_who_key(listed.email), connection_id, listed.record())
-                await _guard(pipe.execute())
+                self._known(pipe)
+                *_, revived, _ = await _guard(pipe.execute())
+            self._stale |= bool(revived)
         except StoreUnavailable:
             self._stale = True  # the write-back carries the new name
+
+    def _known(self, pipe: Any) -> None:
+        """Queue, with a write of this node's records, what gets them removed should the
+        node die before its next beat: its heartbeat key (when Redis lost it, the answer
+        is true, and the next beat writes everything back) and its place among the nodes
+        (else, after Redis restarted without its data, no node would count it out)."""
+        pipe.set(f"{PREFIX}node:{self.node_id}", 1, px=int(self.node_timeout * 1000), nx=True)
+        pipe.sadd(f"{PREFIX}nodes", self.node_id)
 
     async def connections(self, email: str, here: Iterable[Listed]) -> list[Listed]:
         """The connections of ``email`` on every live node: this node's from ``here``, the

@@ -213,3 +213,35 @@ async def test_a_stopping_node_gives_redis_one_chance_and_the_others_count_it_ou
         finally:
             for client in clients:
                 await client.aclose()
+
+
+async def test_a_node_dead_before_its_first_beat_after_a_redis_restart_is_counted_out(
+        redis: RedisProcess) -> None:
+    """Redis restarts without its data, and two nodes count new connections before their
+    next beats: the one that then dies is still counted out once its heartbeat lapses
+    (its join made it known again), and the one that lives writes back at its beat what
+    Redis lost (its join, which found it unknown, asks for that)."""
+    clients = [connect(redis.url) for _ in range(3)]
+    living, staying = RedisPresence(clients[0]), RedisPresence(clients[1])
+    dying = RedisPresence(clients[2], node_timeout=0.3)
+    try:
+        for node in (living, dying, staying):
+            await asyncio.wait_for(node.beat(), TIMEOUT)
+        await asyncio.wait_for(living.join(ANN, "l0", USER, CLIENT), TIMEOUT)
+        redis.kill()
+        await redis.start()  # empty
+        assert await asyncio.wait_for(living.join(ANN, "l1", USER, CLIENT), TIMEOUT) == 2
+        assert await asyncio.wait_for(dying.join(ANN, "d1", USER, CLIENT), TIMEOUT) == 3
+        assert sorted(await clients[1].hkeys(f"roomz:who:{ANN}")) == ["d1", "l1"]  # no l0
+        await asyncio.wait_for(living.beat(), TIMEOUT)
+
+        async def counted_out() -> None:  # dying beats no more
+            while "d1" in await clients[1].hkeys(f"roomz:who:{ANN}"):
+                await asyncio.sleep(0.1)
+                await staying.beat()
+        await asyncio.wait_for(counted_out(), TIMEOUT)
+        assert await asyncio.wait_for(staying.join(ANN, "s1", USER, CLIENT), TIMEOUT) == 3
+        assert sorted(await clients[1].hkeys(f"roomz:who:{ANN}")) == ["l0", "l1", "s1"]
+    finally:
+        for client in clients:
+            await client.aclose()
