@@ -110,6 +110,7 @@ class Chat:
         self._too_many = {"error": f"Too many messages: at most {settings.message_rate:g} per "
                                    "second; slow down", "code": 429}
         self._welcomes: set[asyncio.Task[None]] = set()
+        self._closing = False  # the server is stopping (close_all)
         sio.on("connect", self.connect)
         sio.on("disconnect", self.disconnect)
         sio.on("message", self.message)
@@ -222,8 +223,9 @@ class Chat:
         try:
             remaining = await self.presence.leave(conn.email, conn.connection_id)
         except StoreUnavailable:
-            log.warning("%s left while shared state was unreachable: no user_left sent",
-                        conn.email)
+            if not self._closing:  # stopping, the store says once what becomes of them all
+                log.warning("%s left while shared state was unreachable: no user_left sent",
+                            conn.email)
             return
         await self._tell_others(conn, sid, "user_left", {
             "user": conn.user(), "timestamp": now_iso(), "remaining_connections": remaining,
@@ -397,5 +399,11 @@ class Chat:
 
         Clients see their connection end and, like Socket.IO's own servers' clients on
         shutdown, reconnect on their own; a Socket.IO DISCONNECT would tell them not to.
+        Shared state that does not answer costs the stop one timeout, not one per
+        connection (:meth:`PresenceStore.closing`); no sweep of the questions starts
+        meanwhile to hold the stop up further.
         """
+        self._closing = True
+        self.presence.closing()
+        self.questions.closing()
         await internals.close_transports(self.sio)

@@ -32,6 +32,7 @@ class PresenceStore(Protocol):
     async def leave(self, email: str, connection_id: str) -> int: ...
     async def rename(self, connection_id: str, user: dict[str, Any]) -> None: ...
     async def connections(self, email: str, here: Iterable[Listed]) -> Iterable[Listed]: ...
+    def closing(self) -> None: ...
 
 
 class Presence:
@@ -60,3 +61,6 @@ class Presence:
     async def connections(self, email: str, here: Iterable[Listed]) -> Iterable[Listed]:
         """The connections of ``email``: on one node, among ``here`` (this node's)."""
         return [connection for connection in here if connection.email == email]
+
+    def closing(self) -> None:
+        """Nothing to do: this process's counts end with it."""

@@ -52,6 +52,9 @@ class QuestionBook(Protocol):
         """Take the answer in ``fields`` (``answer_to``, ``answers``, ``free_text``) from a
         connection of ``email``; what takes it back."""
 
+    def closing(self) -> None:
+        """The server is stopping: start no more work that :meth:`close` would wait for."""
+
     async def close(self) -> None:
         """Stop timing questions out (the server is stopping); they stay kept."""
 

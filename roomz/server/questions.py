@@ -169,6 +169,9 @@ class Questions:
             log.warning("question %s timed out, but %s: it will time out again if the server "
                         "restarts", question.id, exc)
 
+    def closing(self) -> None:
+        """Nothing to do: :meth:`close` stops the timers without waiting for them."""
+
     async def close(self) -> None:
         """Stop every timer and close the store (the server is stopping); the open
         questions stay in it for the next start."""

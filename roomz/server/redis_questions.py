@@ -250,11 +250,16 @@ class RedisQuestions:
                 await self._undo_later[0]()
                 self._undo_later.pop(0)
 
+    def closing(self) -> None:
+        """Sweep no more: a sweep started while the server stops would only hold the stop
+        up while Redis is silent (another node, or the next start, sweeps instead)."""
+        self._stopping = True
+        self._due_sooner.set()
+
     async def close(self) -> None:
         """Stop sweeping, letting a sweep under way finish (its timeouts are claimed); do
         the undos kept for later, if Redis answers."""
-        self._stopping = True
-        self._due_sooner.set()
+        self.closing()
         # Bounded: redis-py may swallow a cancellation; the loop then ends at its next turn.
         if self._sweeper is not None \
                 and not (await asyncio.wait({self._sweeper}, timeout=STOP_SECONDS))[0]:

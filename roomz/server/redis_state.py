@@ -343,6 +343,8 @@ class RedisPresence:
         self.on_departures: DepartureHandler | None = None
         self._stale = False
         self._stopping = False
+        self._closing = False  # the node is stopping: its connections are closing
+        self._unanswered = False  # Redis failed while the node was stopping
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -364,8 +366,10 @@ class RedisPresence:
                 pipe.hset(key, self.node_id, self.counts[email])
                 pipe.hset(_users_key(self.node_id), connection_id, self.users[connection_id])
                 pipe.hset(_who_key(email), connection_id, listed.record())
+                self._known(pipe)
                 pipe.hvals(key)
-                *_, values = await _guard(pipe.execute())
+                *_, revived, _, values = await _guard(pipe.execute())
+            self._stale |= bool(revived)
             return _total(values)
         except StoreUnavailable:
             self.counts[email] -= 1
@@ -383,6 +387,8 @@ class RedisPresence:
             del self.counts[email]
         self.users.pop(connection_id, None)
         self.listed.pop(connection_id, None)
+        if self._unanswered:  # one timeout per stop, not one per connection
+            raise StoreUnavailable("Redis did not answer as this node stopped")
         key = f"{PREFIX}presence:{email}"
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
@@ -392,12 +398,24 @@ class RedisPresence:
                     pipe.hset(key, self.node_id, local)
                 pipe.hdel(_users_key(self.node_id), connection_id)
                 pipe.hdel(_who_key(email), connection_id)
+                self._known(pipe)
                 pipe.hvals(key)
-                *_, values = await _guard(pipe.execute())
+                *_, revived, _, values = await _guard(pipe.execute())
+            self._stale |= bool(revived)
             return _total(values)
         except StoreUnavailable:
             self._stale = True  # write our counts back once Redis answers again
+            self._unanswered = self._closing
             raise
+
+    def closing(self) -> None:
+        """The node is stopping and closes its connections next. It beats no more (a
+        beat started now would only hold the stop up while Redis is silent), and Redis
+        gets one chance: once a leave fails, the other leaves and :meth:`leave_all` keep
+        away from it, as each would wait out the same timeout; the other nodes count this
+        node out (and send ``user_left`` for its connections) once its heartbeat lapses."""
+        self._closing = True
+        self.stop()
 
     async def rename(self, connection_id: str, user: dict[str, Any]) -> None:
         """Keep the ``user`` object of one of our connections current (its display name)."""
@@ -410,9 +428,19 @@ class RedisPresence:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(_users_key(self.node_id), connection_id, self.users[connection_id])
                 pipe.hset(_who_key(listed.email), connection_id, listed.record())
-                await _guard(pipe.execute())
+                self._known(pipe)
+                *_, revived, _ = await _guard(pipe.execute())
+            self._stale |= bool(revived)
         except StoreUnavailable:
             self._stale = True  # the write-back carries the new name
+
+    def _known(self, pipe: Any) -> None:
+        """Queue, with a write of this node's records, what gets them removed should the
+        node die before its next beat: its heartbeat key (when Redis lost it, the answer
+        is true, and the next beat writes everything back) and its place among the nodes
+        (else, after Redis restarted without its data, no node would count it out)."""
+        pipe.set(f"{PREFIX}node:{self.node_id}", 1, px=int(self.node_timeout * 1000), nx=True)
+        pipe.sadd(f"{PREFIX}nodes", self.node_id)
 
     async def connections(self, email: str, here: Iterable[Listed]) -> list[Listed]:
         """The connections of ``email`` on every live node: this node's from ``here``, the
@@ -540,14 +568,22 @@ class RedisPresence:
         self._stopping = True
 
     async def leave_all(self) -> None:
-        """On a clean stop: remove this node's counts, connections and heartbeat."""
-        with contextlib.suppress(StoreUnavailable, RedisError, OSError):
-            # As Redis holds them: once out of the set of nodes, no node would ever remove
-            # the count of a connection that closed while Redis was away.
-            await self._drop_counts(self.node_id)
-            await _guard(self.redis.delete(_users_key(self.node_id)))
-            await _guard(self.redis.delete(f"{PREFIX}node:{self.node_id}"))
-            await _guard(self.redis.srem(f"{PREFIX}nodes", self.node_id))
+        """On a clean stop: remove this node's counts, connections and heartbeat. When
+        Redis does not answer (or did not as the connections closed), say once that the
+        other nodes will count this node out."""
+        if not self._unanswered:
+            try:
+                # As Redis holds them: once out of the set of nodes, no node would ever
+                # remove the count of a connection that closed while Redis was away.
+                await self._drop_counts(self.node_id)
+                await _guard(self.redis.delete(_users_key(self.node_id)))
+                await _guard(self.redis.delete(f"{PREFIX}node:{self.node_id}"))
+                await _guard(self.redis.srem(f"{PREFIX}nodes", self.node_id))
+                return
+            except (StoreUnavailable, RedisError, OSError):
+                pass
+        log.warning("Redis did not answer as this node stopped: the other nodes will count "
+                    "its connections out within %g s", self.node_timeout + self.heartbeat_seconds)
 
 
 def _users_key(node: str) -> str:

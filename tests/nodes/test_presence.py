@@ -167,3 +167,81 @@ async def test_a_node_stopped_after_an_outage_leaves_nothing_of_its_own_behind(
         finally:
             for client in clients:
                 await client.aclose()
+
+
+async def test_a_stopping_node_gives_redis_one_chance_and_the_others_count_it_out(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """As its connections close at stop, the node's first leave finds Redis away: the
+    other leaves and the clean stop then keep away from Redis even once it answers again
+    (each would wait out the same timeout while Redis is silent), and say so in one line.
+    Nothing is lost: the node's records stay for the others, who count it out once its
+    heartbeat lapses, with a departure (``user_left``) for each connection."""
+    async with RedisProcess(persistent_dir=tmp_path) as redis:
+        clients = [connect(redis.url) for _ in range(2)]
+        stopping, staying = (RedisPresence(client) for client in clients)
+        handed: list[Departure] = []
+
+        async def keep(departures: Sequence[Departure]) -> None:
+            handed.extend(departures)
+
+        staying.on_departures = keep
+        try:
+            for node in (stopping, staying):
+                await asyncio.wait_for(node.beat(), TIMEOUT)
+            for connection in ("s1", "s2", "s3"):
+                await asyncio.wait_for(stopping.join(ANN, connection, USER, CLIENT), TIMEOUT)
+            await asyncio.wait_for(staying.join(ANN, "t1", USER, CLIENT), TIMEOUT)
+
+            stopping.closing()
+            redis.kill()
+            with pytest.raises(StoreUnavailable):
+                await asyncio.wait_for(stopping.leave(ANN, "s1"), TIMEOUT)
+            await redis.start()  # with everything it held
+            for connection in ("s2", "s3"):
+                with pytest.raises(StoreUnavailable):
+                    await asyncio.wait_for(stopping.leave(ANN, connection), TIMEOUT)
+            await asyncio.wait_for(stopping.leave_all(), TIMEOUT)
+            assert sorted(await clients[1].hkeys(f"roomz:who:{ANN}")) == ["s1", "s2", "s3", "t1"]
+            said = [r.getMessage() for r in caplog.records if "did not answer" in r.getMessage()]
+            assert said == ["Redis did not answer as this node stopped: the other nodes will "
+                            "count its connections out within 20 s"]
+
+            await clients[1].delete(f"roomz:node:{stopping.node_id}")  # its heartbeat lapsed
+            await asyncio.wait_for(staying.beat(), TIMEOUT)
+            assert [d.remaining for d in handed] == [3, 2, 1]
+            assert await clients[1].hkeys(f"roomz:who:{ANN}") == ["t1"]
+        finally:
+            for client in clients:
+                await client.aclose()
+
+
+async def test_a_node_dead_before_its_first_beat_after_a_redis_restart_is_counted_out(
+        redis: RedisProcess) -> None:
+    """Redis restarts without its data, and two nodes count new connections before their
+    next beats: the one that then dies is still counted out once its heartbeat lapses
+    (its join made it known again), and the one that lives writes back at its beat what
+    Redis lost (its join, which found it unknown, asks for that)."""
+    clients = [connect(redis.url) for _ in range(3)]
+    living, staying = RedisPresence(clients[0]), RedisPresence(clients[1])
+    dying = RedisPresence(clients[2], node_timeout=0.3)
+    try:
+        for node in (living, dying, staying):
+            await asyncio.wait_for(node.beat(), TIMEOUT)
+        await asyncio.wait_for(living.join(ANN, "l0", USER, CLIENT), TIMEOUT)
+        redis.kill()
+        await redis.start()  # empty
+        assert await asyncio.wait_for(living.join(ANN, "l1", USER, CLIENT), TIMEOUT) == 2
+        assert await asyncio.wait_for(dying.join(ANN, "d1", USER, CLIENT), TIMEOUT) == 3
+        assert sorted(await clients[1].hkeys(f"roomz:who:{ANN}")) == ["d1", "l1"]  # no l0
+        await asyncio.wait_for(living.beat(), TIMEOUT)
+
+        async def counted_out() -> None:  # dying beats no more
+            while "d1" in await clients[1].hkeys(f"roomz:who:{ANN}"):
+                await asyncio.sleep(0.1)
+                await staying.beat()
+        await asyncio.wait_for(counted_out(), TIMEOUT)
+        assert await asyncio.wait_for(staying.join(ANN, "s1", USER, CLIENT), TIMEOUT) == 3
+        assert sorted(await clients[1].hkeys(f"roomz:who:{ANN}")) == ["l0", "l1", "s1"]
+    finally:
+        for client in clients:
+            await client.aclose()
