@@ -848,7 +848,8 @@ class AsyncClient(ClientOptions):
     def reconnect_attempt(self) -> int:
         """The number of the attempt in progress or coming next while RECONNECTING (or
         while ``connect(retry=True)`` tries again), else 0."""
-        return self._reconnector.attempt
+        # Connected, the attempt is over, though its series ends a few steps later.
+        return 0 if self.connected else self._reconnector.attempt
 
     @property
     def next_reconnect_in(self) -> float | None:

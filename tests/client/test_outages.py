@@ -108,8 +108,13 @@ async def test_never_gives_up_through_an_outage_longer_than_five_attempts(
     assert max(waits) > 0.7  # the waits grew to the cap (at least 75% of it, after jitter)
     assert recorder.count("error") == 0 and client.user is not None
 
+    # What a handler of the comeback reads: connected, so no attempt is under way any more.
+    seen: list[tuple[bool, int]] = []
+    client.on("authenticated",
+              lambda _: seen.append((client.connected, client.reconnect_attempt)))
     await restartable.start()
     await assert_back(client, recorder, timeout=1.0 + 2.0 + TIMEOUT)
+    assert seen == [(True, 0)]
 
 
 @pytest.mark.skipif(not os.environ.get("ROOMZ_LONG_OUTAGES"),
