@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 
 from . import wire_json
 from .history import Replay, Window
-from .redis_state import PREFIX, _guard
+from .redis_state import PREFIX, guard
 from .unavailable import StoreUnavailable
 
 ENTRY_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
@@ -57,7 +57,7 @@ class RedisHistory:
                       approximate=True)
             pipe.expire(key, math.ceil(self.window.seconds))
             try:
-                entry_id, _ = await _guard(pipe.execute())
+                entry_id, _ = await guard(pipe.execute())
             except StoreUnavailable:
                 self.on_unreachable()
                 raise
@@ -67,14 +67,14 @@ class RedisHistory:
         """The messages after ``cursor``, at most the window's count."""
         key = self._key(email)
         if cursor is None:
-            newest = await _guard(self.redis.xrevrange(key, count=1))
+            newest = await guard(self.redis.xrevrange(key, count=1))
             return Replay(head=str(newest[0][0]) if newest else START)
         known = cursor == START or self.order(cursor) is not None and self._young(cursor)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.xrange(key, cursor if known else "-", cursor if known else "-", count=1)
             pipe.xrevrange(key, "+", f"({cursor}" if known else "-",
                            count=self.window.messages + 1)
-            found, entries = await _guard(pipe.execute())
+            found, entries = await guard(pipe.execute())
         known = known and (bool(found) or cursor == START)
         entries = [entry for entry in entries if self._young(str(entry[0]))]
         complete = known and len(entries) <= self.window.messages
@@ -84,7 +84,7 @@ class RedisHistory:
 
     async def latest(self, email: str, count: int) -> list[dict[str, Any]]:
         """The last ``count`` messages in the window, oldest first."""
-        entries = await _guard(self.redis.xrevrange(self._key(email),
+        entries = await guard(self.redis.xrevrange(self._key(email),
                                                     count=min(count, self.window.messages)))
         return _messages([entry for entry in entries or [] if self._young(str(entry[0]))])
 

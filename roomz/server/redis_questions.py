@@ -44,7 +44,7 @@ from redis.commands.core import AsyncScript
 from . import question_rules as rules
 from .question_store import REMEMBERED_CLOSED, OpenQuestion
 from .quiet_log import QuietLog
-from .redis_state import _CLOCK, PREFIX, _guard, once, run_key
+from .redis_state import CLOCK, PREFIX, guard, once, run_key
 from .unavailable import StoreUnavailable
 
 log = logging.getLogger("roomz.server")
@@ -91,7 +91,7 @@ class RedisQuestions:
     """
 
     # ARGV: id, record, email, timeout, most open per user
-    ASK = _CLOCK + """
+    ASK = CLOCK + """
         if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 'asked' end
         if tonumber(redis.call('HGET', KEYS[3], ARGV[3]) or '0') >= tonumber(ARGV[5]) then
             return 'too-many'
@@ -101,7 +101,7 @@ class RedisQuestions:
         redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[1])
         return 'asked'"""
     # ARGV: id, email, connection id, '1' for keep_open, closed remembered, why
-    ANSWER = _CLOCK + _CLOSE + """
+    ANSWER = CLOCK + _CLOSE + """
         local record = redis.call('HGET', KEYS[1], ARGV[1])
         if not record or cjson.decode(record)['email'] ~= ARGV[2] then
             local closed = redis.call('HGET', KEYS[5], ARGV[1])
@@ -117,7 +117,7 @@ class RedisQuestions:
         close(ARGV[6], ARGV[5])
         return {'taken', deadline}"""
     # ARGV: id, closed remembered, why
-    TIME_OUT = _CLOCK + _CLOSE + """
+    TIME_OUT = CLOCK + _CLOSE + """
         local deadline = redis.call('ZSCORE', KEYS[2], ARGV[1])
         if not deadline then return false end
         local record = close(ARGV[3], ARGV[2])
@@ -127,7 +127,7 @@ class RedisQuestions:
         end
         return {record, deadline}"""
     # ARGV: id
-    WITHDRAW = _CLOCK + _CLOSE + """
+    WITHDRAW = CLOCK + _CLOSE + """
         if close(false, 0) then return 1 end
         return 0"""
     # ARGV: id, record, email, deadline
@@ -141,7 +141,7 @@ class RedisQuestions:
         return 1"""
     # KEYS: deadlines; ARGV: how many at most. The ids due, and seconds until the first
     # deadline ('' when none is open).
-    DUE = _CLOCK + """
+    DUE = CLOCK + """
         local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[1])
         local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
         local wait = ''
@@ -297,7 +297,7 @@ class RedisQuestions:
     async def _sweep(self) -> float:
         """Time out the questions whose deadlines have passed, those this node claims;
         seconds until the next deadline."""
-        wait, due = await _guard(self._due(keys=[f"{KEYS}deadlines"], args=[SWEEP_BATCH]))
+        wait, due = await guard(self._due(keys=[f"{KEYS}deadlines"], args=[SWEEP_BATCH]))
         for question_id in due:
             claimed = await self._run(self._time_out, question_id, REMEMBERED_CLOSED,
                                       rules.TIMED_OUT)
@@ -315,7 +315,7 @@ class RedisQuestions:
 
     async def _guarded(self, call: Awaitable[Any]) -> Any:
         try:
-            return await _guard(call)
+            return await guard(call)
         except StoreUnavailable:
             self.on_unreachable()
             raise

@@ -64,7 +64,9 @@ RESUBSCRIBE_MAX_DELAY = 0.5  # and, while Redis stays away, this often
 RESUBSCRIBE_WAIT_SECONDS = 3.0
 
 
-async def _guard(call: Awaitable[T]) -> T:
+async def guard(call: Awaitable[T]) -> T:
+    """``await call``, a Redis failure raised as :class:`StoreUnavailable`: the one error
+    every shared store raises when it cannot answer."""
     try:
         return await call
     except (RedisError, OSError) as exc:
@@ -89,7 +91,7 @@ def connect(url: str) -> aioredis.Redis:
 
 
 #: Redis's own clock, so that nodes whose clocks differ agree on every link's times.
-_CLOCK = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1e6 "
+CLOCK = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1e6 "
 #: How long Redis keeps the reply of a :func:`once` script's run, for that run sent again.
 RUN_REPLY_SECONDS = 60
 
@@ -129,24 +131,24 @@ class RedisMagicLinks:
     every time is Redis's, so that the nodes' clocks need not agree.
     """
 
-    CREATE = _CLOCK + """
+    CREATE = CLOCK + """
         redis.call('HSET', KEYS[1], 'email', ARGV[1], 'sign_in', ARGV[2], 'code', ARGV[3],
                    'expires', tostring(now + tonumber(ARGV[4])), 'status', 'pending',
                    'wrong', 0)
         redis.call('EXPIRE', KEYS[1], ARGV[5])
         redis.call('SET', KEYS[2], ARGV[6], 'EX', ARGV[5])"""
-    PEEK = _CLOCK + """
+    PEEK = CLOCK + """
         local h = redis.call('HMGET', KEYS[1], 'email', 'status', 'expires', 'polled')
         if not (""" + _OPEN + """) then return false end
         local waiting = 0
         if h[4] and now - tonumber(h[4]) < tonumber(ARGV[1]) then waiting = 1 end
         return {h[1], waiting}"""
-    REDEEM = _CLOCK + """
+    REDEEM = CLOCK + """
         local h = redis.call('HMGET', KEYS[1], 'email', 'status', 'expires')
         if not (""" + _OPEN + """) then return false end
         redis.call('HSET', KEYS[1], 'status', ARGV[1])
         return h[1]"""
-    CONFIRM = _CLOCK + """
+    CONFIRM = CLOCK + """
         local h = redis.call('HMGET', KEYS[1], 'email', 'status', 'expires', 'code')
         if not (""" + _OPEN + """) then return {'gone'} end
         if h[4] == ARGV[1] then
@@ -159,7 +161,7 @@ class RedisMagicLinks:
             return {'too-many', h[1]}
         end
         return {'wrong', h[1], tonumber(ARGV[2]) - wrong}"""
-    POLL = _CLOCK + """
+    POLL = CLOCK + """
         local h = redis.call('HMGET', KEYS[1], 'email', 'status', 'expires', 'polled')
         if not h[1] then return {'unknown'} end
         if h[2] == 'approved' then return {'approved', h[1]} end
@@ -193,7 +195,7 @@ class RedisMagicLinks:
         link = NewLink(secrets.token_urlsafe(32), secrets.token_urlsafe(32), new_code())
         sign_in = token_hash(link.sign_in_id)
         ttl = max(1, math.ceil(self.lifetime_seconds + AFTERLIFE_SECONDS))
-        await _guard(self._create(
+        await guard(self._create(
             keys=[self._link_key(link.token), f"{PREFIX}sign-in-id:{sign_in}"],
             args=[email, sign_in, link.code, self.lifetime_seconds, ttl,
                   token_hash(link.token)]))
@@ -201,17 +203,17 @@ class RedisMagicLinks:
 
     async def peek(self, token: str) -> OpenLink | None:
         """The open link of ``token``, or None; uses nothing."""
-        found = await _guard(self._peek(keys=[self._link_key(token)], args=[WAITING_SECONDS]))
+        found = await guard(self._peek(keys=[self._link_key(token)], args=[WAITING_SECONDS]))
         return OpenLink(str(found[0]), bool(found[1])) if found else None
 
     async def redeem(self, token: str, by: Status = Status.TOKEN) -> str | None:
         """Use up ``token``; its email, or None when unknown, used or expired."""
-        email = await _guard(self._redeem(keys=[self._link_key(token), run_key()], args=[by.value]))
+        email = await guard(self._redeem(keys=[self._link_key(token), run_key()], args=[by.value]))
         return str(email) if email else None
 
     async def confirm(self, token: str, code: str) -> Confirmed:
         """Approve the sign-in when ``code`` is its code; count a wrong one."""
-        answer = await _guard(self._confirm(keys=[self._link_key(token), run_key()],
+        answer = await guard(self._confirm(keys=[self._link_key(token), run_key()],
                                             args=[typed_code(code), MAX_WRONG_CODES]))
         outcome = Confirmation(answer[0])
         email = str(answer[1]) if len(answer) > 1 else ""
@@ -222,17 +224,17 @@ class RedisMagicLinks:
         key = await self._key_of(sign_in_id)
         if key is None:
             return Polled(Status.UNKNOWN)
-        answer = await _guard(self._poll(keys=[key, run_key()], args=[min_gap]))
+        answer = await guard(self._poll(keys=[key, run_key()], args=[min_gap]))
         return Polled(Status(answer[0]), str(answer[1]) if len(answer) > 1 else "")
 
     async def collect(self, sign_in_id: str) -> bool:
         """Approved -> collected, once, whichever node asks."""
         key = await self._key_of(sign_in_id)
-        return key is not None and bool(await _guard(self._collect(keys=[key, run_key()])))
+        return key is not None and bool(await guard(self._collect(keys=[key, run_key()])))
 
     async def _key_of(self, sign_in_id: str) -> str | None:
         """The key of the link whose sign-in is ``sign_in_id``, or None."""
-        found = await _guard(self.redis.get(f"{PREFIX}sign-in-id:{token_hash(sign_in_id)}"))
+        found = await guard(self.redis.get(f"{PREFIX}sign-in-id:{token_hash(sign_in_id)}"))
         return f"{PREFIX}sign-in:{found!s}" if found is not None else None
 
 
@@ -257,7 +259,7 @@ class RedisRateLimiter:
                 pipe.zcard(name)
                 pipe.zrange(name, 0, 0, withscores=True)
                 pipe.expire(name, int(self.window_seconds) + 1)
-            results = await _guard(pipe.execute())
+            results = await guard(pipe.execute())
         refusals = []
         for i, quota in enumerate(quotas):
             _, _, count, oldest, _ = results[5 * i:5 * i + 5]
@@ -268,7 +270,7 @@ class RedisRateLimiter:
         async with self.redis.pipeline(transaction=True) as pipe:
             for name in names:
                 pipe.zrem(name, member)
-            await _guard(pipe.execute())
+            await guard(pipe.execute())
         return max(refusals, key=lambda refusal: refusal.retry_after)
 
 
@@ -293,7 +295,7 @@ class RedisSessionRecords:
                 pipe.mget([f"{PREFIX}revoked:{session_id}" for session_id in ids])
             if users:
                 pipe.hmget(f"{PREFIX}versions", users)
-            answers = await _guard(pipe.execute())
+            answers = await guard(pipe.execute())
         hits = answers.pop(0) if ids else []
         times_ended = answers.pop(0) if users else []
         return Standing(
@@ -304,11 +306,11 @@ class RedisSessionRecords:
     async def revoke(self, session_id: str, expires_at: int) -> None:
         """Record that ``session_id`` ended, until ``expires_at`` (Unix time), on every node."""
         lifetime = max(1, int(expires_at - time.time()))
-        await _guard(self.redis.set(f"{PREFIX}revoked:{session_id}", 1, ex=lifetime))
+        await guard(self.redis.set(f"{PREFIX}revoked:{session_id}", 1, ex=lifetime))
 
     async def end_all(self, email: str) -> None:
         """End every session of ``email`` so far, on every node."""
-        await _guard(self.redis.hincrby(f"{PREFIX}versions", email, 1))
+        await guard(self.redis.hincrby(f"{PREFIX}versions", email, 1))
 
     async def purge_expired(self) -> int:
         """Nothing to do: Redis expires the keys of logged-out sessions itself."""
@@ -368,7 +370,7 @@ class RedisPresence:
                 pipe.hset(_who_key(email), connection_id, listed.record())
                 self._known(pipe)
                 pipe.hvals(key)
-                *_, revived, _, values = await _guard(pipe.execute())
+                *_, revived, _, values = await guard(pipe.execute())
             self._stale |= bool(revived)
             return _total(values)
         except StoreUnavailable:
@@ -400,7 +402,7 @@ class RedisPresence:
                 pipe.hdel(_who_key(email), connection_id)
                 self._known(pipe)
                 pipe.hvals(key)
-                *_, revived, _, values = await _guard(pipe.execute())
+                *_, revived, _, values = await guard(pipe.execute())
             self._stale |= bool(revived)
             return _total(values)
         except StoreUnavailable:
@@ -429,7 +431,7 @@ class RedisPresence:
                 pipe.hset(_users_key(self.node_id), connection_id, self.users[connection_id])
                 pipe.hset(_who_key(listed.email), connection_id, listed.record())
                 self._known(pipe)
-                *_, revived, _ = await _guard(pipe.execute())
+                *_, revived, _ = await guard(pipe.execute())
             self._stale |= bool(revived)
         except StoreUnavailable:
             self._stale = True  # the write-back carries the new name
@@ -446,7 +448,7 @@ class RedisPresence:
         """The connections of ``email`` on every live node: this node's from ``here``, the
         others' from Redis (one read of the user's hash, and one more to check that the
         nodes holding them still beat). Raises :class:`StoreUnavailable`."""
-        kept = await _guard(self.redis.hgetall(_who_key(email)))
+        kept = await guard(self.redis.hgetall(_who_key(email)))
         elsewhere = []
         for connection_id, record in kept.items():
             try:
@@ -460,7 +462,7 @@ class RedisPresence:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for node in nodes:
                     pipe.exists(f"{PREFIX}node:{node}")
-                beats = await _guard(pipe.execute())
+                beats = await guard(pipe.execute())
             alive = {node for node, beating in zip(nodes, beats, strict=True) if beating}
         return [*(connection for connection in here if connection.email == email),
                 *(shared for shared in elsewhere if shared.node in alive)]
@@ -471,18 +473,18 @@ class RedisPresence:
             pipe.exists(f"{PREFIX}node:{self.node_id}")
             pipe.set(f"{PREFIX}node:{self.node_id}", 1, px=int(self.node_timeout * 1000))
             pipe.sadd(f"{PREFIX}nodes", self.node_id)
-            alive, _, _ = await _guard(pipe.execute())
+            alive, _, _ = await guard(pipe.execute())
         if self._stale or not alive:  # not alive: Redis restarted (or this is our first beat)
             await self._write_back()
-        for node in await _guard(self.redis.smembers(f"{PREFIX}nodes")):
-            if not await _guard(self.redis.exists(f"{PREFIX}node:{node!s}")):
+        for node in await guard(self.redis.smembers(f"{PREFIX}nodes")):
+            if not await guard(self.redis.exists(f"{PREFIX}node:{node!s}")):
                 await self._forget(str(node))
 
     async def _write_back(self) -> None:
         self._stale = False  # a join or leave failing from here on asks for another
         gone = [key async for key in self.redis.scan_iter(match=f"{PREFIX}presence:*")
                 if key.removeprefix(f"{PREFIX}presence:") not in self.counts]
-        recorded = await _guard(self.redis.hgetall(_users_key(self.node_id)))
+        recorded = await guard(self.redis.hgetall(_users_key(self.node_id)))
         closed = {connection: text for connection, text in recorded.items()
                   if connection not in self.users}
         # Read the counts and queue their writes in one step: joins and leaves go on meanwhile.
@@ -499,7 +501,7 @@ class RedisPresence:
                 pipe.hset(_users_key(self.node_id), mapping=dict[Any, Any](self.users))
             for listed in self.listed.values():
                 pipe.hset(_who_key(listed.email), listed.connection_id, listed.record())
-            await _guard(pipe.execute())
+            await guard(pipe.execute())
 
     async def _forget(self, node: str) -> None:
         # Its who records go before it leaves the set of nodes: should this node die
@@ -511,7 +513,7 @@ class RedisPresence:
             pipe.srem(f"{PREFIX}nodes", node)
             pipe.hgetall(_users_key(node))
             pipe.delete(_users_key(node))
-            removed, users, _ = await _guard(pipe.execute())
+            removed, users, _ = await guard(pipe.execute())
         if not removed:
             return
         log.info("dropped the %d connections of node %s: it stopped beating", len(users), node)
@@ -522,13 +524,13 @@ class RedisPresence:
     async def _drop_counts(self, node: str) -> None:
         """Remove ``node``'s counts and who records as Redis holds them: those of a
         connection whose leave never reached Redis included."""
-        listed = _parsed(await _guard(self.redis.hgetall(_users_key(node))))
+        listed = _parsed(await guard(self.redis.hgetall(_users_key(node))))
         async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
             async for key in self.redis.scan_iter(match=f"{PREFIX}presence:*"):
                 pipe.hdel(key, node)
             for connection, user in listed:
                 pipe.hdel(_who_key(user["email"]), connection)
-            await _guard(pipe.execute())
+            await guard(pipe.execute())
 
     async def _departures(self, users: Iterable[dict[str, Any]]) -> list[Departure]:
         """``user_left`` for each connection of a dead node, its count already dropped: the
@@ -539,7 +541,7 @@ class RedisPresence:
         async with self.redis.pipeline(transaction=False) as pipe:
             for email in by_email:
                 pipe.hvals(f"{PREFIX}presence:{email}")
-            totals = await _guard(pipe.execute())
+            totals = await guard(pipe.execute())
         departures = []
         for (email, gone), counts in zip(by_email.items(), totals, strict=True):
             remaining = _total(counts) + len(gone)
@@ -552,7 +554,7 @@ class RedisPresence:
         """Beat every few seconds until :meth:`stop`; Redis outages are logged, not raised."""
         while not self._stopping:
             try:
-                await _guard(self.beat())  # the scans in beat() are not guarded one by one
+                await guard(self.beat())  # the scans in beat() are not guarded one by one
             except StoreUnavailable as exc:
                 self._stale = True
                 log.warning("Redis unreachable (%s); retrying in %g s", exc,
@@ -576,9 +578,9 @@ class RedisPresence:
                 # As Redis holds them: once out of the set of nodes, no node would ever
                 # remove the count of a connection that closed while Redis was away.
                 await self._drop_counts(self.node_id)
-                await _guard(self.redis.delete(_users_key(self.node_id)))
-                await _guard(self.redis.delete(f"{PREFIX}node:{self.node_id}"))
-                await _guard(self.redis.srem(f"{PREFIX}nodes", self.node_id))
+                await guard(self.redis.delete(_users_key(self.node_id)))
+                await guard(self.redis.delete(f"{PREFIX}node:{self.node_id}"))
+                await guard(self.redis.srem(f"{PREFIX}nodes", self.node_id))
                 return
             except (StoreUnavailable, RedisError, OSError):
                 pass
@@ -693,7 +695,7 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
             await asyncio.shield(self._recovery)
         try:
             # self.json: the server packets' own (msgspec), which the listeners decode with
-            heard = await _guard(self._publisher.publish(self.channel, self.json.dumps(data)))
+            heard = await guard(self._publisher.publish(self.channel, self.json.dumps(data)))
         except StoreUnavailable:
             self._recovering = True
             raise
@@ -705,7 +707,7 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
         a node that died meanwhile never will)."""
         deadline = asyncio.get_running_loop().time() + RESUBSCRIBE_WAIT_SECONDS
         while asyncio.get_running_loop().time() < deadline:
-            counts = await _guard(self._publisher.pubsub_numsub(self.channel))
+            counts = await guard(self._publisher.pubsub_numsub(self.channel))
             if counts and counts[0][1] >= self._listeners:
                 break
             await asyncio.sleep(0.05)
