@@ -8,6 +8,7 @@ every message a connection's handlers saw is checked for duplicates and order.
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -196,3 +197,42 @@ async def test_a_client_cut_off_for_a_while(away: float, make_client: Callable[.
         await assert_nothing_missed(log, watches)
         back = watches[-1].events.named("authenticated")[-1]["history"]
         assert back["complete"] is True and back["missed"] >= away * 5
+
+
+@pytest.mark.timeout(120)
+async def test_a_slow_reader_the_server_let_go(
+        make_client: Callable[..., AsyncClient], proxy_factory: Callable[[list[int]], Any],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A connection whose link goes silent while a flood is sent to it is let go by the
+    server ("reads too slowly"): when the link is back, it comes back and has everything
+    that was waiting for it, once, in order."""
+    pad = "x" * 900  # large messages fill the silent link's buffers in a few seconds
+    async with LocalServer(max_queued_events=10, message_rate=100_000.0, message_burst=100_000,
+                           history_messages=50_000) as server:
+        session = await server.sign_in("grace@example.com")
+        proxy: TcpProxy = await proxy_factory([server.port])
+        sender = make_client(server.url, session)
+        slow = make_client(proxy.url, session)
+        watches = await connected({"s": sender, "slow": slow})
+        let_go = asyncio.Event()
+        sender.on("user_left", lambda event: let_go.set())
+        log = SendLog()
+
+        async def flood(name: str) -> None:
+            for seq in range(20_000):  # bounded; the server lets go long before
+                if let_go.is_set():
+                    return
+                await log.send(name, functools.partial(sender.send, f"{name} {seq} {pad}"),
+                               SEND_TIMEOUT)
+
+        proxy.blackhole()
+        await asyncio.wait_for(asyncio.gather(*(flood(f"f{i}") for i in range(4))), 60)
+        assert let_go.is_set(), "the server never let the silent connection go"
+        assert any("reads too slowly" in r.getMessage() for r in caplog.records)
+        proxy.restore()
+        await wait_until(lambda: watches[1].count("up") == 2, 20, "the slow reader back")
+        for seq in range(3):  # and what comes after
+            await log.send("after", functools.partial(sender.send, f"after {seq}"), SEND_TIMEOUT)
+        await assert_nothing_missed(log, watches)
+        back = watches[1].events.named("authenticated")[-1]["history"]
+        assert back["complete"] is True and back["missed"] > 0, back
