@@ -20,7 +20,10 @@ class Store:
     """A small dict-like store that survives restarts; values are anything JSON can hold.
 
     ``store["key"] = value``, ``store.get("key", default)``, ``del store["key"]``,
-    ``store.items(prefix="reminder:")``. Every write is committed at once.
+    ``store.items(prefix="reminder:")``. Every write is committed at once. Keys are text,
+    and so are the keys of dicts inside values: JSON would turn ``{5: "x"}`` into
+    ``{"5": "x"}``, and ``counts.get(5)`` would find nothing after a restart, so such a
+    write raises :class:`TypeError` instead.
     """
 
     def __init__(self, path: Path) -> None:
@@ -43,7 +46,9 @@ class Store:
         return json.loads(row[0])
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, json.dumps(value)))
+        if not isinstance(key, str):
+            raise TypeError(f"store keys must be text, not {key!r} ({type(key).__name__})")
+        self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, _encoded(key, value)))
 
     def __delitem__(self, key: str) -> None:
         if self._db.execute("DELETE FROM kv WHERE key = ?", (key,)).rowcount == 0:
@@ -72,3 +77,32 @@ class Store:
     def close(self) -> None:
         """Close the database; the store cannot be used afterwards."""
         self._db.close()
+
+
+def _encoded(key: str, value: Any) -> str:
+    """``value`` as JSON, or a :class:`TypeError` naming ``key`` and what JSON would not give
+    back as it was written."""
+    if (bad := _non_text_key(value)) is not None:
+        raise TypeError(f"store[{key!r}]: dict keys must be text, not {bad!r} "
+                        f"({type(bad).__name__}): JSON keeps keys as text, so {bad!r} would "
+                        f"not be found after a restart")
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError) as exc:  # a set, an object, a circular list
+        raise TypeError(f"store[{key!r}]: {exc}; values are what JSON holds: dict, list, "
+                        f"str, int, float, bool and None") from None
+
+
+def _non_text_key(value: Any) -> object | None:
+    """The first dict key inside ``value`` that is not text, or None."""
+    if isinstance(value, dict):
+        for inner_key, inner in value.items():
+            if not isinstance(inner_key, str):
+                return inner_key
+            if (bad := _non_text_key(inner)) is not None:
+                return bad
+    elif isinstance(value, (list, tuple)):
+        for inner in value:
+            if (bad := _non_text_key(inner)) is not None:
+                return bad
+    return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -313,3 +314,20 @@ def test_store_items_by_prefix_match_it_exactly(tmp_path: Path) -> None:
         assert [k for k, _ in store.items("remind:")] == ["remind:1"]
         assert [k for k, _ in store.items("a%")] == ["a%b"]
         assert [k for k, _ in store.items("remind_")] == ["remind_x"]
+
+
+def test_store_refuses_what_would_not_come_back_as_written(tmp_path: Path) -> None:
+    """JSON keeps dict keys as text: ``{5: 1}`` would come back as ``{"5": 1}`` and
+    ``counts.get(5)`` would find nothing after a restart. Such a write, a key that is not
+    text, and a value JSON cannot hold raise TypeError naming the key; the old value stays."""
+    with contextlib.closing(Store(tmp_path / "plugin.sqlite3")) as store:
+        store["counts"] = {"5": 1}
+        refused = [("counts", {5: 2}, "not 5 (int)"), ("deep", [{"a": {(1, 2): 3}}], "(tuple)"),
+                   ("tags", {"x", "y"}, "set"), (5, "x", "keys must be text, not 5 (int)")]
+        for key, value, why in refused:
+            with pytest.raises(TypeError, match=re.escape(why)) as raised:
+                store[key] = value  # type: ignore[index]
+            assert repr(key) in str(raised.value)
+        assert store["counts"] == {"5": 1} and len(store) == 1
+        store["nested"] = {"a": [1, {"b": None}], "c": 1.5}
+        assert store["nested"] == {"a": [1, {"b": None}], "c": 1.5}
