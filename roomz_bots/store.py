@@ -82,27 +82,25 @@ class Store:
 def _encoded(key: str, value: Any) -> str:
     """``value`` as JSON, or a :class:`TypeError` naming ``key`` and what JSON would not give
     back as it was written."""
-    if (bad := _non_text_key(value)) is not None:
-        raise TypeError(f"store[{key!r}]: dict keys must be text, not {bad!r} "
-                        f"({type(bad).__name__}): JSON keeps keys as text, so {bad!r} would "
-                        f"not be found after a restart")
     try:
-        return json.dumps(value)
+        text = json.dumps(value)
     except (TypeError, ValueError) as exc:  # a set, an object, a circular list
         raise TypeError(f"store[{key!r}]: {exc}; values are what JSON holds: dict, list, "
                         f"str, int, float, bool and None") from None
+    for bad in _non_text_keys(value):  # the first is enough to say why
+        raise TypeError(f"store[{key!r}]: dict keys must be text, not {bad!r} "
+                        f"({type(bad).__name__}): JSON keeps keys as text, so {bad!r} would "
+                        f"not be found after a restart")
+    return text
 
 
-def _non_text_key(value: Any) -> object | None:
-    """The first dict key inside ``value`` that is not text, or None."""
+def _non_text_keys(value: Any) -> Iterator[object]:
+    """The dict keys inside ``value`` that are not text (None and numbers included)."""
     if isinstance(value, dict):
         for inner_key, inner in value.items():
             if not isinstance(inner_key, str):
-                return inner_key
-            if (bad := _non_text_key(inner)) is not None:
-                return bad
+                yield inner_key
+            yield from _non_text_keys(inner)
     elif isinstance(value, (list, tuple)):
         for inner in value:
-            if (bad := _non_text_key(inner)) is not None:
-                return bad
-    return None
+            yield from _non_text_keys(inner)

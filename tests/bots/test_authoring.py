@@ -322,8 +322,9 @@ def test_store_refuses_what_would_not_come_back_as_written(tmp_path: Path) -> No
     text, and a value JSON cannot hold raise TypeError naming the key; the old value stays."""
     with contextlib.closing(Store(tmp_path / "plugin.sqlite3")) as store:
         store["counts"] = {"5": 1}
-        refused = [("counts", {5: 2}, "not 5 (int)"), ("deep", [{"a": {(1, 2): 3}}], "(tuple)"),
-                   ("tags", {"x", "y"}, "set"), (5, "x", "keys must be text, not 5 (int)")]
+        refused = [("counts", {5: 2}, "not 5 (int)"), ("deep", [{"a": {1.5: 3}}], "(float)"),
+                   ("tags", {"x", "y"}, "set"), ("none", {None: 1}, "not None (NoneType)"),
+                   (5, "x", "keys must be text, not 5 (int)")]
         for key, value, why in refused:
             with pytest.raises(TypeError, match=re.escape(why)) as raised:
                 store[key] = value  # type: ignore[index]
