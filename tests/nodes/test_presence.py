@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from roomz.server.presence import Departure, DepartureHandler
-from roomz.server.redis_state import RedisPresence, connect
+from roomz.server.redis_presence import RedisPresence
+from roomz.server.redis_state import connect
 from roomz.server.unavailable import StoreUnavailable
 from roomz.server.who import ClientInfo
 
