@@ -1,6 +1,12 @@
 """Who is connected on every node sharing Redis: connection counts per user, what ``who``
 lists, and the counting out of a node that died.
 
+Redis holds, per user, their connection count on each node (``presence:EMAIL``: node ->
+count); per node, one record of each of its connections (``connections:NODE``: connection
+id -> :class:`ConnectionRecord`), read whole when the node dies; and per user, where their
+connections are (``who:EMAIL``: connection id -> node), so that ``who`` reads their records
+alone, however many others there are.
+
 Only imported with ``--redis-url``. Every Redis failure becomes :class:`StoreUnavailable`.
 """
 
@@ -22,9 +28,41 @@ from .presence import Departure, DepartureHandler
 from .redis_state import PREFIX, guard
 from .settings import ServerSettings
 from .unavailable import StoreUnavailable
-from .who import ClientInfo, Listed, Shared
+from .who import ClientInfo, Listed
 
 log = logging.getLogger("roomz.server")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    """One connection as the nodes sharing Redis keep it: a :class:`Listed` for ``who``,
+    carrying the ``user`` object its events carry, for its ``user_left`` should its node die."""
+
+    email: str
+    connection_id: str
+    node: str
+    user: dict[str, Any]
+    client: ClientInfo
+
+    @property
+    def display_name(self) -> str | None:
+        """Its display name, as its ``user`` object has it."""
+        return self.user.get("display_name")
+
+    def text(self) -> str:
+        """What Redis keeps, as JSON: all but the id and the node, which are its keys."""
+        return json.dumps({"user": self.user, **self.client.listed()})
+
+    @classmethod
+    def of_text(cls, connection_id: str, node: str, text: str) -> ConnectionRecord:
+        """The record :meth:`text` wrote; raises ``ValueError`` for anything else."""
+        try:
+            fields = json.loads(text)
+            user = {**fields["user"], "email": str(fields["user"]["email"])}
+            return cls(user["email"], connection_id, node, user,
+                       ClientInfo(fields["kind"], fields["name"], str(fields["since"])))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"not a connection record: {text[:80]!r}") from exc
 
 
 class RedisPresence:
@@ -32,10 +70,9 @@ class RedisPresence:
 
     Each node keeps its own counts as the truth and writes them back whenever Redis was
     unreachable for a while, so a restart of Redis loses nothing for long. Beside the
-    counts, each node keeps the ``user`` object of each of its connections in Redis, so
-    that when it dies, one of the others can send ``user_left`` for them, and what ``who``
-    lists of each in a hash per user (``who:EMAIL``), so that listing a user's connections
-    reads theirs alone, however many others there are.
+    counts, each node keeps a record of each of its connections in Redis, so that when it
+    dies, one of the others can send ``user_left`` for them, and so that ``who`` lists them
+    on every node.
     """
 
     def __init__(self, redis: aioredis.Redis,
@@ -44,10 +81,8 @@ class RedisPresence:
         self.node_id = uuid.uuid4().hex
         self.node_timeout = node_timeout
         self.counts: Counter[str] = Counter()
-        #: The ``user`` object, as JSON, of each of this node's connections, by connection id.
-        self.users: dict[str, str] = {}
-        #: What ``who`` lists of each of this node's connections, by connection id.
-        self.listed: dict[str, Shared] = {}
+        #: The record of each of this node's connections, by connection id.
+        self.records: dict[str, ConnectionRecord] = {}
         #: Sends ``user_left`` for the connections of a node that died; set by the server.
         self.on_departures: DepartureHandler | None = None
         self._stale = False
@@ -64,17 +99,16 @@ class RedisPresence:
                    client: ClientInfo) -> int:
         """Count a new connection of ``email`` on this node; returns its total on all nodes."""
         self.counts[email] += 1
-        self.users[connection_id] = json.dumps(user)
-        listed = self.listed[connection_id] = Shared(
-            email, connection_id, self.node_id, user.get("display_name"), client)
+        record = self.records[connection_id] = ConnectionRecord(
+            email, connection_id, self.node_id, user, client)
         key = f"{PREFIX}presence:{email}"
         try:
             # One round trip, the total read in the same transaction; our count is set, not
             # incremented, so a retried transaction or a write-back cannot count twice.
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(key, self.node_id, self.counts[email])
-                pipe.hset(_users_key(self.node_id), connection_id, self.users[connection_id])
-                pipe.hset(_who_key(email), connection_id, listed.record())
+                pipe.hset(_records_key(self.node_id), connection_id, record.text())
+                pipe.hset(_who_key(email), connection_id, self.node_id)
                 self._known(pipe)
                 pipe.hvals(key)
                 *_, revived, _, values = await guard(pipe.execute())
@@ -84,7 +118,7 @@ class RedisPresence:
             self.counts[email] -= 1
             if self.counts[email] <= 0:
                 del self.counts[email]
-            del self.users[connection_id], self.listed[connection_id]
+            del self.records[connection_id]
             self._stale = True  # the count may have landed: write our counts back
             raise
 
@@ -94,8 +128,7 @@ class RedisPresence:
         local = self.counts[email]
         if local <= 0:
             del self.counts[email]
-        self.users.pop(connection_id, None)
-        self.listed.pop(connection_id, None)
+        self.records.pop(connection_id, None)
         if self._unanswered:  # one timeout per stop, not one per connection
             raise StoreUnavailable("Redis did not answer as this node stopped")
         key = f"{PREFIX}presence:{email}"
@@ -105,7 +138,7 @@ class RedisPresence:
                     pipe.hdel(key, self.node_id)
                 else:
                     pipe.hset(key, self.node_id, local)
-                pipe.hdel(_users_key(self.node_id), connection_id)
+                pipe.hdel(_records_key(self.node_id), connection_id)
                 pipe.hdel(_who_key(email), connection_id)
                 self._known(pipe)
                 pipe.hvals(key)
@@ -128,17 +161,15 @@ class RedisPresence:
 
     async def rename(self, connection_id: str, user: dict[str, Any]) -> None:
         """Keep the ``user`` object of one of our connections current (its display name)."""
-        if connection_id not in self.users:
+        if connection_id not in self.records:
             return
-        self.users[connection_id] = json.dumps(user)
-        listed = self.listed[connection_id] = dataclasses.replace(
-            self.listed[connection_id], display_name=user.get("display_name"))
+        record = self.records[connection_id] = dataclasses.replace(
+            self.records[connection_id], user=user)
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hset(_users_key(self.node_id), connection_id, self.users[connection_id])
-                pipe.hset(_who_key(listed.email), connection_id, listed.record())
+                pipe.hset(_records_key(self.node_id), connection_id, record.text())
                 self._known(pipe)
-                *_, revived, _ = await guard(pipe.execute())
+                _, revived, _ = await guard(pipe.execute())
             self._stale |= bool(revived)
         except StoreUnavailable:
             self._stale = True  # the write-back carries the new name
@@ -153,26 +184,29 @@ class RedisPresence:
 
     async def connections(self, email: str, here: Iterable[Listed]) -> list[Listed]:
         """The connections of ``email`` on every live node: this node's from ``here``, the
-        others' from Redis (one read of the user's hash, and one more to check that the
-        nodes holding them still beat). Raises :class:`StoreUnavailable`."""
-        kept = await guard(self.redis.hgetall(_who_key(email)))
-        elsewhere = []
-        for connection_id, record in kept.items():
-            try:
-                elsewhere.append(Shared.of_record(email, str(connection_id), str(record)))
-            except ValueError as exc:
-                log.warning("ignored a malformed connection record in Redis: %s", exc)
-        # A node that stopped beating holds none, even before a beat of ours forgets it.
-        nodes = sorted({shared.node for shared in elsewhere} - {self.node_id})
-        alive = set()
-        if nodes:
+        others' from Redis (one read of where they are, and one more of their records and
+        of whether the nodes holding them still beat). Raises :class:`StoreUnavailable`."""
+        where = await guard(self.redis.hgetall(_who_key(email)))
+        by_node: dict[str, list[str]] = {}
+        for connection_id, node in where.items():
+            if node != self.node_id:
+                by_node.setdefault(str(node), []).append(str(connection_id))
+        elsewhere: list[Listed] = []
+        if by_node:
             async with self.redis.pipeline(transaction=False) as pipe:
-                for node in nodes:
+                for node, ids in by_node.items():
                     pipe.exists(f"{PREFIX}node:{node}")
-                beats = await guard(pipe.execute())
-            alive = {node for node, beating in zip(nodes, beats, strict=True) if beating}
+                    pipe.hmget(_records_key(node), ids)
+                answers = await guard(pipe.execute())
+            for (node, ids), beating, texts in zip(by_node.items(), answers[::2], answers[1::2],
+                                                   strict=True):
+                if not beating:  # it holds none, even before a beat of ours forgets it
+                    continue
+                # A record gone since the first read: its connection closed meanwhile.
+                found = {i: text for i, text in zip(ids, texts, strict=True) if text is not None}
+                elsewhere.extend(_records(node, found))
         return [*(connection for connection in here if connection.email == email),
-                *(shared for shared in elsewhere if shared.node in alive)]
+                *elsewhere]
 
     async def beat(self) -> None:
         """Say this node is alive, repair our counts if needed, and count dead nodes out."""
@@ -191,9 +225,9 @@ class RedisPresence:
         self._stale = False  # a join or leave failing from here on asks for another
         gone = [key async for key in self.redis.scan_iter(match=f"{PREFIX}presence:*")
                 if key.removeprefix(f"{PREFIX}presence:") not in self.counts]
-        recorded = await guard(self.redis.hgetall(_users_key(self.node_id)))
+        recorded = await guard(self.redis.hgetall(_records_key(self.node_id)))
         closed = {connection: text for connection, text in recorded.items()
-                  if connection not in self.users}
+                  if connection not in self.records}
         # Read the counts and queue their writes in one step: joins and leaves go on meanwhile.
         async with self.redis.pipeline(transaction=False) as pipe:
             for key in gone:
@@ -201,13 +235,14 @@ class RedisPresence:
             for email, count in self.counts.items():
                 pipe.hset(f"{PREFIX}presence:{email}", self.node_id, count)
             if closed:
-                pipe.hdel(_users_key(self.node_id), *closed)
-            for connection, user in _parsed(closed):
-                pipe.hdel(_who_key(user["email"]), connection)
-            if self.users:
-                pipe.hset(_users_key(self.node_id), mapping=dict[Any, Any](self.users))
-            for listed in self.listed.values():
-                pipe.hset(_who_key(listed.email), listed.connection_id, listed.record())
+                pipe.hdel(_records_key(self.node_id), *closed)
+            for record in _records(self.node_id, closed):
+                pipe.hdel(_who_key(record.email), record.connection_id)
+            if self.records:
+                pipe.hset(_records_key(self.node_id), mapping={
+                    connection: record.text() for connection, record in self.records.items()})
+            for record in self.records.values():
+                pipe.hset(_who_key(record.email), record.connection_id, self.node_id)
             await guard(pipe.execute())
 
     async def _forget(self, node: str) -> None:
@@ -218,33 +253,33 @@ class RedisPresence:
         # that saw it die, exactly one sends user_left for them.
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.srem(f"{PREFIX}nodes", node)
-            pipe.hgetall(_users_key(node))
-            pipe.delete(_users_key(node))
-            removed, users, _ = await guard(pipe.execute())
+            pipe.hgetall(_records_key(node))
+            pipe.delete(_records_key(node))
+            removed, texts, _ = await guard(pipe.execute())
         if not removed:
             return
-        log.info("dropped the %d connections of node %s: it stopped beating", len(users), node)
-        departures = await self._departures(user for _, user in _parsed(users))
+        log.info("dropped the %d connections of node %s: it stopped beating", len(texts), node)
+        departures = await self._departures(_records(node, texts))
         if departures and self.on_departures is not None:
             await self.on_departures(departures)
 
     async def _drop_counts(self, node: str) -> None:
         """Remove ``node``'s counts and who records as Redis holds them: those of a
         connection whose leave never reached Redis included."""
-        listed = _parsed(await guard(self.redis.hgetall(_users_key(node))))
+        records = _records(node, await guard(self.redis.hgetall(_records_key(node))))
         async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
             async for key in self.redis.scan_iter(match=f"{PREFIX}presence:*"):
                 pipe.hdel(key, node)
-            for connection, user in listed:
-                pipe.hdel(_who_key(user["email"]), connection)
+            for record in records:
+                pipe.hdel(_who_key(record.email), record.connection_id)
             await guard(pipe.execute())
 
-    async def _departures(self, users: Iterable[dict[str, Any]]) -> list[Departure]:
+    async def _departures(self, records: Iterable[ConnectionRecord]) -> list[Departure]:
         """``user_left`` for each connection of a dead node, its count already dropped: the
         first one of a user counts the others still to go, as if they closed one by one."""
         by_email: dict[str, list[dict[str, Any]]] = {}
-        for user in users:
-            by_email.setdefault(user["email"], []).append(user)
+        for record in records:
+            by_email.setdefault(record.email, []).append(record.user)
         async with self.redis.pipeline(transaction=False) as pipe:
             for email in by_email:
                 pipe.hvals(f"{PREFIX}presence:{email}")
@@ -285,7 +320,7 @@ class RedisPresence:
                 # As Redis holds them: once out of the set of nodes, no node would ever
                 # remove the count of a connection that closed while Redis was away.
                 await self._drop_counts(self.node_id)
-                await guard(self.redis.delete(_users_key(self.node_id)))
+                await guard(self.redis.delete(_records_key(self.node_id)))
                 await guard(self.redis.delete(f"{PREFIX}node:{self.node_id}"))
                 await guard(self.redis.srem(f"{PREFIX}nodes", self.node_id))
                 return
@@ -295,28 +330,26 @@ class RedisPresence:
                     "its connections out within %g s", self.node_timeout + self.heartbeat_seconds)
 
 
-def _users_key(node: str) -> str:
-    """The hash of a node's connections: connection id -> its ``user`` object as JSON."""
+def _records_key(node: str) -> str:
+    """The hash of a node's connections: connection id -> its :meth:`ConnectionRecord.text`."""
     return f"{PREFIX}connections:{node}"
 
 
 def _who_key(email: str) -> str:
-    """The hash of a user's connections on every node: connection id -> what ``who`` lists
-    of it (:meth:`Shared.record`)."""
+    """The hash of where a user's connections are: connection id -> its node."""
     return f"{PREFIX}who:{email}"
 
 
-def _parsed(users: Mapping[Any, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """The connections of a node's hash (:func:`_users_key`), each with its ``user``
-    object; a malformed record is logged and left out."""
-    parsed = []
-    for connection, text in users.items():
+def _records(node: str, texts: Mapping[Any, Any]) -> list[ConnectionRecord]:
+    """The records of ``node``'s hash (:func:`_records_key`), or of some of its connections;
+    a malformed record is logged and left out."""
+    records = []
+    for connection, text in texts.items():
         try:
-            user = json.loads(text)
-            parsed.append((str(connection), {**user, "email": str(user["email"])}))
-        except (ValueError, TypeError, KeyError):
-            log.warning("ignored a malformed connection record in Redis: %.80r", text)
-    return parsed
+            records.append(ConnectionRecord.of_text(str(connection), node, str(text)))
+        except ValueError as exc:
+            log.warning("ignored a malformed connection record in Redis: %s", exc)
+    return records
 
 
 def _total(counts: list[str]) -> int:
