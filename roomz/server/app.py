@@ -37,7 +37,7 @@ from .signin import SignIn
 from .unavailable import StoreUnavailable
 
 if TYPE_CHECKING:
-    from .redis_state import RedisPresence
+    from .redis_presence import RedisPresence
 
 log = logging.getLogger("roomz.server")
 
@@ -88,12 +88,13 @@ class Server:
                 lambda: _housekeeping(links, limiter, local_history)))
         else:
             from . import redis_state
+            from .redis_presence import RedisPresence
 
             redis = redis_state.connect(self.settings.redis_url)
             self.magic_links = redis_state.RedisMagicLinks(redis, lifetime)
             self.rate_limiter = redis_state.RedisRateLimiter(redis)
             records = redis_state.RedisSessionRecords(redis)
-            presence = shared = redis_state.RedisPresence(redis, self.settings.node_timeout)
+            presence = shared = RedisPresence(redis, self.settings.node_timeout)
             manager = bus = redis_state.RedisFanOutManager(self.settings.redis_url,
                                                            publisher=redis)
             if self.settings.history:

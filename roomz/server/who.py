@@ -7,7 +7,6 @@ say nothing (the published 0.4.0 client among them) are listed with kind ``null`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -33,7 +32,7 @@ class ClientInfo:
 
 class Listed(Protocol):
     """A connection as :func:`listing` reads it: this node's (``roomz.server.chat.Connection``)
-    or another's (:class:`Shared`)."""
+    or another's (``roomz.server.redis_presence.ConnectionRecord``)."""
 
     @property
     def email(self) -> str: ...
@@ -67,33 +66,6 @@ def client_of(auth: Any) -> ClientInfo:
         raise ValueError(f"'client.name' in the auth payload must be 1-"
                          f"{MAX_CLIENT_NAME_LENGTH} printable characters")
     return ClientInfo(kind, name.strip() if name else None, since)
-
-
-@dataclass(frozen=True, slots=True)
-class Shared:
-    """A connection as the nodes sharing Redis keep it for ``who``: a :class:`Listed`, and
-    the node that holds it."""
-
-    email: str
-    connection_id: str
-    node: str
-    display_name: str | None
-    client: ClientInfo
-
-    def record(self) -> str:
-        """What Redis keeps, as JSON: all but the email and the id, which are its keys."""
-        return json.dumps({"node": self.node, "display_name": self.display_name,
-                           **self.client.listed()})
-
-    @classmethod
-    def of_record(cls, email: str, connection_id: str, record: str) -> Shared:
-        """The connection :meth:`record` kept; raises ``ValueError`` for anything else."""
-        try:
-            fields = json.loads(record)
-            return cls(email, connection_id, str(fields["node"]), fields["display_name"],
-                       ClientInfo(fields["kind"], fields["name"], str(fields["since"])))
-        except (ValueError, TypeError, KeyError) as exc:
-            raise ValueError(f"not a connection record: {record[:80]!r}") from exc
 
 
 def listing(asking: Listed, connections: Iterable[Listed]) -> list[dict[str, Any]]:

@@ -4,13 +4,16 @@ and the death of a node."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from roomz.server.presence import Departure, DepartureHandler
-from roomz.server.redis_state import RedisPresence, connect
+from roomz.server.redis_presence import RedisPresence
+from roomz.server.redis_state import connect
+from roomz.server.settings import ServerSettings
 from roomz.server.unavailable import StoreUnavailable
 from roomz.server.who import ClientInfo
 
@@ -30,6 +33,34 @@ async def nodes(redis: RedisProcess) -> AsyncIterator[tuple[RedisPresence, Redis
     yield RedisPresence(one), RedisPresence(two)
     await one.aclose()
     await two.aclose()
+
+
+@contextlib.asynccontextmanager
+async def beating(url: str, count: int, node_timeout: float = ServerSettings.node_timeout
+                  ) -> AsyncIterator[list[RedisPresence]]:
+    """``count`` nodes sharing the Redis at ``url``, each with its own client, each having
+    beaten once: Redis knows them, so that they can be counted out."""
+    clients = [connect(url) for _ in range(count)]
+    try:
+        nodes = [RedisPresence(client, node_timeout) for client in clients]
+        for node in nodes:
+            await asyncio.wait_for(node.beat(), TIMEOUT)
+        yield nodes
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+def keep(handed: list[Departure]) -> DepartureHandler:
+    """A node's ``on_departures`` that adds them to ``handed``."""
+    async def handle(departures: Sequence[Departure]) -> None:
+        handed.extend(departures)
+    return handle
+
+
+async def listed_in_redis(node: RedisPresence) -> list[str]:
+    """The connections of Ann that Redis lists for ``who``, as ``node`` reads them."""
+    return sorted(str(key) for key in await node.redis.hkeys(f"roomz:who:{ANN}"))
 
 
 async def test_joins_and_leaves_on_two_nodes_add_up(
@@ -78,26 +109,16 @@ async def test_the_connections_of_a_dead_node_are_announced_once(redis: RedisPro
     """A node stops beating: of the two that see it, exactly one is handed its connections,
     each with its user object as last named and the count left after it, as if they
     closed one by one."""
-    clients = [connect(redis.url) for _ in range(3)]
-    dead, one, two = (RedisPresence(client) for client in clients)
-    handed: dict[str, list[Departure]] = {"one": [], "two": []}
-
-    def keep(name: str) -> DepartureHandler:
-        async def handle(departures: Sequence[Departure]) -> None:
-            handed[name].extend(departures)
-        return handle
-
-    one.on_departures, two.on_departures = keep("one"), keep("two")
-    try:
-        for node in (dead, one, two):
-            await asyncio.wait_for(node.beat(), TIMEOUT)
+    async with beating(redis.url, 3) as (dead, one, two):
+        handed: dict[str, list[Departure]] = {"one": [], "two": []}
+        one.on_departures, two.on_departures = keep(handed["one"]), keep(handed["two"])
         await asyncio.wait_for(dead.join(ANN, "d1", USER, CLIENT), TIMEOUT)
         await asyncio.wait_for(dead.join(ANN, "d2", USER, CLIENT), TIMEOUT)
         await asyncio.wait_for(dead.rename("d2", {**USER, "display_name": "Phone"}), TIMEOUT)
         await asyncio.wait_for(one.join(ANN, "o1", USER, CLIENT), TIMEOUT)
         await asyncio.wait_for(dead.join("bob@example.com", "d3", BOB, CLIENT), TIMEOUT)
         await asyncio.wait_for(dead.leave("bob@example.com", "d3"), TIMEOUT)
-        await clients[0].delete(f"roomz:node:{dead.node_id}")  # as if its heartbeat expired
+        await dead.redis.delete(f"roomz:node:{dead.node_id}")  # as if its heartbeat expired
 
         await asyncio.wait_for(asyncio.gather(one.beat(), two.beat()), TIMEOUT)
         await asyncio.wait_for(asyncio.gather(one.beat(), two.beat()), TIMEOUT)
@@ -108,20 +129,13 @@ async def test_the_connections_of_a_dead_node_are_announced_once(redis: RedisPro
             (ANN, "None"), (ANN, "Phone")]
         assert [d.remaining for d in departures] == [2, 1]
         assert await asyncio.wait_for(two.join(ANN, "t1", USER, CLIENT), TIMEOUT) == 2
-    finally:
-        for client in clients:
-            await client.aclose()
 
 
 async def test_a_dead_nodes_who_records_go_with_it(redis: RedisProcess) -> None:
     """Each node lists the others' connections of a user from Redis, names included; once
     a node stops beating its connections are hidden, and once counted out they leave the
     user's hash for good, the others' staying."""
-    clients = [connect(redis.url) for _ in range(2)]
-    dead, alive = (RedisPresence(client) for client in clients)
-    try:
-        for node in (dead, alive):
-            await asyncio.wait_for(node.beat(), TIMEOUT)
+    async with beating(redis.url, 2) as (dead, alive):
         await asyncio.wait_for(dead.join(ANN, "d1", USER, CLIENT), TIMEOUT)
         await asyncio.wait_for(alive.join(ANN, "a1", USER, CLIENT), TIMEOUT)
         await asyncio.wait_for(alive.rename("a1", {**USER, "display_name": "Desk"}), TIMEOUT)
@@ -133,13 +147,10 @@ async def test_a_dead_nodes_who_records_go_with_it(redis: RedisProcess) -> None:
 
         assert (await elsewhere(dead), await elsewhere(alive)) == ([("a1", "Desk")],
                                                                    [("d1", None)])
-        await clients[0].delete(f"roomz:node:{dead.node_id}")  # as if its heartbeat expired
+        await dead.redis.delete(f"roomz:node:{dead.node_id}")  # as if its heartbeat expired
         assert await elsewhere(alive) == []  # hidden at once, though not yet forgotten
         await asyncio.wait_for(alive.beat(), TIMEOUT)
-        assert await clients[1].hkeys(f"roomz:who:{ANN}") == ["a1"]
-    finally:
-        for client in clients:
-            await client.aclose()
+        assert await listed_in_redis(alive) == ["a1"]
 
 
 async def test_a_node_stopped_after_an_outage_leaves_nothing_of_its_own_behind(
@@ -148,25 +159,18 @@ async def test_a_node_stopped_after_an_outage_leaves_nothing_of_its_own_behind(
     and the node stops before its next beat wrote its state back: the clean stop still
     takes that connection's count and who record with it, which no other node would
     ever remove (a stopped node is no longer among those counted out)."""
-    async with RedisProcess(persistent_dir=tmp_path) as redis:
-        clients = [connect(redis.url) for _ in range(2)]
-        stopping, staying = (RedisPresence(client) for client in clients)
-        try:
-            for node in (stopping, staying):
-                await asyncio.wait_for(node.beat(), TIMEOUT)
-            await asyncio.wait_for(stopping.join(ANN, "s1", USER, CLIENT), TIMEOUT)
-            redis.kill()
-            with pytest.raises(StoreUnavailable):
-                await asyncio.wait_for(stopping.leave(ANN, "s1"), TIMEOUT)
-            await redis.start()  # s1 is still recorded, as its leave never reached Redis
-            await asyncio.wait_for(stopping.leave_all(), TIMEOUT)
-            await asyncio.wait_for(staying.beat(), TIMEOUT)
+    async with RedisProcess(persistent_dir=tmp_path) as redis, \
+            beating(redis.url, 2) as (stopping, staying):
+        await asyncio.wait_for(stopping.join(ANN, "s1", USER, CLIENT), TIMEOUT)
+        redis.kill()
+        with pytest.raises(StoreUnavailable):
+            await asyncio.wait_for(stopping.leave(ANN, "s1"), TIMEOUT)
+        await redis.start()  # s1 is still recorded, as its leave never reached Redis
+        await asyncio.wait_for(stopping.leave_all(), TIMEOUT)
+        await asyncio.wait_for(staying.beat(), TIMEOUT)
 
-            assert await asyncio.wait_for(staying.join(ANN, "t1", USER, CLIENT), TIMEOUT) == 1
-            assert await clients[1].hkeys(f"roomz:who:{ANN}") == ["t1"]
-        finally:
-            for client in clients:
-                await client.aclose()
+        assert await asyncio.wait_for(staying.join(ANN, "t1", USER, CLIENT), TIMEOUT) == 1
+        assert await listed_in_redis(staying) == ["t1"]
 
 
 async def test_a_stopping_node_gives_redis_one_chance_and_the_others_count_it_out(
@@ -176,43 +180,32 @@ async def test_a_stopping_node_gives_redis_one_chance_and_the_others_count_it_ou
     (each would wait out the same timeout while Redis is silent), and say so in one line.
     Nothing is lost: the node's records stay for the others, who count it out once its
     heartbeat lapses, with a departure (``user_left``) for each connection."""
-    async with RedisProcess(persistent_dir=tmp_path) as redis:
-        clients = [connect(redis.url) for _ in range(2)]
-        stopping, staying = (RedisPresence(client) for client in clients)
+    async with RedisProcess(persistent_dir=tmp_path) as redis, \
+            beating(redis.url, 2) as (stopping, staying):
         handed: list[Departure] = []
+        staying.on_departures = keep(handed)
+        for connection in ("s1", "s2", "s3"):
+            await asyncio.wait_for(stopping.join(ANN, connection, USER, CLIENT), TIMEOUT)
+        await asyncio.wait_for(staying.join(ANN, "t1", USER, CLIENT), TIMEOUT)
 
-        async def keep(departures: Sequence[Departure]) -> None:
-            handed.extend(departures)
-
-        staying.on_departures = keep
-        try:
-            for node in (stopping, staying):
-                await asyncio.wait_for(node.beat(), TIMEOUT)
-            for connection in ("s1", "s2", "s3"):
-                await asyncio.wait_for(stopping.join(ANN, connection, USER, CLIENT), TIMEOUT)
-            await asyncio.wait_for(staying.join(ANN, "t1", USER, CLIENT), TIMEOUT)
-
-            stopping.closing()
-            redis.kill()
+        stopping.closing()
+        redis.kill()
+        with pytest.raises(StoreUnavailable):
+            await asyncio.wait_for(stopping.leave(ANN, "s1"), TIMEOUT)
+        await redis.start()  # with everything it held
+        for connection in ("s2", "s3"):
             with pytest.raises(StoreUnavailable):
-                await asyncio.wait_for(stopping.leave(ANN, "s1"), TIMEOUT)
-            await redis.start()  # with everything it held
-            for connection in ("s2", "s3"):
-                with pytest.raises(StoreUnavailable):
-                    await asyncio.wait_for(stopping.leave(ANN, connection), TIMEOUT)
-            await asyncio.wait_for(stopping.leave_all(), TIMEOUT)
-            assert sorted(await clients[1].hkeys(f"roomz:who:{ANN}")) == ["s1", "s2", "s3", "t1"]
-            said = [r.getMessage() for r in caplog.records if "did not answer" in r.getMessage()]
-            assert said == ["Redis did not answer as this node stopped: the other nodes will "
-                            "count its connections out within 20 s"]
+                await asyncio.wait_for(stopping.leave(ANN, connection), TIMEOUT)
+        await asyncio.wait_for(stopping.leave_all(), TIMEOUT)
+        assert await listed_in_redis(staying) == ["s1", "s2", "s3", "t1"]
+        said = [r.getMessage() for r in caplog.records if "did not answer" in r.getMessage()]
+        assert said == ["Redis did not answer as this node stopped: the other nodes will "
+                        "count its connections out within 20 s"]
 
-            await clients[1].delete(f"roomz:node:{stopping.node_id}")  # its heartbeat lapsed
-            await asyncio.wait_for(staying.beat(), TIMEOUT)
-            assert [d.remaining for d in handed] == [3, 2, 1]
-            assert await clients[1].hkeys(f"roomz:who:{ANN}") == ["t1"]
-        finally:
-            for client in clients:
-                await client.aclose()
+        await staying.redis.delete(f"roomz:node:{stopping.node_id}")  # its heartbeat lapsed
+        await asyncio.wait_for(staying.beat(), TIMEOUT)
+        assert [d.remaining for d in handed] == [3, 2, 1]
+        assert await listed_in_redis(staying) == ["t1"]
 
 
 async def test_a_node_dead_before_its_first_beat_after_a_redis_restart_is_counted_out(
@@ -221,27 +214,43 @@ async def test_a_node_dead_before_its_first_beat_after_a_redis_restart_is_counte
     next beats: the one that then dies is still counted out once its heartbeat lapses
     (its join made it known again), and the one that lives writes back at its beat what
     Redis lost (its join, which found it unknown, asks for that)."""
-    clients = [connect(redis.url) for _ in range(3)]
-    living, staying = RedisPresence(clients[0]), RedisPresence(clients[1])
-    dying = RedisPresence(clients[2], node_timeout=0.3)
-    try:
-        for node in (living, dying, staying):
-            await asyncio.wait_for(node.beat(), TIMEOUT)
+    async with beating(redis.url, 2) as (living, staying), \
+            beating(redis.url, 1, node_timeout=0.3) as (dying,):
         await asyncio.wait_for(living.join(ANN, "l0", USER, CLIENT), TIMEOUT)
         redis.kill()
         await redis.start()  # empty
         assert await asyncio.wait_for(living.join(ANN, "l1", USER, CLIENT), TIMEOUT) == 2
         assert await asyncio.wait_for(dying.join(ANN, "d1", USER, CLIENT), TIMEOUT) == 3
-        assert sorted(await clients[1].hkeys(f"roomz:who:{ANN}")) == ["d1", "l1"]  # no l0
+        assert await listed_in_redis(staying) == ["d1", "l1"]  # no l0
         await asyncio.wait_for(living.beat(), TIMEOUT)
 
         async def counted_out() -> None:  # dying beats no more
-            while "d1" in await clients[1].hkeys(f"roomz:who:{ANN}"):
+            while "d1" in await listed_in_redis(staying):
                 await asyncio.sleep(0.1)
                 await staying.beat()
         await asyncio.wait_for(counted_out(), TIMEOUT)
         assert await asyncio.wait_for(staying.join(ANN, "s1", USER, CLIENT), TIMEOUT) == 3
-        assert sorted(await clients[1].hkeys(f"roomz:who:{ANN}")) == ["l0", "l1", "s1"]
-    finally:
-        for client in clients:
-            await client.aclose()
+        assert await listed_in_redis(staying) == ["l0", "l1", "s1"]
+
+
+async def test_a_connection_record_no_node_wrote_is_left_out_with_a_warning(
+        redis: RedisProcess, caplog: pytest.LogCaptureFixture) -> None:
+    """A record in a node's hash that is not one (a ``user`` object alone, as nodes kept
+    before one record carried it and what ``who`` lists) is left out of ``who`` and of the
+    dead node's departures, and the log says why; its other connections are listed and
+    announced as ever."""
+    async with beating(redis.url, 2) as (dead, alive):
+        handed: list[Departure] = []
+        alive.on_departures = keep(handed)
+        await asyncio.wait_for(dead.join(ANN, "d1", USER, CLIENT), TIMEOUT)
+        await dead.redis.hset(f"roomz:connections:{dead.node_id}", "d0", '{"email": "x"}')
+        await dead.redis.hset(f"roomz:who:{ANN}", "d0", dead.node_id)
+
+        listed = await asyncio.wait_for(alive.connections(ANN, []), TIMEOUT)
+        assert [c.connection_id for c in listed] == ["d1"]
+        await dead.redis.delete(f"roomz:node:{dead.node_id}")  # as if its heartbeat expired
+        await asyncio.wait_for(alive.beat(), TIMEOUT)
+        assert [(d.user, d.remaining) for d in handed] == [(USER, 0)]
+        warned = {r.getMessage() for r in caplog.records if r.levelname == "WARNING"}
+        assert warned == {"ignored a malformed connection record in Redis: not a "
+                          """connection record: '{"email": "x"}'"""}
