@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -67,25 +68,60 @@ class LateAnswer:
 
 
 class AskedQuestions:
-    """The questions this bot's plugins asked that are not answered yet, in its store."""
+    """The questions this bot's plugins asked that are not answered yet, in its store.
+
+    A question is noted before it goes out, then under its id once the server has taken
+    it. A bot killed in between knows the id from its own question, which it hears again
+    as it comes back (the history since its saved place): :meth:`recognise`.
+    """
 
     def __init__(self, store: Store, server_url: str) -> None:
         self._store = store
         self._prefix = f"question {server_url} "  # question ids are the server's
+        self._asking_prefix = f"asking {server_url} "
         self._waited: set[str] = set()  # the questions an ask() of this run waits for
+        self._asking: set[str] = set()  # the notes of this run's questions not taken yet
 
-    def asked(self, question: Question, *, plugin: str, tag: Any, poll: bool,
-              now: float) -> None:
-        """Note ``question`` (the server has taken it) and that an ``ask()`` waits for it."""
-        self._waited.add(question.id)
+    def asking(self, question: Question, *, plugin: str, tag: Any, poll: bool, now: float,
+               connection_id: str | None) -> str:
+        """Note ``question`` (its id still empty) as it goes out through ``connection_id``;
+        returns the note's key, for :meth:`taken` and :meth:`refused`."""
         note: dict[str, Any] = {
             "plugin": plugin, "tag": tag, "question": question.text,
             "labels": {c.id: c.label for c in question.choices},
-            "deadline": now + question.timeout}
+            "deadline": now + question.timeout, "connection_id": connection_id}
         if poll:
             note["counts"] = {c.label: 0 for c in question.choices}
             note["counted"] = []  # the answers' message ids: a replay is not counted twice
-        self._store[self._prefix + question.id] = note
+        key = f"{self._asking_prefix}{uuid.uuid4()}"
+        self._store[key] = note
+        self._asking.add(key)
+        return key
+
+    def taken(self, key: str, question_id: str) -> None:
+        """The server took the question noted under ``key``: note it under its id, as one
+        an ``ask()`` of this run waits for."""
+        self._asking.discard(key)
+        self._waited.add(question_id)
+        self._store[self._prefix + question_id] = self._store.pop(key)
+
+    def refused(self, key: str) -> None:
+        """The server refused the question noted under ``key``: there is nothing to wait for."""
+        self._asking.discard(key)
+        self._store.pop(key)
+
+    def recognise(self, event: Mapping[str, Any]) -> None:
+        """``event`` is a question: when an earlier run asked it and died before the server
+        said its id, note it under that id now."""
+        question = Question.of(event)
+        if question is None:
+            return
+        for key, note in self._store.items(self._asking_prefix):
+            if (key not in self._asking and note.get("question") == question.text
+                    and note.get("connection_id") == event.get("connection_id")):
+                del self._store[key]
+                self._store[self._prefix + question.id] = note
+                return
 
     def answered(self, question_id: str) -> None:
         """The ``ask()`` waiting for ``question_id`` has its answer: forget the question."""
@@ -135,7 +171,8 @@ class AskedQuestions:
     def forget_stale(self, now: float) -> None:
         """Drop the notes of questions that timed out long ago (one line each): their
         answer was not in the history the bot came back to, and never will be."""
-        for key, note in list(self._store.items(self._prefix)):
+        notes = [*self._store.items(self._prefix), *self._store.items(self._asking_prefix)]
+        for key, note in notes:
             if now > note.get("deadline", now) + FORGET_AFTER:
                 log.warning("forgetting the question %r of plugin %s: no answer reached "
                             "the bot within a week of its timeout", note.get("question"),

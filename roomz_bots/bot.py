@@ -19,7 +19,7 @@ from roomz.awaitables import await_me_maybe
 from roomz.content import Rich
 from roomz.events import EVENTS
 from roomz.limits import split_text
-from roomz.questions import Question
+from roomz.questions import Question, question_payload
 
 from . import dispatch
 from .asked import AskedQuestions, check_tag
@@ -282,6 +282,8 @@ class Bot:
     def _on_message(self, data: dict[str, Any]) -> None:
         if "answer_to" in data:  # an answer to a question of ours, maybe of an earlier run
             self._hand_over(data)
+        elif "question_data" in data:  # ours, maybe, asked by a run killed before the ack
+            self.asked.recognise(data)
         message = Message(data)
         origin = self.origins.origin(message)
         if origin is self:
@@ -514,7 +516,8 @@ class Bot:
         check_tag(tag)
         await self.flood.take()
         await self._until_connected(f"ask {question[:40]!r}")
-        async with self._noted(plugin, tag, poll=False) as note:
+        _, asked = question_payload(question, answers, timeout=timeout, default=default)
+        async with self._noted(asked, plugin, tag, poll=False) as note:
             answer = await self.client.ask(question, answers, timeout=timeout,
                                            default=default, on_asked=note)
         return answer.choice
@@ -529,32 +532,41 @@ class Bot:
         await self.flood.take()
         await self._until_connected(f"ask {question[:40]!r}")
         counts: Counter[str] = Counter({label: 0 for label in answers})
-        async with self._noted(plugin, tag, poll=True) as note:
+        _, asked = question_payload(question, answers, timeout=timeout, keep_open=True)
+        async with self._noted(asked, plugin, tag, poll=True) as note:
             heard = await self.client.poll(question, answers, timeout=timeout, on_asked=note)
         for answer in heard:
             counts.update(answer.choices)
         return counts
 
     @contextlib.asynccontextmanager
-    async def _noted(self, plugin: str | None, tag: Any, *,
+    async def _noted(self, question: Question, plugin: str | None, tag: Any, *,
                      poll: bool) -> AsyncIterator[Callable[[Question], None]]:
-        """What notes the question in the store once the server has taken it (when a
-        plugin asks); it is forgotten when the ``ask()`` returns, kept when cancelled."""
-        asked: list[str] = []
+        """Note ``question`` in the store as it goes out (when a plugin asks), and yield
+        what notes its id once the server has taken it; the note is forgotten when the
+        ``ask()`` returns, kept when it is cancelled (or loses the connection)."""
+        if plugin is None:
+            yield lambda question: None
+            return
+        key = self.asked.asking(question, plugin=plugin, tag=tag, poll=poll,
+                                now=self.clock.time(), connection_id=self.connection_id)
+        taken: list[str] = []
 
         def note(question: Question) -> None:
-            if plugin is not None:
-                asked.append(question.id)
-                self.asked.asked(question, plugin=plugin, tag=tag, poll=poll,
-                                 now=self.clock.time())
+            taken.append(question.id)
+            self.asked.taken(key, question.id)
 
         try:
             yield note
+        except (ClientError, ValueError) as exc:
+            if not taken and not isinstance(exc, ConnectionError):
+                self.asked.refused(key)  # not asked: no answer will come
+            raise
         except BaseException:
-            for question_id in asked:
+            for question_id in taken:
                 self.asked.abandoned(question_id)
             raise
-        for question_id in asked:
+        for question_id in taken:
             self.asked.answered(question_id)
 
     async def _overflowed(self, message: Message) -> None:

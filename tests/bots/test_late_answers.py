@@ -13,7 +13,7 @@ from roomz import AsyncClient
 from roomz_bots import Bot
 from roomz_bots.testing import BotHarness
 
-from .helpers import FAST, assert_no_reply
+from .helpers import assert_no_reply
 from .sample_plugins import asker
 
 
@@ -70,8 +70,8 @@ async def test_a_poll_across_a_restart_hands_over_every_answer_at_its_timeout(
         question = await chat.reply()
         await chat.user.answer(question, "tea")  # type: ignore[union-attr]
         await chat.restart_bot()
-        other = AsyncClient(chat.server.url, (await chat.server.request_link(chat.email)).token,
-                            **FAST)
+        link = await chat.server.request_link(chat.email)
+        other = AsyncClient(chat.server.url, link.token, connection_timeout=5.0)
         await other.connect()
         try:
             await other.answer(question.raw, "coffee")
