@@ -11,6 +11,7 @@ it, or else to the plugin's ``on_answer``, once, since the note goes before the 
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import uuid
@@ -164,7 +165,7 @@ class AskedQuestions:
         answer = LateAnswer(
             note["question"], note["tag"], () if "counts" in note else tuple(labels),
             timed_out, Message(dict(event)),
-            free_text if isinstance(free_text, str) else None,
+            html.unescape(free_text) if isinstance(free_text, str) else None,
             Counter(note["counts"]) if "counts" in note else None)
         return note["plugin"], answer
 

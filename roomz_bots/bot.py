@@ -558,11 +558,10 @@ class Bot:
 
         try:
             yield note
-        except (ClientError, ValueError) as exc:
-            if not taken and not isinstance(exc, ConnectionError):
+        except BaseException as exc:
+            if not taken and isinstance(exc, ClientError) \
+                    and not isinstance(exc, ConnectionError):
                 self.asked.refused(key)  # not asked: no answer will come
-            raise
-        except BaseException:
             for question_id in taken:
                 self.asked.abandoned(question_id)
             raise
