@@ -13,8 +13,8 @@ from roomz import AsyncClient
 from roomz_bots import Bot
 from roomz_bots.testing import BotHarness
 
-from .helpers import assert_no_reply
-from .sample_plugins import asker
+from .helpers import assert_no_reply, wait_until
+from .sample_plugins import asker, lingering
 
 
 async def test_an_answer_after_a_restart_goes_to_on_answer_once(tmp_path: Path) -> None:
@@ -106,4 +106,31 @@ async def test_a_tag_the_store_cannot_keep_is_refused_before_asking(tmp_path: Pa
         with pytest.raises(ValueError, match=r"the tag of a question must be JSON.*\{1, 2\}"):
             await chat.bot.ask("Deploy?", ["yes", "no"], timeout=5, plugin="asker",
                                tag={1, 2})
+        await assert_no_reply(chat)
+
+
+async def test_an_answer_a_stopping_bot_hears_is_left_to_its_next_run(tmp_path: Path) -> None:
+    """The ask gave up waiting; the answer comes while the bot stops (its shutdown hooks
+    run): not handed over then, and the bot's place stays before it, so the next run
+    hears it again and hands it over."""
+    lingering.reset()
+    async with BotHarness([asker, lingering], data_dir=tmp_path) as chat:
+        assert chat.user is not None and chat.bot is not None
+        await chat.say("!hurry prod")
+        question = await chat.reply()
+        assert (await chat.reply()).text == "No time to wait for prod."
+        stopping = asyncio.ensure_future(chat.stop_bot())
+        try:
+            await asyncio.wait_for(lingering.STOPPING.wait(), 5)
+            await chat.user.answer(question, "yes")
+            bot = chat.bot
+            await wait_until(lambda: any(m.raw.get("answer_to") for m in chat.messages))
+            answer = next(m for m in chat.messages if m.raw.get("answer_to"))
+            await wait_until(lambda: bot.client.cursor == answer.raw["cursor"],
+                             what="the stopping bot to hear the answer")
+        finally:
+            lingering.RELEASE.set()
+            await asyncio.wait_for(stopping, 10)
+        await chat.start_bot()
+        assert (await chat.reply()).text == "Late: Deploying to prod."
         await assert_no_reply(chat)

@@ -1,5 +1,6 @@
 """Asks before it deploys, and polls: acts on answers that come after a restart too."""
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass
 
@@ -24,6 +25,17 @@ async def deploy(bot: PluginBot, *, target: str) -> str:
     """Ask before deploying to TARGET."""
     choice = await bot.ask(f"Deploy to {target}?", ["yes", "no"], default="no",
                            timeout=bot.settings.timeout, tag={"target": target})
+    return deploying(target, choice)
+
+
+@command
+async def hurry(bot: PluginBot, *, target: str) -> str:
+    """Ask before deploying to TARGET, but wait only a moment for the answer."""
+    try:
+        choice = await asyncio.wait_for(bot.ask(f"Deploy to {target}?", ["yes", "no"],
+                                                timeout=60, tag={"target": target}), 0.3)
+    except asyncio.TimeoutError:
+        return f"No time to wait for {target}."
     return deploying(target, choice)
 
 
