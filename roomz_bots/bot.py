@@ -111,10 +111,10 @@ class Bot:
         #: A command that raises is answered with one line saying so (the log has the rest).
         self.reply_errors = reply_errors
         self._unsaved_position: str | None = None  # a cursor not in the bot's store yet
-        self._stopping = False
-        #: The position kept while stopping, before an answer left for the next run.
-        self._held_position: str | None = None
+        self._stopping = False  # answers heard now are left to the next run
+        #: While stopping, an answer was left to the next run: the position stays before it.
         self._holding = False
+        self._held_position: str | None = None
         self._position_saver: asyncio.TimerHandle | None = None
         self._stores: dict[str, Store] = {}
         self._asked: AskedQuestions | None = None
@@ -610,6 +610,7 @@ class Bot:
         """
         if self.client.cursor is None:
             self.client.cursor = self.store_for(OWN_STORE).get(self._position_key)
+        self._stopping = self._holding = False  # a bot started again after a stop
         self.asked.forget_stale(self.clock.time())
         self.scheduler.start()
         await self._run_lifecycle("startup")

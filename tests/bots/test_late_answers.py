@@ -14,7 +14,7 @@ from roomz_bots import Bot
 from roomz_bots.testing import BotHarness
 
 from .helpers import assert_no_reply, wait_until
-from .sample_plugins import asker, lingering
+from .sample_plugins import asker, lingering, reporter
 
 
 async def test_an_answer_after_a_restart_goes_to_on_answer_once(tmp_path: Path) -> None:
@@ -134,3 +134,34 @@ async def test_an_answer_a_stopping_bot_hears_is_left_to_its_next_run(tmp_path: 
         await chat.start_bot()
         assert (await chat.reply()).text == "Late: Deploying to prod."
         await assert_no_reply(chat)
+
+
+async def test_a_plugin_without_on_answer_has_its_late_answer_logged(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Nobody can act on it: one warning says the answer is lost, naming the plugin."""
+    async with BotHarness([reporter], data_dir=tmp_path) as chat:
+        assert chat.user is not None
+        await chat.say("!deploy")
+        question = await chat.reply()
+        await chat.restart_bot()
+        await chat.user.answer(question, "yes")
+        await assert_no_reply(chat)
+        (line,) = [r.getMessage() for r in caplog.records if "is lost" in r.getMessage()]
+        assert line == ("bot testbot: the answer 'yes' to 'Deploy to production?', asked by "
+                        "plugin reporter before the bot restarted, is lost: the plugin has no "
+                        "on_answer hook (or is gone)")
+
+
+async def test_a_question_long_past_its_timeout_is_forgotten_as_the_bot_starts(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A week after its timeout, no answer is coming: the note goes, with a warning."""
+    async with BotHarness([asker], data_dir=tmp_path) as chat:
+        await chat.say("!deploy prod")
+        await chat.reply()
+        await chat.stop_bot()
+        chat.clock.advance(8 * 24 * 3600)
+        await chat.start_bot()
+        assert chat.bot is not None
+        assert not list(chat.bot.store_for("_bot").items("question ")), "still noted"
+        assert "forgetting the question 'Deploy to prod?' of plugin asker: no answer " \
+               "reached the bot within a week of its timeout" in caplog.text
