@@ -4,9 +4,10 @@ comes after its run ended still reaches the plugin that asked (the ``on_answer``
 ``bot.ask()`` and ``bot.poll()`` wait for their answer in a coroutine that dies with the
 bot's process. The server keeps the question (and its timeout) meanwhile, and its answer
 reaches the next run, live or replayed from the history, as a message like any other.
-Each question a plugin asks is therefore noted in the bot's store once the server has
-taken it, and forgotten when its answer is handed over: to the ``ask()`` that waits for
-it, or else to the plugin's ``on_answer``, once, since the note goes before the hook runs.
+Each question a plugin asks is therefore noted in the bot's store as it goes out (under
+its id once the server has taken it), and forgotten when its answer is handed over: to
+the ``ask()`` that waits for it, or else to the plugin's ``on_answer``, once, since the
+note goes before the hook runs.
 """
 
 from __future__ import annotations
