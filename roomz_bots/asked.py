@@ -105,7 +105,7 @@ class AskedQuestions:
         an ``ask()`` of this run waits for."""
         self._asking.discard(key)
         self._waited.add(question_id)
-        self._store[self._prefix + question_id] = self._store.pop(key)
+        self._store.rename(key, self._prefix + question_id)
 
     def refused(self, key: str) -> None:
         """The server refused the question noted under ``key``: there is nothing to wait for."""
@@ -121,8 +121,7 @@ class AskedQuestions:
         for key, note in self._store.items(self._asking_prefix):
             if (key not in self._asking and note.get("question") == question.text
                     and note.get("connection_id") == event.get("connection_id")):
-                del self._store[key]
-                self._store[self._prefix + question.id] = note
+                self._store.rename(key, self._prefix + question.id)
                 return
 
     def answered(self, question_id: str) -> None:

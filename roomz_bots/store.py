@@ -20,7 +20,8 @@ class Store:
     """A small dict-like store that survives restarts; values are anything JSON can hold.
 
     ``store["key"] = value``, ``store.get("key", default)``, ``del store["key"]``,
-    ``store.items(prefix="reminder:")``. Every write is committed at once.
+    ``store.items(prefix="reminder:")``, ``store.rename(key, new_key)``. Every write is
+    committed at once.
     """
 
     def __init__(self, path: Path) -> None:
@@ -60,6 +61,13 @@ class Store:
         value = self.get(key, default)
         self._db.execute("DELETE FROM kv WHERE key = ?", (key,))
         return value
+
+    def rename(self, key: str, new_key: str) -> None:
+        """Move the value under ``key`` to ``new_key`` (replacing what was there) in one
+        step: a crash leaves it under one of the two, never under none."""
+        if self._db.execute("UPDATE OR REPLACE kv SET key = ? WHERE key = ?",
+                            (new_key, key)).rowcount == 0:
+            raise KeyError(key)
 
     def items(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
         """``(key, value)`` pairs whose key starts with ``prefix``, in key order."""

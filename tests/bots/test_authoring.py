@@ -313,3 +313,14 @@ def test_store_items_by_prefix_match_it_exactly(tmp_path: Path) -> None:
         assert [k for k, _ in store.items("remind:")] == ["remind:1"]
         assert [k for k, _ in store.items("a%")] == ["a%b"]
         assert [k for k, _ in store.items("remind_")] == ["remind_x"]
+
+
+def test_store_rename_moves_a_value_in_one_step(tmp_path: Path) -> None:
+    """``rename(key, new_key)`` moves the value, replacing one under ``new_key``; a key
+    that is not there is a KeyError naming it."""
+    with contextlib.closing(Store(tmp_path / "plugin.sqlite3")) as store:
+        store["old"], store["new"] = {"n": 1}, "replaced"
+        store.rename("old", "new")
+        assert ("old" in store, store["new"], len(store)) == (False, {"n": 1}, 1)
+        with pytest.raises(KeyError, match="'gone'"):
+            store.rename("gone", "new")

@@ -126,3 +126,26 @@ async def test_a_timeout_while_the_bot_was_down_reaches_on_answer_once(
     await running(headless, config)
     await settled(user)
     assert user.texts.count("Late: Not deploying to prod.") == 1, user.texts
+
+
+async def test_a_poll_open_across_a_kill_counts_every_answer_once(
+        tmp_path: Path, server_process: RestartableServer, headless: Callable[..., Any],
+        watchers: Callable[..., Any]) -> None:
+    """One answer while the bot runs (maybe heard again after the kill), one while it is
+    down: at the poll's timeout the next run's ``on_answer`` counts each once."""
+    config = await asker_config(tmp_path, server_process, timeout=4)
+    cli = await running(headless, config)
+    user, other = [await user_on(server_process, watchers) for _ in range(2)]
+    await user.client.send("!vote lunch")
+    question = (await user.wait_for(lambda m: m.content_type == QUESTION)).raw
+    await user.client.answer(question, "tea")
+    await user.wait_for(lambda m: m.raw.get("answer_to") == question["id"])
+    await killed(cli)
+    await other.client.answer(question, "coffee")
+
+    cli = await running(headless, config)
+    await user.wait_for_text("Late: lunch: tea 1, coffee 1", timeout=10)
+    await killed(cli)
+    await running(headless, config)
+    await settled(user)
+    assert user.texts.count("Late: lunch: tea 1, coffee 1") == 1, user.texts
