@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
@@ -95,7 +96,9 @@ class AskedQuestions:
         if poll:
             note["counts"] = {c.label: 0 for c in question.choices}
             note["counted"] = []  # the answers' message ids: a replay is not counted twice
-        key = f"{self._asking_prefix}{uuid.uuid4()}"
+        # In the order asked, which is the order the server took them in: two questions
+        # alike, both asked before a kill, are recognised as the ones they are.
+        key = f"{self._asking_prefix}{time.time_ns():020d} {uuid.uuid4()}"
         self._store[key] = note
         self._asking.add(key)
         return key
