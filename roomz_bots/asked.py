@@ -115,6 +115,12 @@ class AskedQuestions:
         self._asking.discard(key)
         self._store.pop(key)
 
+    def unconfirmed(self, key: str) -> None:
+        """The ``ask()`` of the question noted under ``key`` ended (cancelled, or the
+        connection lost) before the server said it took it: if it did, the question is
+        recognised when the bot hears it again."""
+        self._asking.discard(key)
+
     def recognise(self, event: Mapping[str, Any]) -> None:
         """``event`` is a question: when an earlier run asked it and died before the server
         said its id, note it under that id now."""

@@ -559,14 +559,15 @@ class Bot:
         try:
             yield note
         except BaseException as exc:
-            if not taken and isinstance(exc, ClientError) \
-                    and not isinstance(exc, ConnectionError):
+            if taken:
+                self.asked.abandoned(taken[0])
+            elif isinstance(exc, ClientError) and not isinstance(exc, ConnectionError):
                 self.asked.refused(key)  # not asked: no answer will come
-            for question_id in taken:
-                self.asked.abandoned(question_id)
+            else:
+                self.asked.unconfirmed(key)
             raise
-        for question_id in taken:
-            self.asked.answered(question_id)
+        if taken:
+            self.asked.answered(taken[0])
 
     async def _overflowed(self, message: Message) -> None:
         """Ask the sender once to slow down; log how many replies were dropped once the
