@@ -2,14 +2,16 @@
 
 The question is open for ``seconds`` (a minute by default); each connection (terminal,
 page, another device) answers once, with a button or by typing the answer's number.
+When the bot restarts while a poll is open, the count still comes, at its end.
 """
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Annotated
 
 from msgspec import Meta
 
-from roomz_bots import Markdown, PluginBot, UsageError, command
+from roomz_bots import LateAnswer, Markdown, PluginBot, UsageError, command, hookimpl
 
 
 @dataclass
@@ -25,6 +27,17 @@ async def poll(bot: PluginBot, *, text: str) -> Markdown:
     question, *answers = [part.strip() for part in text.split("|")]
     if not question or len(answers) < 2 or not all(answers):
         raise UsageError("a question and at least two answers, split by |")
-    counts = await bot.poll(question, answers, timeout=bot.settings.seconds)
+    return results(question, await bot.poll(question, answers, timeout=bot.settings.seconds))
+
+
+@hookimpl
+async def on_answer(bot: PluginBot, answer: LateAnswer) -> None:
+    """A poll that was open when the bot stopped: its count, at its end."""
+    if answer.counts is not None:
+        await bot.send(results(answer.question, answer.counts))
+
+
+def results(question: str, counts: Counter[str]) -> Markdown:
+    """The count as a table, the most chosen first."""
     rows = [f"| {answer} | {count} |" for answer, count in counts.most_common()]
     return Markdown(f"**{question}**\n\n| answer | votes |\n|---|---:|\n" + "\n".join(rows))

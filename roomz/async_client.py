@@ -528,13 +528,16 @@ class AsyncClient(ClientOptions):
     async def ask(self, question: str, answers: Sequence[str | Choice], *,
                   timeout: float = 300.0, default: str | Sequence[str] | None = None,
                   multi_select: bool = False, timeout_message: str | None = None,
-                  subject: str | None = None) -> Answer:
+                  subject: str | None = None,
+                  on_asked: Callable[[Question], object] | None = None) -> Answer:
         """Ask the user's connections ``question``, offering ``answers`` (labels, or
         :class:`roomz.questions.Choice`), and return the first :class:`Answer`.
 
         After ``timeout`` seconds without one, the server closes the question and answers
         with ``default`` (a label or id; None: nothing chosen), as a timed-out
         :class:`Answer`; so does this client when it heard nothing by then (it was away).
+        ``on_asked(question)`` is called once the server has taken the question, with its
+        id, before the wait: a program that may stop meanwhile can note what it asked.
         Raises :class:`NotSupportedError` on a server without questions (the published
         one), :class:`ClientError` when the server refuses the question (``status`` 400
         names the field), :class:`ConnectionError` when not connected.
@@ -542,15 +545,20 @@ class AsyncClient(ClientOptions):
         asked = await self._ask(question, answers, timeout=timeout, default=default,
                                 multi_select=multi_select, timeout_message=timeout_message,
                                 subject=subject)
+        if on_asked is not None:
+            on_asked(asked)
         return await self._answers.first(asked, timeout + self.connection_timeout)
 
     async def poll(self, question: str, answers: Sequence[str | Choice], *,
                    timeout: float = 60.0, multi_select: bool = False,
-                   subject: str | None = None) -> list[Answer]:
+                   subject: str | None = None,
+                   on_asked: Callable[[Question], object] | None = None) -> list[Answer]:
         """Ask ``question`` and collect every answer (one per connection) until ``timeout``
-        seconds have passed: a poll. Raises as :meth:`ask` does."""
+        seconds have passed: a poll. ``on_asked`` and what it raises: as for :meth:`ask`."""
         asked = await self._ask(question, answers, timeout=timeout, multi_select=multi_select,
                                 keep_open=True, subject=subject)
+        if on_asked is not None:
+            on_asked(asked)
         return await self._answers.all(asked, timeout + self.connection_timeout)
 
     async def _ask(self, question: str, answers: Sequence[str | Choice],

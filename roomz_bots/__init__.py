@@ -16,6 +16,7 @@ A plugin is a module::
 
 from roomz.content import Code, Diff, Markdown
 
+from .asked import LateAnswer
 from .bot import Bot
 from .commands import Command, UsageError, command
 from .hookspecs import hookimpl
@@ -23,5 +24,6 @@ from .message import Message, display_name_of
 from .plugin_bot import PluginBot
 from .plugins import Plugin, PluginError, load_plugin
 
-__all__ = ["Bot", "Code", "Command", "Diff", "Markdown", "Message", "Plugin", "PluginBot",
-           "PluginError", "UsageError", "command", "display_name_of", "hookimpl", "load_plugin"]
+__all__ = ["Bot", "Code", "Command", "Diff", "LateAnswer", "Markdown", "Message", "Plugin",
+           "PluginBot", "PluginError", "UsageError", "command", "display_name_of", "hookimpl",
+           "load_plugin"]

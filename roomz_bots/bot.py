@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import logging
 import re
 import reprlib
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ from roomz.awaitables import await_me_maybe
 from roomz.content import Rich
 from roomz.events import EVENTS
 from roomz.limits import split_text
+from roomz.questions import Question, question_payload
 
 from . import dispatch
+from .asked import AskedQuestions, check_tag
 from .clock import Clock
 from .commands import Command, UsageError
 from .failures import PLUGIN_FAILURES, command_failed, place_of
@@ -57,7 +60,7 @@ _REPLYING_TO: contextvars.ContextVar[Message | None] = contextvars.ContextVar(
     "roomz_bots_replying_to", default=None)
 
 
-DISPATCHED = ("startup", "shutdown", "on_message", *EVENT_HOOKS.values())
+DISPATCHED = ("startup", "shutdown", "on_message", "on_answer", *EVENT_HOOKS.values())
 
 
 def passed_arguments(impl: Any, given: Sequence[str]) -> tuple[str, ...]:
@@ -108,8 +111,13 @@ class Bot:
         #: A command that raises is answered with one line saying so (the log has the rest).
         self.reply_errors = reply_errors
         self._unsaved_position: str | None = None  # a cursor not in the bot's store yet
+        self._stopping = False  # answers heard now are left to the next run
+        #: While stopping, an answer was left to the next run: the position stays before it.
+        self._holding = False
+        self._held_position: str | None = None
         self._position_saver: asyncio.TimerHandle | None = None
         self._stores: dict[str, Store] = {}
+        self._asked: AskedQuestions | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connected = asyncio.Event()
         self._name_pending = False  # the display name could not be set: set it once back
@@ -150,6 +158,10 @@ class Bot:
                 for impl in reversed(caller.get_hookimpls())]
             self._callers[hook] = dispatch.caller(hook, implementations, self._failed,
                                                   self._returned)
+            if hook == "on_answer":  # an answer goes to the plugin that asked, alone
+                self._answer_callers = {
+                    i.plugin: dispatch.caller(hook, [i], self._failed, self._returned)
+                    for i in implementations}
             if hook == "on_message":  # another hosted bot's messages reach only some
                 self._hear_all = self._callers[hook]
                 self._hear_bots = dispatch.caller(
@@ -268,6 +280,10 @@ class Bot:
         self._connected.clear()
 
     def _on_message(self, data: dict[str, Any]) -> None:
+        if "answer_to" in data:  # an answer to a question of ours, maybe of an earlier run
+            self._hand_over(data)
+        elif "question_data" in data:  # ours, maybe, asked by a run killed before the ack
+            self.asked.recognise(data)
         message = Message(data)
         origin = self.origins.origin(message)
         if origin is self:
@@ -287,6 +303,32 @@ class Bot:
         # answers it twice (other messages' positions are saved a moment later).
         self._keep_position(data, at_once=command)
 
+    @property
+    def asked(self) -> AskedQuestions:
+        """The questions this bot's plugins asked that are not answered yet (its store)."""
+        if self._asked is None:
+            self._asked = AskedQuestions(self.store_for(OWN_STORE), self.client.server_url)
+        return self._asked
+
+    def _hand_over(self, data: dict[str, Any]) -> None:
+        """Give the answer ``data`` to the ``on_answer`` of the plugin that asked, when no
+        ``ask()`` waits for it (of any age: the plugin decides what it still means)."""
+        if self._stopping:  # its hook could not finish: the next run hears it again
+            if not self._holding and self.asked.is_ours(data):
+                self._holding, self._held_position = True, self.client.cursor
+            return
+        heard = self.asked.heard(data)
+        if heard is None:
+            return
+        plugin, answer = heard
+        call = self._answer_callers.get(plugin)
+        if call is None:
+            log.warning("bot %s: the answer %r to %r, asked by plugin %s before the bot "
+                        "restarted, is lost: the plugin has no on_answer hook (or is gone)",
+                        self.name, answer.message.text[:60], answer.question, plugin)
+            return
+        call(answer)
+
     def _too_old(self, message: Message) -> bool:
         """True for a missed command older than the bot answers, with a log line."""
         age = self.clock.time() - message.timestamp.timestamp()
@@ -303,8 +345,8 @@ class Bot:
         """Remember the bot has handled what ``data`` (a message, or the greeting's history)
         has the cursor of: in its store now, or within a moment."""
         cursor = data.get("cursor")
-        if not isinstance(cursor, str):
-            return  # a server without history
+        if not isinstance(cursor, str) or self._holding:
+            return  # a server without history, or a stopping bot that left an answer
         self._unsaved_position = cursor
         if at_once:
             self._save_position()
@@ -321,6 +363,8 @@ class Bot:
         if self._position_saver is not None:
             self._position_saver.cancel()
             self._position_saver = None
+        if self._holding:
+            self._unsaved_position = self._held_position
         if self._unsaved_position is not None:
             self.store_for(OWN_STORE)[self._position_key] = self._unsaved_position
             self._unsaved_position = None
@@ -459,26 +503,71 @@ class Bot:
                 ) from None
 
     async def ask(self, question: str, answers: Sequence[str], *, timeout: float,
-                  default: str | None = None) -> str | None:
+                  default: str | None = None, plugin: str | None = None,
+                  tag: Any = None) -> str | None:
         """Ask the user's connections ``question`` and return the label of the answer
         chosen, or ``default`` when nobody answers within ``timeout`` seconds (the server
         keeps the time, also while this bot is away). Goes out under the flood limit.
+
+        Asked for ``plugin``, the question is kept in the bot's store until answered: an
+        answer this call does not live to return goes to that plugin's ``on_answer``,
+        with ``tag`` (anything JSON holds; else ``ValueError``, before asking).
         Raises :class:`roomz.NotSupportedError` on a server without questions."""
+        check_tag(tag)
         await self.flood.take()
         await self._until_connected(f"ask {question[:40]!r}")
-        answer = await self.client.ask(question, answers, timeout=timeout, default=default)
+        _, asked = question_payload(question, answers, timeout=timeout, default=default)
+        async with self._noted(asked, plugin, tag, poll=False) as note:
+            answer = await self.client.ask(question, answers, timeout=timeout,
+                                           default=default, on_asked=note)
         return answer.choice
 
     async def poll(self, question: str, answers: Sequence[str], *,
-                   timeout: float) -> Counter[str]:
+                   timeout: float, plugin: str | None = None,
+                   tag: Any = None) -> Counter[str]:
         """Ask ``question`` of every connection for ``timeout`` seconds; how many chose
-        each answer (every answer counted, 0 included), in the order offered."""
+        each answer (every answer counted, 0 included), in the order offered. ``plugin``
+        and ``tag``: as for :meth:`ask` (``on_answer`` gets the counts at the timeout)."""
+        check_tag(tag)
         await self.flood.take()
         await self._until_connected(f"ask {question[:40]!r}")
         counts: Counter[str] = Counter({label: 0 for label in answers})
-        for answer in await self.client.poll(question, answers, timeout=timeout):
+        _, asked = question_payload(question, answers, timeout=timeout, keep_open=True)
+        async with self._noted(asked, plugin, tag, poll=True) as note:
+            heard = await self.client.poll(question, answers, timeout=timeout, on_asked=note)
+        for answer in heard:
             counts.update(answer.choices)
         return counts
+
+    @contextlib.asynccontextmanager
+    async def _noted(self, question: Question, plugin: str | None, tag: Any, *,
+                     poll: bool) -> AsyncIterator[Callable[[Question], None]]:
+        """Note ``question`` in the store as it goes out (when a plugin asks), and yield
+        what notes its id once the server has taken it; the note is forgotten when the
+        ``ask()`` returns, kept when it is cancelled (or loses the connection)."""
+        if plugin is None:
+            yield lambda question: None
+            return
+        key = self.asked.asking(question, plugin=plugin, tag=tag, poll=poll,
+                                now=self.clock.time(), connection_id=self.connection_id)
+        taken: list[str] = []
+
+        def note(question: Question) -> None:
+            taken.append(question.id)
+            self.asked.taken(key, question.id)
+
+        try:
+            yield note
+        except BaseException as exc:
+            if taken:
+                self.asked.abandoned(taken[0])
+            elif isinstance(exc, ClientError) and not isinstance(exc, ConnectionError):
+                self.asked.refused(key)  # not asked: no answer will come
+            else:
+                self.asked.unconfirmed(key)
+            raise
+        if taken:
+            self.asked.answered(taken[0])
 
     async def _overflowed(self, message: Message) -> None:
         """Ask the sender once to slow down; log how many replies were dropped once the
@@ -522,6 +611,8 @@ class Bot:
         """
         if self.client.cursor is None:
             self.client.cursor = self.store_for(OWN_STORE).get(self._position_key)
+        self._stopping = self._holding = False  # a bot started again after a stop
+        self.asked.forget_stale(self.clock.time())
         self.scheduler.start()
         await self._run_lifecycle("startup")
 
@@ -547,17 +638,22 @@ class Bot:
                         self.display_name, ack.get("error"))
 
     async def stop(self) -> None:
-        """Run shutdown hooks, stop jobs, disconnect, and close the stores."""
+        """Run shutdown hooks, stop jobs, disconnect, and close the stores.
+
+        Answers to the bot's questions that come meanwhile are left to its next run."""
+        self._stopping = True
         await self._run_lifecycle("shutdown")
         await self.scheduler.stop()
         await self._cancel_tasks()
         await self.client.disconnect()
         self.origins.disconnected(self)
-        self._unsaved_position = self.client.cursor or self._unsaved_position
+        if not self._holding:
+            self._unsaved_position = self.client.cursor or self._unsaved_position
         self._save_position()
         for store in self._stores.values():
             store.close()
         self._stores.clear()
+        self._asked = None
 
     async def _cancel_tasks(self) -> None:
         """Cancel the running commands and coroutine hooks, and wait for them to end.

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from .asked import LateAnswer
     from .commands import Command
     from .message import Message
     from .plugin_bot import PluginBot
@@ -43,6 +44,14 @@ def on_authenticated(bot: PluginBot, event: dict[str, Any]) -> None:
 @hookspec
 def on_message(bot: PluginBot, message: Message) -> None:
     """A chat message from someone else than this bot; command lines too (``!roll 2d6``)."""
+
+
+@hookspec
+def on_answer(bot: PluginBot, answer: LateAnswer) -> None:
+    """An answer to a question this plugin asked (``bot.ask``, ``bot.poll``) that no ask
+    waits for any more: the bot stopped (or restarted) before it came. Called once, for
+    this plugin's own questions only; ``answer.tag`` is what the ask carried. A poll's
+    comes at its timeout, with ``answer.counts``."""
 
 
 @hookspec

@@ -77,19 +77,26 @@ class PluginBot:
                                     else text)
 
     async def ask(self, question: str, answers: Sequence[str], *, timeout: float = 60.0,
-                  default: str | None = None) -> str | None:
+                  default: str | None = None, tag: Any = None) -> str | None:
         """Ask the room ``question`` and return the answer chosen (its label), or
         ``default`` when nobody answers within ``timeout`` seconds::
 
             if await bot.ask("Deploy to production?", ["yes", "no"], default="no") == "yes":
+
+        When the bot stops before the answer comes, the answer goes to this plugin's
+        ``on_answer`` hook once it does (in the next run), with ``tag``: what the plugin
+        needs to act on it then (anything JSON holds).
         """
-        return await self._bot.ask(question, answers, timeout=timeout, default=default)
+        return await self._bot.ask(question, answers, timeout=timeout, default=default,
+                                   plugin=self.plugin.name, tag=tag)
 
     async def poll(self, question: str, answers: Sequence[str], *,
-                   timeout: float = 60.0) -> Counter[str]:
+                   timeout: float = 60.0, tag: Any = None) -> Counter[str]:
         """Ask the room ``question`` for ``timeout`` seconds; how often each answer was
-        chosen (one answer per connection)."""
-        return await self._bot.poll(question, answers, timeout=timeout)
+        chosen (one answer per connection). When the bot stops meanwhile, this plugin's
+        ``on_answer`` gets the counts (and ``tag``) at the poll's timeout."""
+        return await self._bot.poll(question, answers, timeout=timeout,
+                                    plugin=self.plugin.name, tag=tag)
 
     def after(self, seconds: float, func: Callable[[], Any], *, name: str = "") -> Job:
         """Run ``func`` (function or coroutine function) once, ``seconds`` from now.

@@ -20,10 +20,10 @@ class Store:
     """A small dict-like store that survives restarts; values are anything JSON can hold.
 
     ``store["key"] = value``, ``store.get("key", default)``, ``del store["key"]``,
-    ``store.items(prefix="reminder:")``. Every write is committed at once. Keys are text,
-    and so are the keys of dicts inside values: JSON would turn ``{5: "x"}`` into
-    ``{"5": "x"}``, and ``counts.get(5)`` would find nothing after a restart, so such a
-    write raises :class:`TypeError` instead.
+    ``store.items(prefix="reminder:")``, ``store.rename(key, new_key)``. Every write is
+    committed at once. Keys are text, and so are the keys of dicts inside values: JSON
+    would turn ``{5: "x"}`` into ``{"5": "x"}``, and ``counts.get(5)`` would find nothing
+    after a restart, so such a write raises :class:`TypeError` instead.
     """
 
     def __init__(self, path: Path) -> None:
@@ -65,6 +65,15 @@ class Store:
         value = self.get(key, default)
         self._db.execute("DELETE FROM kv WHERE key = ?", (key,))
         return value
+
+    def rename(self, key: str, new_key: str) -> None:
+        """Move the value under ``key`` to ``new_key`` (replacing what was there) in one
+        step: a crash leaves it under one of the two, never under none."""
+        if not isinstance(new_key, str):
+            raise TypeError(f"store keys must be text, not {new_key!r} ({type(new_key).__name__})")
+        if self._db.execute("UPDATE OR REPLACE kv SET key = ? WHERE key = ?",
+                            (new_key, key)).rowcount == 0:
+            raise KeyError(key)
 
     def items(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
         """``(key, value)`` pairs whose key starts with ``prefix``, in key order."""

@@ -25,6 +25,9 @@ and ``start_bot()`` do it in two steps, to say something while it is away).
     await chat.user.answer(question, "yes")
     assert (await chat.reply()).text == "Deploying to prod."
 
+An answer given after ``chat.restart_bot()`` (the ask died with the old bot) goes to the
+plugin's ``on_answer`` hook, as after a real restart; ``reply()`` reads what it says.
+
 A command that raises answers with one line, which ``reply()`` reads like any other
 (``Sorry, !roll failed: ZeroDivisionError in dice.py, line 27 (the bot's log has the
 details).``); the exception itself is in the log, where pytest's ``caplog`` finds it (the

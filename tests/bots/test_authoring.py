@@ -332,3 +332,14 @@ def test_store_refuses_what_would_not_come_back_as_written(tmp_path: Path) -> No
         assert store["counts"] == {"5": 1} and len(store) == 1
         store["nested"] = {"a": [1, {"b": None}], "c": 1.5}
         assert store["nested"] == {"a": [1, {"b": None}], "c": 1.5}
+
+
+def test_store_rename_moves_a_value_in_one_step(tmp_path: Path) -> None:
+    """``rename(key, new_key)`` moves the value, replacing one under ``new_key``; a key
+    that is not there is a KeyError naming it."""
+    with contextlib.closing(Store(tmp_path / "plugin.sqlite3")) as store:
+        store["old"], store["new"] = {"n": 1}, "replaced"
+        store.rename("old", "new")
+        assert ("old" in store, store["new"], len(store)) == (False, {"n": 1}, 1)
+        with pytest.raises(KeyError, match="'gone'"):
+            store.rename("gone", "new")

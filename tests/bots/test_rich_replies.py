@@ -104,6 +104,22 @@ async def test_poll_counts_the_answers() -> None:
             "answers, split by |)")
 
 
+async def test_a_poll_open_across_a_restart_still_shows_its_count() -> None:
+    """The bot restarts while ``!poll`` is open: the new run shows the table at its end,
+    the answer given before the restart counted."""
+    async with BotHarness(["poll"], settings=FAST_POLL) as chat:
+        assert chat.user is not None
+        await chat.say("!poll Lunch? | pizza | sushi")
+        question = await chat.reply()
+        await chat.user.answer(question, "pizza")
+        await chat.restart_bot()
+        result = await chat.reply(timeout=10)
+        assert result.content_type == "text/markdown"
+        assert result.text == ("**Lunch?**\n\n| answer | votes |\n|---|---:|\n"
+                               "| pizza | 1 |\n| sushi | 0 |")
+        await assert_no_reply(chat)
+
+
 async def test_the_terminal_and_the_bot_see_the_same_message_view() -> None:
     """A question's Message names its choices, default and timeout for any reader."""
     async with BotHarness([reporter], settings=FAST) as chat:

@@ -62,6 +62,31 @@ async def test_ask_returns_the_answer_another_connection_chose(
     assert (answer.choice, answer.ids, answer.timed_out) == ("sushi", ("2",), False)
 
 
+async def test_ask_and_poll_say_the_question_they_asked_before_they_wait(
+        server: LocalServer, signed_in: SignedIn) -> None:
+    """``on_asked`` gets the question, once, with the id its answers name: a program that
+    stops while it waits can act on the answer later."""
+    asker, person = await signed_in(server, ALICE), await signed_in(server, ALICE)
+    asked: list[tuple[str, str]] = []
+
+    async def answer_it(data: dict[str, object]) -> None:
+        message = Message(data)
+        if message.question is not None:
+            await person.answer(message, "sushi")
+
+    person.on("message", answer_it)
+    answer = await asyncio.wait_for(asker.ask(
+        "Lunch?", ["pizza", "sushi"], timeout=30,
+        on_asked=lambda q: asked.append((q.id, q.text))), TIMEOUT)
+    assert answer.event is not None
+    assert asked == [(answer.event["answer_to"], "Lunch?")]
+    polled = await asyncio.wait_for(asker.poll(
+        "Dinner?", ["pizza", "sushi"], timeout=1,
+        on_asked=lambda q: asked.append((q.id, q.text))), TIMEOUT)
+    assert [a.choice for a in polled] == ["sushi"] and polled[0].event is not None
+    assert asked[1:] == [(polled[0].event["answer_to"], "Dinner?")]
+
+
 async def test_ask_times_out_to_its_default_also_when_the_asker_was_away(
         server: LocalServer, signed_in: SignedIn) -> None:
     """Nobody answers: the server's timeout gives the default. The asker's connection is
