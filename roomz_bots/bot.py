@@ -561,10 +561,9 @@ class Bot:
         except BaseException as exc:
             if taken:
                 self.asked.abandoned(taken[0])
-            elif isinstance(exc, ClientError) and not isinstance(exc, ConnectionError):
-                self.asked.refused(key)  # not asked: no answer will come
-            else:
-                self.asked.unconfirmed(key)
+            else:  # the server said no, or nothing went out; not a 408: no answer in time
+                self.asked.cut_short(key, refused=isinstance(exc, ClientError) and not (
+                    isinstance(exc, ConnectionError) or exc.status == 408))
             raise
         if taken:
             self.asked.answered(taken[0])

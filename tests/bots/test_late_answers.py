@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from roomz import AsyncClient
+from roomz import AsyncClient, ClientError
 from roomz_bots import Bot
 from roomz_bots.testing import BotHarness
 
@@ -165,3 +165,51 @@ async def test_a_question_long_past_its_timeout_is_forgotten_as_the_bot_starts(
         assert not list(chat.bot.store_for("_bot").items("question ")), "still noted"
         assert "forgetting the question 'Deploy to prod?' of plugin asker: no answer " \
                "reached the bot within a week of its timeout" in caplog.text
+
+
+async def _asking_prod(chat: BotHarness) -> asyncio.Task[str | None]:
+    """The bot's ``ask`` of the sample plugin's deploy question, in a task of its own."""
+    assert chat.bot is not None
+    return asyncio.ensure_future(chat.bot.ask("Deploy to prod?", ["yes", "no"], timeout=30,
+                                              default="no", plugin="asker",
+                                              tag={"target": "prod"}))
+
+
+async def test_an_ask_cut_short_after_its_question_is_heard_hands_over_its_answer(
+        tmp_path: Path) -> None:
+    """The server broadcasts a question (the asker included) before it acknowledges it: an
+    ask cancelled between the two was asked, and its answer goes to ``on_answer``."""
+    async with BotHarness([asker], data_dir=tmp_path) as chat:
+        assert chat.user is not None and chat.bot is not None
+        asking = await _asking_prod(chat)
+
+        def cut_short(data: dict[str, object]) -> None:  # after the bot heard its question
+            if "question_data" in data:
+                asking.cancel()
+
+        chat.bot.client.on("message", cut_short)
+        question = await chat.reply()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(asking, 5)
+        chat.bot.client.off("message", cut_short)
+        await chat.user.answer(question, "yes")
+        assert (await chat.reply()).text == "Late: Deploying to prod."
+        await assert_no_reply(chat)
+
+
+async def test_an_ask_whose_acknowledgement_is_late_hands_over_its_answer(
+        tmp_path: Path) -> None:
+    """No acknowledgement in time is no refusal: the server may have taken the question,
+    and when it did, its answer goes to ``on_answer``."""
+    async with BotHarness([asker], data_dir=tmp_path) as chat:
+        assert chat.user is not None and chat.bot is not None
+        patience, chat.bot.client.connection_timeout = chat.bot.client.connection_timeout, 1e-6
+        try:
+            with pytest.raises(ClientError, match="no acknowledgement"):
+                await asyncio.wait_for(await _asking_prod(chat), 5)
+        finally:
+            chat.bot.client.connection_timeout = patience
+        await chat.user.answer(await chat.reply(), "yes")
+        assert (await chat.reply()).text == "Late: Deploying to prod."
+        await assert_no_reply(chat)
+
