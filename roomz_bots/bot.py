@@ -284,6 +284,8 @@ class Bot:
             self._hand_over(data)
         elif "question_data" in data:  # ours, maybe, asked by a run killed before the ack
             self.asked.recognise(data)
+        if self._holding:
+            return  # a stopping bot left an answer before this: the next run hears both
         message = Message(data)
         origin = self.origins.origin(message)
         if origin is self:

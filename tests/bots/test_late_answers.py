@@ -213,3 +213,35 @@ async def test_an_ask_whose_acknowledgement_is_late_hands_over_its_answer(
         assert (await chat.reply()).text == "Late: Deploying to prod."
         await assert_no_reply(chat)
 
+
+
+async def test_a_command_after_an_answer_left_to_the_next_run_is_answered_once(
+        tmp_path: Path) -> None:
+    """The stopping bot keeps its place before an answer it left to its next run, which
+    hears again what came after: a command among it is answered then, not twice."""
+    lingering.reset()
+    async with BotHarness([asker, lingering], data_dir=tmp_path) as chat:
+        assert chat.user is not None and chat.bot is not None
+        await chat.say("!hurry prod")
+        question = await chat.reply()
+        assert (await chat.reply()).text == "No time to wait for prod."
+        stopping = asyncio.ensure_future(chat.stop_bot())
+        try:
+            await asyncio.wait_for(lingering.STOPPING.wait(), 5)
+            await chat.user.answer(question, "yes")
+            command = await chat.say("!help deploy")
+            bot = chat.bot
+            await wait_until(lambda: any(m.raw.get("id") == command["message_id"]
+                                         and bot.client.cursor == m.raw["cursor"]
+                                         for m in chat.messages),
+                             what="the stopping bot to hear the command")
+        finally:
+            lingering.RELEASE.set()
+            await asyncio.wait_for(stopping, 10)
+        await chat.start_bot()
+        await chat.say("!help help")  # answered after whatever the next run heard again
+        await wait_until(lambda: any(m.text.startswith("!help [command]")
+                                     for m in chat.messages), what="the help line")
+        texts = [m.text for m in chat.messages]
+        assert texts.count("Late: Deploying to prod.") == 1, texts
+        assert texts.count("!deploy <target...>: Ask before deploying to TARGET.") == 1, texts
