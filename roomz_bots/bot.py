@@ -315,7 +315,9 @@ class Bot:
     def _hand_over(self, data: dict[str, Any]) -> None:
         """Give the answer ``data`` to the ``on_answer`` of the plugin that asked, when no
         ``ask()`` waits for it (of any age: the plugin decides what it still means)."""
-        if self._stopping:  # its hook could not finish: the next run hears it again
+        # A stopping bot's hook could not finish: the next run hears the answer again (a
+        # server without history replays nothing: then it is handed over at once).
+        if self._stopping and self.client.cursor is not None:
             if not self._holding and self.asked.is_ours(data):
                 self._holding, self._held_position = True, self.client.cursor
             return

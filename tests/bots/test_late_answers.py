@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from roomz import AsyncClient, ClientError
+from roomz.server.local import LocalServer
 from roomz_bots import Bot
 from roomz_bots.testing import BotHarness
 
@@ -245,3 +246,27 @@ async def test_a_command_after_an_answer_left_to_the_next_run_is_answered_once(
         texts = [m.text for m in chat.messages]
         assert texts.count("Late: Deploying to prod.") == 1, texts
         assert texts.count("!deploy <target...>: Ask before deploying to TARGET.") == 1, texts
+
+
+async def test_a_stopping_bot_on_a_server_without_history_hands_over_at_once(
+        tmp_path: Path) -> None:
+    """No next run will hear the answer again (nothing is replayed): the stopping bot hands
+    it over as it comes, and answers the command after it."""
+    lingering.reset()
+    chat = BotHarness([asker, lingering], data_dir=tmp_path)
+    chat.server = LocalServer(history=False)
+    async with chat:
+        assert chat.user is not None and chat.bot is not None
+        await chat.say("!hurry prod")
+        question = await chat.reply()
+        assert (await chat.reply()).text == "No time to wait for prod."
+        stopping = asyncio.ensure_future(chat.stop_bot())
+        try:
+            await asyncio.wait_for(lingering.STOPPING.wait(), 5)
+            await chat.user.answer(question, "yes")
+            assert (await chat.reply()).text == "Late: Deploying to prod."
+            await chat.say("!help deploy")
+            assert (await chat.reply()).text.startswith("!deploy <target...>")
+        finally:
+            lingering.RELEASE.set()
+            await asyncio.wait_for(stopping, 10)
