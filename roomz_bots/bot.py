@@ -114,7 +114,6 @@ class Bot:
         self._stopping = False  # answers heard now are left to the next run
         #: While stopping, an answer was left to the next run: the position stays before it.
         self._holding = False
-        self._held_position: str | None = None
         self._position_saver: asyncio.TimerHandle | None = None
         self._stores: dict[str, Store] = {}
         self._asked: AskedQuestions | None = None
@@ -319,7 +318,9 @@ class Bot:
         # server without history replays nothing: then it is handed over at once).
         if self._stopping and self.client.cursor is not None:
             if not self._holding and self.asked.is_ours(data):
-                self._holding, self._held_position = True, self.client.cursor
+                self._unsaved_position = self.client.cursor  # what came before it
+                self._save_position()
+                self._holding = True
             return
         heard = self.asked.heard(data)
         if heard is None:
@@ -367,8 +368,6 @@ class Bot:
         if self._position_saver is not None:
             self._position_saver.cancel()
             self._position_saver = None
-        if self._holding:
-            self._unsaved_position = self._held_position
         if self._unsaved_position is not None:
             self.store_for(OWN_STORE)[self._position_key] = self._unsaved_position
             self._unsaved_position = None
@@ -643,7 +642,8 @@ class Bot:
     async def stop(self) -> None:
         """Run shutdown hooks, stop jobs, disconnect, and close the stores.
 
-        Answers to the bot's questions that come meanwhile are left to its next run."""
+        Answers to the bot's questions that come meanwhile are left to its next run (on a
+        server with history, which gives them again)."""
         self._stopping = True
         await self._run_lifecycle("shutdown")
         await self.scheduler.stop()
