@@ -206,7 +206,8 @@ async def test_an_ask_whose_acknowledgement_is_late_hands_over_its_answer(
         assert chat.user is not None and chat.bot is not None
         patience, chat.bot.client.connection_timeout = chat.bot.client.connection_timeout, 1e-6
         try:
-            with pytest.raises(ClientError, match="no acknowledgement"):
+            with pytest.raises(ClientError, match="the question may not have been asked: no "
+                                                  "acknowledgement"):
                 await asyncio.wait_for(await _asking_prod(chat), 5)
         finally:
             chat.bot.client.connection_timeout = patience
