@@ -328,8 +328,8 @@ class Bot:
         plugin, answer = heard
         call = self._answer_callers.get(plugin)
         if call is None:
-            log.warning("bot %s: the answer %r to %r, asked by plugin %s before the bot "
-                        "restarted, is lost: the plugin has no on_answer hook (or is gone)",
+            log.warning("bot %s: the answer %r to %r, asked by plugin %s, is lost: no ask() "
+                        "waits for it, and the plugin has no on_answer hook (or is gone)",
                         self.name, answer.message.text[:60], answer.question, plugin)
             return
         call(answer)

@@ -149,7 +149,7 @@ async def test_a_plugin_without_on_answer_has_its_late_answer_logged(
         await assert_no_reply(chat)
         (line,) = [r.getMessage() for r in caplog.records if "is lost" in r.getMessage()]
         assert line == ("bot testbot: the answer 'yes' to 'Deploy to production?', asked by "
-                        "plugin reporter before the bot restarted, is lost: the plugin has no "
+                        "plugin reporter, is lost: no ask() waits for it, and the plugin has no "
                         "on_answer hook (or is gone)")
 
 
