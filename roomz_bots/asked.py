@@ -83,7 +83,9 @@ class AskedQuestions:
         self._store = store
         self._prefix = f"question {server_url} "  # question ids are the server's
         self._asking_prefix = f"asking {server_url} "
-        self._waited: set[str] = set()  # the questions an ask() of this run waits for
+        #: The questions an ask() of this run waits for, with the message that closed each
+        #: once heard (the ask may yet be cancelled before it returns it).
+        self._waited: dict[str, Mapping[str, Any] | None] = {}
         #: The notes of this run's questions not taken yet, with the id of each once heard:
         #: the server broadcasts a question (to its asker too) before it acknowledges it.
         self._asking: dict[str, str | None] = {}
@@ -110,7 +112,7 @@ class AskedQuestions:
         """The server took the question noted under ``key``: note it under its id, as one
         an ``ask()`` of this run waits for."""
         self._asking.pop(key, None)
-        self._waited.add(question_id)
+        self._waited[question_id] = None
         self._store.rename(key, self._prefix + question_id)
 
     def cut_short(self, key: str, *, refused: bool) -> None:
@@ -143,13 +145,14 @@ class AskedQuestions:
 
     def answered(self, question_id: str) -> None:
         """The ``ask()`` waiting for ``question_id`` has its answer: forget the question."""
-        self._waited.discard(question_id)
+        self._waited.pop(question_id, None)
         self._store.pop(self._prefix + question_id)
 
-    def abandoned(self, question_id: str) -> None:
+    def abandoned(self, question_id: str) -> Mapping[str, Any] | None:
         """The ``ask()`` waiting for ``question_id`` was cancelled (the bot stops): its
-        answer goes to ``on_answer`` when it comes, in this run or a later one."""
-        self._waited.discard(question_id)
+        answer goes to ``on_answer`` when it comes, in this run or a later one. Returns the
+        message that closed it when that came already, to hand over now."""
+        return self._waited.pop(question_id, None)
 
     def is_ours(self, event: Mapping[str, Any]) -> bool:
         """True when ``event`` answers a question noted here."""
@@ -176,6 +179,7 @@ class AskedQuestions:
                 self._store[key] = note
             return None
         if question_id in self._waited:
+            self._waited[question_id] = event
             return None  # its ask() takes it, and forgets the note
         del self._store[key]  # before the hook runs: a restart never hands it over again
         free_text = event.get("free_text")

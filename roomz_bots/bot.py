@@ -10,7 +10,7 @@ import logging
 import re
 import reprlib
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -322,6 +322,11 @@ class Bot:
                 self._save_position()
                 self._holding = True
             return
+        self._answer(data)
+
+    def _answer(self, data: Mapping[str, Any]) -> None:
+        """Call the ``on_answer`` of the plugin that asked the question ``data`` closes,
+        when no ``ask()`` waits for it."""
         heard = self.asked.heard(data)
         if heard is None:
             return
@@ -563,7 +568,9 @@ class Bot:
             yield note
         except BaseException as exc:
             if taken:
-                self.asked.abandoned(taken[0])
+                closed = self.asked.abandoned(taken[0])
+                if closed is not None:  # cancelled as its answer came: nobody hears it again
+                    self._answer(closed)
             else:  # the server said no, or nothing went out; not a 408: no answer in time
                 self.asked.cut_short(key, refused=isinstance(exc, ClientError) and not (
                     isinstance(exc, ConnectionError) or exc.status == 408))

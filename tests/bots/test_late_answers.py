@@ -271,3 +271,27 @@ async def test_a_stopping_bot_on_a_server_without_history_hands_over_at_once(
         finally:
             lingering.RELEASE.set()
             await asyncio.wait_for(stopping, 10)
+
+
+async def test_an_ask_cancelled_as_its_answer_arrives_hands_it_over(tmp_path: Path) -> None:
+    """The answer came, and the ask was cancelled before it could return it: the answer is
+    not heard again, so ``on_answer`` gets it. (Python 3.10 and 3.11's ``wait_for`` returns
+    the answer despite the cancel; 3.12's raises it.)"""
+    async with BotHarness([asker], data_dir=tmp_path) as chat:
+        assert chat.user is not None and chat.bot is not None
+        asking = await _asking_prod(chat)
+        question = await chat.reply()
+
+        def cut_short(data: dict[str, object]) -> None:  # the answer heard, not yet returned
+            if "answer_to" in data:
+                asking.cancel()
+
+        chat.bot.client.on("message", cut_short)
+        await chat.user.answer(question, "yes")
+        returned = await asyncio.wait_for(asyncio.gather(asking, return_exceptions=True), 5)
+        chat.bot.client.off("message", cut_short)
+        if isinstance(returned[0], asyncio.CancelledError):
+            assert (await chat.reply()).text == "Late: Deploying to prod."
+        else:
+            assert list(returned) == ["yes"]
+        await assert_no_reply(chat)
