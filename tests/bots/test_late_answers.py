@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from roomz import AsyncClient, ClientError
+from roomz import AsyncClient, ClientError, NotSupportedError
 from roomz.server.local import LocalServer
 from roomz_bots import Bot
 from roomz_bots.testing import BotHarness
+from tests.interop.published_server import PublishedServer
 
+from .conftest import BotFactory
 from .helpers import assert_no_reply, wait_until
 from .sample_plugins import asker, lingering, reporter
 
@@ -295,3 +297,18 @@ async def test_an_ask_cancelled_as_its_answer_arrives_hands_it_over(tmp_path: Pa
         else:
             assert list(returned) == ["yes"]
         await assert_no_reply(chat)
+
+
+async def test_an_ask_on_the_published_server_is_refused_and_leaves_no_note(
+        published_python: Path, make_bot: BotFactory) -> None:
+    """The published 0.4.0 server has no questions: NotSupportedError, and nothing is kept
+    for an answer that will never come."""
+    email = "tester@example.com"
+    async with PublishedServer(published_python, allowed_emails=[email]) as published:
+        bot = await make_bot("asking", published.localhost_url,
+                             (await published.request_link(email)).token, [asker])
+        with pytest.raises(NotSupportedError, match="does not support questions"):
+            await asyncio.wait_for(bot.ask("Deploy?", ["yes", "no"], timeout=5,
+                                           plugin="asker", tag="prod"), 5)
+        assert list(bot.store_for("_bot").items("asking ")) == []
+        assert list(bot.store_for("_bot").items("question ")) == []
