@@ -93,7 +93,7 @@ class AskedQuestions:
     def asking(self, question: Question, *, plugin: str, tag: Any, poll: bool, now: float,
                connection_id: str | None) -> str:
         """Note ``question`` (its id still empty) as it goes out through ``connection_id``;
-        returns the note's key, for :meth:`taken` and :meth:`refused`."""
+        returns the note's key, for :meth:`taken` and :meth:`cut_short`."""
         note: dict[str, Any] = {
             "plugin": plugin, "tag": tag, "question": question.text,
             "labels": {c.id: c.label for c in question.choices},
@@ -127,9 +127,8 @@ class AskedQuestions:
             self._store.pop(key)
 
     def recognise(self, event: Mapping[str, Any]) -> None:
-        """``event`` is a question: when this bot asked it, note its id (once an ``ask()``
-        of this run ends without the server's acknowledgement, or now for a run that died
-        before it)."""
+        """``event`` is a question: when this bot asked it, note it under its id (now, for an
+        ``ask()`` that ended before the acknowledgement; when it does, for one waiting)."""
         question = Question.of(event)
         if question is None or question.id in self._asking.values():
             return
@@ -149,9 +148,9 @@ class AskedQuestions:
         self._store.pop(self._prefix + question_id)
 
     def abandoned(self, question_id: str) -> Mapping[str, Any] | None:
-        """The ``ask()`` waiting for ``question_id`` was cancelled (the bot stops): its
-        answer goes to ``on_answer`` when it comes, in this run or a later one. Returns the
-        message that closed it when that came already, to hand over now."""
+        """The ``ask()`` waiting for ``question_id`` was cancelled (the bot stops, or the
+        plugin gave up): its answer goes to ``on_answer`` when it comes, in this run or a
+        later one. Returns the message that closed it if that came already: hand it over."""
         return self._waited.pop(question_id, None)
 
     def is_ours(self, event: Mapping[str, Any]) -> bool:
