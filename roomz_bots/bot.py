@@ -69,6 +69,14 @@ def passed_arguments(impl: Any, given: Sequence[str]) -> tuple[str, ...]:
     return tuple(impl.argnames) + tuple(name for name in impl.kwargnames if name in given)
 
 
+def not_taken(exc: BaseException) -> bool:
+    """True when ``exc``, raised by ``ask()``, says the server did not take the question:
+    it refused it, or nothing was sent (``NotSupportedError``). A lost connection or no
+    acknowledgement in time (408) may have come after the server took it."""
+    return (isinstance(exc, ClientError) and not isinstance(exc, ConnectionError)
+            and exc.status != 408)
+
+
 def is_acknowledgement(result: Any) -> bool:
     """True for what ``bot.send`` and ``bot.reply`` return, which a command may return in
     turn: the message went out, so there is nothing to warn about."""
@@ -571,9 +579,8 @@ class Bot:
                 closed = self.asked.abandoned(taken[0])
                 if closed is not None:  # cancelled as its answer came: nobody hears it again
                     self._answer(closed)
-            else:  # the server said no, or nothing went out; not a 408: no answer in time
-                self.asked.cut_short(key, refused=isinstance(exc, ClientError) and not (
-                    isinstance(exc, ConnectionError) or exc.status == 408))
+            else:
+                self.asked.cut_short(key, refused=not_taken(exc))
             raise
         if taken:
             self.asked.answered(taken[0])
