@@ -567,7 +567,9 @@ class AsyncClient(ClientOptions):
         payload, asked = question_payload(question, answers, **options)
         ack = await self._call("message", payload)
         if "error" in ack:
-            raise ClientError(f"the question was not asked: {ack['error']}",
+            # No acknowledgement in time (408) is no refusal: the server may have taken it.
+            outcome = "may not have been asked" if ack.get("code") == 408 else "was not asked"
+            raise ClientError(f"the question {outcome}: {ack['error']}",
                               detail=str(ack["error"]), status=ack.get("code"))
         return dataclasses.replace(asked, id=ack["message_id"])
 

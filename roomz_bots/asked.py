@@ -75,20 +75,25 @@ class AskedQuestions:
 
     A question is noted before it goes out, then under its id once the server has taken
     it. A bot killed in between knows the id from its own question, which it hears again
-    as it comes back (the history since its saved place): :meth:`recognise`.
+    as it comes back (the history since its saved place): :meth:`recognise`; an ask cut
+    short in between, from the question as it heard it just before (:meth:`cut_short`).
     """
 
     def __init__(self, store: Store, server_url: str) -> None:
         self._store = store
         self._prefix = f"question {server_url} "  # question ids are the server's
         self._asking_prefix = f"asking {server_url} "
-        self._waited: set[str] = set()  # the questions an ask() of this run waits for
-        self._asking: set[str] = set()  # the notes of this run's questions not taken yet
+        #: The questions an ask() of this run waits for, with the message that closed each
+        #: once heard (the ask may yet be cancelled before it returns it).
+        self._waited: dict[str, Mapping[str, Any] | None] = {}
+        #: The notes of this run's questions not taken yet, with the id of each once heard:
+        #: the server broadcasts a question (to its asker too) before it acknowledges it.
+        self._asking: dict[str, str | None] = {}
 
     def asking(self, question: Question, *, plugin: str, tag: Any, poll: bool, now: float,
                connection_id: str | None) -> str:
         """Note ``question`` (its id still empty) as it goes out through ``connection_id``;
-        returns the note's key, for :meth:`taken` and :meth:`refused`."""
+        returns the note's key, for :meth:`taken` and :meth:`cut_short`."""
         note: dict[str, Any] = {
             "plugin": plugin, "tag": tag, "question": question.text,
             "labels": {c.id: c.label for c in question.choices},
@@ -100,48 +105,53 @@ class AskedQuestions:
         # alike, both asked before a kill, are recognised as the ones they are.
         key = f"{self._asking_prefix}{time.time_ns():020d} {uuid.uuid4()}"
         self._store[key] = note
-        self._asking.add(key)
+        self._asking[key] = None
         return key
 
     def taken(self, key: str, question_id: str) -> None:
         """The server took the question noted under ``key``: note it under its id, as one
         an ``ask()`` of this run waits for."""
-        self._asking.discard(key)
-        self._waited.add(question_id)
+        self._asking.pop(key, None)
+        self._waited[question_id] = None
         self._store.rename(key, self._prefix + question_id)
 
-    def refused(self, key: str) -> None:
-        """The server refused the question noted under ``key``: there is nothing to wait for."""
-        self._asking.discard(key)
-        self._store.pop(key)
-
-    def unconfirmed(self, key: str) -> None:
-        """The ``ask()`` of the question noted under ``key`` ended (cancelled, or the
-        connection lost) before the server said it took it: if it did, the question is
-        recognised when the bot hears it again."""
-        self._asking.discard(key)
+    def cut_short(self, key: str, *, refused: bool) -> None:
+        """The ``ask()`` of the question noted under ``key`` ended before the server said
+        it took it: cancelled, no acknowledgement in time, the connection lost, or
+        ``refused`` by the server. A question heard meanwhile was asked: its answer goes to
+        ``on_answer``. One refused is forgotten; else it is recognised if heard later."""
+        question_id = self._asking.pop(key, None)
+        if question_id is not None:
+            self._store.rename(key, self._prefix + question_id)
+        elif refused:
+            self._store.pop(key)
 
     def recognise(self, event: Mapping[str, Any]) -> None:
-        """``event`` is a question: when an earlier run asked it and died before the server
-        said its id, note it under that id now."""
+        """``event`` is a question: when this bot asked it, note it under its id (now, for an
+        ``ask()`` that ended before the acknowledgement; when it does, for one waiting)."""
         question = Question.of(event)
-        if question is None:
+        if question is None or question.id in self._asking.values():
             return
         for key, note in self._store.items(self._asking_prefix):
-            if (key not in self._asking and note.get("question") == question.text
-                    and note.get("connection_id") == event.get("connection_id")):
-                self._store.rename(key, self._prefix + question.id)
+            if (note.get("question") == question.text
+                    and note.get("connection_id") == event.get("connection_id")
+                    and self._asking.get(key) is None):
+                if key in self._asking:
+                    self._asking[key] = question.id
+                else:
+                    self._store.rename(key, self._prefix + question.id)
                 return
 
     def answered(self, question_id: str) -> None:
         """The ``ask()`` waiting for ``question_id`` has its answer: forget the question."""
-        self._waited.discard(question_id)
+        self._waited.pop(question_id, None)
         self._store.pop(self._prefix + question_id)
 
-    def abandoned(self, question_id: str) -> None:
-        """The ``ask()`` waiting for ``question_id`` was cancelled (the bot stops): its
-        answer goes to ``on_answer`` when it comes, in this run or a later one."""
-        self._waited.discard(question_id)
+    def abandoned(self, question_id: str) -> Mapping[str, Any] | None:
+        """The ``ask()`` waiting for ``question_id`` was cancelled (the bot stops, or the
+        plugin gave up): its answer goes to ``on_answer`` when it comes, in this run or a
+        later one. Returns the message that closed it if that came already: hand it over."""
+        return self._waited.pop(question_id, None)
 
     def is_ours(self, event: Mapping[str, Any]) -> bool:
         """True when ``event`` answers a question noted here."""
@@ -168,6 +178,7 @@ class AskedQuestions:
                 self._store[key] = note
             return None
         if question_id in self._waited:
+            self._waited[question_id] = event
             return None  # its ask() takes it, and forgets the note
         del self._store[key]  # before the hook runs: a restart never hands it over again
         free_text = event.get("free_text")

@@ -10,7 +10,7 @@ import logging
 import re
 import reprlib
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,14 @@ def passed_arguments(impl: Any, given: Sequence[str]) -> tuple[str, ...]:
     return tuple(impl.argnames) + tuple(name for name in impl.kwargnames if name in given)
 
 
+def not_taken(exc: BaseException) -> bool:
+    """True when ``exc``, raised by ``ask()``, says the server did not take the question:
+    it refused it, or nothing was sent (``NotSupportedError``). A lost connection or no
+    acknowledgement in time (408) may have come after the server took it."""
+    return (isinstance(exc, ClientError) and not isinstance(exc, ConnectionError)
+            and exc.status != 408)
+
+
 def is_acknowledgement(result: Any) -> bool:
     """True for what ``bot.send`` and ``bot.reply`` return, which a command may return in
     turn: the message went out, so there is nothing to warn about."""
@@ -114,7 +122,6 @@ class Bot:
         self._stopping = False  # answers heard now are left to the next run
         #: While stopping, an answer was left to the next run: the position stays before it.
         self._holding = False
-        self._held_position: str | None = None
         self._position_saver: asyncio.TimerHandle | None = None
         self._stores: dict[str, Store] = {}
         self._asked: AskedQuestions | None = None
@@ -284,6 +291,8 @@ class Bot:
             self._hand_over(data)
         elif "question_data" in data:  # ours, maybe, asked by a run killed before the ack
             self.asked.recognise(data)
+        if self._holding:
+            return  # a stopping bot left an answer before this: the next run hears both
         message = Message(data)
         origin = self.origins.origin(message)
         if origin is self:
@@ -313,18 +322,27 @@ class Bot:
     def _hand_over(self, data: dict[str, Any]) -> None:
         """Give the answer ``data`` to the ``on_answer`` of the plugin that asked, when no
         ``ask()`` waits for it (of any age: the plugin decides what it still means)."""
-        if self._stopping:  # its hook could not finish: the next run hears it again
+        # A stopping bot's hook could not finish: the next run hears the answer again (a
+        # server without history replays nothing: then it is handed over at once).
+        if self._stopping and self.client.cursor is not None:
             if not self._holding and self.asked.is_ours(data):
-                self._holding, self._held_position = True, self.client.cursor
+                self._unsaved_position = self.client.cursor  # what came before it
+                self._save_position()
+                self._holding = True
             return
+        self._answer(data)
+
+    def _answer(self, data: Mapping[str, Any]) -> None:
+        """Call the ``on_answer`` of the plugin that asked the question ``data`` closes,
+        when no ``ask()`` waits for it."""
         heard = self.asked.heard(data)
         if heard is None:
             return
         plugin, answer = heard
         call = self._answer_callers.get(plugin)
         if call is None:
-            log.warning("bot %s: the answer %r to %r, asked by plugin %s before the bot "
-                        "restarted, is lost: the plugin has no on_answer hook (or is gone)",
+            log.warning("bot %s: the answer %r to %r, asked by plugin %s, is lost: no ask() "
+                        "waits for it, and the plugin has no on_answer hook (or is gone)",
                         self.name, answer.message.text[:60], answer.question, plugin)
             return
         call(answer)
@@ -363,8 +381,6 @@ class Bot:
         if self._position_saver is not None:
             self._position_saver.cancel()
             self._position_saver = None
-        if self._holding:
-            self._unsaved_position = self._held_position
         if self._unsaved_position is not None:
             self.store_for(OWN_STORE)[self._position_key] = self._unsaved_position
             self._unsaved_position = None
@@ -560,11 +576,11 @@ class Bot:
             yield note
         except BaseException as exc:
             if taken:
-                self.asked.abandoned(taken[0])
-            elif isinstance(exc, ClientError) and not isinstance(exc, ConnectionError):
-                self.asked.refused(key)  # not asked: no answer will come
+                closed = self.asked.abandoned(taken[0])
+                if closed is not None:  # cancelled as its answer came: nobody hears it again
+                    self._answer(closed)
             else:
-                self.asked.unconfirmed(key)
+                self.asked.cut_short(key, refused=not_taken(exc))
             raise
         if taken:
             self.asked.answered(taken[0])
@@ -640,7 +656,8 @@ class Bot:
     async def stop(self) -> None:
         """Run shutdown hooks, stop jobs, disconnect, and close the stores.
 
-        Answers to the bot's questions that come meanwhile are left to its next run."""
+        Answers to the bot's questions that come meanwhile are left to its next run (on a
+        server with history, which gives them again)."""
         self._stopping = True
         await self._run_lifecycle("shutdown")
         await self.scheduler.stop()

@@ -49,9 +49,9 @@ def on_message(bot: PluginBot, message: Message) -> None:
 @hookspec
 def on_answer(bot: PluginBot, answer: LateAnswer) -> None:
     """An answer to a question this plugin asked (``bot.ask``, ``bot.poll``) that no ask
-    waits for any more: the bot stopped (or restarted) before it came. Called once, for
-    this plugin's own questions only; ``answer.tag`` is what the ask carried. A poll's
-    comes at its timeout, with ``answer.counts``."""
+    waits for any more: the bot stopped (or restarted) before it came, or the ask was
+    cancelled. Called once, for this plugin's own questions only; ``answer.tag`` is what
+    the ask carried. A poll's comes at its timeout, with ``answer.counts``."""
 
 
 @hookspec

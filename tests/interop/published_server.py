@@ -98,7 +98,9 @@ class PublishedServer:
         return links
 
     def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not SETTING_VARS.match(k)}
+        # Not PYTHONPATH: a checkout's roomz on it would hide the published one.
+        env = {k: v for k, v in os.environ.items()
+               if not SETTING_VARS.match(k) and k != "PYTHONPATH"}
         env.update(JWT_SECRET_KEY=self.secret, ALLOWED_EMAILS=self.allowed_emails,
                    HOME=self.workdir)
         return env
