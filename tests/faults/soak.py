@@ -58,6 +58,9 @@ PLUGIN = Path(__file__).with_name("soak_plugin.py")
 SEND_TIMEOUT = 15.0
 #: How long everything may take to come back once the faults are over.
 SETTLE_SECONDS = 45.0
+#: The longest the bot can be away (a fault lasts at most 6 s, a restart a few more): a
+#: command acknowledged meanwhile is younger than ``missed_command_max_age`` when it is back.
+BOT_AWAY_SECONDS = 60.0
 #: People reconnect quickly and never give up (they are left alone for weeks).
 PERSON = {"reconnect_delay": 0.1, "reconnect_delay_max": 1.0, "max_reconnect_attempts": None,
           "connection_timeout": 2.0}
@@ -455,12 +458,12 @@ heard = "{self.heard_file}"
                             f"{unheard[:10]}")
         if not self.runner.alive:
             self._violation("the runner exited by itself at the end")
-        for i, run in enumerate(self.runner.runs):
-            if "Traceback" in run.stderr:
-                self._violation(f"a traceback in the runner's log (run {i}):\n{run.stderr}")
-        for i, server in enumerate(self.servers):
-            if "Traceback" in server.stderr:
-                self._violation(f"a traceback in node {i}'s log:\n{server.stderr[-6000:]}")
+        logs = [(f"the runner's log (run {i})", run.lines)
+                for i, run in enumerate(self.runner.runs)]
+        logs += [(f"node {i}'s log", server.lines) for i, server in enumerate(self.servers)]
+        for name, lines in logs:
+            for traceback in tracebacks(lines):
+                self._violation(f"a traceback in {name}:\n{traceback}")
 
     def _check_heard(self) -> None:
         """Nothing heard twice, but for what a killed runner had not yet marked as handled
@@ -502,7 +505,7 @@ heard = "{self.heard_file}"
                 self._violation(f"{person.name} got {sender}'s messages out of order: "
                                 f"... {seqs[max(0, wrong - 3):wrong + 3]} ...")
         answers = self._answers(person)
-        if self.max_age >= self.seconds + SETTLE_SECONDS:  # no command can grow too old
+        if self.max_age > BOT_AWAY_SECONDS:  # no command can grow too old
             unanswered = sorted(asked_ok - set(answers))
             if unanswered:
                 self._violation(f"{person.name} never saw the answer to {len(unanswered)} "
@@ -514,6 +517,17 @@ heard = "{self.heard_file}"
         unasked = set(answers) - asked_any - {"final"}
         if unasked:
             self._violation(f"{person.name} saw answers to commands never sent: {unasked}")
+
+
+def tracebacks(lines: list[str]) -> list[str]:
+    """Each traceback in a log, with the line that introduced it and the error it ends in."""
+    found = []
+    for i, line in enumerate(lines):
+        if line.startswith("Traceback"):
+            end = next((j for j in range(i + 1, len(lines)) if not lines[j].startswith(" ")),
+                       len(lines) - 1)
+            found.append("\n".join(lines[max(0, i - 1):i + 4] + ["  ..."] + lines[end - 2:end + 1]))
+    return found
 
 
 async def soak(seed: int, seconds: float, *, nodes: int = 1,
