@@ -102,8 +102,8 @@ def plan(seed: int, seconds: float, nodes: int, people: int) -> list[Fault]:
                   "redis_restart": 0}.get(kind, rng.randrange(nodes))
         length = {"link_cut": 0.0, "person_away": rng.uniform(0.5, 6.0)}.get(
             kind, rng.uniform(0.0, 3.0))
-        # Kills of the server and its SIGTERMs share one process: one at a time.
-        key = "server" if kind.startswith("server") else kind
+        # A node's kills and SIGTERMs share its process: one at a time (both nodes may be down).
+        key = f"server {target}" if kind.startswith("server") else kind
         if at >= free_at.get(key, 0.0):
             faults.append(Fault(round(at, 2), kind, target, round(length, 2)))
             free_at[key] = at + length + RECOVERY_SECONDS
@@ -373,7 +373,16 @@ heard = "{self.heard_file}"
             self._check()
         finally:
             await self._tear_down()
+            self._keep_logs()
         return self.report
+
+    def _keep_logs(self) -> None:
+        """Every process's log in the folder, as ``runner-N.log`` and ``node-N.log``."""
+        runs = self.runner.runs if self.runner else []
+        for i, run in enumerate(runs):
+            (self.folder / f"runner-{i}.log").write_text(run.stderr)
+        for i, server in enumerate(self.servers):
+            (self.folder / f"node-{i}.log").write_text(server.stderr)
 
     def _violation(self, text: str) -> None:
         self.say("VIOLATION " + text)
@@ -408,6 +417,10 @@ heard = "{self.heard_file}"
 
     # -- the invariants ----------------------------------------------------------------------
 
+    def _at(self, sent: Send) -> str:
+        """When a send was acknowledged, in seconds since the start (as faults are)."""
+        return f"{sent.finished - self.started:.2f} s"
+
     def _acked(self) -> list[tuple[str, Send]]:
         return [(content, s) for p in self.people for content, s in p.sent if s.outcome == "ok"]
 
@@ -426,7 +439,8 @@ heard = "{self.heard_file}"
 
     def _unheard(self, acked: list[tuple[str, Send]]) -> list[str]:
         heard = {entry["id"] for _, entry in self._heard()}
-        return [f"{c!r} ({s.message_id})" for c, s in acked if s.message_id not in heard]
+        return [f"{c!r} (acknowledged at {self._at(s)})" for c, s in acked
+                if s.message_id not in heard]
 
     @staticmethod
     def _answers(person: Person) -> Counter[str]:
@@ -446,7 +460,7 @@ heard = "{self.heard_file}"
         untold = [s for s in self.log.of("error") if s.code not in TOLD_CODES]
         if untold:
             self._violation(f"{len(untold)} sends answered with unexpected errors: {untold[:5]}")
-        asked_ok = {c[len("!ask "):] for c, _ in acked if c.startswith("!ask ")}
+        asked_ok = {c[len("!ask "):]: s for c, s in acked if c.startswith("!ask ")}
         asked_any = {c[len("!ask "):] for p in self.people for c, _ in p.sent
                      if c.startswith("!ask ")}
         for person in self.people:
@@ -484,9 +498,10 @@ heard = "{self.heard_file}"
             self._violation(f"the bot heard {len(twice)} messages more than once: {twice[:10]}")
 
     def _check_person(self, person: Person, acked: list[tuple[str, Send]],
-                      asked_ok: set[str], asked_any: set[str]) -> None:
+                      asked_ok: dict[str, Send], asked_any: set[str]) -> None:
         ids = person.watch.ids
-        missing = [c for c, s in acked if not ids[s.message_id or ""]]
+        missing = [f"{c!r} (acknowledged at {self._at(s)})" for c, s in acked
+                   if not ids[s.message_id or ""]]
         if missing:
             self._violation(f"{person.name} never got {len(missing)} acknowledged messages: "
                             f"{missing[:10]}")
@@ -506,7 +521,8 @@ heard = "{self.heard_file}"
                                 f"... {seqs[max(0, wrong - 3):wrong + 3]} ...")
         answers = self._answers(person)
         if self.max_age > BOT_AWAY_SECONDS:  # no command can grow too old
-            unanswered = sorted(asked_ok - set(answers))
+            unanswered = [f"{tag} (acknowledged at {self._at(s)})"
+                          for tag, s in asked_ok.items() if tag not in answers]
             if unanswered:
                 self._violation(f"{person.name} never saw the answer to {len(unanswered)} "
                                 f"acknowledged commands: {unanswered[:10]}")
@@ -532,9 +548,14 @@ def tracebacks(lines: list[str]) -> list[str]:
 
 async def soak(seed: int, seconds: float, *, nodes: int = 1,
                say: Callable[[str], None] = lambda line: None) -> Report:
-    """One run in a temporary folder; its :class:`Report`."""
-    with tempfile.TemporaryDirectory(prefix="roomz-soak-") as folder:
-        return await Soak(Path(folder), seed, seconds, nodes=nodes, say=say).run()
+    """One run in a temporary folder, kept (with every process's log) when it fails."""
+    folder = Path(tempfile.mkdtemp(prefix="roomz-soak-"))
+    report = await Soak(folder, seed, seconds, nodes=nodes, say=say).run()
+    if report.ok:
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        say(f"the logs are kept in {folder}")
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,5 +22,5 @@ SEED = int(os.environ.get("ROOMZ_SOAK_SEED", "20261202"))
 async def test_a_short_soak_loses_nothing_and_says_nothing_twice(tmp_path: Path,
                                                                   nodes: int) -> None:
     report = await Soak(tmp_path, SEED, 45.0, nodes=nodes, say=print).run()
-    assert report.ok, report.text()
+    assert report.ok, f"{report.text()}\nthe logs are in {tmp_path}"
     assert len(report.faults) >= 10 and report.commands >= 20, report.text()
