@@ -417,6 +417,12 @@ heard = "{self.heard_file}"
 
     # -- the invariants ----------------------------------------------------------------------
 
+    def _comebacks(self, person: Person) -> list[str]:
+        """When ``person`` went down and came back, with what its greeting's history said."""
+        return [f"{entry.name} at {entry.at - self.started:.2f} s"
+                + (f" {entry.data.get('history')}" if entry.name == "authenticated" else "")
+                for entry in person.watch.events.entries if entry.name != "message"]
+
     def _at(self, sent: Send) -> str:
         """When a send was acknowledged, in seconds since the start (as faults are)."""
         return f"{sent.finished - self.started:.2f} s"
@@ -504,7 +510,7 @@ heard = "{self.heard_file}"
                    if not ids[s.message_id or ""]]
         if missing:
             self._violation(f"{person.name} never got {len(missing)} acknowledged messages: "
-                            f"{missing[:10]}")
+                            f"{missing[:10]}; its comebacks: {self._comebacks(person)}")
         twice = person.watch.duplicates()
         if twice:
             self._violation(f"{person.name} got {len(twice)} messages more than once: "
