@@ -14,9 +14,9 @@ At the end, once everything is back (waited for by bounded polls), the invariant
 - every acknowledged message reached every person exactly once, each sender's in order;
 - every acknowledged command was answered exactly once (the bot is never away longer than
   ``missed_command_max_age``), and no command was answered twice, acknowledged or not. A
-  reply in flight as the bot's link dropped gets no acknowledgement, and the bot does not
-  send it again (it could be said twice): as many unanswered commands as the runner logged
-  such replies are counted in the report instead;
+  reply in flight as the bot's link drops gets no acknowledgement, and the bot does not
+  send it again (it could be said twice): an unanswered command acknowledged within 1 s of
+  a fault that cut the bot's link is counted in the report instead;
 - the bot heard every acknowledged message, none twice;
 - no send hung or went unanswered, the runner never exited by itself, no traceback in any
   process's log, and a SIGTERMed node exited 0.
@@ -64,6 +64,10 @@ SETTLE_SECONDS = 45.0
 #: The longest the bot can be away (a fault lasts at most 6 s, a restart a few more): a
 #: command acknowledged meanwhile is younger than ``missed_command_max_age`` when it is back.
 BOT_AWAY_SECONDS = 60.0
+#: Faults that cut the bot's link (a link fault only on proxy 0, the bot's), and how close
+#: to one a command's acknowledgement must be for its answer to have been in flight.
+BOT_CUTS = ("server_kill", "server_term", "runner_kill", "link_cut", "link_down")
+IN_FLIGHT_SECONDS = 1.0
 #: People reconnect quickly and never give up (they are left alone for weeks).
 PERSON = {"reconnect_delay": 0.1, "reconnect_delay_max": 1.0, "max_reconnect_attempts": None,
           "connection_timeout": 2.0}
@@ -494,15 +498,15 @@ heard = "{self.heard_file}"
 
     def _check_heard(self) -> None:
         """Nothing heard twice, but for what a killed runner had not yet marked as handled
-        (its position is saved every 2 s, a command's at once): heard again, replayed, by
-        its next start. Those are counted in the report, not violations."""
+        (its position is saved every 2 s, a command's as its answer starts): heard again,
+        replayed, by its next start. Those are counted in the report, not violations."""
         first: dict[str, int] = {}
         twice: list[str] = []
         for run, entry in self._heard():
             message_id, text = str(entry["id"]), str(entry["text"])
             if message_id not in first:
                 first[message_id] = run
-            elif run > first[message_id] and entry["replayed"] and not text.startswith("!"):
+            elif run > first[message_id] and entry["replayed"]:
                 self.report.heard_again += 1
             else:
                 twice.append(f"{text!r} (run {first[message_id]}, again in run {run}, "
@@ -511,16 +515,17 @@ heard = "{self.heard_file}"
             self._violation(f"the bot heard {len(twice)} messages more than once: {twice[:10]}")
 
     def _count_lost_replies(self, asked_ok: dict[str, Send]) -> None:
-        """The answers nobody saw, as many as the runner's replies that got no acknowledgement
-        (a link that dropped as the reply went out: it may or may not have been delivered,
-        and the bot does not send it again, lest it be said twice): counted, not violations."""
-        assert self.runner is not None
-        in_flight = sum(len(run.matching("no acknowledgement within")) for run in self.runner.runs)
-        nobody = [tag for tag in asked_ok
-                  if not any(self._answers(p)[tag] for p in self.people)]
-        if nobody and len(nobody) <= in_flight:
-            self.unsent = set(nobody)
-            self.report.lost_replies = len(nobody)
+        """The answers nobody saw to commands acknowledged as a fault cut the bot's link
+        (the reply in flight is never acknowledged, and the bot does not send it again,
+        lest it be said twice): counted in the report, not violations."""
+        cuts = [f.at for f in self.faults if f.kind in BOT_CUTS
+                and (f.target == 0 or not f.kind.startswith("link"))]
+        for tag, sent in asked_ok.items():
+            at = sent.finished - self.started
+            if not any(self._answers(p)[tag] for p in self.people) and any(
+                    -IN_FLIGHT_SECONDS <= cut - at <= IN_FLIGHT_SECONDS for cut in cuts):
+                self.unsent.add(tag)
+        self.report.lost_replies = len(self.unsent)
 
     def _check_person(self, person: Person, acked: list[tuple[str, Send]],
                       asked_ok: dict[str, Send], asked_any: set[str]) -> None:
