@@ -39,6 +39,9 @@ log = logging.getLogger("roomz_bots")
 #: The client's events other than ``message`` (which the bot handles first), by hook.
 EVENT_HOOKS = {event: f"on_{event}" for event in EVENTS if event != "message"}
 SEND_WAIT_SECONDS = 30.0  # how long a send waits for a reconnect before it fails
+#: A 503 whose error starts so delivered nothing (docs/protocol.md 3.5): safe to send again.
+NOT_SENT = "Message not sent:"
+RESEND_DELAYS = (0.25, 0.5, 1.0, 2.0)  # between sends refused so; the last one repeats
 SHUTDOWN_HOOK_SECONDS = 10.0
 #: How long a stopping bot waits for a cancelled task before it cancels it again (seconds).
 CANCEL_AGAIN_SECONDS = 1.0
@@ -458,7 +461,9 @@ class Bot:
         server (which refuses over-long messages) nor the published one (which cuts them)
         loses any of it.
         Returns the server's (last) acknowledgement; raises :class:`roomz.ConnectionError`
-        when the bot is stopped, or stays disconnected for longer than 30 seconds.
+        when the bot is stopped, or stays disconnected for longer than 30 seconds. A 503
+        that says nothing was delivered ("Message not sent: ... try again shortly") is sent
+        again for up to 30 seconds.
 
         Sent while the bot handles a message, ``text`` is a reply to it: when the flood
         limit's line of replies overflows it is dropped, and :data:`DROPPED` (code 429) is
@@ -497,11 +502,27 @@ class Bot:
         key = self.origins.sending(self, email, text)
         ack: dict[str, Any] = {}
         try:
-            ack = await self.client.send(text, **(fields or {}))
+            ack = await self._send_until_taken(text, fields or {})
         finally:
             self.origins.sent(self, key, ack.get("message_id"))
         if "error" in ack:
             log.warning("bot %s: the server refused a message: %s", self.name, ack)
+        return ack
+
+    async def _send_until_taken(self, text: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Send; while the server answers that it delivered nothing and to try again shortly
+        (it cannot keep messages just now: Redis is away), try again, for up to
+        ``SEND_WAIT_SECONDS``. Any other answer is returned: sent again, it could be said
+        twice."""
+        deadline = asyncio.get_running_loop().time() + SEND_WAIT_SECONDS
+        for attempt in range(int(SEND_WAIT_SECONDS / RESEND_DELAYS[0]) + 1):
+            ack = await self.client.send(text, **fields)
+            delay = RESEND_DELAYS[min(attempt, len(RESEND_DELAYS) - 1)]
+            if not (ack.get("code") == 503 and str(ack.get("error")).startswith(NOT_SENT)) \
+                    or asyncio.get_running_loop().time() + delay > deadline:
+                break
+            await asyncio.sleep(delay)
+            await self._until_connected(f"send {text[:40]!r}")
         return ack
 
     async def _until_connected(self, what: str) -> None:

@@ -864,8 +864,22 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
             refusal = self._refusal(request)
             if refusal is not None:
                 return refusal
-        response: web.StreamResponse = await self.eio.handle_request(request)
+        try:
+            response: web.StreamResponse = await self.eio.handle_request(request)
+        except ConnectionResetError:
+            # The client left before its answer was written (a cut link): aiohttp would log
+            # a traceback (aiohttp#3966). Its socket goes now, not at connect_timeout.
+            log.debug("a client from %s left before its answer was written",
+                      self.addresses.client_address(request))
+            self._drop_websocket(request)
+            return web.Response()  # written to the closed connection: aiohttp drops it quietly
         return response
+
+    def _drop_websocket(self, request: web.Request) -> None:
+        """Close the Engine.IO socket whose WebSocket ``request`` was meant to carry."""
+        kept = next((k for k in self.engine_sockets.values() if k.websocket is request), None)
+        if kept is not None:
+            self._close_soon(kept.socket.sid)
 
     def _refusal(self, request: web.Request) -> web.Response | None:
         """The 503 for a new Engine.IO handshake beyond a cap, or None to let it in."""

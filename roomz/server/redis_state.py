@@ -322,9 +322,10 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
     Publishing goes through the stores' client and raises :class:`StoreUnavailable` when
     Redis is down, so the sender learns its message did not reach every node
     (python-socketio's Redis manager logs "giving up" and returns). After Redis comes
-    back, the first publishes wait (briefly) until as many nodes listen again as listened
-    before: a message published before they resubscribe would reach no one on those
-    nodes, yet look delivered.
+    back (a publish failed, or this node's own subscription broke), the first publishes
+    wait (briefly) until as many nodes listen again as listened before: a message
+    published before they resubscribe would reach no one on those nodes, yet look
+    delivered.
 
     Listening starts with :meth:`start`, before the server takes its first client
     (python-socketio would start it at the first connection, missing what other nodes
@@ -429,6 +430,9 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
                         yield message["data"]
             except (RedisError, OSError) as exc:
                 self.subscribed.clear()
+                # Redis went away: the other nodes are resubscribing too, and a publish
+                # that comes back before they do would reach none of their connections.
+                self._recovering = True
                 log.warning("message bus lost (%s); resubscribing in %.1f s", exc, delay)
             finally:
                 with contextlib.suppress(RedisError, OSError):

@@ -739,3 +739,39 @@ async def test_a_signed_in_websocket_writes_at_once_when_nothing_waits(
             await reader.wait_for("message", lambda d: d["content"] == sent[-1])
         got = [d["content"] for d in reader.named("message") if d["content"] in sent]
         assert got == sent
+
+
+async def test_a_client_gone_before_its_websocket_answer_leaves_no_traceback_and_no_socket(
+) -> None:
+    """A link cut right after a WebSocket handshake was sent (the soak found it): aiohttp
+    raised ``ClientConnectionResetError`` from ``prepare`` and logged it as an error with a
+    traceback (aiohttp#3966), and the socket opened for it stayed until ``connect_timeout``,
+    counted as not signed in for its address. Now: one debug line, the socket closed."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    for logger in (server_logger, internals.log):
+        logger.addHandler(handler)
+    internals.log.setLevel(logging.DEBUG)
+    try:
+        async with LocalServer(connect_timeout=60.0) as server:
+            token = await server.sign_in(ALICE)
+            records.clear()  # the server's start and the sign-in
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection("127.0.0.1", server.port), 5)
+            writer.write(f"GET {ENGINE_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                         f"Sec-WebSocket-Version: 13\r\nCookie: session_token={token}\r\n\r\n"
+                         .encode())
+            await writer.drain()
+            writer.transport.abort()  # gone before the server answers
+            await wait_until(lambda: bool(records), 5, "the server to notice the client left")
+            assert [r.getMessage() for r in records] == [
+                "a client from 127.0.0.1 left before its answer was written"]
+            await wait_until(lambda: not server.server.sio.engine_sockets, 5,
+                             "its Engine.IO socket closed")
+    finally:
+        internals.log.setLevel(logging.NOTSET)
+        for logger in (server_logger, internals.log):
+            logger.removeHandler(handler)
