@@ -100,7 +100,8 @@ class Server:
             if self.settings.history:
                 from .redis_history import RedisHistory
 
-                history = RedisHistory(redis, window, on_unreachable=bus.unreachable)
+                history = RedisHistory(redis, window, on_unreachable=bus.unreachable,
+                                       listening=bus.listening)
             from .redis_questions import RedisQuestions
 
             # Swept for deadlines as often as the node beats: a dead asker's question

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -33,14 +33,17 @@ class RedisHistory:
     ``on_unreachable`` is called when a message cannot be kept: the message bus then
     waits for the other nodes to listen again before its next publish, as it does after
     a publish of its own failed (a message is kept before it is published, so during an
-    outage it is this store that fails first).
+    outage it is this store that fails first). ``listening`` is awaited before a message
+    is kept: that wait, if any, comes before the message has its place in the history.
     """
 
     def __init__(self, redis: aioredis.Redis, window: Window,
-                 on_unreachable: Callable[[], None] = lambda: None) -> None:
+                 on_unreachable: Callable[[], None] = lambda: None,
+                 listening: Callable[[], Awaitable[None]] | None = None) -> None:
         self.redis = redis
         self.window = window
         self.on_unreachable = on_unreachable
+        self.listening = listening
 
     @staticmethod
     def _key(email: str) -> str:
@@ -51,6 +54,8 @@ class RedisHistory:
 
     async def keep(self, email: str, message: dict[str, Any]) -> str:
         """Add ``message`` to the user's stream; its entry id once Redis has it."""
+        if self.listening is not None:  # a wait after the XADD would let others overtake
+            await self.listening()
         key = self._key(email)
         async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
             pipe.xadd(key, {"m": wire_json.dumps(message)}, maxlen=self.window.messages,

@@ -380,14 +380,21 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
         listeners, as after a publish that failed (the other nodes may be resubscribing)."""
         self._recovering = True
 
-    async def _publish(self, data: Any) -> Any:
-        """Send ``data`` (an emit, a disconnect, a room change) to the other nodes; returns
-        how many nodes listen."""
+    async def listening(self) -> None:
+        """Return once the other nodes listen: at once, unless Redis was away (then up to
+        3 s). The history calls it before it keeps a message, so that the wait comes before
+        the message has its place in the history, not between that and its publish: a
+        later message of another node would overtake it meanwhile."""
         if self._recovering:
             # One wait for the listeners, however many messages are held up by it.
             if self._recovery is None or self._recovery.done():
                 self._recovery = asyncio.ensure_future(self._await_listeners())
             await asyncio.shield(self._recovery)
+
+    async def _publish(self, data: Any) -> Any:
+        """Send ``data`` (an emit, a disconnect, a room change) to the other nodes; returns
+        how many nodes listen."""
+        await self.listening()
         try:
             # self.json: the server packets' own (msgspec), which the listeners decode with
             heard = await guard(self._publisher.publish(self.channel, self.json.dumps(data)))

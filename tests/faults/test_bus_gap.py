@@ -7,8 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import socketio
 
 from roomz import AsyncClient
+from roomz.server.history import Window
+from roomz.server.redis_history import RedisHistory
+from roomz.server.redis_state import RedisFanOutManager, connect
 from tests.nodes.conftest import SECRET
 from tests.nodes.redis_proc import RedisProcess
 from tests.server.proc import ServerProcess
@@ -51,3 +55,34 @@ async def test_a_message_sent_as_redis_returns_reaches_the_other_node(
             assert [m["content"] for m in watch.messages] == [
                 "before", "as Redis returns", "after"]
             assert watch.count("down") == 0  # nothing came by a replay
+
+
+@pytest.mark.timeout(30)
+async def test_a_message_held_up_as_redis_returns_takes_its_place_after_the_wait() -> None:
+    """The soak found it (two nodes, seed 14): a node that waits for the other nodes to
+    listen again used to wait between keeping a message and publishing it. A message kept
+    meanwhile on another node went out first, yet had a later place in the history: a
+    reader that saw it and left at once resumed past the one held up, and lost it. The
+    wait now comes before the message takes its place."""
+    async with RedisProcess() as redis_proc:
+        redis = connect(redis_proc.url)
+        buses = [RedisFanOutManager(redis_proc.url, publisher=redis) for _ in range(2)]
+        for bus in buses:
+            socketio.AsyncServer(client_manager=bus)
+            assert await bus.start(TIMEOUT)
+        window = Window(1000, 3600.0)
+        held_up, other = (RedisHistory(redis, window, on_unreachable=bus.unreachable,
+                                       listening=bus.listening) for bus in buses)
+        try:
+            await buses[0].emit("noop", {}, namespace="/", room="nobody")  # two listen
+            await buses[1].stop(TIMEOUT)  # and one no longer does, as while resubscribing
+            buses[0].unreachable()  # its own subscription broke, say
+            message = {"id": "m", "content": "x"}
+            waiting = asyncio.create_task(held_up.keep("ida@example.com", dict(message)))
+            await asyncio.sleep(0.3)
+            overtaking = await other.keep("ida@example.com", dict(message))
+            kept = await asyncio.wait_for(waiting, 10)
+            assert other.order(overtaking) < other.order(kept), (overtaking, kept)
+        finally:
+            await buses[0].stop(TIMEOUT)
+            await redis.aclose()
