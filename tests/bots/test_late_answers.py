@@ -5,6 +5,8 @@ that asked. In-process with the harness here, and with the headless runner kille
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -119,21 +121,12 @@ async def test_an_answer_a_stopping_bot_hears_is_left_to_its_next_run(tmp_path: 
     lingering.reset()
     async with BotHarness([asker, lingering], data_dir=tmp_path) as chat:
         assert chat.user is not None and chat.bot is not None
-        await chat.say("!hurry prod")
-        question = await chat.reply()
-        assert (await chat.reply()).text == "No time to wait for prod."
-        stopping = asyncio.ensure_future(chat.stop_bot())
-        try:
-            await asyncio.wait_for(lingering.STOPPING.wait(), 5)
-            await chat.user.answer(question, "yes")
+        async with answered_while_stopping(chat):
             bot = chat.bot
             await wait_until(lambda: any(m.raw.get("answer_to") for m in chat.messages))
             answer = next(m for m in chat.messages if m.raw.get("answer_to"))
             await wait_until(lambda: bot.client.cursor == answer.raw["cursor"],
                              what="the stopping bot to hear the answer")
-        finally:
-            lingering.RELEASE.set()
-            await asyncio.wait_for(stopping, 10)
         await chat.start_bot()
         assert (await chat.reply()).text == "Late: Deploying to prod."
         await assert_no_reply(chat)
@@ -226,22 +219,13 @@ async def test_a_command_after_an_answer_left_to_the_next_run_is_answered_once(
     lingering.reset()
     async with BotHarness([asker, lingering], data_dir=tmp_path) as chat:
         assert chat.user is not None and chat.bot is not None
-        await chat.say("!hurry prod")
-        question = await chat.reply()
-        assert (await chat.reply()).text == "No time to wait for prod."
-        stopping = asyncio.ensure_future(chat.stop_bot())
-        try:
-            await asyncio.wait_for(lingering.STOPPING.wait(), 5)
-            await chat.user.answer(question, "yes")
+        async with answered_while_stopping(chat):
             command = await chat.say("!help deploy")
             bot = chat.bot
             await wait_until(lambda: any(m.raw.get("id") == command["message_id"]
                                          and bot.client.cursor == m.raw["cursor"]
                                          for m in chat.messages),
                              what="the stopping bot to hear the command")
-        finally:
-            lingering.RELEASE.set()
-            await asyncio.wait_for(stopping, 10)
         await chat.start_bot()
         await chat.say("!help help")  # answered after whatever the next run heard again
         await wait_until(lambda: any(m.text.startswith("!help [command]")
@@ -260,19 +244,10 @@ async def test_a_stopping_bot_on_a_server_without_history_hands_over_at_once(
     chat.server = LocalServer(history=False)
     async with chat:
         assert chat.user is not None and chat.bot is not None
-        await chat.say("!hurry prod")
-        question = await chat.reply()
-        assert (await chat.reply()).text == "No time to wait for prod."
-        stopping = asyncio.ensure_future(chat.stop_bot())
-        try:
-            await asyncio.wait_for(lingering.STOPPING.wait(), 5)
-            await chat.user.answer(question, "yes")
+        async with answered_while_stopping(chat):
             assert (await chat.reply()).text == "Late: Deploying to prod."
             await chat.say("!help deploy")
             assert (await chat.reply()).text.startswith("!deploy <target...>")
-        finally:
-            lingering.RELEASE.set()
-            await asyncio.wait_for(stopping, 10)
 
 
 async def test_an_ask_cancelled_as_its_answer_arrives_hands_it_over(tmp_path: Path) -> None:
@@ -312,3 +287,21 @@ async def test_an_ask_on_the_published_server_is_refused_and_leaves_no_note(
                                            plugin="asker", tag="prod"), 5)
         assert list(bot.store_for("_bot").items("asking ")) == []
         assert list(bot.store_for("_bot").items("question ")) == []
+
+
+@contextlib.asynccontextmanager
+async def answered_while_stopping(chat: BotHarness) -> AsyncIterator[None]:
+    """``!hurry prod`` (whose ask gives up at once), then the bot stopped and, while its
+    shutdown hook lingers, the question answered; the stop ends as the block does."""
+    assert chat.user is not None
+    await chat.say("!hurry prod")
+    question = await chat.reply()
+    assert (await chat.reply()).text == "No time to wait for prod."
+    stopping = asyncio.ensure_future(chat.stop_bot())
+    try:
+        await asyncio.wait_for(lingering.STOPPING.wait(), 5)
+        await chat.user.answer(question, "yes")
+        yield
+    finally:
+        lingering.RELEASE.set()
+        await asyncio.wait_for(stopping, 10)

@@ -93,15 +93,8 @@ async def test_an_answer_given_while_the_bot_was_down_reaches_on_answer_once(
     await killed(cli)
     await user.client.answer(question, "no")
 
-    cli = await running(headless, config)
-    await user.wait_for_text("Late: Not deploying to prod.")
-    (line,) = cli.matching("on_answer")
+    line = await acted_on_once(headless, config, user, "Late: Not deploying to prod.")
     assert "{'target': 'prod'} choices=('no',) timed_out=False counts=None" in line, line
-    await killed(cli)
-
-    await running(headless, config)
-    await settled(user)
-    assert user.texts.count("Late: Not deploying to prod.") == 1, user.texts
 
 
 async def test_a_timeout_while_the_bot_was_down_reaches_on_answer_once(
@@ -117,15 +110,8 @@ async def test_a_timeout_while_the_bot_was_down_reaches_on_answer_once(
     await killed(cli)
     await user.wait_for(lambda m: bool(m.raw.get("timed_out")), timeout=10)
 
-    cli = await running(headless, config)
-    await user.wait_for_text("Late: Not deploying to prod.")
-    (line,) = cli.matching("on_answer")
+    line = await acted_on_once(headless, config, user, "Late: Not deploying to prod.")
     assert "choices=('no',) timed_out=True" in line, line
-    await killed(cli)
-
-    await running(headless, config)
-    await settled(user)
-    assert user.texts.count("Late: Not deploying to prod.") == 1, user.texts
 
 
 async def test_a_poll_open_across_a_kill_counts_every_answer_once(
@@ -143,9 +129,18 @@ async def test_a_poll_open_across_a_kill_counts_every_answer_once(
     await killed(cli)
     await other.client.answer(question, "coffee")
 
+    await acted_on_once(headless, config, user, "Late: lunch: tea 1, coffee 1")
+
+
+async def acted_on_once(headless: Callable[..., Any], config: Path, user: Watcher,
+                        text: str) -> str:
+    """The runner started again says ``text`` (its ``on_answer`` acted), and after one
+    more kill and start, not again; the runner's log line of the hook."""
     cli = await running(headless, config)
-    await user.wait_for_text("Late: lunch: tea 1, coffee 1", timeout=10)
+    await user.wait_for_text(text, timeout=10)
+    (line,) = cli.matching("on_answer")
     await killed(cli)
     await running(headless, config)
     await settled(user)
-    assert user.texts.count("Late: lunch: tea 1, coffee 1") == 1, user.texts
+    assert user.texts.count(text) == 1, user.texts
+    return str(line)

@@ -17,10 +17,13 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from roomz import AsyncClient, ConnectionError
 from tests.events import Events
+from tests.nodes.conftest import SECRET
+from tests.server.proc import ServerProcess
 from tests.waiting import stays_true as stays_true
 from tests.waiting import wait_until as wait_until
 
@@ -173,3 +176,9 @@ def checked_deliveries(log: SendLog, watches: list[Watch]) -> int:
     """How many (acknowledged message, connection) pairs :func:`undelivered` checks."""
     return sum(1 for sent in log.of("ok") for watch in watches
                if watch.connected_throughout(sent.started, sent.finished))
+
+
+def node_on(redis_url: str, state_home: Path) -> ServerProcess:
+    """A ``roomz-server`` node on ``redis_url`` with the nodes' shared secret (not started)."""
+    return ServerProcess("--redis-url", redis_url, state_home=state_home,
+                         env={"JWT_SECRET_KEY": SECRET})

@@ -13,11 +13,9 @@ from roomz import AsyncClient
 from roomz.server.history import Window
 from roomz.server.redis_history import RedisHistory
 from roomz.server.redis_state import RedisFanOutManager, connect
-from tests.nodes.conftest import SECRET
 from tests.nodes.redis_proc import RedisProcess
-from tests.server.proc import ServerProcess
 
-from .helpers import TIMEOUT, Watch
+from .helpers import TIMEOUT, Watch, node_on
 
 
 @pytest.mark.timeout(60)
@@ -27,34 +25,30 @@ async def test_a_message_sent_as_redis_returns_reaches_the_other_node(
     message sent on node 1 right after was acknowledged, shown on node 1, and never
     reached node 0's connections, which stayed up (so no replay brought it later). Node 1
     had published it while node 0 was still resubscribing to the message bus."""
-    async with RedisProcess(persistent_dir=tmp_path) as redis:
-        def node() -> ServerProcess:
-            return ServerProcess("--redis-url", redis.url, state_home=tmp_path,
-                                 env={"JWT_SECRET_KEY": SECRET})
+    async with RedisProcess(persistent_dir=tmp_path) as redis, \
+            node_on(redis.url, tmp_path) as zero, node_on(redis.url, tmp_path) as one:
+        session = await zero.sign_in("hana@example.com")
+        sender = make_client(one.url, session)
+        reader = make_client(zero.url, session)
+        watch = Watch("reader", reader)
+        await asyncio.wait_for(sender.connect(), TIMEOUT)
+        await asyncio.wait_for(reader.connect(), TIMEOUT)
+        before = await asyncio.wait_for(sender.send("before"), TIMEOUT)
+        await watch.events.wait_for("message", lambda m: m["id"] == before["message_id"])
 
-        async with node() as zero, node() as one:
-            session = await zero.sign_in("hana@example.com")
-            sender = make_client(one.url, session)
-            reader = make_client(zero.url, session)
-            watch = Watch("reader", reader)
-            await asyncio.wait_for(sender.connect(), TIMEOUT)
-            await asyncio.wait_for(reader.connect(), TIMEOUT)
-            before = await asyncio.wait_for(sender.send("before"), TIMEOUT)
-            await watch.events.wait_for("message", lambda m: m["id"] == before["message_id"])
-
-            mark = len(zero.lines)
-            redis.kill()
-            await zero.wait_for_line("message bus lost", after=mark)
-            await redis.start()
-            sent = await asyncio.wait_for(sender.send("as Redis returns"), TIMEOUT)
-            assert sent["status"] == "ok", sent
-            await zero.wait_for_line("subscribed to the message bus", after=mark)
-            after = await asyncio.wait_for(sender.send("after"), 10)
-            await watch.events.wait_for("message", lambda m: m["id"] == after["message_id"],
-                                        timeout=10)
-            assert [m["content"] for m in watch.messages] == [
-                "before", "as Redis returns", "after"]
-            assert watch.count("down") == 0  # nothing came by a replay
+        mark = len(zero.lines)
+        redis.kill()
+        await zero.wait_for_line("message bus lost", after=mark)
+        await redis.start()
+        sent = await asyncio.wait_for(sender.send("as Redis returns"), TIMEOUT)
+        assert sent["status"] == "ok", sent
+        await zero.wait_for_line("subscribed to the message bus", after=mark)
+        after = await asyncio.wait_for(sender.send("after"), 10)
+        await watch.events.wait_for("message", lambda m: m["id"] == after["message_id"],
+                                    timeout=10)
+        assert [m["content"] for m in watch.messages] == [
+            "before", "as Redis returns", "after"]
+        assert watch.count("down") == 0  # nothing came by a replay
 
 
 @pytest.mark.timeout(30)

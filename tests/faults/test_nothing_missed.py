@@ -19,11 +19,10 @@ import pytest
 
 from roomz import AsyncClient
 from roomz.server.local import LocalServer
-from tests.nodes.conftest import SECRET
 from tests.nodes.redis_proc import RedisProcess
 from tests.server.proc import RestartableServer, ServerProcess
 
-from .helpers import TIMEOUT, SendLog, Watch, keep_sending, wait_until
+from .helpers import TIMEOUT, SendLog, Watch, keep_sending, node_on, wait_until
 from .proxy import TcpProxy
 
 SEND_TIMEOUT = 15.0
@@ -150,25 +149,21 @@ async def test_a_node_on_redis_killed_and_restarted(
 async def test_a_redis_restart(tmp_path: Path, make_client: Callable[..., AsyncClient]) -> None:
     """Redis (append-only file on) is SIGKILLed and started again while clients on two
     nodes send: sends meanwhile are refused (503), none acknowledged is missing anywhere."""
-    async with RedisProcess(persistent_dir=tmp_path) as redis:
-        def node() -> ServerProcess:
-            return ServerProcess("--redis-url", redis.url, state_home=tmp_path,
-                                 env={"JWT_SECRET_KEY": SECRET})
+    async with RedisProcess(persistent_dir=tmp_path) as redis, \
+            node_on(redis.url, tmp_path) as one, node_on(redis.url, tmp_path) as two:
+        session = await one.sign_in("dave@example.com")
+        clients = {f"n{i % 2}c{i}": make_client((one, two)[i % 2].url, session)
+                   for i in range(4)}
+        watches = await connected(clients)
 
-        async with node() as one, node() as two:
-            session = await one.sign_in("dave@example.com")
-            clients = {f"n{i % 2}c{i}": make_client((one, two)[i % 2].url, session)
-                       for i in range(4)}
-            watches = await connected(clients)
+        async def restart_redis() -> None:
+            redis.kill()
+            await asyncio.sleep(1.0)  # down for a while: sends are refused meanwhile
+            await redis.start()
 
-            async def restart_redis() -> None:
-                redis.kill()
-                await asyncio.sleep(1.0)  # down for a while: sends are refused meanwhile
-                await redis.start()
-
-            log = await traffic_through(restart_redis, clients)
-            assert {s.code for s in log.of("error")} <= {503}, log.of("error")
-            await assert_nothing_missed(log, watches)
+        log = await traffic_through(restart_redis, clients)
+        assert {s.code for s in log.of("error")} <= {503}, log.of("error")
+        await assert_nothing_missed(log, watches)
 
 
 @pytest.mark.parametrize("away", [1.0, 30.0], ids=["a cut link", "away for 30 s"])
