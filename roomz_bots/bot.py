@@ -505,7 +505,11 @@ class Bot:
             ack = await self._send_until_taken(text, fields or {})
         finally:
             self.origins.sent(self, key, ack.get("message_id"))
-        if "error" in ack:
+        if ack.get("code") == 408:  # the link dropped, say: it may have gone out, or not
+            log.warning("bot %s: no acknowledgement of a message %r (it may or may not have "
+                        "been sent; not sent again, lest it be said twice): %s",
+                        self.name, text[:60], ack.get("error"))
+        elif "error" in ack:
             log.warning("bot %s: the server refused a message: %s", self.name, ack)
         return ack
 
