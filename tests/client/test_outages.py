@@ -118,8 +118,8 @@ async def test_never_gives_up_through_an_outage_longer_than_five_attempts(
 
 
 @pytest.mark.skipif(not os.environ.get("ROOMZ_LONG_OUTAGES"),
-                    reason="about 40 s: ./dev outages runs it (the runner's and the terminal's "
-                           "35 s outages run by default)")
+                    reason="about 40 s: ./dev outages runs it (the bot runner's 35 s outage "
+                           "runs by default)")
 @pytest.mark.timeout(120)
 async def test_back_after_35_s_down_longer_than_the_old_default_window(
     restartable: RestartableServer, make_client: ClientFactory
