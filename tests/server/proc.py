@@ -8,6 +8,7 @@ console mailer logs are found with ``await proc.next_link(email)``. Every wait i
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import secrets
@@ -55,11 +56,26 @@ class LoggedLink:
     line: str
 
 
+# Ports for servers started by tests come from each test process's own block, below the
+# kernel's ephemeral range: a client's own end (ephemeral) or another pytest-xdist worker
+# cannot take a port between the test choosing it and the server binding it.
+PORT_BLOCK = 2_000
+_next_port = itertools.count()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now, from this process's block."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # "gw0", "gw1", ... under xdist
+    first = 10_000 + PORT_BLOCK * int(worker.removeprefix("gw"))
+    for _ in range(PORT_BLOCK):
+        port = first + next(_next_port) % PORT_BLOCK
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use, or still closing
+            return port
+    raise RuntimeError(f"no free port in {first}-{first + PORT_BLOCK - 1}")
 
 
 def server_env(state_home: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:
