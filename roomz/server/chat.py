@@ -53,6 +53,13 @@ NOT_LISTED = {"error": "Connections not listed: the server cannot reach its othe
 _NO_DATA = object()
 #: What this server adds to the protocol, named in ``authenticated`` (docs/protocol.md 3.8-9).
 FEATURES = ["content_types", "questions", "who"]
+#: Added when history is on: a message with a ``key`` is said once (docs/protocol.md 3.5).
+SEND_ONCE = "send_once"
+MAX_KEY_LENGTH = 100
+INVALID_KEY = {"error": f"Invalid 'key': must be a string of 1-{MAX_KEY_LENGTH} characters",
+               "code": 400}
+KEY_WITH_QUESTION = {"error": "Invalid 'key': a question or an answer cannot carry one "
+                              "(only plain and rich messages are said once)", "code": 400}
 
 #: Makes the keeper of the questions, given how it delivers their timeouts (app.py).
 QuestionsFor = Callable[[Deliver], QuestionBook]
@@ -120,7 +127,8 @@ class Chat:
         sio.on("who", self.who)
         # Opened and closed with the server (app.py): in one node, or in Redis.
         self.questions = questions(self._deliver)
-        self.features = FEATURES  # on one node and on several alike
+        # On one node and on several alike; said once needs the history that keeps keys.
+        self.features = FEATURES + [SEND_ONCE] if replays is not None else FEATURES
         sessions.watch(self.check_sessions)  # a logout here ends its connections at once
 
     async def connect(self, sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> None:
@@ -253,6 +261,9 @@ class Chat:
             return INVALID_CONTENT
         if (too_long := content_too_long(content)) is not None:
             return {"error": too_long, "code": 400}  # refused whole: never cut in silence
+        key = data.get("key") if self.replays is not None else None  # without: ignored
+        if key is not None:
+            return await self._message_once(conn, content, key, data)
         message_id = str(uuid.uuid4())
         try:
             rich, undo = await self._rich(conn, message_id, data)
@@ -270,6 +281,36 @@ class Chat:
             except StoreUnavailable:
                 await undo()  # a question asked or answered goes with its message
                 return NOT_KEPT
+        try:
+            await self.sio.emit("message", message, room=conn.channel)
+        except StoreUnavailable:
+            return NOT_DELIVERED
+        return {"status": "ok", "message_id": message_id, "timestamp": timestamp}
+
+    async def _message_once(self, conn: Connection, content: str, key: Any,
+                            data: dict[str, Any]) -> dict[str, Any]:
+        """A message with a ``key`` (feature ``send_once``): delivered and kept unless one
+        with that key was kept within the history's window; then the first one's answer,
+        marked ``duplicate``. The look and the keep are one step of the history store."""
+        assert self.replays is not None  # keys are only read with history on
+        if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY_LENGTH:
+            return INVALID_KEY
+        if "question_data" in data or "answer_to" in data:
+            return KEY_WITH_QUESTION
+        try:
+            rich = rich_fields(data)
+        except Refused as refused:
+            return refused.answer
+        message_id, timestamp = str(uuid.uuid4()), now_iso()
+        message = {"id": message_id, "user": conn.user(), "content": clean_content(content),
+                   "timestamp": timestamp, "connection_id": conn.connection_id, **rich}
+        try:
+            kept = await self.replays.keep_once(conn.email, key, message)
+        except StoreUnavailable:
+            return NOT_KEPT
+        if kept.first is not None:  # sent before: said once, answered as the first time
+            return {"status": "ok", "message_id": kept.first["id"],
+                    "timestamp": kept.first["timestamp"], "duplicate": True}
         try:
             await self.sio.emit("message", message, room=conn.channel)
         except StoreUnavailable:
