@@ -14,9 +14,13 @@ At the end, once everything is back (waited for by bounded polls), the invariant
 - every acknowledged message reached every person exactly once, each sender's in order;
 - every acknowledged command was answered exactly once (the bot is never away longer than
   ``missed_command_max_age``), and no command was answered twice, acknowledged or not. A
-  reply in flight as the bot's link drops gets no acknowledgement, and the bot does not
-  send it again (it could be said twice): an unanswered command acknowledged within 1 s of
-  a fault that cut the bot's link is counted in the report instead;
+  reply in flight as the bot's link drops gets no acknowledgement; the server offers
+  ``send_once``, so the bot sends it again with its key once back, and the server says it
+  once: such a reply lost is a violation like any. What remains is a reply in flight as
+  the runner is SIGKILLed (it dies with the process, its command already marked handled):
+  an unanswered command acknowledged within 1 s of a runner kill is counted in the report
+  instead (and, on a server without ``send_once``, one within 1 s of any fault that cut
+  the bot's link, since the bot then never sends a reply again);
 - the bot heard every acknowledged message, none twice;
 - no send hung or went unanswered, the runner never exited by itself, no traceback in any
   process's log, and a SIGTERMed node exited 0.
@@ -67,6 +71,9 @@ BOT_AWAY_SECONDS = 60.0
 #: Faults that cut the bot's link (a link fault only on proxy 0, the bot's), and how close
 #: to one a command's acknowledgement must be for its answer to have been in flight.
 BOT_CUTS = ("server_kill", "server_term", "runner_kill", "link_cut", "link_down")
+#: Of those, the ones that lose a reply in flight even when the server offers send_once:
+#: the bot's process dies with it.
+BOT_DEATHS = ("runner_kill",)
 IN_FLIGHT_SECONDS = 1.0
 #: People reconnect quickly and never give up (they are left alone for weeks).
 PERSON = {"reconnect_delay": 0.1, "reconnect_delay_max": 1.0, "max_reconnect_attempts": None,
@@ -178,7 +185,8 @@ class Report:
     acked: int = 0
     commands: int = 0
     heard_again: int = 0  # messages a killed runner heard again after its restart
-    lost_replies: int = 0  # answers in flight as the bot's link dropped (never acknowledged)
+    lost_replies: int = 0  # answers in flight as the bot died (or, without send_once, as
+    # its link dropped): never acknowledged, never sent again
     violations: list[str] = field(default_factory=list)
 
     @property
@@ -194,7 +202,7 @@ class Report:
                 f"({kinds}), "
                 f"{self.acked} messages acknowledged, {self.commands} of them commands; "
                 f"{self.heard_again} heard again by the bot after a kill, "
-                f"{self.lost_replies} answers lost in flight")
+                f"{self.lost_replies} answers lost in flight and not sent again")
         return "\n".join([head, *self.violations[:40]])
 
 
@@ -228,6 +236,7 @@ class Soak:
         self.heard_file = folder / "heard.jsonl"
         self.log = SendLog()
         self.unsent: set[str] = set()  # commands whose answer was lost in flight
+        self.send_once = False  # the server offers it: replies in flight are sent again
         self.started = 0.0
 
     # -- set-up and tear-down ----------------------------------------------------------------
@@ -278,6 +287,7 @@ heard = "{self.heard_file}"
         await self.runner.runs[-1].wait_for_line("bot soaker is running", timeout=20)
         for person in self.people:
             await asyncio.wait_for(person.client.connect(), 10)
+        self.send_once = self.people[0].client.supports("send_once")
 
     async def _tear_down(self) -> None:
         for person in self.people:
@@ -515,10 +525,12 @@ heard = "{self.heard_file}"
             self._violation(f"the bot heard {len(twice)} messages more than once: {twice[:10]}")
 
     def _count_lost_replies(self, asked_ok: dict[str, Send]) -> None:
-        """The answers nobody saw to commands acknowledged as a fault cut the bot's link
-        (the reply in flight is never acknowledged, and the bot does not send it again,
-        lest it be said twice): counted in the report, not violations."""
-        cuts = [f.at for f in self.faults if f.kind in BOT_CUTS
+        """The answers nobody saw to commands acknowledged as the runner was killed (the
+        reply in flight dies with it), or, on a server without send_once, as any fault cut
+        the bot's link (the reply is never acknowledged, and the bot does not send it
+        again, lest it be said twice): counted in the report, not violations."""
+        kinds = BOT_DEATHS if self.send_once else BOT_CUTS
+        cuts = [f.at for f in self.faults if f.kind in kinds
                 and (f.target == 0 or not f.kind.startswith("link"))]
         for tag, sent in asked_ok.items():
             at = sent.finished - self.started
