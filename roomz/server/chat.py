@@ -69,6 +69,13 @@ async def _nothing() -> None:
     """Undoes a message that neither asks nor answers a question."""
 
 
+def _message_of(conn: Connection, message_id: str, content: str,
+                rich: dict[str, Any]) -> dict[str, Any]:
+    """The ``message`` event of ``content`` sent through ``conn``, stamped now."""
+    return {"id": message_id, "user": conn.user(), "content": clean_content(content),
+            "timestamp": now_iso(), "connection_id": conn.connection_id, **rich}
+
+
 def channel_of(email: str) -> str:
     """The private channel of the user ``email``, shared by all their connections; also
     their user id."""
@@ -272,20 +279,14 @@ class Chat:
         except StoreUnavailable as exc:
             quiet.warning("questions", "refused a question or answer of %s: %s", conn.email, exc)
             return NOT_RECORDED
-        timestamp = now_iso()
-        message = {"id": message_id, "user": conn.user(), "content": clean_content(content),
-                   "timestamp": timestamp, "connection_id": conn.connection_id, **rich}
+        message = _message_of(conn, message_id, content, rich)
         if self.replays is not None:  # kept before anyone sees it: acknowledged is replayable
             try:
                 await self.replays.keep(conn.email, message)
             except StoreUnavailable:
                 await undo()  # a question asked or answered goes with its message
                 return NOT_KEPT
-        try:
-            await self.sio.emit("message", message, room=conn.channel)
-        except StoreUnavailable:
-            return NOT_DELIVERED
-        return {"status": "ok", "message_id": message_id, "timestamp": timestamp}
+        return await self._broadcast(conn, message)
 
     async def _message_once(self, conn: Connection, content: str, key: Any,
                             data: dict[str, Any]) -> dict[str, Any]:
@@ -301,9 +302,7 @@ class Chat:
             rich = rich_fields(data)
         except Refused as refused:
             return refused.answer
-        message_id, timestamp = str(uuid.uuid4()), now_iso()
-        message = {"id": message_id, "user": conn.user(), "content": clean_content(content),
-                   "timestamp": timestamp, "connection_id": conn.connection_id, **rich}
+        message = _message_of(conn, str(uuid.uuid4()), content, rich)
         try:
             kept = await self.replays.keep_once(conn.email, key, message)
         except StoreUnavailable:
@@ -311,11 +310,15 @@ class Chat:
         if kept.first is not None:  # sent before: said once, answered as the first time
             return {"status": "ok", "message_id": kept.first["id"],
                     "timestamp": kept.first["timestamp"], "duplicate": True}
+        return await self._broadcast(conn, message)
+
+    async def _broadcast(self, conn: Connection, message: dict[str, Any]) -> dict[str, Any]:
+        """Emit ``message`` to the sender's channel; its acknowledgement."""
         try:
             await self.sio.emit("message", message, room=conn.channel)
         except StoreUnavailable:
             return NOT_DELIVERED
-        return {"status": "ok", "message_id": message_id, "timestamp": timestamp}
+        return {"status": "ok", "message_id": message["id"], "timestamp": message["timestamp"]}
 
     async def _rich(self, conn: Connection, message_id: str,
                     data: dict[str, Any]) -> tuple[dict[str, Any], Undo]:
