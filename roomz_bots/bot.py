@@ -514,8 +514,8 @@ class Bot:
                         self.name, text[:60], ack.get("error"))
         elif ack.get("code") == 408:
             log.warning("bot %s: no acknowledgement of a message %r, sent again with its key "
-                        "for %g s (it may or may not have been sent): %s", self.name,
-                        text[:60], SEND_WAIT_SECONDS, ack.get("error"))
+                        "for %g s (it may or may not have been sent; said once if it was): "
+                        "%s", self.name, text[:60], SEND_WAIT_SECONDS, ack.get("error"))
         elif "error" in ack:
             log.warning("bot %s: the server refused a message: %s", self.name, ack)
         return ack
@@ -538,9 +538,10 @@ class Bot:
             lost = True  # no acknowledgement: the message may have gone out
             try:
                 ack = await self.client.send(text, key=key, **fields)
-            except ConnectionError:
+            except ConnectionError as exc:
                 if key is None or loop.time() >= deadline:
                     raise
+                self._sending_again(text, str(exc))
                 await asyncio.sleep(RESEND_DELAYS[0])  # the client is noticing the drop
             else:
                 if ack.get("code") == 503 and str(ack.get("error")).startswith(NOT_SENT):
@@ -552,11 +553,17 @@ class Bot:
                     await asyncio.sleep(delay)
                 elif ack.get("code") != 408 or key is None or loop.time() >= deadline:
                     return ack
+                else:
+                    self._sending_again(text, str(ack.get("error")))
             await self._until_connected(f"send {text[:40]!r}")
             if lost and not self.client.supports(SEND_ONCE):
                 # Came back to a server without it: sent again, the key would be left out.
                 return {"error": "no acknowledgement, and the server no longer offers "
                                  "send_once: not sent again", "code": 408}
+
+    def _sending_again(self, text: str, why: str) -> None:
+        log.info("bot %s: no acknowledgement of a message %r (%s): sending it again with its "
+                 "key once connected (send_once: said once)", self.name, text[:60], why)
 
     async def _until_connected(self, what: str) -> None:
         """Return once connected; raise :class:`roomz.ConnectionError` when the bot is

@@ -75,6 +75,8 @@ BOT_CUTS = ("server_kill", "server_term", "runner_kill", "link_cut", "link_down"
 #: the bot's process dies with it.
 BOT_DEATHS = ("runner_kill",)
 IN_FLIGHT_SECONDS = 1.0
+#: What the runner logs as it sends a reply again with its key.
+SENT_AGAIN = "sending it again with its key"
 #: People reconnect quickly and never give up (they are left alone for weeks).
 PERSON = {"reconnect_delay": 0.1, "reconnect_delay_max": 1.0, "max_reconnect_attempts": None,
           "connection_timeout": 2.0}
@@ -187,6 +189,7 @@ class Report:
     heard_again: int = 0  # messages a killed runner heard again after its restart
     lost_replies: int = 0  # answers in flight as the bot died (or, without send_once, as
     # its link dropped): never acknowledged, never sent again
+    sent_again: int = 0  # replies the bot sent again with their key (send_once)
     violations: list[str] = field(default_factory=list)
 
     @property
@@ -202,6 +205,7 @@ class Report:
                 f"({kinds}), "
                 f"{self.acked} messages acknowledged, {self.commands} of them commands; "
                 f"{self.heard_again} heard again by the bot after a kill, "
+                f"{self.sent_again} replies sent again with their key, "
                 f"{self.lost_replies} answers lost in flight and not sent again")
         return "\n".join([head, *self.violations[:40]])
 
@@ -490,6 +494,8 @@ heard = "{self.heard_file}"
         asked_any = {c[len("!ask "):] for p in self.people for c, _ in p.sent
                      if c.startswith("!ask ")}
         self._count_lost_replies(asked_ok)
+        self.report.sent_again = sum(SENT_AGAIN in line for run in self.runner.runs
+                                     for line in run.lines)
         for person in self.people:
             self._check_person(person, acked, asked_ok, asked_any)
         self._check_heard()
