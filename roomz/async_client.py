@@ -35,6 +35,7 @@ from .pending_sign_in import POLL_PATH, PendingSignIn
 from .questions import Answer, AnswerBox, Choice, Question, answer_payload, question_payload
 from .recent_ids import RecentIds
 from .reconnection import OutOfAttempts, Reconnector, Retrying
+from .send_once import MAX_KEY_LENGTH, SEND_ONCE, is_key
 from .session_cache import SessionCache
 from .state import ConnectionState
 
@@ -47,9 +48,6 @@ SIGN_IN_ERRORS = {
                      "request a new one with login()",
     "unauthorized": "this email is not allowed on the server",
 }
-#: The extension that says a message once however often it is sent with its key.
-SEND_ONCE = "send_once"
-MAX_KEY_LENGTH = 100
 SEEN_MESSAGE_IDS = 1024  # enough to catch a redelivery around a reconnect
 #: The largest WebSocket message accepted: a ``history`` answer of 1000 long messages fits.
 MAX_SERVER_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -524,7 +522,7 @@ class AsyncClient(ClientOptions):
         """
         if not isinstance(content, str):
             raise TypeError(f"content must be a str, got {type(content).__name__}")
-        if key is not None and not (isinstance(key, str) and 0 < len(key) <= MAX_KEY_LENGTH):
+        if key is not None and not is_key(key):
             raise ValueError(f"key must be a str of 1-{MAX_KEY_LENGTH} characters, "
                              f"got {key!r:.60}")
         payload: dict[str, Any] = {"content": content}

@@ -21,6 +21,7 @@ from roomz.content import Rich
 from roomz.events import EVENTS
 from roomz.limits import split_text
 from roomz.questions import Question, question_payload
+from roomz.send_once import SEND_ONCE
 
 from . import dispatch
 from .asked import AskedQuestions, check_tag
@@ -43,8 +44,6 @@ SEND_WAIT_SECONDS = 30.0  # how long a send waits for a reconnect before it fail
 #: A 503 whose error starts so delivered nothing (docs/protocol.md 3.5): safe to send again.
 NOT_SENT = "Message not sent:"
 RESEND_DELAYS = (0.25, 0.5, 1.0, 2.0)  # between sends refused so; the last one repeats
-#: The server's extension that says a message sent again with its key once (protocol 3.5).
-SEND_ONCE = "send_once"
 SHUTDOWN_HOOK_SECONDS = 10.0
 #: How long a stopping bot waits for a cancelled task before it cancels it again (seconds).
 CANCEL_AGAIN_SECONDS = 1.0

@@ -13,6 +13,7 @@ from typing import Any
 
 import socketio
 
+from ..send_once import MAX_KEY_LENGTH, SEND_ONCE, is_key
 from . import internals
 from .message_rate import MessageRate
 from .presence import Departure, PresenceStore
@@ -51,11 +52,9 @@ NOT_RECORDED = {"error": "Message not sent: the server cannot record its questio
 NOT_LISTED = {"error": "Connections not listed: the server cannot reach its other nodes; "
                        "try again shortly", "code": 503}
 _NO_DATA = object()
-#: What this server adds to the protocol, named in ``authenticated`` (docs/protocol.md 3.8-9).
+#: What this server adds to the protocol, named in ``authenticated`` (docs/protocol.md 3.8-9);
+#: with history on, :data:`SEND_ONCE` (3.5) too.
 FEATURES = ["content_types", "questions", "who"]
-#: Added when history is on: a message with a ``key`` is said once (docs/protocol.md 3.5).
-SEND_ONCE = "send_once"
-MAX_KEY_LENGTH = 100
 INVALID_KEY = {"error": f"Invalid 'key': must be a string of 1-{MAX_KEY_LENGTH} characters",
                "code": 400}
 KEY_WITH_QUESTION = {"error": "Invalid 'key': a question or an answer cannot carry one "
@@ -134,7 +133,8 @@ class Chat:
         sio.on("who", self.who)
         # Opened and closed with the server (app.py): in one node, or in Redis.
         self.questions = questions(self._deliver)
-        # On one node and on several alike; said once needs the history that keeps keys.
+        # On one node and on several alike; said once (3.5) needs the history, which
+        # keeps the keys.
         self.features = FEATURES + [SEND_ONCE] if replays is not None else FEATURES
         sessions.watch(self.check_sessions)  # a logout here ends its connections at once
 
@@ -294,7 +294,7 @@ class Chat:
         with that key was kept within the history's window; then the first one's answer,
         marked ``duplicate``. The look and the keep are one step of the history store."""
         assert self.replays is not None  # keys are only read with history on
-        if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY_LENGTH:
+        if not is_key(key):
             return INVALID_KEY
         if "question_data" in data or "answer_to" in data:
             return KEY_WITH_QUESTION
