@@ -561,8 +561,9 @@ class Bot:
                                  "send_once: not sent again", "code": 408}
 
     def _sending_again(self, text: str, why: str) -> None:
-        log.info("bot %s: no acknowledgement of a message %r (%s): sending it again with its "
-                 "key once connected (send_once: said once)", self.name, text[:60], why)
+        log.warning("bot %s: no acknowledgement of a message %r (%s): sending it again "
+                    "with its key once connected (send_once: said once)", self.name,
+                    text[:60], why)
 
     async def _until_connected(self, what: str) -> None:
         """Return once connected; raise :class:`roomz.ConnectionError` when the bot is

@@ -18,9 +18,11 @@ At the end, once everything is back (waited for by bounded polls), the invariant
   ``send_once``, so the bot sends it again with its key once back, and the server says it
   once: such a reply lost is a violation like any. What remains is a reply in flight as
   the runner is SIGKILLed (it dies with the process, its command already marked handled):
-  an unanswered command acknowledged within 1 s of a runner kill is counted in the report
-  instead (and, on a server without ``send_once``, one within 1 s of any fault that cut
-  the bot's link, since the bot then never sends a reply again);
+  an unanswered command acknowledged within 1 s of a runner kill, or within 1 s of a cut
+  of the bot's link followed by a kill while the bot may still be sending the reply
+  again, is counted in the report instead (and, on a server without ``send_once``, one
+  within 1 s of any fault that cut the bot's link, since the bot then never sends a
+  reply again);
 - the bot heard every acknowledged message, none twice;
 - no send hung or went unanswered, the runner never exited by itself, no traceback in any
   process's log, and a SIGTERMed node exited 0.
@@ -53,6 +55,7 @@ from typing import Any
 
 from roomz import AsyncClient
 from roomz.session_cache import SessionCache
+from roomz_bots.bot import SEND_WAIT_SECONDS
 from tests.bots.headless import ROOMZ_CLI, Cli
 from tests.nodes.redis_proc import RedisProcess
 from tests.server.proc import ServerProcess, free_port, server_env
@@ -75,6 +78,9 @@ BOT_CUTS = ("server_kill", "server_term", "runner_kill", "link_cut", "link_down"
 #: the bot's process dies with it.
 BOT_DEATHS = ("runner_kill",)
 IN_FLIGHT_SECONDS = 1.0
+#: How long after its link was cut the bot may still be sending a reply again: its wait
+#: for the acknowledgement (the client's 10 s), then up to ``SEND_WAIT_SECONDS``.
+RESENDING_SECONDS = 10.0 + SEND_WAIT_SECONDS
 #: What the runner logs as it sends a reply again with its key.
 SENT_AGAIN = "sending it again with its key"
 #: People reconnect quickly and never give up (they are left alone for weeks).
@@ -531,17 +537,29 @@ heard = "{self.heard_file}"
             self._violation(f"the bot heard {len(twice)} messages more than once: {twice[:10]}")
 
     def _count_lost_replies(self, asked_ok: dict[str, Send]) -> None:
-        """The answers nobody saw to commands acknowledged as the runner was killed (the
-        reply in flight dies with it), or, on a server without send_once, as any fault cut
-        the bot's link (the reply is never acknowledged, and the bot does not send it
-        again, lest it be said twice): counted in the report, not violations."""
-        kinds = BOT_DEATHS if self.send_once else BOT_CUTS
-        cuts = [f.at for f in self.faults if f.kind in kinds
+        """The answers nobody saw to commands whose reply was in flight as the runner was
+        killed: it dies with the process. On a server with send_once that is a kill within
+        1 s of the command's acknowledgement, or one while the bot was still sending the
+        reply again after a fault cut its link then (it waits for its acknowledgement,
+        then for the link, up to :data:`RESENDING_SECONDS`). On a server without it, any
+        fault that cut the bot's link within 1 s loses the reply (never acknowledged, and
+        not sent again, lest it be said twice). Counted in the report, not violations."""
+        cuts = [f.at for f in self.faults if f.kind in BOT_CUTS
                 and (f.target == 0 or not f.kind.startswith("link"))]
+        kills = [f.at for f in self.faults if f.kind in BOT_DEATHS]
+
+        def near(times: list[float], at: float) -> list[float]:
+            return [t for t in times if -IN_FLIGHT_SECONDS <= t - at <= IN_FLIGHT_SECONDS]
+
+        def died_in_flight(at: float) -> bool:
+            if not self.send_once:
+                return bool(near(cuts, at))
+            return bool(near(kills, at)) or any(cut <= kill <= cut + RESENDING_SECONDS
+                                                for cut in near(cuts, at) for kill in kills)
+
         for tag, sent in asked_ok.items():
-            at = sent.finished - self.started
-            if not any(self._answers(p)[tag] for p in self.people) and any(
-                    -IN_FLIGHT_SECONDS <= cut - at <= IN_FLIGHT_SECONDS for cut in cuts):
+            if not any(self._answers(p)[tag] for p in self.people) and died_in_flight(
+                    sent.finished - self.started):
                 self.unsent.add(tag)
         self.report.lost_replies = len(self.unsent)
 
