@@ -35,6 +35,7 @@ from .pending_sign_in import POLL_PATH, PendingSignIn
 from .questions import Answer, AnswerBox, Choice, Question, answer_payload, question_payload
 from .recent_ids import RecentIds
 from .reconnection import OutOfAttempts, Reconnector, Retrying
+from .send_once import MAX_KEY_LENGTH, SEND_ONCE, is_key
 from .session_cache import SessionCache
 from .state import ConnectionState
 
@@ -500,7 +501,8 @@ class AsyncClient(ClientOptions):
     # -- sending --------------------------------------------------------------------------
 
     async def send(self, content: str, *, content_type: str | None = None,
-                   subject: str | None = None, language: str | None = None) -> dict[str, Any]:
+                   subject: str | None = None, language: str | None = None,
+                   key: str | None = None) -> dict[str, Any]:
         """Send a chat message; returns the server's acknowledgement or an error dict.
 
         ``{"status": "ok", "message_id", "timestamp"}`` on success,
@@ -511,9 +513,18 @@ class AsyncClient(ClientOptions):
         (shown collapsed under it) and ``language`` (of code) are an extension of our
         server's (``Markdown(...).fields()`` of :mod:`roomz.content` gives them); other
         servers deliver the text alone.
+
+        ``key`` (1-100 characters, say a UUID) names this message so that sending it again
+        with the same key after a 408 or a dropped link says it once: the server answers
+        the first send's acknowledgement, with ``"duplicate": True``. It goes out only to a
+        server that offers it (``supports("send_once")``: ours, with history on); to
+        others the message goes without it, and a send again may say it twice.
         """
         if not isinstance(content, str):
             raise TypeError(f"content must be a str, got {type(content).__name__}")
+        if key is not None and not is_key(key):
+            raise ValueError(f"key must be a str of 1-{MAX_KEY_LENGTH} characters, "
+                             f"got {key!r:.60}")
         payload: dict[str, Any] = {"content": content}
         for name, value in (("content_type", content_type), ("subject", subject),
                             ("language", language)):
@@ -521,6 +532,8 @@ class AsyncClient(ClientOptions):
                 payload[name] = value
         if payload.get("content_type") == PLAIN:
             del payload["content_type"]  # the default: the published protocol's own message
+        if key is not None and SEND_ONCE in self._features:
+            payload["key"] = key
         return await self._call("message", payload)
 
     # -- questions and who (extensions) ----------------------------------------------------
@@ -608,7 +621,7 @@ class AsyncClient(ClientOptions):
 
     def supports(self, feature: str) -> bool:
         """True when the connected server names ``feature`` (``content_types``,
-        ``questions``, ``who``) among its extensions."""
+        ``questions``, ``who``, ``send_once``) among its extensions."""
         return feature in self._features
 
     def _require(self, feature: str, what: str) -> None:

@@ -119,10 +119,11 @@ class SyncClient(ClientOptions):
         self._run(self._client.disconnect())
 
     def send(self, content: str, *, content_type: str | None = None,
-             subject: str | None = None, language: str | None = None) -> dict[str, Any]:
+             subject: str | None = None, language: str | None = None,
+             key: str | None = None) -> dict[str, Any]:
         """Send a chat message and return the acknowledgement; see :meth:`AsyncClient.send`."""
         return self._run(self._client.send(content, content_type=content_type,
-                                           subject=subject, language=language))
+                                           subject=subject, language=language, key=key))
 
     def ask(self, question: str, answers: Sequence[str | Choice], *, timeout: float = 300.0,
             default: str | Sequence[str] | None = None, multi_select: bool = False,

@@ -9,6 +9,7 @@ import inspect
 import logging
 import re
 import reprlib
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from roomz.content import Rich
 from roomz.events import EVENTS
 from roomz.limits import split_text
 from roomz.questions import Question, question_payload
+from roomz.send_once import SEND_ONCE
 
 from . import dispatch
 from .asked import AskedQuestions, check_tag
@@ -505,29 +507,63 @@ class Bot:
             ack = await self._send_until_taken(text, fields or {})
         finally:
             self.origins.sent(self, key, ack.get("message_id"))
-        if ack.get("code") == 408:  # the link dropped, say: it may have gone out, or not
+        if ack.get("code") == 408 and not self.client.supports(SEND_ONCE):
             log.warning("bot %s: no acknowledgement of a message %r (it may or may not have "
                         "been sent; not sent again, lest it be said twice): %s",
                         self.name, text[:60], ack.get("error"))
+        elif ack.get("code") == 408:
+            log.warning("bot %s: no acknowledgement of a message %r, sent again with its key "
+                        "for %g s (it may or may not have been sent; said once if it was): "
+                        "%s", self.name, text[:60], SEND_WAIT_SECONDS, ack.get("error"))
         elif "error" in ack:
             log.warning("bot %s: the server refused a message: %s", self.name, ack)
         return ack
 
     async def _send_until_taken(self, text: str, fields: dict[str, Any]) -> dict[str, Any]:
-        """Send; while the server answers that it delivered nothing and to try again shortly
-        (it cannot keep messages just now: Redis is away), try again, for up to
-        ``SEND_WAIT_SECONDS``. Any other answer is returned: sent again, it could be said
-        twice."""
-        deadline = asyncio.get_running_loop().time() + SEND_WAIT_SECONDS
-        for attempt in range(int(SEND_WAIT_SECONDS / RESEND_DELAYS[0]) + 1):
-            ack = await self.client.send(text, **fields)
-            delay = RESEND_DELAYS[min(attempt, len(RESEND_DELAYS) - 1)]
-            if not (ack.get("code") == 503 and str(ack.get("error")).startswith(NOT_SENT)) \
-                    or asyncio.get_running_loop().time() + delay > deadline:
-                break
-            await asyncio.sleep(delay)
+        """Send, for up to ``SEND_WAIT_SECONDS``, until the message is taken or refused.
+
+        While the server answers that it delivered nothing and to try again shortly (it
+        cannot keep messages just now: Redis is away), try again. On a server that offers
+        ``send_once`` the message carries a key of its own, and when no acknowledgement
+        came (408, or the link dropped) it is sent again with that key once connected:
+        the server says it once. Without that, any other answer is returned: sent again,
+        the message could be said twice.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SEND_WAIT_SECONDS
+        key = str(uuid.uuid4()) if self.client.supports(SEND_ONCE) else None
+        refused = 0
+        while True:
+            lost = True  # no acknowledgement: the message may have gone out
+            try:
+                ack = await self.client.send(text, key=key, **fields)
+            except ConnectionError as exc:
+                if key is None or loop.time() >= deadline:
+                    raise
+                self._sending_again(text, str(exc))
+                await asyncio.sleep(RESEND_DELAYS[0])  # the client is noticing the drop
+            else:
+                if ack.get("code") == 503 and str(ack.get("error")).startswith(NOT_SENT):
+                    lost = False
+                    delay = RESEND_DELAYS[min(refused, len(RESEND_DELAYS) - 1)]
+                    refused += 1
+                    if loop.time() + delay > deadline:
+                        return ack
+                    await asyncio.sleep(delay)
+                elif ack.get("code") != 408 or key is None or loop.time() >= deadline:
+                    return ack
+                else:
+                    self._sending_again(text, str(ack.get("error")))
             await self._until_connected(f"send {text[:40]!r}")
-        return ack
+            if lost and not self.client.supports(SEND_ONCE):
+                # Came back to a server without it: sent again, the key would be left out.
+                return {"error": "no acknowledgement, and the server no longer offers "
+                                 "send_once: not sent again", "code": 408}
+
+    def _sending_again(self, text: str, why: str) -> None:
+        log.warning("bot %s: no acknowledgement of a message %r (%s): sending it again "
+                    "with its key once connected (send_once: said once)", self.name,
+                    text[:60], why)
 
     async def _until_connected(self, what: str) -> None:
         """Return once connected; raise :class:`roomz.ConnectionError` when the bot is

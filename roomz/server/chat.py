@@ -13,6 +13,7 @@ from typing import Any
 
 import socketio
 
+from ..send_once import MAX_KEY_LENGTH, SEND_ONCE, is_key
 from . import internals
 from .message_rate import MessageRate
 from .presence import Departure, PresenceStore
@@ -51,8 +52,13 @@ NOT_RECORDED = {"error": "Message not sent: the server cannot record its questio
 NOT_LISTED = {"error": "Connections not listed: the server cannot reach its other nodes; "
                        "try again shortly", "code": 503}
 _NO_DATA = object()
-#: What this server adds to the protocol, named in ``authenticated`` (docs/protocol.md 3.8-9).
+#: What this server adds to the protocol, named in ``authenticated`` (docs/protocol.md 3.8-9);
+#: with history on, :data:`SEND_ONCE` (3.5) too.
 FEATURES = ["content_types", "questions", "who"]
+INVALID_KEY = {"error": f"Invalid 'key': must be a string of 1-{MAX_KEY_LENGTH} characters",
+               "code": 400}
+KEY_WITH_QUESTION = {"error": "Invalid 'key': a question or an answer cannot carry one "
+                              "(only plain and rich messages are said once)", "code": 400}
 
 #: Makes the keeper of the questions, given how it delivers their timeouts (app.py).
 QuestionsFor = Callable[[Deliver], QuestionBook]
@@ -60,6 +66,13 @@ QuestionsFor = Callable[[Deliver], QuestionBook]
 
 async def _nothing() -> None:
     """Undoes a message that neither asks nor answers a question."""
+
+
+def _message_of(conn: Connection, message_id: str, content: str,
+                rich: dict[str, Any]) -> dict[str, Any]:
+    """The ``message`` event of ``content`` sent through ``conn``, stamped now."""
+    return {"id": message_id, "user": conn.user(), "content": clean_content(content),
+            "timestamp": now_iso(), "connection_id": conn.connection_id, **rich}
 
 
 def channel_of(email: str) -> str:
@@ -120,7 +133,9 @@ class Chat:
         sio.on("who", self.who)
         # Opened and closed with the server (app.py): in one node, or in Redis.
         self.questions = questions(self._deliver)
-        self.features = FEATURES  # on one node and on several alike
+        # On one node and on several alike; said once (3.5) needs the history, which
+        # keeps the keys.
+        self.features = FEATURES + [SEND_ONCE] if replays is not None else FEATURES
         sessions.watch(self.check_sessions)  # a logout here ends its connections at once
 
     async def connect(self, sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> None:
@@ -253,6 +268,9 @@ class Chat:
             return INVALID_CONTENT
         if (too_long := content_too_long(content)) is not None:
             return {"error": too_long, "code": 400}  # refused whole: never cut in silence
+        key = data.get("key") if self.replays is not None else None  # without: ignored
+        if key is not None:
+            return await self._message_once(conn, content, key, data)
         message_id = str(uuid.uuid4())
         try:
             rich, undo = await self._rich(conn, message_id, data)
@@ -261,20 +279,46 @@ class Chat:
         except StoreUnavailable as exc:
             quiet.warning("questions", "refused a question or answer of %s: %s", conn.email, exc)
             return NOT_RECORDED
-        timestamp = now_iso()
-        message = {"id": message_id, "user": conn.user(), "content": clean_content(content),
-                   "timestamp": timestamp, "connection_id": conn.connection_id, **rich}
+        message = _message_of(conn, message_id, content, rich)
         if self.replays is not None:  # kept before anyone sees it: acknowledged is replayable
             try:
                 await self.replays.keep(conn.email, message)
             except StoreUnavailable:
                 await undo()  # a question asked or answered goes with its message
                 return NOT_KEPT
+        return await self._broadcast(conn, message)
+
+    async def _message_once(self, conn: Connection, content: str, key: Any,
+                            data: dict[str, Any]) -> dict[str, Any]:
+        """A message with a ``key`` (feature ``send_once``): delivered and kept unless one
+        with that key was kept within the history's window; then the first one's answer,
+        marked ``duplicate``. The look and the keep are one step of the history store."""
+        assert self.replays is not None  # keys are only read with history on
+        if not is_key(key):
+            return INVALID_KEY
+        if "question_data" in data or "answer_to" in data:
+            return KEY_WITH_QUESTION
+        try:
+            rich = rich_fields(data)
+        except Refused as refused:
+            return refused.answer
+        message = _message_of(conn, str(uuid.uuid4()), content, rich)
+        try:
+            kept = await self.replays.keep_once(conn.email, key, message)
+        except StoreUnavailable:
+            return NOT_KEPT
+        if kept.first is not None:  # sent before: said once, answered as the first time
+            return {"status": "ok", "message_id": kept.first["id"],
+                    "timestamp": kept.first["timestamp"], "duplicate": True}
+        return await self._broadcast(conn, message)
+
+    async def _broadcast(self, conn: Connection, message: dict[str, Any]) -> dict[str, Any]:
+        """Emit ``message`` to the sender's channel; its acknowledgement."""
         try:
             await self.sio.emit("message", message, room=conn.channel)
         except StoreUnavailable:
             return NOT_DELIVERED
-        return {"status": "ok", "message_id": message_id, "timestamp": timestamp}
+        return {"status": "ok", "message_id": message["id"], "timestamp": message["timestamp"]}
 
     async def _rich(self, conn: Connection, message_id: str,
                     data: dict[str, Any]) -> tuple[dict[str, Any], Undo]:

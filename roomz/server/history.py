@@ -6,6 +6,11 @@ bounded by count and by age (:class:`Window`). One node keeps the messages in
 ``history.sqlite3`` in its state directory (:class:`SqliteHistory`); several nodes keep
 them in Redis streams (:class:`~roomz.server.redis_history.RedisHistory`).
 
+A message may come with a key its sender chose (docs/protocol.md 3.5, ``send_once``):
+:meth:`HistoryStore.keep_once` keeps it only if no message of the user's kept within the
+window's age had that key, checking and keeping in one step, so that a message sent again
+after a dropped link is said once.
+
 A cursor names one kept message, or the start of a user's history (where a client stands
 that joined before the user's first message). It is opaque to clients: ``EPOCH.SEQ``
 here (``EPOCH.0``: the start), a stream entry id in Redis (``0-0``). A cursor the store
@@ -50,6 +55,14 @@ CREATE TABLE IF NOT EXISTS newest (
 );
 CREATE TEMP VIEW IF NOT EXISTS kept AS SELECT * FROM messages UNION ALL SELECT * FROM newest;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- The keys of the messages sent with one (send once), and what their first send was answered.
+CREATE TABLE IF NOT EXISTS sent_keys (
+    email TEXT NOT NULL,
+    key TEXT NOT NULL,
+    kept_at REAL NOT NULL,
+    first TEXT NOT NULL,
+    PRIMARY KEY (email, key)
+) WITHOUT ROWID;
 """
 
 
@@ -76,6 +89,21 @@ class Replay:
     head: str | None = None
 
 
+@dataclass(frozen=True)
+class KeptOnce:
+    """What :meth:`HistoryStore.keep_once` did: kept the message (``first`` None), or found
+    the key already used and kept nothing; ``first`` then holds the first message's
+    ``id``, ``timestamp`` and ``cursor``."""
+
+    cursor: str
+    first: dict[str, Any] | None = None
+
+
+def first_of(message: dict[str, Any], cursor: str) -> dict[str, Any]:
+    """What is remembered of a message kept with a key, to answer a send again of it."""
+    return {"id": message["id"], "timestamp": message["timestamp"], "cursor": cursor}
+
+
 class HistoryStore(Protocol):
     """Each user's recent messages; every method raises :class:`StoreUnavailable` when the
     store cannot answer."""
@@ -87,6 +115,10 @@ class HistoryStore(Protocol):
     async def keep(self, email: str, message: dict[str, Any]) -> str:
         """Keep ``message`` (a ``message`` event's data) for ``email``; its cursor, once
         the message will be replayed whatever happens to this process."""
+
+    async def keep_once(self, email: str, key: str, message: dict[str, Any]) -> KeptOnce:
+        """Keep ``message`` as :meth:`keep` does unless a message of ``email``'s kept within
+        the window's age had ``key``; checked and kept in one step."""
 
     async def after(self, email: str, cursor: str | None) -> Replay:
         """The messages after ``cursor`` (None: none, only where the history ends)."""
@@ -162,12 +194,41 @@ class SqliteHistory:
         """Keep ``message`` (committed before this returns); its cursor."""
         db = self._db()
         with self._guard:  # housekeeping first: a message refused is never kept
-            if self._unmoved >= BATCH:
-                self._move()
-            if self._piled.get(email, 0) >= self._trim_every:
-                self._trim(email)
+            self._housekeep(email)
             db.execute("INSERT INTO newest VALUES (?, ?, ?, ?)",
                        (self._last_seq + 1, email, time.time(), wire_json.dumps(message)))
+        return self._kept(email)
+
+    async def keep_once(self, email: str, key: str, message: dict[str, Any]) -> KeptOnce:
+        """Keep ``message`` and its key in one transaction, unless the key was kept within
+        the window's age. No await between look and keep: nothing else runs in between."""
+        db, now = self._db(), time.time()
+        with self._guard:
+            row = db.execute("SELECT first FROM sent_keys WHERE email = ? AND key = ? "
+                             "AND kept_at >= ?", (email, key, self.window.oldest(now))
+                             ).fetchone()
+            if row is not None:
+                first = wire_json.loads(row[0])
+                return KeptOnce(first["cursor"], first)
+            self._housekeep(email)
+            cursor = self._cursor(self._last_seq + 1)
+            with db:  # one transaction: the message and its key, or neither
+                db.execute("BEGIN")
+                db.execute("INSERT INTO newest VALUES (?, ?, ?, ?)",
+                           (self._last_seq + 1, email, now, wire_json.dumps(message)))
+                db.execute("INSERT OR REPLACE INTO sent_keys VALUES (?, ?, ?, ?)",
+                           (email, key, now, wire_json.dumps(first_of(message, cursor))))
+        return KeptOnce(self._kept(email))
+
+    def _housekeep(self, email: str) -> None:
+        """Move the newest messages and trim ``email``'s when they have piled up."""
+        if self._unmoved >= BATCH:
+            self._move()
+        if self._piled.get(email, 0) >= self._trim_every:
+            self._trim(email)
+
+    def _kept(self, email: str) -> str:
+        """Count the message just kept for ``email``; its cursor."""
         self._last_seq += 1
         self._unmoved += 1
         self._piled[email] = self._piled.get(email, 0) + 1
@@ -234,6 +295,7 @@ class SqliteHistory:
             unmoved = db.execute("DELETE FROM newest WHERE kept_at < ?", (oldest,)).rowcount
             self._unmoved -= unmoved
             removed += unmoved
+            db.execute("DELETE FROM sent_keys WHERE kept_at < ?", (oldest,))
         if removed:
             log.debug("forgot %d messages older than the history window", removed)
 

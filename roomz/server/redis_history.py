@@ -6,6 +6,11 @@ stream entry id. Redis trims the stream to about the window's count (never below
 idle user's stream expires after the window's age, and reads skip what is older. The
 history is as durable as Redis is: with ``appendonly yes`` a Redis restart loses nothing
 acknowledged.
+
+A message sent with a key (send once) is kept by one script that first looks for the key
+(``sent-key:["EMAIL","KEY"]``, expiring with the window's age) and, finding none, adds
+the message and sets the key: Redis runs one script at a time, so of two sends of one
+key racing from two nodes, the second finds the first's.
 """
 
 from __future__ import annotations
@@ -19,12 +24,25 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from . import wire_json
-from .history import Replay, Window
+from .history import KeptOnce, Replay, Window
 from .redis_state import PREFIX, guard
 from .unavailable import StoreUnavailable
 
 ENTRY_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
 START = "0-0"  # the cursor of a client that joined before the user's first message
+
+
+#: KEYS: the stream, the key's key; ARGV: the count, the message, the age, its id and time.
+#: ``{1, entry id}`` when kept; ``{0, what the first send of the key was answered}``.
+KEEP_ONCE = """
+local first = redis.call('GET', KEYS[2])
+if first then return {0, first} end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'm', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[2], cjson.encode({id = ARGV[4], timestamp = ARGV[5], cursor = id}),
+           'EX', ARGV[3])
+return {1, id}
+"""
 
 
 class RedisHistory:
@@ -44,6 +62,7 @@ class RedisHistory:
         self.window = window
         self.on_unreachable = on_unreachable
         self.listening = listening
+        self._keep_once = redis.register_script(KEEP_ONCE)
 
     @staticmethod
     def _key(email: str) -> str:
@@ -67,6 +86,26 @@ class RedisHistory:
                 self.on_unreachable()
                 raise
         return str(entry_id)
+
+    async def keep_once(self, email: str, key: str, message: dict[str, Any]) -> KeptOnce:
+        """Add ``message`` to the user's stream unless ``key`` was used within the window's
+        age: one script, run whole."""
+        if self.listening is not None:
+            await self.listening()
+        try:
+            kept, reply = await guard(self._keep_once(
+                keys=[self._key(email), f"{PREFIX}sent-key:{wire_json.dumps([email, key])}"],
+                args=[self.window.messages, wire_json.dumps(message),
+                      math.ceil(self.window.seconds), message["id"], message["timestamp"]]))
+        except StoreUnavailable:
+            self.on_unreachable()
+            raise
+        if kept:
+            return KeptOnce(str(reply))
+        first = wire_json.loads(reply)
+        if first["id"] == message["id"]:  # redis-py ran the script again after a lost reply
+            return KeptOnce(str(first["cursor"]))
+        return KeptOnce(str(first["cursor"]), first)
 
     async def after(self, email: str, cursor: str | None) -> Replay:
         """The messages after ``cursor``, at most the window's count."""

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .history import HistoryStore, Replay
+from .history import HistoryStore, KeptOnce, Replay
 from .internals import FanOutManager
 
 log = logging.getLogger("roomz.server")
@@ -102,6 +102,15 @@ class Replays:
     async def keep(self, email: str, message: dict[str, Any]) -> None:
         """Keep ``message`` before it is emitted, and give it its ``cursor``."""
         message["cursor"] = await self.store.keep(email, message)
+
+    async def keep_once(self, email: str, key: str, message: dict[str, Any]) -> KeptOnce:
+        """Keep ``message`` as :meth:`keep` does, unless a message of ``email``'s with
+        ``key`` was kept within the window (then nothing is kept, and ``message`` gains no
+        ``cursor``)."""
+        kept = await self.store.keep_once(email, key, message)
+        if kept.first is None:
+            message["cursor"] = kept.cursor
+        return kept
 
     async def admit(self, sid: str, room: str, email: str, resume: Resume,
                     greeting: dict[str, Any]) -> None:

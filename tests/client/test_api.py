@@ -31,8 +31,9 @@ from tests.waiting import wait_until
 
 P = inspect.Parameter
 #: Keywords send() takes besides API.md's content (issue 17: rich messages, additions).
+#: send()'s keyword additions to API.md's send(content): rich fields, and the send-once key.
 RICH_SEND_OPTIONS = [(name, P.KEYWORD_ONLY, None, "str | None")
-                     for name in ("content_type", "subject", "language")]
+                     for name in ("content_type", "subject", "language", "key")]
 TIMEOUT = 5.0
 ALICE = "alice@example.com"
 CLIENT_OPTIONS = [

@@ -4,7 +4,9 @@
 once, as a broken link does. ``blackhole()`` stops moving
 bytes in both directions without closing anything, as a dead link or a dropped route
 does: what is sent meanwhile waits, as TCP's retransmissions would, and ``restore()``
-lets it through (a connection whose far end gave up meanwhile then ends).
+lets it through (a connection whose far end gave up meanwhile then ends). ``deafen()``
+holds only what the upstream says (acknowledgements lost on their way back), until
+``restore()`` or a ``cut()``.
 ``TcpProxy([port2, port1])`` routes each *new* connection to the first upstream that
 accepts it: a load balancer in front of two nodes. ``LostReplies`` loses one reply.
 """
@@ -27,6 +29,8 @@ class TcpProxy:
         self.routed: list[int | None] = []
         self._flowing = asyncio.Event()
         self._flowing.set()
+        self._hearing = asyncio.Event()  # what the upstream says is forwarded
+        self._hearing.set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
@@ -46,9 +50,15 @@ class TcpProxy:
         """Stop forwarding bytes, both ways, on every connection; close nothing."""
         self._flowing.clear()
 
+    def deafen(self) -> None:
+        """Stop forwarding what the upstream sends, on every connection; what clients send
+        still goes through."""
+        self._hearing.clear()
+
     def restore(self) -> None:
         """Forward again: held bytes (and held ends of connections) go through."""
         self._flowing.set()
+        self._hearing.set()
 
     def cut(self) -> None:
         """End every connection now, both ends at once, as a link that breaks does; new
@@ -94,7 +104,7 @@ class TcpProxy:
             self._links.add(link)
             try:
                 await asyncio.gather(self._pump(client_reader, up_writer),
-                                     self._pump(up_reader, client_writer))
+                                     self._pump(up_reader, client_writer, self._hearing))
             finally:
                 self._links.discard(link)
                 up_writer.transport.abort()
@@ -102,13 +112,18 @@ class TcpProxy:
             client_writer.transport.abort()
             self._tasks.discard(task)
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Copy one direction; when it ends, end the other direction's writer too."""
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    hearing: asyncio.Event | None = None) -> None:
+        """Copy one direction (held also while ``hearing`` is clear); when it ends, end the
+        other direction's writer too."""
         try:
             while True:
                 await self._flowing.wait()
                 data = await reader.read(CHUNK)
                 await self._flowing.wait()  # read as the blackhole began: hold it
+                if hearing is not None:
+                    await hearing.wait()
+                    await self._flowing.wait()
                 if not data:
                     break
                 writer.write(data)

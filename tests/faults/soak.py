@@ -14,9 +14,15 @@ At the end, once everything is back (waited for by bounded polls), the invariant
 - every acknowledged message reached every person exactly once, each sender's in order;
 - every acknowledged command was answered exactly once (the bot is never away longer than
   ``missed_command_max_age``), and no command was answered twice, acknowledged or not. A
-  reply in flight as the bot's link drops gets no acknowledgement, and the bot does not
-  send it again (it could be said twice): an unanswered command acknowledged within 1 s of
-  a fault that cut the bot's link is counted in the report instead;
+  reply in flight as the bot's link drops gets no acknowledgement; the server offers
+  ``send_once``, so the bot sends it again with its key once back, and the server says it
+  once: such a reply lost is a violation like any. What remains is a reply in flight as
+  the runner is SIGKILLed (it dies with the process, its command already marked handled):
+  an unanswered command acknowledged within 1 s of a runner kill, or within 1 s of a cut
+  of the bot's link followed by a kill while the bot may still be sending the reply
+  again, is counted in the report instead (and, on a server without ``send_once``, one
+  within 1 s of any fault that cut the bot's link, since the bot then never sends a
+  reply again);
 - the bot heard every acknowledged message, none twice;
 - no send hung or went unanswered, the runner never exited by itself, no traceback in any
   process's log, and a SIGTERMed node exited 0.
@@ -49,6 +55,7 @@ from typing import Any
 
 from roomz import AsyncClient
 from roomz.session_cache import SessionCache
+from roomz_bots.bot import SEND_WAIT_SECONDS
 from tests.bots.headless import ROOMZ_CLI, Cli
 from tests.nodes.redis_proc import RedisProcess
 from tests.server.proc import ServerProcess, free_port, server_env
@@ -67,7 +74,15 @@ BOT_AWAY_SECONDS = 60.0
 #: Faults that cut the bot's link (a link fault only on proxy 0, the bot's), and how close
 #: to one a command's acknowledgement must be for its answer to have been in flight.
 BOT_CUTS = ("server_kill", "server_term", "runner_kill", "link_cut", "link_down")
+#: Of those, the ones that lose a reply in flight even when the server offers send_once:
+#: the bot's process dies with it.
+BOT_DEATHS = ("runner_kill",)
 IN_FLIGHT_SECONDS = 1.0
+#: How long after its link was cut the bot may still be sending a reply again: its wait
+#: for the acknowledgement (the client's 10 s), then up to ``SEND_WAIT_SECONDS``.
+RESENDING_SECONDS = 10.0 + SEND_WAIT_SECONDS
+#: What the runner logs as it sends a reply again with its key.
+SENT_AGAIN = "sending it again with its key"
 #: People reconnect quickly and never give up (they are left alone for weeks).
 PERSON = {"reconnect_delay": 0.1, "reconnect_delay_max": 1.0, "max_reconnect_attempts": None,
           "connection_timeout": 2.0}
@@ -178,7 +193,9 @@ class Report:
     acked: int = 0
     commands: int = 0
     heard_again: int = 0  # messages a killed runner heard again after its restart
-    lost_replies: int = 0  # answers in flight as the bot's link dropped (never acknowledged)
+    lost_replies: int = 0  # answers in flight as the bot died (or, without send_once, as
+    # its link dropped): never acknowledged, never sent again
+    sent_again: int = 0  # replies the bot sent again with their key (send_once)
     violations: list[str] = field(default_factory=list)
 
     @property
@@ -194,7 +211,8 @@ class Report:
                 f"({kinds}), "
                 f"{self.acked} messages acknowledged, {self.commands} of them commands; "
                 f"{self.heard_again} heard again by the bot after a kill, "
-                f"{self.lost_replies} answers lost in flight")
+                f"{self.sent_again} replies sent again with their key, "
+                f"{self.lost_replies} answers lost in flight and not sent again")
         return "\n".join([head, *self.violations[:40]])
 
 
@@ -228,6 +246,7 @@ class Soak:
         self.heard_file = folder / "heard.jsonl"
         self.log = SendLog()
         self.unsent: set[str] = set()  # commands whose answer was lost in flight
+        self.send_once = False  # the server offers it: replies in flight are sent again
         self.started = 0.0
 
     # -- set-up and tear-down ----------------------------------------------------------------
@@ -278,6 +297,7 @@ heard = "{self.heard_file}"
         await self.runner.runs[-1].wait_for_line("bot soaker is running", timeout=20)
         for person in self.people:
             await asyncio.wait_for(person.client.connect(), 10)
+        self.send_once = self.people[0].client.supports("send_once")
 
     async def _tear_down(self) -> None:
         for person in self.people:
@@ -480,6 +500,8 @@ heard = "{self.heard_file}"
         asked_any = {c[len("!ask "):] for p in self.people for c, _ in p.sent
                      if c.startswith("!ask ")}
         self._count_lost_replies(asked_ok)
+        self.report.sent_again = sum(SENT_AGAIN in line for run in self.runner.runs
+                                     for line in run.lines)
         for person in self.people:
             self._check_person(person, acked, asked_ok, asked_any)
         self._check_heard()
@@ -515,15 +537,29 @@ heard = "{self.heard_file}"
             self._violation(f"the bot heard {len(twice)} messages more than once: {twice[:10]}")
 
     def _count_lost_replies(self, asked_ok: dict[str, Send]) -> None:
-        """The answers nobody saw to commands acknowledged as a fault cut the bot's link
-        (the reply in flight is never acknowledged, and the bot does not send it again,
-        lest it be said twice): counted in the report, not violations."""
+        """The answers nobody saw to commands whose reply was in flight as the runner was
+        killed: it dies with the process. On a server with send_once that is a kill within
+        1 s of the command's acknowledgement, or one while the bot was still sending the
+        reply again after a fault cut its link then (it waits for its acknowledgement,
+        then for the link, up to :data:`RESENDING_SECONDS`). On a server without it, any
+        fault that cut the bot's link within 1 s loses the reply (never acknowledged, and
+        not sent again, lest it be said twice). Counted in the report, not violations."""
         cuts = [f.at for f in self.faults if f.kind in BOT_CUTS
                 and (f.target == 0 or not f.kind.startswith("link"))]
+        kills = [f.at for f in self.faults if f.kind in BOT_DEATHS]
+
+        def near(times: list[float], at: float) -> list[float]:
+            return [t for t in times if -IN_FLIGHT_SECONDS <= t - at <= IN_FLIGHT_SECONDS]
+
+        def died_in_flight(at: float) -> bool:
+            if not self.send_once:
+                return bool(near(cuts, at))
+            return bool(near(kills, at)) or any(cut <= kill <= cut + RESENDING_SECONDS
+                                                for cut in near(cuts, at) for kill in kills)
+
         for tag, sent in asked_ok.items():
-            at = sent.finished - self.started
-            if not any(self._answers(p)[tag] for p in self.people) and any(
-                    -IN_FLIGHT_SECONDS <= cut - at <= IN_FLIGHT_SECONDS for cut in cuts):
+            if not any(self._answers(p)[tag] for p in self.people) and died_in_flight(
+                    sent.finished - self.started):
                 self.unsent.add(tag)
         self.report.lost_replies = len(self.unsent)
 

@@ -1,4 +1,5 @@
-"""A bot's reply that the server cannot take just now (Redis away) is not lost."""
+"""A bot's reply that the server cannot take just now (Redis away), or whose link drops
+as it is in flight, is not lost, and is said once."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from roomz import AsyncClient
+from roomz.server.local import LocalServer
 from roomz.session_cache import SessionCache
 from roomz_bots import Bot, load_plugin
 from tests.bots.sample_plugins import JOURNAL, gated
@@ -17,15 +19,18 @@ from tests.nodes.redis_proc import RedisProcess
 from tests.server.proc import ServerProcess
 
 from .helpers import FAST, TIMEOUT, Watch, wait_until
+from .proxy import TcpProxy
 
 
 class AnswersKept(AsyncClient):
     """A client that keeps every acknowledgement its sends got."""
 
     acks: list[dict[str, Any]]
+    tries = 0  # sends begun
 
     async def send(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Send, as ever; the acknowledgement is kept in :attr:`acks` too."""
+        self.tries += 1
         ack = await super().send(*args, **kwargs)
         self.acks.append(ack)
         return ack
@@ -69,5 +74,103 @@ async def test_a_reply_refused_while_redis_is_down_goes_out_once_it_is_back(
                                         lambda m: m["content"] == "through the gate",
                                         timeout=TIMEOUT)
             assert [m["content"] for m in watch.messages].count("through the gate") == 1
+        finally:
+            await asyncio.wait_for(bot.stop(), TIMEOUT * 2)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("lost", ["the acknowledgement", "the reply itself"])
+async def test_a_reply_whose_link_drops_in_flight_is_said_once_after_the_reconnect(
+        server: LocalServer, make_client: Callable[..., AsyncClient], tmp_path: Path,
+        proxy_factory: Callable[[list[int]], Any], monkeypatch: pytest.MonkeyPatch,
+        lost: str) -> None:
+    """The soak counted these as lost (seed 13, one node): the bot's link broke as its
+    reply was in flight, no acknowledgement came, and the bot did not send it again lest
+    it be said twice. On a server offering send_once the reply carries a key and goes
+    again once the bot is back: whether the server had it (only its acknowledgement was
+    lost) or not (the reply never got there), the person sees it exactly once."""
+    monkeypatch.setattr(gated, "OPEN", asyncio.Event())
+    JOURNAL.clear()
+    proxy: TcpProxy = await proxy_factory([int(server.url.rsplit(":", 1)[1])])
+    session = await server.sign_in("hana@example.com")
+    person = make_client(server.url, session)
+    watch = Watch("person", person)
+    SessionCache(tmp_path / "bot.json").save(proxy.url, session)
+    client = AnswersKept(proxy.url, session_cache_file=tmp_path / "bot.json", **FAST)
+    client.acks = []
+    bot = Bot("gatekeeper", client, [load_plugin(gated)], data_dir=tmp_path / "bots")
+    await asyncio.wait_for(person.connect(), TIMEOUT)
+    await asyncio.wait_for(bot.start(), TIMEOUT)
+    try:
+        assert client.supports("send_once")
+        assert (await asyncio.wait_for(person.send("!gated"), TIMEOUT))["status"] == "ok"
+        await wait_until(lambda: bool(JOURNAL.of("gated", "waiting")), what="the command")
+
+        if lost == "the acknowledgement":
+            proxy.deafen()  # the reply reaches the server; its acknowledgement is held
+            gated.OPEN.set()
+            await watch.events.wait_for("message",
+                                        lambda m: m["content"] == "through the gate",
+                                        timeout=TIMEOUT)
+        else:
+            proxy.blackhole()  # the reply is held on its way to the server
+            gated.OPEN.set()
+            await wait_until(lambda: client.tries > 0, what="the reply sent")
+        proxy.cut()  # the link breaks with the reply (or its acknowledgement) in flight
+        proxy.restore()
+
+        await wait_until(lambda: bool(JOURNAL.of("gated", "replied")), 20, "the reply")
+        ack = JOURNAL.of("gated", "replied")[0].args["ack"]
+        assert ack["status"] == "ok", ack
+        assert any(a.get("code") == 408 for a in client.acks), client.acks
+        assert ack.get("duplicate") is (True if lost == "the acknowledgement" else None)
+        marker = await asyncio.wait_for(person.send("marker"), TIMEOUT)
+        await watch.events.wait_for("message", lambda m: m["id"] == marker["message_id"],
+                                    timeout=TIMEOUT)
+        assert [m["content"] for m in watch.messages].count("through the gate") == 1
+    finally:
+        await asyncio.wait_for(bot.stop(), TIMEOUT * 2)
+
+
+@pytest.mark.timeout(60)
+async def test_without_send_once_a_reply_with_no_acknowledgement_is_not_sent_again(
+        make_client: Callable[..., AsyncClient], tmp_path: Path,
+        proxy_factory: Callable[[list[int]], Any], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """History off, the server offers no send_once: a reply whose acknowledgement was
+    lost is not sent again (it was delivered: sent again, it would be said twice), and
+    the bot says so in its log."""
+    monkeypatch.setattr(gated, "OPEN", asyncio.Event())
+    JOURNAL.clear()
+    async with LocalServer(history=False) as server:
+        proxy: TcpProxy = await proxy_factory([int(server.url.rsplit(":", 1)[1])])
+        session = await server.sign_in("ines@example.com")
+        person = make_client(server.url, session)
+        watch = Watch("person", person)
+        SessionCache(tmp_path / "bot.json").save(proxy.url, session)
+        client = AnswersKept(proxy.url, session_cache_file=tmp_path / "bot.json", **FAST)
+        client.acks = []
+        bot = Bot("gatekeeper", client, [load_plugin(gated)], data_dir=tmp_path / "bots")
+        await asyncio.wait_for(person.connect(), TIMEOUT)
+        await asyncio.wait_for(bot.start(), TIMEOUT)
+        try:
+            assert not client.supports("send_once")
+            assert (await asyncio.wait_for(person.send("!gated"), TIMEOUT))["status"] == "ok"
+            await wait_until(lambda: bool(JOURNAL.of("gated", "waiting")), what="the command")
+            proxy.deafen()
+            gated.OPEN.set()
+            await watch.events.wait_for("message",
+                                        lambda m: m["content"] == "through the gate",
+                                        timeout=TIMEOUT)
+            proxy.cut()
+            proxy.restore()
+            await wait_until(lambda: bool(JOURNAL.of("gated", "replied")), 20, "the reply")
+            assert JOURNAL.of("gated", "replied")[0].args["ack"]["code"] == 408
+            marker = await asyncio.wait_for(person.send("marker"), TIMEOUT)
+            await watch.events.wait_for("message", lambda m: m["id"] == marker["message_id"],
+                                        timeout=TIMEOUT)
+            assert [m["content"] for m in watch.messages].count("through the gate") == 1
+            assert client.tries == 1
+            assert "not sent again, lest it be said twice" in caplog.text
         finally:
             await asyncio.wait_for(bot.stop(), TIMEOUT * 2)

@@ -278,3 +278,19 @@ async def test_rich_messages_on_the_published_server(published: PublishedServer,
                 "lacks it\\)")):
             await call
     assert Counter(e for e, _ in seen.events)["message"] == 1
+
+
+async def test_a_keyed_send_on_the_published_server(published: PublishedServer,
+                                                    our_client: Connect) -> None:
+    """The published server offers no send_once: send(key=) goes as send(content) (the
+    key left out; the published server would ignore it anyway, reading only 'content'),
+    and each send is a message of its own."""
+    client = await our_client(published, published.url, "alice@example.com")
+    seen = Events(client)
+    assert not client.supports("send_once")
+    acks = [await asyncio.wait_for(client.send("keyed", key="k-1"), TIMEOUT)
+            for _ in range(2)]
+    assert all(ack["status"] == "ok" and "duplicate" not in ack for ack in acks)
+    await seen.wait_for("message", lambda d: d["id"] == acks[1]["message_id"],
+                        timeout=TIMEOUT)
+    assert [m["content"] for m in seen.named("message")] == ["keyed", "keyed"]

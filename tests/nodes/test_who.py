@@ -39,8 +39,9 @@ async def test_who_lists_the_connections_on_both_nodes_from_either(
         token = await one.sign_in(ANN)
         async with signed_in(one.url, token, auth=BOT) as bot, \
                 signed_in(two.url, token, auth=PAGE) as page:
-            assert bot.authenticated["features"] == ["content_types", "questions", "who"]
-            assert page.authenticated["features"] == ["content_types", "questions", "who"]
+            features = ["content_types", "questions", "who", "send_once"]
+            assert bot.authenticated["features"] == features
+            assert page.authenticated["features"] == features
             from_bot, from_page = await listed(bot), await listed(page)
             assert from_bot == [(bot.connection_id, "bot", "helper", None, True),
                                 (page.connection_id, "page", None, None, False)]

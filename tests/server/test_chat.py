@@ -61,7 +61,7 @@ async def test_signed_in_user_connects_and_is_authenticated(server: LocalServer)
 
     assert set(payload) == {"user", "channel", "server_time", "connection_id", "history",
                             "features"}
-    assert payload["features"] == ["content_types", "questions", "who"]  # issue 17
+    assert payload["features"] == ["content_types", "questions", "who", "send_once"]  # issue 17
     assert payload["user"] == user_of(ALICE)
     assert payload["channel"] == f"user:{ALICE}"
     assert is_iso8601_with_zone(payload["server_time"])

@@ -194,7 +194,7 @@ async def test_who_lists_the_users_connections_with_their_kinds(server: LocalSer
             connected(server.url, bob, auth={"client": {"kind": "terminal"}}), \
             connected(server.url, token, auth={"client": {"kind": "page"}}) as page:
         await page.wait_for("authenticated")
-        assert page.authenticated["features"] == ["content_types", "questions", "who"]
+        assert page.authenticated["features"] == ["content_types", "questions", "who", "send_once"]
         await unnamed.call("set_display_name", {"display_name": "Ann"})
         ack = await page.call("who", {})
     assert ack["status"] == "ok"
