@@ -132,7 +132,7 @@ class Bot:
         self._stores: dict[str, Store] = {}
         self._asked: AskedQuestions | None = None
         self._outbox: Outbox | None = None
-        self._resending: asyncio.Task[None] | None = None  # the outbox being sent again
+        self._resending: asyncio.Future[Any] | None = None  # the outbox being sent again
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connected = asyncio.Event()
         self._name_pending = False  # the display name could not be set: set it once back
@@ -267,13 +267,14 @@ class Bot:
         view = self._views.get(plugin)
         return place_of(getattr(view.plugin.module, "__file__", None) if view else None, exc)
 
-    def _spawn(self, coro: Awaitable[Any], name: str | None = None) -> None:
+    def _spawn(self, coro: Awaitable[Any], name: str | None = None) -> asyncio.Future[Any]:
         """Run ``coro`` in a task the bot stops with it; ``name`` says whose it is."""
         task = asyncio.ensure_future(coro)
         if name is not None:
             task.set_name(name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _forward(self, hook: str) -> Any:
         def forward(event: dict[str, Any]) -> None:
@@ -288,10 +289,8 @@ class Bot:
         self.origins.connected(self.connection_id, self)
         self._connected.set()
         if not self._stopping and (self._resending is None or self._resending.done()):
-            self._resending = asyncio.ensure_future(self._send_outbox())
-            self._resending.set_name(f"bot {self.name}: its outbox")
-            self._tasks.add(self._resending)
-            self._resending.add_done_callback(self._tasks.discard)
+            # What an earlier run (or connection) left unanswered goes out again.
+            self._resending = self._spawn(self._send_outbox(), f"bot {self.name}: outbox")
         if self._name_pending:  # the client re-applies only a name that was set once
             self._name_pending = False
             self._spawn(self._apply_display_name())
@@ -481,7 +480,9 @@ class Bot:
         Returns the server's (last) acknowledgement; raises :class:`roomz.ConnectionError`
         when the bot is stopped, or stays disconnected for longer than 30 seconds. A 503
         that says nothing was delivered ("Message not sent: ... try again shortly") is sent
-        again for up to 30 seconds.
+        again for up to 30 seconds. On a server that offers ``send_once`` each part is kept
+        in the bot's outbox until the server answers it: one still unanswered when the bot
+        dies or stops is sent again, said once, when it next connects.
 
         Sent while the bot handles a message, ``text`` is a reply to it: when the flood
         limit's line of replies overflows it is dropped, and :data:`DROPPED` (code 429) is
