@@ -508,35 +508,26 @@ class Bot:
                         continuing: bool = False, fields: dict[str, Any] | None = None,
                         pending: Pending | None = None) -> dict[str, Any]:
         """Send one message under the flood limit. On a server that offers send_once it
-        carries a key and is noted in the outbox until the server has answered it for good
-        (``pending``: one noted already, by this run or an earlier one)."""
+        carries a key and is noted in the outbox until the send ends (``pending``: one an
+        earlier run noted): a send the bot's stop cuts short, or its process's death, leaves
+        it there for the next run."""
         fields = fields or {}
         key = pending.key if pending is not None else self._outgoing(text, fields)
         try:
-            ack = await self._send_noted(text, replying_to, continuing=continuing,
-                                         fields=fields, key=key)
+            return await self._send_noted(text, replying_to, continuing=continuing,
+                                          fields=fields, key=key)
         except asyncio.CancelledError:
-            if key is not None:
+            if key is not None and self._stopping:
                 self.outbox.left(key)
-                if self._stopping:
-                    log.warning("bot %s: stopping while sending a message %r: kept in its "
-                                "outbox, for its next run to send again with its key (said "
-                                "once)", self.name, text[:60])
+                log.warning("bot %s: stopping while sending a message %r: kept in its "
+                            "outbox, for its next run to send again with its key (said "
+                            "once)", self.name, text[:60])
+                key = None
             raise
-        except ConnectionError:
-            if key is not None:
-                self.outbox.left(key)  # the next connection, or run, sends it again
-            raise
-        except BaseException:
+        finally:
+            # Answered, refused, given up (and said so): only a run's end leaves it noted.
             if key is not None:
                 self.outbox.done(key)
-            raise
-        if key is not None:
-            if is_final(ack) or not self.client.supports(SEND_ONCE):
-                self.outbox.done(key)
-            else:
-                self.outbox.left(key)
-        return ack
 
     def _outgoing(self, text: str, fields: dict[str, Any]) -> str | None:
         """A key for a message about to go out, noted in the outbox with it; None on a
@@ -574,18 +565,15 @@ class Bot:
         elif ack.get("code") == 408:
             log.warning("bot %s: no acknowledgement of a message %r, sent again with its key "
                         "for %g s (it may or may not have been sent; said once if it was): "
-                        "%s; kept in the outbox, sent again at the next connection", self.name,
-                        text[:60], SEND_WAIT_SECONDS, ack.get("error"))
+                        "%s", self.name, text[:60], SEND_WAIT_SECONDS, ack.get("error"))
         elif "error" in ack:
-            kept = "" if key is None or is_final(ack) else (
-                "; kept in the outbox, sent again at the next connection")
-            log.warning("bot %s: the server refused a message: %s%s", self.name, ack, kept)
+            log.warning("bot %s: the server refused a message: %s", self.name, ack)
         return ack
 
     async def _send_outbox(self) -> None:
         """Send again, oldest first and under the flood limit, what the outbox keeps and no
-        send of this run is sending: what an earlier run (or an earlier connection) left
-        unanswered. Each goes with its key, so the server says it once. One older than
+        send of this run is sending: what an earlier run left unanswered as it died or
+        stopped. Each goes with its key, so the server says it once. One older than
         ``missed_command_max_age``, or any on a server without send_once now, is dropped."""
         for pending in list(self.outbox.pending()):
             if self._stopping:
@@ -606,9 +594,12 @@ class Bot:
                 log.warning("bot %s: a message %r was left unacknowledged by an earlier "
                             "send (%.0f s ago): sending it again with its key (send_once: "
                             "said once)", self.name, pending.text[:60], age)
-                with contextlib.suppress(ClientError):  # logged; kept for the next time
+                try:
                     await self._send_one(pending.text, None, fields=pending.fields,
                                          pending=pending)
+                except ClientError as exc:  # not connected for 30 s: given up, as any send
+                    log.warning("bot %s: could not send again a message %r: %s", self.name,
+                                pending.text[:60], exc)
 
     async def _send_until_taken(self, text: str, fields: dict[str, Any],
                                 key: str | None) -> dict[str, Any]:
@@ -860,14 +851,6 @@ class Bot:
                 log.error("bot %s: a %s hook did not finish within %g s", self.name, hook,
                           SHUTDOWN_HOOK_SECONDS)
                 task.cancel()
-
-
-def is_final(ack: Mapping[str, Any]) -> bool:
-    """True when ``ack`` settles a send: taken (``ok``, maybe ``duplicate``) or refused for
-    good. No acknowledgement (408), or a 503 that says nothing was delivered, leave it to be
-    sent again."""
-    code = ack.get("code")
-    return code != 408 and not (code == 503 and str(ack.get("error")).startswith(NOT_SENT))
 
 
 def _part_fields(rich: Rich | None, number: int, parts: int) -> dict[str, Any]:

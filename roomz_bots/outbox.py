@@ -1,13 +1,14 @@
 """The bot's outbox: the messages it is sending with a key (``send_once``), kept in its
-store until the server has answered each, so that one whose send dies with the process
-(SIGKILL, a reboot) or is cut short by a stop is sent again by the next run.
+store while each is being sent, so that one whose send dies with the process (SIGKILL, a
+reboot) or is cut short by a stop is sent again by the next run.
 
 A command's place in the history is saved before its answer goes out: a restart never
 answers a command twice, and so, without the outbox, a reply still in flight as the
 runner died was lost. Each message is noted, with its key, before it first goes out, and
-forgotten once the server has taken it (``ok``, or ``duplicate``) or refused it for good.
-The next run, connected to the same server, sends what is left again with the same keys:
-the server says each once, whether or not the first send had reached it.
+forgotten when its send ends: the server took it (``ok``, or ``duplicate``) or refused
+it, or the send gave up and said so to its caller. The next run, connected to the same
+server, sends what is left again with the same keys: the server says each once, whether
+or not the first send had reached it.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class Pending:
 
 
 class Outbox:
-    """The messages a bot sends with a key to ``server_url``, until each is answered."""
+    """The messages a bot is sending with a key to ``server_url``, in its store."""
 
     def __init__(self, store: Store, server_url: str) -> None:
         self._store = store
@@ -56,15 +57,15 @@ class Outbox:
         self.sending.add(key)
 
     def done(self, key: str) -> None:
-        """The server has answered the message sent with ``key`` for good: forget it."""
+        """The send of ``key`` ended (answered, or given up and said so): forget it."""
         self.sending.discard(key)
         note = self._notes.pop(key, None)
         if note is not None:
             self._store.pop(note)
 
     def left(self, key: str) -> None:
-        """The send of ``key`` ended without an answer for good: its note stays, for a later
-        connection or the next run to send it again."""
+        """The send of ``key`` was cut short by the bot's stop: its note stays, for the next
+        run to send it again."""
         self.sending.discard(key)
 
     def pending(self) -> Iterator[Pending]:
