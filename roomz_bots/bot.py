@@ -132,7 +132,7 @@ class Bot:
         self._stores: dict[str, Store] = {}
         self._asked: AskedQuestions | None = None
         self._outbox: Outbox | None = None
-        self._resending: asyncio.Future[Any] | None = None  # the outbox being sent again
+        self._resending: asyncio.Future[Any] | None = None  # this run's send of the outbox
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connected = asyncio.Event()
         self._name_pending = False  # the display name could not be set: set it once back
@@ -288,8 +288,8 @@ class Bot:
         self.connection_id = event.get("connection_id")
         self.origins.connected(self.connection_id, self)
         self._connected.set()
-        if not self._stopping and (self._resending is None or self._resending.done()):
-            # What an earlier run (or connection) left unanswered goes out again.
+        if not self._stopping and self._resending is None:
+            # What an earlier run left unanswered goes out again, once connected.
             self._resending = self._spawn(self._send_outbox(), f"bot {self.name}: outbox")
         if self._name_pending:  # the client re-applies only a name that was set once
             self._name_pending = False
@@ -333,8 +333,8 @@ class Bot:
 
     @property
     def outbox(self) -> Outbox:
-        """The messages this bot is sending with a key, until the server answers each (its
-        store): what a run killed meanwhile left, the next one sends again."""
+        """The messages this bot is sending with a key, in its store while each is sent:
+        what a run that died or stopped meanwhile left, the next one sends again."""
         if self._outbox is None:
             self._outbox = Outbox(self.store_for(OWN_STORE), self.client.server_url)
         return self._outbox
@@ -481,8 +481,8 @@ class Bot:
         when the bot is stopped, or stays disconnected for longer than 30 seconds. A 503
         that says nothing was delivered ("Message not sent: ... try again shortly") is sent
         again for up to 30 seconds. On a server that offers ``send_once`` each part is kept
-        in the bot's outbox until the server answers it: one still unanswered when the bot
-        dies or stops is sent again, said once, when it next connects.
+        in the bot's outbox while it is sent: one still on its way when the bot dies or
+        stops is sent again, said once, by its next run.
 
         Sent while the bot handles a message, ``text`` is a reply to it: when the flood
         limit's line of replies overflows it is dropped, and :data:`DROPPED` (code 429) is
@@ -816,6 +816,7 @@ class Bot:
         self._stores.clear()
         self._asked = None
         self._outbox = None
+        self._resending = None  # a bot started again sends what this run left
 
     async def _cancel_tasks(self) -> None:
         """Cancel the running commands and coroutine hooks, and wait for them to end.
