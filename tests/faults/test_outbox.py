@@ -101,7 +101,7 @@ async def scene(tmp_path: Path, restartable: RestartableServer,
                 proxy_factory: Callable[[list[int]], Any], headless: Callable[..., Any],  # noqa: F811
                 make_client: Callable[..., AsyncClient],
                 request: pytest.FixtureRequest) -> Scene:
-    """A :class:`Scene`, the runner started (``more`` adds tables to its config)."""
+    """A :class:`Scene`, the runner started (a parameter adds lines to its config)."""
     await restartable.start()
     assert restartable.current is not None
     proxy: TcpProxy = await proxy_factory([restartable.port])
