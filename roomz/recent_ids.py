@@ -43,6 +43,10 @@ class RecentIds(Generic[V]):
         """The value remembered with ``message_id``; None when it is not (or no longer) known."""
         return self._values.get(message_id)
 
+    def pop(self, message_id: str) -> V | None:
+        """Forget ``message_id``; the value remembered with it (None when not known)."""
+        return self._values.pop(message_id, None)
+
     def ids(self) -> list[str]:
         """The ids remembered, the oldest first."""
         return list(self._values)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import itertools
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from roomz.durations import duration
 from roomz.limits import MAX_MESSAGE_LENGTH, split_text
 from roomz.message import Message, parse_time
 from roomz.recent_ids import RecentIds
+from roomz.send_once import SEND_ONCE
 from roomz.session_cache import default_session_file
 from roomz_bots.bot import Bot
 from roomz_bots.config import Config, ConfigError
@@ -50,6 +52,7 @@ log = logging.getLogger("roomz.cli")
 
 NO_CONFIG = "No bots here: start with --config FILE to host some."
 SHOWN_MESSAGE_IDS = 1024  # enough to catch a message delivered to both clients of a swap
+UNACKNOWLEDGED_KEPT = 20  # lines sent without an answer whose key a send again reuses
 COLLAPSED_KEPT = 100  # collapsed messages /expand can still open
 
 
@@ -107,6 +110,9 @@ class ChatApp:
         self.origins: Origins[object] = self.host.origins if self.host else Origins()
         self._bot_states: dict[str, BotState] = {}  # the state each bot was last seen in
         self._shown: RecentIds[None] = RecentIds(SHOWN_MESSAGE_IDS)  # ids of messages shown
+        #: Keys of lines sent that got no answer, by text: the same line sent again takes
+        #: its key, and a server offering ``send_once`` says it once.
+        self._unacknowledged: RecentIds[str] = RecentIds(UNACKNOWLEDGED_KEPT)
         #: Questions seen, and the open ones a typed number answers.
         self.questions = OpenQuestions()
         #: Messages shown collapsed (they have a subject), by the number /expand takes.
@@ -223,28 +229,42 @@ class ChatApp:
         for number, part in enumerate(parts, 1):
             problem = await self._send_part(part)
             if problem is not None:
-                what = "Not sent" if len(parts) == 1 else (
-                    f"Parts {number}-{len(parts)} of {len(parts)} not sent" if number < len(parts)
-                    else f"Part {number} of {len(parts)} not sent")
-                self.echo(unsent_line(f"{what}: {problem}", "\n".join(parts[number - 1:])))
+                why, maybe = problem
+                not_sent = "perhaps not sent" if maybe else "not sent"
+                what = not_sent.capitalize() if len(parts) == 1 else (
+                    f"Parts {number}-{len(parts)} of {len(parts)} {not_sent}"
+                    if number < len(parts) else f"Part {number} of {len(parts)} {not_sent}")
+                self.echo(unsent_line(f"{what}: {why}", "\n".join(parts[number - 1:])))
                 return
         if len(parts) > 1:
             self.say(f"Sent in {len(parts)} parts: a message holds at most "
                      f"{MAX_MESSAGE_LENGTH} characters.")
 
-    async def _send_part(self, text: str) -> str | None:
-        """Send one message; None once the server has it, else why not."""
+    async def _send_part(self, text: str) -> tuple[str, bool] | None:
+        """Send one message; None once the server has it, else why not, and whether it
+        may have gone all the same (no answer came)."""
         client = self.client
-        key = self.origins.sending(self, client.user["email"] if client.user else "", text)
+        origin = self.origins.sending(self, client.user["email"] if client.user else "", text)
+        # A line sent again after no answer takes the key of its first send: said once.
+        key = self._unacknowledged.pop(text) or (
+            str(uuid.uuid4()) if client.supports(SEND_ONCE) else None)
         ack: dict[str, Any] = {}
         try:
-            ack = await client.send(text)
+            ack = await client.send(text, key=key)
         except ClientError:
-            return self.connection.not_connected()
+            if key is not None:  # the link may have dropped after it went
+                self._unacknowledged.remember(text, key)
+            return self.connection.not_connected(), False
         finally:
-            self.origins.sent(self, key, ack.get("message_id"))
+            self.origins.sent(self, origin, ack.get("message_id"))
+        if ack.get("code") == 408:
+            if key is None:
+                return f"{ack['error']}: it may have gone; this server may show it twice if " \
+                       "you send it again", True
+            self._unacknowledged.remember(text, key)
+            return f"{ack['error']}: send it again (Up, Enter), and it is shown once", True
         if "error" in ack:
-            return str(ack["error"])
+            return str(ack["error"]), False
         shown = ack.get("message_id") in self._shown or self.backlog.holds(ack.get("message_id"))
         if not shown:  # a server that did not echo it to us
             self._show(Message({"id": ack.get("message_id"), "user": client.user or {},

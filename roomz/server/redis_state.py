@@ -435,15 +435,21 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
                 async for message in pubsub.listen():
                     if message["type"] == "message":
                         yield message["data"]
-            except (RedisError, OSError) as exc:
+            except Exception as exc:  # redis-py raises more than RedisError as a connection
+                # goes (redis/redis-py#2567): whatever it was, the bus is lost.
                 self.subscribed.clear()
                 # Redis went away: the other nodes are resubscribing too, and a publish
                 # that comes back before they do would reach none of their connections.
                 self._recovering = True
-                log.warning("message bus lost (%s); resubscribing in %.1f s", exc, delay)
-            finally:
-                with contextlib.suppress(RedisError, OSError):
+                known = isinstance(exc, (RedisError, OSError))
+                log.warning("message bus lost (%s%s); resubscribing in %.1f s",
+                            "" if known else f"{type(exc).__name__}: ", exc, delay)
+                if not known:
+                    log.debug("the message bus's error", exc_info=True)
+            finally:  # each closed, whatever a broken connection raises as it closes
+                with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+                with contextlib.suppress(Exception):
                     await client.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, RESUBSCRIBE_MAX_DELAY)

@@ -476,6 +476,49 @@ async def test_after_a_server_restart_the_gap_and_every_missed_message_show_once
         await asyncio.wait_for(proxy.close(), 10)
 
 
+async def test_a_message_that_got_no_answer_sent_again_shows_once(
+        browse: Browse, roomz: ServerProcess) -> None:
+    """The server's answer to a message is lost (what the server sends the page is held):
+    after the page's wait, it says the message perhaps went and puts it back in the box;
+    Enter sends it again, and it shows once, on the page and on another device."""
+    email = "barbara@example.com"
+    proxy = TcpProxy([roomz.port])
+    await proxy.start()
+    client: AsyncClient | None = None
+    try:
+        page = await browse()
+        await page.context.add_cookies([{"name": "session_token", "url": proxy.url,
+                                         "value": await roomz.sign_in(email)}])
+        await page.goto(proxy.url + "/")
+        await expect(page.locator("#status")).to_have_text("Connected")
+        client, heard = await connected_client(roomz, email)
+        await send(page, "before")  # answered after the page's request for earlier ones
+        await expect(messages(page)).to_have_text(["before"])
+        proxy.deafen()  # what the page sends goes through; nothing comes back
+        await send(page, "hello once")
+        said = page.locator("#compose-said")
+        await expect(said).to_have_text(
+            "Perhaps not sent: the server did not answer in time. Press Enter and it is "
+            "shown once, whether it went or not.", timeout=20_000)
+        box = page.get_by_label("Message", exact=True)
+        await expect(box).to_have_value("hello once")
+        await screenshot(page, "perhaps-not-sent")
+        proxy.restore()  # what was held arrives: it had gone after all
+        await expect(messages(page)).to_have_text(["before", "hello once"])
+        await box.press("Enter")
+        await expect(box).to_have_value("")
+        await send(page, "and after")
+        await expect(messages(page)).to_have_text(["before", "hello once", "and after"])
+        await heard.wait_for("message", lambda m: m["content"] == "and after")
+        assert [m["content"] for m in heard.named("message")] == [
+            "before", "hello once", "and after"]
+        await expect(said).to_be_empty()
+    finally:
+        if client is not None:
+            await client.disconnect()
+        await asyncio.wait_for(proxy.close(), 10)
+
+
 async def test_with_history_off_the_page_chats_as_before(browse: Browse, tmp_path: Path) -> None:
     """``roomz-server --no-history`` (no ``history`` in its greeting, as the published
     server): nothing from before the page is shown, nothing is dimmed, live messages show."""

@@ -15,6 +15,7 @@ from roomz import AsyncClient
 from roomz.limits import MAX_MESSAGE_LENGTH
 from roomz.server.local import LocalServer
 from tests.client.helpers import restart_in_process
+from tests.faults.proxy import TcpProxy
 from tests.security.hostile_server import hostile_server
 
 from .helpers import (
@@ -339,3 +340,43 @@ async def test_a_refused_message_is_one_line_with_the_text_kept(tmp_path: Path) 
             assert first[9:] == ("Parts 1-2 of 2 not sent: Message too long: 1103 characters, "
                                  f"at most 1000 — {'x' * 999}")
             assert second == " " * first.index("x") + "y" * 999  # under the text
+
+
+async def test_a_line_that_got_no_answer_sent_again_is_said_once(
+        server: LocalServer, tmp_path: Path) -> None:
+    """The server's answer to a line is lost: the line is shown as perhaps not sent, with
+    how to send it again; sent again (Up, Enter), it reaches the user's other devices once,
+    and the terminal shows it once."""
+    proxy = TcpProxy([server.port])
+    await proxy.start()
+
+    def quick(app: object) -> None:
+        app.client.connection_timeout = 1.0  # type: ignore[attr-defined]
+
+    other = None
+    try:
+        async with open_terminal(proxy.url, tmp_path, setup=quick) as term:
+            await term.sign_in(server, EMAIL)
+            other = await connect_other(server, EMAIL)
+            heard: list[str] = []
+            other.on("message", lambda event: heard.append(event["content"]))
+            start = term.mark()
+            proxy.deafen()  # the line goes out; nothing comes back
+            line = await term.command("hello once", "Perhaps not sent", timeout=TIMEOUT)
+            assert re.fullmatch(rf"{CLOCK} Perhaps not sent: no acknowledgement within 1 s: "
+                                r"send it again \(Up, Enter\), and it is shown once — "
+                                r"hello once", text_of(line)), text_of(line)
+            proxy.restore()  # what was held arrives: the line had gone after all
+            await term.wait_for(": hello once$", start=start)
+            term.type("\x1b[A")  # Up: the line again
+            await term.until(lambda: term.typed == "hello once", "the line recalled")
+            term.type("\r")
+            await term.until(lambda: not term.typed, "the line sent again")
+            await term.command("and after", ": and after$")
+            await term.until(lambda: heard[-1:] == ["and after"], "the next line heard")
+            assert heard == ["hello once", "and after"]  # not twice: it came in between
+            assert sum(t.endswith(": hello once") for t in term.texts[start:]) == 1
+    finally:
+        if other is not None:
+            await asyncio.wait_for(other.disconnect(), TIMEOUT)
+        await asyncio.wait_for(proxy.close(), TIMEOUT)

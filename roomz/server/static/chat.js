@@ -10,6 +10,7 @@
   const RECONNECT_DELAY_MAX_MS = 60000;
   const RECONNECT_JITTER = 0.25;
   const ACK_TIMEOUT_MS = 10000;  // the client library's: a send unanswered by then failed
+  const UNANSWERED_KEPT = 20;  // texts without an answer whose key a send again reuses
   const HISTORY_ON_LOAD = 50;  // messages from before the page, shown dimmed as it opens
   const NEAR_BOTTOM_PX = 48;  // closer than this to the end counts as reading the newest
   // A page left open for weeks stays light: the list keeps its newest lines (the server's
@@ -181,6 +182,9 @@
     let myName = null;  // set again after each reconnect: the server forgets it
     let signedOut = false;
     let cursor = null;  // where the page stands in the user's history (protocol.md 3.7)
+    let sendOnce = false;  // the server says a message sent again with its key once (3.5)
+    // Keys of texts sent that got no answer, by text: sent again, a text takes its key.
+    const unanswered = new Map();
 
     const socket = io({
       reconnection: true, reconnectionAttempts: Infinity,
@@ -335,6 +339,7 @@
     socket.on("authenticated", (data) => {
       me = data && data.user;
       myConnection = data && data.connection_id;
+      sendOnce = Array.isArray(data && data.features) && data.features.includes("send_once");
       if (myName) setName(myName, true);
       caughtUp(data && data.history);
     });
@@ -422,14 +427,34 @@
       }
       box.value = "";
       say(composeSaid, "", "bad");
-      socket.timeout(ACK_TIMEOUT_MS).emit("message", { content }, (error, ack) => {
+      const key = unanswered.get(content) || (sendOnce ? newKey() : null);
+      unanswered.delete(content);
+      const payload = key ? { content, key } : { content };
+      socket.timeout(ACK_TIMEOUT_MS).emit("message", payload, (error, ack) => {
         if (!error && ack && ack.status === "ok") return;
-        const why = error ? "the server did not answer in time" : (ack && ack.error) || "refused";
         // Never lost: the text goes back in the box, unless something new was typed there.
         if (!box.value.trim()) box.value = content;
-        say(composeSaid, `Not sent: ${why}.` + (box.value === content
-          ? " Your message is still in the box." : ""), "bad");
+        const inBox = box.value === content;
+        if (!error) {
+          say(composeSaid, `Not sent: ${(ack && ack.error) || "refused"}.`
+            + (inBox ? " Your message is still in the box." : ""), "bad");
+          return;
+        }
+        // No answer: it may have gone. Sent again with its key, it is shown once.
+        if (key) remember(content, key);
+        say(composeSaid, "Perhaps not sent: the server did not answer in time. "
+          + (key ? `${inBox ? "Press Enter" : "Send it again"} and it is shown once, `
+                   + "whether it went or not."
+                 : "It may show twice if you send it again."), "bad");
       });
+    }
+    function newKey() {  // random, without crypto.randomUUID: that needs https or localhost
+      const bytes = crypto.getRandomValues(new Uint8Array(16));
+      return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    }
+    function remember(content, key) {
+      unanswered.set(content, key);
+      if (unanswered.size > UNANSWERED_KEPT) unanswered.delete(unanswered.keys().next().value);
     }
     box.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
