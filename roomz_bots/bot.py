@@ -31,6 +31,7 @@ from .failures import PLUGIN_FAILURES, command_failed, place_of
 from .flood import ReplyDropped, TokenBucket
 from .message import Message
 from .origins import Origins
+from .outbox import Outbox, Pending
 from .plugin_bot import PluginBot
 from .plugins import Plugin, load_plugin, plugin_manager, settings_for
 from .scheduler import Scheduler
@@ -130,6 +131,8 @@ class Bot:
         self._position_saver: asyncio.TimerHandle | None = None
         self._stores: dict[str, Store] = {}
         self._asked: AskedQuestions | None = None
+        self._outbox: Outbox | None = None
+        self._resending: asyncio.Future[Any] | None = None  # this run's send of the outbox
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connected = asyncio.Event()
         self._name_pending = False  # the display name could not be set: set it once back
@@ -264,13 +267,14 @@ class Bot:
         view = self._views.get(plugin)
         return place_of(getattr(view.plugin.module, "__file__", None) if view else None, exc)
 
-    def _spawn(self, coro: Awaitable[Any], name: str | None = None) -> None:
+    def _spawn(self, coro: Awaitable[Any], name: str | None = None) -> asyncio.Future[Any]:
         """Run ``coro`` in a task the bot stops with it; ``name`` says whose it is."""
         task = asyncio.ensure_future(coro)
         if name is not None:
             task.set_name(name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _forward(self, hook: str) -> Any:
         def forward(event: dict[str, Any]) -> None:
@@ -284,6 +288,9 @@ class Bot:
         self.connection_id = event.get("connection_id")
         self.origins.connected(self.connection_id, self)
         self._connected.set()
+        if not self._stopping and self._resending is None:
+            # What an earlier run left unanswered goes out again, once connected.
+            self._resending = self._spawn(self._send_outbox(), f"bot {self.name}: outbox")
         if self._name_pending:  # the client re-applies only a name that was set once
             self._name_pending = False
             self._spawn(self._apply_display_name())
@@ -323,6 +330,14 @@ class Bot:
         if self._asked is None:
             self._asked = AskedQuestions(self.store_for(OWN_STORE), self.client.server_url)
         return self._asked
+
+    @property
+    def outbox(self) -> Outbox:
+        """The messages this bot is sending with a key, in its store while each is sent:
+        what a run that died or stopped meanwhile left, the next one sends again."""
+        if self._outbox is None:
+            self._outbox = Outbox(self.store_for(OWN_STORE), self.client.server_url)
+        return self._outbox
 
     def _hand_over(self, data: dict[str, Any]) -> None:
         """Give the answer ``data`` to the ``on_answer`` of the plugin that asked, when no
@@ -465,7 +480,9 @@ class Bot:
         Returns the server's (last) acknowledgement; raises :class:`roomz.ConnectionError`
         when the bot is stopped, or stays disconnected for longer than 30 seconds. A 503
         that says nothing was delivered ("Message not sent: ... try again shortly") is sent
-        again for up to 30 seconds.
+        again for up to 30 seconds. On a server that offers ``send_once`` each part is kept
+        in the bot's outbox while it is sent: one still on its way when the bot dies or
+        stops is sent again, said once, by its next run.
 
         Sent while the bot handles a message, ``text`` is a reply to it: when the flood
         limit's line of replies overflows it is dropped, and :data:`DROPPED` (code 429) is
@@ -488,8 +505,42 @@ class Bot:
         return ack
 
     async def _send_one(self, text: str, replying_to: Message | None, *,
-                        continuing: bool = False,
-                        fields: dict[str, Any] | None = None) -> dict[str, Any]:
+                        continuing: bool = False, fields: dict[str, Any] | None = None,
+                        pending: Pending | None = None) -> dict[str, Any]:
+        """Send one message under the flood limit. On a server that offers send_once it
+        carries a key and is noted in the outbox until the send ends (``pending``: one an
+        earlier run noted): a send the bot's stop cuts short, or its process's death, leaves
+        it there for the next run."""
+        fields = fields or {}
+        key = pending.key if pending is not None else self._outgoing(text, fields)
+        try:
+            return await self._send_noted(text, replying_to, continuing=continuing,
+                                          fields=fields, key=key)
+        except asyncio.CancelledError:
+            if key is not None and self._stopping:
+                self.outbox.left(key)
+                log.warning("bot %s: stopping while sending a message %r: kept in its "
+                            "outbox, for its next run to send again with its key (said "
+                            "once)", self.name, text[:60])
+                key = None
+            raise
+        finally:
+            # Answered, refused, given up (and said so): only a run's end leaves it noted.
+            if key is not None:
+                self.outbox.done(key)
+
+    def _outgoing(self, text: str, fields: dict[str, Any]) -> str | None:
+        """A key for a message about to go out, noted in the outbox with it; None on a
+        server without send_once (sent again, the message could be said twice)."""
+        if not self.client.supports(SEND_ONCE):
+            return None
+        key = str(uuid.uuid4())
+        self.outbox.record(key, text, fields, self.clock.time())
+        return key
+
+    async def _send_noted(self, text: str, replying_to: Message | None, *,
+                          continuing: bool, fields: dict[str, Any],
+                          key: str | None) -> dict[str, Any]:
         if replying_to is None:
             await self.flood.take()
         else:
@@ -501,12 +552,12 @@ class Bot:
                 return dict(DROPPED)
         await self._until_connected(f"send {text[:40]!r}")
         email = (self.client.user or {}).get("email", "")
-        key = self.origins.sending(self, email, text)
+        mine = self.origins.sending(self, email, text)
         ack: dict[str, Any] = {}
         try:
-            ack = await self._send_until_taken(text, fields or {})
+            ack = await self._send_until_taken(text, fields, key)
         finally:
-            self.origins.sent(self, key, ack.get("message_id"))
+            self.origins.sent(self, mine, ack.get("message_id"))
         if ack.get("code") == 408 and not self.client.supports(SEND_ONCE):
             log.warning("bot %s: no acknowledgement of a message %r (it may or may not have "
                         "been sent; not sent again, lest it be said twice): %s",
@@ -519,7 +570,39 @@ class Bot:
             log.warning("bot %s: the server refused a message: %s", self.name, ack)
         return ack
 
-    async def _send_until_taken(self, text: str, fields: dict[str, Any]) -> dict[str, Any]:
+    async def _send_outbox(self) -> None:
+        """Send again, oldest first and under the flood limit, what the outbox keeps and no
+        send of this run is sending: what an earlier run left unanswered as it died or
+        stopped. Each goes with its key, so the server says it once. One older than
+        ``missed_command_max_age``, or any on a server without send_once now, is dropped."""
+        for pending in list(self.outbox.pending()):
+            if self._stopping:
+                return
+            age = self.clock.time() - pending.at
+            if not self.client.supports(SEND_ONCE):
+                log.warning("bot %s: not sending again a message %r left unacknowledged by "
+                            "an earlier send: the server no longer offers send_once, so it "
+                            "could be said twice", self.name, pending.text[:60])
+                self.outbox.drop(pending)
+            elif age > self.missed_command_max_age:
+                log.info("bot %s: not sending again a message %r left unacknowledged by an "
+                         "earlier send: older than %g s", self.name, pending.text[:60],
+                         self.missed_command_max_age)
+                self.outbox.drop(pending)
+            else:
+                self.outbox.take(pending)
+                log.warning("bot %s: a message %r was left unacknowledged by an earlier "
+                            "send (%.0f s ago): sending it again with its key (send_once: "
+                            "said once)", self.name, pending.text[:60], age)
+                try:
+                    await self._send_one(pending.text, None, fields=pending.fields,
+                                         pending=pending)
+                except ClientError as exc:  # not connected for 30 s: given up, as any send
+                    log.warning("bot %s: could not send again a message %r: %s", self.name,
+                                pending.text[:60], exc)
+
+    async def _send_until_taken(self, text: str, fields: dict[str, Any],
+                                key: str | None) -> dict[str, Any]:
         """Send, for up to ``SEND_WAIT_SECONDS``, until the message is taken or refused.
 
         While the server answers that it delivered nothing and to try again shortly (it
@@ -531,7 +614,7 @@ class Bot:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SEND_WAIT_SECONDS
-        key = str(uuid.uuid4()) if self.client.supports(SEND_ONCE) else None
+        key = key if self.client.supports(SEND_ONCE) else None
         refused = 0
         while True:
             lost = True  # no acknowledgement: the message may have gone out
@@ -732,6 +815,8 @@ class Bot:
             store.close()
         self._stores.clear()
         self._asked = None
+        self._outbox = None
+        self._resending = None  # a bot started again sends what this run left
 
     async def _cancel_tasks(self) -> None:
         """Cancel the running commands and coroutine hooks, and wait for them to end.

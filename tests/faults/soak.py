@@ -13,16 +13,13 @@ At the end, once everything is back (waited for by bounded polls), the invariant
 
 - every acknowledged message reached every person exactly once, each sender's in order;
 - every acknowledged command was answered exactly once (the bot is never away longer than
-  ``missed_command_max_age``), and no command was answered twice, acknowledged or not. A
-  reply in flight as the bot's link drops gets no acknowledgement; the server offers
-  ``send_once``, so the bot sends it again with its key once back, and the server says it
-  once: such a reply lost is a violation like any. What remains is a reply in flight as
-  the runner is SIGKILLed (it dies with the process, its command already marked handled):
-  an unanswered command acknowledged within 1 s of a runner kill, or within 1 s of a cut
-  of the bot's link followed by a kill while the bot may still be sending the reply
-  again, is counted in the report instead (and, on a server without ``send_once``, one
-  within 1 s of any fault that cut the bot's link, since the bot then never sends a
-  reply again);
+  ``missed_command_max_age``), and no command was answered twice, acknowledged or not. The
+  server offers ``send_once``: a reply in flight as the bot's link drops is sent again with
+  its key once the bot is back, and one in flight as the runner is SIGKILLed is kept in
+  the bot's outbox and sent again by its next run; the server says each once, so such a
+  reply lost is a violation like any. Only on a server without ``send_once`` is an
+  unanswered command acknowledged within 1 s of a fault that cut the bot's link counted in
+  the report instead: the bot then never sends a reply again, lest it be said twice;
 - the bot heard every acknowledged message, none twice;
 - no send hung or went unanswered, the runner never exited by itself, no traceback in any
   process's log, and a SIGTERMed node exited 0.
@@ -55,7 +52,6 @@ from typing import Any
 
 from roomz import AsyncClient
 from roomz.session_cache import SessionCache
-from roomz_bots.bot import SEND_WAIT_SECONDS
 from tests.bots.headless import ROOMZ_CLI, Cli
 from tests.nodes.redis_proc import RedisProcess
 from tests.server.proc import ServerProcess, free_port, server_env
@@ -74,14 +70,9 @@ BOT_AWAY_SECONDS = 60.0
 #: Faults that cut the bot's link (a link fault only on proxy 0, the bot's), and how close
 #: to one a command's acknowledgement must be for its answer to have been in flight.
 BOT_CUTS = ("server_kill", "server_term", "runner_kill", "link_cut", "link_down")
-#: Of those, the ones that lose a reply in flight even when the server offers send_once:
-#: the bot's process dies with it.
-BOT_DEATHS = ("runner_kill",)
 IN_FLIGHT_SECONDS = 1.0
-#: How long after its link was cut the bot may still be sending a reply again: its wait
-#: for the acknowledgement (the client's 10 s), then up to ``SEND_WAIT_SECONDS``.
-RESENDING_SECONDS = 10.0 + SEND_WAIT_SECONDS
-#: What the runner logs as it sends a reply again with its key.
+#: What the runner logs as it sends a reply again with its key (in the same run, or as
+#: the next run sends what its outbox kept).
 SENT_AGAIN = "sending it again with its key"
 #: People reconnect quickly and never give up (they are left alone for weeks).
 PERSON = {"reconnect_delay": 0.1, "reconnect_delay_max": 1.0, "max_reconnect_attempts": None,
@@ -193,8 +184,8 @@ class Report:
     acked: int = 0
     commands: int = 0
     heard_again: int = 0  # messages a killed runner heard again after its restart
-    lost_replies: int = 0  # answers in flight as the bot died (or, without send_once, as
-    # its link dropped): never acknowledged, never sent again
+    lost_replies: int = 0  # without send_once, answers in flight as the bot's link dropped:
+    # never acknowledged, never sent again
     sent_again: int = 0  # replies the bot sent again with their key (send_once)
     violations: list[str] = field(default_factory=list)
 
@@ -245,7 +236,7 @@ class Soak:
         self.runner: Runner | None = None
         self.heard_file = folder / "heard.jsonl"
         self.log = SendLog()
-        self.unsent: set[str] = set()  # commands whose answer was lost in flight
+        self.unsent: set[str] = set()  # without send_once, answers lost in flight
         self.send_once = False  # the server offers it: replies in flight are sent again
         self.started = 0.0
 
@@ -537,29 +528,19 @@ heard = "{self.heard_file}"
             self._violation(f"the bot heard {len(twice)} messages more than once: {twice[:10]}")
 
     def _count_lost_replies(self, asked_ok: dict[str, Send]) -> None:
-        """The answers nobody saw to commands whose reply was in flight as the runner was
-        killed: it dies with the process. On a server with send_once that is a kill within
-        1 s of the command's acknowledgement, or one while the bot was still sending the
-        reply again after a fault cut its link then (it waits for its acknowledgement,
-        then for the link, up to :data:`RESENDING_SECONDS`). On a server without it, any
-        fault that cut the bot's link within 1 s loses the reply (never acknowledged, and
-        not sent again, lest it be said twice). Counted in the report, not violations."""
+        """On a server without send_once, the answers nobody saw to commands acknowledged
+        within 1 s of a fault that cut the bot's link: the reply was in flight, got no
+        acknowledgement, and was not sent again, lest it be said twice. Counted in the
+        report, not violations. With send_once every reply is sent again (by the same run,
+        or from the outbox by the next one): none is exempt."""
+        if self.send_once:
+            return
         cuts = [f.at for f in self.faults if f.kind in BOT_CUTS
                 and (f.target == 0 or not f.kind.startswith("link"))]
-        kills = [f.at for f in self.faults if f.kind in BOT_DEATHS]
-
-        def near(times: list[float], at: float) -> list[float]:
-            return [t for t in times if -IN_FLIGHT_SECONDS <= t - at <= IN_FLIGHT_SECONDS]
-
-        def died_in_flight(at: float) -> bool:
-            if not self.send_once:
-                return bool(near(cuts, at))
-            return bool(near(kills, at)) or any(cut <= kill <= cut + RESENDING_SECONDS
-                                                for cut in near(cuts, at) for kill in kills)
-
         for tag, sent in asked_ok.items():
-            if not any(self._answers(p)[tag] for p in self.people) and died_in_flight(
-                    sent.finished - self.started):
+            at = sent.finished - self.started
+            if not any(self._answers(p)[tag] for p in self.people) and any(
+                    -IN_FLIGHT_SECONDS <= cut - at <= IN_FLIGHT_SECONDS for cut in cuts):
                 self.unsent.add(tag)
         self.report.lost_replies = len(self.unsent)
 
