@@ -481,7 +481,7 @@ async def test_a_message_that_got_no_answer_sent_again_shows_once(
     """The server's answer to a message is lost (what the server sends the page is held):
     after the page's wait, it says the message perhaps went and puts it back in the box;
     Enter sends it again, and it shows once, on the page and on another device."""
-    email = "barbara@example.com"
+    email = "said-once@example.com"
     proxy = TcpProxy([roomz.port])
     await proxy.start()
     client: AsyncClient | None = None
