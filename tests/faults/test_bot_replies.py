@@ -4,7 +4,8 @@ as it is in flight, is not lost, and is said once."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,29 @@ class AnswersKept(AsyncClient):
         return ack
 
 
+@contextlib.asynccontextmanager
+async def gatekeeper_waiting(server_url: str, bot_url: str, session: str,
+                             make_client: Callable[..., AsyncClient], tmp_path: Path,
+                             **options: Any) -> AsyncIterator[tuple[AnswersKept, Watch]]:
+    """A person on ``server_url`` who sent ``!gated``, and the bot ``gatekeeper`` (on
+    ``bot_url``, with client ``options``) running it, its reply held until ``gated.OPEN``
+    is set: the bot's client and what the person heard. The bot is stopped at the end."""
+    person = make_client(server_url, session)
+    watch = Watch("person", person)
+    SessionCache(tmp_path / "bot.json").save(bot_url, session)
+    client = AnswersKept(bot_url, session_cache_file=tmp_path / "bot.json", **options)
+    client.acks = []
+    bot = Bot("gatekeeper", client, [load_plugin(gated)], data_dir=tmp_path / "bots")
+    await asyncio.wait_for(person.connect(), TIMEOUT)
+    await asyncio.wait_for(bot.start(), TIMEOUT)
+    try:
+        assert (await asyncio.wait_for(person.send("!gated"), TIMEOUT))["status"] == "ok"
+        await wait_until(lambda: bool(JOURNAL.of("gated", "waiting")), what="the command")
+        yield client, watch
+    finally:
+        await asyncio.wait_for(bot.stop(), TIMEOUT * 2)
+
+
 @pytest.mark.timeout(60)
 async def test_a_reply_refused_while_redis_is_down_goes_out_once_it_is_back(
         node: Callable[..., ServerProcess], redis: RedisProcess,
@@ -49,19 +73,9 @@ async def test_a_reply_refused_while_redis_is_down_goes_out_once_it_is_back(
     JOURNAL.clear()
     async with node() as one:
         session = await one.sign_in("gina@example.com")
-        person = make_client(one.url, session)
-        watch = Watch("person", person)
-        SessionCache(tmp_path / "bot.json").save(one.url, session)
-        client = AnswersKept(one.url, session_cache_file=tmp_path / "bot.json",
-                             reconnect_delay=FAST["reconnect_delay"])
-        client.acks = []
-        bot = Bot("gatekeeper", client, [load_plugin(gated)], data_dir=tmp_path / "bots")
-        await asyncio.wait_for(person.connect(), TIMEOUT)
-        await asyncio.wait_for(bot.start(), TIMEOUT)
-        try:
-            assert (await asyncio.wait_for(person.send("!gated"), TIMEOUT))["status"] == "ok"
-            await wait_until(lambda: bool(JOURNAL.of("gated", "waiting")), what="the command")
-
+        async with gatekeeper_waiting(one.url, one.url, session, make_client, tmp_path,
+                                      reconnect_delay=FAST["reconnect_delay"]) as (client,
+                                                                                    watch):
             redis.kill()
             gated.OPEN.set()  # the reply meets a server that cannot keep it
             await wait_until(lambda: any(a.get("code") == 503 for a in client.acks),
@@ -74,8 +88,6 @@ async def test_a_reply_refused_while_redis_is_down_goes_out_once_it_is_back(
                                         lambda m: m["content"] == "through the gate",
                                         timeout=TIMEOUT)
             assert [m["content"] for m in watch.messages].count("through the gate") == 1
-        finally:
-            await asyncio.wait_for(bot.stop(), TIMEOUT * 2)
 
 
 @pytest.mark.timeout(60)
@@ -93,19 +105,9 @@ async def test_a_reply_whose_link_drops_in_flight_is_said_once_after_the_reconne
     JOURNAL.clear()
     proxy: TcpProxy = await proxy_factory([int(server.url.rsplit(":", 1)[1])])
     session = await server.sign_in("hana@example.com")
-    person = make_client(server.url, session)
-    watch = Watch("person", person)
-    SessionCache(tmp_path / "bot.json").save(proxy.url, session)
-    client = AnswersKept(proxy.url, session_cache_file=tmp_path / "bot.json", **FAST)
-    client.acks = []
-    bot = Bot("gatekeeper", client, [load_plugin(gated)], data_dir=tmp_path / "bots")
-    await asyncio.wait_for(person.connect(), TIMEOUT)
-    await asyncio.wait_for(bot.start(), TIMEOUT)
-    try:
+    async with gatekeeper_waiting(server.url, proxy.url, session, make_client, tmp_path,
+                                  **FAST) as (client, watch):
         assert client.supports("send_once")
-        assert (await asyncio.wait_for(person.send("!gated"), TIMEOUT))["status"] == "ok"
-        await wait_until(lambda: bool(JOURNAL.of("gated", "waiting")), what="the command")
-
         if lost == "the acknowledgement":
             proxy.deafen()  # the reply reaches the server; its acknowledgement is held
             gated.OPEN.set()
@@ -124,12 +126,10 @@ async def test_a_reply_whose_link_drops_in_flight_is_said_once_after_the_reconne
         assert ack["status"] == "ok", ack
         assert any(a.get("code") == 408 for a in client.acks), client.acks
         assert ack.get("duplicate") is (True if lost == "the acknowledgement" else None)
-        marker = await asyncio.wait_for(person.send("marker"), TIMEOUT)
+        marker = await asyncio.wait_for(watch.client.send("marker"), TIMEOUT)
         await watch.events.wait_for("message", lambda m: m["id"] == marker["message_id"],
                                     timeout=TIMEOUT)
         assert [m["content"] for m in watch.messages].count("through the gate") == 1
-    finally:
-        await asyncio.wait_for(bot.stop(), TIMEOUT * 2)
 
 
 @pytest.mark.timeout(60)
@@ -145,18 +145,9 @@ async def test_without_send_once_a_reply_with_no_acknowledgement_is_not_sent_aga
     async with LocalServer(history=False) as server:
         proxy: TcpProxy = await proxy_factory([int(server.url.rsplit(":", 1)[1])])
         session = await server.sign_in("ines@example.com")
-        person = make_client(server.url, session)
-        watch = Watch("person", person)
-        SessionCache(tmp_path / "bot.json").save(proxy.url, session)
-        client = AnswersKept(proxy.url, session_cache_file=tmp_path / "bot.json", **FAST)
-        client.acks = []
-        bot = Bot("gatekeeper", client, [load_plugin(gated)], data_dir=tmp_path / "bots")
-        await asyncio.wait_for(person.connect(), TIMEOUT)
-        await asyncio.wait_for(bot.start(), TIMEOUT)
-        try:
+        async with gatekeeper_waiting(server.url, proxy.url, session, make_client, tmp_path,
+                                      **FAST) as (client, watch):
             assert not client.supports("send_once")
-            assert (await asyncio.wait_for(person.send("!gated"), TIMEOUT))["status"] == "ok"
-            await wait_until(lambda: bool(JOURNAL.of("gated", "waiting")), what="the command")
             proxy.deafen()
             gated.OPEN.set()
             await watch.events.wait_for("message",
@@ -166,11 +157,9 @@ async def test_without_send_once_a_reply_with_no_acknowledgement_is_not_sent_aga
             proxy.restore()
             await wait_until(lambda: bool(JOURNAL.of("gated", "replied")), 20, "the reply")
             assert JOURNAL.of("gated", "replied")[0].args["ack"]["code"] == 408
-            marker = await asyncio.wait_for(person.send("marker"), TIMEOUT)
+            marker = await asyncio.wait_for(watch.client.send("marker"), TIMEOUT)
             await watch.events.wait_for("message", lambda m: m["id"] == marker["message_id"],
                                         timeout=TIMEOUT)
             assert [m["content"] for m in watch.messages].count("through the gate") == 1
             assert client.tries == 1
             assert "not sent again, lest it be said twice" in caplog.text
-        finally:
-            await asyncio.wait_for(bot.stop(), TIMEOUT * 2)
