@@ -21,14 +21,15 @@ SHOWN = 15_000
 Browse = Callable[..., Awaitable[Page]]
 
 
-async def signed_in(browse: Browse, server: ServerProcess, email: str, **options: object,
-                    ) -> Page:
-    """The chat page in a new profile holding a session of ``email``, once connected."""
+async def signed_in(browse: Browse, server: ServerProcess, email: str, *,
+                    through: str | None = None, **options: object) -> Page:
+    """The chat page in a new profile holding a session of ``email``, once connected;
+    ``through``: the address of a proxy in front of ``server`` that the page goes to."""
     page = await browse(**options)
     token = await server.sign_in(email)
-    await page.context.add_cookies([{"name": "session_token", "value": token,
-                                     "url": server.url}])
-    await page.goto(server.url + "/")
+    url = through or server.url
+    await page.context.add_cookies([{"name": "session_token", "value": token, "url": url}])
+    await page.goto(url + "/")
     await expect(page.locator("#status")).to_have_text("Connected", timeout=SHOWN)
     return page
 

@@ -441,12 +441,8 @@ async def test_after_a_server_restart_the_gap_and_every_missed_message_show_once
     await proxy.start()
     client: AsyncClient | None = None
     try:
-        page = await browse()
-        await page.context.add_cookies([{"name": "session_token", "url": proxy.url,
-                                         "value": await proc.sign_in(email)}])
-        await page.goto(proxy.url + "/")
+        page = await signed_in(browse, proc, email, through=proxy.url)
         status = page.locator("#status")
-        await expect(status).to_have_text("Connected")
         await send(page, "before")
         await expect(messages(page)).to_have_text(["before"])
 
@@ -486,11 +482,7 @@ async def test_a_message_that_got_no_answer_sent_again_shows_once(
     await proxy.start()
     client: AsyncClient | None = None
     try:
-        page = await browse()
-        await page.context.add_cookies([{"name": "session_token", "url": proxy.url,
-                                         "value": await roomz.sign_in(email)}])
-        await page.goto(proxy.url + "/")
-        await expect(page.locator("#status")).to_have_text("Connected")
+        page = await signed_in(browse, roomz, email, through=proxy.url)
         client, heard = await connected_client(roomz, email)
         await send(page, "before")  # answered after the page's request for earlier ones
         await expect(messages(page)).to_have_text(["before"])
