@@ -54,6 +54,8 @@ MISSED_COMMAND_MAX_AGE = 300.0
 POSITION_SAVE_SECONDS = 2.0
 #: The bot's own store (its position in the history), beside its plugins' stores.
 OWN_STORE = "_bot"
+RAN_PREFIX = "ran "  # a command run, by its message's id, in the bot's own store
+FORGET_COMMANDS_EVERY = 1000  # commands noted between two sweeps of the old ones
 SLOW_DOWN = ("Slow down, please: {waiting} replies are waiting to go out, so I am not "
              "answering more until half of them have.")
 #: What a send returns when the bot drops it: too many replies are waiting already.
@@ -131,6 +133,7 @@ class Bot:
         self._position_saver: asyncio.TimerHandle | None = None
         self._stores: dict[str, Store] = {}
         self._asked: AskedQuestions | None = None
+        self._commands_noted = 0
         self._outbox: Outbox | None = None
         self._resending: asyncio.Future[Any] | None = None  # this run's send of the outbox
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -316,7 +319,7 @@ class Bot:
             # What _dispatch does, without its call: this runs for every message.
             (self._hear_bots if from_bot else self._hear_all)(message)
             command = message.text.startswith(self.prefix)
-            if command and not (data.get("replayed") and self._too_old(message)):
+            if command and self._first_time(message, bool(data.get("replayed"))):
                 self._run_command(message, from_bot)
         finally:
             _REPLYING_TO.reset(replying)
@@ -366,6 +369,32 @@ class Bot:
                         self.name, answer.message.text[:60], answer.question, plugin)
             return
         call(answer)
+
+    def _first_time(self, message: Message, replayed: bool) -> bool:
+        """True for a command to run: noted in the bot's store as run. A replayed one is
+        not run when too old, or when a run of this bot noted it already: on several
+        nodes, a command kept earlier can reach the bot after a later one, whose place a
+        restart then resumes before."""
+        if replayed and self._too_old(message):
+            return False
+        noted = f"{RAN_PREFIX}{message.id}"
+        store = self.store_for(OWN_STORE)
+        if replayed and noted in store:
+            log.info("bot %s: not answering %r from %s again: answered before a restart",
+                     self.name, message.text[:60], message.label)
+            return False
+        store[noted] = self.clock.time()
+        self._commands_noted += 1
+        if self._commands_noted % FORGET_COMMANDS_EVERY == 0:  # a bot may run for weeks
+            self._forget_old_commands()
+        return True
+
+    def _forget_old_commands(self) -> None:
+        """Forget the commands run longer ago than a replayed one is answered at all."""
+        store, oldest = self.store_for(OWN_STORE), self.clock.time() - self.missed_command_max_age
+        for noted, at in list(store.items(RAN_PREFIX)):
+            if not isinstance(at, (int, float)) or at < oldest - POSITION_SAVE_SECONDS:
+                store.pop(noted)
 
     def _too_old(self, message: Message) -> bool:
         """True for a missed command older than the bot answers, with a log line."""
@@ -773,6 +802,7 @@ class Bot:
             self.client.cursor = self.store_for(OWN_STORE).get(self._position_key)
         self._stopping = self._holding = False  # a bot started again after a stop
         self.asked.forget_stale(self.clock.time())
+        self._forget_old_commands()
         self.scheduler.start()
         await self._run_lifecycle("startup")
 

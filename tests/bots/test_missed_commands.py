@@ -11,6 +11,8 @@ import pytest
 
 from roomz.message import parse_time
 from roomz_bots import Message, PluginBot, hookimpl
+from roomz_bots.bot import OWN_STORE
+from roomz_bots.store import Store
 from roomz_bots.testing import BotHarness
 
 
@@ -78,3 +80,28 @@ async def test_on_message_hears_missed_messages_flagged_as_replayed() -> None:
 async def _until(condition: Any) -> None:
     while not condition():
         await asyncio.sleep(0.02)
+
+
+async def test_a_command_heard_again_after_a_restart_is_not_answered_again(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The soak found it (seed 31, two nodes): a command kept earlier on one node reached
+    the bot after a later one, so the place the bot saved last was before the later
+    command; the next run heard that command again and answered it twice. Here the saved
+    place is moved back to the start of the history by hand: a command is run once per
+    message, whatever place a restart resumes from."""
+    caplog.set_level(logging.INFO, "roomz_bots")
+    async with BotHarness(["echo"]) as chat:
+        await chat.say("!echo once")
+        assert (await chat.reply()).text == "once"
+        assert chat.bot is not None
+        place = chat.bot._position_key
+        await chat.stop_bot()
+        store = Store(next(chat.data_dir.rglob(f"{OWN_STORE}.sqlite3")))
+        epoch, _, _ = store[place].partition(".")  # our one node's cursors: EPOCH.SEQ
+        store[place] = f"{epoch}.0"  # the start of the history: everything is replayed
+        store.close()
+        await chat.start_bot()
+        await chat.say("!echo next")
+        assert (await chat.reply()).text == "next"  # not "once" a second time
+    said = [r.getMessage() for r in caplog.records if "answered before" in r.getMessage()]
+    assert len(said) == 1 and "'!echo once'" in said[0], said
