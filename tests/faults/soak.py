@@ -528,15 +528,15 @@ heard = "{self.heard_file}"
             self._violation(f"the bot heard {len(twice)} messages more than once: {twice[:10]}")
 
     def _count_lost_replies(self, asked_ok: dict[str, Send]) -> None:
-        """On a server without send_once, the answers nobody saw to commands acknowledged
-        within 1 s of a fault that cut the bot's link: the reply was in flight, got no
-        acknowledgement, and was not sent again, lest it be said twice. Counted in the
-        report, not violations. With send_once every reply is sent again (by the same run,
-        or from the outbox by the next one): none is exempt."""
-        if self.send_once:
-            return
+        """The answers nobody saw to commands acknowledged within 1 s of a fault that
+        cut the bot's link: counted in the report, not violations. On a server without
+        send_once the reply was in flight, got no acknowledgement, and was not sent again,
+        lest it be said twice. With send_once every reply is sent again (by the same run,
+        or from the outbox by the next one), so only a runner kill counts: the command was
+        still running, its reply not yet in the outbox, and a command runs at most once."""
         cuts = [f.at for f in self.faults if f.kind in BOT_CUTS
-                and (f.target == 0 or not f.kind.startswith("link"))]
+                and (f.target == 0 or not f.kind.startswith("link"))
+                and (not self.send_once or f.kind == "runner_kill")]
         for tag, sent in asked_ok.items():
             at = sent.finished - self.started
             if not any(self._answers(p)[tag] for p in self.people) and any(
