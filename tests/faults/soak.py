@@ -64,6 +64,9 @@ PLUGIN = Path(__file__).with_name("soak_plugin.py")
 SEND_TIMEOUT = 15.0
 #: How long everything may take to come back once the faults are over.
 SETTLE_SECONDS = 45.0
+#: How long a bot's reply may still be on its way after all else is back: the client's
+#: wait for an acknowledgement that a dropped link lost, then the send again.
+RESEND_SECONDS = 15.0
 #: The longest the bot can be away (a fault lasts at most 6 s, a restart a few more): a
 #: command acknowledged meanwhile is younger than ``missed_command_max_age`` when it is back.
 BOT_AWAY_SECONDS = 60.0
@@ -435,6 +438,13 @@ heard = "{self.heard_file}"
                           "every acknowledged message at every person")
         await self._until(lambda: not self._unheard(acked), SETTLE_SECONDS,
                           "every acknowledged message heard by the bot")
+        # The final answer can overtake a reply still on its way again (its acknowledgement
+        # waited for, then sent again with its key): give those the time a resend takes.
+        asked = [c[len("!ask "):] for c, _ in acked if c.startswith("!ask ")]
+        deadline = time.monotonic() + RESEND_SECONDS
+        while time.monotonic() < deadline and not all(
+                self._answers(p)[tag] for p in self.people for tag in asked):
+            await asyncio.sleep(0.1)
 
     # -- the invariants ----------------------------------------------------------------------
 
