@@ -15,6 +15,7 @@ from aiohttp import web
 from .addresses import ClientAddresses
 from .assets import assets
 from .bad_http_log import QuietBadRequests
+from .bus_gaps import BusGaps
 from .chat import Chat, QuestionsFor
 from .history import HistoryStore, SqliteHistory, Window
 from .idle_connections import IdleConnections, listen
@@ -37,7 +38,9 @@ from .signin import SignIn
 from .unavailable import StoreUnavailable
 
 if TYPE_CHECKING:
+    from .redis_history import RedisHistory
     from .redis_presence import RedisPresence
+    from .redis_state import RedisFanOutManager
 
 log = logging.getLogger("roomz.server")
 
@@ -72,6 +75,7 @@ class Server:
         manager: socketio.AsyncManager
         shared: RedisPresence | None = None
         history: HistoryStore | None = None
+        bus_and_history: tuple[RedisFanOutManager, RedisHistory] | None = None
         questions: QuestionsFor
         window = Window(self.settings.history_messages, self.settings.history_seconds)
         if self.settings.redis_url is None:
@@ -100,8 +104,8 @@ class Server:
             if self.settings.history:
                 from .redis_history import RedisHistory
 
-                history = RedisHistory(redis, window, on_unreachable=bus.unreachable,
-                                       listening=bus.listening)
+                history = RedisHistory(redis, window, bus=bus)
+                bus_and_history = (bus, history)
             from .redis_questions import RedisQuestions
 
             # Swept for deadlines as often as the node beats: a dead asker's question
@@ -140,6 +144,10 @@ class Server:
         self.sio.name_of = self.chat.email_of  # slow readers are named in the log
         if shared is not None:
             shared.on_departures = self.chat.announce_departures
+        if bus_and_history is not None:
+            # Kept messages arrive by the bus alone: a broken subscription may have lost some.
+            bus, kept = bus_and_history
+            bus.after_gap = BusGaps(self.sio, self.chat.connections, bus.delivered, kept)
         self._background.append(_in_background(lambda: _session_checks(
             self.chat, records, self.settings.session_check_interval)))
         self.idle_connections = IdleConnections(self.settings.max_idle_connections_per_address,

@@ -15,6 +15,7 @@ import socketio
 
 from ..send_once import MAX_KEY_LENGTH, SEND_ONCE, is_key
 from . import internals
+from .channels import channel_of
 from .message_rate import MessageRate
 from .presence import Departure, PresenceStore
 from .question_rules import Deliver, QuestionBook, Undo
@@ -75,12 +76,6 @@ def _message_of(conn: Connection, message_id: str, content: str,
             "timestamp": now_iso(), "connection_id": conn.connection_id, **rich}
 
 
-def channel_of(email: str) -> str:
-    """The private channel of the user ``email``, shared by all their connections; also
-    their user id."""
-    return f"user:{email}"
-
-
 def now_iso() -> str:
     """The current UTC time in ISO 8601, as every event carries it."""
     return datetime.now(timezone.utc).isoformat()
@@ -136,6 +131,8 @@ class Chat:
         # On one node and on several alike; said once (3.5) needs the history, which
         # keeps the keys.
         self.features = FEATURES + [SEND_ONCE] if replays is not None else FEATURES
+        # Several nodes: the history publishes what it keeps, in the order kept.
+        self._kept_is_sent = replays is not None and replays.store.publishes
         sessions.watch(self.check_sessions)  # a logout here ends its connections at once
 
     async def connect(self, sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> None:
@@ -313,11 +310,13 @@ class Chat:
         return await self._broadcast(conn, message)
 
     async def _broadcast(self, conn: Connection, message: dict[str, Any]) -> dict[str, Any]:
-        """Emit ``message`` to the sender's channel; its acknowledgement."""
-        try:
-            await self.sio.emit("message", message, room=conn.channel)
-        except StoreUnavailable:
-            return NOT_DELIVERED
+        """Emit ``message`` to the sender's channel, unless keeping it did; its
+        acknowledgement."""
+        if not self._kept_is_sent:
+            try:
+                await self.sio.emit("message", message, room=conn.channel)
+            except StoreUnavailable:
+                return NOT_DELIVERED
         return {"status": "ok", "message_id": message["id"], "timestamp": message["timestamp"]}
 
     async def _rich(self, conn: Connection, message_id: str,
@@ -340,7 +339,8 @@ class Chat:
         try:
             if self.replays is not None:  # kept like any message: replayed to who was away
                 await self.replays.keep(email, event)
-            await self.sio.emit("message", event, room=channel_of(email))
+            if not self._kept_is_sent:
+                await self.sio.emit("message", event, room=channel_of(email))
         except StoreUnavailable:
             log.warning("%s: a question's timeout message was not delivered, shared state "
                         "is unreachable", email)

@@ -109,6 +109,10 @@ class HistoryStore(Protocol):
     store cannot answer."""
 
     window: Window
+    #: True when keeping a message also delivers it to its user's channel, on every node
+    #: (several nodes: Redis publishes it as it keeps it, so that they deliver each user's
+    #: messages in the order kept); else the server emits it once kept.
+    publishes: bool
 
     async def open(self) -> None: ...
 
@@ -154,6 +158,7 @@ class SqliteHistory:
         self.path = path
         self._guard = UnavailableOnError(f"message history in {path}")
         self.window = window
+        self.publishes = False  # one node: the server emits what it kept
         self._connection: sqlite3.Connection | None = None
         self._epoch = ""
         self._last_seq = 0  # of the newest message kept

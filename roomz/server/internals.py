@@ -1030,6 +1030,13 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
 
     # Closing
 
+    def drop(self, sid: str) -> None:
+        """Close the connection ``sid`` as a broken link closes it (its TCP connection
+        reset): its client reconnects, and resumes where it stands in the history."""
+        eio_sid = self.manager.eio_sid_from_sid(sid, NAMESPACE)
+        if eio_sid is not None:
+            self._close_soon(eio_sid, reset=True)
+
     def _close_soon(self, eio_sid: str, *, send_close: bool = False, reset: bool = False) -> None:
         kept = self.engine_sockets.get(eio_sid)
         if kept is None or kept.closing:

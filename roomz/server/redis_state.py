@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import re
 import secrets
 import time
 import uuid
@@ -53,6 +54,15 @@ PREFIX = "roomz:"
 RESUBSCRIBE_FIRST_DELAY = 0.1  # after the bus is lost, a node tries to listen again this soon
 RESUBSCRIBE_MAX_DELAY = 0.5  # and, while Redis stays away, this often
 RESUBSCRIBE_WAIT_SECONDS = 3.0
+#: The ``host_id`` of the messages the history's script publishes: no node's own, so every
+#: node delivers them, the one that kept them included, in the order Redis kept them.
+HISTORY_HOST = "history"
+#: How long a node that kept a message waits to deliver it to its own connections (it
+#: comes back by the bus), before acknowledging it anyway.
+DELIVERED_HERE_SECONDS = 1.0
+ENTRY_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
+#: Rooms :attr:`RedisFanOutManager.delivered` holds before those without a local member go.
+DELIVERED_ROOMS = 1024
 
 
 async def guard(call: Awaitable[T]) -> T:
@@ -331,6 +341,11 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
     (python-socketio would start it at the first connection, missing what other nodes
     publish meanwhile), and ends with :meth:`stop` (python-socketio never ends it).
 
+    A kept message is published by the history as it is kept (:meth:`kept_message`), and
+    this node delivers it, like every node, as it hears it. A subscription that broke may
+    have lost some: when the node listens again, :attr:`after_gap` runs before anything
+    new is delivered, with where each room stood (:attr:`delivered`).
+
     ``_publish`` and ``_listen`` are listed with the other private names in
     :mod:`roomz.server.internals` and checked in ``tests/server/test_internals.py``.
     """
@@ -349,6 +364,13 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
         self._initialized = False
         self._listening: asyncio.Task[Any] | None = None  # the task reading _listen()
         self._stopping = False
+        #: The cursor of the last kept message this node delivered to each room.
+        self.delivered: dict[str, str] = {}
+        self._prune_at = DELIVERED_ROOMS
+        self._waiting: dict[str, asyncio.Future[None]] = {}  # cursor: delivered_here()
+        #: Awaited when the node listens again after its subscription broke, with the time
+        #: it noticed (``time.time()``), before the new subscription delivers anything.
+        self.after_gap: Callable[[float], Awaitable[None]] | None = None
 
     def initialize(self) -> None:
         """Start the subscriber, once: :meth:`start` calls this before serving, and
@@ -391,6 +413,21 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
                 self._recovery = asyncio.ensure_future(self._await_listeners())
             await asyncio.shield(self._recovery)
 
+    def kept_message(self, room: str, message: dict[str, Any]) -> tuple[str, str]:
+        """The bus message that delivers the kept ``message`` to ``room`` on every node, in
+        two pieces: the script that keeps it puts its entry id, its cursor, between them."""
+        fields = {name: value for name, value in message.items() if name != "cursor"}
+        encoded: str = self.json.dumps({
+            "method": "emit", "event": "message", "namespace": "/", "room": room,
+            "skip_sid": None, "callback": None, "host_id": HISTORY_HOST,
+            "data": [{**fields, "cursor": ""}]})  # last of all: the empty cursor
+        head, _, tail = encoded.rpartition('""')
+        return head + '"', '"' + tail
+
+    def heard(self, listeners: int) -> None:
+        """A publish (the history's) reached ``listeners`` nodes."""
+        self._listeners = listeners
+
     async def _publish(self, data: Any) -> Any:
         """Send ``data`` (an emit, a disconnect, a room change) to the other nodes; returns
         how many nodes listen."""
@@ -415,7 +452,7 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
             await asyncio.sleep(0.05)
         self._recovering = False
 
-    async def _listen(self) -> AsyncIterator[bytes]:
+    async def _listen(self) -> AsyncIterator[Any]:
         """The other nodes' messages, as published; resubscribes after any failure.
 
         One subscription at a time, on a connection of its own (the old one is closed
@@ -424,19 +461,28 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
         """
         self._listening = asyncio.current_task()  # the subscriber that stop() ends
         delay = RESUBSCRIBE_FIRST_DELAY
+        lost_at: float | None = None  # since when the bus has been lost, if it was
         while not self._stopping:
             client = aioredis.from_url(self.redis_url, **BUS_OPTIONS)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
+                if lost_at is not None and self.after_gap is not None:
+                    await self.after_gap(lost_at)  # before the new subscription delivers
+                lost_at = None
                 self.subscribed.set()
                 log.info("subscribed to the message bus")
                 delay = RESUBSCRIBE_FIRST_DELAY
                 async for message in pubsub.listen():
                     if message["type"] == "message":
-                        yield message["data"]
+                        decoded = self._decoded(message["data"])
+                        yield decoded
+                        # python-socketio's loop asks for the next once it delivered this
+                        self._handed_over(decoded)
             except Exception as exc:  # redis-py raises more than RedisError as a connection
                 # goes (redis/redis-py#2567): whatever it was, the bus is lost.
+                if self.subscribed.is_set():  # messages published from now on are lost here
+                    lost_at = time.time()
                 self.subscribed.clear()
                 # Redis went away: the other nodes are resubscribing too, and a publish
                 # that comes back before they do would reach none of their connections.
@@ -455,6 +501,65 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
             delay = min(delay * 2, RESUBSCRIBE_MAX_DELAY)
         # Stopped before its cancellation arrived: end as a cancelled subscriber does, quietly.
         raise asyncio.CancelledError
+
+    def _decoded(self, data: bytes) -> Any:
+        """A published message, decoded for python-socketio's loop (which takes dicts too)."""
+        try:
+            return self.json.loads(data)
+        except (ValueError, RecursionError):
+            return data  # python-socketio's loop skips what does not decode
+
+    def _handed_over(self, message: Any) -> None:
+        """python-socketio's loop delivered ``message`` on this node: if it was a kept
+        message, note where its room stands, and wake whoever waits for it."""
+        if not (isinstance(message, dict) and message.get("host_id") == HISTORY_HOST):
+            return
+        try:
+            room, cursor = message["room"], message["data"][0]["cursor"]
+        except (KeyError, IndexError, TypeError):
+            return
+        self.delivered[room] = cursor
+        waiter = self._waiting.pop(cursor, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if len(self.delivered) > self._prune_at:
+            self._forget_empty_rooms()
+
+    async def delivered_here(self, room: str, cursor: str) -> bool:
+        """Wait until this node delivered the kept message ``cursor`` to ``room``; False
+        if not within :data:`DELIVERED_HERE_SECONDS` (its subscription broke: then
+        :attr:`after_gap` sees to its connections)."""
+        if self._reached(room, cursor):
+            return True
+        waiter = self._waiting.setdefault(cursor, asyncio.get_running_loop().create_future())
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), DELIVERED_HERE_SECONDS)
+        except asyncio.TimeoutError:
+            return self._reached(room, cursor)
+        finally:
+            self._waiting.pop(cursor, None)
+        return True
+
+    def _reached(self, room: str, cursor: str) -> bool:
+        """True when this node delivered ``cursor`` to ``room``, or a later message."""
+        last = self.delivered.get(room)
+        if last is None:
+            return False
+        last_order, order = entry_order(last), entry_order(cursor)
+        return last_order is not None and order is not None and last_order >= order
+
+    def _forget_empty_rooms(self) -> None:
+        """Keep :attr:`delivered` to the rooms with a member on this node."""
+        for room in [room for room in self.delivered
+                     if next(iter(self.get_participants("/", room)), None) is None]:
+            del self.delivered[room]
+        self._prune_at = max(DELIVERED_ROOMS, 2 * len(self.delivered))
+
+
+def entry_order(entry_id: str) -> tuple[int, int] | None:
+    """``(milliseconds, sequence)`` of a Redis stream entry id, else None."""
+    match = ENTRY_ID.match(entry_id)
+    return (int(match[1]), int(match[2])) if match else None
 
 
 def background(presence: RedisPresence,

@@ -9,6 +9,7 @@ holds only what the upstream says (acknowledgements lost on their way back), unt
 ``restore()`` or a ``cut()``.
 ``TcpProxy([port2, port1])`` routes each *new* connection to the first upstream that
 accepts it: a load balancer in front of two nodes. ``LostReplies`` loses one reply.
+``BusProxy`` holds or cuts a node's subscription to Redis's message bus alone.
 """
 
 from __future__ import annotations
@@ -143,13 +144,22 @@ class LostReplies:
     def __init__(self, redis_port: int) -> None:
         self.redis_port = redis_port
         self.marker: bytes | None = None
+        self.then_refuse = False
+        self.refusing = False
         self.dropped = asyncio.Event()
         self._server: asyncio.Server | None = None
 
-    def arm(self, marker: bytes) -> None:
-        """Drop the reply to the next command that holds ``marker``."""
+    def arm(self, marker: bytes, *, then_refuse: bool = False) -> None:
+        """Drop the reply to the next command that holds ``marker``; ``then_refuse``: and
+        refuse new connections from then on, until :meth:`restore` (the node is cut off
+        from Redis, so its client's retry fails too)."""
         self.marker = marker
+        self.then_refuse = then_refuse
         self.dropped.clear()
+
+    def restore(self) -> None:
+        """Take new connections again."""
+        self.refusing = False
 
     async def __aenter__(self) -> int:
         self._server = await asyncio.start_server(self._link, "127.0.0.1", 0)
@@ -161,6 +171,9 @@ class LostReplies:
 
     async def _link(self, client_in: asyncio.StreamReader,
                     client_out: asyncio.StreamWriter) -> None:
+        if self.refusing:
+            client_out.transport.abort()
+            return
         redis_in, redis_out = await asyncio.open_connection("127.0.0.1", self.redis_port)
         cut = asyncio.Event()
 
@@ -168,6 +181,7 @@ class LostReplies:
             while data := await client_in.read(65536):
                 if self.marker is not None and self.marker in data:
                     self.marker = None
+                    self.refusing = self.then_refuse
                     cut.set()  # Redis runs it; its reply, read below, is not passed on
                     self.dropped.set()
                 redis_out.write(data)
@@ -185,3 +199,86 @@ class LostReplies:
         client_out.close()
         redis_out.close()
 
+
+
+class BusProxy:
+    """A loopback proxy in front of Redis that tells the message bus's connections (those
+    that sent SUBSCRIBE) from the others. ``hold()`` holds what Redis sends them;
+    ``release()`` lets it through; ``cut()`` ends them, what was held lost, while Redis and
+    the node's other connections stay up (as when Redis drops a subscriber that reads
+    too slowly)."""
+
+    def __init__(self, redis_port: int) -> None:
+        self.redis_port = redis_port
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._buses: set[asyncio.StreamWriter] = set()  # the node ends of bus connections
+        self.subscribed = asyncio.Event()  # set at each SUBSCRIBE that goes through
+        self._server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        """The Redis URL a node uses through the proxy."""
+        assert self._server is not None, "the proxy is not started"
+        return f"redis://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    def hold(self) -> None:
+        """Hold what Redis sends the bus connections."""
+        self._flowing.clear()
+
+    def release(self) -> None:
+        """Let it through again."""
+        self._flowing.set()
+
+    def cut(self) -> None:
+        """End the bus connections now; what they held is lost."""
+        self.subscribed.clear()
+        for writer in list(self._buses):
+            writer.transport.abort()
+        self._flowing.set()
+
+    async def __aenter__(self) -> BusProxy:
+        self._server = await asyncio.start_server(self._link, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._buses):
+            writer.transport.abort()
+
+    async def _link(self, node_in: asyncio.StreamReader,
+                    node_out: asyncio.StreamWriter) -> None:
+        redis_in, redis_out = await asyncio.open_connection("127.0.0.1", self.redis_port)
+        bus = False
+
+        async def up() -> None:
+            nonlocal bus
+            while data := await node_in.read(CHUNK):  # an abort ends it with an OSError
+                if b"SUBSCRIBE" in data.upper():
+                    bus = True
+                    self._buses.add(node_out)
+                redis_out.write(data)
+                await redis_out.drain()
+
+        async def down() -> None:
+            while data := await redis_in.read(CHUNK):
+                if bus:
+                    await self._flowing.wait()
+                    if node_out.transport.is_closing():
+                        return  # cut while held: what was held is lost
+                node_out.write(data)
+                await node_out.drain()
+                if bus and b"subscribe" in data:
+                    self.subscribed.set()
+
+        tasks = {asyncio.ensure_future(up()), asyncio.ensure_future(down())}
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # an aborted end's OSError
+            self._buses.discard(node_out)
+            node_out.transport.abort()
+            redis_out.transport.abort()

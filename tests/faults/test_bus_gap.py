@@ -65,8 +65,7 @@ async def test_a_message_held_up_as_redis_returns_takes_its_place_after_the_wait
             socketio.AsyncServer(client_manager=bus)
             assert await bus.start(TIMEOUT)
         window = Window(1000, 3600.0)
-        held_up, other = (RedisHistory(redis, window, on_unreachable=bus.unreachable,
-                                       listening=bus.listening) for bus in buses)
+        held_up, other = (RedisHistory(redis, window, bus=bus) for bus in buses)
         try:
             await buses[0].emit("noop", {}, namespace="/", room="nobody")  # two listen
             await buses[1].stop(TIMEOUT)  # and one no longer does, as while resubscribing
