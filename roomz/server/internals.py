@@ -67,6 +67,12 @@ python-socketio's pub/sub manager (``roomz/server/redis_state.py`` subclasses it
       logs "giving up" and returns as if sent (messages lost in an outage:
       python-socketio#1411) and whose subscriber backs off to a minute between attempts
       (its cap, python-socketio#617).
+      What we rely on of the loop that reads ``_listen()`` (``_thread``): it takes a dict
+      as it is (we decode each message ourselves, to note where a kept message leaves
+      its room), hands each message whose ``host_id`` is not this node's to
+      ``_handle_emit`` (the history publishes kept messages under ``"history"``, so every
+      node delivers them, its own included), and awaits that before it asks for the next
+      message (so the generator, resumed, knows the last one was delivered here).
   ``socketio.async_pubsub_manager.AsyncPubSubManager``: the class is imported from its
       module, re-exported from here: the package exports (and documents) only the
       synchronous ``PubSubManager``.

@@ -414,12 +414,13 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
             await asyncio.shield(self._recovery)
 
     def kept_message(self, room: str, message: dict[str, Any]) -> tuple[str, str]:
-        """The bus message that delivers the kept ``message`` to ``room`` on every node, in
-        two pieces: the script that keeps it puts its entry id, its cursor, between them."""
+        """The bus message that delivers the kept ``message`` to ``room`` on every node (as
+        python-socketio's ``emit`` publishes one), in two pieces: the script that keeps it
+        puts its entry id, its cursor, between them."""
         fields = {name: value for name, value in message.items() if name != "cursor"}
         encoded: str = self.json.dumps({
-            "method": "emit", "event": "message", "namespace": "/", "room": room,
-            "skip_sid": None, "callback": None, "host_id": HISTORY_HOST,
+            "method": "emit", "event": "message", "binary": False, "namespace": "/",
+            "room": room, "skip_sid": None, "callback": None, "host_id": HISTORY_HOST,
             "data": [{**fields, "cursor": ""}]})  # last of all: the empty cursor
         head, _, tail = encoded.rpartition('""')
         return head + '"', '"' + tail

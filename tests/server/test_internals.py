@@ -550,6 +550,24 @@ async def test_a_pubsub_manager_reaches_other_nodes_through_publish() -> None:
     assert json.loads(published)["data"] == [{"content": "hi"}]
 
 
+async def test_a_kept_message_is_published_as_python_socketio_publishes_an_emit() -> None:
+    """The history publishes a kept message in the shape of python-socketio's own emit
+    (which ``_handle_emit`` reads), under the host ``"history"``, its cursor inside."""
+    publisher = Publisher()
+    manager = RedisFanOutManager("redis://127.0.0.1:9/0", publisher=publisher)  # type: ignore[arg-type]
+    socketio.AsyncServer(async_mode="aiohttp", client_manager=manager)
+    await manager.emit("message", {"content": "hi"}, namespace="/", room="user:a")
+    emitted = json.loads(publisher.published[0])
+
+    head, tail = manager.kept_message("user:a", {"id": "m", "content": "hi", "cursor": "x"})
+    kept = json.loads(head + "1-0" + tail)
+
+    assert kept.keys() == emitted.keys()
+    assert kept | {"host_id": emitted["host_id"]} == emitted | {
+        "data": [{"id": "m", "content": "hi", "cursor": "1-0"}]}
+    assert kept["host_id"] == "history" != manager.host_id
+
+
 class Listening(AsyncPubSubManager):  # type: ignore[misc]
     """A pub/sub manager whose ``_listen`` waits forever, or ends as stopping does."""
 
@@ -590,6 +608,45 @@ async def test_initialize_starts_a_task_that_reads_listen_and_ends_quietly(
 
     assert manager.listening.done()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+class Hearing(AsyncPubSubManager):  # type: ignore[misc]
+    """A pub/sub manager that hears two messages, noting what its server delivered of the
+    first by the time its loop asks for the second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.delivered: list[Any] = []
+        self.when_asked: list[Any] = []
+        self.done = asyncio.Event()
+
+    async def _handle_emit(self, message: Any) -> None:  # what delivering to sockets is
+        await asyncio.sleep(0)  # a delivery that awaits, as writes to sockets do
+        self.delivered.append(message["data"])
+
+    async def _listen(self) -> Any:
+        for content in ("first", "second"):
+            yield {"method": "emit", "event": "message", "data": [content], "room": "r",
+                   "namespace": "/", "host_id": "history"}
+            self.when_asked.append(list(self.delivered))
+        self.done.set()
+        await asyncio.Event().wait()
+
+
+async def test_the_pubsub_loop_takes_dicts_and_delivers_each_before_the_next() -> None:
+    """``RedisFanOutManager._listen`` yields decoded messages (python-socketio's loop takes
+    a dict as it is), delivers those of any ``host_id`` but its own (the history's have
+    ``"history"``), and asks ``_listen`` for the next only once it delivered the last: the
+    node notes a kept message delivered there (``delivered_here``)."""
+    manager = Hearing()
+    socketio.AsyncServer(async_mode="aiohttp", client_manager=manager)
+    manager.initialize()
+    try:
+        await asyncio.wait_for(manager.done.wait(), 5)
+        assert manager.delivered == [["first"], ["second"]]
+        assert manager.when_asked == [[["first"]], [["first"], ["second"]]]
+    finally:
+        manager.thread.cancel()
 
 
 @pytest.fixture
