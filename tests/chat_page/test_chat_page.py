@@ -429,6 +429,42 @@ async def test_on_load_the_last_50_messages_show_dimmed_before_live_ones(
         await client.disconnect()
 
 
+async def test_earlier_messages_unanswered_on_load_are_asked_for_again(
+        browse: Browse, roomz: ServerProcess) -> None:
+    """The page's request for its earlier messages gets no answer (the proxy it reaches the
+    server through holds what the server says from that request on; long-polling, so the
+    proxy can read it): the page says it asks again, and when. Heard again, the message
+    sent meanwhile shows live, and the earlier ones above it, dimmed, in order, each once;
+    the note goes."""
+    email = "hopper@example.com"
+    proxy = TcpProxy([roomz.port])
+    await proxy.start()
+    client, _ = await connected_client(roomz, email)
+    try:
+        earlier = [f"earlier {n}" for n in range(3)]
+        for text in earlier:
+            await client.send(text)
+        proxy.deafen_after(b'["history",')
+        page = await signed_in(browse, roomz, email, through=proxy.url, block_websocket=True)
+        await asyncio.wait_for(proxy.deafened.wait(), SHOWN / 1000)
+        await client.send("live")  # held on its way to the page, with the lost answer
+        said = page.locator("#messages .note").filter(has_text="Earlier messages")
+        await expect(said).to_have_text(re.compile(
+            r"^Earlier messages not shown yet: the server did not answer; asking again in "
+            r"\d+ s\. "), timeout=25_000)  # the page's wait for an answer is 10 s
+        await screenshot(page, "history-asked-again")
+        proxy.restore()
+
+        await expect(messages(page)).to_have_text([*earlier, "live"])
+        await expect(page.locator("#messages .message.history .text")).to_have_text(earlier)
+        await expect(said).to_have_count(0)
+        await expect(page.locator("#messages .note.bad")).to_have_count(0)
+        await screenshot(page, "history-asked-again-shown")
+    finally:
+        await client.disconnect()
+        await asyncio.wait_for(proxy.close(), 10)
+
+
 async def test_after_a_server_restart_the_gap_and_every_missed_message_show_once(
         browse: Browse, restartable_server: RestartableServer) -> None:
     """The page's link cut, the server killed and started again, and 5 messages sent by
