@@ -7,6 +7,7 @@ does: what is sent meanwhile waits, as TCP's retransmissions would, and ``restor
 lets it through (a connection whose far end gave up meanwhile then ends). ``deafen()``
 holds only what the upstream says (acknowledgements lost on their way back), until
 ``restore()`` or a ``cut()``; ``deafen_after(marker)`` does so once a client sends the marker.
+``corrupt(old, new)`` changes what clients send, as a bad link could.
 ``TcpProxy([port2, port1])`` routes each *new* connection to the first upstream that
 accepts it: a load balancer in front of two nodes. ``LostReplies`` loses one reply.
 """
@@ -34,6 +35,9 @@ class TcpProxy:
         self._deafen_marker: bytes | None = None
         #: Set once :meth:`deafen_after`'s marker went by and the proxy went deaf.
         self.deafened = asyncio.Event()
+        self._corruption: tuple[bytes, bytes] | None = None
+        #: How many times :meth:`corrupt` changed what a client sent.
+        self.corrupted = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
@@ -64,6 +68,12 @@ class TcpProxy:
         The marker must come whole in one read (a short request over plain HTTP)."""
         self._deafen_marker = marker
         self.deafened.clear()
+
+    def corrupt(self, old: bytes, new: bytes) -> None:
+        """From now on, replace ``old`` by ``new`` (as long: an HTTP body keeps its length)
+        in what clients send, wherever it comes whole in one read."""
+        assert len(old) == len(new), "a corruption keeps the length"
+        self._corruption = (old, new)
 
     def restore(self) -> None:
         """Forward again: held bytes (and held ends of connections) go through."""
@@ -135,10 +145,8 @@ class TcpProxy:
                 if hearing is not None:
                     await hearing.wait()
                     await self._flowing.wait()
-                if watch and self._deafen_marker is not None and self._deafen_marker in data:
-                    self._deafen_marker = None
-                    self.deafen()
-                    self.deafened.set()
+                if watch:
+                    data = self._watched(data)
                 if not data:
                     break
                 writer.write(data)
@@ -148,6 +156,17 @@ class TcpProxy:
         finally:
             with contextlib.suppress(OSError, RuntimeError):
                 writer.transport.abort()
+
+    def _watched(self, data: bytes) -> bytes:
+        """What a client sent, as corrupted; deafens on :meth:`deafen_after`'s marker."""
+        if self._deafen_marker is not None and self._deafen_marker in data:
+            self._deafen_marker = None
+            self.deafen()
+            self.deafened.set()
+        if self._corruption is not None and self._corruption[0] in data:
+            self.corrupted += data.count(self._corruption[0])
+            data = data.replace(*self._corruption)
+        return data
 
 
 class LostReplies:
