@@ -380,7 +380,7 @@
     // -- history (protocol.md 3.7): what came before the page, and what it missed ----------
     // A server without the extension sends no "history" in "authenticated": none of this runs.
     // The history on load: until it is shown (or refused for good), asked for again.
-    const earlier = { limit: 0, tries: 0, asks: 0, timer: 0, done: false, note: null };
+    const earlier = { limit: 0, tries: 0, asks: 0, timer: 0, done: false, note: null, why: "" };
 
     function onMessage(message) {
       if (message && typeof message.cursor === "string") cursor = message.cursor;
@@ -403,11 +403,9 @@
       } else if (typeof history.cursor === "string") {
         cursor = history.cursor;  // where the history ends now
       }
-      if (!earlier.limit) {
-        earlier.limit = Math.min(HISTORY_ON_LOAD, Number(history.messages) || HISTORY_ON_LOAD);
-      } else {  // a reconnect: asked again now, even once the retries are spent
-        earlier.tries = Math.min(earlier.tries, HISTORY_RETRIES);
-      }
+      // A reconnect asks again at once, even when the retries are spent; within its window.
+      if (earlier.limit) earlier.tries = Math.min(earlier.tries, HISTORY_RETRIES);
+      earlier.limit = Math.min(HISTORY_ON_LOAD, Number(history.messages) || HISTORY_ON_LOAD);
       askEarlier();
     }
 
@@ -415,11 +413,12 @@
     function askEarlier() {
       clearTimeout(earlier.timer);
       if (earlier.done || signedOut) return;
+      const waiting = `Earlier messages not shown yet: ${earlier.why}; asking again`;
       if (!socket.connected) {  // each reconnect asks again
-        tellEarlier("Earlier messages not shown yet: not connected; asking again once " +
-                    "reconnected.", "");
+        tellEarlier(`${waiting} once reconnected.`, "");
         return;
       }
+      if (earlier.note) tellEarlier(`${waiting} now.`, "");
       const ask = ++earlier.asks;
       socket.timeout(ACK_TIMEOUT_MS).emit("history", { limit: earlier.limit }, (error, ack) => {
         if (earlier.done) return;
@@ -451,18 +450,18 @@
         tellEarlier(`Earlier messages not shown: ${(ack && ack.error) || "refused"}.`, "bad");
         return;
       }
-      const why = error ? "the server did not answer" : "the server is busy";
+      earlier.why = error ? "the server did not answer" : "the server is busy";
       if (++earlier.tries > HISTORY_RETRIES) {
-        tellEarlier(`Earlier messages not shown: ${why}. Reload the page to ask again.`, "bad");
+        tellEarlier(`Earlier messages not shown: ${earlier.why}. Reload the page to ask again.`,
+                    "bad");
         return;
       }
-      countDown(why, Math.min(HISTORY_RETRY_MS * 2 ** (earlier.tries - 1),
-                              HISTORY_RETRY_MAX_MS) / 1000);
+      countDown(Math.min(HISTORY_RETRY_MS * 2 ** (earlier.tries - 1), HISTORY_RETRY_MAX_MS) / 1000);
     }
-    function countDown(why, seconds) {
-      tellEarlier(`Earlier messages not shown yet: ${why}; asking again in ${seconds} s.`, "");
-      earlier.timer = setTimeout(() => (seconds > 1 ? countDown(why, seconds - 1)
-                                                    : askEarlier()), 1000);
+    function countDown(seconds) {
+      tellEarlier(`Earlier messages not shown yet: ${earlier.why}; asking again in ${seconds} s.`,
+                  "");
+      earlier.timer = setTimeout(() => (seconds > 1 ? countDown(seconds - 1) : askEarlier()), 1000);
     }
 
     /** Say where the earlier messages are, on one line of the list, said again in place. */
