@@ -135,7 +135,7 @@ class TcpProxy:
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     hearing: asyncio.Event | None = None, watch: bool = False) -> None:
         """Copy one direction (held also while ``hearing`` is clear; ``watch``: the client's,
-        looked through for :meth:`deafen_after`'s marker); when it ends, end the other
+        where :meth:`deafen_after` and :meth:`corrupt` look); when it ends, end the other
         direction's writer too."""
         try:
             while True:
