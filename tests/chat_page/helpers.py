@@ -22,10 +22,14 @@ Browse = Callable[..., Awaitable[Page]]
 
 
 async def signed_in(browse: Browse, server: ServerProcess, email: str, *,
-                    through: str | None = None, **options: object) -> Page:
+                    through: str | None = None, clock: bool = False,
+                    **options: object) -> Page:
     """The chat page in a new profile holding a session of ``email``, once connected;
-    ``through``: the address of a proxy in front of ``server`` that the page goes to."""
+    ``through``: the address of a proxy in front of ``server`` that the page goes to;
+    ``clock``: Playwright's clock installed first (time runs as ever until a test moves it)."""
     page = await browse(**options)
+    if clock:
+        await page.clock.install()
     token = await server.sign_in(email)
     url = through or server.url
     await page.context.add_cookies([{"name": "session_token", "value": token, "url": url}])

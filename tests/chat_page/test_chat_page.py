@@ -429,6 +429,69 @@ async def test_on_load_the_last_50_messages_show_dimmed_before_live_ones(
         await client.disconnect()
 
 
+async def test_earlier_messages_unanswered_on_load_are_asked_for_again(
+        browse: Browse, roomz: ServerProcess) -> None:
+    """The page's request for its earlier messages gets no answer (the proxy it reaches the
+    server through holds what the server says from that request on; long-polling, so the
+    proxy can read it): the page says it asks again, and when. Heard again, the message
+    sent meanwhile shows live, and the earlier ones above it, dimmed, in order, each once;
+    the note goes."""
+    email = "hopper@example.com"
+    proxy = TcpProxy([roomz.port])
+    await proxy.start()
+    client, _ = await connected_client(roomz, email)
+    try:
+        earlier = [f"earlier {n}" for n in range(3)]
+        for text in earlier:
+            await client.send(text)
+        proxy.deafen_after(b'["history",')
+        page = await signed_in(browse, roomz, email, through=proxy.url, block_websocket=True)
+        await asyncio.wait_for(proxy.deafened.wait(), SHOWN / 1000)
+        await client.send("live")  # held on its way to the page, with the lost answer
+        said = page.locator("#messages .note").filter(has_text="Earlier messages")
+        await expect(said).to_have_text(re.compile(
+            r"^Earlier messages not shown yet: the server did not answer; asking again "
+            r"(in \d+ s|now)\. "), timeout=25_000)  # the page's wait for an answer is 10 s
+        await screenshot(page, "history-asked-again")
+        proxy.restore()
+
+        await expect(messages(page)).to_have_text([*earlier, "live"])
+        await expect(page.locator("#messages .message.history .text")).to_have_text(earlier)
+        await expect(said).to_have_count(0)
+        await expect(page.locator("#messages .note.bad")).to_have_count(0)
+        await screenshot(page, "history-asked-again-shown")
+    finally:
+        await client.disconnect()
+        await asyncio.wait_for(proxy.close(), 10)
+
+
+async def test_earlier_messages_refused_for_good_are_said_once_and_not_asked_for_again(
+        browse: Browse, roomz: ServerProcess) -> None:
+    """The server refuses the page's request for its earlier messages with a 400 (the proxy
+    turns its limit into -5 on the way): the page says so once, in the server's words, and
+    does not ask again, not even when its clock is moved on past several pauses."""
+    proxy = TcpProxy([roomz.port])
+    await proxy.start()
+    proxy.corrupt(b'["history",{"limit":50}]', b'["history",{"limit":-5}]')
+    try:
+        page = await signed_in(browse, roomz, "refused@example.com", through=proxy.url,
+                               block_websocket=True, clock=True)
+        said = page.locator("#messages .note").filter(has_text="Earlier messages")
+        await expect(said).to_have_text(re.compile(
+            r"^Earlier messages not shown: Invalid 'limit': must be a whole number from 1 "
+            r"to 1000\. "))
+        # 1 + 2 + 4 + 8 + 16 s of pauses, under the 45 s after which a page that heard
+        # nothing from the server would think it gone.
+        await page.clock.run_for("00:40")
+        await send(page, "after")  # sent after anything the page asked meanwhile
+        await expect(messages(page)).to_have_text(["after"])
+        assert proxy.corrupted == 1
+        await expect(said).to_have_count(1)
+        await expect(said).to_have_class("note bad")
+    finally:
+        await asyncio.wait_for(proxy.close(), 10)
+
+
 async def test_after_a_server_restart_the_gap_and_every_missed_message_show_once(
         browse: Browse, restartable_server: RestartableServer) -> None:
     """The page's link cut, the server killed and started again, and 5 messages sent by

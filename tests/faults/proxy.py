@@ -6,7 +6,8 @@ bytes in both directions without closing anything, as a dead link or a dropped r
 does: what is sent meanwhile waits, as TCP's retransmissions would, and ``restore()``
 lets it through (a connection whose far end gave up meanwhile then ends). ``deafen()``
 holds only what the upstream says (acknowledgements lost on their way back), until
-``restore()`` or a ``cut()``.
+``restore()`` or a ``cut()``; ``deafen_after(marker)`` does so once a client sends the marker.
+``corrupt(old, new)`` changes what clients send, as a bad link could.
 ``TcpProxy([port2, port1])`` routes each *new* connection to the first upstream that
 accepts it: a load balancer in front of two nodes. ``LostReplies`` loses one reply.
 ``BusProxy`` holds or cuts a node's subscription to Redis's message bus alone.
@@ -32,6 +33,12 @@ class TcpProxy:
         self._flowing.set()
         self._hearing = asyncio.Event()  # what the upstream says is forwarded
         self._hearing.set()
+        self._deafen_marker: bytes | None = None
+        #: Set once :meth:`deafen_after`'s marker went by and the proxy went deaf.
+        self.deafened = asyncio.Event()
+        self._corruption: tuple[bytes, bytes] | None = None
+        #: How many times :meth:`corrupt` changed what a client sent.
+        self.corrupted = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
@@ -55,6 +62,19 @@ class TcpProxy:
         """Stop forwarding what the upstream sends, on every connection; what clients send
         still goes through."""
         self._hearing.clear()
+
+    def deafen_after(self, marker: bytes) -> None:
+        """:meth:`deafen` as soon as a client sends bytes holding ``marker``, once: that
+        request goes through and its answer, with all after it, is held until :meth:`restore`.
+        The marker must come whole in one read (a short request over plain HTTP)."""
+        self._deafen_marker = marker
+        self.deafened.clear()
+
+    def corrupt(self, old: bytes, new: bytes) -> None:
+        """From now on, replace ``old`` by ``new`` (as long: an HTTP body keeps its length)
+        in what clients send, wherever it comes whole in one read."""
+        assert len(old) == len(new), "a corruption keeps the length"
+        self._corruption = (old, new)
 
     def restore(self) -> None:
         """Forward again: held bytes (and held ends of connections) go through."""
@@ -104,7 +124,7 @@ class TcpProxy:
             link = (client_writer, up_writer)
             self._links.add(link)
             try:
-                await asyncio.gather(self._pump(client_reader, up_writer),
+                await asyncio.gather(self._pump(client_reader, up_writer, watch=True),
                                      self._pump(up_reader, client_writer, self._hearing))
             finally:
                 self._links.discard(link)
@@ -114,9 +134,10 @@ class TcpProxy:
             self._tasks.discard(task)
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    hearing: asyncio.Event | None = None) -> None:
-        """Copy one direction (held also while ``hearing`` is clear); when it ends, end the
-        other direction's writer too."""
+                    hearing: asyncio.Event | None = None, watch: bool = False) -> None:
+        """Copy one direction (held also while ``hearing`` is clear; ``watch``: the client's,
+        where :meth:`deafen_after` and :meth:`corrupt` look); when it ends, end the other
+        direction's writer too."""
         try:
             while True:
                 await self._flowing.wait()
@@ -125,6 +146,8 @@ class TcpProxy:
                 if hearing is not None:
                     await hearing.wait()
                     await self._flowing.wait()
+                if watch:
+                    data = self._watched(data)
                 if not data:
                     break
                 writer.write(data)
@@ -134,6 +157,17 @@ class TcpProxy:
         finally:
             with contextlib.suppress(OSError, RuntimeError):
                 writer.transport.abort()
+
+    def _watched(self, data: bytes) -> bytes:
+        """What a client sent, as corrupted; deafens on :meth:`deafen_after`'s marker."""
+        if self._deafen_marker is not None and self._deafen_marker in data:
+            self._deafen_marker = None
+            self.deafen()
+            self.deafened.set()
+        if self._corruption is not None and self._corruption[0] in data:
+            self.corrupted += data.count(self._corruption[0])
+            data = data.replace(*self._corruption)
+        return data
 
 
 class LostReplies:

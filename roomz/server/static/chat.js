@@ -12,6 +12,11 @@
   const ACK_TIMEOUT_MS = 10000;  // the client library's: a send unanswered by then failed
   const UNANSWERED_KEPT = 20;  // texts without an answer whose key a send again reuses
   const HISTORY_ON_LOAD = 50;  // messages from before the page, shown dimmed as it opens
+  // Asked for again when the server did not send them: after 1 s, doubling up to 30 s, while
+  // connected, 12 times (about 5 minutes), and once more after each reconnect.
+  const HISTORY_RETRY_MS = 1000;
+  const HISTORY_RETRY_MAX_MS = 30000;
+  const HISTORY_RETRIES = 12;
   const NEAR_BOTTOM_PX = 48;  // closer than this to the end counts as reading the newest
   // A page left open for weeks stays light: the list keeps its newest lines (the server's
   // history keeps the messages), and the ids kept against repeats are bounded too.
@@ -202,10 +207,13 @@
     function append(item) {
       const follow = nearBottom();
       list.append(item);
-      // The browser's scroll anchoring keeps what the person reads in place meanwhile.
-      while (list.children.length > LINES_KEPT) list.firstElementChild.remove();
+      keepNewest();
       if (follow) list.scrollTop = list.scrollHeight;
       else more.hidden = false;
+    }
+    function keepNewest() {
+      // The browser's scroll anchoring keeps what the person reads in place meanwhile.
+      while (list.children.length > LINES_KEPT) list.firstElementChild.remove();
     }
     list.addEventListener("scroll", () => { if (nearBottom()) more.hidden = true; });
     more.addEventListener("click", () => {
@@ -226,7 +234,13 @@
     }
 
     function showMessage(message) {
-      if (!message || seen.has(message.id)) return;
+      const item = messageItem(message);
+      if (item) append(item);
+    }
+
+    /** The list item of ``message``, or null if it was shown already (by id). */
+    function messageItem(message) {
+      if (!message || seen.has(message.id)) return null;
       seen.add(message.id);
       if (seen.size > IDS_KEPT) seen.delete(seen.values().next().value);  // the oldest
       const item = document.createElement("li");
@@ -247,7 +261,6 @@
         text.textContent = unescaped(message.content);
       }
       item.append(meta, text);
-      append(item);
       return item;
     }
 
@@ -275,6 +288,7 @@
     }
     who.addEventListener("toggle", listWho);
 
+    /** A line about the chat (not a message) at the end of the list; its item. */
     function note(text, kind, iso) {
       const item = document.createElement("li");
       item.className = "note " + (kind || "");
@@ -282,6 +296,7 @@
       words.textContent = text + " ";
       item.append(words, timeOf(iso));
       append(item);
+      return item;
     }
 
     function endedSession(why) {
@@ -364,13 +379,12 @@
 
     // -- history (protocol.md 3.7): what came before the page, and what it missed ----------
     // A server without the extension sends no "history" in "authenticated": none of this runs.
-    let held = null;  // live messages that wait while the history on load is on its way
-    let loaded = false;  // the history on load was asked for
+    // The history on load: until it is shown (or refused for good), asked for again.
+    const earlier = { limit: 0, tries: 0, asks: 0, timer: 0, done: false, note: null, why: "" };
 
     function onMessage(message) {
       if (message && typeof message.cursor === "string") cursor = message.cursor;
-      if (held) held.push(message);
-      else showMessage(message);
+      showMessage(message);
     }
     socket.on("message", onMessage);
     socket.on("replay", (data) => {  // after "authenticated", before any live message
@@ -389,31 +403,75 @@
       } else if (typeof history.cursor === "string") {
         cursor = history.cursor;  // where the history ends now
       }
-      if (!loaded) {
-        loaded = true;
-        loadHistory(Math.min(HISTORY_ON_LOAD, Number(history.messages) || HISTORY_ON_LOAD));
-      }
+      // A reconnect asks again at once, even when the retries are spent; within its window.
+      if (earlier.limit) earlier.tries = Math.min(earlier.tries, HISTORY_RETRIES);
+      earlier.limit = Math.min(HISTORY_ON_LOAD, Number(history.messages) || HISTORY_ON_LOAD);
+      askEarlier();
     }
 
-    /** The last messages, dimmed, before the live ones that came meanwhile. */
-    function loadHistory(limit) {
-      held = [];
-      socket.timeout(ACK_TIMEOUT_MS).emit("history", { limit }, (error, ack) => {
-        const live = held;
-        held = null;
+    /** Ask for the last messages from before the page, unless shown or refused for good. */
+    function askEarlier() {
+      clearTimeout(earlier.timer);
+      if (earlier.done || signedOut) return;
+      const waiting = `Earlier messages not shown yet: ${earlier.why}; asking again`;
+      if (!socket.connected) {  // each reconnect asks again
+        tellEarlier(`${waiting} once reconnected.`, "");
+        return;
+      }
+      if (earlier.note) tellEarlier(`${waiting} now.`, "");
+      const ask = ++earlier.asks;
+      socket.timeout(ACK_TIMEOUT_MS).emit("history", { limit: earlier.limit }, (error, ack) => {
+        if (earlier.done) return;
         if (!error && ack && Array.isArray(ack.messages)) {
-          const arrived = new Set(live.map((message) => message && message.id));
-          for (const message of ack.messages) {
-            if (arrived.has(message.id)) continue;  // shown with the live ones
-            const item = showMessage(message);
-            if (item) item.classList.add("history");
-          }
-        } else {
-          const why = error ? "the server did not answer in time" : (ack && ack.error) || "refused";
-          note(`Earlier messages not shown: ${why}.`, "bad");
+          earlier.done = true;
+          if (earlier.note) earlier.note.remove();
+          showEarlier(ack.messages);
+        } else if (ask === earlier.asks) {  // not an older request, answered after a reconnect
+          notShown(error, ack);
         }
-        live.forEach(showMessage);
       });
+    }
+
+    /** The messages from before the page, dimmed, in order, above all shown since it opened. */
+    function showEarlier(messages) {
+      const items = messages.map(messageItem).filter(Boolean);  // skips those shown live
+      items.forEach((item) => item.classList.add("history"));
+      const follow = nearBottom();
+      list.prepend(...items);
+      keepNewest();
+      if (follow) list.scrollTop = list.scrollHeight;
+    }
+
+    /** No answer, or a refusal: asked again later if it may pass, else said once. */
+    function notShown(error, ack) {
+      const code = Number(ack && ack.code);
+      if (!error && !(code >= 500 || code === 408 || code === 429)) {
+        earlier.done = true;
+        tellEarlier(`Earlier messages not shown: ${(ack && ack.error) || "refused"}.`, "bad");
+        return;
+      }
+      earlier.why = error ? "the server did not answer" : "the server is busy";
+      if (++earlier.tries > HISTORY_RETRIES) {
+        tellEarlier(`Earlier messages not shown: ${earlier.why}. Reload the page to ask again.`,
+                    "bad");
+        return;
+      }
+      countDown(Math.min(HISTORY_RETRY_MS * 2 ** (earlier.tries - 1), HISTORY_RETRY_MAX_MS) / 1000);
+    }
+    function countDown(seconds) {
+      tellEarlier(`Earlier messages not shown yet: ${earlier.why}; asking again in ${seconds} s.`,
+                  "");
+      earlier.timer = setTimeout(() => (seconds > 1 ? countDown(seconds - 1) : askEarlier()), 1000);
+    }
+
+    /** Say where the earlier messages are, on one line of the list, said again in place. */
+    function tellEarlier(text, kind) {
+      if (!earlier.note) {
+        earlier.note = note(text, kind);
+        return;
+      }
+      earlier.note.className = "note " + kind;
+      earlier.note.firstChild.textContent = text + " ";
     }
 
     // Sending: Enter sends, Shift+Enter starts a new line.
