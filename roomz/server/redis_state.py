@@ -367,7 +367,8 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
         #: The cursor of the last kept message this node delivered to each room.
         self.delivered: dict[str, str] = {}
         self._prune_at = DELIVERED_ROOMS
-        self._waiting: dict[str, asyncio.Future[None]] = {}  # cursor: delivered_here()
+        #: The kept messages delivered_here() waits for: (room, cursor).
+        self._waiting: dict[tuple[str, str], asyncio.Future[None]] = {}
         #: Awaited when the node listens again after its subscription broke, with the time
         #: it noticed (``time.time()``), before the new subscription delivers anything.
         self.after_gap: Callable[[float], Awaitable[None]] | None = None
@@ -520,7 +521,7 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
         except (KeyError, IndexError, TypeError):
             return
         self.delivered[room] = cursor
-        waiter = self._waiting.pop(cursor, None)
+        waiter = self._waiting.pop((room, cursor), None)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
         if len(self.delivered) > self._prune_at:
@@ -532,13 +533,14 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
         :attr:`after_gap` sees to its connections)."""
         if self._reached(room, cursor):
             return True
-        waiter = self._waiting.setdefault(cursor, asyncio.get_running_loop().create_future())
+        waiting = (room, cursor)  # entry ids are unique within one user's stream only
+        waiter = self._waiting.setdefault(waiting, asyncio.get_running_loop().create_future())
         try:
             await asyncio.wait_for(asyncio.shield(waiter), DELIVERED_HERE_SECONDS)
         except asyncio.TimeoutError:
             return self._reached(room, cursor)
         finally:
-            self._waiting.pop(cursor, None)
+            self._waiting.pop(waiting, None)
         return True
 
     def _reached(self, room: str, cursor: str) -> bool:
