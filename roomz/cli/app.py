@@ -97,8 +97,8 @@ class ChatApp:
         cache = session_file or (config and config.session_cache_file) or default_session_file()
         self.connection = Connection(
             server_url, Path(cache), say=self.say, signed_in=self.start_bots,
-            reconnect_max_delay=reconnect_max_delay,
-            handlers={"authenticated": self._on_authenticated, "message": self._on_message,
+            reconnect_max_delay=reconnect_max_delay, greeted=self._on_authenticated,
+            handlers={"message": self._on_message,
                       "user_joined": self._on_user_joined, "user_left": self._on_user_left,
                       "display_name_changed": self._on_name_changed,
                       "disconnect": self._on_disconnect})
@@ -396,16 +396,18 @@ class ChatApp:
 
     # -- events ----------------------------------------------------------------------------
 
-    def _on_authenticated(self, data: dict[str, Any]) -> None:
+    def _on_authenticated(self, client: AsyncClient, data: dict[str, Any]) -> None:
+        """``client`` is signed in: say so, and show what came before (fetched through
+        ``client``, which a ``/token`` greets before it replaces the one in use)."""
         self.origins.connected(data.get("connection_id"), self)
         user = data.get("user") or {}
-        mine = self.client.user or {}
+        mine = client.user or {}
         if mine.get("email") == user.get("email"):  # with the display name re-applied
             user = mine
         away = self.connection.away()
         again = f" again, after {duration(away)} away" if away is not None else ""
         self.say(f"Connected to {self.server_url} as {user_label(user)}{again}", "good")
-        self.backlog.greeted(self.client, data)
+        self.backlog.greeted(client, data)
 
     def _on_disconnect(self, data: dict[str, Any]) -> None:
         self.backlog.lost()

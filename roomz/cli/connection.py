@@ -48,11 +48,14 @@ class Connection:
     """The terminal's client, and what keeps it connected and signed in.
 
     ``handlers`` (event name to handler) are attached to every client this connection
-    uses; ``signed_in()`` is awaited each time a sign-in or a first connect succeeds.
+    uses; ``greeted(client, data)`` runs at each ``authenticated``, with the client it came
+    from (a ``/token`` greets a new client before it replaces the one in use);
+    ``signed_in()`` is awaited each time a sign-in or a first connect succeeds.
     """
 
     def __init__(self, server_url: str, session_file: Path, *, say: Say,
                  handlers: Mapping[str, EventHandler],
+                 greeted: Callable[[AsyncClient, dict[str, Any]], None],
                  signed_in: Callable[[], Awaitable[None]],
                  reconnect_max_delay: float = DEFAULT_RECONNECT_MAX_DELAY) -> None:
         self.server_url = server_url
@@ -60,6 +63,7 @@ class Connection:
         self.reconnect_max_delay = reconnect_max_delay
         self._say = say
         self._handlers = dict(handlers)
+        self._greeted = greeted
         self._signed_in = signed_in
         self._attached: dict[AsyncClient, list[tuple[str, EventHandler]]] = {}
         #: The email of the last ``/login``, for the words that ask for a new link.
@@ -367,6 +371,7 @@ class Connection:
         if client is self.client:
             self._last_user = client.user
             self._now_signed_in()
+        self._greeted(client, data)
 
     def _on_disconnect(self, client: AsyncClient, data: dict[str, Any]) -> None:
         if client is self.client and client.connection_state is ConnectionState.RECONNECTING:

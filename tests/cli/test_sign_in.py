@@ -155,18 +155,26 @@ async def test_a_failed_token_keeps_the_working_connection(server: LocalServer,
 async def test_a_token_while_connected_replaces_the_connection_once_signed_in(
         server: LocalServer, tmp_path: Path) -> None:
     """Connected as Alice, /token of a link for Bob: connected as Bob, Alice's connection
-    closed, Bob's session kept."""
+    closed, Bob's session kept; Bob's earlier messages shown, and what he types at once.
+    (Bob's earlier messages used to be asked for on Alice's connection as it closed: no
+    answer came, and what Bob typed waited 10 s behind them.)"""
+    bob_elsewhere = await connect_other(server, "bob@example.com")
+    await asyncio.wait_for(bob_elsewhere.send("Bob, earlier"), TIMEOUT)
+    await bob_elsewhere.disconnect()
     async with open_terminal(server.url, tmp_path) as term:
         await term.sign_in(server, EMAIL)
         alice = term.app.client
         link = await server.request_link("bob@example.com")
+        start = term.mark()
         await term.command(f"/token {link.token}", "as bob@example.com")
         await term.until(lambda: alice.connection_state is ConnectionState.DISCONNECTED,
                          "Alice's connection to close")
         assert term.app.client is not alice and term.app.client.connected
         assert term.toolbar().startswith(" connected · bob@example.com · ")
-        line = await term.command("I am Bob", ": I am Bob$")
+        await term.wait_for(": Bob, earlier$", start=start)
+        line = await term.command("I am Bob", ": I am Bob$", timeout=3)
         assert "bob@example.com" in text_of(line)
+        assert not [text for text in term.texts[start:] if "not shown" in text]
     async with open_terminal(server.url, tmp_path) as again:
         await again.wait_for("Connected to .* as bob@example.com")
 
