@@ -264,6 +264,8 @@ class ChatApp:
             self._unacknowledged.remember(text, key)
             return f"{ack['error']}: send it again (Up, Enter), and it is shown once", True
         if "error" in ack:
+            if key is not None:  # kept before its answer was lost, perhaps: said once again
+                self._unacknowledged.remember(text, key)
             return str(ack["error"]), False
         shown = ack.get("message_id") in self._shown or self.backlog.holds(ack.get("message_id"))
         if not shown:  # a server that did not echo it to us

@@ -18,7 +18,9 @@ from roomz import AsyncClient
 from roomz.session_cache import SessionCache
 from tests.bots.headless import bot_config, start_cli
 from tests.events import Events
-from tests.faults.proxy import TcpProxy
+from tests.faults.helpers import node_on
+from tests.faults.proxy import LostReplies, TcpProxy
+from tests.nodes.redis_proc import RedisProcess
 from tests.server.proc import RestartableServer, ServerProcess
 
 from .helpers import PHONE, SHOTS, SHOWN, Browse, messages, screenshot, send, signed_in
@@ -572,6 +574,42 @@ async def test_a_message_that_got_no_answer_sent_again_shows_once(
         if client is not None:
             await client.disconnect()
         await asyncio.wait_for(proxy.close(), 10)
+
+
+async def test_a_message_refused_after_it_was_kept_sent_again_shows_once(
+        browse: Browse, tmp_path: Path) -> None:
+    """On Redis, the server kept a message, delivered it, and lost Redis's answer: the page
+    hears "try again shortly", though everyone has it. Sent again, it takes its first key
+    and shows once (it used to go out with a new key: twice)."""
+    email = "kept-once@example.com"
+    async with RedisProcess() as redis:
+        proxy = LostReplies(redis.port)
+        port = await proxy.__aenter__()
+        client: AsyncClient | None = None
+        try:
+            async with node_on(f"redis://127.0.0.1:{port}", tmp_path) as server:
+                page = await signed_in(browse, server, email)
+                client, heard = await connected_client(server, email)
+                await send(page, "before")  # Redis knows the script now
+                await expect(messages(page)).to_have_text(["before"])
+                proxy.arm(b"kept, its answer lost", then_refuse=True)
+                await send(page, "kept, its answer lost")
+                await expect(page.locator("#compose-said")).to_contain_text("cannot keep it")
+                await expect(messages(page)).to_have_text(["before", "kept, its answer lost"])
+                box = page.get_by_label("Message", exact=True)
+                await expect(box).to_have_value("kept, its answer lost")
+                proxy.restore()
+                await box.press("Enter")
+                await expect(box).to_have_value("")
+                await send(page, "and after")
+                await expect(messages(page)).to_have_text(
+                    ["before", "kept, its answer lost", "and after"], timeout=10_000)
+                await heard.wait_for("message", lambda m: m["content"] == "and after")
+                assert [m["content"] for m in heard.named("message")] == [
+                    "before", "kept, its answer lost", "and after"]
+                await client.disconnect()
+        finally:
+            await proxy.__aexit__(None, None, None)
 
 
 async def test_with_history_off_the_page_chats_as_before(browse: Browse, tmp_path: Path) -> None:

@@ -15,7 +15,9 @@ from roomz import AsyncClient
 from roomz.limits import MAX_MESSAGE_LENGTH
 from roomz.server.local import LocalServer
 from tests.client.helpers import restart_in_process
-from tests.faults.proxy import TcpProxy
+from tests.faults.proxy import LostReplies, TcpProxy
+from tests.nodes.conftest import SECRET
+from tests.nodes.redis_proc import RedisProcess
 from tests.security.hostile_server import hostile_server
 
 from .helpers import (
@@ -340,6 +342,45 @@ async def test_a_refused_message_is_one_line_with_the_text_kept(tmp_path: Path) 
             assert first[9:] == ("Parts 1-2 of 2 not sent: Message too long: 1103 characters, "
                                  f"at most 1000 — {'x' * 999}")
             assert second == " " * first.index("x") + "y" * 999  # under the text
+
+
+@pytest.mark.timeout(60)
+async def test_a_line_refused_after_it_was_kept_sent_again_is_said_once(tmp_path: Path) -> None:
+    """On Redis, the server kept a line, delivered it, and lost Redis's answer: the line is
+    refused with "try again shortly", though everyone has it. Sent again (Up, Enter), it
+    takes its first key and is said once (it used to go out with a new key: twice)."""
+    async with RedisProcess() as redis:
+        proxy = LostReplies(redis.port)
+        port = await proxy.__aenter__()
+        server = LocalServer(redis_url=f"redis://127.0.0.1:{port}", jwt_secret=SECRET)
+        other = None
+        try:
+            await asyncio.wait_for(server.start(), TIMEOUT)
+            async with open_terminal(server.url, tmp_path) as term:
+                await term.sign_in(server, EMAIL)
+                other = await connect_other(server, EMAIL)
+                heard: list[str] = []
+                other.on("message", lambda event: heard.append(event["content"]))
+                await term.command("warm-up", ": warm-up$")  # Redis knows the script now
+                start = term.mark()
+                proxy.arm(b"kept, its answer lost", then_refuse=True)
+                await term.command("kept, its answer lost", "cannot keep it")
+                await term.wait_for(": kept, its answer lost$", start=start)
+                proxy.restore()
+                term.type("\x1b[A")  # Up: the line again
+                await term.until(lambda: term.typed == "kept, its answer lost", "the line")
+                term.type("\r")
+                await term.until(lambda: not term.typed, "the line sent again")
+                await term.command("and after", ": and after$", timeout=10)
+                await term.until(lambda: heard[-1:] == ["and after"], "the next line heard")
+                assert heard == ["warm-up", "kept, its answer lost", "and after"]
+                assert sum(t.endswith(": kept, its answer lost")
+                           for t in term.texts[start:]) == 1
+        finally:
+            if other is not None:
+                await asyncio.wait_for(other.disconnect(), TIMEOUT)
+            await asyncio.wait_for(server.stop(), 15)
+            await proxy.__aexit__(None, None, None)
 
 
 async def test_a_line_that_got_no_answer_sent_again_is_said_once(

@@ -493,13 +493,15 @@
         // Never lost: the text goes back in the box, unless something new was typed there.
         if (!box.value.trim()) box.value = content;
         const inBox = box.value === content;
+        // Sent again, it takes this key: an answer lost after the server kept it (a 503
+        // on several nodes) cannot make it show twice either.
+        if (key) remember(content, key);
         if (!error) {
           say(composeSaid, `Not sent: ${(ack && ack.error) || "refused"}.`
             + (inBox ? " Your message is still in the box." : ""), "bad");
           return;
         }
         // No answer: it may have gone. Sent again with its key, it is shown once.
-        if (key) remember(content, key);
         say(composeSaid, "Perhaps not sent: the server did not answer in time. "
           + (key ? `${inBox ? "Press Enter" : "Send it again"} and it is shown once, `
                    + "whether it went or not."
