@@ -247,7 +247,6 @@ class BusProxy:
         self._flowing = asyncio.Event()
         self._flowing.set()
         self._buses: set[asyncio.StreamWriter] = set()  # the node ends of bus connections
-        self.subscribed = asyncio.Event()  # set at each SUBSCRIBE that goes through
         self._server: asyncio.Server | None = None
 
     @property
@@ -266,7 +265,6 @@ class BusProxy:
 
     def cut(self) -> None:
         """End the bus connections now; what they held is lost."""
-        self.subscribed.clear()
         for writer in list(self._buses):
             writer.transport.abort()
         self._flowing.set()
@@ -303,8 +301,6 @@ class BusProxy:
                         return  # cut while held: what was held is lost
                 node_out.write(data)
                 await node_out.drain()
-                if bus and b"subscribe" in data:
-                    self.subscribed.set()
 
         tasks = {asyncio.ensure_future(up()), asyncio.ensure_future(down())}
         try:
