@@ -512,7 +512,8 @@ class AsyncClient(ClientOptions):
         """Send a chat message; returns the server's acknowledgement or an error dict.
 
         ``{"status": "ok", "message_id", "timestamp"}`` on success,
-        ``{"error", "code"}`` otherwise (408 when no acknowledgement came in time).
+        ``{"error", "code"}`` otherwise (408 when no acknowledgement came in time, or the
+        connection closed before it came: then at once; the message may have arrived).
         Raises :class:`ConnectionError` if not connected.
 
         ``content_type`` (``text/markdown``, ``text/code``, ``text/diff``), ``subject``
