@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from roomz import ConnectionError, ConnectionState
+from roomz import ConnectionError, ConnectionState, SyncClient
 from roomz.limits import split_text
 from roomz.server.local import LocalServer
 from tests.events import Events, user_of
@@ -238,6 +238,38 @@ async def test_a_call_waiting_for_its_acknowledgement_ends_at_once_on_disconnect
         proxy.restore()  # the server's side of the close comes through
         await asyncio.wait_for(closing, TIMEOUT)
     finally:
+        await asyncio.wait_for(proxy.close(), TIMEOUT)
+
+
+@pytest.mark.timeout(60)
+async def test_the_sync_client_too_returns_408_at_once_when_the_link_drops(
+    server: LocalServer, signed_in: SignedIn
+) -> None:
+    """SyncClient wraps AsyncClient: its send, waiting in its own thread, returns as the
+    drop is noticed too."""
+    proxy = TcpProxy([server.port])
+    await proxy.start()
+    heard = Events(await signed_in(server, "alice@example.com"))
+    link = await server.request_link("alice@example.com")
+    client = SyncClient(proxy.url, link.token, connection_timeout=30.0)
+    sending: asyncio.Future[dict[str, Any]] | None = None
+    try:
+        await asyncio.wait_for(asyncio.to_thread(client.connect), TIMEOUT)
+        proxy.deafen()
+        sending = asyncio.ensure_future(asyncio.to_thread(client.send, "in flight"))
+        await heard.wait_for("message", lambda d: d["content"] == "in flight")
+        proxy.cut()
+        cut_at = time.monotonic()
+        proxy.restore()
+        result = await asyncio.wait_for(asyncio.shield(sending), TIMEOUT)
+        assert time.monotonic() - cut_at < 2.0
+        assert result == {"error": "the connection was lost before the server acknowledged "
+                                   "the message", "code": 408}
+    finally:
+        proxy.restore()
+        if sending is not None:  # a send still waiting as the client closes blocks for good
+            await asyncio.wait_for(asyncio.gather(sending, return_exceptions=True), 35)
+        await asyncio.wait_for(asyncio.to_thread(client.close), TIMEOUT)
         await asyncio.wait_for(proxy.close(), TIMEOUT)
 
 
