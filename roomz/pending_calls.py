@@ -24,6 +24,15 @@ class CallLost(Exception):
     message says how it closed ("the connection was lost")."""
 
 
+class _Lost:
+    """What a call's future holds when its connection closed first: a result, not an
+    exception, so that one nobody awaits any more (the caller was cancelled meanwhile)
+    is not logged as "never retrieved"."""
+
+    def __init__(self, how: str) -> None:
+        self.how = how
+
+
 class PendingCalls:
     """The calls waiting for their acknowledgement, by the socket they were sent on.
 
@@ -61,11 +70,14 @@ class PendingCalls:
         waiting.add(acknowledged)
         try:
             await sio.emit(event, data, callback=on_ack)
-            return await asyncio.wait_for(acknowledged, timeout)
+            ack = await asyncio.wait_for(acknowledged, timeout)
         finally:
             waiting.discard(acknowledged)
             if not waiting and self._waiting.get(sio) is waiting:
                 del self._waiting[sio]
+        if isinstance(ack, _Lost):
+            raise CallLost(ack.how)
+        return ack
 
     def lost(self, sio: socketio.AsyncClient, how: str) -> None:
         """``sio`` closed (``how``: "the connection was lost"): every call waiting on it,
@@ -73,4 +85,4 @@ class PendingCalls:
         self._closed[sio] = how
         for acknowledged in self._waiting.pop(sio, ()):
             if not acknowledged.done():
-                acknowledged.set_exception(CallLost(how))
+                acknowledged.set_result(_Lost(how))
