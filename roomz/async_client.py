@@ -31,6 +31,7 @@ from .exceptions import (
 )
 from .message import Message
 from .options import ClientOptions
+from .pending_calls import CallLost, PendingCalls
 from .pending_sign_in import POLL_PATH, PendingSignIn
 from .questions import Answer, AnswerBox, Choice, Question, answer_payload, question_payload
 from .recent_ids import RecentIds
@@ -53,6 +54,9 @@ SEEN_MESSAGE_IDS = 1024  # enough to catch a redelivery around a reconnect
 MAX_SERVER_MESSAGE_BYTES = 16 * 1024 * 1024
 #: A server that still says "pending" this long after its link expired is not believed.
 SIGN_IN_SLACK_SECONDS = 30.0
+#: What the server acknowledges, by the event sent, as an error about it names it.
+ACKNOWLEDGED = {"message": "the message", "set_display_name": "the display name",
+                "who": "the request for the connections", "history": "the request for history"}
 
 
 class AsyncClient(ClientOptions):
@@ -97,6 +101,7 @@ class AsyncClient(ClientOptions):
         self._said_no_replay = False
         self._features: frozenset[str] = frozenset()  # the server's extensions, if it names them
         self._answers = AnswerBox()  # answers heard, for ask()
+        self._calls = PendingCalls()  # sent, waiting for their acknowledgement
 
     # -- what the user sees -------------------------------------------------------------
 
@@ -466,6 +471,7 @@ class AsyncClient(ClientOptions):
         """Close the socket, even half-way open; its ``disconnect`` is then not a drop."""
         sio, self._sio = self._sio, None
         if sio is not None:
+            self._calls.lost(sio, "the connection was closed")  # no acknowledgement can come
             await sio.disconnect()
 
     async def _abandon(self) -> None:
@@ -506,7 +512,8 @@ class AsyncClient(ClientOptions):
         """Send a chat message; returns the server's acknowledgement or an error dict.
 
         ``{"status": "ok", "message_id", "timestamp"}`` on success,
-        ``{"error", "code"}`` otherwise (408 when no acknowledgement came in time).
+        ``{"error", "code"}`` otherwise (408 when no acknowledgement came in time, or the
+        connection closed before it came: then at once; the message may have arrived).
         Raises :class:`ConnectionError` if not connected.
 
         ``content_type`` (``text/markdown``, ``text/code``, ``text/diff``), ``subject``
@@ -655,12 +662,16 @@ class AsyncClient(ClientOptions):
 
     async def _ack(self, sio: socketio.AsyncClient, event: str,
                    data: dict[str, Any]) -> dict[str, Any]:
-        """Emit and wait for the acknowledgement: 408 when none comes in time."""
+        """Emit and wait for the acknowledgement: 408 when none comes in time, or when the
+        connection closes first (the server may have had it all the same)."""
         try:
-            ack = await sio.call(event, data, timeout=self.connection_timeout)
-        except socketio.exceptions.TimeoutError:
+            ack = await self._calls.call(sio, event, data, self.connection_timeout)
+        except asyncio.TimeoutError:
             return {"error": f"no acknowledgement within {self.connection_timeout:g} s",
                     "code": 408}
+        except CallLost as lost:
+            return {"error": f"{lost} before the server acknowledged "
+                             f"{ACKNOWLEDGED.get(event, repr(event))}", "code": 408}
         problem = wire.ack_problem(event, ack)
         if problem is not None:
             self._malformed(f"acknowledgement of {event!r}", problem)
@@ -850,6 +861,8 @@ class AsyncClient(ClientOptions):
             return
         self._sio = None  # python-socketio cleans up after a drop by itself
         self._namespace_connected.clear()
+        # Their acknowledgements cannot come now; the callers resume once the state is set.
+        self._calls.lost(sio, "the connection was lost")
         if self._state is not ConnectionState.CONNECTED:
             self._lost_before_greeting = True
             self._greeted.set()  # the attempt under way fails at once

@@ -23,7 +23,10 @@ python-socketio
       list tells them apart (no upstream issue found). Read by :meth:`SocketClient.refused`.
 
 The client's reconnection needs no private part: python-socketio's own is turned off
-(``reconnection=False``) and :mod:`roomz.reconnection` runs the attempts.
+(``reconnection=False``) and :mod:`roomz.reconnection` runs the attempts. Nor does ending
+the calls that wait for an acknowledgement when their connection closes (``call()`` waits
+out its timeout, upstream #813): :mod:`roomz.pending_calls` uses the public ``emit`` with
+a callback.
 """
 
 from __future__ import annotations

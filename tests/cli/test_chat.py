@@ -421,3 +421,51 @@ async def test_a_line_that_got_no_answer_sent_again_is_said_once(
         if other is not None:
             await asyncio.wait_for(other.disconnect(), TIMEOUT)
         await asyncio.wait_for(proxy.close(), TIMEOUT)
+
+
+async def test_a_line_in_flight_as_the_link_drops_is_perhaps_not_sent_at_once(
+        server: LocalServer, tmp_path: Path) -> None:
+    """The line reaches the server, its answer is held, then the link breaks: the terminal
+    says "Perhaps not sent" as soon as the drop is noticed, not after the client's
+    connection_timeout (30 s here); sent again once back, it is said once."""
+    proxy = TcpProxy([server.port])
+    await proxy.start()
+
+    def patient(app: object) -> None:
+        app.client.connection_timeout = 30.0  # type: ignore[attr-defined]
+        app.client.reconnect_delay = 0.1  # type: ignore[attr-defined]
+
+    other = None
+    try:
+        async with open_terminal(proxy.url, tmp_path, setup=patient) as term:
+            await term.sign_in(server, EMAIL)
+            other = await connect_other(server, EMAIL)
+            heard: list[str] = []
+            other.on("message", lambda event: heard.append(event["content"]))
+            start = term.mark()
+            proxy.deafen()  # the line goes out; nothing comes back
+            term.type("hello once\r")
+            await term.until(lambda: heard == ["hello once"], "the line heard")
+            proxy.cut()
+            cut_at = time.monotonic()
+            line = await term.wait_for("Perhaps not sent", start=start, timeout=5)
+            assert time.monotonic() - cut_at < 2.0
+            assert re.fullmatch(rf"{CLOCK} Perhaps not sent: the connection was lost before "
+                                r"the server acknowledged the message: send it again "
+                                r"\(Up, Enter\), and it is shown once — hello once",
+                                text_of(line)), text_of(line)
+            proxy.restore()
+            await term.until(lambda: term.app.client.connected, "the reconnect")
+            await term.wait_for(": hello once$", start=start)  # replayed once back
+            term.type("\x1b[A")  # Up: the line again, sent with its first key
+            await term.until(lambda: term.typed == "hello once", "the line recalled")
+            term.type("\r")
+            await term.until(lambda: not term.typed, "the line sent again")
+            await term.command("and after", ": and after$")
+            await term.until(lambda: heard[-1:] == ["and after"], "the next line heard")
+            assert heard == ["hello once", "and after"]
+            assert sum(t.endswith(": hello once") for t in term.texts[start:]) == 1
+    finally:
+        if other is not None:
+            await asyncio.wait_for(other.disconnect(), TIMEOUT)
+        await asyncio.wait_for(proxy.close(), TIMEOUT)

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from roomz import ConnectionError
+from roomz import ConnectionError, ConnectionState, SyncClient
 from roomz.limits import split_text
 from roomz.server.local import LocalServer
 from tests.events import Events, user_of
+from tests.faults.proxy import TcpProxy
 
 from .conftest import ClientFactory, SignedIn
 from .helpers import (
@@ -176,6 +177,100 @@ async def test_no_ack_in_time_is_a_408(make_client: ClientFactory) -> None:
         assert_error_dict(await asyncio.wait_for(client.set_display_name("Alice"), TIMEOUT), 408)
         assert client.connected
         await asyncio.wait_for(client.disconnect(), TIMEOUT)
+
+
+async def test_calls_waiting_for_their_acknowledgement_end_at_once_when_the_link_drops(
+    server: LocalServer, signed_in: SignedIn
+) -> None:
+    """The server has the message, its acknowledgement is held, then the link breaks: send
+    and set_display_name return 408 (the message may have arrived) as the drop is noticed,
+    not after ``connection_timeout`` (30 s here)."""
+    proxy = TcpProxy([server.port])
+    await proxy.start()
+    try:
+        other = await signed_in(server, "alice@example.com")
+        heard = Events(other)
+        client = await signed_in(server, "alice@example.com", url=proxy.url,
+                                 connection_timeout=30.0, reconnect_delay=0.1,
+                                 max_reconnect_attempts=20)
+        proxy.deafen()  # what the client sends goes through; nothing comes back
+        sending = asyncio.create_task(client.send("in flight"))
+        naming = asyncio.create_task(client.set_display_name("Alice"))
+        await heard.wait_for("message", lambda d: d["content"] == "in flight")
+        proxy.cut()
+        cut_at = time.monotonic()
+        sent, named = await asyncio.wait_for(asyncio.gather(sending, naming), TIMEOUT)
+        assert time.monotonic() - cut_at < 2.0
+        for result, what in ((sent, "the message"), (named, "the display name")):
+            assert_error_dict(result, 408)
+            assert result["error"] == ("the connection was lost before the server "
+                                       f"acknowledged {what}")
+        assert client.connection_state is not ConnectionState.CONNECTED
+        proxy.restore()
+        await wait_until(lambda: client.connected, 10, "the reconnect")
+        assert_send_ack(await asyncio.wait_for(client.send("after the drop"), TIMEOUT))
+    finally:
+        await asyncio.wait_for(proxy.close(), TIMEOUT)
+
+
+async def test_a_call_waiting_for_its_acknowledgement_ends_at_once_on_disconnect(
+    server: LocalServer, signed_in: SignedIn
+) -> None:
+    """disconnect() while a send waits for its acknowledgement: the send returns 408 at
+    once, saying the connection was closed, even while the close itself waits for a
+    server that does not answer."""
+    proxy = TcpProxy([server.port])
+    await proxy.start()
+    try:
+        other = await signed_in(server, "alice@example.com")
+        heard = Events(other)
+        client = await signed_in(server, "alice@example.com", url=proxy.url,
+                                 connection_timeout=30.0)
+        proxy.deafen()
+        sending = asyncio.create_task(client.send("in flight"))
+        await heard.wait_for("message", lambda d: d["content"] == "in flight")
+        closing = asyncio.create_task(client.disconnect())
+        closed_at = time.monotonic()
+        result = await asyncio.wait_for(sending, TIMEOUT)
+        assert time.monotonic() - closed_at < 2.0
+        assert result == {"error": "the connection was closed before the server acknowledged "
+                                   "the message", "code": 408}
+        proxy.restore()  # the server's side of the close comes through
+        await asyncio.wait_for(closing, TIMEOUT)
+    finally:
+        await asyncio.wait_for(proxy.close(), TIMEOUT)
+
+
+@pytest.mark.timeout(60)
+async def test_the_sync_client_too_returns_408_at_once_when_the_link_drops(
+    server: LocalServer, signed_in: SignedIn
+) -> None:
+    """SyncClient wraps AsyncClient: its send, waiting in its own thread, returns as the
+    drop is noticed too."""
+    proxy = TcpProxy([server.port])
+    await proxy.start()
+    heard = Events(await signed_in(server, "alice@example.com"))
+    link = await server.request_link("alice@example.com")
+    client = SyncClient(proxy.url, link.token, connection_timeout=30.0)
+    sending: asyncio.Future[dict[str, Any]] | None = None
+    try:
+        await asyncio.wait_for(asyncio.to_thread(client.connect), TIMEOUT)
+        proxy.deafen()
+        sending = asyncio.ensure_future(asyncio.to_thread(client.send, "in flight"))
+        await heard.wait_for("message", lambda d: d["content"] == "in flight")
+        proxy.cut()
+        cut_at = time.monotonic()
+        proxy.restore()
+        result = await asyncio.wait_for(asyncio.shield(sending), TIMEOUT)
+        assert time.monotonic() - cut_at < 2.0
+        assert result == {"error": "the connection was lost before the server acknowledged "
+                                   "the message", "code": 408}
+    finally:
+        proxy.restore()
+        if sending is not None:  # a send still waiting as the client closes blocks for good
+            await asyncio.wait_for(asyncio.gather(sending, return_exceptions=True), 35)
+        await asyncio.wait_for(asyncio.to_thread(client.close), TIMEOUT)
+        await asyncio.wait_for(proxy.close(), TIMEOUT)
 
 
 async def test_display_name_is_reapplied_after_reconnect(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -100,13 +101,15 @@ async def test_a_reply_whose_link_drops_in_flight_is_said_once_after_the_reconne
     reply was in flight, no acknowledgement came, and the bot did not send it again lest
     it be said twice. On a server offering send_once the reply carries a key and goes
     again once the bot is back: whether the server had it (only its acknowledgement was
-    lost) or not (the reply never got there), the person sees it exactly once."""
+    lost) or not (the reply never got there), the person sees it exactly once. The send
+    ends as the drop is noticed, so the reply goes again at once after the reconnect, not
+    after ``connection_timeout`` (30 s here)."""
     monkeypatch.setattr(gated, "OPEN", asyncio.Event())
     JOURNAL.clear()
     proxy: TcpProxy = await proxy_factory([int(server.url.rsplit(":", 1)[1])])
     session = await server.sign_in("hana@example.com")
     async with gatekeeper_waiting(server.url, proxy.url, session, make_client, tmp_path,
-                                  **FAST) as (client, watch):
+                                  **{**FAST, "connection_timeout": 30.0}) as (client, watch):
         assert client.supports("send_once")
         if lost == "the acknowledgement":
             proxy.deafen()  # the reply reaches the server; its acknowledgement is held
@@ -119,9 +122,11 @@ async def test_a_reply_whose_link_drops_in_flight_is_said_once_after_the_reconne
             gated.OPEN.set()
             await wait_until(lambda: client.tries > 0, what="the reply sent")
         proxy.cut()  # the link breaks with the reply (or its acknowledgement) in flight
+        cut_at = time.monotonic()
         proxy.restore()
 
-        await wait_until(lambda: bool(JOURNAL.of("gated", "replied")), 20, "the reply")
+        await wait_until(lambda: bool(JOURNAL.of("gated", "replied")), 5, "the reply")
+        assert time.monotonic() - cut_at < 3.0
         ack = JOURNAL.of("gated", "replied")[0].args["ack"]
         assert ack["status"] == "ok", ack
         assert any(a.get("code") == 408 for a in client.acks), client.acks
