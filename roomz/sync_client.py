@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import fields
@@ -10,6 +12,7 @@ from typing import Any, TypeVar
 
 from .async_client import AsyncClient
 from .events import EventHandler
+from .exceptions import ConnectionError
 from .message import Message
 from .options import ClientOptions
 from .questions import Answer, Choice, Question
@@ -38,6 +41,7 @@ class SyncClient(ClientOptions):
                                         daemon=True)
         self._thread.start()
         self._closed = False
+        self._calls: set[asyncio.Task[Any]] = set()  # the calls under way, of any thread
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._closed:
@@ -47,12 +51,33 @@ class SyncClient(ClientOptions):
             coro.close()
             raise RuntimeError("a SyncClient handler cannot call the client's blocking methods; "
                                "use AsyncClient for bots that reply from handlers")
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        future = asyncio.run_coroutine_threadsafe(self._tracked(coro), self._loop)
         try:
             return future.result()
+        except concurrent.futures.CancelledError:
+            if self._closed:  # close() in another thread ended the call
+                raise ConnectionError("the client was closed while this call waited") from None
+            raise
         except BaseException:
             future.cancel()  # interrupted (Ctrl-C): stop the work too, e.g. a connect that retries
             raise
+
+    async def _tracked(self, coro: Coroutine[Any, Any, T]) -> T:
+        """``coro``, known to :meth:`close` while it runs."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._calls.add(task)
+        try:
+            return await coro
+        finally:
+            self._calls.discard(task)
+
+    async def _end_calls(self) -> None:
+        """End the calls still under way (another thread's ``ask()``, say), cleanly."""
+        calls = list(self._calls)
+        for call in calls:
+            call.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
 
     @property
     def connected(self) -> bool:
@@ -175,13 +200,16 @@ class SyncClient(ClientOptions):
         self._client.clear_cached_session()
 
     def close(self) -> None:
-        """Disconnect and stop the background thread; the client cannot be used afterwards."""
+        """Disconnect and stop the background thread; the client cannot be used afterwards.
+        A call another thread is waiting in (``ask()``, say) raises :class:`ConnectionError`."""
         if self._closed:
             return
         try:
             self.disconnect()
         finally:
             self._closed = True
+            with contextlib.suppress(Exception):  # bounded: a stuck call does not hold close up
+                asyncio.run_coroutine_threadsafe(self._end_calls(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
             self._loop.close()

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from roomz import NotSupportedError, SyncClient
+from roomz import ConnectionError, NotSupportedError, SyncClient
 from roomz.content import CODE, MARKDOWN, Code, Markdown, split_content
 from roomz.limits import MAX_MESSAGE_LENGTH
 from roomz.message import Message
@@ -226,6 +226,34 @@ def test_sync_client_asks_and_answers() -> None:
         thread.join(TIMEOUT)
         assert [a.choice for a in result] == ["yes"]
         assert [c["kind"] for c in person.who()] == ["script", "script"]
+
+
+@pytest.mark.timeout(30)
+def test_closing_the_sync_client_ends_an_ask_another_thread_waits_in() -> None:
+    """A thread waits in ``ask()``; ``close()`` from another thread ends that wait at once
+    with ConnectionError (the loop used to stop under it, and the thread waited for good)."""
+    with ThreadedServer() as server, \
+            SyncClient(server.url, server.request_link(ALICE).token) as person:
+        asker = SyncClient(server.url, server.request_link(ALICE).token)
+        asker.connect()
+        seen = Events(person)
+        outcome: list[BaseException | Answer] = []
+
+        def ask() -> None:
+            try:
+                outcome.append(asker.ask("Ship it?", ["yes", "no"], timeout=120))
+            except BaseException as exc:  # noqa: BLE001 - the test looks at it
+                outcome.append(exc)
+
+        thread = threading.Thread(target=ask, daemon=True)
+        thread.start()
+        seen.wait_for_sync("message", lambda d: "question_data" in d)
+        asker.close()
+        thread.join(TIMEOUT)
+        assert not thread.is_alive(), "ask() still waits after close()"
+        (error,) = outcome
+        assert isinstance(error, ConnectionError), error
+        assert "closed" in str(error)
 
 
 def test_long_markdown_goes_in_parts_that_each_render() -> None:
