@@ -1,0 +1,80 @@
+"""Review reproductions (s27): holes in the delivery of kept messages by the bus alone."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from roomz import AsyncClient
+from tests.nodes.redis_proc import RedisProcess
+
+from .helpers import TIMEOUT, Watch, node_on
+from .proxy import BusProxy
+
+EMAIL = "noor@example.com"
+
+
+async def _connected(client: AsyncClient, name: str) -> Watch:
+    watch = Watch(name, client)
+    await asyncio.wait_for(client.connect(), TIMEOUT)
+    return watch
+
+
+@pytest.mark.timeout(60)
+async def test_a_stalled_subscription_hides_a_nodes_own_messages_from_its_own_users(
+        tmp_path: Path, make_client: Callable[..., AsyncClient]) -> None:
+    """Node 0's subscription goes silent (a dead route: nothing arrives, nothing closes).
+    Before the change node 0 showed its own users' messages at once; now they come only by
+    the bus, which nothing notices is stalled: each send waits out 1 s and is
+    acknowledged "ok", and the user's other connection on the same node never sees it."""
+    async with RedisProcess() as redis, BusProxy(redis.port) as bus, \
+            node_on(bus.url, tmp_path) as zero:
+        session = await zero.sign_in(EMAIL)
+        reader = await _connected(make_client(zero.url, session), "reader")
+        sender = make_client(zero.url, session)
+        await asyncio.wait_for(sender.connect(), TIMEOUT)
+
+        bus.hold()  # stays held: a silent subscription, never cut
+        started = time.monotonic()
+        ack = await asyncio.wait_for(sender.send("sent on node 0, to node 0"), TIMEOUT)
+        took = time.monotonic() - started
+        assert ack["status"] == "ok", ack
+        await reader.events.wait_for("message", lambda m: m["id"] == ack["message_id"],
+                                     timeout=8)
+        assert took < 0.5, f"the acknowledgement took {took:.2f} s"
+
+
+@pytest.mark.timeout(60)
+async def test_a_subscription_that_stalls_then_breaks_loses_a_message_for_good(
+        tmp_path: Path, make_client: Callable[..., AsyncClient]) -> None:
+    """Node 0's subscription stalls (Redis keeps writing to it; a slow or dead link), then
+    breaks 6 s later (Redis drops a subscriber whose output buffer stays over its limit).
+    The reader's user had no message since node 0 started, so BusGaps looks from
+    ``lost_at - 5 s`` (the time the break was noticed), after the message it missed: the
+    reader keeps its connection, hears the next message, and its cursor moves past the
+    lost one, so no later resume brings it back."""
+    async with RedisProcess() as redis, BusProxy(redis.port) as bus, \
+            node_on(bus.url, tmp_path) as zero, node_on(redis.url, tmp_path) as one:
+        session = await zero.sign_in(EMAIL)
+        reader = await _connected(make_client(zero.url, session), "reader")
+        sender = make_client(one.url, session)
+        await asyncio.wait_for(sender.connect(), TIMEOUT)
+
+        bus.hold()
+        missed = await asyncio.wait_for(sender.send("sent while the bus stalled"), TIMEOUT)
+        assert missed["status"] == "ok", missed
+        await asyncio.sleep(6.5)  # the stall lasts longer than bus_gaps.SLACK_SECONDS
+        mark = len(zero.lines)
+        bus.cut()
+        await zero.wait_for_line("subscribed to the message bus", after=mark, timeout=10)
+        after = await asyncio.wait_for(sender.send("after"), TIMEOUT)
+        await reader.events.wait_for("message", lambda m: m["id"] == after["message_id"],
+                                     timeout=TIMEOUT)
+
+        heard = [m["content"] for m in reader.messages]
+        assert heard == ["sent while the bus stalled", "after"], (
+            heard, f"reconnects: {reader.count('down')}")
