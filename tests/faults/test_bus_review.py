@@ -105,3 +105,44 @@ async def test_a_redis_restart_keeps_every_readers_cursors_growing(
         for watch in watches:
             cursors = [tuple(map(int, m["cursor"].split("-"))) for m in watch.messages]
             assert cursors == sorted(cursors), watch.name
+
+
+@pytest.mark.timeout(60)
+async def test_a_question_refused_503_after_it_was_kept_cannot_be_answered(
+        tmp_path: Path, make_client: Callable[..., AsyncClient]) -> None:
+    """Node 0 keeps a question and loses Redis before hearing back: the script has
+    published it, so every connection shows it live, yet the asker gets a 503 ("Message
+    not sent") and node 0 withdraws the question once Redis answers again. A reader who
+    answers the question on their screen is refused."""
+    from roomz.questions import question_payload
+
+    from .proxy import LostReplies
+
+    async with RedisProcess() as redis:
+        proxy = LostReplies(redis.port)
+        cut_off = f"redis://127.0.0.1:{await proxy.__aenter__()}"
+        async with node_on(cut_off, tmp_path) as zero, node_on(redis.url, tmp_path) as one:
+            session = await one.sign_in(EMAIL)
+            reader = await _connected(make_client(one.url, session), "reader")
+            asker = make_client(zero.url, session)
+            await asyncio.wait_for(asker.connect(), TIMEOUT)
+            warm = await asyncio.wait_for(asker.send("warm-up: Redis has the script"), TIMEOUT)
+            await reader.events.wait_for("message", lambda m: m["id"] == warm["message_id"],
+                                         timeout=TIMEOUT)
+
+            payload, _ = question_payload("Deploy?", ["yes", "no"], timeout=60,
+                                          subject="marker-only-in-the-kept-message")
+            proxy.arm(b"marker-only-in-the-kept-message", then_refuse=True)
+            ack = await asyncio.wait_for(asker._call("message", payload), TIMEOUT)
+            assert ack.get("code") == 503, ack
+            question = await reader.events.wait_for(
+                "message", lambda m: "question_data" in m, timeout=TIMEOUT)
+            proxy.restore()
+            # Node 0 undoes what it kept for later before its next question (or its sweep).
+            later, _ = question_payload("Another?", ["a", "b"], timeout=60)
+            assert (await asyncio.wait_for(asker._call("message", later), TIMEOUT)
+                    ).get("status") == "ok"
+            answered = await asyncio.wait_for(reader.client.answer(question, "yes"), TIMEOUT)
+            assert answered.get("status") == "ok", (
+                "the question every connection was shown cannot be answered", answered)
+        await proxy.__aexit__(None, None, None)
