@@ -24,6 +24,7 @@ async def _connected(client: AsyncClient, name: str) -> Watch:
     return watch
 
 
+@pytest.mark.xfail(strict=True, reason="review s27 finding 1: a silent bus is never noticed")
 @pytest.mark.timeout(60)
 async def test_a_stalled_subscription_hides_a_nodes_own_messages_from_its_own_users(
         tmp_path: Path, make_client: Callable[..., AsyncClient]) -> None:
@@ -48,6 +49,7 @@ async def test_a_stalled_subscription_hides_a_nodes_own_messages_from_its_own_us
         assert took < 0.5, f"the acknowledgement took {took:.2f} s"
 
 
+@pytest.mark.xfail(strict=True, reason="review s27 finding 2: BusGaps falls back on a clock")
 @pytest.mark.timeout(60)
 async def test_a_subscription_that_stalls_then_breaks_loses_a_message_for_good(
         tmp_path: Path, make_client: Callable[..., AsyncClient]) -> None:
@@ -107,6 +109,7 @@ async def test_a_redis_restart_keeps_every_readers_cursors_growing(
             assert cursors == sorted(cursors), watch.name
 
 
+@pytest.mark.xfail(strict=True, reason="review s27 finding 3: a 503 question is withdrawn")
 @pytest.mark.timeout(60)
 async def test_a_question_refused_503_after_it_was_kept_cannot_be_answered(
         tmp_path: Path, make_client: Callable[..., AsyncClient]) -> None:
