@@ -372,6 +372,9 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
         #: Awaited when the node listens again after its subscription broke, with the time
         #: it noticed (``time.time()``), before the new subscription delivers anything.
         self.after_gap: Callable[[float], Awaitable[None]] | None = None
+        #: Redis's time (an entry id) up to which this node heard every kept message:
+        #: the newest it delivered, or when it last subscribed (None: not yet).
+        self.heard_up_to: str | None = None
 
     def initialize(self) -> None:
         """Start the subscriber, once: :meth:`start` calls this before serving, and
@@ -471,6 +474,9 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
                 await pubsub.subscribe(self.channel)
                 if lost_at is not None and self.after_gap is not None:
                     await self.after_gap(lost_at)  # before the new subscription delivers
+                # Heard from now on: what came before was, or after_gap saw to it.
+                seconds, micros = await guard(self._publisher.time())
+                self._heard(f"{seconds * 1000 + micros // 1000}-0")
                 lost_at = None
                 self.subscribed.set()
                 log.info("subscribed to the message bus")
@@ -521,6 +527,7 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
         except (KeyError, IndexError, TypeError):
             return
         self.delivered[room] = cursor
+        self._heard(cursor)
         waiter = self._waiting.pop((room, cursor), None)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -542,6 +549,12 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
         finally:
             self._waiting.pop(waiting, None)
         return True
+
+    def _heard(self, cursor: str) -> None:
+        """Every message kept before ``cursor`` (Redis's clock) was heard here."""
+        order, last = entry_order(cursor), entry_order(self.heard_up_to or "")
+        if order is not None and (last is None or order > last):
+            self.heard_up_to = cursor
 
     def _reached(self, room: str, cursor: str) -> bool:
         """True when this node delivered ``cursor`` to ``room``, or a later message."""

@@ -49,7 +49,6 @@ async def test_a_stalled_subscription_hides_a_nodes_own_messages_from_its_own_us
         assert took < 0.5, f"the acknowledgement took {took:.2f} s"
 
 
-@pytest.mark.xfail(strict=True, reason="review s27 finding 2: BusGaps falls back on a clock")
 @pytest.mark.timeout(60)
 async def test_a_subscription_that_stalls_then_breaks_loses_a_message_for_good(
         tmp_path: Path, make_client: Callable[..., AsyncClient]) -> None:
