@@ -82,6 +82,13 @@ CLIENT_OPTIONS: dict[str, Any] = {
 }
 
 
+class BusSilent(Exception):
+    """The bus's subscription heard nothing, not even its own PING, for too long."""
+
+
+#: The subscriber pings its quiet subscription this often; silent twice as long, it is lost.
+BUS_PING_SECONDS = 1.0
+
 #: The message bus's subscriber waits on an idle socket: no read timeout there.
 BUS_OPTIONS = {"socket_connect_timeout": 2.0, "health_check_interval": 10}
 
@@ -481,12 +488,11 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
                 self.subscribed.set()
                 log.info("subscribed to the message bus")
                 delay = RESUBSCRIBE_FIRST_DELAY
-                async for message in pubsub.listen():
-                    if message["type"] == "message":
-                        decoded = self._decoded(message["data"])
-                        yield decoded
-                        # python-socketio's loop asks for the next once it delivered this
-                        self._handed_over(decoded)
+                async for message in self._heard_or_silent(pubsub):
+                    decoded = self._decoded(message["data"])
+                    yield decoded
+                    # python-socketio's loop asks for the next once it delivered this
+                    self._handed_over(decoded)
             except Exception as exc:  # redis-py raises more than RedisError as a connection
                 # goes (redis/redis-py#2567): whatever it was, the bus is lost.
                 if self.subscribed.is_set():  # messages published from now on are lost here
@@ -509,6 +515,23 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
             delay = min(delay * 2, RESUBSCRIBE_MAX_DELAY)
         # Stopped before its cancellation arrived: end as a cancelled subscriber does, quietly.
         raise asyncio.CancelledError
+
+    async def _heard_or_silent(self, pubsub: Any) -> AsyncIterator[dict[str, Any]]:
+        """The subscription's messages; raises :class:`BusSilent` when it stays silent,
+        its own PING unanswered too (a dead route closes nothing, and redis-py's read
+        waits for good: its health check runs only between reads)."""
+        loop = asyncio.get_running_loop()
+        heard = loop.time()
+        while True:
+            message = await pubsub.get_message(timeout=BUS_PING_SECONDS)
+            if message is not None:
+                heard = loop.time()
+                if message["type"] == "message":
+                    yield message
+                continue
+            if loop.time() - heard > 2 * BUS_PING_SECONDS:
+                raise BusSilent(f"nothing heard for {loop.time() - heard:.1f} s")
+            await pubsub.ping()  # its pong is a message too
 
     def _decoded(self, data: bytes) -> Any:
         """A published message, decoded for python-socketio's loop (which takes dicts too)."""
