@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from .channels import channel_of
@@ -47,7 +47,9 @@ class BusGaps:
     """The :attr:`~roomz.server.redis_state.RedisFanOutManager.after_gap` of a node."""
 
     def __init__(self, sio: SocketServer, connections: Mapping[str, Member],
-                 delivered: Mapping[str, str], history: Kept) -> None:
+                 delivered: Mapping[str, str], history: Kept,
+                 heard_up_to: Callable[[], str | None] = lambda: None) -> None:
+        self.heard_up_to = heard_up_to
         self.sio = sio
         self.connections = connections  # sid to connection: the chat's own, kept current
         self.delivered = delivered  # room to the cursor last delivered there: the bus's
@@ -61,7 +63,11 @@ class BusGaps:
             sids.setdefault(member.email, []).append(sid)
         if not sids:
             return
-        since = self.history.cursor_at(lost_at - SLACK_SECONDS)
+        # Redis's own clock where known: the last message heard, or the subscription's start
+        # (a millisecond back: entries of other streams may share its millisecond).
+        heard = self.heard_up_to()
+        since = (f"{max(0, int(heard.split('-')[0]) - 1)}-0" if heard is not None
+                 else self.history.cursor_at(lost_at - SLACK_SECONDS))
         missed = await self.history.any_after(
             {email: self.delivered.get(channel_of(email), since) for email in sids})
         dropped = [sid for email in missed for sid in sids[email]]

@@ -82,6 +82,13 @@ CLIENT_OPTIONS: dict[str, Any] = {
 }
 
 
+class BusSilent(Exception):
+    """The bus's subscription heard nothing, not even its own PING, for too long."""
+
+
+#: The subscriber pings its quiet subscription this often; silent twice as long, it is lost.
+BUS_PING_SECONDS = 1.0
+
 #: The message bus's subscriber waits on an idle socket: no read timeout there.
 BUS_OPTIONS = {"socket_connect_timeout": 2.0, "health_check_interval": 10}
 
@@ -372,6 +379,9 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
         #: Awaited when the node listens again after its subscription broke, with the time
         #: it noticed (``time.time()``), before the new subscription delivers anything.
         self.after_gap: Callable[[float], Awaitable[None]] | None = None
+        #: Redis's time (an entry id) up to which this node heard every kept message:
+        #: the newest it delivered, or when it last subscribed (None: not yet).
+        self.heard_up_to: str | None = None
 
     def initialize(self) -> None:
         """Start the subscriber, once: :meth:`start` calls this before serving, and
@@ -471,16 +481,18 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
                 await pubsub.subscribe(self.channel)
                 if lost_at is not None and self.after_gap is not None:
                     await self.after_gap(lost_at)  # before the new subscription delivers
+                # Heard from now on: what came before was, or after_gap saw to it.
+                seconds, micros = await guard(self._publisher.time())
+                self._heard(f"{seconds * 1000 + micros // 1000}-0")
                 lost_at = None
                 self.subscribed.set()
                 log.info("subscribed to the message bus")
                 delay = RESUBSCRIBE_FIRST_DELAY
-                async for message in pubsub.listen():
-                    if message["type"] == "message":
-                        decoded = self._decoded(message["data"])
-                        yield decoded
-                        # python-socketio's loop asks for the next once it delivered this
-                        self._handed_over(decoded)
+                async for message in self._heard_or_silent(pubsub):
+                    decoded = self._decoded(message["data"])
+                    yield decoded
+                    # python-socketio's loop asks for the next once it delivered this
+                    self._handed_over(decoded)
             except Exception as exc:  # redis-py raises more than RedisError as a connection
                 # goes (redis/redis-py#2567): whatever it was, the bus is lost.
                 if self.subscribed.is_set():  # messages published from now on are lost here
@@ -504,6 +516,23 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
         # Stopped before its cancellation arrived: end as a cancelled subscriber does, quietly.
         raise asyncio.CancelledError
 
+    async def _heard_or_silent(self, pubsub: Any) -> AsyncIterator[dict[str, Any]]:
+        """The subscription's messages; raises :class:`BusSilent` when it stays silent,
+        its own PING unanswered too (a dead route closes nothing, and redis-py's read
+        waits for good: its health check runs only between reads)."""
+        loop = asyncio.get_running_loop()
+        heard = loop.time()
+        while True:
+            message = await pubsub.get_message(timeout=BUS_PING_SECONDS)
+            if message is not None:
+                heard = loop.time()
+                if message["type"] == "message":
+                    yield message
+                continue
+            if loop.time() - heard > 2 * BUS_PING_SECONDS:
+                raise BusSilent(f"nothing heard for {loop.time() - heard:.1f} s")
+            await pubsub.ping()  # its pong is a message too
+
     def _decoded(self, data: bytes) -> Any:
         """A published message, decoded for python-socketio's loop (which takes dicts too)."""
         try:
@@ -521,6 +550,7 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
         except (KeyError, IndexError, TypeError):
             return
         self.delivered[room] = cursor
+        self._heard(cursor)
         waiter = self._waiting.pop((room, cursor), None)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -542,6 +572,12 @@ class RedisFanOutManager(AsyncPubSubManager, FanOutManager):  # type: ignore[mis
         finally:
             self._waiting.pop(waiting, None)
         return True
+
+    def _heard(self, cursor: str) -> None:
+        """Every message kept before ``cursor`` (Redis's clock) was heard here."""
+        order, last = entry_order(cursor), entry_order(self.heard_up_to or "")
+        if order is not None and (last is None or order > last):
+            self.heard_up_to = cursor
 
     def _reached(self, room: str, cursor: str) -> bool:
         """True when this node delivered ``cursor`` to ``room``, or a later message."""
