@@ -132,6 +132,7 @@ class RedisHistory:
             return KeptOnce(str(reply))
         first = wire_json.loads(reply)
         if first["id"] == message["id"]:  # redis-py ran the script again after a lost reply
+            await self._delivered_here(email, str(first["cursor"]))
             return KeptOnce(str(first["cursor"]))
         return KeptOnce(str(first["cursor"]), first)
 

@@ -12,6 +12,9 @@ from roomz.server.redis_state import RedisFanOutManager, connect
 
 from .helpers import TIMEOUT
 
+#: What the fake answers besides SUBSCRIBE (anything else: OK).
+ANSWERS = {b"PING": b"+PONG\r\n", b"TIME": b"*2\r\n$10\r\n1796230000\r\n$1\r\n0\r\n"}
+
 
 class GarblingRedis:
     """A loopback server that answers like Redis until a client subscribes, then sends a
@@ -39,8 +42,8 @@ class GarblingRedis:
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
             while True:
                 words = await self._command(reader)
-                if words[0].upper() != b"SUBSCRIBE":  # a health check, CLIENT SETINFO
-                    writer.write(b"+PONG\r\n" if words[0].upper() == b"PING" else b"+OK\r\n")
+                if words[0].upper() != b"SUBSCRIBE":  # a health check, TIME, CLIENT SETINFO
+                    writer.write(ANSWERS.get(words[0].upper(), b"+OK\r\n"))
                     continue
                 self.subscribes += 1
                 if self.subscribes == 2:
