@@ -46,6 +46,8 @@ INVALID_NAME = {
 NOT_DELIVERED = {"error": "Message not delivered to all your connections: the server cannot "
                           "reach its other nodes; try again shortly", "code": 503}
 BUSY = "Server busy: shared state unreachable; try again shortly"
+#: Pauses while a question's message may have been kept, until Redis answers (about 1 min).
+SETTLE_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 NOT_KEPT = {"error": "Message not sent: the server cannot keep it in its history just now; "
                      "try again shortly", "code": 503}
 NOT_RECORDED = {"error": "Message not sent: the server cannot record its question or answer "
@@ -118,6 +120,7 @@ class Chat:
         self._too_many = {"error": f"Too many messages: at most {settings.message_rate:g} per "
                                    "second; slow down", "code": 429}
         self._welcomes: set[asyncio.Task[None]] = set()
+        self._settling: set[asyncio.Task[None]] = set()  # _settle(): undos that wait on Redis
         self._closing = False  # the server is stopping (close_all)
         sio.on("connect", self.connect)
         sio.on("disconnect", self.disconnect)
@@ -280,10 +283,39 @@ class Chat:
         if self.replays is not None:  # kept before anyone sees it: acknowledged is replayable
             try:
                 await self.replays.keep(conn.email, message)
-            except StoreUnavailable:
-                await undo()  # a question asked or answered goes with its message
+            except StoreUnavailable as exc:
+                await self._undo_unless_kept(conn.email, message_id, undo, exc.maybe_done)
                 return NOT_KEPT
         return await self._broadcast(conn, message)
+
+    async def _undo_unless_kept(self, email: str, message_id: str, undo: Undo,
+                                maybe_kept: bool) -> None:
+        """Undo the question asked or answered by a message that could not be kept: it goes
+        with its message. On several nodes, Redis may have kept (and so published) the
+        message though its answer was lost (``maybe_kept``): whether it did is looked up
+        once Redis answers again, and a message every connection was shown keeps its
+        question."""
+        if undo is _nothing or not (maybe_kept and self._kept_is_sent):
+            await undo()
+            return
+        task = asyncio.get_running_loop().create_task(self._settle(email, message_id, undo))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle(self, email: str, message_id: str, undo: Undo) -> None:
+        assert self.replays is not None  # only with the history on
+        for delay in SETTLE_DELAYS:
+            try:
+                kept = await self.replays.holds(email, message_id)
+            except StoreUnavailable:
+                await asyncio.sleep(delay)
+                continue
+            if not kept:
+                log.info("%s: a question asked or answered by a message that was not kept "
+                         "is undone", email)
+                await undo()
+            return
+        await undo()  # Redis still away: undone as before (as soon as Redis answers)
 
     async def _message_once(self, conn: Connection, content: str, key: Any,
                             data: dict[str, Any]) -> dict[str, Any]:
@@ -448,6 +480,8 @@ class Chat:
         meanwhile to hold the stop up further.
         """
         self._closing = True
+        for task in list(self._settling):  # Redis away as the server stops: left undone
+            task.cancel()
         self.presence.closing()
         self.questions.closing()
         await internals.close_transports(self.sio)

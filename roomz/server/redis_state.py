@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from .internals import AsyncPubSubManager, FanOutManager
 from .magic_links import (
@@ -70,8 +70,8 @@ async def guard(call: Awaitable[T]) -> T:
     every shared store raises when it cannot answer."""
     try:
         return await call
-    except (RedisError, OSError) as exc:
-        raise StoreUnavailable(str(exc)) from exc
+    except (RedisError, OSError) as exc:  # an error answer is a refusal; the rest may have run
+        raise StoreUnavailable(str(exc), maybe_done=not isinstance(exc, ResponseError)) from exc
 
 
 #: Fail fast, so no request hangs on a Redis that went away.

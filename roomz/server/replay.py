@@ -140,6 +140,12 @@ class Replays:
         gate.holding = False  # no await since the last look at held: nothing slips past
         asyncio.get_running_loop().call_later(LATE_COPIES_SECONDS, self.manager.ungate, sid)
 
+    async def holds(self, email: str, message_id: str) -> bool:
+        """True when ``email``'s history holds the message ``message_id`` (within the
+        window); raises :class:`StoreUnavailable`."""
+        kept = await self.store.latest(email, self.store.window.messages)
+        return any(message.get("id") == message_id for message in kept)
+
     async def latest(self, email: str, data: dict[str, Any]) -> dict[str, Any]:
         """The acknowledgement of a ``history`` request ``{"limit": N}``."""
         limit = data.get("limit", REPLAY_CHUNK)

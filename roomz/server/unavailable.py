@@ -2,4 +2,12 @@
 
 
 class StoreUnavailable(Exception):
-    """Shared state (Redis) is unreachable; answer "try again shortly", keep the connections."""
+    """Shared state (Redis) is unreachable; answer "try again shortly", keep the connections.
+
+    ``maybe_done``: the store may have done what was asked all the same (the command went,
+    and its answer was lost with the connection), as opposed to refusing it.
+    """
+
+    def __init__(self, message: str = "", *, maybe_done: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_done = maybe_done

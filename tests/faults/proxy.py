@@ -179,16 +179,19 @@ class LostReplies:
         self.redis_port = redis_port
         self.marker: bytes | None = None
         self.then_refuse = False
+        self.swallow = False
         self.refusing = False
         self.dropped = asyncio.Event()
         self._server: asyncio.Server | None = None
 
-    def arm(self, marker: bytes, *, then_refuse: bool = False) -> None:
+    def arm(self, marker: bytes, *, then_refuse: bool = False, swallow: bool = False) -> None:
         """Drop the reply to the next command that holds ``marker``; ``then_refuse``: and
         refuse new connections from then on, until :meth:`restore` (the node is cut off
-        from Redis, so its client's retry fails too)."""
+        from Redis, so its client's retry fails too); ``swallow``: the command itself is
+        lost too (it never reaches Redis)."""
         self.marker = marker
         self.then_refuse = then_refuse
+        self.swallow = swallow
         self.dropped.clear()
 
     def restore(self) -> None:
@@ -218,6 +221,8 @@ class LostReplies:
                     self.refusing = self.then_refuse
                     cut.set()  # Redis runs it; its reply, read below, is not passed on
                     self.dropped.set()
+                    if self.swallow:
+                        return  # nor does Redis get it
                 redis_out.write(data)
                 await redis_out.drain()
 
