@@ -164,6 +164,9 @@ async def test_a_redis_restart(tmp_path: Path, make_client: Callable[..., AsyncC
         log = await traffic_through(restart_redis, clients)
         assert {s.code for s in log.of("error")} <= {503}, log.of("error")
         await assert_nothing_missed(log, watches)
+        for watch in watches:  # each heard the user's messages in the order kept
+            cursors = [tuple(map(int, m["cursor"].split("-"))) for m in watch.messages]
+            assert cursors == sorted(cursors), watch.name
 
 
 @pytest.mark.parametrize("away", [1.0, 30.0], ids=["a cut link", "away for 30 s"])
