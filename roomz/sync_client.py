@@ -201,7 +201,9 @@ class SyncClient(ClientOptions):
 
     def close(self) -> None:
         """Disconnect and stop the background thread; the client cannot be used afterwards.
-        A call another thread is waiting in (``ask()``, say) raises :class:`ConnectionError`."""
+        A call another thread is waiting in (``ask()``, say) ends at once: with
+        :class:`ConnectionError`, or as a closed connection ends a call waiting for its
+        acknowledgement (408)."""
         if self._closed:
             return
         try:
