@@ -147,8 +147,7 @@ class Server:
         if bus_and_history is not None:
             # Kept messages arrive by the bus alone: a broken subscription may have lost some.
             bus, kept = bus_and_history
-            bus.after_gap = BusGaps(self.sio, self.chat.connections, bus.delivered, kept,
-                                    lambda: bus.heard_up_to)
+            bus.after_gap = BusGaps(self.sio, self.chat.connections, bus, kept)
         self._background.append(_in_background(lambda: _session_checks(
             self.chat, records, self.settings.session_check_interval)))
         self.idle_connections = IdleConnections(self.settings.max_idle_connections_per_address,

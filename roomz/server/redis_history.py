@@ -24,14 +24,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import redis.asyncio as aioredis
 
 from . import wire_json
 from .channels import channel_of
 from .history import KeptOnce, Replay, Window
-from .redis_state import PREFIX, entry_order, guard, once, run_key
+from .redis_state import PREFIX, RedisFanOutManager, entry_order, guard, once, run_key
 from .unavailable import StoreUnavailable
 
 START = "0-0"  # the cursor of a client that joined before the user's first message
@@ -64,29 +64,6 @@ redis.call('SET', KEYS[2], cjson.encode({id = ARGV[7], timestamp = ARGV[8], curs
 """ + PUBLISH + "return {1, id, heard}"
 
 
-class Bus(Protocol):
-    """What the history needs of the message bus
-    (:class:`~roomz.server.redis_state.RedisFanOutManager`)."""
-
-    channel: str
-
-    async def listening(self) -> None:
-        """Return once the other nodes listen (at once, unless Redis was away)."""
-
-    def unreachable(self) -> None:
-        """Redis failed: the next publishes wait for the other nodes to listen again."""
-
-    def heard(self, listeners: int) -> None:
-        """A publish reached ``listeners`` nodes."""
-
-    async def delivered_here(self, room: str, cursor: str) -> bool:
-        """Wait (briefly) until this node delivered the kept message ``cursor`` to ``room``."""
-
-    def kept_message(self, room: str, message: dict[str, Any]) -> tuple[str, str]:
-        """The bus message delivering ``message`` to ``room``, in the two pieces that go
-        around its cursor."""
-
-
 class RedisHistory:
     """The :class:`~roomz.server.history.HistoryStore` of several nodes, in Redis streams.
 
@@ -97,7 +74,8 @@ class RedisHistory:
     sent, so during an outage it is this store that fails first).
     """
 
-    def __init__(self, redis: aioredis.Redis, window: Window, bus: Bus | None = None) -> None:
+    def __init__(self, redis: aioredis.Redis, window: Window,
+                 bus: RedisFanOutManager | None = None) -> None:
         self.redis = redis
         self.window = window
         self.bus = bus
@@ -192,11 +170,6 @@ class RedisHistory:
                 pipe.xrevrange(self._key(email), "+", f"({cursors[email]}", count=1)
             found = await guard(pipe.execute())
         return {email for email, entries in zip(emails, found, strict=True) if entries}
-
-    @staticmethod
-    def cursor_at(when: float) -> str:
-        """The cursor before every entry added at ``when`` (``time.time()``) or later."""
-        return f"{max(0, math.floor(when * 1000) - 1)}-0"
 
     async def latest(self, email: str, count: int) -> list[dict[str, Any]]:
         """The last ``count`` messages in the window, oldest first."""
