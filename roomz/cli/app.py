@@ -252,20 +252,21 @@ class ChatApp:
         try:
             ack = await client.send(text, key=key)
         except ClientError:
-            if key is not None:  # the link may have dropped after it went
-                self._unacknowledged.remember(text, key)
-            return self.connection.not_connected(), False
+            pass  # not connected: said below
         finally:
             self.origins.sent(self, origin, ack.get("message_id"))
+        if key is not None and (not ack or "error" in ack):
+            # It may have gone all the same (no answer, a dropped link, a 503 after Redis
+            # kept it): sent again, the line takes this key, and the server says it once.
+            self._unacknowledged.remember(text, key)
+        if not ack:
+            return self.connection.not_connected(), False
         if ack.get("code") == 408:
             if key is None:
                 return f"{ack['error']}: it may have gone; this server may show it twice if " \
                        "you send it again", True
-            self._unacknowledged.remember(text, key)
             return f"{ack['error']}: send it again (Up, Enter), and it is shown once", True
         if "error" in ack:
-            if key is not None:  # kept before its answer was lost, perhaps: said once again
-                self._unacknowledged.remember(text, key)
             return str(ack["error"]), False
         shown = ack.get("message_id") in self._shown or self.backlog.holds(ack.get("message_id"))
         if not shown:  # a server that did not echo it to us

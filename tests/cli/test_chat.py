@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import re
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from .helpers import (
     CLOCK,
     CTRL_C,
     TIMEOUT,
+    Terminal,
     connect_other,
     open_terminal,
     style_of,
@@ -344,6 +347,42 @@ async def test_a_refused_message_is_one_line_with_the_text_kept(tmp_path: Path) 
             assert second == " " * first.index("x") + "y" * 999  # under the text
 
 
+@contextlib.asynccontextmanager
+async def with_other_device(server: LocalServer, tmp_path: Path, url: str | None = None,
+                            **client_options: float) -> AsyncIterator[tuple[Terminal, list[str]]]:
+    """A terminal signed in on ``server`` (reached through ``url``, a proxy, if given) with
+    ``client_options`` set on its client, and what another device of the user hears."""
+    def setup(app: object) -> None:
+        for name, value in client_options.items():
+            setattr(app.client, name, value)  # type: ignore[attr-defined]
+
+    other = None
+    try:
+        async with open_terminal(url or server.url, tmp_path, setup=setup) as term:
+            await term.sign_in(server, EMAIL)
+            other = await connect_other(server, EMAIL)
+            heard: list[str] = []
+            other.on("message", lambda event: heard.append(event["content"]))
+            yield term, heard
+    finally:
+        if other is not None:
+            await asyncio.wait_for(other.disconnect(), TIMEOUT)
+
+
+async def sent_again_said_once(term: Terminal, heard: list[str], line: str,
+                               start: int) -> None:
+    """Up, Enter: ``line`` sent again, with its first key; the other device hears it once
+    (checked after the next line), and the terminal shows it once since ``start``."""
+    term.type("\x1b[A")  # Up: the line again
+    await term.until(lambda: term.typed == line, "the line recalled")
+    term.type("\r")
+    await term.until(lambda: not term.typed, "the line sent again")
+    await term.command("and after", ": and after$", timeout=10)
+    await term.until(lambda: heard[-1:] == ["and after"], "the next line heard")
+    assert heard.count(line) == 1, heard
+    assert sum(t.endswith(f": {line}") for t in term.texts[start:]) == 1
+
+
 @pytest.mark.timeout(60)
 async def test_a_line_refused_after_it_was_kept_sent_again_is_said_once(tmp_path: Path) -> None:
     """On Redis, the server kept a line, delivered it, and lost Redis's answer: the line is
@@ -353,32 +392,18 @@ async def test_a_line_refused_after_it_was_kept_sent_again_is_said_once(tmp_path
         proxy = LostReplies(redis.port)
         port = await proxy.__aenter__()
         server = LocalServer(redis_url=f"redis://127.0.0.1:{port}", jwt_secret=SECRET)
-        other = None
         try:
             await asyncio.wait_for(server.start(), TIMEOUT)
-            async with open_terminal(server.url, tmp_path) as term:
-                await term.sign_in(server, EMAIL)
-                other = await connect_other(server, EMAIL)
-                heard: list[str] = []
-                other.on("message", lambda event: heard.append(event["content"]))
+            async with with_other_device(server, tmp_path) as (term, heard):
                 await term.command("warm-up", ": warm-up$")  # Redis knows the script now
                 start = term.mark()
                 proxy.arm(b"kept, its answer lost", then_refuse=True)
                 await term.command("kept, its answer lost", "cannot keep it")
                 await term.wait_for(": kept, its answer lost$", start=start)
                 proxy.restore()
-                term.type("\x1b[A")  # Up: the line again
-                await term.until(lambda: term.typed == "kept, its answer lost", "the line")
-                term.type("\r")
-                await term.until(lambda: not term.typed, "the line sent again")
-                await term.command("and after", ": and after$", timeout=10)
-                await term.until(lambda: heard[-1:] == ["and after"], "the next line heard")
+                await sent_again_said_once(term, heard, "kept, its answer lost", start)
                 assert heard == ["warm-up", "kept, its answer lost", "and after"]
-                assert sum(t.endswith(": kept, its answer lost")
-                           for t in term.texts[start:]) == 1
         finally:
-            if other is not None:
-                await asyncio.wait_for(other.disconnect(), TIMEOUT)
             await asyncio.wait_for(server.stop(), 15)
             await proxy.__aexit__(None, None, None)
 
@@ -390,17 +415,9 @@ async def test_a_line_that_got_no_answer_sent_again_is_said_once(
     and the terminal shows it once."""
     proxy = TcpProxy([server.port])
     await proxy.start()
-
-    def quick(app: object) -> None:
-        app.client.connection_timeout = 1.0  # type: ignore[attr-defined]
-
-    other = None
     try:
-        async with open_terminal(proxy.url, tmp_path, setup=quick) as term:
-            await term.sign_in(server, EMAIL)
-            other = await connect_other(server, EMAIL)
-            heard: list[str] = []
-            other.on("message", lambda event: heard.append(event["content"]))
+        async with with_other_device(server, tmp_path, proxy.url,
+                                     connection_timeout=1.0) as (term, heard):
             start = term.mark()
             proxy.deafen()  # the line goes out; nothing comes back
             line = await term.command("hello once", "Perhaps not sent", timeout=TIMEOUT)
@@ -409,17 +426,9 @@ async def test_a_line_that_got_no_answer_sent_again_is_said_once(
                                 r"hello once", text_of(line)), text_of(line)
             proxy.restore()  # what was held arrives: the line had gone after all
             await term.wait_for(": hello once$", start=start)
-            term.type("\x1b[A")  # Up: the line again
-            await term.until(lambda: term.typed == "hello once", "the line recalled")
-            term.type("\r")
-            await term.until(lambda: not term.typed, "the line sent again")
-            await term.command("and after", ": and after$")
-            await term.until(lambda: heard[-1:] == ["and after"], "the next line heard")
+            await sent_again_said_once(term, heard, "hello once", start)
             assert heard == ["hello once", "and after"]  # not twice: it came in between
-            assert sum(t.endswith(": hello once") for t in term.texts[start:]) == 1
     finally:
-        if other is not None:
-            await asyncio.wait_for(other.disconnect(), TIMEOUT)
         await asyncio.wait_for(proxy.close(), TIMEOUT)
 
 
@@ -430,18 +439,9 @@ async def test_a_line_in_flight_as_the_link_drops_is_perhaps_not_sent_at_once(
     connection_timeout (30 s here); sent again once back, it is said once."""
     proxy = TcpProxy([server.port])
     await proxy.start()
-
-    def patient(app: object) -> None:
-        app.client.connection_timeout = 30.0  # type: ignore[attr-defined]
-        app.client.reconnect_delay = 0.1  # type: ignore[attr-defined]
-
-    other = None
     try:
-        async with open_terminal(proxy.url, tmp_path, setup=patient) as term:
-            await term.sign_in(server, EMAIL)
-            other = await connect_other(server, EMAIL)
-            heard: list[str] = []
-            other.on("message", lambda event: heard.append(event["content"]))
+        async with with_other_device(server, tmp_path, proxy.url, connection_timeout=30.0,
+                                     reconnect_delay=0.1) as (term, heard):
             start = term.mark()
             proxy.deafen()  # the line goes out; nothing comes back
             term.type("hello once\r")
@@ -457,15 +457,7 @@ async def test_a_line_in_flight_as_the_link_drops_is_perhaps_not_sent_at_once(
             proxy.restore()
             await term.until(lambda: term.app.client.connected, "the reconnect")
             await term.wait_for(": hello once$", start=start)  # replayed once back
-            term.type("\x1b[A")  # Up: the line again, sent with its first key
-            await term.until(lambda: term.typed == "hello once", "the line recalled")
-            term.type("\r")
-            await term.until(lambda: not term.typed, "the line sent again")
-            await term.command("and after", ": and after$")
-            await term.until(lambda: heard[-1:] == ["and after"], "the next line heard")
+            await sent_again_said_once(term, heard, "hello once", start)
             assert heard == ["hello once", "and after"]
-            assert sum(t.endswith(": hello once") for t in term.texts[start:]) == 1
     finally:
-        if other is not None:
-            await asyncio.wait_for(other.disconnect(), TIMEOUT)
         await asyncio.wait_for(proxy.close(), TIMEOUT)
