@@ -509,9 +509,10 @@ class Bot:
         Returns the server's (last) acknowledgement; raises :class:`roomz.ConnectionError`
         when the bot is stopped, or stays disconnected for longer than 30 seconds. A 503
         that says nothing was delivered ("Message not sent: ... try again shortly") is sent
-        again for up to 30 seconds. On a server that offers ``send_once`` each part is kept
-        in the bot's outbox while it is sent: one still on its way when the bot dies or
-        stops is sent again, said once, by its next run.
+        again for up to 30 seconds, and so, with its key, is one that says it may have
+        gone (``maybe_sent``: several nodes, Redis away). On a server that offers
+        ``send_once`` each part is kept in the bot's outbox while it is sent: one still on
+        its way when the bot dies or stops is sent again, said once, by its next run.
 
         Sent while the bot handles a message, ``text`` is a reply to it: when the flood
         limit's line of replies overflows it is dropped, and :data:`DROPPED` (code 429) is
@@ -635,7 +636,8 @@ class Bot:
         """Send, for up to ``SEND_WAIT_SECONDS``, until the message is taken or refused.
 
         While the server answers that it delivered nothing and to try again shortly (it
-        cannot keep messages just now: Redis is away), try again. On a server that offers
+        cannot keep messages just now: Redis is away), try again; with a key, also while it
+        answers that the message may have gone (``maybe_sent``). On a server that offers
         ``send_once`` the message carries a key of its own, and when no acknowledgement
         came (408, or the link dropped) it is sent again with that key once connected:
         the server says it once. Without that, any other answer is returned: sent again,
@@ -655,8 +657,9 @@ class Bot:
                 self._sending_again(text, str(exc))
                 await asyncio.sleep(RESEND_DELAYS[0])  # the client is noticing the drop
             else:
-                if ack.get("code") == 503 and str(ack.get("error")).startswith(NOT_SENT):
-                    lost = False
+                if ack.get("code") == 503 and (str(ack.get("error")).startswith(NOT_SENT)
+                                               or (ack.get("maybe_sent") is True and key)):
+                    lost = ack.get("maybe_sent") is True  # Redis's answer lost: perhaps kept
                     delay = RESEND_DELAYS[min(refused, len(RESEND_DELAYS) - 1)]
                     refused += 1
                     if loop.time() + delay > deadline:

@@ -53,6 +53,8 @@ log = logging.getLogger("roomz.cli")
 NO_CONFIG = "No bots here: start with --config FILE to host some."
 SHOWN_MESSAGE_IDS = 1024  # enough to catch a message delivered to both clients of a swap
 UNACKNOWLEDGED_KEPT = 20  # lines sent without an answer whose key a send again reuses
+#: Why a line answered ``maybe_sent`` (several nodes: Redis's reply was lost) may have gone.
+PERHAPS_KEPT = "the server lost touch with its history store"
 COLLAPSED_KEPT = 100  # collapsed messages /expand can still open
 
 
@@ -261,11 +263,12 @@ class ChatApp:
             self._unacknowledged.remember(text, key)
         if not ack:
             return self.connection.not_connected(), False
-        if ack.get("code") == 408:
+        if ack.get("code") == 408 or ack.get("maybe_sent") is True:
+            why = ack["error"] if ack.get("code") == 408 else PERHAPS_KEPT
             if key is None:
-                return f"{ack['error']}: it may have gone; this server may show it twice if " \
+                return f"{why}: it may have gone; this server may show it twice if " \
                        "you send it again", True
-            return f"{ack['error']}: send it again (Up, Enter), and it is shown once", True
+            return f"{why}: send it again (Up, Enter), and it is shown once", True
         if "error" in ack:
             return str(ack["error"]), False
         shown = ack.get("message_id") in self._shown or self.backlog.holds(ack.get("message_id"))

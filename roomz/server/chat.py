@@ -50,6 +50,11 @@ BUSY = "Server busy: shared state unreachable; try again shortly"
 SETTLE_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 NOT_KEPT = {"error": "Message not sent: the server cannot keep it in its history just now; "
                      "try again shortly", "code": 503}
+#: On several nodes, Redis may have kept, and so delivered, a message whose answer was lost:
+#: clients say "perhaps", and the same message sent again with its key is said once.
+PERHAPS_KEPT = {"error": "Message perhaps not sent: the server lost touch with its history "
+                         "store as it kept it; try again shortly", "code": 503,
+                "maybe_sent": True}
 NOT_RECORDED = {"error": "Message not sent: the server cannot record its question or answer "
                          "just now; try again shortly", "code": 503}
 NOT_LISTED = {"error": "Connections not listed: the server cannot reach its other nodes; "
@@ -285,8 +290,13 @@ class Chat:
                 await self.replays.keep(conn.email, message)
             except StoreUnavailable as exc:
                 await self._undo_unless_kept(conn.email, message_id, undo, exc.maybe_done)
-                return NOT_KEPT
+                return self._not_kept(exc)
         return await self._broadcast(conn, message)
+
+    def _not_kept(self, exc: StoreUnavailable) -> dict[str, Any]:
+        """The answer to a message the history could not keep, or perhaps kept: on one node
+        a failed write kept nothing; on several, Redis may have run it and lost the reply."""
+        return PERHAPS_KEPT if exc.maybe_done and self._kept_is_sent else NOT_KEPT
 
     async def _undo_unless_kept(self, email: str, message_id: str, undo: Undo,
                                 maybe_kept: bool) -> None:
@@ -334,8 +344,8 @@ class Chat:
         message = _message_of(conn, str(uuid.uuid4()), content, rich)
         try:
             kept = await self.replays.keep_once(conn.email, key, message)
-        except StoreUnavailable:
-            return NOT_KEPT
+        except StoreUnavailable as exc:
+            return self._not_kept(exc)
         if kept.first is not None:  # sent before: said once, answered as the first time
             return {"status": "ok", "message_id": kept.first["id"],
                     "timestamp": kept.first["timestamp"], "duplicate": True}

@@ -106,13 +106,17 @@ async def test_a_message_kept_as_its_node_is_cut_off_still_reaches_the_other_nod
         tmp_path: Path, make_client: Callable[..., AsyncClient]) -> None:
     """Node 0 keeps a message and loses Redis before it hears back (as if it died there).
     It used to publish a message only after keeping it: the other node's connections,
-    which stayed up, never heard it. Keeping now publishes it, in one step."""
+    which stayed up, never heard it. Keeping now publishes it, in one step; the sender is
+    told the message may have gone (it was told "not sent")."""
     async with cut_off_node(tmp_path, make_client) as nodes:
         nodes.proxy.arm(b"kept as the node is cut off", then_refuse=True)
         answer = await asyncio.wait_for(nodes.sender.send("kept as the node is cut off"),
                                         TIMEOUT)
         assert nodes.proxy.dropped.is_set()
-        assert answer.get("code") == 503, answer  # the sender cannot know: "try again"
+        # The node cannot know whether Redis kept it, and says so: "perhaps", not "not sent".
+        assert answer == {"error": "Message perhaps not sent: the server lost touch with its "
+                                   "history store as it kept it; try again shortly",
+                          "code": 503, "maybe_sent": True}, answer
         await nodes.reader.events.wait_for(
             "message", lambda m: m["content"] == "kept as the node is cut off")
         assert nodes.reader.count("down") == 0  # heard live, not by a replay

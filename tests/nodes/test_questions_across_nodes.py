@@ -40,6 +40,7 @@ WORST_LATENESS = 1.0
 SLACK = 10.0
 NOT_RECORDED = {"error": "Message not sent: the server cannot record its question or answer "
                          "just now; try again shortly", "code": 503}
+#: Redis refused the write (an error reply): nothing was kept, and the answer says so.
 NOT_KEPT = {"error": "Message not sent: the server cannot keep it in its history just now; "
                      "try again shortly", "code": 503}
 

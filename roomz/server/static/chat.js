@@ -496,13 +496,16 @@
         // Sent again, it takes this key: an answer lost after the server kept it (a 503
         // on several nodes) cannot make it show twice either.
         if (key) remember(content, key);
-        if (!error) {
+        const maybeSent = !error && ack && ack.maybe_sent === true;
+        if (!error && !maybeSent) {
           say(composeSaid, `Not sent: ${(ack && ack.error) || "refused"}.`
             + (inBox ? " Your message is still in the box." : ""), "bad");
           return;
         }
-        // No answer: it may have gone. Sent again with its key, it is shown once.
-        say(composeSaid, "Perhaps not sent: the server did not answer in time. "
+        // No answer, or Redis's lost: it may have gone. Sent again with its key, it is shown once.
+        const why = error ? "the server did not answer in time"
+                          : "the server lost touch with its history store";
+        say(composeSaid, `Perhaps not sent: ${why}. `
           + (key ? `${inBox ? "Press Enter" : "Send it again"} and it is shown once, `
                    + "whether it went or not."
                  : "It may show twice if you send it again."), "bad");
