@@ -163,6 +163,16 @@ async def test_a_handshake_from_another_origin_is_refused_before_socket_io(
                 assert (await resp.text()).startswith("0{")  # Engine.IO OPEN
 
 
+async def test_a_handshake_from_the_public_url_is_accepted_whatever_host_it_names() -> None:
+    """A page at the public URL opens Socket.IO even when the request names the host
+    without the page's port, as a proxy passing on ``$server_name`` does."""
+    page = {"Origin": "http://chat.example.com:8000", "Host": "chat.example.com"}
+    async with LocalServer(public_url="http://chat.example.com:8000") as server, \
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http, \
+            http.get(server.url + "/socket.io/?EIO=4&transport=polling", headers=page) as resp:
+        assert resp.status == 200, await resp.text()
+
+
 async def test_client_may_emit_from_its_authenticated_handler(server: LocalServer) -> None:
     """A bot that names itself as soon as it is authenticated gets its answer."""
     token = await server.sign_in(ALICE)
