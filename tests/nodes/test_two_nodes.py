@@ -9,6 +9,7 @@ import aiohttp
 
 from roomz import AsyncClient
 from roomz.session_cache import SessionCache
+from tests.server.helpers import close_client, open_client
 from tests.server.proc import ServerProcess
 from tests.waiting import wait_until as until
 
@@ -126,3 +127,40 @@ async def test_rich_messages_cross_nodes_and_questions_are_offered(
         finally:
             await a.disconnect()
             await b.disconnect()
+
+
+async def test_presence_and_names_skip_the_right_connection_across_nodes(
+        node: Callable[..., ServerProcess]) -> None:
+    """Raw connections on two nodes hear exactly what PROTOCOL.md section 2 says: the
+    newcomer no ``user_joined`` of its own, the renamed one no ``display_name_changed`` of
+    its own, the sender its message before its acknowledgement, the one that stays the
+    other's ``user_left``."""
+    async with node() as one, node() as two:
+        token = await one.sign_in("erin@example.com")
+        first = await open_client(one.url, token)
+        await first.wait_for("authenticated")
+        second = await open_client(two.url, token)
+        try:
+            await second.wait_for("authenticated")
+            joined = await first.wait_for("user_joined")
+            assert joined["total_connections"] == 2
+
+            assert await second.call("set_display_name", {"display_name": "Bee"}) == {
+                "status": "ok", "display_name": "Bee"}
+            changed = await first.wait_for("display_name_changed")
+            assert changed["connection_id"] == second.connection_id
+
+            def on_ack(answer: object) -> None:
+                second.record("ack", answer)  # in the same stream as events, as it arrives
+
+            await second.sio.emit("message", {"content": "across"}, callback=on_ack)
+            ack = await second.wait_for("ack")
+            assert [e for e, _ in second.events if e in ("message", "ack")] == ["message", "ack"]
+            await first.wait_for("message", lambda d: d["id"] == ack["message_id"])
+            assert [e for e, _ in second.events if e in ("user_joined",
+                                                         "display_name_changed")] == []
+        finally:
+            await close_client(second)
+        left = await first.wait_for("user_left")
+        assert (left["user"]["display_name"], left["remaining_connections"]) == ("Bee", 1)
+        await close_client(first)
