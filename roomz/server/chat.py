@@ -7,7 +7,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -60,6 +60,10 @@ NOT_RECORDED = {"error": "Message not sent: the server cannot record its questio
 NOT_LISTED = {"error": "Connections not listed: the server cannot reach its other nodes; "
                        "try again shortly", "code": 503}
 _NO_DATA = object()
+#: How long an event of a new connection waits for its greeting and replay (docs/protocol.md
+#: 3.7): their Redis reads time out in 2 s; past it, the event is handled anyway. Well under
+#: the ping timeout, as the connection reads nothing else meanwhile.
+ENTRY_WAIT_SECONDS = 10.0
 #: What this server adds to the protocol, named in ``authenticated`` (docs/protocol.md 3.8-9);
 #: with history on, :data:`SEND_ONCE` (3.5) too.
 FEATURES = ["content_types", "questions", "who"]
@@ -99,6 +103,8 @@ class Connection:
     display_name: str | None = None
     resume: Resume | None = None  # the history it asked for as it connected (extension)
     client: ClientInfo = ClientInfo()  # what it said it is, for who
+    #: Set once it has been greeted and has caught up (or is gone): its events wait for it.
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def channel(self) -> str:
@@ -207,7 +213,11 @@ class Chat:
         user = conn.user()
         greeting = {"user": user, "channel": conn.channel, "server_time": now_iso(),
                     "connection_id": conn.connection_id, "features": self.features}
-        if not await self._enter(sid, conn, greeting):
+        try:
+            entered = await self._enter(sid, conn, greeting)
+        finally:
+            conn.entered.set()
+        if not entered:
             return
         await self._tell_others(conn, sid, "user_joined", {
             "user": user, "timestamp": now_iso(), "total_connections": total,
@@ -240,6 +250,7 @@ class Chat:
         conn = self.connections.pop(sid, None)
         if conn is None:
             return
+        conn.entered.set()  # events that wait for its greeting are answered 401
         try:
             remaining = await self.presence.leave(conn.email, conn.connection_id)
         except StoreUnavailable:
@@ -251,10 +262,19 @@ class Chat:
             "user": conn.user(), "timestamp": now_iso(), "remaining_connections": remaining,
         })
 
-    def _sender(self, sid: str, data: Any) -> Connection | dict[str, Any]:
+    async def _sender(self, sid: str, data: Any) -> Connection | dict[str, Any]:
         """The signed-in connection behind an event, or the error answer when it may not send
-        this one: not signed in, over its message rate, or data that is not an object."""
+        this one: not signed in, over its message rate, or data that is not an object.
+
+        A connection's events wait until it has been greeted and has caught up: a client may
+        emit as soon as Socket.IO connects, and its answers, and its own message, must come
+        after its ``authenticated`` and replay, the message before its acknowledgement.
+        """
         conn = self.connections.get(sid)
+        if conn is not None and not conn.entered.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(conn.entered.wait(), ENTRY_WAIT_SECONDS)
+            conn = self.connections.get(sid)
         if conn is None:
             return NOT_AUTHENTICATED
         if not conn.rate.take():
@@ -265,7 +285,7 @@ class Chat:
 
     async def message(self, sid: str, data: Any = _NO_DATA, *extra: Any) -> dict[str, Any]:
         """Broadcast a chat message to the sender's channel, sender included, then ack it."""
-        conn = self._sender(sid, data)
+        conn = await self._sender(sid, data)
         if isinstance(conn, dict):
             return conn
         content = data.get("content")
@@ -390,7 +410,7 @@ class Chat:
     async def who(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
         """List the connections of the asking connection's user on every node
         (docs/protocol.md 3.9)."""
-        conn = self._sender(sid, {} if data is None else data)
+        conn = await self._sender(sid, {} if data is None else data)
         if isinstance(conn, dict):
             return conn
         try:
@@ -403,7 +423,7 @@ class Chat:
     async def set_display_name(self, sid: str, data: Any = _NO_DATA,
                                *extra: Any) -> dict[str, Any]:
         """Set or clear this connection's display name and tell the user's other connections."""
-        conn = self._sender(sid, data)
+        conn = await self._sender(sid, data)
         if isinstance(conn, dict):
             return conn
         name = data.get("display_name")
@@ -420,7 +440,7 @@ class Chat:
 
     async def history(self, sid: str, data: Any = _NO_DATA, *extra: Any) -> dict[str, Any]:
         """The last ``limit`` messages of the sender's user (extension), oldest first."""
-        conn = self._sender(sid, data)
+        conn = await self._sender(sid, data)
         if isinstance(conn, dict):
             return conn
         assert self.replays is not None  # the event is only handled with history on

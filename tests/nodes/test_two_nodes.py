@@ -9,7 +9,7 @@ import aiohttp
 
 from roomz import AsyncClient
 from roomz.session_cache import SessionCache
-from tests.server.helpers import close_client, open_client
+from tests.server.helpers import ChatClient, close_client, open_client
 from tests.server.proc import ServerProcess
 from tests.waiting import wait_until as until
 
@@ -164,3 +164,35 @@ async def test_presence_and_names_skip_the_right_connection_across_nodes(
         left = await first.wait_for("user_left")
         assert (left["user"]["display_name"], left["remaining_connections"]) == ("Bee", 1)
         await close_client(first)
+
+
+async def test_a_resuming_connection_that_sends_at_once_is_answered_after_its_greeting(
+        node: Callable[..., ServerProcess]) -> None:
+    """A connection that resumes (docs/protocol.md 3.7) and sends the moment Socket.IO
+    connects, while its replay is still being read from Redis: it hears ``authenticated``,
+    then its message, then the acknowledgement (PROTOCOL.md section 2), on either node."""
+    async with node() as one, node() as two:
+        token = await one.sign_in("erin@example.com")
+        writer = await open_client(one.url, token)
+        for n in range(300):  # a replay of three events to read and send
+            assert (await writer.call("message", {"content": f"earlier {n}"}))["status"] == "ok"
+        await writer.wait_for("message", lambda d: d["content"] == "earlier 299")
+        since = {"history": {"after": writer.named("message")[0]["cursor"]}}
+        await close_client(writer)
+        heard = []
+        for _ in range(4):
+            for url in (one.url, two.url):
+                client = await open_client(url, token, auth=since)
+                try:
+                    def on_ack(answer: object, client: ChatClient = client) -> None:
+                        client.record("ack", answer)  # in the stream of events, as it arrives
+
+                    await client.sio.emit("message", {"content": "at once"}, callback=on_ack)
+                    mine = (await client.wait_for("ack"))["message_id"]
+                    await client.wait_for("message", lambda d, mine=mine: d["id"] == mine)
+                    heard.append([event for event, data in client.events
+                                  if event in ("authenticated", "ack")
+                                  or event == "message" and data["id"] == mine])
+                finally:
+                    await close_client(client)
+        assert heard == [["authenticated", "message", "ack"]] * 8
