@@ -196,3 +196,26 @@ async def test_a_resuming_connection_that_sends_at_once_is_answered_after_its_gr
                 finally:
                     await close_client(client)
         assert heard == [["authenticated", "message", "ack"]] * 8
+
+
+async def test_the_others_hear_a_connection_joined_before_its_first_message(
+        node: Callable[..., ServerProcess]) -> None:
+    """A connection on one node that sends the moment it connects: a connection of the same
+    user on the other node hears ``user_joined`` before that message."""
+    async with node() as one, node() as two:
+        token = await one.sign_in("erin@example.com")
+        stays = await open_client(one.url, token)
+        try:
+            await stays.wait_for("authenticated")
+            for n in range(8):
+                newcomer = await open_client(two.url, token)
+                try:
+                    mine = (await newcomer.call("message", {"content": f"hello {n}"}))["message_id"]
+                    await stays.wait_for("message", lambda d, mine=mine: d["id"] == mine)
+                finally:
+                    await close_client(newcomer)
+                await stays.wait_for("user_left", start=len(stays.events) - 1)
+            heard = [event for event, _ in stays.events if event in ("user_joined", "message")]
+            assert heard == ["user_joined", "message"] * 8
+        finally:
+            await close_client(stays)
