@@ -7,7 +7,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -103,8 +103,6 @@ class Connection:
     display_name: str | None = None
     resume: Resume | None = None  # the history it asked for as it connected (extension)
     client: ClientInfo = ClientInfo()  # what it said it is, for who
-    #: Set once it has been greeted and has caught up (or is gone): its events wait for it.
-    entered: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def channel(self) -> str:
@@ -131,6 +129,9 @@ class Chat:
         self._too_many = {"error": f"Too many messages: at most {settings.message_rate:g} per "
                                    "second; slow down", "code": 429}
         self._welcomes: set[asyncio.Task[None]] = set()
+        #: Connections not yet greeted and caught up: their events wait for this. Only
+        #: while they enter, so a connection keeps no event of its own for its life.
+        self._entering: dict[str, asyncio.Event] = {}
         self._settling: set[asyncio.Task[None]] = set()  # _settle(): undos that wait on Redis
         self._closing = False  # the server is stopping (close_all)
         sio.on("connect", self.connect)
@@ -198,30 +199,40 @@ class Chat:
                 f"too many connections for {email}: {cap} at most; close one")
         # Greet once python-socketio has confirmed the connection, so clients may emit
         # from their "authenticated" handler.
+        self._entering[sid] = asyncio.Event()
         task = asyncio.create_task(self._welcome(sid, conn, total))
         self._welcomes.add(task)
         task.add_done_callback(self._welcomes.discard)
 
     async def _welcome(self, sid: str, conn: Connection, total: int) -> None:
         """Send ``authenticated`` to the new connection, then ``user_joined`` to the others."""
+        try:
+            entered = await self._greet(sid, conn)
+        finally:
+            self._let_in(sid)
+        if entered:
+            await self._tell_others(conn, sid, "user_joined", {
+                "user": conn.user(), "timestamp": now_iso(), "total_connections": total,
+            })
+
+    async def _greet(self, sid: str, conn: Connection) -> bool:
+        """Greet the connection once python-socketio has confirmed it; False when it is
+        gone, or could not be caught up (then it was disconnected)."""
         for _ in range(100):  # the confirmation is queued right after connect() returns
             if internals.is_connected(self.sio, sid) or sid not in self.connections:
                 break
             await asyncio.sleep(0)
         if sid not in self.connections:
-            return
-        user = conn.user()
-        greeting = {"user": user, "channel": conn.channel, "server_time": now_iso(),
+            return False
+        greeting = {"user": conn.user(), "channel": conn.channel, "server_time": now_iso(),
                     "connection_id": conn.connection_id, "features": self.features}
-        try:
-            entered = await self._enter(sid, conn, greeting)
-        finally:
-            conn.entered.set()
-        if not entered:
-            return
-        await self._tell_others(conn, sid, "user_joined", {
-            "user": user, "timestamp": now_iso(), "total_connections": total,
-        })
+        return await self._enter(sid, conn, greeting)
+
+    def _let_in(self, sid: str) -> None:
+        """The connection's events wait no longer: it entered, or it is gone."""
+        entering = self._entering.pop(sid, None)
+        if entering is not None:
+            entering.set()
 
     async def _enter(self, sid: str, conn: Connection, greeting: dict[str, Any]) -> bool:
         """Greet the connection and put it in its channel; one that asked for what it missed
@@ -250,7 +261,7 @@ class Chat:
         conn = self.connections.pop(sid, None)
         if conn is None:
             return
-        conn.entered.set()  # events that wait for its greeting are answered 401
+        self._let_in(sid)  # events that wait for its greeting are answered 401
         try:
             remaining = await self.presence.leave(conn.email, conn.connection_id)
         except StoreUnavailable:
@@ -270,11 +281,10 @@ class Chat:
         emit as soon as Socket.IO connects, and its answers, and its own message, must come
         after its ``authenticated`` and replay, the message before its acknowledgement.
         """
-        conn = self.connections.get(sid)
-        if conn is not None and not conn.entered.is_set():
+        if (entering := self._entering.get(sid)) is not None:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(conn.entered.wait(), ENTRY_WAIT_SECONDS)
-            conn = self.connections.get(sid)
+                await asyncio.wait_for(entering.wait(), ENTRY_WAIT_SECONDS)
+        conn = self.connections.get(sid)
         if conn is None:
             return NOT_AUTHENTICATED
         if not conn.rate.take():
