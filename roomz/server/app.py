@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 import socketio
@@ -34,7 +34,7 @@ from .request_bodies import MAX_BODY_BYTES, BodyLimits, read_buffer_size
 from .session_records import SessionRecords, SqliteSessionRecords
 from .sessions import Sessions
 from .settings import ServerSettings, default_state_dir
-from .signin import SignIn
+from .signin import SignIn, origin_of
 from .unavailable import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -136,6 +136,7 @@ class Server:
             async_handlers=False,
             ping_interval=self.settings.ping_interval, ping_timeout=self.settings.ping_timeout,
             max_http_buffer_size=MAX_BODY_BYTES,
+            cors_allowed_origins=self.is_own_origin,
         )
         self.chat = Chat(self.sio, self.sessions, self.settings, presence, questions,
                          replays)
@@ -161,6 +162,18 @@ class Server:
     def base_url(self) -> str:
         """The URL people reach this server at: the public URL, else the listening address."""
         return (self.settings.public_url or self.url).rstrip("/")
+
+    def is_own_origin(self, origin: str | None, environ: Mapping[str, Any]) -> bool:
+        """True when a Socket.IO request's ``Origin`` (a browser's) is a page of this
+        server's: the base URL's origin, or that of the host the request names (Engine.IO's
+        own rule, which lets a loopback server be browsed as ``localhost`` too). A proxy
+        may name the host without the page's port (nginx's ``$server_name``), hence both."""
+        got = origin_of(origin or "")
+        if got is None:
+            return False
+        request = environ["aiohttp.request"]
+        scheme = "https" if self.addresses.is_https(request) else "http"
+        return got in (origin_of(self.base_url()), origin_of(f"{scheme}://{request.host}"))
 
     def _build_app(self) -> web.Application:
         bodies = BodyLimits(MAX_BODY_BYTES, self.settings.body_timeout)

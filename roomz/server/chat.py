@@ -60,6 +60,10 @@ NOT_RECORDED = {"error": "Message not sent: the server cannot record its questio
 NOT_LISTED = {"error": "Connections not listed: the server cannot reach its other nodes; "
                        "try again shortly", "code": 503}
 _NO_DATA = object()
+#: How long an event of a new connection waits for its greeting and replay (docs/protocol.md
+#: 3.7): their Redis reads time out in 2 s; past it, the event is handled anyway. Well under
+#: the ping timeout, as the connection reads nothing else meanwhile.
+ENTRY_WAIT_SECONDS = 10.0
 #: What this server adds to the protocol, named in ``authenticated`` (docs/protocol.md 3.8-9);
 #: with history on, :data:`SEND_ONCE` (3.5) too.
 FEATURES = ["content_types", "questions", "who"]
@@ -125,6 +129,9 @@ class Chat:
         self._too_many = {"error": f"Too many messages: at most {settings.message_rate:g} per "
                                    "second; slow down", "code": 429}
         self._welcomes: set[asyncio.Task[None]] = set()
+        #: Connections not yet greeted and caught up: their events wait for this. Only
+        #: while they enter, so a connection keeps no event of its own for its life.
+        self._entering: dict[str, asyncio.Event] = {}
         self._settling: set[asyncio.Task[None]] = set()  # _settle(): undos that wait on Redis
         self._closing = False  # the server is stopping (close_all)
         sio.on("connect", self.connect)
@@ -192,26 +199,40 @@ class Chat:
                 f"too many connections for {email}: {cap} at most; close one")
         # Greet once python-socketio has confirmed the connection, so clients may emit
         # from their "authenticated" handler.
+        self._entering[sid] = asyncio.Event()
         task = asyncio.create_task(self._welcome(sid, conn, total))
         self._welcomes.add(task)
         task.add_done_callback(self._welcomes.discard)
 
     async def _welcome(self, sid: str, conn: Connection, total: int) -> None:
         """Send ``authenticated`` to the new connection, then ``user_joined`` to the others."""
+        try:
+            entered = await self._greet(sid, conn)
+        finally:
+            self._let_in(sid)
+        if entered:
+            await self._tell_others(conn, sid, "user_joined", {
+                "user": conn.user(), "timestamp": now_iso(), "total_connections": total,
+            })
+
+    async def _greet(self, sid: str, conn: Connection) -> bool:
+        """Greet the connection once python-socketio has confirmed it; False when it is
+        gone, or could not be caught up (then it was disconnected)."""
         for _ in range(100):  # the confirmation is queued right after connect() returns
             if internals.is_connected(self.sio, sid) or sid not in self.connections:
                 break
             await asyncio.sleep(0)
         if sid not in self.connections:
-            return
-        user = conn.user()
-        greeting = {"user": user, "channel": conn.channel, "server_time": now_iso(),
+            return False
+        greeting = {"user": conn.user(), "channel": conn.channel, "server_time": now_iso(),
                     "connection_id": conn.connection_id, "features": self.features}
-        if not await self._enter(sid, conn, greeting):
-            return
-        await self._tell_others(conn, sid, "user_joined", {
-            "user": user, "timestamp": now_iso(), "total_connections": total,
-        })
+        return await self._enter(sid, conn, greeting)
+
+    def _let_in(self, sid: str) -> None:
+        """The connection's events wait no longer: it entered, or it is gone."""
+        entering = self._entering.pop(sid, None)
+        if entering is not None:
+            entering.set()
 
     async def _enter(self, sid: str, conn: Connection, greeting: dict[str, Any]) -> bool:
         """Greet the connection and put it in its channel; one that asked for what it missed
@@ -240,6 +261,7 @@ class Chat:
         conn = self.connections.pop(sid, None)
         if conn is None:
             return
+        self._let_in(sid)  # events that wait for its greeting are answered 401
         try:
             remaining = await self.presence.leave(conn.email, conn.connection_id)
         except StoreUnavailable:
@@ -251,9 +273,17 @@ class Chat:
             "user": conn.user(), "timestamp": now_iso(), "remaining_connections": remaining,
         })
 
-    def _sender(self, sid: str, data: Any) -> Connection | dict[str, Any]:
+    async def _sender(self, sid: str, data: Any) -> Connection | dict[str, Any]:
         """The signed-in connection behind an event, or the error answer when it may not send
-        this one: not signed in, over its message rate, or data that is not an object."""
+        this one: not signed in, over its message rate, or data that is not an object.
+
+        A connection's events wait until it has been greeted and has caught up: a client may
+        emit as soon as Socket.IO connects, and its answers, and its own message, must come
+        after its ``authenticated`` and replay, the message before its acknowledgement.
+        """
+        if (entering := self._entering.get(sid)) is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(entering.wait(), ENTRY_WAIT_SECONDS)
         conn = self.connections.get(sid)
         if conn is None:
             return NOT_AUTHENTICATED
@@ -265,7 +295,7 @@ class Chat:
 
     async def message(self, sid: str, data: Any = _NO_DATA, *extra: Any) -> dict[str, Any]:
         """Broadcast a chat message to the sender's channel, sender included, then ack it."""
-        conn = self._sender(sid, data)
+        conn = await self._sender(sid, data)
         if isinstance(conn, dict):
             return conn
         content = data.get("content")
@@ -390,7 +420,7 @@ class Chat:
     async def who(self, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
         """List the connections of the asking connection's user on every node
         (docs/protocol.md 3.9)."""
-        conn = self._sender(sid, {} if data is None else data)
+        conn = await self._sender(sid, {} if data is None else data)
         if isinstance(conn, dict):
             return conn
         try:
@@ -403,7 +433,7 @@ class Chat:
     async def set_display_name(self, sid: str, data: Any = _NO_DATA,
                                *extra: Any) -> dict[str, Any]:
         """Set or clear this connection's display name and tell the user's other connections."""
-        conn = self._sender(sid, data)
+        conn = await self._sender(sid, data)
         if isinstance(conn, dict):
             return conn
         name = data.get("display_name")
@@ -420,7 +450,7 @@ class Chat:
 
     async def history(self, sid: str, data: Any = _NO_DATA, *extra: Any) -> dict[str, Any]:
         """The last ``limit`` messages of the sender's user (extension), oldest first."""
-        conn = self._sender(sid, data)
+        conn = await self._sender(sid, data)
         if isinstance(conn, dict):
             return conn
         assert self.replays is not None  # the event is only handled with history on

@@ -13,11 +13,11 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from .assets import assets
 from .chat_page import chat_page
-from .sessions import COOKIE_NAME, SessionError, Sessions
+from .sessions import SessionError, Sessions, cookie_value
 from .unavailable import StoreUnavailable
 
 ERRORS = {
@@ -151,7 +151,8 @@ class Pages:
             return chat_page(email=None, how_to=how_to, error=ERRORS.get(
                 error, ("Signing in failed.", "Request a new sign-in link.")))
         try:
-            email = (await self.sessions.verify(request.cookies.get(COOKIE_NAME)))["email"]
+            email = (await self.sessions.verify(
+                cookie_value(request.headers.get(hdrs.COOKIE))))["email"]
         except (SessionError, StoreUnavailable):
             return chat_page(email=None, how_to=how_to)
         return chat_page(email=email)

@@ -126,7 +126,11 @@ class Sessions:
 
 
 def cookie_value(cookie_header: str | None) -> str | None:
-    """The ``session_token`` value in a raw Cookie header, tolerant of malformed pairs."""
+    """The ``session_token`` value in a raw Cookie header, tolerant of malformed pairs.
+
+    Of several, the first: browsers send the most specific cookie first, and the published
+    server reads it so. Every endpoint reads the session through here, so all agree.
+    """
     if not cookie_header:
         return None
     for pair in cookie_header.split(";"):

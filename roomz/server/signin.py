@@ -13,7 +13,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from yarl import URL
 
 from . import pages
@@ -23,7 +23,7 @@ from .mail import MagicLink, Mailer, MailError
 from .problems import problem
 from .quiet_log import QuietLog
 from .rate_limit import Quota, RateLimit
-from .sessions import COOKIE_NAME, Session, SessionError, Sessions
+from .sessions import COOKIE_NAME, Session, SessionError, Sessions, cookie_value
 from .settings import ServerSettings
 from .validation import is_valid_email, normalize_email
 
@@ -301,7 +301,7 @@ class SignIn:
     async def me(self, request: web.Request) -> web.Response:
         """``GET /auth/me``: the signed-in user, or 401."""
         try:
-            claims = await self.sessions.verify(request.cookies.get(COOKIE_NAME))
+            claims = await self.sessions.verify(cookie_value(request.headers.get(hdrs.COOKIE)))
             if not self.settings.allows(claims["email"]):
                 raise SessionError("this email is no longer allowed")
         except SessionError as exc:
@@ -315,7 +315,7 @@ class SignIn:
     async def logout(self, request: web.Request) -> web.Response:
         """``POST /auth/logout``: end this session on the server and clear the cookie."""
         try:
-            claims = await self.sessions.verify(request.cookies.get(COOKIE_NAME))
+            claims = await self.sessions.verify(cookie_value(request.headers.get(hdrs.COOKIE)))
         except SessionError:
             pass  # no session, or one that has ended already: nothing left to end
         else:

@@ -14,6 +14,12 @@ from roomz.server.local import LocalServer
 SCRIPT = Path(__file__).with_name("published_client.py")
 
 
+def published_env(home: Path) -> dict[str, str]:
+    """The published client's environment: ours with ``HOME`` at ``home``, and without
+    ``PYTHONPATH``, where a checkout's ``roomz`` would hide the published one."""
+    return {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "HOME": str(home)}
+
+
 async def run_published_client(python: Path, server: LocalServer, email: str,
                                home: Path) -> dict[str, Any]:
     """Run the published client's scenario (``HOME`` at ``home``), feeding it magic-link
@@ -23,7 +29,7 @@ async def run_published_client(python: Path, server: LocalServer, email: str,
     proc = await asyncio.create_subprocess_exec(
         str(python), str(SCRIPT), url, email,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env={**os.environ, "HOME": str(home)},
+        stderr=asyncio.subprocess.PIPE, env=published_env(home),
     )
     assert proc.stdin and proc.stdout and proc.stderr
     seen = 0
@@ -91,7 +97,7 @@ async def test_the_published_client_reads_rich_messages_as_their_text(
     proc = await asyncio.create_subprocess_exec(
         str(published_python), str(SCRIPT.with_name("published_listener.py")), url,
         "alice@example.com", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env={**os.environ, "HOME": str(tmp_path)})
+        stderr=asyncio.subprocess.PIPE, env=published_env(tmp_path))
     assert proc.stdin and proc.stdout and proc.stderr
 
     async def said() -> dict[str, Any]:

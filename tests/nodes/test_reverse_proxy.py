@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from roomz import AsyncClient
@@ -83,6 +84,38 @@ async def test_clients_chat_through_nginx_in_front_of_two_nodes(
                 await client.disconnect()
             proxy.terminate()
             proxy.communicate(timeout=5)  # reaps it and closes its stderr pipe
+
+
+async def test_a_page_at_the_public_url_opens_socket_io_through_nginx(
+        node: Callable[..., ServerProcess], nginx_conf: Callable[[int, int, int], Path],
+        tmp_path: Path) -> None:
+    """A browser on the chat page at the public URL, a port other than 443 (the example's
+    own 8000), sends that URL's origin with its Socket.IO handshake; the example proxy
+    names the host without its port, yet the node lets the page in. Another site's page
+    stays out."""
+    assert Path(NGINX).exists(), "nginx is not installed: run ./dev setup"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    behind_nginx = {"ROOMZ_PUBLIC_URL": url, "ROOMZ_TRUSTED_PROXIES": "127.0.0.1"}
+    async with node(**behind_nginx) as one, node(**behind_nginx) as two:
+        conf = nginx_conf(port, one.port or 0, two.port or 0)
+        proxy = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(conf),
+                                  "-g", "daemon off;"], stderr=subprocess.PIPE)
+        try:
+            handshake = url + "/socket.io/?EIO=4&transport=polling"
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+                async def status_from(origin: str) -> int:
+                    while True:  # until nginx listens
+                        try:
+                            async with http.get(handshake, headers={"Origin": origin}) as resp:
+                                return resp.status
+                        except aiohttp.ClientConnectionError:
+                            await asyncio.sleep(0.05)
+                assert await asyncio.wait_for(status_from(url), 10) == 200
+                assert await status_from("http://attacker.example") == 400
+        finally:
+            proxy.terminate()
+            proxy.communicate(timeout=5)
 
 
 async def _link_from(*servers: ServerProcess) -> str:

@@ -9,6 +9,7 @@ import aiohttp
 
 from roomz import AsyncClient
 from roomz.session_cache import SessionCache
+from tests.server.helpers import ChatClient, close_client, open_client
 from tests.server.proc import ServerProcess
 from tests.waiting import wait_until as until
 
@@ -126,3 +127,95 @@ async def test_rich_messages_cross_nodes_and_questions_are_offered(
         finally:
             await a.disconnect()
             await b.disconnect()
+
+
+async def test_presence_and_names_skip_the_right_connection_across_nodes(
+        node: Callable[..., ServerProcess]) -> None:
+    """Raw connections on two nodes hear exactly what PROTOCOL.md section 2 says: the
+    newcomer no ``user_joined`` of its own, the renamed one no ``display_name_changed`` of
+    its own, the sender its message before its acknowledgement, the one that stays the
+    other's ``user_left``."""
+    async with node() as one, node() as two:
+        token = await one.sign_in("erin@example.com")
+        first = await open_client(one.url, token)
+        await first.wait_for("authenticated")
+        second = await open_client(two.url, token)
+        try:
+            await second.wait_for("authenticated")
+            joined = await first.wait_for("user_joined")
+            assert joined["total_connections"] == 2
+
+            assert await second.call("set_display_name", {"display_name": "Bee"}) == {
+                "status": "ok", "display_name": "Bee"}
+            changed = await first.wait_for("display_name_changed")
+            assert changed["connection_id"] == second.connection_id
+
+            def on_ack(answer: object) -> None:
+                second.record("ack", answer)  # in the same stream as events, as it arrives
+
+            await second.sio.emit("message", {"content": "across"}, callback=on_ack)
+            ack = await second.wait_for("ack")
+            assert [e for e, _ in second.events if e in ("message", "ack")] == ["message", "ack"]
+            await first.wait_for("message", lambda d: d["id"] == ack["message_id"])
+            assert [e for e, _ in second.events if e in ("user_joined",
+                                                         "display_name_changed")] == []
+        finally:
+            await close_client(second)
+        left = await first.wait_for("user_left")
+        assert (left["user"]["display_name"], left["remaining_connections"]) == ("Bee", 1)
+        await close_client(first)
+
+
+async def test_a_resuming_connection_that_sends_at_once_is_answered_after_its_greeting(
+        node: Callable[..., ServerProcess]) -> None:
+    """A connection that resumes (docs/protocol.md 3.7) and sends the moment Socket.IO
+    connects, while its replay is still being read from Redis: it hears ``authenticated``,
+    then its message, then the acknowledgement (PROTOCOL.md section 2), on either node."""
+    async with node() as one, node() as two:
+        token = await one.sign_in("erin@example.com")
+        writer = await open_client(one.url, token)
+        for n in range(300):  # a replay of three events to read and send
+            assert (await writer.call("message", {"content": f"earlier {n}"}))["status"] == "ok"
+        await writer.wait_for("message", lambda d: d["content"] == "earlier 299")
+        since = {"history": {"after": writer.named("message")[0]["cursor"]}}
+        await close_client(writer)
+        heard = []
+        for _ in range(4):
+            for url in (one.url, two.url):
+                client = await open_client(url, token, auth=since)
+                try:
+                    def on_ack(answer: object, client: ChatClient = client) -> None:
+                        client.record("ack", answer)  # in the stream of events, as it arrives
+
+                    await client.sio.emit("message", {"content": "at once"}, callback=on_ack)
+                    mine = (await client.wait_for("ack"))["message_id"]
+                    await client.wait_for("message", lambda d, mine=mine: d["id"] == mine)
+                    heard.append([event for event, data in client.events
+                                  if event in ("authenticated", "ack")
+                                  or event == "message" and data["id"] == mine])
+                finally:
+                    await close_client(client)
+        assert heard == [["authenticated", "message", "ack"]] * 8
+
+
+async def test_the_others_hear_a_connection_joined_before_its_first_message(
+        node: Callable[..., ServerProcess]) -> None:
+    """A connection on one node that sends the moment it connects: a connection of the same
+    user on the other node hears ``user_joined`` before that message."""
+    async with node() as one, node() as two:
+        token = await one.sign_in("erin@example.com")
+        stays = await open_client(one.url, token)
+        try:
+            await stays.wait_for("authenticated")
+            for n in range(8):
+                newcomer = await open_client(two.url, token)
+                try:
+                    mine = (await newcomer.call("message", {"content": f"hello {n}"}))["message_id"]
+                    await stays.wait_for("message", lambda d, mine=mine: d["id"] == mine)
+                finally:
+                    await close_client(newcomer)
+                await stays.wait_for("user_left", start=len(stays.events) - 1)
+            heard = [event for event, _ in stays.events if event in ("user_joined", "message")]
+            assert heard == ["user_joined", "message"] * 8
+        finally:
+            await close_client(stays)

@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
+import aiohttp
 import jwt
 import pytest
 import socketio
@@ -142,6 +143,34 @@ async def test_full_server_refuses_until_someone_leaves() -> None:
             await alice.wait_for("user_left")
             async with signed_in(server.url, bob_token) as bob:
                 assert bob.authenticated["user"] == user_of(BOB)
+
+
+@pytest.mark.parametrize("origin", ["http://localhost:3000", "https://evil.example", "null"])
+async def test_a_handshake_from_another_origin_is_refused_before_socket_io(
+        server: LocalServer, origin: str) -> None:
+    """A handshake whose ``Origin`` is not the server's own (a page of another site or
+    port) is refused by Engine.IO with a 400 naming the origin (a JSON string), before any Socket.IO
+    CONNECT; without ``Origin`` (clients that are not browsers) or with the server's own,
+    it opens (docs/protocol.md 3.1). The published server accepts every origin."""
+    handshake = server.url + "/socket.io/?EIO=4&transport=polling"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        async with http.get(handshake, headers={"Origin": origin}) as resp:
+            assert (resp.status, await resp.json(content_type=None)) == (
+                400, f"{origin} is not an accepted origin.")
+        for accepted in ({}, {"Origin": server.url}):
+            async with http.get(handshake, headers=accepted) as resp:
+                assert resp.status == 200
+                assert (await resp.text()).startswith("0{")  # Engine.IO OPEN
+
+
+async def test_a_handshake_from_the_public_url_is_accepted_whatever_host_it_names() -> None:
+    """A page at the public URL opens Socket.IO even when the request names the host
+    without the page's port, as a proxy passing on ``$server_name`` does."""
+    page = {"Origin": "http://chat.example.com:8000", "Host": "chat.example.com"}
+    async with LocalServer(public_url="http://chat.example.com:8000") as server, \
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http, \
+            http.get(server.url + "/socket.io/?EIO=4&transport=polling", headers=page) as resp:
+        assert resp.status == 200, await resp.text()
 
 
 async def test_client_may_emit_from_its_authenticated_handler(server: LocalServer) -> None:
@@ -402,9 +431,11 @@ async def test_set_display_name_is_acknowledged(server: LocalServer, name: str |
 
 @pytest.mark.parametrize("name", [
     "x" * 51, "   ", "two\nlines", "carriage\rreturn", "bell\x07", "nul\x00", "esc\x1b[31m",
-    "del\x7f", "next\x85line", 42, ["Alice"], {"first": "Alice"}, True,
+    "del\x7f", "next\x85line", "line\u2028separator", 42, ["Alice"], {"first": "Alice"}, True,
+    False, 0,  # the published server clears the name for these two (docs/protocol.md 6)
 ], ids=["fifty-one", "whitespace-only", "newline", "carriage-return", "bell", "nul",
-        "escape", "delete", "nel", "int", "list", "object", "true"])
+        "escape", "delete", "nel", "line-separator", "int", "list", "object", "true",
+        "false", "zero"])
 async def test_invalid_display_name_gets_the_documented_error(server: LocalServer,
                                                               name: Any) -> None:
     """An invalid name gets the documented error and leaves the current name unchanged."""

@@ -186,3 +186,27 @@ async def test_connections_resuming_while_messages_flow_see_each_once_in_order(
     start = acked.index(seen[0])
     assert seen == acked[start:start + len(seen)]
     assert len(seen) > 15
+
+
+async def test_a_resuming_connection_that_sends_at_once_is_answered_after_its_replay(
+        server: LocalServer) -> None:
+    """Sent the moment Socket.IO connects, before the replay is out: ``authenticated``, the
+    replay, the message, then its acknowledgement (the same on several nodes:
+    tests/nodes/test_two_nodes.py)."""
+    token = await server.sign_in(ALICE)
+    async with signed_in(server.url, token) as writer:
+        await sent(writer, *(f"earlier {n}" for n in range(250)))
+        cursor = (await writer.wait_for("message"))["cursor"]
+    client = await open_client(server.url, token, auth=resuming(cursor))
+    try:
+        def on_ack(answer: Any) -> None:
+            client.record("ack", answer)  # in the stream of events, as it arrives
+
+        await client.sio.emit("message", {"content": "at once"}, callback=on_ack)
+        mine = (await client.wait_for("ack"))["message_id"]
+        await client.wait_for("message", lambda d: d["id"] == mine)
+    finally:
+        await close_client(client)
+    assert [event for event, data in client.events if event != "message"
+            or data["id"] == mine] == ["authenticated", "replay", "replay", "replay",
+                                       "message", "ack"]

@@ -58,6 +58,17 @@ async def test_home_page_shows_who_is_signed_in(server: LocalServer) -> None:
     assert "Signed in as <b>alice@example.com</b>" in text
 
 
+async def test_home_page_reads_the_first_of_two_session_cookies(server: LocalServer) -> None:
+    """Of two ``session_token`` cookies, / takes the first, as the Socket.IO handshake does."""
+    token = await server.sign_in("alice@example.com")
+
+    status, _, text = await get_page(server.url + "/", headers={
+        "Cookie": f"session_token={token}; session_token=garbage"})
+
+    assert status == 200
+    assert "Signed in as <b>alice@example.com</b>" in text
+
+
 @pytest.mark.parametrize("headers", [{}, {"Cookie": "session_token=garbage"}],
                          ids=["no-cookie", "garbage"])
 async def test_home_page_without_a_session_says_not_signed_in(server: LocalServer,

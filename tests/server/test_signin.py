@@ -19,6 +19,7 @@ import pytest
 
 from roomz.server import MagicLink, Server, ServerSettings
 from roomz.server.local import LocalServer
+from roomz.server.sessions import Session
 
 from .helpers import assert_problem, cookie_headers, is_iso8601_with_zone, link_sent
 
@@ -436,6 +437,32 @@ async def test_logout_answers_ok_and_clears_the_cookie(server: LocalServer) -> N
         < time.time()
     )
     assert expired_by_age or expired_by_date, set_cookies
+
+
+async def test_of_two_session_cookies_every_endpoint_reads_the_first(
+        server: LocalServer) -> None:
+    """A Cookie header that names ``session_token`` twice (a browser holding two, for other
+    paths or domains, sends the most specific first) means its first one everywhere, as
+    on the published server: ``/auth/me``, logout and the Socket.IO handshake agree."""
+    current = await server.sign_in("alice@example.com")
+    stale = await server.sign_in("alice@example.com")
+    await server.server.sessions.end(Session.of(jwt.decode(
+        stale, server.settings.jwt_secret, algorithms=["HS256"])))
+    both = {"Cookie": f"session_token={current}; session_token={stale}"}
+
+    async with http_client() as http:
+        async with http.get(server.url + "/auth/me", headers=both) as resp:
+            assert resp.status == 200, await resp.text()
+        # By hand: python-socketio's client would put the header in a jar, keeping one.
+        async with http.ws_connect(server.url + "/socket.io/?EIO=4&transport=websocket",
+                                   headers=both) as ws:
+            assert (await ws.receive_str(timeout=5)).startswith("0")  # Engine.IO OPEN
+            await ws.send_str("40")  # Socket.IO CONNECT
+            assert (await ws.receive_str(timeout=5)).startswith("40{"), "refused"
+        async with http.post(server.url + "/auth/logout", headers=both) as resp:
+            assert resp.status == 200
+        async with http.get(server.url + "/auth/me", headers=cookie_headers(current)) as resp:
+            assert resp.status == 401, "the logout should have ended the first session"
 
 
 async def test_signing_in_through_a_browser_lands_signed_in(server: LocalServer) -> None:
