@@ -18,7 +18,7 @@ from . import internals, reconnection, wire
 from .backoff import Backoff
 from .content import PLAIN
 from .durations import duration
-from .events import EventHandler, EventHandlers
+from .events import EventHandler, EventHandlers, Turn, Turns
 from .exceptions import (
     AuthenticationError,
     ClientError,
@@ -74,6 +74,7 @@ class AsyncClient(ClientOptions):
         self._cache = SessionCache(self.session_cache_file) if self.session_cache_file else None
         self._session: str | None = None
         self._handlers = EventHandlers()
+        self._turns = Turns()  # the server's events reach handlers in the order they came
         self._state = ConnectionState.DISCONNECTED
         self._user: dict[str, Any] | None = None
         self._display_name: str | None = None  # as asked for, re-applied after reconnects
@@ -711,15 +712,20 @@ class AsyncClient(ClientOptions):
 
     # -- events from python-socketio ------------------------------------------------------
 
-    def _checked(self, event: str, handler: Callable[[dict[str, Any]], Awaitable[None]]
+    def _checked(self, event: str, handler: Callable[[dict[str, Any], Turn], Awaitable[None]]
                  ) -> Callable[..., Awaitable[None]]:
-        """``handler``, called only with data of the shape docs/protocol.md gives ``event``."""
+        """``handler``, called only with data of the shape docs/protocol.md gives ``event``,
+        and with the event's turn to call the handlers registered with :meth:`on`."""
         async def checked(*args: Any) -> None:
-            problem = wire.event_problem(event, args)
-            if problem is None:
-                await handler(args[0])
-            else:
-                self._malformed(f"{event!r} event", problem)
+            turn = self._turns.take()  # before any await: the order the events came in
+            try:
+                problem = wire.event_problem(event, args)
+                if problem is None:
+                    await handler(args[0], turn)
+                else:
+                    self._malformed(f"{event!r} event", problem)
+            finally:
+                turn.end()
         return checked
 
     def _malformed(self, kind: str, problem: str) -> None:
@@ -739,6 +745,13 @@ class AsyncClient(ClientOptions):
             self._refusal = data if isinstance(data, str) and data else None
 
     async def _on_authenticated(self, *args: Any) -> None:
+        turn = self._turns.take()  # before any await: events after it wait for its handlers
+        try:
+            await self._greeted_by(args, turn)
+        finally:
+            turn.end()
+
+    async def _greeted_by(self, args: tuple[Any, ...], turn: Turn) -> None:
         problem = wire.event_problem("authenticated", args)
         if problem is not None:
             self._greeted_badly(problem)
@@ -762,7 +775,8 @@ class AsyncClient(ClientOptions):
             else:
                 log.warning("could not re-apply display name %r: %s", self._display_name, ack)
         self._state = ConnectionState.CONNECTED
-        self._greeted.set()
+        self._greeted.set()  # connect() returns even while earlier events' handlers run
+        await turn.come()
         await self._handlers.emit("authenticated", data)
 
     def _greeted_badly(self, problem: str) -> None:
@@ -773,14 +787,26 @@ class AsyncClient(ClientOptions):
         else:  # a second greeting, while connected: like any other malformed event
             self._malformed("'authenticated' event", problem)
 
-    async def _on_message(self, data: dict[str, Any]) -> None:
-        message_id = data["id"]
-        if message_id not in self._seen:
-            self._seen.remember(message_id)
-            if "answer_to" in data:  # an answer to a question, maybe one ask() waits for
-                await self._answers.heard(data)
-            await self._handlers.emit("message", data)
-        cursor = data.get("cursor")
+    async def _on_message(self, data: dict[str, Any], turn: Turn) -> None:
+        fresh = await self._heard(data)
+        await turn.come()
+        await self._deliver(data, fresh)
+
+    async def _heard(self, message: dict[str, Any]) -> bool:
+        """Note ``message`` as it arrives: False if it came before. An answer goes to
+        ``ask()`` at once, without waiting for its turn: a handler may be asking."""
+        if message["id"] in self._seen:
+            return False
+        self._seen.remember(message["id"])
+        if "answer_to" in message:  # an answer to a question, maybe one ask() waits for
+            await self._answers.heard(message)
+        return True
+
+    async def _deliver(self, message: dict[str, Any], fresh: bool) -> None:
+        """Hand ``message`` to the handlers unless it came before; move the cursor past it."""
+        if fresh:
+            await self._handlers.emit("message", message)
+        cursor = message.get("cursor")
         if isinstance(cursor, str):
             self._cursor = cursor
 
@@ -807,9 +833,12 @@ class AsyncClient(ClientOptions):
         if not missed and isinstance(head, str):  # else the last replayed message moves it
             self._cursor = head
 
-    async def _on_replay(self, data: dict[str, Any]) -> None:
-        for message in data["messages"]:
-            await self._on_message({**message, "replayed": True})
+    async def _on_replay(self, data: dict[str, Any], turn: Turn) -> None:
+        replayed = [{**message, "replayed": True} for message in data["messages"]]
+        fresh = [await self._heard(message) for message in replayed]
+        await turn.come()
+        for message, new in zip(replayed, fresh, strict=True):
+            await self._deliver(message, new)
 
     async def history(self, limit: int = 50) -> list[dict[str, Any]]:
         """The last ``limit`` messages of the user's history, oldest first (extension).
@@ -832,12 +861,13 @@ class AsyncClient(ClientOptions):
                                   status=ack["code"])
         return list(ack["messages"])
 
-    async def _on_display_name_changed(self, data: dict[str, Any]) -> None:
+    async def _on_display_name_changed(self, data: dict[str, Any], turn: Turn) -> None:
+        await turn.come()
         # The reference shows a top-level display_name; the wire nests it in user.
         await self._handlers.emit("display_name_changed",
                                   {**data, "display_name": data["user"].get("display_name")})
 
-    async def _on_session_ended(self, data: dict[str, Any]) -> None:
+    async def _on_session_ended(self, data: dict[str, Any], turn: Turn) -> None:
         # Logged out elsewhere, ended by the operator, expired: reconnecting cannot help.
         reason = data.get("reason")
         try:
@@ -846,12 +876,14 @@ class AsyncClient(ClientOptions):
         except AuthenticationError:
             pass  # an unreadable cache holds no session to forget
         self._session = None
+        await turn.come()
         await self._handlers.emit("error", {
             "error": f"session ended: {reason or 'by the server'}; "
                      "sign in again", "code": 401})
 
     def _forward(self, event: str) -> Any:
-        async def forward(data: dict[str, Any]) -> None:
+        async def forward(data: dict[str, Any], turn: Turn) -> None:
+            await turn.come()
             await self._handlers.emit(event, data)
         return forward
 
@@ -859,6 +891,13 @@ class AsyncClient(ClientOptions):
         """``sio`` closed: a drop, unless the client closed it itself (then it is not ours)."""
         if sio is not self._sio:
             return
+        turn = self._turns.take()  # "disconnect" after the handlers of what came before
+        try:
+            await self._dropped(sio, reason, turn)
+        finally:
+            turn.end()
+
+    async def _dropped(self, sio: socketio.AsyncClient, reason: Any, turn: Turn) -> None:
         self._sio = None  # python-socketio cleans up after a drop by itself
         self._namespace_connected.clear()
         # Their acknowledgements cannot come now; the callers resume once the state is set.
@@ -876,6 +915,7 @@ class AsyncClient(ClientOptions):
             self._user = None
             log.info("connection to %s closed (%s)", self.server_url, reason)
             await self._close_http()  # over for good: a later connect() opens a new one
+        await turn.come()
         await self._handlers.emit("disconnect", {})
 
     # -- reconnecting ---------------------------------------------------------------------
