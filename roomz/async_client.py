@@ -476,11 +476,13 @@ class AsyncClient(ClientOptions):
             await sio.disconnect()
 
     async def _abandon(self) -> None:
-        """Close whatever a connect opened, even half-way: a failed connect leaves nothing."""
+        """Close whatever a connect opened, even half-way: a failed connect leaves nothing,
+        not even the user of a connection that was up before it."""
         try:
             await self._drop_socket()
         finally:
             self._state = ConnectionState.DISCONNECTED
+            self._user = None
             await self._close_http()
 
     async def _close_http(self) -> None:
@@ -494,7 +496,6 @@ class AsyncClient(ClientOptions):
         was_connected = self._state is ConnectionState.CONNECTED
         await self._reconnector.stop()
         await self._abandon()
-        self._user = None
         if was_connected:
             await self._handlers.emit("disconnect", {})
 
@@ -952,7 +953,6 @@ class AsyncClient(ClientOptions):
         """The attempts after a drop ended without success: over, and handlers hear why."""
         error = reconnection.stopped_trying(why, self.server_url)
         await self._abandon()
-        self._user = None
         await self._handlers.emit("error", error)
 
     async def _connect_retrying(self, magic_token: str | None) -> None:

@@ -159,6 +159,24 @@ async def test_a_drop_without_reconnection_forgets_the_user(
     assert client.user is None
 
 
+async def test_a_failed_connect_while_reconnecting_forgets_the_user(
+    server: LocalServer, signed_in: SignedIn
+) -> None:
+    """connect() called while RECONNECTING replaces the attempts; when it fails, the client
+    is DISCONNECTED, and ``user`` is None as after any connection that is over."""
+    client = await signed_in(server, "alice@example.com", **FAST)
+    await server.stop()
+    await wait_until(lambda: state_is(client, ConnectionState.RECONNECTING), what="RECONNECTING")
+    assert client.user is not None  # while it tries to get back, the user stays known
+    try:
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(client.connect(), TIMEOUT)
+        assert client.connection_state is ConnectionState.DISCONNECTED
+        assert client.user is None
+    finally:
+        await server.start()
+
+
 async def test_explicit_disconnect_never_reconnects(
     restartable: RestartableServer, make_client: ClientFactory
 ) -> None:
