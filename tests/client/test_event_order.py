@@ -74,6 +74,8 @@ async def test_authenticated_comes_before_the_replay_when_a_name_is_reapplied(
                          "the replay")
     assert contents(events) == [("disconnect", None), ("authenticated", None),
                                 *(("message", text) for text in MISSED)]
+    # The data is the new connection's greeting (no name yet); client.user has the name.
+    assert events.named("authenticated")[0]["user"]["display_name"] is None
     assert setup.away.user is not None and setup.away.user["display_name"] == "Away"
 
 
