@@ -761,16 +761,19 @@ class AsyncClient(ClientOptions):
         self._user = {"display_name": None, **data["user"]}
         self._resumed(data.get("history"))
         self._features = frozenset(f for f in data.get("features") or () if isinstance(f, str))
-        if self._display_name is not None and self._sio is not None:
+        sio = self._sio
+        if self._display_name is not None and sio is not None:
             try:
                 with self._translated():
                     # Servers send "authenticated" before confirming the namespace: wait.
                     await asyncio.wait_for(self._namespace_connected.wait(),
                                            self.connection_timeout)
-                    ack = await self._ack(self._sio, "set_display_name",
+                    ack = await self._ack(sio, "set_display_name",
                                           {"display_name": self._display_name})
             except ConnectionError as exc:
                 ack = {"error": str(exc), "code": 408}
+            if self._sio is not sio:  # the attempt was given up meanwhile: nobody is greeted
+                return
             if ack.get("status") == "ok":
                 self._user["display_name"] = ack.get("display_name")
             else:
