@@ -359,19 +359,9 @@ class AsyncClient(ClientOptions):
         self._state = ConnectionState.CONNECTING
         self._no_connect_under_way.clear()
         try:
-            if retry:
-                await self._connect_retrying(session_token or token)
-            else:
-                await self._connect_once(session_token or token)
+            await self._connect_stoppably(session_token or token, retry)
         finally:
             self._no_connect_under_way.set()
-
-    async def _connect_once(self, magic_token: str | None) -> None:
-        try:
-            await self._attempt(magic_token)
-        except BaseException:
-            await self._abandon()
-            raise
 
     async def _attempt(self, magic_token: str | None = None) -> None:
         """One try at signing in and connecting, bounded by ``connection_timeout``.
@@ -958,15 +948,18 @@ class AsyncClient(ClientOptions):
         await self._abandon()
         await self._handlers.emit("error", error)
 
-    async def _connect_retrying(self, magic_token: str | None) -> None:
+    async def _connect_stoppably(self, magic_token: str | None, retry: bool) -> None:
+        """connect()'s tries, run by the reconnector so that disconnect() stops them."""
         try:
-            await self._reconnector.connect(magic_token)
+            await self._reconnector.connect(magic_token, retry=retry)
         except reconnection.Stopped:  # disconnect() closes everything
             raise ConnectionStoppedError(f"stopped connecting to {self.server_url}: "
                                          "disconnect() was called") from None
         except BaseException as exc:
             await self._abandon()
             if isinstance(exc, OutOfAttempts):
+                if not retry:  # the one try's own error
+                    raise exc.last from exc.last.__cause__
                 raise ConnectionError(f"could not connect to {self.server_url} after "
                                       f"{exc.attempts + 1} tries: {exc.last}") from exc.last
             raise
