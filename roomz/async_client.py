@@ -18,7 +18,7 @@ from . import internals, reconnection, wire
 from .backoff import Backoff
 from .content import PLAIN
 from .durations import duration
-from .events import EventHandler, EventHandlers
+from .events import EventHandler, EventHandlers, Turn, Turns
 from .exceptions import (
     AuthenticationError,
     ClientError,
@@ -74,6 +74,7 @@ class AsyncClient(ClientOptions):
         self._cache = SessionCache(self.session_cache_file) if self.session_cache_file else None
         self._session: str | None = None
         self._handlers = EventHandlers()
+        self._turns = Turns()  # the server's events reach handlers in the order they came
         self._state = ConnectionState.DISCONNECTED
         self._user: dict[str, Any] | None = None
         self._display_name: str | None = None  # as asked for, re-applied after reconnects
@@ -358,19 +359,9 @@ class AsyncClient(ClientOptions):
         self._state = ConnectionState.CONNECTING
         self._no_connect_under_way.clear()
         try:
-            if retry:
-                await self._connect_retrying(session_token or token)
-            else:
-                await self._connect_once(session_token or token)
+            await self._connect_stoppably(session_token or token, retry)
         finally:
             self._no_connect_under_way.set()
-
-    async def _connect_once(self, magic_token: str | None) -> None:
-        try:
-            await self._attempt(magic_token)
-        except BaseException:
-            await self._abandon()
-            raise
 
     async def _attempt(self, magic_token: str | None = None) -> None:
         """One try at signing in and connecting, bounded by ``connection_timeout``.
@@ -475,11 +466,13 @@ class AsyncClient(ClientOptions):
             await sio.disconnect()
 
     async def _abandon(self) -> None:
-        """Close whatever a connect opened, even half-way: a failed connect leaves nothing."""
+        """Close whatever a connect opened, even half-way: a failed connect leaves nothing,
+        not even the user of a connection that was up before it."""
         try:
             await self._drop_socket()
         finally:
             self._state = ConnectionState.DISCONNECTED
+            self._user = None
             await self._close_http()
 
     async def _close_http(self) -> None:
@@ -493,7 +486,6 @@ class AsyncClient(ClientOptions):
         was_connected = self._state is ConnectionState.CONNECTED
         await self._reconnector.stop()
         await self._abandon()
-        self._user = None
         if was_connected:
             await self._handlers.emit("disconnect", {})
 
@@ -711,15 +703,20 @@ class AsyncClient(ClientOptions):
 
     # -- events from python-socketio ------------------------------------------------------
 
-    def _checked(self, event: str, handler: Callable[[dict[str, Any]], Awaitable[None]]
+    def _checked(self, event: str, handler: Callable[[dict[str, Any], Turn], Awaitable[None]]
                  ) -> Callable[..., Awaitable[None]]:
-        """``handler``, called only with data of the shape docs/protocol.md gives ``event``."""
+        """``handler``, called only with data of the shape docs/protocol.md gives ``event``,
+        and with the event's turn to call the handlers registered with :meth:`on`."""
         async def checked(*args: Any) -> None:
-            problem = wire.event_problem(event, args)
-            if problem is None:
-                await handler(args[0])
-            else:
-                self._malformed(f"{event!r} event", problem)
+            turn = self._turns.take()  # before any await: the order the events came in
+            try:
+                problem = wire.event_problem(event, args)
+                if problem is None:
+                    await handler(args[0], turn)
+                else:
+                    self._malformed(f"{event!r} event", problem)
+            finally:
+                turn.end()
         return checked
 
     def _malformed(self, kind: str, problem: str) -> None:
@@ -739,6 +736,13 @@ class AsyncClient(ClientOptions):
             self._refusal = data if isinstance(data, str) and data else None
 
     async def _on_authenticated(self, *args: Any) -> None:
+        turn = self._turns.take()  # before any await: events after it wait for its handlers
+        try:
+            await self._greeted_by(args, turn)
+        finally:
+            turn.end()
+
+    async def _greeted_by(self, args: tuple[Any, ...], turn: Turn) -> None:
         problem = wire.event_problem("authenticated", args)
         if problem is not None:
             self._greeted_badly(problem)
@@ -747,22 +751,26 @@ class AsyncClient(ClientOptions):
         self._user = {"display_name": None, **data["user"]}
         self._resumed(data.get("history"))
         self._features = frozenset(f for f in data.get("features") or () if isinstance(f, str))
-        if self._display_name is not None and self._sio is not None:
+        sio = self._sio
+        if self._display_name is not None and sio is not None:
             try:
                 with self._translated():
                     # Servers send "authenticated" before confirming the namespace: wait.
                     await asyncio.wait_for(self._namespace_connected.wait(),
                                            self.connection_timeout)
-                    ack = await self._ack(self._sio, "set_display_name",
+                    ack = await self._ack(sio, "set_display_name",
                                           {"display_name": self._display_name})
             except ConnectionError as exc:
                 ack = {"error": str(exc), "code": 408}
+            if self._sio is not sio:  # the attempt was given up meanwhile: nobody is greeted
+                return
             if ack.get("status") == "ok":
                 self._user["display_name"] = ack.get("display_name")
             else:
                 log.warning("could not re-apply display name %r: %s", self._display_name, ack)
         self._state = ConnectionState.CONNECTED
-        self._greeted.set()
+        self._greeted.set()  # connect() returns even while earlier events' handlers run
+        await turn.come()
         await self._handlers.emit("authenticated", data)
 
     def _greeted_badly(self, problem: str) -> None:
@@ -773,14 +781,26 @@ class AsyncClient(ClientOptions):
         else:  # a second greeting, while connected: like any other malformed event
             self._malformed("'authenticated' event", problem)
 
-    async def _on_message(self, data: dict[str, Any]) -> None:
-        message_id = data["id"]
-        if message_id not in self._seen:
-            self._seen.remember(message_id)
-            if "answer_to" in data:  # an answer to a question, maybe one ask() waits for
-                await self._answers.heard(data)
-            await self._handlers.emit("message", data)
-        cursor = data.get("cursor")
+    async def _on_message(self, data: dict[str, Any], turn: Turn) -> None:
+        fresh = await self._heard(data)
+        await turn.come()
+        await self._deliver(data, fresh)
+
+    async def _heard(self, message: dict[str, Any]) -> bool:
+        """Note ``message`` as it arrives: False if it came before. An answer goes to
+        ``ask()`` at once, without waiting for its turn: a handler may be asking."""
+        if message["id"] in self._seen:
+            return False
+        self._seen.remember(message["id"])
+        if "answer_to" in message:  # an answer to a question, maybe one ask() waits for
+            await self._answers.heard(message)
+        return True
+
+    async def _deliver(self, message: dict[str, Any], fresh: bool) -> None:
+        """Hand ``message`` to the handlers unless it came before; move the cursor past it."""
+        if fresh:
+            await self._handlers.emit("message", message)
+        cursor = message.get("cursor")
         if isinstance(cursor, str):
             self._cursor = cursor
 
@@ -807,9 +827,12 @@ class AsyncClient(ClientOptions):
         if not missed and isinstance(head, str):  # else the last replayed message moves it
             self._cursor = head
 
-    async def _on_replay(self, data: dict[str, Any]) -> None:
-        for message in data["messages"]:
-            await self._on_message({**message, "replayed": True})
+    async def _on_replay(self, data: dict[str, Any], turn: Turn) -> None:
+        replayed = [{**message, "replayed": True} for message in data["messages"]]
+        fresh = [await self._heard(message) for message in replayed]
+        await turn.come()
+        for message, new in zip(replayed, fresh, strict=True):
+            await self._deliver(message, new)
 
     async def history(self, limit: int = 50) -> list[dict[str, Any]]:
         """The last ``limit`` messages of the user's history, oldest first (extension).
@@ -832,12 +855,13 @@ class AsyncClient(ClientOptions):
                                   status=ack["code"])
         return list(ack["messages"])
 
-    async def _on_display_name_changed(self, data: dict[str, Any]) -> None:
+    async def _on_display_name_changed(self, data: dict[str, Any], turn: Turn) -> None:
+        await turn.come()
         # The reference shows a top-level display_name; the wire nests it in user.
         await self._handlers.emit("display_name_changed",
                                   {**data, "display_name": data["user"].get("display_name")})
 
-    async def _on_session_ended(self, data: dict[str, Any]) -> None:
+    async def _on_session_ended(self, data: dict[str, Any], turn: Turn) -> None:
         # Logged out elsewhere, ended by the operator, expired: reconnecting cannot help.
         reason = data.get("reason")
         try:
@@ -846,12 +870,14 @@ class AsyncClient(ClientOptions):
         except AuthenticationError:
             pass  # an unreadable cache holds no session to forget
         self._session = None
+        await turn.come()
         await self._handlers.emit("error", {
             "error": f"session ended: {reason or 'by the server'}; "
                      "sign in again", "code": 401})
 
     def _forward(self, event: str) -> Any:
-        async def forward(data: dict[str, Any]) -> None:
+        async def forward(data: dict[str, Any], turn: Turn) -> None:
+            await turn.come()
             await self._handlers.emit(event, data)
         return forward
 
@@ -859,6 +885,13 @@ class AsyncClient(ClientOptions):
         """``sio`` closed: a drop, unless the client closed it itself (then it is not ours)."""
         if sio is not self._sio:
             return
+        turn = self._turns.take()  # "disconnect" after the handlers of what came before
+        try:
+            await self._dropped(sio, reason, turn)
+        finally:
+            turn.end()
+
+    async def _dropped(self, sio: socketio.AsyncClient, reason: Any, turn: Turn) -> None:
         self._sio = None  # python-socketio cleans up after a drop by itself
         self._namespace_connected.clear()
         # Their acknowledgements cannot come now; the callers resume once the state is set.
@@ -876,6 +909,7 @@ class AsyncClient(ClientOptions):
             self._user = None
             log.info("connection to %s closed (%s)", self.server_url, reason)
             await self._close_http()  # over for good: a later connect() opens a new one
+        await turn.come()
         await self._handlers.emit("disconnect", {})
 
     # -- reconnecting ---------------------------------------------------------------------
@@ -912,18 +946,20 @@ class AsyncClient(ClientOptions):
         """The attempts after a drop ended without success: over, and handlers hear why."""
         error = reconnection.stopped_trying(why, self.server_url)
         await self._abandon()
-        self._user = None
         await self._handlers.emit("error", error)
 
-    async def _connect_retrying(self, magic_token: str | None) -> None:
+    async def _connect_stoppably(self, magic_token: str | None, retry: bool) -> None:
+        """connect()'s tries, run by the reconnector so that disconnect() stops them."""
         try:
-            await self._reconnector.connect(magic_token)
+            await self._reconnector.connect(magic_token, retry=retry)
         except reconnection.Stopped:  # disconnect() closes everything
             raise ConnectionStoppedError(f"stopped connecting to {self.server_url}: "
                                          "disconnect() was called") from None
         except BaseException as exc:
             await self._abandon()
             if isinstance(exc, OutOfAttempts):
+                if not retry:  # the one try's own error
+                    raise exc.last from exc.last.__cause__
                 raise ConnectionError(f"could not connect to {self.server_url} after "
                                       f"{exc.attempts + 1} tries: {exc.last}") from exc.last
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -53,3 +54,44 @@ class EventHandlers:
 def _check_event(event: str) -> None:
     if event not in EVENTS:
         raise ValueError(f"unknown event {event!r}; expected one of: {', '.join(EVENTS)}")
+
+
+class Turns:
+    """Events reach handlers one at a time, in the order they arrived.
+
+    python-socketio handles each event in a task of its own, so an event whose handling
+    awaits (an async handler, a display name re-applied before ``authenticated``) would be
+    overtaken by the events after it. Each event takes its :class:`Turn` as it arrives,
+    before any await, and waits for it only to call the handlers: the rest of its work (an
+    answer handed to ``ask()``) goes on at once, since a handler may be waiting for it.
+    """
+
+    def __init__(self) -> None:
+        self._last: asyncio.Future[None] | None = None
+
+    def take(self) -> Turn:
+        """The next place in line; call it before the first await of the event's task."""
+        previous = self._last if self._last is not None and not self._last.done() else None
+        self._last = asyncio.get_running_loop().create_future()
+        return Turn(previous, self._last)
+
+
+class Turn:
+    """One event's place in line: :meth:`come` waits for the events before it, :meth:`end`
+    lets the next go (call it in a ``finally``)."""
+
+    def __init__(self, previous: asyncio.Future[None] | None, mine: asyncio.Future[None]) -> None:
+        self._previous = previous
+        self._mine = mine
+
+    async def come(self) -> None:
+        """Wait until the handlers of every earlier event are done."""
+        if self._previous is not None:
+            # shield: cancelling this wait must not end the earlier event's turn
+            await asyncio.shield(self._previous)
+            self._previous = None
+
+    def end(self) -> None:
+        """This event's handlers are done: the next event may call its own."""
+        if not self._mine.done():
+            self._mine.set_result(None)

@@ -5,7 +5,7 @@ The tree::
     ClientError                  anything the client raises on purpose
     ├── ConnectionError          the server could not be reached, did not answer in time,
     │   │                        refused a request (``login``), or the client is not connected
-    │   └── ConnectionStoppedError   connect(retry=True) ended by disconnect()
+    │   └── ConnectionStoppedError   a connect() ended by disconnect()
     ├── AuthenticationError      the server was reached but would not sign this client in
     │   ├── NotSignedInError     no session to connect with: login() first
     │   ├── SignInFailedError    the token was not taken, or a sign-in by link ended
@@ -51,7 +51,8 @@ class NotSupportedError(ClientError):
 
 
 class ConnectionStoppedError(ConnectionError):
-    """``connect(retry=True)`` ended because ``disconnect()`` was called meanwhile."""
+    """``connect()`` (with ``retry=True`` or not) ended because ``disconnect()`` was
+    called meanwhile."""
 
 
 class NotSignedInError(AuthenticationError):

@@ -226,10 +226,12 @@ class Reconnector:
             self._forget(asyncio.current_task())
         await gave_up(why)
 
-    async def connect(self, magic_token: str | None) -> None:
-        """``connect(retry=True)``: try now, then on the backoff until an attempt succeeds.
+    async def connect(self, magic_token: str | None, *, retry: bool = True) -> None:
+        """``connect(retry=True)``: try now, then on the backoff until an attempt succeeds;
+        without ``retry``, the one try of ``connect()``, which :meth:`stop` ends as well.
 
-        Raises what ended the attempts (see :meth:`Retrying.run`), or :class:`Stopped`.
+        Raises what ended the attempts (see :meth:`Retrying.run`; without ``retry``, a try
+        worth retrying ends in :class:`OutOfAttempts`), or :class:`Stopped`.
         """
         tokens = [magic_token]  # redeemed by the first attempt that gets that far
 
@@ -237,7 +239,8 @@ class Reconnector:
             await self._attempt(tokens[0])
             tokens[0] = None
 
-        retrying = self._retrying = self._new_retrying()
+        retrying = self._new_retrying() if retry else Retrying(Backoff(1.0, 1.0), 0)
+        self._retrying = retrying
         self._after_drop = False
         task = self._task = asyncio.create_task(retrying.run(attempt, at_once=True))
         try:

@@ -8,7 +8,7 @@ import contextlib
 import threading
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import fields
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from .async_client import AsyncClient
 from .events import EventHandler
@@ -49,8 +49,7 @@ class SyncClient(ClientOptions):
             raise RuntimeError("this SyncClient is closed")
         if threading.current_thread() is self._thread:
             coro.close()
-            raise RuntimeError("a SyncClient handler cannot call the client's blocking methods; "
-                               "use AsyncClient for bots that reply from handlers")
+            self._refuse_handler()
         future = asyncio.run_coroutine_threadsafe(self._tracked(coro), self._loop)
         try:
             return future.result()
@@ -61,6 +60,11 @@ class SyncClient(ClientOptions):
         except BaseException:
             future.cancel()  # interrupted (Ctrl-C): stop the work too, e.g. a connect that retries
             raise
+
+    def _refuse_handler(self) -> NoReturn:
+        """A handler runs in the client's thread: waiting there for it would never end."""
+        raise RuntimeError("a SyncClient handler cannot call the client's blocking methods; "
+                           "use AsyncClient for bots that reply from handlers")
 
     async def _tracked(self, coro: Coroutine[Any, Any, T]) -> T:
         """``coro``, known to :meth:`close` while it runs."""
@@ -206,6 +210,8 @@ class SyncClient(ClientOptions):
         acknowledgement (408)."""
         if self._closed:
             return
+        if threading.current_thread() is self._thread:
+            self._refuse_handler()  # before anything is stopped: the client goes on working
         try:
             self.disconnect()
         finally:

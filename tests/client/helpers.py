@@ -147,6 +147,61 @@ async def ackless_server() -> AsyncIterator[str]:
         await asyncio.wait_for(runner.cleanup(), TIMEOUT)
 
 
+class RenamesOnce:
+    """A real Socket.IO server that signs anyone in, acknowledges the first
+    ``set_display_name`` and none after it; :meth:`drop` ends the client's connection.
+
+    A client with a name set that reconnects to it re-applies the name and never hears
+    back: each attempt times out after ``authenticated`` came.
+    """
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.sio = socketio.AsyncServer(async_mode="aiohttp")
+        self.sids: list[str] = []
+        self.sio.on("connect", self._connect)
+        self.sio.on("set_display_name", self._set_display_name)
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        self.sids.append(sid)
+        await self.sio.emit("authenticated", {
+            "user": user_of("slow@example.com"), "channel": "user:slow@example.com",
+            "server_time": datetime.now().astimezone().isoformat(),
+        }, to=sid)
+
+    async def _set_display_name(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        self.sio.handlers["/"].pop("set_display_name")  # no handler: no acknowledgement
+        return {"status": "ok", "display_name": data["display_name"]}
+
+    async def drop(self) -> None:
+        """End the last connection, as a server that restarts does."""
+        await self.sio.disconnect(self.sids[-1])
+
+
+@asynccontextmanager
+async def renames_once_server() -> AsyncIterator[RenamesOnce]:
+    """A :class:`RenamesOnce` on loopback for the block."""
+    server = RenamesOnce()
+
+    async def verify(request: web.Request) -> web.Response:
+        response = web.HTTPFound("/")
+        response.set_cookie("session_token", FAKE_SESSION, path="/", httponly=True)
+        raise response
+
+    app = web.Application()
+    app.add_routes([web.get("/auth/verify", verify)])
+    server.sio.attach(app)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        yield server
+    finally:
+        await asyncio.wait_for(runner.cleanup(), TIMEOUT)
+
+
 async def python_script(script: str, *args: str) -> asyncio.subprocess.Process:
     """Start ``python -c script args...`` with stdout and stderr piped."""
     return await asyncio.create_subprocess_exec(

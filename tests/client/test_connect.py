@@ -12,7 +12,13 @@ from typing import Any
 
 import pytest
 
-from roomz import AsyncClient, AuthenticationError, ConnectionError, ConnectionState
+from roomz import (
+    AsyncClient,
+    AuthenticationError,
+    ConnectionError,
+    ConnectionState,
+    ConnectionStoppedError,
+)
 from roomz.server.app import Server
 from roomz.server.local import LocalServer
 from tests.events import Events, user_of
@@ -220,6 +226,25 @@ async def test_disconnect_then_connect_again_with_the_session(
     await asyncio.wait_for(client.connect(), TIMEOUT)
     assert client.connected and client.user == user_of("alice@example.com")
     assert_send_ack(await asyncio.wait_for(client.send("back again"), TIMEOUT))
+
+
+async def test_disconnect_during_connect_stops_it(
+    server: LocalServer, make_client: ClientFactory
+) -> None:
+    """disconnect() while a connect() is under way: connect() raises ConnectionError
+    (ConnectionStoppedError) and the client stays disconnected, not connected after all."""
+    link = await server.request_link("alice@example.com")
+    client = make_client(server.url)
+    recorder = Events(client)
+    connecting = asyncio.create_task(client.connect(link.token))
+    await asyncio.sleep(0)  # a yield, not a wait: connect() is now under way, not done
+    assert client.connection_state is ConnectionState.CONNECTING
+    await asyncio.wait_for(client.disconnect(), TIMEOUT)
+    with pytest.raises(ConnectionStoppedError, match="disconnect"):
+        await asyncio.wait_for(connecting, TIMEOUT)
+    assert client.connection_state is ConnectionState.DISCONNECTED
+    assert client.user is None
+    assert recorder.events == []
 
 
 async def test_disconnect_when_never_connected_is_harmless(make_client: ClientFactory) -> None:

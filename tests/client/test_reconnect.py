@@ -21,6 +21,7 @@ from .helpers import (
     assert_send_ack,
     ends_cleanly,
     python_script,
+    renames_once_server,
     restart_in_process,
     stays_true,
     wait_until,
@@ -157,6 +158,43 @@ async def test_a_drop_without_reconnection_forgets_the_user(
     await recorder.wait_for("disconnect")
     assert client.connection_state is ConnectionState.DISCONNECTED
     assert client.user is None
+
+
+async def test_a_failed_connect_while_reconnecting_forgets_the_user(
+    server: LocalServer, signed_in: SignedIn
+) -> None:
+    """connect() called while RECONNECTING replaces the attempts; when it fails, the client
+    is DISCONNECTED, and ``user`` is None as after any connection that is over."""
+    client = await signed_in(server, "alice@example.com", **FAST)
+    await server.stop()
+    await wait_until(lambda: state_is(client, ConnectionState.RECONNECTING), what="RECONNECTING")
+    assert client.user is not None  # while it tries to get back, the user stays known
+    try:
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(client.connect(), TIMEOUT)
+        assert client.connection_state is ConnectionState.DISCONNECTED
+        assert client.user is None
+    finally:
+        await server.start()
+
+
+async def test_an_attempt_that_timed_out_while_the_name_was_reapplied_says_nothing(
+    make_client: ClientFactory
+) -> None:
+    """The server greets each attempt but never acknowledges the name re-applied: each
+    attempt times out, and handlers hear no ``authenticated`` of a connection given up,
+    only the ``error`` once the attempts ran out."""
+    async with renames_once_server() as server:
+        client = make_client(server.url, reconnect_delay=0.1, max_reconnect_attempts=2,
+                             connection_timeout=0.5)
+        await asyncio.wait_for(client.connect("any-token"), TIMEOUT)
+        assert (await asyncio.wait_for(client.set_display_name("Slow"), TIMEOUT))["status"] == "ok"
+        recorder = Events(client)
+        await server.drop()
+        error = await recorder.wait_for("error", timeout=TIMEOUT)
+        assert error["code"] == 503
+        assert [name for name, _ in recorder.events] == ["disconnect", "error"]
+        assert client.connection_state is ConnectionState.DISCONNECTED
 
 
 async def test_explicit_disconnect_never_reconnects(

@@ -297,3 +297,35 @@ def test_connect_with_retry_gives_up_after_the_attempts(sync_clients: list[SyncC
     with pytest.raises(ConnectionError, match="after 2 tries"):
         client.connect(retry=True)
     assert client.connection_state is ConnectionState.DISCONNECTED
+
+
+@pytest.mark.parametrize("call", ["send", "close"])
+def test_a_handler_calling_a_blocking_method_gets_runtime_error_at_once(
+    threaded_server: ThreadedServer, sync_clients: list[SyncClient], call: str
+) -> None:
+    """A handler (in the client's own thread) calling ``send()`` or ``close()`` gets
+    RuntimeError at once instead of a deadlock, and the client goes on working."""
+    client, sender = SyncClient(threaded_server.url), SyncClient(threaded_server.url)
+    sync_clients.extend([client, sender])
+    for each in (client, sender):
+        each.connect(threaded_server.request_link("alice@example.com").token)
+    raised: list[BaseException] = []
+    handled = threading.Event()
+
+    def call_back(data: dict[str, Any]) -> None:
+        if data["content"] == "trigger":
+            try:
+                if call == "send":
+                    client.send("reply")
+                else:
+                    client.close()
+            except RuntimeError as exc:
+                raised.append(exc)
+            handled.set()
+
+    client.on("message", call_back)
+    sender.send("trigger")
+    assert handled.wait(TIMEOUT), f"a handler calling {call}() did not get an answer"
+    assert len(raised) == 1 and "handler cannot call" in str(raised[0]), raised
+    assert client.connected
+    assert_send_ack(client.send("still working"))
