@@ -21,15 +21,20 @@ class Store:
 
     ``store["key"] = value``, ``store.get("key", default)``, ``del store["key"]``,
     ``store.items(prefix="reminder:")``, ``store.rename(key, new_key)``. Every write is
-    committed at once. Keys are text, and so are the keys of dicts inside values: JSON
-    would turn ``{5: "x"}`` into ``{"5": "x"}``, and ``counts.get(5)`` would find nothing
-    after a restart, so such a write raises :class:`TypeError` instead.
+    committed at once: a bot killed right after it keeps it (only a power cut may lose the
+    last writes, as with the server's files). Keys are text, and so are the keys of dicts
+    inside values: JSON would turn ``{5: "x"}`` into ``{"5": "x"}``, and ``counts.get(5)``
+    would find nothing after a restart, so such a write raises :class:`TypeError` instead.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None)  # autocommit: nothing to lose
+        # As the server's files: a write survives the process's death, and costs no fsync
+        # (the default journal took about 0.6 ms a write, four writes to a bot's reply).
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT)")
 
     def get(self, key: str, default: Any = None) -> Any:
