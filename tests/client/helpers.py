@@ -128,7 +128,14 @@ async def ackless_server() -> AsyncIterator[str]:
         }, to=sid)
 
     sio.on("connect", connect)
+    async with signing_anyone_in(sio) as url:
+        yield url
 
+
+@asynccontextmanager
+async def signing_anyone_in(sio: socketio.AsyncServer) -> AsyncIterator[str]:
+    """The URL of ``sio`` served on loopback for the block, with an ``/auth/verify`` that
+    sets a session cookie for any token."""
     async def verify(request: web.Request) -> web.Response:
         response = web.HTTPFound("/")
         response.set_cookie("session_token", FAKE_SESSION, path="/", httponly=True)
@@ -182,24 +189,8 @@ class RenamesOnce:
 async def renames_once_server() -> AsyncIterator[RenamesOnce]:
     """A :class:`RenamesOnce` on loopback for the block."""
     server = RenamesOnce()
-
-    async def verify(request: web.Request) -> web.Response:
-        response = web.HTTPFound("/")
-        response.set_cookie("session_token", FAKE_SESSION, path="/", httponly=True)
-        raise response
-
-    app = web.Application()
-    app.add_routes([web.get("/auth/verify", verify)])
-    server.sio.attach(app)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with signing_anyone_in(server.sio) as server.url:
         yield server
-    finally:
-        await asyncio.wait_for(runner.cleanup(), TIMEOUT)
 
 
 async def python_script(script: str, *args: str) -> asyncio.subprocess.Process:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -34,11 +35,12 @@ def nginx_conf(tmp_path: Path) -> Callable[[int, int, int], Path]:
     return render
 
 
-async def test_clients_chat_through_nginx_in_front_of_two_nodes(
-        node: Callable[..., ServerProcess], nginx_conf: Callable[[int, int, int], Path],
-        tmp_path: Path) -> None:
-    """Sign in through nginx (the link names nginx's URL), connect several connections
-    through it, and chat; a request naming another host never reaches a node."""
+@asynccontextmanager
+async def two_nodes_behind_nginx(node: Callable[..., ServerProcess],
+                                 nginx_conf: Callable[[int, int, int], Path], tmp_path: Path
+                                 ) -> AsyncIterator[tuple[str, int, ServerProcess, ServerProcess]]:
+    """``(public URL, its port, node one, node two)``: the example config's nginx, once
+    it listens, in front of two nodes that know it as their trusted proxy and public URL."""
     assert Path(NGINX).exists(), "nginx is not installed: run ./dev setup"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -47,7 +49,6 @@ async def test_clients_chat_through_nginx_in_front_of_two_nodes(
         conf = nginx_conf(port, one.port or 0, two.port or 0)
         proxy = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(conf),
                                   "-g", "daemon off;"], stderr=subprocess.PIPE)
-        clients: list[AsyncClient] = []
         try:
             async def up() -> None:
                 while True:
@@ -58,7 +59,20 @@ async def test_clients_chat_through_nginx_in_front_of_two_nodes(
                     except OSError:
                         await asyncio.sleep(0.05)
             await asyncio.wait_for(up(), 10)
+            yield url, port, one, two
+        finally:
+            proxy.terminate()
+            proxy.communicate(timeout=5)  # reaps it and closes its stderr pipe
 
+
+async def test_clients_chat_through_nginx_in_front_of_two_nodes(
+        node: Callable[..., ServerProcess], nginx_conf: Callable[[int, int, int], Path],
+        tmp_path: Path) -> None:
+    """Sign in through nginx (the link names nginx's URL), connect several connections
+    through it, and chat; a request naming another host never reaches a node."""
+    async with two_nodes_behind_nginx(node, nginx_conf, tmp_path) as (url, port, one, two):
+        clients: list[AsyncClient] = []
+        try:
             first = AsyncClient(url, session_cache_file=tmp_path / "s.json")
             clients.append(first)
             assert await first.login("frank@example.com")
@@ -82,8 +96,6 @@ async def test_clients_chat_through_nginx_in_front_of_two_nodes(
         finally:
             for client in clients:
                 await client.disconnect()
-            proxy.terminate()
-            proxy.communicate(timeout=5)  # reaps it and closes its stderr pipe
 
 
 async def test_a_page_at_the_public_url_opens_socket_io_through_nginx(
@@ -93,29 +105,14 @@ async def test_a_page_at_the_public_url_opens_socket_io_through_nginx(
     own 8000), sends that URL's origin with its Socket.IO handshake; the example proxy
     names the host without its port, yet the node lets the page in. Another site's page
     stays out."""
-    assert Path(NGINX).exists(), "nginx is not installed: run ./dev setup"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    behind_nginx = {"ROOMZ_PUBLIC_URL": url, "ROOMZ_TRUSTED_PROXIES": "127.0.0.1"}
-    async with node(**behind_nginx) as one, node(**behind_nginx) as two:
-        conf = nginx_conf(port, one.port or 0, two.port or 0)
-        proxy = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(conf),
-                                  "-g", "daemon off;"], stderr=subprocess.PIPE)
-        try:
+    async with two_nodes_behind_nginx(node, nginx_conf, tmp_path) as (url, _, _, _), \
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        async def status_from(origin: str) -> int:
             handshake = url + "/socket.io/?EIO=4&transport=polling"
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-                async def status_from(origin: str) -> int:
-                    while True:  # until nginx listens
-                        try:
-                            async with http.get(handshake, headers={"Origin": origin}) as resp:
-                                return resp.status
-                        except aiohttp.ClientConnectionError:
-                            await asyncio.sleep(0.05)
-                assert await asyncio.wait_for(status_from(url), 10) == 200
-                assert await status_from("http://attacker.example") == 400
-        finally:
-            proxy.terminate()
-            proxy.communicate(timeout=5)
+            async with http.get(handshake, headers={"Origin": origin}) as resp:
+                return resp.status
+        assert await status_from(url) == 200
+        assert await status_from("http://attacker.example") == 400
 
 
 async def _link_from(*servers: ServerProcess) -> str:
