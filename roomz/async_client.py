@@ -708,15 +708,12 @@ class AsyncClient(ClientOptions):
         """``handler``, called only with data of the shape docs/protocol.md gives ``event``,
         and with the event's turn to call the handlers registered with :meth:`on`."""
         async def checked(*args: Any) -> None:
-            turn = self._turns.take()  # before any await: the order the events came in
-            try:
+            with self._turns.take() as turn:  # before any await: the order events came in
                 problem = wire.event_problem(event, args)
                 if problem is None:
                     await handler(args[0], turn)
                 else:
                     self._malformed(f"{event!r} event", problem)
-            finally:
-                turn.end()
         return checked
 
     def _malformed(self, kind: str, problem: str) -> None:
@@ -736,11 +733,8 @@ class AsyncClient(ClientOptions):
             self._refusal = data if isinstance(data, str) and data else None
 
     async def _on_authenticated(self, *args: Any) -> None:
-        turn = self._turns.take()  # before any await: events after it wait for its handlers
-        try:
+        with self._turns.take() as turn:  # before any await: later events wait for it
             await self._greeted_by(args, turn)
-        finally:
-            turn.end()
 
     async def _greeted_by(self, args: tuple[Any, ...], turn: Turn) -> None:
         problem = wire.event_problem("authenticated", args)
@@ -885,11 +879,8 @@ class AsyncClient(ClientOptions):
         """``sio`` closed: a drop, unless the client closed it itself (then it is not ours)."""
         if sio is not self._sio:
             return
-        turn = self._turns.take()  # "disconnect" after the handlers of what came before
-        try:
+        with self._turns.take() as turn:  # "disconnect" after the handlers of what came before
             await self._dropped(sio, reason, turn)
-        finally:
-            turn.end()
 
     async def _dropped(self, sio: socketio.AsyncClient, reason: Any, turn: Turn) -> None:
         self._sio = None  # python-socketio cleans up after a drop by itself

@@ -77,8 +77,8 @@ class Turns:
 
 
 class Turn:
-    """One event's place in line: :meth:`come` waits for the events before it, :meth:`end`
-    lets the next go (call it in a ``finally``)."""
+    """One event's place in line: :meth:`come` waits for the events before it; leaving
+    its ``with`` block lets the next go, however the event's work ended."""
 
     def __init__(self, previous: asyncio.Future[None] | None, mine: asyncio.Future[None]) -> None:
         self._previous = previous
@@ -91,7 +91,9 @@ class Turn:
             await asyncio.shield(self._previous)
             self._previous = None
 
-    def end(self) -> None:
-        """This event's handlers are done: the next event may call its own."""
-        if not self._mine.done():
+    def __enter__(self) -> Turn:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self._mine.done():  # this event's handlers are done: the next may call its own
             self._mine.set_result(None)

@@ -239,6 +239,7 @@ class Reconnector:
             await self._attempt(tokens[0])
             tokens[0] = None
 
+        # Without retry: the first try alone (no retry, so its backoff is never waited).
         retrying = self._new_retrying() if retry else Retrying(Backoff(1.0, 1.0), 0)
         self._retrying = retrying
         self._after_drop = False

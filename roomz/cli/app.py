@@ -54,7 +54,7 @@ NO_CONFIG = "No bots here: start with --config FILE to host some."
 SHOWN_MESSAGE_IDS = 1024  # enough to catch a message delivered to both clients of a swap
 UNACKNOWLEDGED_KEPT = 20  # lines sent without an answer whose key a send again reuses
 #: Why a line answered ``maybe_sent`` (several nodes: Redis's reply was lost) may have gone.
-PERHAPS_KEPT = "the server lost touch with its history store"
+MAYBE_SENT_WHY = "the server lost touch with its history store"
 COLLAPSED_KEPT = 100  # collapsed messages /expand can still open
 
 
@@ -264,7 +264,7 @@ class ChatApp:
         if not ack:
             return self.connection.not_connected(), False
         if ack.get("code") == 408 or ack.get("maybe_sent") is True:
-            why = ack["error"] if ack.get("code") == 408 else PERHAPS_KEPT
+            why = ack["error"] if ack.get("code") == 408 else MAYBE_SENT_WHY
             if key is None:
                 return f"{why}: it may have gone; this server may show it twice if " \
                        "you send it again", True

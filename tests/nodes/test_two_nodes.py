@@ -9,7 +9,7 @@ import aiohttp
 
 from roomz import AsyncClient
 from roomz.session_cache import SessionCache
-from tests.server.helpers import ChatClient, close_client, open_client
+from tests.server.helpers import close_client, open_client
 from tests.server.proc import ServerProcess
 from tests.waiting import wait_until as until
 
@@ -150,10 +150,9 @@ async def test_presence_and_names_skip_the_right_connection_across_nodes(
             changed = await first.wait_for("display_name_changed")
             assert changed["connection_id"] == second.connection_id
 
-            def on_ack(answer: object) -> None:
-                second.record("ack", answer)  # in the same stream as events, as it arrives
-
-            await second.sio.emit("message", {"content": "across"}, callback=on_ack)
+            # The acknowledgement in the same stream as the events, as it arrives.
+            await second.sio.emit("message", {"content": "across"},
+                                  callback=second.recorder("ack"))
             ack = await second.wait_for("ack")
             assert [e for e, _ in second.events if e in ("message", "ack")] == ["message", "ack"]
             await first.wait_for("message", lambda d: d["id"] == ack["message_id"])
@@ -184,10 +183,8 @@ async def test_a_resuming_connection_that_sends_at_once_is_answered_after_its_gr
             for url in (one.url, two.url):
                 client = await open_client(url, token, auth=since)
                 try:
-                    def on_ack(answer: object, client: ChatClient = client) -> None:
-                        client.record("ack", answer)  # in the stream of events, as it arrives
-
-                    await client.sio.emit("message", {"content": "at once"}, callback=on_ack)
+                    await client.sio.emit("message", {"content": "at once"},
+                                          callback=client.recorder("ack"))
                     mine = (await client.wait_for("ack"))["message_id"]
                     await client.wait_for("message", lambda d, mine=mine: d["id"] == mine)
                     heard.append([event for event, data in client.events

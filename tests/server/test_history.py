@@ -198,11 +198,8 @@ async def test_a_resuming_connection_that_sends_at_once_is_answered_after_its_re
         await sent(writer, *(f"earlier {n}" for n in range(250)))
         cursor = (await writer.wait_for("message"))["cursor"]
     client = await open_client(server.url, token, auth=resuming(cursor))
-    try:
-        def on_ack(answer: Any) -> None:
-            client.record("ack", answer)  # in the stream of events, as it arrives
-
-        await client.sio.emit("message", {"content": "at once"}, callback=on_ack)
+    try:  # the acknowledgement in the stream of events, as it arrives
+        await client.sio.emit("message", {"content": "at once"}, callback=client.recorder("ack"))
         mine = (await client.wait_for("ack"))["message_id"]
         await client.wait_for("message", lambda d: d["id"] == mine)
     finally:
